@@ -1,0 +1,320 @@
+//! Actions: what a workflow step can do (`uses: core.echo`, `uses: azure.snapshot.create`).
+//!
+//! Every action implements [`Action`]: it declares its parameters and outputs (so the analyzer
+//! can type-check a workflow before anything runs), describes its effect for `rescue plan`,
+//! executes, reconciles an unknown outcome after a crash, and knows how to undo itself.
+//! The engine only ever sees this trait; it knows steps, not clouds.
+
+pub mod azure;
+pub mod core;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Resolved arguments of a step (`with:` after expression evaluation).
+pub type Args = Map<String, Value>;
+/// What a step produced; later steps read it as `${{ steps.ID.outputs.NAME }}`.
+pub type Outputs = Map<String, Value>;
+
+/// The type of a parameter, checked by the analyzer against literal arguments
+/// and at run time against evaluated ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+    Number,
+    List,
+    Object,
+    Any,
+}
+
+impl ParamType {
+    pub fn accepts(self, value: &Value) -> bool {
+        match self {
+            ParamType::String => value.is_string(),
+            ParamType::Integer => value.is_i64() || value.is_u64(),
+            ParamType::Boolean => value.is_boolean(),
+            ParamType::Number => value.is_number(),
+            ParamType::List => value.is_array(),
+            ParamType::Object => value.is_object(),
+            ParamType::Any => true,
+        }
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Boolean => "boolean",
+            ParamType::Number => "number",
+            ParamType::List => "list",
+            ParamType::Object => "object",
+            ParamType::Any => "any",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One parameter an action accepts under `with:`.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+/// One output an action produces.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// The static description of an action, used by validation, `rescue schema` and `--help`.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionSpec {
+    /// e.g. `azure.snapshot.create`
+    pub name: &'static str,
+    /// One line for listings.
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub outputs: &'static [OutputSpec],
+    /// Changes something outside rescue (Azure). Read-only actions are free to re-run.
+    pub mutates: bool,
+}
+
+/// Arguments at plan time: some are known, others depend on a step that has not run yet.
+#[derive(Clone, Debug, Default)]
+pub struct PlanArgs {
+    pub known: Args,
+    /// argument name -> id of the step whose outputs it waits for
+    pub unknown: BTreeMap<String, String>,
+}
+
+impl PlanArgs {
+    /// The argument as plan text: its value, or "(known after step X)".
+    pub fn display(&self, name: &str) -> String {
+        if let Some(step) = self.unknown.get(name) {
+            return format!("(known after step {step})");
+        }
+        match self.known.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "(not set)".to_string(),
+        }
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.known.get(name).and_then(Value::as_str)
+    }
+}
+
+/// What a step would do, for `rescue plan`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Description {
+    /// One sentence, e.g. "create snapshot aks-node-2-snap-20261126 of disk aks-node-2_OsDisk".
+    pub summary: String,
+    /// The Azure calls it would make, e.g. "PUT .../snapshots/NAME".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
+    /// Facts read from current state that make the plan concrete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A resource a step is about to create; recorded in the journal BEFORE it exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRef {
+    /// e.g. "snapshot", "disk"
+    pub kind: String,
+    /// Full ARM id.
+    pub id: String,
+}
+
+/// What a step is about to do, made deterministic from the run id so that a crashed step can
+/// find what it may already have done. Recorded durably before `execute` is called.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Intent {
+    /// Free-form detail (names chosen, the disk about to be swapped out, ...).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creates: Vec<ResourceRef>,
+}
+
+/// After a crash a step found `running` has an unknown outcome.
+#[derive(Clone, Debug)]
+pub enum Reconciled {
+    /// It had finished: adopt these outputs, do not run it again.
+    Adopt(Outputs),
+    /// It had not (or it is safe to repeat): run it again.
+    Redo,
+}
+
+/// A failed action. `retryable` lets the engine apply the step's retry policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActionError {
+    pub message: String,
+    /// What the engineer should do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+impl ActionError {
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, retryable: false }
+    }
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, retryable: true }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+/// The engine's side of a running step: progress text and durable checkpoints.
+/// Implemented by the engine, so that actions never touch the journal or the reporter directly.
+#[async_trait]
+pub trait StepHost: Send + Sync {
+    /// A sub-status for the progress line, e.g. "waiting for snapshot: InProgress".
+    fn status(&self, step_id: &str, message: String);
+    /// Record a value durably in the step's journal entry (e.g. an operation URL just
+    /// received) so that reconcile can use it after a crash.
+    async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError>;
+}
+
+/// Services the actions may use. Built by the CLI; opaque to the engine.
+#[derive(Clone, Default)]
+pub struct Env {
+    /// Present when the workflow targets Azure or the emulator.
+    pub azure: Option<Arc<crate::azure::Azure>>,
+}
+
+impl Env {
+    pub fn azure(&self) -> Result<&Arc<crate::azure::Azure>, ActionError> {
+        self.azure.as_ref().ok_or_else(|| {
+            ActionError::fatal("this step needs Azure, but no Azure target is configured")
+                .with_hint("log in with `az login`, or rehearse on the emulator with `--emulator`")
+        })
+    }
+}
+
+/// Everything a step sees while it runs.
+#[derive(Clone)]
+pub struct StepContext {
+    pub run_id: String,
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub env: Env,
+    /// Checkpoints recorded by an earlier attempt or an earlier process.
+    pub checkpoints: Map<String, Value>,
+    pub host: Arc<dyn StepHost>,
+}
+
+impl StepContext {
+    pub fn status(&self, message: impl Into<String>) {
+        self.host.status(&self.step_id, message.into());
+    }
+
+    pub async fn checkpoint(&self, key: &str, value: Value) -> Result<(), ActionError> {
+        self.host.checkpoint(&self.step_id, key, value).await
+    }
+}
+
+/// What a step sees while being planned. Reads are allowed, writes never.
+#[derive(Clone)]
+pub struct PlanContext {
+    /// The run id the run would get, or a placeholder such as "<run>" for a bare plan.
+    pub run_id: String,
+    pub step_id: String,
+    pub env: Env,
+}
+
+#[async_trait]
+pub trait Action: Send + Sync {
+    fn spec(&self) -> &'static ActionSpec;
+
+    /// What the step would do. May read current state (GET only) to be concrete.
+    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError>;
+
+    /// Deterministic record of what execute is about to do; journaled before execute.
+    fn intent(&self, _run_id: &str, _step_id: &str, _args: &Args) -> Result<Intent, ActionError> {
+        Ok(Intent::default())
+    }
+
+    async fn execute(&self, ctx: &StepContext, args: &Args, intent: &Intent) -> Result<Outputs, ActionError>;
+
+    /// Called on resume for a step found `running`: find out whether it completed.
+    /// The default re-runs it, right for read-only and naturally idempotent actions.
+    async fn reconcile(&self, _ctx: &StepContext, _args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        Ok(Reconciled::Redo)
+    }
+
+    /// One line saying what undo would do, for `rollback --dry-run`; None if nothing to undo.
+    fn describe_undo(&self, _args: &Args, _outputs: &Outputs) -> Option<String> {
+        None
+    }
+
+    /// Reverse the effect of a succeeded step (used by `rescue rollback`). Must be idempotent.
+    async fn undo(&self, _ctx: &StepContext, _args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+        Ok(())
+    }
+}
+
+/// All known actions by name.
+pub struct Registry {
+    actions: BTreeMap<&'static str, Arc<dyn Action>>,
+}
+
+impl Registry {
+    /// Every built-in action: `core.*` and `azure.*`.
+    pub fn builtin() -> Self {
+        let mut registry = Registry { actions: BTreeMap::new() };
+        for action in core::all().into_iter().chain(azure::all()) {
+            registry.register(action);
+        }
+        registry
+    }
+
+    pub fn register(&mut self, action: Arc<dyn Action>) {
+        self.actions.insert(action.spec().name, action);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Action>> {
+        self.actions.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actions.keys().copied()
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &'static ActionSpec> + '_ {
+        self.actions.values().map(|a| a.spec())
+    }
+}

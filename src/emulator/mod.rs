@@ -1,0 +1,1 @@
+//! A loopback Azure Resource Manager emulator on real disk images.

@@ -1,0 +1,1 @@
+//! Executes workflows step by step with a crash-safe journal.

@@ -1,0 +1,1 @@
+//! Plans: what a workflow would do, step by step, without changing anything.

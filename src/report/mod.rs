@@ -1,0 +1,1 @@
+//! Reporters: turn engine events into progress bars, plain lines or JSON.

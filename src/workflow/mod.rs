@@ -1,0 +1,1 @@
+//! Workflow documents: parse, analyze, evaluate expressions.

@@ -1,0 +1,3 @@
+//! One integration-test binary (one link on a 2-core machine); a module per area.
+
+mod support;
