@@ -53,7 +53,7 @@ impl PollTiming {
         }
     }
 
-    fn next(&self, polls: u32, hinted: Option<Duration>) -> Duration {
+    pub(crate) fn next(&self, polls: u32, hinted: Option<Duration>) -> Duration {
         match hinted {
             Some(asked) => asked.min(self.max_hinted),
             None => self.first.saturating_mul(1u32 << polls.min(16)).min(self.max_unhinted),

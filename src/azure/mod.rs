@@ -21,6 +21,7 @@ use azure_mgmt_compute::Client;
 
 use crate::actions::ActionError;
 pub use client::VmAction;
+pub use retry::human as retry_human;
 pub use lro::{FinalVia, Operation, PollTiming, Started};
 
 /// Where rescue talks to: real Azure, or a local emulator.
@@ -142,5 +143,10 @@ impl Azure {
 
     pub fn timing(&self) -> &PollTiming {
         &self.timing
+    }
+
+    /// Pause between two looks at a VM's health (no Retry-After applies to GETs).
+    pub fn health_poll_interval(&self, polls: u32) -> Duration {
+        self.timing.next(polls, None)
     }
 }
