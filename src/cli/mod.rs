@@ -5,3 +5,6 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     ExitCode::from(crate::exit::SUCCESS)
 }
+
+pub mod runs;
+pub mod status;

@@ -83,7 +83,7 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
     })
 }
 
-pub(crate) fn secs(ms: u64) -> String {
+pub fn secs(ms: u64) -> String {
     let d = Duration::from_millis(ms);
     if d < Duration::from_secs(60) {
         format!("{:.1} s", d.as_secs_f64())
