@@ -1,15 +1,32 @@
 //! `rescue runs`: the runs in the state directory, oldest first.
 
-use std::path::Path;
 use std::process::ExitCode;
 
+use clap::Args;
 use serde_json::json;
 
+use super::settings::{OutputArgs, StateArgs};
+use super::{Flags, Settings};
 use crate::engine::store::Store;
 use crate::exit;
 
-pub fn runs(state_dir: &Path, json: bool) -> ExitCode {
-    let store = Store::new(state_dir.to_path_buf());
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+impl RunsArgs {
+    pub fn flags(&self) -> Flags<'_> {
+        Flags { state: Some(&self.state), output: Some(&self.output), ..Flags::default() }
+    }
+}
+
+pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
+    let json = settings.json();
+    let store = Store::new(settings.state_dir.clone());
     let runs = store.list();
     if json {
         let list: Vec<_> = runs

@@ -1,17 +1,36 @@
 //! `rescue status RUN_ID`: the steps of a run, their durations, outputs and errors.
 
-use std::path::Path;
 use std::process::ExitCode;
 
+use clap::Args;
 use serde_json::Value;
 use time::{macros::format_description, OffsetDateTime};
 
+use super::settings::{OutputArgs, StateArgs};
+use super::{Flags, Settings};
 use crate::engine::journal::{Journal, RunStatus, StepRecord, StepStatus};
 use crate::engine::store::Store;
 use crate::exit;
 
-pub fn status(state_dir: &Path, run_id: &str, json: bool) -> ExitCode {
-    let store = Store::new(state_dir.to_path_buf());
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The run to show (see `rescue runs`).
+    pub run_id: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+impl StatusArgs {
+    pub fn flags(&self) -> Flags<'_> {
+        Flags { state: Some(&self.state), output: Some(&self.output), ..Flags::default() }
+    }
+}
+
+pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
+    let (run_id, json) = (args.run_id.as_str(), settings.json());
+    let store = Store::new(settings.state_dir.clone());
     let journal = match store.existing_run(run_id).and_then(|dir| Journal::load(&dir)) {
         Ok(j) => j,
         Err(e) => {
