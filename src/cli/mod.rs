@@ -1,7 +1,91 @@
-//! Command-line interface: flags parsed once into settings, then dispatched.
+//! Command-line interface: flags parsed once into [`Settings`], then dispatched to one file
+//! per subcommand.
 
+mod plan;
+mod resume;
+mod run;
+mod runs;
+mod schema;
+pub mod settings;
+mod status;
+mod target;
+mod validate;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+pub use settings::{Flags, OutputFormat, Settings, Target};
+
+use crate::exit;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rescue",
+    version,
+    about = "Repair broken Azure VMs by running resumable YAML workflows",
+    long_about = "Repair broken Azure VMs by running resumable YAML workflows.\n\nPreview with `rescue plan`, run with `rescue run`; a run that was stopped or failed continues with `rescue resume RUN_ID`. Rehearse anything on the built-in emulator with `--emulator`.",
+    after_help = exit::HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a workflow file without running anything.
+    #[command(after_help = "Example:\n  rescue validate workflows/demo.yaml")]
+    Validate(validate::ValidateArgs),
+    /// Show what a workflow would do, step by step, without changing anything.
+    #[command(after_help = "Examples:\n  rescue plan workflows/demo.yaml --input message=hello\n  rescue plan workflows/demo.yaml --inputs inputs.yaml --output json")]
+    Plan(plan::PlanArgs),
+    /// Run a workflow, journaling every step so it can be resumed.
+    #[command(after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml --emulator")]
+    Run(run::RunArgs),
+    /// Continue a stopped or failed run from its first unfinished step.
+    #[command(after_help = "Examples:\n  rescue resume 20261126-101500-ab12\n  rescue resume 20261126-101500-ab12 --from-step copy")]
+    Resume(resume::ResumeArgs),
+    /// List runs (id, workflow, started, status).
+    #[command(after_help = "Example:\n  rescue runs --output json")]
+    Runs(runs::RunsArgs),
+    /// Show a run's steps, durations, outputs and errors.
+    #[command(after_help = "Example:\n  rescue status 20261126-101500-ab12")]
+    Status(status::StatusArgs),
+    /// Print the JSON Schema of workflow files (for editors).
+    #[command(after_help = "Example:\n  rescue schema > workflow.schema.json")]
+    Schema(schema::SchemaArgs),
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::from(crate::exit::SUCCESS)
+    let cli = Cli::parse();
+    dispatch(cli.command)
+}
+
+fn settings(flags: Flags) -> Result<Settings, ExitCode> {
+    Settings::resolve(flags).map_err(|message| {
+        eprintln!("error: {message}");
+        ExitCode::from(exit::INVALID)
+    })
+}
+
+fn dispatch(command: Command) -> ExitCode {
+    let result = match &command {
+        Command::Validate(args) => settings(Flags::default()).map(|s| validate::run(args, &s)),
+        Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
+        Command::Run(args) => settings(args.flags()).map(|s| run::run(args, &s)),
+        Command::Resume(args) => settings(args.flags()).map(|s| resume::run(args, &s)),
+        Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
+        Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
+        Command::Schema(args) => Ok(schema::run(args)),
+    };
+    result.unwrap_or_else(|code| code)
+}
+
+/// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.
+pub fn report_invalid(problems: &crate::workflow::Diagnostics) -> ExitCode {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", problems.render(color));
+    ExitCode::from(exit::INVALID)
 }

@@ -1,1 +1,7 @@
 //! Integration tests: engine.
+
+mod kill;
+mod lock;
+mod resume;
+mod run;
+mod run_support;
