@@ -1,11 +1,13 @@
-//! `rescue runs`: list runs. (Owned by the engine.)
+//! `rescue runs`: the runs in the state directory, oldest first.
 
 use std::process::ExitCode;
 
 use clap::Args;
+use serde_json::json;
 
 use super::settings::{OutputArgs, StateArgs};
 use super::{Flags, Settings};
+use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -22,7 +24,42 @@ impl RunsArgs {
     }
 }
 
-pub fn run(_args: &RunsArgs, _settings: &Settings) -> ExitCode {
-    eprintln!("rescue runs: not implemented yet");
-    ExitCode::from(exit::INVALID)
+pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
+    let json = settings.json();
+    let store = Store::new(settings.state_dir.clone());
+    let runs = store.list();
+    if json {
+        let list: Vec<_> = runs
+            .iter()
+            .map(|(id, journal)| match journal {
+                Ok(j) => json!({
+                    "id": id,
+                    "workflow": j.workflow.path,
+                    "started": super::status::rfc3339(j.created),
+                    "updated": super::status::rfc3339(j.updated),
+                    "status": j.status,
+                }),
+                Err(e) => json!({ "id": id, "error": format!("{e:#}") }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "format_version": 1, "runs": list })).expect("json"));
+        return ExitCode::from(exit::SUCCESS);
+    }
+    if runs.is_empty() {
+        eprintln!("no runs in {}", store.root().display());
+        return ExitCode::from(exit::SUCCESS);
+    }
+    println!("{:<22} {:<21} {:<22} WORKFLOW", "RUN", "STARTED", "STATUS");
+    for (id, journal) in &runs {
+        match journal {
+            Ok(j) => println!(
+                "{id:<22} {:<21} {:<22} {}",
+                super::status::utc_time(j.created),
+                j.status.as_str(),
+                j.workflow.path.display()
+            ),
+            Err(e) => println!("{id:<22} {:<21} {:<22} {e:#}", "?", "unreadable"),
+        }
+    }
+    ExitCode::from(exit::SUCCESS)
 }

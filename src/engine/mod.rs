@@ -1,1 +1,10 @@
 //! Executes workflows step by step with a crash-safe journal.
+
+pub mod events;
+pub mod executor;
+pub mod interrupt;
+pub mod journal;
+pub mod lock;
+pub mod recorder;
+pub mod resume;
+pub mod store;

@@ -1,1 +1,104 @@
 //! Reporters: turn engine events into progress bars, plain lines or JSON.
+
+mod json;
+mod plain;
+mod progress;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::events::{Event, EventSink};
+
+pub use json::JsonReporter;
+pub use plain::PlainReporter;
+pub use progress::ProgressReporter;
+
+/// How events are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// indicatif progress lines on the terminal (stderr).
+    Progress,
+    /// Timestamped lines on stderr, for logs and CI.
+    Plain,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+impl Style {
+    /// Progress on a terminal, plain lines otherwise, JSON when asked.
+    pub fn detect(json: bool) -> Style {
+        if json {
+            Style::Json
+        } else if std::io::stderr().is_terminal() {
+            Style::Progress
+        } else {
+            Style::Plain
+        }
+    }
+}
+
+pub fn reporter(style: Style) -> Arc<dyn EventSink> {
+    match style {
+        Style::Progress => Arc::new(ProgressReporter::new()),
+        Style::Plain => Arc::new(PlainReporter::new()),
+        Style::Json => Arc::new(JsonReporter),
+    }
+}
+
+/// Whether a person can answer a question: both stdin and stderr are terminals.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// A one-line human description of an event; None for events shown otherwise.
+pub(crate) fn describe(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted { run_id, workflow, steps, resumed } => {
+            let verb = if *resumed { "resuming" } else { "starting" };
+            format!("{verb} run {run_id}: {workflow} ({} steps)", steps.len())
+        }
+        Event::StepStarted { step, name, attempt } => {
+            let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            format!("{step}: started{attempt} - {name}")
+        }
+        Event::StepStatus { step, message } => format!("{step}: {message}"),
+        Event::StepReconciled { step, adopted: true } => {
+            format!("{step}: was interrupted after it took effect; adopting its result")
+        }
+        Event::StepReconciled { step, adopted: false } => {
+            format!("{step}: was interrupted before it took effect; running it again")
+        }
+        Event::StepRetrying { step, attempt, delay_ms, error } => {
+            format!("{step}: attempt {attempt} failed: {error}; retrying in {}", secs(*delay_ms))
+        }
+        Event::StepSucceeded { step, elapsed_ms, .. } => format!("{step}: succeeded in {}", secs(*elapsed_ms)),
+        Event::StepFailed { step, error, hint, elapsed_ms } => {
+            let hint = hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default();
+            format!("{step}: failed after {}: {error}{hint}", secs(*elapsed_ms))
+        }
+        Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
+        Event::AwaitingConfirmation { step, prompt } => format!("{step}: needs confirmation: {prompt}"),
+        Event::RunFinished { .. } | Event::RunInterrupted { .. } => return None,
+    })
+}
+
+pub fn secs(ms: u64) -> String {
+    let d = Duration::from_millis(ms);
+    if d < Duration::from_secs(60) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// Asks on stderr, reads the answer from stdin; anything but yes is no.
+pub(crate) fn ask(prompt: &str) -> bool {
+    eprint!("{prompt} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

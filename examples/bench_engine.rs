@@ -1,0 +1,127 @@
+//! Engine speed figures: `cargo run --release --example bench_engine`.
+//!
+//! - `rescue plan` wall time on a 12-step workflow, spawning the real release binary (process
+//!   start included); target < 50 ms.
+//! - journal write latency (temp file + fsync + rename + fsync dir) on the disk that holds
+//!   `target/`; target p99 < 5 ms.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rescue::engine::journal::{Journal, StepRecord, StepStatus, WorkflowRecord};
+use serde_json::{json, Map};
+
+const PLAN_RUNS: usize = 30;
+const JOURNAL_WRITES: usize = 300;
+
+fn main() {
+    let rescue = release_binary();
+    let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-engine");
+    std::fs::create_dir_all(&work).expect("bench dir");
+
+    let workflow = work.join("twelve-steps.yaml");
+    std::fs::write(&workflow, twelve_step_workflow()).expect("write workflow");
+    let plan = measure(PLAN_RUNS, || {
+        let out = Command::new(&rescue).arg("plan").arg(&workflow).arg("--input").arg("name=bench").output().expect("spawn rescue");
+        assert!(out.status.success(), "rescue plan failed: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    report("rescue plan, 12 steps (process start included)", &plan, Duration::from_millis(50), 0.5);
+
+    let dir = tempfile::tempdir_in(&work).expect("journal dir");
+    let mut journal = sample_journal();
+    let mut i = 0;
+    let writes = measure(JOURNAL_WRITES, || {
+        i += 1;
+        journal.steps[i % 12].checkpoints.insert("n".into(), json!(i));
+        journal.save(dir.path()).expect("save journal");
+    });
+    report("journal write with fsync", &writes, Duration::from_millis(5), 0.99);
+}
+
+/// The release binary next to this example, built if needed.
+fn release_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "rescue"]).status().expect("cargo build");
+    assert!(status.success(), "building the release binary failed");
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe.parent().and_then(Path::parent).expect("target/release").join("rescue");
+    assert!(bin.is_file(), "no release binary at {}", bin.display());
+    bin
+}
+
+fn measure(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    f(); // warm the page cache; not counted
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(what: &str, sorted: &[Duration], target: Duration, target_p: f64) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p50 = percentile(sorted, 0.5);
+    let p99 = percentile(sorted, 0.99);
+    let judged = percentile(sorted, target_p);
+    let verdict = if judged < target { "meets" } else { "MISSES" };
+    println!(
+        "{what}: n={} p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({verdict} target p{} < {} ms)",
+        sorted.len(),
+        ms(p50),
+        ms(p99),
+        ms(*sorted.last().unwrap()),
+        (target_p * 100.0) as u32,
+        target.as_millis()
+    );
+}
+
+fn twelve_step_workflow() -> String {
+    let mut text = String::from(
+        "name: bench\ndescription: twelve steps whose arguments flow from step to step\ninputs:\n  name:\n    type: string\nsteps:\n",
+    );
+    text.push_str("  - id: s1\n    uses: core.echo\n    with:\n      message: \"start ${{ inputs.name }}\"\n");
+    for n in 2..=12 {
+        let prev = n - 1;
+        match n % 3 {
+            0 => text.push_str(&format!(
+                "  - id: s{n}\n    uses: core.write_file\n    with:\n      path: /tmp/bench-{n}\n      content: \"${{{{ steps.s{prev}.outputs.message }}}}\"\n"
+            )),
+            1 => text.push_str(&format!(
+                "  - id: s{n}\n    uses: core.echo\n    with:\n      message: \"${{{{ steps.s{prev}.outputs.path }}}}\"\n"
+            )),
+            _ => text.push_str(&format!(
+                "  - id: s{n}\n    uses: core.echo\n    with:\n      message: \"step {n} after ${{{{ steps.s{prev}.outputs.message }}}}\"\n"
+            )),
+        }
+    }
+    text.push_str("outputs:\n  last: \"${{ steps.s12.outputs.path }}\"\n");
+    text
+}
+
+/// A journal the size of a real repair run: 12 steps with arguments, intents and outputs.
+fn sample_journal() -> Journal {
+    let text = twelve_step_workflow();
+    let steps = (1..=12)
+        .map(|n| {
+            let mut s = StepRecord::pending(format!("s{n}"), "azure.snapshot.create");
+            s.status = StepStatus::Succeeded;
+            s.attempts = 1;
+            let mut args = Map::new();
+            args.insert("disk".into(), json!(format!("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/MC_prod-rg_prod-aks_westeurope/providers/Microsoft.Compute/disks/disk-{n}")));
+            s.args = args.clone();
+            s.outputs = args;
+            s
+        })
+        .collect();
+    let record = WorkflowRecord::new("bench.yaml".into(), text);
+    Journal::new("20261126-120000-beef".into(), record, Map::new(), json!({"emulator": {"data_dir": "/x"}}), steps)
+}

@@ -1,0 +1,408 @@
+//! Runs the steps of a run in order, journaling the intent before every side effect and the
+//! result right after, so that a run killed at any point can be resumed without doing a
+//! step twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::events::{Event, EventSink, StepInfo};
+use super::interrupt::Interrupt;
+use super::journal::{Journal, RunStatus, StepError, StepStatus};
+use super::recorder::Recorder;
+use crate::actions::{Action, ActionError, Args, Env, Intent, Outputs, Reconciled, StepContext, StepHost};
+
+/// How often a failing step is tried, and how long to wait in between.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// 1 = no retry.
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubled after each further one.
+    pub backoff: Duration,
+    /// Upper bound of the wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 1, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(60) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// One step as the engine sees it: an action and how to run it. Arguments and conditions are
+/// evaluated by the [`Resolver`], which knows the expression language.
+pub struct StepDef {
+    pub id: String,
+    pub name: String,
+    pub uses: String,
+    pub action: Arc<dyn Action>,
+    /// The `if:` text, shown when the step is skipped.
+    pub condition: Option<String>,
+    /// The question to ask before running the step, for `confirm` steps.
+    pub confirm: Option<String>,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+}
+
+/// Evaluates a step's expressions against what the run knows so far (inputs, run id, outputs of
+/// earlier steps, all in the journal).
+pub trait Resolver: Send + Sync {
+    /// Whether the step runs (true when it has no `if:`).
+    fn condition(&self, step: usize, journal: &Journal) -> Result<bool, ActionError>;
+    fn args(&self, step: usize, journal: &Journal) -> Result<Args, ActionError>;
+    /// The workflow's `outputs:`, once every step is done.
+    fn outputs(&self, journal: &Journal) -> Result<Map<String, Value>, ActionError>;
+}
+
+pub struct Options {
+    /// `--yes`: confirm steps run without asking.
+    pub yes: bool,
+    /// A person can answer questions on this terminal.
+    pub interactive: bool,
+    pub env: Env,
+}
+
+/// How a run (or this part of it) ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// The step failed; the run is resumable.
+    Failed { step: String },
+    /// Ctrl-C / SIGTERM; the run is resumable.
+    Interrupted,
+    /// A `confirm` step was reached without `--yes` and nobody could answer.
+    NeedsConfirmation { step: String },
+    /// Somebody answered no.
+    Declined { step: String },
+}
+
+pub struct Executor {
+    steps: Vec<StepDef>,
+    resolver: Arc<dyn Resolver>,
+    recorder: Arc<Recorder>,
+    sink: Arc<dyn EventSink>,
+    options: Options,
+    interrupt: Interrupt,
+}
+
+enum Attempt {
+    Done(Result<Outputs, ActionError>),
+    Interrupted,
+}
+
+impl Executor {
+    pub fn new(
+        steps: Vec<StepDef>,
+        resolver: Arc<dyn Resolver>,
+        recorder: Arc<Recorder>,
+        sink: Arc<dyn EventSink>,
+        options: Options,
+        interrupt: Interrupt,
+    ) -> Self {
+        Executor { steps, resolver, recorder, sink, options, interrupt }
+    }
+
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    /// Runs every step not yet done. Errors are failures to record (the journal could not be
+    /// written); step failures are an [`Outcome`].
+    pub async fn run(&self, resumed: bool) -> anyhow::Result<Outcome> {
+        let (run_id, workflow) = {
+            let j = self.recorder.read();
+            (j.run_id.clone(), j.workflow.path.display().to_string())
+        };
+        self.recorder.update(|j| j.status = RunStatus::Running)?;
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| StepInfo { id: s.id.clone(), name: s.name.clone(), uses: s.uses.clone() })
+            .collect();
+        self.sink.emit(Event::RunStarted { run_id: run_id.clone(), workflow, steps, resumed });
+
+        for index in 0..self.steps.len() {
+            let outcome = self.run_step(index).await?;
+            if outcome != Outcome::Succeeded {
+                let status = match outcome {
+                    Outcome::Failed { .. } => RunStatus::Failed,
+                    Outcome::Interrupted => RunStatus::Interrupted,
+                    _ => RunStatus::AwaitingConfirmation,
+                };
+                self.recorder.update(|j| j.status = status)?;
+                if outcome == Outcome::Interrupted {
+                    let resume_command = format!("rescue resume {run_id}");
+                    self.sink.emit(Event::RunInterrupted { run_id, resume_command });
+                }
+                return Ok(outcome);
+            }
+        }
+
+        let outputs = match self.resolver.outputs(&self.recorder.read()) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                // Every step is done; only the summary failed. Report it, keep the run resumable.
+                self.recorder.update(|j| j.status = RunStatus::Failed)?;
+                self.sink.emit(Event::RunFinished { run_id, status: format!("failed: {e}"), outputs: Map::new() });
+                return Ok(Outcome::Failed { step: "outputs".into() });
+            }
+        };
+        self.recorder.update(|j| {
+            j.status = RunStatus::Succeeded;
+            j.outputs = outputs.clone();
+        })?;
+        self.sink.emit(Event::RunFinished { run_id, status: RunStatus::Succeeded.as_str().into(), outputs });
+        Ok(Outcome::Succeeded)
+    }
+
+    async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {
+        let step = &self.steps[index];
+        let record = self.recorder.read().step(&step.id).cloned().expect("journal has every step");
+        if record.status.is_done() {
+            return Ok(Outcome::Succeeded);
+        }
+
+        // Found running: the previous process died with the outcome unknown. Ask the action.
+        if record.status == StepStatus::Running {
+            let intent = record.intent.clone().unwrap_or_default();
+            let ctx = self.context(step, record.attempts.max(1));
+            let started = Instant::now();
+            match step.action.reconcile(&ctx, &record.args, &intent).await {
+                Ok(Reconciled::Adopt(outputs)) => {
+                    self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: true });
+                    return self.succeed(step, outputs, started);
+                }
+                Ok(Reconciled::Redo) => {
+                    self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: false });
+                    return self.attempts(step, record.args, intent).await;
+                }
+                Err(e) => return self.fail(step, &e, started),
+            }
+        }
+
+        let evaluated = {
+            let journal = self.recorder.read();
+            self.resolver.condition(index, &journal)
+        };
+        match evaluated {
+            Ok(true) => {}
+            Ok(false) => {
+                let reason = match &step.condition {
+                    Some(c) => format!("condition `{c}` is false"),
+                    None => "condition is false".into(),
+                };
+                self.recorder.update(|j| {
+                    let s = j.step_mut(&step.id).expect("journal has every step");
+                    s.status = StepStatus::Skipped;
+                    s.ended = Some(OffsetDateTime::now_utc());
+                })?;
+                self.sink.emit(Event::StepSkipped { step: step.id.clone(), reason });
+                return Ok(Outcome::Succeeded);
+            }
+            Err(e) => return self.fail(step, &e, Instant::now()),
+        }
+
+        if let Some(prompt) = &step.confirm {
+            if !self.options.yes {
+                self.sink.emit(Event::AwaitingConfirmation { step: step.id.clone(), prompt: prompt.clone() });
+                if !self.options.interactive {
+                    return Ok(Outcome::NeedsConfirmation { step: step.id.clone() });
+                }
+                let question = format!("{}: {prompt}", step.id);
+                let answered = tokio::select! {
+                    yes = ask(self.sink.clone(), question) => Some(yes),
+                    _ = self.interrupt.wait() => None,
+                };
+                match answered {
+                    None => return Ok(Outcome::Interrupted),
+                    Some(false) => return Ok(Outcome::Declined { step: step.id.clone() }),
+                    Some(true) => {}
+                }
+            }
+        }
+
+        let resolved = {
+            let journal = self.recorder.read();
+            self.resolver.args(index, &journal)
+        };
+        let run_id = self.recorder.read().run_id.clone();
+        let prepared = resolved.and_then(|args| step.action.intent(&run_id, &step.id, &args).map(|i| (args, i)));
+        match prepared {
+            Ok((args, intent)) => self.attempts(step, args, intent).await,
+            Err(e) => self.fail(step, &e, Instant::now()),
+        }
+    }
+
+    /// Executes the step, retrying retryable failures per its policy.
+    async fn attempts(&self, step: &StepDef, args: Args, intent: Intent) -> anyhow::Result<Outcome> {
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            // The intent, and every resource it may create, is durable before anything happens.
+            let total = self.recorder.update(|j| {
+                j.record_resources(&step.id, &intent);
+                let s = j.step_mut(&step.id).expect("journal has every step");
+                s.status = StepStatus::Running;
+                s.attempts += 1;
+                s.started.get_or_insert_with(OffsetDateTime::now_utc);
+                s.ended = None;
+                s.args = args.clone();
+                s.intent = Some(intent.clone());
+                s.error = None;
+                s.attempts
+            })?;
+            self.sink.emit(Event::StepStarted { step: step.id.clone(), name: step.name.clone(), attempt });
+
+            let ctx = self.context(step, total);
+            let result = match self.execute(step, &ctx, &args, &intent).await {
+                Attempt::Interrupted => return Ok(Outcome::Interrupted),
+                Attempt::Done(result) => result,
+            };
+            self.recorder.crash_point();
+
+            match result {
+                Ok(outputs) => return self.succeed(step, outputs, started),
+                Err(e) if e.retryable && attempt < step.retry.max_attempts => {
+                    let delay = step.retry.delay(attempt);
+                    self.recorder.update(|j| {
+                        let s = j.step_mut(&step.id).expect("journal has every step");
+                        s.status = StepStatus::Failed;
+                        s.error = Some(StepError::from(&e));
+                    })?;
+                    self.sink.emit(Event::StepRetrying {
+                        step: step.id.clone(),
+                        attempt,
+                        delay_ms: delay.as_millis() as u64,
+                        error: e.message.clone(),
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.interrupt.wait() => return Ok(Outcome::Interrupted),
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return self.fail(step, &e, started),
+            }
+        }
+    }
+
+    async fn execute(&self, step: &StepDef, ctx: &StepContext, args: &Args, intent: &Intent) -> Attempt {
+        let call = step.action.execute(ctx, args, intent);
+        let bounded = async {
+            match step.timeout {
+                None => call.await,
+                Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                    Err(ActionError::retryable(format!(
+                        "timed out after {}",
+                        humantime::format_duration(limit)
+                    ))
+                    .with_hint("raise the step's `timeout`, or resume to try again"))
+                }),
+            }
+        };
+        // On Ctrl-C the call is abandoned where it waits; the step stays `running` in the
+        // journal, so resume asks the action to reconcile it.
+        tokio::select! {
+            result = bounded => Attempt::Done(result),
+            _ = self.interrupt.wait() => Attempt::Interrupted,
+        }
+    }
+
+    fn succeed(&self, step: &StepDef, outputs: Outputs, started: Instant) -> anyhow::Result<Outcome> {
+        self.recorder.update(|j| {
+            let s = j.step_mut(&step.id).expect("journal has every step");
+            s.status = StepStatus::Succeeded;
+            s.outputs = outputs.clone();
+            s.error = None;
+            s.ended = Some(OffsetDateTime::now_utc());
+        })?;
+        self.sink.emit(Event::StepSucceeded { step: step.id.clone(), outputs, elapsed_ms: millis(started) });
+        Ok(Outcome::Succeeded)
+    }
+
+    fn fail(&self, step: &StepDef, error: &ActionError, started: Instant) -> anyhow::Result<Outcome> {
+        self.recorder.update(|j| {
+            let s = j.step_mut(&step.id).expect("journal has every step");
+            s.status = StepStatus::Failed;
+            s.error = Some(StepError::from(error));
+            s.ended = Some(OffsetDateTime::now_utc());
+        })?;
+        self.sink.emit(Event::StepFailed {
+            step: step.id.clone(),
+            error: error.message.clone(),
+            hint: error.hint.clone(),
+            elapsed_ms: millis(started),
+        });
+        Ok(Outcome::Failed { step: step.id.clone() })
+    }
+
+    fn context(&self, step: &StepDef, attempt: u32) -> StepContext {
+        let journal = self.recorder.read();
+        let checkpoints = journal.step(&step.id).map(|s| s.checkpoints.clone()).unwrap_or_default();
+        StepContext {
+            run_id: journal.run_id.clone(),
+            step_id: step.id.clone(),
+            attempt,
+            env: self.options.env.clone(),
+            checkpoints,
+            host: Arc::new(Host { recorder: self.recorder.clone(), sink: self.sink.clone() }),
+        }
+    }
+}
+
+fn millis(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Reading the answer blocks; keep it off the runtime so Ctrl-C is still heard.
+async fn ask(sink: Arc<dyn EventSink>, question: String) -> bool {
+    tokio::task::spawn_blocking(move || sink.confirm(&question)).await.unwrap_or(false)
+}
+
+/// The engine's side of a running step.
+struct Host {
+    recorder: Arc<Recorder>,
+    sink: Arc<dyn EventSink>,
+}
+
+#[async_trait]
+impl StepHost for Host {
+    fn status(&self, step_id: &str, message: String) {
+        self.sink.emit(Event::StepStatus { step: step_id.to_string(), message });
+    }
+
+    async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError> {
+        self.recorder
+            .update(|j| {
+                if let Some(s) = j.step_mut(step_id) {
+                    s.checkpoints.insert(key.to_string(), value);
+                }
+            })
+            .map_err(|e| ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy { max_attempts: 5, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(3) };
+        assert_eq!(p.delay(1), Duration::from_secs(1));
+        assert_eq!(p.delay(2), Duration::from_secs(2));
+        assert_eq!(p.delay(3), Duration::from_secs(3));
+        assert_eq!(p.delay(30), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,392 @@
+//! The run journal: everything needed to resume a run, written durably before and after every
+//! side effect. One JSON document per run (`<run_dir>/journal.json`), replaced atomically.
+//!
+//! Format history (keep every old version loadable):
+//! - 1: flat `workflow_path` / `workflow_sha256`, steps without intent or checkpoints, no
+//!   resources, no target.
+//! - 2: `workflow` {path, sha256, text}, `target`, per-step intent/checkpoints, `resources`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::actions::{ActionError, Args, Intent, Outputs, ResourceRef};
+
+pub const FORMAT_VERSION: u32 = 2;
+pub const FILE_NAME: &str = "journal.json";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+    /// Stopped before a `confirm` step nobody confirmed.
+    AwaitingConfirmation,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::AwaitingConfirmation => "awaiting confirmation",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    /// Intent recorded, outcome unknown until recorded otherwise.
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Done for good: resume moves past it.
+    pub fn is_done(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Skipped)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl From<&ActionError> for StepError {
+    fn from(e: &ActionError) -> Self {
+        StepError { message: e.message.clone(), hint: e.hint.clone() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    pub path: PathBuf,
+    pub sha256: String,
+    /// The text as it was when the run started: resume says what changed since.
+    pub text: String,
+}
+
+impl WorkflowRecord {
+    pub fn new(path: PathBuf, text: String) -> Self {
+        WorkflowRecord { sha256: sha256_hex(&text), path, text }
+    }
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub id: String,
+    pub uses: String,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub started: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub ended: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub args: Args,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub checkpoints: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub outputs: Outputs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+}
+
+impl StepRecord {
+    pub fn pending(id: impl Into<String>, uses: impl Into<String>) -> Self {
+        StepRecord {
+            id: id.into(),
+            uses: uses.into(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            started: None,
+            ended: None,
+            args: Args::new(),
+            intent: None,
+            checkpoints: Map::new(),
+            outputs: Outputs::new(),
+            error: None,
+        }
+    }
+
+    /// Back to pending (for `resume --from-step`), keeping the attempt count for the record.
+    pub fn reset(&mut self) {
+        let attempts = self.attempts;
+        *self = StepRecord::pending(std::mem::take(&mut self.id), std::mem::take(&mut self.uses));
+        self.attempts = attempts;
+    }
+}
+
+/// A resource some step created or was about to create; recorded before it exists.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    pub step: String,
+    #[serde(flatten)]
+    pub resource: ResourceRef,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    pub format_version: u32,
+    pub run_id: String,
+    pub workflow: WorkflowRecord,
+    #[serde(default)]
+    pub inputs: Map<String, Value>,
+    /// Where the run acts (Azure subscription, emulator); opaque to the engine, owned by the CLI.
+    #[serde(default)]
+    pub target: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated: OffsetDateTime,
+    pub status: RunStatus,
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub resources: Vec<ResourceRecord>,
+    /// The workflow's outputs, once the run succeeded.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub outputs: Map<String, Value>,
+}
+
+impl Journal {
+    pub fn new(
+        run_id: String,
+        workflow: WorkflowRecord,
+        inputs: Map<String, Value>,
+        target: Value,
+        steps: Vec<StepRecord>,
+    ) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Journal {
+            format_version: FORMAT_VERSION,
+            run_id,
+            workflow,
+            inputs,
+            target,
+            created: now,
+            updated: now,
+            status: RunStatus::Running,
+            steps,
+            resources: Vec::new(),
+            outputs: Map::new(),
+        }
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn step_mut(&mut self, id: &str) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Records the resources an intent is about to create (once each, however often retried).
+    pub fn record_resources(&mut self, step: &str, intent: &Intent) {
+        for resource in &intent.creates {
+            let known = self.resources.iter().any(|r| r.step == step && r.resource == *resource);
+            if !known {
+                self.resources.push(ResourceRecord {
+                    step: step.to_string(),
+                    resource: resource.clone(),
+                    recorded: OffsetDateTime::now_utc(),
+                });
+            }
+        }
+    }
+
+    pub fn path(run_dir: &Path) -> PathBuf {
+        run_dir.join(FILE_NAME)
+    }
+
+    /// Loads any known format version, upgrading older ones in memory.
+    pub fn load(run_dir: &Path) -> anyhow::Result<Journal> {
+        let path = Self::path(run_dir);
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read journal {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("cannot load journal {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Journal> {
+        let value: Value = serde_json::from_str(text)?;
+        let version = value.get("format_version").and_then(Value::as_u64).context("no `format_version`")?;
+        match version {
+            1 => Ok(v1::JournalV1::deserialize(value)?.upgrade()),
+            2 => Ok(serde_json::from_value(value)?),
+            n => bail!(
+                "journal format version {n} is newer than this rescue understands ({FORMAT_VERSION}); \
+                 use the rescue version that started the run"
+            ),
+        }
+    }
+
+    /// Writes the journal durably: temp file in the same directory, fsync, rename, fsync dir.
+    pub fn save(&mut self, run_dir: &Path) -> anyhow::Result<()> {
+        self.updated = OffsetDateTime::now_utc();
+        let bytes = serde_json::to_vec_pretty(self)?;
+        write_durably(&Self::path(run_dir), &bytes)
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
+/// The file is owner-only (tempfile creates it 0600).
+pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("journal path has no directory")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".journal-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Format version 1, kept so that runs started by an older rescue still load.
+mod v1 {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct JournalV1 {
+        run_id: String,
+        workflow_path: PathBuf,
+        workflow_sha256: String,
+        #[serde(default)]
+        inputs: Map<String, Value>,
+        #[serde(with = "time::serde::rfc3339")]
+        created: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        updated: OffsetDateTime,
+        status: RunStatus,
+        steps: Vec<StepV1>,
+    }
+
+    #[derive(Deserialize)]
+    struct StepV1 {
+        id: String,
+        uses: String,
+        status: StepStatus,
+        #[serde(default)]
+        attempts: u32,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        started: Option<OffsetDateTime>,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        ended: Option<OffsetDateTime>,
+        #[serde(default)]
+        args: Args,
+        #[serde(default)]
+        outputs: Outputs,
+        #[serde(default)]
+        error: Option<String>,
+    }
+
+    impl JournalV1 {
+        pub fn upgrade(self) -> Journal {
+            Journal {
+                format_version: FORMAT_VERSION,
+                run_id: self.run_id,
+                // v1 kept no copy of the text: resume can say that it changed, not how.
+                workflow: WorkflowRecord { path: self.workflow_path, sha256: self.workflow_sha256, text: String::new() },
+                inputs: self.inputs,
+                target: Value::Null,
+                created: self.created,
+                updated: self.updated,
+                status: self.status,
+                steps: self
+                    .steps
+                    .into_iter()
+                    .map(|s| StepRecord {
+                        id: s.id,
+                        uses: s.uses,
+                        status: s.status,
+                        attempts: s.attempts,
+                        started: s.started,
+                        ended: s.ended,
+                        args: s.args,
+                        intent: None,
+                        checkpoints: Map::new(),
+                        outputs: s.outputs,
+                        error: s.error.map(|message| StepError { message, hint: None }),
+                    })
+                    .collect(),
+                resources: Vec::new(),
+                outputs: Map::new(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> Journal {
+        let wf = WorkflowRecord::new("wf.yaml".into(), "name: x\n".into());
+        Journal::new("20261126-120000-abcd".into(), wf, Map::new(), Value::Null, vec![StepRecord::pending("a", "core.echo")])
+    }
+
+    #[test]
+    fn saves_owner_only_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = sample();
+        journal.save(dir.path()).unwrap();
+        let mode = fs::metadata(Journal::path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let loaded = Journal::load(dir.path()).unwrap();
+        assert_eq!(loaded.run_id, journal.run_id);
+        assert_eq!(loaded.steps[0].status, StepStatus::Pending);
+        // Only the journal is left behind, no temp files.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_a_newer_format() {
+        let err = Journal::parse(r#"{"format_version": 99}"#).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn resources_are_recorded_once() {
+        let mut journal = sample();
+        let intent = Intent { creates: vec![ResourceRef { kind: "file".into(), id: "/x".into() }], ..Default::default() };
+        journal.record_resources("a", &intent);
+        journal.record_resources("a", &intent);
+        assert_eq!(journal.resources.len(), 1);
+    }
+}

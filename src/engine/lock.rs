@@ -1,0 +1,84 @@
+//! One process per run: an exclusive `File::lock` on `<run_dir>/lock`, holding pid, host and
+//! start time so that the refusal can say who holds it. The OS releases it when the process
+//! dies, so a killed run never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub const FILE_NAME: &str = "lock";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("run {run_id} is in use by process {pid} on {host} since {started}\n  hint: wait for it to finish, or stop that process; the lock is released when it exits", pid = .holder.as_ref().map_or("?".into(), |h| h.pid.to_string()), host = .holder.as_ref().map_or("?", |h| h.host.as_str()), started = .holder.as_ref().map_or("?".into(), |h| h.started.to_string()))]
+    Held { run_id: String, holder: Option<Holder> },
+    #[error("cannot lock run {run_id}: {source}")]
+    Io { run_id: String, source: std::io::Error },
+}
+
+/// Held for as long as the value lives.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    pub fn acquire(run_dir: &Path, run_id: &str) -> Result<RunLock, LockError> {
+        let io = |source| LockError::Io { run_id: run_id.to_string(), source };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(run_dir.join(FILE_NAME))
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = serde_json::from_str(&text).ok();
+                return Err(LockError::Held { run_id: run_id.to_string(), holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let holder = Holder {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            started: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc()),
+        };
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(serde_json::to_string(&holder).expect("plain struct").as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RunLock::acquire(dir.path(), "r1").unwrap();
+        let err = RunLock::acquire(dir.path(), "r1").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&std::process::id().to_string()), "{text}");
+        assert!(matches!(err, LockError::Held { holder: Some(_), .. }));
+    }
+}

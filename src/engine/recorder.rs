@@ -1,0 +1,61 @@
+//! The journal of the run in progress, shared by the executor and the running action, saved
+//! durably after every change.
+//!
+//! Test hook (documented, used by the crash tests): `RESCUE_TEST_KILL_AT=N` makes the process
+//! SIGKILL itself at the N-th crash point. Crash points are every durable journal write and the
+//! moment an action's `execute` returns, before its result is recorded; together they are every
+//! step boundary a real crash can hit.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use super::journal::Journal;
+
+pub const KILL_AT_ENV: &str = "RESCUE_TEST_KILL_AT";
+
+pub struct Recorder {
+    dir: PathBuf,
+    journal: Mutex<Journal>,
+    kill_at: Option<u64>,
+    points: AtomicU64,
+}
+
+impl Recorder {
+    pub fn new(dir: PathBuf, journal: Journal) -> Self {
+        let kill_at = std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok());
+        Recorder { dir, journal: Mutex::new(journal), kill_at, points: AtomicU64::new(0) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Read access; never hold it across an await.
+    pub fn read(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the journal and saves it durably before returning.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Journal) -> T) -> anyhow::Result<T> {
+        let mut journal = self.read();
+        let result = change(&mut journal);
+        journal.save(&self.dir)?;
+        drop(journal);
+        self.crash_point();
+        Ok(result)
+    }
+
+    /// See the module documentation.
+    pub fn crash_point(&self) {
+        let n = self.points.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.kill_at == Some(n) {
+            // SAFETY: raising a signal in our own process has no memory-safety preconditions.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    }
+
+    pub fn into_journal(self) -> Journal {
+        self.journal.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}

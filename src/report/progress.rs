@@ -1,0 +1,90 @@
+//! Terminal progress: one line per step with a spinner, elapsed time and the action's sub-status.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::engine::events::{Event, EventSink};
+
+pub struct ProgressReporter {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl ProgressReporter {
+    pub fn new() -> Self {
+        ProgressReporter { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+    }
+
+    fn running_style() -> ProgressStyle {
+        ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} [{elapsed:>3}] {wide_msg}")
+            .expect("static template")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+    }
+
+    fn done_style(mark: &str) -> ProgressStyle {
+        ProgressStyle::with_template(&format!("{mark} {{prefix:.bold}} {{wide_msg}}")).expect("static template")
+    }
+
+    fn finish(&self, step: &str, mark: &str, message: String) {
+        if let Some(bar) = self.bars.lock().unwrap().remove(step) {
+            bar.set_style(Self::done_style(mark));
+            bar.finish_with_message(message);
+        } else {
+            let _ = self.multi.println(format!("{mark} {step} {message}"));
+        }
+    }
+}
+
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventSink for ProgressReporter {
+    fn emit(&self, event: Event) {
+        match &event {
+            Event::StepStarted { step, name, attempt } => {
+                let mut bars = self.bars.lock().unwrap();
+                let bar = bars.entry(step.clone()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(Self::running_style());
+                    bar.set_prefix(step.clone());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                });
+                let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                bar.set_message(format!("{name}{attempt}"));
+            }
+            Event::StepStatus { step, message } => {
+                if let Some(bar) = self.bars.lock().unwrap().get(step) {
+                    bar.set_message(message.clone());
+                }
+            }
+            Event::StepRetrying { step, .. } => {
+                if let (Some(bar), Some(text)) = (self.bars.lock().unwrap().get(step), super::describe(&event)) {
+                    bar.set_message(text.trim_start_matches(&format!("{step}: ")).to_string());
+                }
+            }
+            Event::StepSucceeded { step, elapsed_ms, .. } => {
+                self.finish(step, "✔", format!("succeeded in {}", super::secs(*elapsed_ms)))
+            }
+            Event::StepFailed { step, error, elapsed_ms, .. } => {
+                self.finish(step, "✘", format!("failed after {}: {error}", super::secs(*elapsed_ms)))
+            }
+            Event::StepSkipped { step, reason } => self.finish(step, "-", format!("skipped ({reason})")),
+            _ => {
+                if let Some(text) = super::describe(&event) {
+                    let _ = self.multi.println(text);
+                }
+            }
+        }
+    }
+
+    fn confirm(&self, prompt: &str) -> bool {
+        self.multi.suspend(|| super::ask(prompt))
+    }
+}
