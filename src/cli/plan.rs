@@ -1,13 +1,16 @@
 //! `rescue plan FILE`: what a workflow would do, without changing anything.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
 use super::{Flags, Settings};
+use crate::actions::{Env, Registry};
 use crate::exit;
+use crate::plan;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -33,8 +36,55 @@ pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
     show(&args.file, settings)
 }
 
-/// Prints the plan of `file` (also `rescue run --dry-run`).
-pub fn show(file: &std::path::Path, _settings: &Settings) -> ExitCode {
-    eprintln!("rescue plan {}: not implemented yet", file.display());
-    ExitCode::from(exit::INVALID)
+/// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
+pub fn show(file: &Path, settings: &Settings) -> ExitCode {
+    let registry = Registry::builtin();
+    let wf = match crate::workflow::load(file, &registry) {
+        Ok(wf) => wf,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+    let inputs = match crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()) {
+        Ok(inputs) => inputs,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+    // Actions that read Azure state to make the plan concrete get it through `Env`; without a
+    // connection they describe from their arguments alone.
+    let env = Env::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let plan = match runtime.block_on(plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID)) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: cannot plan {}: {e}", file.display());
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let text = if settings.json() {
+        serde_json::to_string_pretty(&plan).expect("a plan is JSON") + "\n"
+    } else {
+        plan::render_text(&plan, &run_command(file, settings))
+    };
+    // A closed pipe (`rescue plan ... | head`) is not worth a panic.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::from(exit::SUCCESS)
+}
+
+/// The `rescue run` command line with the same file and inputs.
+fn run_command(file: &Path, settings: &Settings) -> String {
+    let mut words = vec!["rescue".to_string(), "run".to_string(), quote(&file.display().to_string())];
+    if let Some(inputs) = &settings.inputs_file {
+        words.push(format!("--inputs {}", quote(&inputs.display().to_string())));
+    }
+    for pair in &settings.input_pairs {
+        words.push(format!("--input {}", quote(pair)));
+    }
+    words.join(" ")
+}
+
+/// Quotes a shell word only when it needs it.
+fn quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }

@@ -1,1 +1,149 @@
 //! Plans: what a workflow would do, step by step, without changing anything.
+//!
+//! Built from a checked workflow, its resolved inputs and the actions' `describe`, which may
+//! read (never write) current state. Values that depend on a step not yet run are shown as
+//! "(known after step X)".
+
+mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::actions::{Description, Env, PlanContext, Registry};
+use crate::workflow::{expr, Scope, Workflow};
+
+pub use render::render_text;
+
+/// Bumped when the JSON shape changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The run id shown in a plan made outside a run.
+pub const PLACEHOLDER_RUN_ID: &str = "<run>";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub workflow: WorkflowInfo,
+    pub inputs: Map<String, Value>,
+    pub steps: Vec<PlannedStep>,
+    /// Workflow outputs, as expressions (all are known only after the run).
+    pub outputs: BTreeMap<String, String>,
+    /// Steps that would change something outside rescue (Azure).
+    pub mutating_steps: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedStep {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub uses: String,
+    pub args: BTreeMap<String, PlannedArg>,
+    /// What it would do; absent when the step would be skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Description>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "if")]
+    pub condition: Option<Condition>,
+    /// The question asked before the step runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
+    pub mutates: bool,
+    pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// An argument: its value, or the step it waits for.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedArg {
+    Value(Value),
+    KnownAfter(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Condition {
+    pub expression: String,
+    pub decision: Decision,
+    /// The step whose result decides it, when not decidable now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_after: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Runs,
+    Skipped,
+    AtRunTime,
+}
+
+/// Why a plan could not be made (a step's arguments do not evaluate, or reading current
+/// state failed); names the step.
+#[derive(Debug, thiserror::Error)]
+#[error("step `{step}`: {message}")]
+pub struct PlanError {
+    pub step: String,
+    pub message: String,
+}
+
+/// Plans `wf` with `inputs` (already resolved and checked).
+pub async fn build(wf: &Workflow, inputs: Map<String, Value>, registry: &Registry, env: &Env, run_id: &str) -> Result<Plan, PlanError> {
+    let scope = Scope { run_id: run_id.to_string(), inputs: inputs.clone(), steps: BTreeMap::new() };
+    let mut steps = Vec::with_capacity(wf.steps.len());
+    for step in &wf.steps {
+        let fail = |message: String| PlanError { step: step.id.value.clone(), message };
+        let action = registry.get(&step.uses.value).ok_or_else(|| fail(format!("unknown action `{}`", step.uses.value)))?;
+        let condition = match &step.condition {
+            None => None,
+            Some(c) => Some(match expr::condition_waits_for(step, &scope) {
+                Some(after) => Condition { expression: c.value.clone(), decision: Decision::AtRunTime, known_after: Some(after) },
+                None => {
+                    let runs = expr::eval_condition(step, &scope).map_err(|e| fail(e.message))?;
+                    Condition { expression: c.value.clone(), decision: if runs { Decision::Runs } else { Decision::Skipped }, known_after: None }
+                }
+            }),
+        };
+        let plan_args = expr::plan_args(step, &scope).map_err(|e| fail(e.message))?;
+        let skipped = condition.as_ref().is_some_and(|c| c.decision == Decision::Skipped);
+        let effect = if skipped {
+            None
+        } else {
+            let ctx = PlanContext { run_id: run_id.to_string(), step_id: step.id.value.clone(), env: env.clone() };
+            Some(action.describe(&ctx, &plan_args).await.map_err(|e| fail(e.to_string()))?)
+        };
+        let mut args: BTreeMap<String, PlannedArg> = plan_args.known.into_iter().map(|(k, v)| (k, PlannedArg::Value(v))).collect();
+        args.extend(plan_args.unknown.into_iter().map(|(k, after)| (k, PlannedArg::KnownAfter(after))));
+        steps.push(PlannedStep {
+            id: step.id.value.clone(),
+            name: step.name.clone(),
+            uses: step.uses.value.clone(),
+            args,
+            effect,
+            condition,
+            confirm: step.confirm.clone(),
+            mutates: action.spec().mutates,
+            max_attempts: step.max_attempts(),
+            timeout: step.timeout.map(|t| humantime::format_duration(t).to_string()),
+        });
+    }
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        workflow: WorkflowInfo { name: wf.name.clone(), description: wf.description.clone(), path: wf.source.name.clone(), sha256: wf.sha256() },
+        inputs,
+        mutating_steps: steps.iter().filter(|s| s.mutates && s.effect.is_some()).count(),
+        steps,
+        outputs: wf.outputs.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+    })
+}
