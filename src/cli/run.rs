@@ -105,13 +105,15 @@ pub(crate) struct Execution {
 /// Executes the steps not yet done and says how it ended and what to do next.
 pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     let run_id = ex.journal.run_id.clone();
+    // Relative paths in `with:` (scripts) resolve against the workflow's directory.
+    let workflow_dir = ex.journal.workflow.path.parent().map(Path::to_path_buf);
     let recorder = Arc::new(Recorder::new(ex.run_dir.clone(), ex.journal));
     let interrupt = match Interrupt::install() {
         Ok(i) => i,
         Err(e) => return fatal(&anyhow::anyhow!("cannot handle Ctrl-C: {e}")),
     };
     let needs_azure = ex.workflow.steps.iter().any(|s| s.uses.value.starts_with("azure."));
-    let connected = match target::connect(&ex.target, needs_azure).await {
+    let connected = match target::connect(&ex.target, needs_azure, workflow_dir).await {
         Ok(c) => c,
         Err(e) => {
             let _ = recorder.update(|j| j.status = RunStatus::Failed);

@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::settings::Target;
 use crate::actions::{ActionError, Env};
+use crate::azure::{self, Azure};
 
 /// The target as the journal keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,9 +55,24 @@ impl Connected {
 }
 
 /// Connects when the workflow has Azure steps; core-only workflows need nothing.
-pub async fn connect(_record: &TargetRecord, needs_azure: bool) -> Result<Connected, ActionError> {
+pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Option<PathBuf>) -> Result<Connected, ActionError> {
     if !needs_azure {
-        return Ok(Connected { env: Env::default() });
+        return Ok(Connected { env: Env { azure: None, workflow_dir } });
     }
-    Err(ActionError::fatal("Azure targets are not wired into this build yet"))
+    let target = match record.clone() {
+        TargetRecord::Azure { subscription } => azure::Target::Azure { subscription },
+        TargetRecord::Emulator { endpoint, token, subscription } => {
+            let subscription = subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
+            azure::Target::Emulator { endpoint, token, subscription }
+        }
+        TargetRecord::InProcessEmulator { .. } => {
+            return Err(ActionError::fatal("the in-process emulator is not part of this build yet")
+                .with_hint("start `rescue emulator serve` and pass --emulator-url/--emulator-token"))
+        }
+    };
+    let azure = Azure::connect(target).await?;
+    Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir } })
 }
+
+/// The subscription of the embedded incident scenario, for `--emulator-url` without one.
+const DEFAULT_EMULATOR_SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";

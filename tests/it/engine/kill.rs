@@ -77,3 +77,41 @@ fn killed_at_every_step_boundary_resumes_to_the_same_result() {
     }
     assert!(killed >= 15, "only {killed} crash points were exercised");
 }
+
+#[test]
+fn killed_from_outside_mid_step_is_reconciled_on_resume() {
+    let s = Scratch::new();
+    let wf = s.workflow(
+        "wf.yaml",
+        r#"
+name: nap
+steps:
+  - id: a
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "a\n", append: true }
+  - id: nap
+    uses: core.sleep
+    with: { duration: 1s }
+  - id: b
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "b\n", append: true }
+"#,
+    );
+    let child = s.spawn(&["run", wf.to_str().unwrap()]);
+    let id = s.wait_for_step("nap", "running");
+    signal(&child, libc::SIGKILL);
+    let out = wait_output(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    assert_eq!(s.journal(&id)["status"], "running", "a killed run cannot have said goodbye");
+
+    let out = s.run(&["resume", &id, "--output", "json"]);
+    assert_exit(&out, 0);
+    let reconciled: Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "step_reconciled")
+        .expect("the running step was reconciled");
+    assert_eq!(reconciled["step"], "nap");
+    assert_eq!(reconciled["adopted"], false);
+    assert_eq!(lines_of(&s.path("count")), ["a", "b"]);
+}
