@@ -35,6 +35,13 @@ pub fn unrepairable_ext4(dir: &Path) -> PathBuf {
     part
 }
 
+/// A repaired-incident ext4 whose primary superblock is zeroed: no signature, backups intact.
+pub fn no_primary_superblock_ext4(dir: &Path) -> PathBuf {
+    let part = dir.join("nosb.ext4");
+    sh(&format!("mke2fs -q -t ext4 -F {p} 64M && dd if=/dev/zero of={p} bs=1024 seek=1 count=1 conv=notrunc status=none", p = part.display()));
+    part
+}
+
 /// An XFS whose directory inode has a wrong link count (xfs_repair -n finds it, xfs_repair fixes it).
 /// Populating XFS needs a mount, so this uses (and always detaches) one loop device.
 pub fn damaged_xfs(dir: &Path) -> PathBuf {
@@ -50,13 +57,18 @@ pub fn damaged_xfs(dir: &Path) -> PathBuf {
     img
 }
 
-/// An Azure-Linux-like GPT disk: BIOS boot (14), EFI (15), then `root` as partition 1's content.
+/// Where `gpt_disk` puts the root partition, in bytes.
+pub const ROOT_OFFSET: u64 = 26624 * 512;
+
+/// An Azure-Linux-like GPT disk: BIOS boot, EFI, then `root` as the Linux root partition.
 pub fn gpt_disk(dir: &Path, root: &Path) -> PathBuf {
     let disk = dir.join("disk.img");
+    let root_sectors = std::fs::metadata(root).unwrap().len().div_ceil(512);
     sh(&format!(
-        "truncate -s 100M {d} && printf 'label: gpt\\nstart=2048, size=8192, type=21686148-6449-6E6F-744E-656564454649\\n\
-         start=10240, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=26624, size=131072, type=linux\\n' | sfdisk -q {d} && \
+        "truncate -s {total} {d} && printf 'label: gpt\\nstart=2048, size=8192, type=21686148-6449-6E6F-744E-656564454649\\n\
+         start=10240, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=26624, size={root_sectors}, type=linux\\n' | sfdisk -q {d} && \
          dd if={r} of={d} bs=512 seek=26624 conv=notrunc status=none",
+        total = ROOT_OFFSET + root_sectors * 512 + 1024 * 1024,
         d = disk.display(),
         r = root.display()
     ));

@@ -42,7 +42,7 @@ fn incident_disk_is_repaired_then_clean_and_boot_partitions_are_skipped() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let disk = gpt_disk(dir.path(), &incident_ext4(dir.path()));
-    assert!(e2fsck_readonly(&disk, 26624 * 512) >= 4, "the image is not corrupted to begin with");
+    assert!(e2fsck_readonly(&disk, ROOT_OFFSET) >= 4, "the image is not corrupted to begin with");
 
     let (stdout, status, code) = fsck(dir.path(), &disk, "0");
     assert_eq!(status["verdict"], "repaired", "{stdout}");
@@ -53,7 +53,7 @@ fn incident_disk_is_repaired_then_clean_and_boot_partitions_are_skipped() {
     assert_eq!(result(1), "skipped", "BIOS boot");
     assert_eq!(result(2), "skipped", "EFI");
     assert_eq!(result(3), "repaired");
-    assert_eq!(e2fsck_readonly(&disk, 26624 * 512), 0, "e2fsck -fn still finds errors after the repair");
+    assert_eq!(e2fsck_readonly(&disk, ROOT_OFFSET), 0, "e2fsck -fn still finds errors after the repair");
     let log = status["log"].as_str().unwrap();
     assert!(std::fs::read_to_string(log).unwrap().contains("FILE SYSTEM WAS MODIFIED"), "the full log is kept");
 
@@ -83,6 +83,16 @@ fn unrepairable_disk_gives_a_failed_verdict_and_exit_1() {
     assert_eq!(status["verdict"], "failed", "{stdout}");
     assert_eq!(status["partitions"][0]["exit"], 8);
     assert_eq!(code, 1);
+}
+
+#[test]
+fn a_linux_partition_without_its_primary_superblock_is_rebuilt_from_a_backup() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = gpt_disk(dir.path(), &no_primary_superblock_ext4(dir.path()));
+    let (stdout, status, _) = fsck(dir.path(), &disk, "0");
+    assert_eq!(status["verdict"], "repaired", "{stdout}");
+    assert_eq!(e2fsck_readonly(&disk, ROOT_OFFSET), 0);
 }
 
 #[test]
