@@ -9,7 +9,6 @@ use std::sync::Arc;
 use rescue::actions::{ActionError, Env, StepContext, StepHost};
 use rescue::azure::{Azure, Target};
 use serde_json::{Map, Value};
-use sha2::Digest;
 
 pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
 pub const VM: &str = "aks-nodepool1-31415926-vm2";
@@ -63,8 +62,11 @@ impl Rehearsal {
     }
 
     /// `rescue ARGS` against this emulator, with its own state dir, no terminal.
+    /// `RESCUE_TEST_BIN` overrides the binary (worktrees sharing one target dir overwrite
+    /// `target/debug/rescue`; a copy taken right after the build is stable).
     pub fn rescue(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("rescue"))
+        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        Command::new(bin)
             .args(args)
             .env("RESCUE_STATE_DIR", self.dir.path().join("state"))
             .env("RESCUE_EMULATOR_URL", &self.endpoint)
@@ -144,8 +146,11 @@ impl Drop for Rehearsal {
     }
 }
 
+/// sha256sum(1): hashing hundreds of MiB in an unoptimized test build would dominate the test.
 pub fn sha256(path: &Path) -> String {
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read image")))
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 /// `e2fsck -fn` exit code of every ext* partition of a disk image (read-only loop devices,

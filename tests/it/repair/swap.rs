@@ -29,6 +29,7 @@ fn run_id(r: &Rehearsal) -> String {
 /// snapshot and one copy exist (tagged), the rescue VM is left without data disks.
 fn assert_repaired(r: &Rehearsal, original: &str, original_hash: &str, out: &std::process::Output) -> String {
     assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    eprintln!("{}", text(out));
     let run = run_id(r);
     let vm = r.vm(VM);
     let now = os_disk_name(&vm);
