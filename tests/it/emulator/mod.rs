@@ -2,4 +2,7 @@
 //! azure_mgmt_compute 0.21 client.
 
 mod support;
+mod client;
+mod rules;
+mod runcommand;
 mod wire;
