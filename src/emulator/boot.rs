@@ -64,13 +64,14 @@ fn check(part: &Path) -> anyhow::Result<Check> {
 }
 
 /// Where the damage is, as a path: the first inode e2fsck names, resolved with debugfs.
-fn damaged_path(part: &Path, report: &str) -> Option<String> {
+fn damaged_path(part: &Path, report: &str) -> Option<(u64, String)> {
     let inode = report.split(|c: char| !c.is_ascii_alphanumeric()).collect::<Vec<_>>().windows(2).find_map(|w| {
         (w[0].eq_ignore_ascii_case("inode")).then(|| w[1].parse::<u64>().ok()).flatten()
     })?;
     let out = Command::new("debugfs").arg("-R").arg(format!("ncheck {inode}")).arg(part).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().nth(1).and_then(|l| l.split_whitespace().nth(1)).map(|p| format!("{}{p}", if p.starts_with('/') { "" } else { "/" }))
+    let path = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(1))?;
+    Some((inode, if path.starts_with('/') { path.to_string() } else { format!("/{path}") }))
 }
 
 fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
@@ -96,14 +97,14 @@ fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
         Check::Damaged { fs, report } => {
             log.push(format!("[    1.901833] /dev/{dev} contains a file system with errors, check forced."));
             for line in report.lines().filter(|l| !l.trim().is_empty()).take(12) {
-                log.push(format!("[    1.9{:05}] {}: {}", log.len() * 731 % 100000, dev, line.trim()));
+                log.push(format!("[    1.9{:05}] {dev}: {}", 3000 + log.len() * 731, line.trim()));
             }
             log.push(format!("[    1.989113] {dev}: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY."));
             log.push("[    1.989120] \t(i.e., without -a or -p options)".into());
             if *fs == "ext4" {
-                let path = damaged_path(part, report).unwrap_or_else(|| "/var/lib/docker/overlay2".into());
+                let (inode, path) = damaged_path(part, report).unwrap_or_else(|| (2, "/var/lib/docker/overlay2".into()));
                 log.push(format!("[    2.013422] EXT4-fs ({dev}): mounted filesystem with ordered data mode. Opts: (null). Quota mode: none."));
-                log.push(format!("[    5.334901] EXT4-fs error (device {dev}): htree_dirblock_to_tree:1082: inode #{}: comm dockerd: bad entry in directory: rec_len is smaller than minimal - offset=0, inode=0, rec_len=0, size=4096 fake=0", 1 + path.len() * 4099 % 900000));
+                log.push(format!("[    5.334901] EXT4-fs error (device {dev}): htree_dirblock_to_tree:1082: inode #{inode}: comm dockerd: bad entry in directory: rec_len is smaller than minimal - offset=0, inode=0, rec_len=0, size=4096 fake=0"));
                 log.push(format!("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat {path}: structure needs cleaning"));
             } else {
                 log.push(format!("[    2.013422] XFS ({dev}): Metadata corruption detected at xfs_dir3_block_read_verify+0x10a/0x120 [xfs], xfs_dir3_block block 0x2a8f0"));

@@ -122,7 +122,7 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
         Fs::Xfs => {
             let proto = work.join("proto");
             std::fs::write(&proto, protofile(&tree)?)?;
-            run(Command::new("mkfs.xfs").args(["-q", "-f", "-L", "cloudimg-rootfs", "-p"]).arg(&proto).arg(&part))?;
+            run(Command::new("mkfs.xfs").args(["-q", "-f", "-L", "rootfs", "-p"]).arg(&proto).arg(&part))?;
         }
     }
     if let Some(c) = recipe.corrupt {

@@ -2,4 +2,10 @@
 //! azure_mgmt_compute 0.21 client.
 
 mod support;
+mod boot;
+mod client;
+mod persistence;
+mod rules;
+mod scenarios;
+mod runcommand;
 mod wire;

@@ -163,3 +163,74 @@ impl azure_core::auth::TokenCredential for FixedToken {
         Ok(())
     }
 }
+
+impl Emu {
+    /// The image file behind a disk, from the saved state.
+    pub fn image_of(&self, disk_name: &str) -> std::path::PathBuf {
+        let data = self.dir.path().join("data");
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap()).unwrap();
+        let key = format!("{}/{}", RG.to_ascii_lowercase(), disk_name.to_ascii_lowercase());
+        data.join("images").join(state["disks"][&key]["image"].as_str().expect("disk in state"))
+    }
+
+    /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure).
+    pub async fn copy_disk(&self, source: &str, name: &str) {
+        let snap = format!("{name}-snap");
+        let body = serde_json::json!({"location": "westeurope", "sku": {"name": "Standard_LRS"},
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}});
+        assert_eq!(self.run("PUT", &format!("{}?{DISK_API}", snapshot(&snap)), Some(body)).await["status"], "Succeeded");
+        let body = serde_json::json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}});
+        assert_eq!(self.run("PUT", &format!("{}?{DISK_API}", disk(name)), Some(body)).await["status"], "Succeeded");
+    }
+
+    /// Attaches an existing disk to a VM at `lun` with a PATCH of its data disks.
+    pub async fn attach(&self, vm_name: &str, disk_name: &str, lun: i32) -> reqwest::Response {
+        let current = self.get_json(&format!("{}?{VM_API}", vm(vm_name))).await;
+        let mut disks = current["properties"]["storageProfile"]["dataDisks"].as_array().cloned().unwrap_or_default();
+        disks.push(serde_json::json!({"lun": lun, "createOption": "Attach", "managedDisk": {"id": disk(disk_name)}}));
+        let body = serde_json::json!({"properties": {"storageProfile": {"dataDisks": disks}}});
+        self.send("PATCH", &format!("{}?{VM_API}", vm(vm_name)), Some(body)).await
+    }
+
+    /// Runs a RunShellScript and returns the result message.
+    pub async fn run_script(&self, vm_name: &str, lines: &[&str]) -> String {
+        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
+        let r = self.send("POST", &format!("{}/runCommand?{VM_API}", vm(vm_name)), Some(body)).await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        let url = r.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+        let (done, _) = self.wait_async(&url).await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
+        done["properties"]["output"]["value"][0]["message"].as_str().unwrap().to_string()
+    }
+
+    pub async fn agent_status(&self, vm_name: &str) -> String {
+        let v = self.get_json(&format!("{}/instanceView?{VM_API}", vm(vm_name))).await;
+        v["vmAgent"]["statuses"][0]["displayStatus"].as_str().unwrap_or("absent").to_string()
+    }
+}
+
+/// e2fsck -fn on the root partition (partition 1) of a GPT image; returns its exit code.
+pub fn fsck_image(image: &std::path::Path) -> i32 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("sfdisk").arg("-J").arg(image).output().unwrap();
+    let table: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p1 = table["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node"].as_str().unwrap().ends_with("img1"))
+        .unwrap()
+        .clone();
+    let part = dir.path().join("p1.img");
+    let status = std::process::Command::new("dd")
+        .arg(format!("if={}", image.display()))
+        .arg(format!("of={}", part.display()))
+        .args(["bs=512", "conv=sparse", "status=none"])
+        .arg(format!("skip={}", p1["start"]))
+        .arg(format!("count={}", p1["size"]))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::process::Command::new("e2fsck").arg("-fn").arg(&part).output().unwrap().status.code().unwrap()
+}
