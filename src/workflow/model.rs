@@ -168,6 +168,9 @@ pub struct Step {
     #[serde(rename = "with", default)]
     #[schemars(with = "BTreeMap<String, Value>")]
     pub with: BTreeMap<String, Spanned<Value>>,
+    /// Where each argument's name is written (unknown arguments point there).
+    #[schemars(skip)]
+    pub with_keys: BTreeMap<String, Span>,
     /// Run the step only when this expression is true, e.g. `${{ inputs.force }}`; else skip it.
     #[serde(rename = "if", default)]
     #[schemars(with = "Option<String>")]

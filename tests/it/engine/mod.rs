@@ -1,1 +1,4 @@
 //! Integration tests: engine.
+
+mod plan;
+mod validate;
