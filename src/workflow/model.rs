@@ -55,7 +55,6 @@ pub struct Workflow {
     /// Short name, shown in plans and run listings.
     pub name: String,
     /// What the workflow is for.
-    #[serde(default)]
     pub description: Option<String>,
     /// Values the operator passes with `--input NAME=VALUE` or `--inputs FILE`.
     #[serde(default)]
@@ -126,18 +125,14 @@ impl std::fmt::Display for InputType {
 pub struct Input {
     #[serde(rename = "type")]
     pub ty: InputType,
-    #[serde(default)]
     pub description: Option<String>,
     /// Whether `--input` must give it. Defaults to true unless a `default` is given.
-    #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub required: bool,
     /// Used when the operator does not give a value.
-    #[serde(default)]
     #[schemars(with = "Option<Value>")]
     pub default: Option<Spanned<Value>>,
     /// A regular expression the whole value must match (strings), e.g. Azure naming rules.
-    #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub pattern: Option<Spanned<String>>,
     /// The allowed values of an `enum` input.
@@ -158,9 +153,7 @@ pub struct Step {
     #[schemars(regex(pattern = r"^[a-z0-9_-]+$"))]
     pub id: Spanned<String>,
     /// Human name shown in progress and plans.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
     /// The action to run, e.g. `core.echo` or `azure.snapshot.create`.
     pub uses: Spanned<String>,
@@ -172,18 +165,15 @@ pub struct Step {
     #[schemars(skip)]
     pub with_keys: BTreeMap<String, Span>,
     /// Run the step only when this expression is true, e.g. `${{ inputs.force }}`; else skip it.
-    #[serde(rename = "if", default)]
+    #[serde(rename = "if")]
     #[schemars(with = "Option<String>")]
     pub condition: Option<Spanned<String>>,
     /// Retry a failed attempt when the action says the error is retryable.
-    #[serde(default)]
     pub retry: Option<Retry>,
     /// Give up on an attempt after this long, e.g. `10m`.
-    #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     /// Ask before running the step (`true`, or the question to ask); `--yes` answers.
-    #[serde(default)]
     #[schemars(with = "Option<ConfirmSchema>")]
     pub confirm: Option<String>,
     /// Where the step's mapping starts.
