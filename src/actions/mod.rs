@@ -213,9 +213,21 @@ pub trait StepHost: Send + Sync {
 pub struct Env {
     /// Present when the workflow targets Azure or the emulator.
     pub azure: Option<Arc<crate::azure::Azure>>,
+    /// Directory of the workflow file: relative paths in `with:` (e.g. the script of
+    /// `azure.vm.run_command`) resolve against it. None: the current directory.
+    pub workflow_dir: Option<std::path::PathBuf>,
 }
 
 impl Env {
+    /// `path` as given if absolute, else relative to the workflow's directory.
+    pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(path);
+        match &self.workflow_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
     pub fn azure(&self) -> Result<&Arc<crate::azure::Azure>, ActionError> {
         self.azure.as_ref().ok_or_else(|| {
             ActionError::fatal("this step needs Azure, but no Azure target is configured")

@@ -8,6 +8,7 @@ mod runs;
 mod schema;
 pub mod settings;
 mod status;
+mod target;
 mod validate;
 
 use std::io::IsTerminal;

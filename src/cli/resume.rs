@@ -1,11 +1,20 @@
-//! `rescue resume RUN_ID`: continue a run from its first unfinished step. (Owned by the engine.)
+//! `rescue resume RUN_ID`: continue a run from its first step not done.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
+use super::run::{block_on, execute, fatal, Execution};
 use super::settings::{OutputArgs, StateArgs, TargetArgs, YesArgs};
 use super::{Flags, Settings};
+use super::target::TargetRecord;
+use crate::actions::Registry;
+use crate::engine::bind;
+use crate::engine::journal::{Journal, RunStatus, WorkflowRecord};
+use crate::engine::lock::RunLock;
+use crate::engine::resume::{align_steps, first_unfinished, reset_from, workflow_changes};
+use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -34,7 +43,70 @@ impl ResumeArgs {
     }
 }
 
-pub fn run(_args: &ResumeArgs, _settings: &Settings) -> ExitCode {
-    eprintln!("rescue resume: not implemented yet");
-    ExitCode::from(exit::INVALID)
+pub fn run(args: &ResumeArgs, settings: &Settings) -> ExitCode {
+    block_on(resume(settings, &args.run_id, args.force, args.from_step.as_deref()))
+}
+
+async fn resume(settings: &Settings, run_id: &str, force: bool, from_step: Option<&str>) -> ExitCode {
+    let store = Store::new(settings.state_dir.clone());
+    let run_dir = match store.existing_run(run_id) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    // Lock first: the journal may only be read once no other process can change it.
+    let lock = match RunLock::acquire(&run_dir, run_id) {
+        Ok(lock) => lock,
+        Err(e) => return fatal(&anyhow::Error::new(e)),
+    };
+    let mut journal = match Journal::load(&run_dir) {
+        Ok(j) => j,
+        Err(e) => return fatal(&e),
+    };
+
+    let path = journal.workflow.path.clone();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read the run's workflow {}: {e}", path.display());
+            eprintln!("  hint: restore the file at that path, then resume again");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let changed = workflow_changes(&journal, &text);
+    if let Some(diff) = &changed {
+        if !force {
+            eprintln!("error: the workflow {} changed since run {run_id} started:", path.display());
+            eprintln!("{diff}");
+            eprintln!("  hint: restore it, or resume anyway with --force (steps already done are not repeated)");
+            return ExitCode::from(exit::INVALID);
+        }
+        eprintln!("warning: the workflow changed since the run started; going on because of --force:\n{diff}");
+    }
+    let registry = Registry::builtin();
+    let workflow = match crate::workflow::load(&path, &registry) {
+        Ok(wf) => wf,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+    if changed.is_some() {
+        align_steps(&mut journal, &bind::step_ids(&workflow));
+        journal.workflow = WorkflowRecord::new(path, text);
+    }
+    if let Some(step) = from_step {
+        if let Err(e) = reset_from(&mut journal, step) {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    }
+    if first_unfinished(&journal).is_none() && journal.status == RunStatus::Succeeded {
+        eprintln!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)");
+        return ExitCode::from(exit::SUCCESS);
+    }
+    if let Err(e) = journal.save(&run_dir) {
+        return fatal(&e);
+    }
+    let target = TargetRecord::from_value(&journal.target);
+    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: true }).await
 }

@@ -1,13 +1,26 @@
-//! `rescue run FILE`: execute a workflow with a journal. (Owned by the engine.)
+//! `rescue run FILE`: start a run. Also the part of `resume` that executes and reports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs, YesArgs};
 use super::{Flags, Settings};
+use super::status::show;
+use super::target::{self, TargetRecord};
+use crate::actions::Registry;
+use crate::engine::bind::{self, WorkflowResolver};
+use crate::engine::executor::{Executor, Options, Outcome};
+use crate::engine::interrupt::Interrupt;
+use crate::engine::journal::{Journal, RunStatus, StepRecord, WorkflowRecord};
+use crate::engine::lock::RunLock;
+use crate::engine::recorder::Recorder;
+use crate::engine::store::Store;
 use crate::exit;
+use crate::report::{self, Style};
+use crate::workflow::Workflow;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -38,6 +51,144 @@ pub fn run(args: &RunArgs, settings: &Settings) -> ExitCode {
     if args.dry_run {
         return super::plan::show(&args.file, settings);
     }
-    eprintln!("rescue run: not implemented yet");
-    ExitCode::from(exit::INVALID)
+    block_on(start(settings, &args.file))
+}
+
+/// The engine is async (actions wait on Azure); the CLI is not.
+pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => fatal(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    }
+}
+
+async fn start(settings: &Settings, file: &Path) -> ExitCode {
+    let registry = Registry::builtin();
+    let workflow = match crate::workflow::load(file, &registry) {
+        Ok(wf) => wf,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+    let inputs = match crate::workflow::resolve_inputs(&workflow, &settings.input_pairs, settings.inputs_file.as_deref()) {
+        Ok(inputs) => inputs,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+
+    let store = Store::new(settings.state_dir.clone());
+    let (run_id, run_dir) = match store.create_run() {
+        Ok(created) => created,
+        Err(e) => return fatal(&e),
+    };
+    let lock = match RunLock::acquire(&run_dir, &run_id) {
+        Ok(lock) => lock,
+        Err(e) => return fatal(&anyhow::Error::new(e)),
+    };
+    let target = TargetRecord::for_new_run(&settings.target, &run_dir);
+    let steps = workflow.steps.iter().map(|s| StepRecord::pending(s.id.value.clone(), s.uses.value.clone())).collect();
+    let record = WorkflowRecord::new(absolute(file), workflow.source.text.to_string());
+    let mut journal = Journal::new(run_id, record, inputs, target.to_value(), steps);
+    if let Err(e) = journal.save(&run_dir) {
+        return fatal(&e);
+    }
+    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: false }).await
+}
+
+/// A run ready to execute: journaled, locked, workflow checked.
+pub(crate) struct Execution {
+    pub workflow: Arc<Workflow>,
+    pub run_dir: PathBuf,
+    pub journal: Journal,
+    pub lock: RunLock,
+    pub target: TargetRecord,
+    pub resumed: bool,
+}
+
+/// Executes the steps not yet done and says how it ended and what to do next.
+pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
+    let run_id = ex.journal.run_id.clone();
+    // Relative paths in `with:` (scripts) resolve against the workflow's directory.
+    let workflow_dir = ex.journal.workflow.path.parent().map(Path::to_path_buf);
+    let recorder = Arc::new(Recorder::new(ex.run_dir.clone(), ex.journal));
+    let interrupt = match Interrupt::install() {
+        Ok(i) => i,
+        Err(e) => return fatal(&anyhow::anyhow!("cannot handle Ctrl-C: {e}")),
+    };
+    let needs_azure = ex.workflow.steps.iter().any(|s| s.uses.value.starts_with("azure."));
+    let connected = match target::connect(&ex.target, needs_azure, workflow_dir).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = recorder.update(|j| j.status = RunStatus::Failed);
+            eprintln!("error: {e}");
+            print_resume(&run_id, "after fixing the cause, continue with");
+            return ExitCode::from(exit::STEP_FAILED);
+        }
+    };
+
+    let style = Style::detect(settings.json());
+    let executor = Executor::new(
+        bind::steps(&ex.workflow, &Registry::builtin()),
+        Arc::new(WorkflowResolver::new(ex.workflow.clone())),
+        recorder.clone(),
+        report::reporter(style),
+        Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
+        interrupt,
+    );
+    let outcome = executor.run(ex.resumed).await;
+    connected.close().await;
+    drop(ex.lock);
+
+    match outcome {
+        Err(e) => fatal(&e.context("cannot write the journal")),
+        Ok(Outcome::Succeeded) => {
+            if !settings.json() {
+                let journal = recorder.read();
+                eprintln!("run {run_id} succeeded");
+                if !journal.outputs.is_empty() {
+                    println!("outputs:");
+                    for (key, value) in &journal.outputs {
+                        println!("  {key}: {}", show(value));
+                    }
+                }
+            }
+            ExitCode::from(exit::SUCCESS)
+        }
+        Ok(Outcome::Failed { step }) => {
+            eprintln!("step {step} failed; the run is saved.");
+            print_resume(&run_id, "after fixing the cause, continue with");
+            ExitCode::from(exit::STEP_FAILED)
+        }
+        Ok(Outcome::Interrupted) => {
+            eprintln!("interrupted; the run is saved.");
+            print_resume(&run_id, "continue with");
+            ExitCode::from(exit::INTERRUPTED)
+        }
+        Ok(Outcome::NeedsConfirmation { step }) => {
+            eprintln!("step {step} asks for confirmation and there is no terminal to ask on; it was not run.");
+            eprintln!("to confirm it, pass --yes:\n  rescue resume {run_id} --yes");
+            ExitCode::from(exit::INVALID)
+        }
+        Ok(Outcome::Declined { step }) => {
+            eprintln!("step {step} was not confirmed; it was not run. The run is saved.");
+            print_resume(&run_id, "when ready, continue with");
+            ExitCode::from(exit::INTERRUPTED)
+        }
+    }
+}
+
+fn print_resume(run_id: &str, lead: &str) {
+    eprintln!("{lead}:\n  rescue resume {run_id}");
+}
+
+/// An error that is not a step's: the journal or the state dir failed us.
+pub(crate) fn fatal(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    let code = match e.downcast_ref::<crate::engine::lock::LockError>() {
+        Some(crate::engine::lock::LockError::Held { .. }) => exit::LOCKED,
+        _ => exit::STEP_FAILED,
+    };
+    ExitCode::from(code)
+}
+
+/// Resume must find the workflow from any working directory.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

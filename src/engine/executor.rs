@@ -13,32 +13,8 @@ use super::events::{Event, EventSink, StepInfo};
 use super::interrupt::Interrupt;
 use super::journal::{Journal, RunStatus, StepError, StepStatus};
 use super::recorder::Recorder;
+use crate::workflow::Retry;
 use crate::actions::{Action, ActionError, Args, Env, Intent, Outputs, Reconciled, StepContext, StepHost};
-
-/// How often a failing step is tried, and how long to wait in between.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// 1 = no retry.
-    pub max_attempts: u32,
-    /// Wait after the first failure; doubled after each further one.
-    pub backoff: Duration,
-    /// Upper bound of the wait.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 1, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(60) }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after failed attempt `attempt` (1-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.backoff.saturating_mul(factor).min(self.max_backoff)
-    }
-}
 
 /// One step as the engine sees it: an action and how to run it. Arguments and conditions are
 /// evaluated by the [`Resolver`], which knows the expression language.
@@ -51,7 +27,7 @@ pub struct StepDef {
     pub condition: Option<String>,
     /// The question to ask before running the step, for `confirm` steps.
     pub confirm: Option<String>,
-    pub retry: RetryPolicy,
+    pub retry: Retry,
     pub timeout: Option<Duration>,
 }
 
@@ -390,19 +366,5 @@ impl StepHost for Host {
                 }
             })
             .map_err(|e| ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy { max_attempts: 5, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(3) };
-        assert_eq!(p.delay(1), Duration::from_secs(1));
-        assert_eq!(p.delay(2), Duration::from_secs(2));
-        assert_eq!(p.delay(3), Duration::from_secs(3));
-        assert_eq!(p.delay(30), Duration::from_secs(3));
     }
 }

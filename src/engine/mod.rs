@@ -1,5 +1,6 @@
 //! Executes workflows step by step with a crash-safe journal.
 
+pub mod bind;
 pub mod events;
 pub mod executor;
 pub mod interrupt;

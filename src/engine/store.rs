@@ -10,18 +10,6 @@ use time::{macros::format_description, OffsetDateTime};
 
 use super::journal::Journal;
 
-/// The state directory: `--state-dir`, else `$RESCUE_STATE_DIR`, else `$XDG_STATE_HOME/rescue`,
-/// else `~/.local/state/rescue`.
-pub fn resolve_state_dir(explicit: Option<&Path>) -> PathBuf {
-    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    explicit
-        .map(Path::to_path_buf)
-        .or_else(|| env("RESCUE_STATE_DIR"))
-        .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("rescue")))
-        .or_else(|| env("HOME").map(|h| h.join(".local/state/rescue")))
-        .unwrap_or_else(|| PathBuf::from(".rescue-state"))
-}
-
 /// A new run id: `YYYYMMDD-HHMMSS-xxxx` (UTC, 4 random hex digits), sortable by start time.
 pub fn new_run_id() -> String {
     let now = OffsetDateTime::now_utc();
@@ -115,10 +103,5 @@ mod tests {
         assert_eq!(id.len(), "YYYYMMDD-HHMMSS-xxxx".len(), "{id}");
         assert!(is_valid_run_id(&id));
         assert!(!is_valid_run_id("../etc"));
-    }
-
-    #[test]
-    fn explicit_state_dir_wins() {
-        assert_eq!(resolve_state_dir(Some(Path::new("/x"))), PathBuf::from("/x"));
     }
 }

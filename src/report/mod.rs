@@ -60,7 +60,8 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
         }
         Event::StepStarted { step, name, attempt } => {
             let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            format!("{step}: started{attempt} - {name}")
+            let name = if name != step { format!(": {name}") } else { String::new() };
+            format!("{step}: started{attempt}{name}")
         }
         Event::StepStatus { step, message } => format!("{step}: {message}"),
         Event::StepReconciled { step, adopted: true } => {

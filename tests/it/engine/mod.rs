@@ -1,4 +1,9 @@
 //! Integration tests: engine.
 
+mod kill;
+mod lock;
 mod plan;
+mod resume;
+mod run;
+mod run_support;
 mod validate;

@@ -1,0 +1,147 @@
+//! `azure.disk.create_from_snapshot`: the working copy that gets repaired and swapped in.
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::snapshot::{create_owned, disk_summary};
+use super::*;
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+
+pub struct CreateFromSnapshot;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "azure.disk.create_from_snapshot",
+    summary: "create a disk from a snapshot, with the source disk's zone, SKU, generation and OS type",
+    params: &[
+        Param { name: "snapshot_id", ty: ParamType::String, required: true, description: "ARM id of the snapshot" },
+        Param { name: "source_disk_id", ty: ParamType::String, required: true, description: "the disk the snapshot was taken of (zone, SKU, generation and OS type are copied from it)" },
+        Param { name: "resource_group", ty: ParamType::String, required: false, description: "where to create it (default: the source disk's)" },
+        Param { name: "name", ty: ParamType::String, required: false, description: "disk name (default: SOURCE-fixed-RUN_ID)" },
+    ],
+    outputs: &[
+        OutputSpec { name: "id", description: "ARM id of the new disk" },
+        OutputSpec { name: "name", description: "name of the new disk" },
+        OutputSpec { name: "zone", description: "its zone (the source disk's)" },
+    ],
+    mutates: true,
+};
+
+fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, ResourceId), ActionError> {
+    let snapshot = id_arg(args, "snapshot_id", Kind::Snapshot)?;
+    let source = id_arg(args, "source_disk_id", Kind::Disk)?;
+    let rg = opt_str(args, "resource_group").unwrap_or(&source.resource_group).to_string();
+    let name = opt_str(args, "name").map(str::to_string).unwrap_or_else(|| derived_name(&source.name, "fixed", run_id));
+    Ok((snapshot, source.clone(), ResourceId::new(&source.subscription, &rg, Kind::Disk, &name)))
+}
+
+/// The copy: same location, zone, SKU, size, generation, OS type and architecture as the source.
+fn body(source_disk: &Value, snapshot: &ResourceId, run_id: &str) -> Value {
+    let p = |k: &str| source_disk.pointer(&format!("/properties/{k}")).cloned().unwrap_or(Value::Null);
+    let mut body = json!({
+        "location": location(source_disk),
+        "tags": run_tags(run_id, &[("rescue-source", &snapshot.to_string())]),
+        "sku": source_disk.get("sku").cloned().unwrap_or(json!({"name": "Standard_LRS"})),
+        "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": snapshot.to_string()},
+            "osType": p("osType"),
+            "hyperVGeneration": p("hyperVGeneration"),
+            "diskSizeGB": p("diskSizeGB"),
+            "supportedCapabilities": p("supportedCapabilities"),
+        }
+    });
+    if let Some(zones) = source_disk.get("zones").filter(|z| z.as_array().is_some_and(|a| !a.is_empty())) {
+        body["zones"] = zones.clone();
+    }
+    // Nulls would fail the SDK's typed model; absent means "service default".
+    if let Some(props) = body["properties"].as_object_mut() {
+        props.retain(|_, v| !v.is_null());
+    }
+    body
+}
+
+#[async_trait]
+impl Action for CreateFromSnapshot {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+        let mut notes = Vec::new();
+        let source = args.str("source_disk_id").and_then(|s| ResourceId::parse(s).ok());
+        if let Some(source) = &source {
+            match plan_read(ctx, source).await {
+                Ok(Some(d)) => notes.push(format!("copy will match the source disk: {}", disk_summary(&d))),
+                Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
+                Err(e) => notes.push(e),
+            }
+        }
+        let name = source
+            .as_ref()
+            .map(|s| opt_str(&args.known, "name").map(str::to_string).unwrap_or_else(|| derived_name(&s.name, "fixed", &ctx.run_id)))
+            .unwrap_or_else(|| "SOURCE-fixed-RUN".into());
+        Ok(Description {
+            summary: format!(
+                "create disk {name} from snapshot {} (same zone, SKU, generation and OS type as the source; tagged {RUN_TAG}={})",
+                args.display("snapshot_id"),
+                ctx.run_id
+            ),
+            calls: vec![
+                format!("GET {}", source.as_ref().map(|s| s.to_string()).unwrap_or(".../disks/SOURCE".into())),
+                format!("PUT .../disks/{name}"),
+                "GET <Azure-AsyncOperation> until Succeeded".into(),
+            ],
+            notes,
+        })
+    }
+
+    fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        let (snapshot, source, disk) = target(args, run_id)?;
+        Ok(Intent {
+            detail: json!({"name": disk.name, "snapshot_id": snapshot.to_string(), "source_disk_id": source.to_string()}),
+            creates: vec![resource_ref(&disk)],
+        })
+    }
+
+    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+        let azure = azure(ctx)?;
+        let (snapshot, source, disk) = target(args, &ctx.run_id)?;
+        with_progress(ctx, async {
+            let created = create_owned(ctx, azure, &disk, &source, |src| body(src, &snapshot, &ctx.run_id)).await?;
+            let mut out = Outputs::new();
+            out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(disk.to_string())));
+            out.insert("name".into(), json!(disk.name));
+            out.insert("zone".into(), json!(zone(&created).unwrap_or_default()));
+            Ok(out)
+        })
+        .await
+    }
+
+    fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
+        Some(format!("delete disk {} (the copy; never the original)", outputs.get("name").and_then(Value::as_str).unwrap_or("?")))
+    }
+
+    async fn undo(&self, ctx: &StepContext, _args: &Args, outputs: &Outputs) -> Result<(), ActionError> {
+        let azure = azure(ctx)?;
+        let id = ResourceId::parse(outputs.get("id").and_then(Value::as_str).unwrap_or_default())?;
+        with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_keeps_zone_sku_generation_and_os_type() {
+        let src = json!({"location":"westeurope","zones":["1"],"sku":{"name":"Premium_LRS"},
+            "properties":{"osType":"Linux","hyperVGeneration":"V2","diskSizeGB":30}});
+        let snap = ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/x").unwrap();
+        let b = body(&src, &snap, "r1");
+        assert_eq!(b["zones"], json!(["1"]));
+        assert_eq!(b["sku"]["name"], "Premium_LRS");
+        assert_eq!(b["properties"]["hyperVGeneration"], "V2");
+        assert_eq!(b["properties"]["osType"], "Linux");
+        assert_eq!(b["tags"][RUN_TAG], "r1");
+        assert!(b["properties"].get("supportedCapabilities").is_none());
+    }
+}

@@ -1,0 +1,85 @@
+//! `azure.vm.wait_healthy`: wait for the VM agent to report Ready; otherwise fail with the tail of
+//! the boot-diagnostics serial log, which is where a VM that does not boot says why.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::retry_human as human;
+
+pub struct WaitHealthy;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "azure.vm.wait_healthy",
+    summary: "wait until the VM is running and its VM agent reports Ready",
+    params: &[
+        P_RESOURCE_GROUP,
+        P_VM,
+        Param { name: "timeout_seconds", ty: ParamType::Number, required: false, description: "give up after this long (default 600)" },
+        P_SUBSCRIPTION,
+    ],
+    outputs: &[
+        OutputSpec { name: "agent_status", description: "Ready" },
+        OutputSpec { name: "power_state", description: "running" },
+    ],
+    mutates: false,
+};
+
+#[async_trait]
+impl Action for WaitHealthy {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+        let id = plan_vm_id(ctx, args, "resource_group", "vm");
+        Ok(Description {
+            summary: format!("wait until VM {} runs and its agent is Ready", args.display("vm")),
+            calls: vec![
+                call("GET", id.as_ref(), "/instanceView (repeated)", ".../virtualMachines/VM"),
+                call("POST", id.as_ref(), "/retrieveBootDiagnosticsData (only if it never gets Ready)", ".../virtualMachines/VM"),
+            ],
+            notes: Vec::new(),
+        })
+    }
+
+    fn intent(&self, _run_id: &str, _step_id: &str, _args: &Args) -> Result<Intent, ActionError> {
+        Ok(Intent::default())
+    }
+
+    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+        let azure = azure(ctx)?;
+        let id = vm_id(azure, args, "resource_group", "vm")?;
+        let timeout = Duration::from_secs_f64(args.get("timeout_seconds").and_then(Value::as_f64).unwrap_or(600.0).max(0.0));
+        let started = Instant::now();
+        with_progress(ctx, async {
+            let mut polls = 0u32;
+            loop {
+                let vm = azure.get_vm_with_instance_view(&id).await?;
+                let (power, agent) = (power_state(&vm), agent_status(&vm));
+                if power == "running" && agent.eq_ignore_ascii_case("ready") {
+                    let mut out = Outputs::new();
+                    out.insert("agent_status".into(), json!(agent));
+                    out.insert("power_state".into(), json!(power));
+                    return Ok(out);
+                }
+                if started.elapsed() >= timeout {
+                    let log = azure.serial_log_tail(&id, 30).await.unwrap_or_else(|| "(no boot diagnostics available)".into());
+                    return Err(ActionError::fatal(format!(
+                        "VM {} is not healthy after {}: power {power}, agent {agent}. Serial log tail:\n{log}",
+                        id.name,
+                        human(started.elapsed())
+                    ))
+                    .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"));
+                }
+                ctx.status(format!("waiting for {}: {power}, agent {agent}, {}", id.name, human(started.elapsed())));
+                tokio::time::sleep(azure.health_poll_interval(polls)).await;
+                polls += 1;
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,127 @@
+//! `azure.vm.deallocate` and `azure.vm.start`: idempotent power changes.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::*;
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::VmAction;
+
+pub struct Deallocate;
+pub struct Start;
+
+static DEALLOCATE: ActionSpec = ActionSpec {
+    name: "azure.vm.deallocate",
+    summary: "stop a VM and release its compute (needed before its OS disk can be swapped)",
+    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
+    outputs: &[OutputSpec { name: "power_state", description: "the power state afterwards (deallocated)" }],
+    mutates: true,
+};
+
+static START: ActionSpec = ActionSpec {
+    name: "azure.vm.start",
+    summary: "start a VM",
+    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
+    outputs: &[OutputSpec { name: "power_state", description: "the power state afterwards (running)" }],
+    mutates: true,
+};
+
+fn verb(action: VmAction) -> (&'static str, &'static str, &'static str) {
+    match action {
+        VmAction::Deallocate => ("deallocate", "deallocate", "deallocated"),
+        VmAction::Start => ("start", "start", "running"),
+    }
+}
+
+async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) -> Description {
+    let (word, path, target) = verb(action);
+    let id = plan_vm_id(ctx, args, "resource_group", "vm");
+    let mut notes = Vec::new();
+    if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
+        match azure.get_vm_with_instance_view(id).await {
+            Ok(vm) if power_state(&vm) == target => notes.push(format!("already {target}: nothing to do")),
+            Ok(vm) => notes.push(format!("now {}", power_state(&vm))),
+            Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
+        }
+    }
+    Description {
+        summary: format!("{word} VM {}", args.display("vm")),
+        calls: vec![
+            call("GET", id.as_ref(), "?$expand=instanceView", ".../virtualMachines/VM"),
+            call("POST", id.as_ref(), &format!("/{path}"), ".../virtualMachines/VM"),
+            "GET <Azure-AsyncOperation> until Succeeded".into(),
+        ],
+        notes,
+    }
+}
+
+/// Bring the VM to the action's power state; a VM already there is left alone.
+pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId, action: VmAction) -> Result<Outputs, ActionError> {
+    let (word, _, target) = verb(action);
+    let key = format!("{}_{word}", op_key());
+    if let Some(result) = resume_pending(ctx, azure, &key).await {
+        result?;
+    } else {
+        let vm = azure.get_vm_with_instance_view(id).await?;
+        if power_state(&vm) != target {
+            ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
+            let started = azure.vm_action(id, action, &format!("{word} {}", id.name)).await?;
+            finish(ctx, azure, started, &key).await?;
+        }
+    }
+    let mut out = Outputs::new();
+    out.insert("power_state".into(), json!(target));
+    Ok(out)
+}
+
+#[async_trait]
+impl Action for Deallocate {
+    fn spec(&self) -> &'static ActionSpec {
+        &DEALLOCATE
+    }
+
+    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+        Ok(describe_power(ctx, args, VmAction::Deallocate).await)
+    }
+
+    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        Ok(Intent { detail: json!({"vm": args.get("vm"), "to": "deallocated"}), creates: Vec::new() })
+    }
+
+    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+        let azure = azure(ctx)?;
+        let id = vm_id(azure, args, "resource_group", "vm")?;
+        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Deallocate)).await
+    }
+
+    fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
+        Some(format!("start VM {} again", opt_str(args, "vm").unwrap_or("?")))
+    }
+
+    async fn undo(&self, ctx: &StepContext, args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+        let azure = azure(ctx)?;
+        let id = vm_id(azure, args, "resource_group", "vm")?;
+        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Action for Start {
+    fn spec(&self) -> &'static ActionSpec {
+        &START
+    }
+
+    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+        Ok(describe_power(ctx, args, VmAction::Start).await)
+    }
+
+    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        Ok(Intent { detail: json!({"vm": args.get("vm"), "to": "running"}), creates: Vec::new() })
+    }
+
+    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+        let azure = azure(ctx)?;
+        let id = vm_id(azure, args, "resource_group", "vm")?;
+        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await
+    }
+}

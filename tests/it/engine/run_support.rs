@@ -1,0 +1,137 @@
+//! Helpers for the engine's run/resume tests: a scratch state dir, the real binary, journals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A scratch directory holding the state dir, workflows and files the steps write.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes a workflow; `{dir}` in the text becomes the scratch directory.
+    pub fn workflow(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text.replace("{dir}", &self.dir.path().display().to_string())).expect("write workflow");
+        path
+    }
+
+    /// `rescue ARGS` with this state dir and no terminal.
+    pub fn rescue(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("rescue"));
+        cmd.env("RESCUE_STATE_DIR", self.state())
+            .env_remove("RESCUE_TEST_KILL_AT")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.rescue().args(args).output().expect("spawn rescue")
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.rescue().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rescue")
+    }
+
+    /// The id of the one run in the state dir.
+    pub fn run_id(&self) -> String {
+        let mut ids: Vec<_> = std::fs::read_dir(self.state().join("runs"))
+            .expect("runs dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(ids.len(), 1, "expected one run, found {ids:?}");
+        ids.pop().unwrap()
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.state().join("runs").join(id)
+    }
+
+    pub fn journal(&self, id: &str) -> Value {
+        let text = std::fs::read_to_string(self.run_dir(id).join("journal.json")).expect("journal");
+        serde_json::from_str(&text).expect("journal is JSON")
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// Waits until the run's journal shows `step` in `status`.
+    pub fn wait_for_step(&self, step: &str, status: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(entries) = std::fs::read_dir(self.state().join("runs")) {
+                for entry in entries.flatten() {
+                    let id = entry.file_name().to_string_lossy().into_owned();
+                    let Ok(text) = std::fs::read_to_string(entry.path().join("journal.json")) else { continue };
+                    let Ok(journal) = serde_json::from_str::<Value>(&text) else { continue };
+                    if step_field(&journal, step, "status") == status {
+                        return id;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "step {step} never reached {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A field of a step in a journal, as a string ("" when absent).
+pub fn step_field(journal: &Value, step: &str, field: &str) -> String {
+    let steps = journal["steps"].as_array().cloned().unwrap_or_default();
+    match steps.iter().find(|s| s["id"] == step).map(|s| s[field].clone()) {
+        Some(Value::String(s)) => s,
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts the exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+pub fn wait_output(child: Child) -> Output {
+    child.wait_with_output().expect("wait for rescue")
+}
+
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+}
