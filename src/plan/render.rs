@@ -23,8 +23,8 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
     let wf = &plan.workflow;
     let _ = writeln!(out, "Plan: {} ({})", wf.name, wf.path);
     if let Some(description) = &wf.description {
-        for line in description.trim().lines() {
-            let _ = writeln!(out, "  {line}");
+        for line in textwrap::wrap(description.trim(), textwrap::Options::new(96).initial_indent("  ").subsequent_indent("  ")) {
+            let _ = writeln!(out, "{line}");
         }
     }
 

@@ -81,6 +81,11 @@ impl Workflow {
         self.steps.iter().find(|s| s.id.value == id)
     }
 
+    /// Whether any step acts on Azure (then the CLI connects before planning or running).
+    pub fn needs_azure(&self) -> bool {
+        self.steps.iter().any(|s| s.uses.value.starts_with("azure."))
+    }
+
     /// Position of a step in run order.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id.value == id)
