@@ -83,6 +83,14 @@ fn dispatch(command: Command) -> ExitCode {
     result.unwrap_or_else(|code| code)
 }
 
+/// Loads and checks `file` and resolves the inputs given by the flags: what plan and run
+/// both start from. On problems, prints them and gives exit 2.
+pub(crate) fn load_with_inputs(file: &std::path::Path, settings: &Settings, registry: &crate::actions::Registry) -> Result<(crate::workflow::Workflow, serde_json::Map<String, serde_json::Value>), ExitCode> {
+    let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
+    let inputs = crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()).map_err(|p| report_invalid(&p))?;
+    Ok((wf, inputs))
+}
+
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.
 pub fn report_invalid(problems: &crate::workflow::Diagnostics) -> ExitCode {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -40,13 +40,9 @@ pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
 pub fn show(file: &Path, settings: &Settings) -> ExitCode {
     let registry = Registry::builtin();
-    let wf = match crate::workflow::load(file, &registry) {
-        Ok(wf) => wf,
-        Err(problems) => return super::report_invalid(&problems),
-    };
-    let inputs = match crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()) {
-        Ok(inputs) => inputs,
-        Err(problems) => return super::report_invalid(&problems),
+    let (wf, inputs) = match super::load_with_inputs(file, settings, &registry) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let planned = runtime.block_on(async {
