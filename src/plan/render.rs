@@ -8,6 +8,7 @@ use super::{Decision, Plan, PlannedArg};
 
 fn show(value: &Value) -> String {
     match value {
+        Value::String(s) if s.is_empty() => "\"\"".to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
