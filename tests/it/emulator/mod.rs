@@ -1,1 +1,5 @@
-//! Integration tests: emulator.
+//! Integration tests: the ARM emulator, over HTTP, with raw requests and the real
+//! azure_mgmt_compute 0.21 client.
+
+mod support;
+mod wire;
