@@ -193,8 +193,8 @@ fn help_teaches_exit_codes_and_examples() {
     let out = rescue().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Exit codes:") && help.contains("130"), "{help}");
-    for sub in ["validate", "plan", "run", "resume", "runs", "status", "schema"] {
-        let out = rescue().args([sub, "--help"]).output().unwrap();
+    for sub in [&["validate"][..], &["plan"], &["run"], &["resume"], &["runs"], &["status"], &["schema"], &["emulator", "serve"]] {
+        let out = rescue().args(sub).arg("--help").output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("rescue "), "`{sub} --help` has an example");
     }
     rescue().arg("plan").assert().code(2);
