@@ -195,7 +195,7 @@ fn help_teaches_exit_codes_and_examples() {
     assert!(help.contains("Exit codes:") && help.contains("130"), "{help}");
     for sub in [&["validate"][..], &["plan"], &["run"], &["resume"], &["runs"], &["status"], &["schema"], &["emulator", "serve"]] {
         let out = rescue().args(sub).arg("--help").output().unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains("rescue "), "`{sub} --help` has an example");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("rescue "), "`{sub:?} --help` has an example");
     }
     rescue().arg("plan").assert().code(2);
     rescue().args(["plan", "workflows/demo.yaml", "--output", "yaml"]).assert().code(2);
