@@ -80,3 +80,23 @@ fn plan_and_dry_run_change_nothing() {
     assert!(!notes.exists(), "the plan wrote the notes file");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "the plan created something in the state dir");
 }
+
+#[test]
+fn expressions_with_dashed_ids_and_nested_values_plan_and_run() {
+    let state = tempfile::tempdir().unwrap();
+    let wf = "tests/it/engine/fixtures/valid/expressions.yaml";
+    let plan = plan_json(state.path(), &[wf]);
+    assert_eq!(plan["steps"][0]["args"]["message"], json!({"value": {"nested": [4, "n=2"]}}), "lone expressions keep their type, mixed ones interpolate");
+    assert_eq!(plan["steps"][1]["args"]["message"], json!({"known_after": "first-step"}));
+    assert_eq!(plan["steps"][1]["if"]["decision"], "runs");
+
+    let out = rescue(state.path()).args(["run", wf, "--output", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let finished: Value = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "run_finished")
+        .expect("a run_finished event");
+    assert_eq!(finished["outputs"], json!({"five": 5, "status": "succeeded"}));
+}
