@@ -82,7 +82,7 @@ fn settings(flags: Flags) -> Result<Settings, ExitCode> {
 
 fn dispatch(command: Command) -> ExitCode {
     let result = match &command {
-        Command::Validate(args) => settings(Flags::default()).map(|s| validate::run(args, &s)),
+        Command::Validate(args) => Ok(validate::run(args)),
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
         Command::Run(args) => settings(args.flags()).map(|s| run::run(args, &s)),
         Command::Resume(args) => settings(args.flags()).map(|s| resume::run(args, &s)),
