@@ -77,18 +77,9 @@ impl Workflow {
         hex::encode(sha2::Sha256::digest(self.source.text.as_bytes()))
     }
 
-    pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id.value == id)
-    }
-
     /// Whether any step acts on Azure (then the CLI connects before planning or running).
     pub fn needs_azure(&self) -> bool {
         self.steps.iter().any(|s| s.uses.value.starts_with("azure."))
-    }
-
-    /// Position of a step in run order.
-    pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.id.value == id)
     }
 }
 
@@ -233,5 +224,18 @@ impl Retry {
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
         self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_up_to_its_cap() {
+        let retry = Retry { max_attempts: 6, backoff: Duration::from_secs(5), max_backoff: Duration::from_secs(30) };
+        let delays: Vec<u64> = (1..=5).map(|a| retry.delay(a).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 30, 30]);
+        assert_eq!(retry.delay(200).as_secs(), 30, "no overflow on long runs");
     }
 }
