@@ -109,23 +109,25 @@ pub(crate) async fn finish(ctx: &StepContext, azure: &Azure, started: Started, k
         Started::Done(body) => Ok(body),
         Started::Pending(op) => {
             ctx.checkpoint(key, serde_json::to_value(&op).expect("an operation serializes")).await?;
-            let result = azure.wait(&op).await;
-            // Done (either way): a later attempt must look at the resource, not this operation.
-            ctx.checkpoint(key, Value::Null).await?;
-            result
+            poll_checkpointed(ctx, azure, &op, key).await
         }
     }
+}
+
+/// Poll a checkpointed operation. Once it has ended (either way) the checkpoint is cleared: a
+/// later attempt must look at the resource, not replay this outcome. When polling itself fails
+/// the checkpoint stays, so the next attempt polls the same operation again.
+async fn poll_checkpointed(ctx: &StepContext, azure: &Azure, op: &Operation, key: &str) -> Result<Value, ActionError> {
+    let outcome = azure.wait_outcome(op).await?;
+    ctx.checkpoint(key, Value::Null).await?;
+    outcome
 }
 
 /// Keep polling an operation checkpointed by an earlier attempt; None if there was none.
 pub(crate) async fn resume_pending(ctx: &StepContext, azure: &Azure, key: &str) -> Option<Result<Value, ActionError>> {
     let op = pending_operation(ctx, key)?;
     ctx.status(format!("resuming: polling {} again", op.label));
-    let result = azure.wait(&op).await;
-    if result.is_ok() {
-        let _ = ctx.checkpoint(key, Value::Null).await;
-    }
-    Some(result)
+    Some(poll_checkpointed(ctx, azure, &op, key).await)
 }
 
 pub(crate) fn op_key() -> &'static str {
