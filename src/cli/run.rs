@@ -124,14 +124,14 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     };
 
     let style = Style::detect(settings.json());
-    let executor = Executor::new(
-        bind::steps(&ex.workflow, &Registry::builtin()),
-        Arc::new(WorkflowResolver::new(ex.workflow.clone())),
-        recorder.clone(),
-        report::reporter(style),
-        Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
+    let executor = Executor {
+        steps: bind::steps(&ex.workflow, &Registry::builtin()),
+        resolver: Arc::new(WorkflowResolver::new(ex.workflow.clone())),
+        recorder: recorder.clone(),
+        sink: report::reporter(style),
+        options: Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
         interrupt,
-    );
+    };
     let outcome = executor.run(ex.resumed).await;
     connected.close().await;
     drop(ex.lock);

@@ -64,12 +64,12 @@ pub enum Outcome {
 }
 
 pub struct Executor {
-    steps: Vec<StepDef>,
-    resolver: Arc<dyn Resolver>,
-    recorder: Arc<Recorder>,
-    sink: Arc<dyn EventSink>,
-    options: Options,
-    interrupt: Interrupt,
+    pub steps: Vec<StepDef>,
+    pub resolver: Arc<dyn Resolver>,
+    pub recorder: Arc<Recorder>,
+    pub sink: Arc<dyn EventSink>,
+    pub options: Options,
+    pub interrupt: Interrupt,
 }
 
 enum Attempt {
@@ -78,21 +78,6 @@ enum Attempt {
 }
 
 impl Executor {
-    pub fn new(
-        steps: Vec<StepDef>,
-        resolver: Arc<dyn Resolver>,
-        recorder: Arc<Recorder>,
-        sink: Arc<dyn EventSink>,
-        options: Options,
-        interrupt: Interrupt,
-    ) -> Self {
-        Executor { steps, resolver, recorder, sink, options, interrupt }
-    }
-
-    pub fn recorder(&self) -> &Arc<Recorder> {
-        &self.recorder
-    }
-
     /// Runs every step not yet done. Errors are failures to record (the journal could not be
     /// written); step failures are an [`Outcome`].
     pub async fn run(&self, resumed: bool) -> anyhow::Result<Outcome> {
