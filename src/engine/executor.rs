@@ -139,7 +139,11 @@ impl Executor {
             let intent = record.intent.clone().unwrap_or_default();
             let ctx = self.context(step, record.attempts.max(1));
             let started = Instant::now();
-            match step.action.reconcile(&ctx, &record.args, &intent).await {
+            let reconciled = tokio::select! {
+                r = step.action.reconcile(&ctx, &record.args, &intent) => r,
+                _ = self.interrupt.wait() => return Ok(Outcome::Interrupted),
+            };
+            match reconciled {
                 Ok(Reconciled::Adopt(outputs)) => {
                     self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: true });
                     return self.succeed(step, outputs, started);
