@@ -1,1 +1,160 @@
 //! A loopback Azure Resource Manager emulator on real disk images.
+//!
+//! It speaks the slice of ARM that `rescue` drives (disks, snapshots, VMs, Run Command) with
+//! Azure's paths, api-versions, long-running-operation headers, error codes and rules, so a
+//! workflow rehearsed here behaves as it would on Azure. Disks are sparse image files in the data
+//! dir; Run Command scripts run for real with the VM's data disks on loop devices.
+//!
+//! Time is lazy: every operation stores when it is due, and each request first completes the
+//! operations that are due. Nothing is lost when the process dies; `start` on the same data dir
+//! carries on where it stopped.
+
+mod arm;
+mod boot;
+mod faults;
+mod generate;
+mod gpt;
+mod images;
+mod operations;
+mod reqlog;
+mod resources;
+mod routes;
+mod rules;
+mod runcommand;
+mod scenario;
+mod server;
+mod state;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use generate::Corruption;
+pub use scenario::INCIDENT_SCENARIO;
+
+/// How to start an emulator.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Scenario file to seed a fresh data dir from; `None` = the embedded incident scenario.
+    pub scenario: Option<PathBuf>,
+    /// Where state and disk images live; a saved state there is resumed (scenario ignored).
+    pub data_dir: PathBuf,
+    /// TCP port on 127.0.0.1; 0 = any free port.
+    pub port: u16,
+    /// Multiplies Azure-like latencies (1.0 = as slow as Azure).
+    pub time_scale: f64,
+    /// Bearer token clients must present; `None` = random.
+    pub token: Option<String>,
+    /// Append one JSON line per request to this file.
+    pub log: Option<PathBuf>,
+}
+
+/// A running emulator.
+pub struct Handle {
+    pub endpoint: url::Url,
+    pub token: String,
+    pub subscription_id: String,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops accepting requests and waits for the server to finish (running Run Command
+    /// scripts are killed; their loop devices are detached).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts an emulator on 127.0.0.1 in the current tokio runtime.
+pub async fn start(config: Config) -> anyhow::Result<Handle> {
+    server::start(config).await
+}
+
+/// `rescue emulator serve`: run an emulator until interrupted.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Scenario YAML to seed from (default: the embedded incident scenario).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// TCP port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// State and disk images; a previous state there is resumed
+    /// (default: $XDG_STATE_HOME/rescue/emulator).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Latency scale: 1.0 is as slow as Azure, 0.01 is a hundred times faster.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub time_scale: f64,
+    /// Write one JSON line per request to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Accept this bearer token instead of a random one.
+    #[arg(long, value_name = "TOKEN", env = "RESCUE_EMULATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Runs `rescue emulator serve`: prints the endpoint lines, then serves until Ctrl-C.
+pub async fn serve(args: ServeArgs) -> ExitCode {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        eprintln!("error: --time-scale must be a positive number, got {}", args.time_scale);
+        return ExitCode::from(crate::exit::INVALID);
+    }
+    let config = Config {
+        scenario: args.scenario,
+        data_dir,
+        port: args.port,
+        time_scale: args.time_scale,
+        token: args.token,
+        log: args.log,
+    };
+    let handle = match start(config).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: cannot start the emulator: {e:#}");
+            return ExitCode::from(crate::exit::STEP_FAILED);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
+    let _ = out.flush();
+    drop(out);
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
+    ExitCode::from(crate::exit::SUCCESS)
+}
+
+/// The lines `serve` prints first: where it listens, then shell exports for the CLI.
+fn banner(endpoint: &url::Url, token: &str, subscription: &str) -> String {
+    let base = endpoint.as_str().trim_end_matches('/');
+    format!(
+        "rescue emulator listening on {base}\nexport RESCUE_EMULATOR_URL={base}\n\
+         export RESCUE_EMULATOR_TOKEN={token}\nexport AZURE_SUBSCRIPTION_ID={subscription}\n"
+    )
+}
+
+fn default_data_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("rescue").join("emulator")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn banner_is_the_four_agreed_lines() {
+        let url = url::Url::parse("http://127.0.0.1:4242/").unwrap();
+        assert_eq!(
+            super::banner(&url, "tok", "sub"),
+            "rescue emulator listening on http://127.0.0.1:4242\n\
+             export RESCUE_EMULATOR_URL=http://127.0.0.1:4242\n\
+             export RESCUE_EMULATOR_TOKEN=tok\n\
+             export AZURE_SUBSCRIPTION_ID=sub\n"
+        );
+    }
+}

@@ -1,1 +1,12 @@
-//! Integration tests: emulator.
+//! Integration tests: the ARM emulator, over HTTP, with raw requests and the real
+//! azure_mgmt_compute 0.21 client.
+
+mod support;
+mod boot;
+mod client;
+mod faults;
+mod persistence;
+mod rules;
+mod scenarios;
+mod runcommand;
+mod wire;

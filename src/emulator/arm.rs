@@ -1,0 +1,111 @@
+//! ARM's error body and the small wire vocabulary shared by every resource.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const DISK_API: &str = "2024-03-02";
+pub const COMPUTE_API: &str = "2024-07-01";
+
+/// An ARM error: HTTP status plus `{"error":{"code","message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ArmError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ArmError { status, code: code.to_string(), message: message.into() }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({ "error": { "code": self.code, "message": self.message, "details": [] } })
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(409, code, message)
+    }
+
+    pub fn not_found(kind: &str, rg: &str, name: &str) -> Self {
+        Self::new(
+            404,
+            "ResourceNotFound",
+            format!(
+                "The Resource 'Microsoft.Compute/{kind}/{name}' under resource group '{rg}' was not found. \
+                 For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+            ),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalServerError", message)
+    }
+}
+
+pub type ArmResult<T> = Result<T, ArmError>;
+
+/// The current time as ARM writes it.
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339 formatting")
+}
+
+/// A random GUID in ARM's lowercase form.
+pub fn guid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+/// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}`.
+pub fn resource_id(sub: &str, rg: &str, kind: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}")
+}
+
+/// Parses a Microsoft.Compute resource id into (resource group, kind, name); case-insensitive
+/// on the fixed words as ARM is.
+pub fn parse_resource_id(id: &str) -> Option<(String, String, String)> {
+    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+    if parts.len() == 8
+        && parts[0].eq_ignore_ascii_case("subscriptions")
+        && parts[2].eq_ignore_ascii_case("resourceGroups")
+        && parts[4].eq_ignore_ascii_case("providers")
+        && parts[5].eq_ignore_ascii_case("Microsoft.Compute")
+    {
+        Some((parts[3].to_string(), parts[6].to_ascii_lowercase(), parts[7].to_string()))
+    } else {
+        None
+    }
+}
+
+/// The map key of a resource: ARM names are case-insensitive.
+pub fn key(rg: &str, name: &str) -> String {
+    format!("{}/{}", rg.to_ascii_lowercase(), name.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ids_case_insensitively() {
+        let id = "/subscriptions/s/resourcegroups/RG/providers/microsoft.compute/Disks/d1";
+        assert_eq!(parse_resource_id(id), Some(("RG".into(), "disks".into(), "d1".into())));
+        assert_eq!(parse_resource_id("/subscriptions/s/resourceGroups/rg"), None);
+    }
+
+    #[test]
+    fn guids_look_like_guids() {
+        let g = guid();
+        assert_eq!(g.len(), 36);
+        assert_eq!(g.matches('-').count(), 4);
+    }
+}

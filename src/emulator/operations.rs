@@ -1,0 +1,235 @@
+//! Long-running operations: recorded with their due time, completed lazily by the next request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::arm::{self, ArmError};
+use super::state::{Power, State};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Family {
+    /// Disk RP: `.../locations/{loc}/DiskOperations/{id}` (api-version 2024-03-02).
+    Disk,
+    /// Compute RP: `.../locations/{loc}/operations/{id}` (api-version 2024-07-01).
+    Compute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    InProgress,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum OpKind {
+    VolumeCreate { snapshot: bool, key: String },
+    VolumeDelete { snapshot: bool, key: String },
+    VmUpdate { vm: String },
+    AttachDetach { vm: String },
+    VmPower { vm: String, target: Power, boot: Option<super::boot::BootOutcome> },
+    RunCommand { vm: String, result: Option<Result<Value, ArmError>> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub family: Family,
+    pub kind: OpKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub end: Option<OffsetDateTime>,
+    pub status: Status,
+    pub error: Option<ArmError>,
+    /// Set by an `lro_failed` fault: the operation ends Failed with this error, effect undone.
+    pub fail_with: Option<ArmError>,
+    /// The final body (`properties.output` and the Location answer).
+    pub output: Option<Value>,
+}
+
+impl Operation {
+    pub fn new(family: Family, kind: OpKind, seconds: f64) -> Self {
+        let start = arm::now();
+        let due = start + time::Duration::seconds_f64(seconds.max(0.0));
+        Operation {
+            id: arm::guid(),
+            family,
+            kind,
+            start,
+            due,
+            end: None,
+            status: Status::InProgress,
+            error: None,
+            fail_with: None,
+            output: None,
+        }
+    }
+
+    pub fn vm_key(&self) -> Option<&str> {
+        match &self.kind {
+            OpKind::VmUpdate { vm }
+            | OpKind::AttachDetach { vm }
+            | OpKind::VmPower { vm, .. }
+            | OpKind::RunCommand { vm, .. } => Some(vm),
+            _ => None,
+        }
+    }
+
+    fn ready(&self, now: OffsetDateTime) -> bool {
+        self.status == Status::InProgress
+            && self.due <= now
+            && !matches!(self.kind, OpKind::RunCommand { result: None, .. } | OpKind::VmPower { boot: None, .. })
+    }
+
+    /// The operation-status body (what the Azure-AsyncOperation URL answers).
+    pub fn status_body(&self) -> Value {
+        let mut body = json!({
+            "startTime": arm::rfc3339(self.start),
+            "status": match self.status {
+                Status::InProgress => "InProgress",
+                Status::Succeeded => "Succeeded",
+                Status::Failed => "Failed",
+                Status::Canceled => "Canceled",
+            },
+            "name": self.id,
+        });
+        if let Some(end) = self.end {
+            body["endTime"] = json!(arm::rfc3339(end));
+        }
+        if let (Status::Succeeded, Some(out)) = (self.status, &self.output) {
+            body["properties"] = json!({ "output": out });
+        }
+        if let Some(e) = &self.error {
+            body["error"] = json!({ "code": e.code, "message": e.message });
+        }
+        body
+    }
+
+    /// The operation's URL path and query, without the monitor flag.
+    pub fn status_path(&self, state: &State) -> String {
+        let (segment, api) = match self.family {
+            Family::Disk => ("DiskOperations", arm::DISK_API),
+            Family::Compute => ("operations", arm::COMPUTE_API),
+        };
+        format!(
+            "/subscriptions/{}/providers/Microsoft.Compute/locations/{}/{segment}/{}?p={}&api-version={api}",
+            state.subscription, state.location, self.id, self.id
+        )
+    }
+}
+
+/// Completes every operation that is due, in due order; returns whether anything changed.
+pub fn complete_due(state: &mut State, images: &std::path::Path, now: OffsetDateTime) -> bool {
+    let mut due: Vec<(OffsetDateTime, String)> = state
+        .operations
+        .values()
+        .filter(|op| op.ready(now))
+        .map(|op| (op.due, op.id.clone()))
+        .collect();
+    due.sort();
+    for (_, id) in &due {
+        complete(state, images, id);
+    }
+    !due.is_empty()
+}
+
+fn complete(state: &mut State, images: &std::path::Path, id: &str) {
+    let Some(mut op) = state.operations.remove(id) else { return };
+    let end = op.due.max(op.start);
+    let failure = op.fail_with.clone();
+    match &op.kind {
+        OpKind::VolumeCreate { snapshot, key } => {
+            let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+            if let Some(v) = map.get_mut(key) {
+                v.provisioning_state = if failure.is_some() { "Failed" } else { "Succeeded" }.into();
+            }
+            if failure.is_none() {
+                op.output = super::resources::render_volume(state, key, *snapshot);
+            }
+        }
+        OpKind::VolumeDelete { snapshot, key } => {
+            if failure.is_none() {
+                let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+                if let Some(v) = map.remove(key) {
+                    let _ = std::fs::remove_file(images.join(&v.image));
+                }
+            } else {
+                let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+                if let Some(v) = map.get_mut(key) {
+                    v.provisioning_state = "Succeeded".into();
+                }
+            }
+        }
+        OpKind::VmUpdate { vm } | OpKind::AttachDetach { vm } => {
+            let attach_detach = matches!(op.kind, OpKind::AttachDetach { .. });
+            if let Some(v) = state.vms.get_mut(vm) {
+                v.provisioning_state = "Succeeded".into();
+            }
+            if attach_detach && failure.is_none() {
+                op.output = state.vms.get(vm).map(|v| super::resources::vm::storage_profile(state, v));
+            }
+        }
+        OpKind::VmPower { vm, target, boot } => {
+            if let Some(v) = state.vms.get_mut(vm) {
+                v.provisioning_state = "Succeeded".into();
+                if failure.is_none() {
+                    v.power = *target;
+                    match (target, boot) {
+                        (Power::Running, Some(b)) => {
+                            v.agent_ready = b.ready;
+                            v.serial_log = b.serial_log.clone();
+                        }
+                        _ => v.agent_ready = false,
+                    }
+                }
+            }
+        }
+        OpKind::RunCommand { result, .. } => match result {
+            Some(Ok(out)) => op.output = Some(out.clone()),
+            Some(Err(e)) => op.error = Some(e.clone()),
+            None => {}
+        },
+    }
+    if let Some(vm) = op.vm_key().map(str::to_string) {
+        if let Some(v) = state.vms.get_mut(&vm) {
+            if v.busy.as_deref() == Some(id) {
+                v.busy = None;
+            }
+        }
+    }
+    op.end = Some(end);
+    if let Some(e) = failure {
+        op.status = Status::Failed;
+        op.error = Some(e);
+        op.output = None;
+    } else if op.error.is_some() {
+        op.status = Status::Failed;
+    } else {
+        op.status = Status::Succeeded;
+    }
+    state.operations.insert(op.id.clone(), op);
+}
+
+/// After a restart, a Run Command that was executing has lost its process: it ends Failed,
+/// as Azure reports when the VM agent restarts mid-command.
+pub fn fail_interrupted(state: &mut State) {
+    for op in state.operations.values_mut() {
+        if let OpKind::RunCommand { result: result @ None, .. } = &mut op.kind {
+            *result = Some(Err(ArmError::new(
+                500,
+                "VMAgentRestarted",
+                "The VM agent restarted while the command was running; the command's outcome is unknown.",
+            )));
+        }
+    }
+}
+
+/// `Retry-After` seconds for a real-Azure value, scaled (never below 1).
+pub fn retry_after(seconds: f64, scale: f64) -> u64 {
+    (seconds * scale).ceil().max(1.0) as u64
+}

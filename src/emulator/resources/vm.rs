@@ -1,0 +1,452 @@
+//! Virtual machines: model, instance view, updates (data disks, OS disk swap, tags), power
+//! actions, attachDetachDataDisks, boot diagnostics; Run Command lives in `runcommand`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::super::arm::{self, ArmError, ArmResult};
+use super::super::operations::{Family, OpKind};
+use super::super::rules::{self, WantedDisk};
+use super::super::server::{Call, Emu, Reply};
+use super::super::state::{Power, State, Vm};
+use super::{field, group, tags};
+
+const VM_UPDATE: f64 = 10.0;
+const OS_SWAP: f64 = 15.0;
+const DEALLOCATE: f64 = 60.0;
+const POWER_OFF: f64 = 30.0;
+const START: f64 = 30.0;
+const RESTART: f64 = 40.0;
+const NO_OP: f64 = 3.0;
+
+fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
+    let rg = group(state, rg)?;
+    let key = arm::key(rg, name);
+    let vm = state.vms.get(&key).ok_or_else(|| ArmError::not_found("virtualMachines", rg, name))?;
+    Ok((key, vm))
+}
+
+fn etag(vm: &Vm) -> String {
+    format!("\"{}\"", vm.etag)
+}
+
+fn managed_disk(state: &State, key: &str) -> Value {
+    let d = &state.disks[key];
+    json!({ "id": state.disk_id(d), "storageAccountType": d.sku })
+}
+
+/// `properties.storageProfile` (also the attachDetachDataDisks result).
+pub fn storage_profile(state: &State, vm: &Vm) -> Value {
+    let os = &state.disks[&vm.os_disk];
+    let data: Vec<Value> = vm
+        .data_disks
+        .iter()
+        .map(|d| {
+            let disk = &state.disks[&d.disk];
+            json!({
+                "lun": d.lun,
+                "name": disk.name,
+                "createOption": "Attach",
+                "caching": d.caching,
+                "managedDisk": managed_disk(state, &d.disk),
+                "deleteOption": "Detach",
+                "diskSizeGB": disk.size_gb,
+                "toBeDetached": false,
+            })
+        })
+        .collect();
+    let mut profile = json!({
+        "osDisk": {
+            "osType": os.os_type.clone().unwrap_or_else(|| "Linux".into()),
+            "name": os.name,
+            "createOption": vm.os_create_option,
+            "caching": "ReadOnly",
+            "managedDisk": managed_disk(state, &vm.os_disk),
+            "deleteOption": "Delete",
+            "diskSizeGB": os.size_gb,
+        },
+        "dataDisks": data,
+    });
+    if let Some(img) = &os.creation.image_reference {
+        profile["imageReference"] = json!({ "id": img });
+    }
+    profile
+}
+
+pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
+    let nic = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{}-nic",
+        state.subscription, vm.resource_group, vm.name
+    );
+    let mut props = json!({
+        "vmId": vm.vm_id,
+        "hardwareProfile": { "vmSize": vm.size },
+        "storageProfile": storage_profile(state, vm),
+        "osProfile": {
+            "computerName": vm.name,
+            "adminUsername": "azureuser",
+            "linuxConfiguration": { "disablePasswordAuthentication": true, "provisionVMAgent": true },
+            "allowExtensionOperations": true,
+        },
+        "networkProfile": { "networkInterfaces": [ { "id": nic, "properties": { "primary": true } } ] },
+        "diagnosticsProfile": { "bootDiagnostics": { "enabled": true } },
+        "provisioningState": vm.provisioning_state,
+        "timeCreated": arm::rfc3339(vm.time_created),
+    });
+    if vm.generation == "V2" {
+        props["securityProfile"] = json!({ "uefiSettings": { "secureBootEnabled": false, "vTpmEnabled": false } });
+    }
+    if expand {
+        props["instanceView"] = instance_view(emu, state, vm);
+    }
+    let mut body = json!({
+        "id": state.vm_id(vm),
+        "name": vm.name,
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": vm.location,
+        "tags": vm.tags,
+        "etag": etag(vm),
+        "properties": props,
+    });
+    if let Some(z) = &vm.zone {
+        body["zones"] = json!([z]);
+    }
+    body
+}
+
+/// The VirtualMachineInstanceView: power state, VM agent, disks, boot diagnostics.
+pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
+    let now = arm::rfc3339(arm::now());
+    let provisioning = match vm.provisioning_state.as_str() {
+        "Succeeded" => json!({ "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": now }),
+        other => json!({ "code": format!("ProvisioningState/{}", other.to_ascii_lowercase()), "level": "Info", "displayStatus": format!("{other}") }),
+    };
+    let disks: Vec<Value> = std::iter::once(&vm.os_disk)
+        .chain(vm.data_disks.iter().map(|d| &d.disk))
+        .map(|k| {
+            json!({
+                "name": state.disks[k].name,
+                "statuses": [ { "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": now } ],
+            })
+        })
+        .collect();
+    let mut view = json!({
+        "computerName": vm.name,
+        "osName": "ubuntu",
+        "osVersion": "22.04",
+        "hyperVGeneration": vm.generation,
+        "disks": disks,
+        "bootDiagnostics": { "serialConsoleLogBlobUri": emu.serial_log_url(&vm.vm_id) },
+        "statuses": [ provisioning, { "code": vm.power.code(), "level": "Info", "displayStatus": vm.power.display() } ],
+    });
+    if vm.power == Power::Running {
+        let status = if vm.agent_ready {
+            json!({ "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running", "time": now })
+        } else {
+            json!({ "code": "ProvisioningState/Unavailable", "level": "Warning", "displayStatus": "Not Ready", "message": "VM Agent is unresponsive.", "time": now })
+        };
+        view["vmAgent"] = json!({ "vmAgentVersion": if vm.agent_ready { "2.12.0.2" } else { "Unknown" }, "statuses": [status] });
+    }
+    view
+}
+
+pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
+    let state = emu.state.lock().expect("state lock");
+    let rg = group(&state, rg)?;
+    let prefix = format!("{}/", rg.to_ascii_lowercase());
+    let value: Vec<Value> =
+        state.vms.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, vm)| render(emu, &state, vm, false)).collect();
+    Ok(Reply::json(200, json!({ "value": value })))
+}
+
+pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let state = emu.state.lock().expect("state lock");
+    let (_, vm) = find(&state, rg, name)?;
+    let expand = call.query("$expand").is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
+    Ok(Reply::json(200, render(emu, &state, vm, expand)).header("ETag", etag(vm)))
+}
+
+pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {
+    let state = emu.state.lock().expect("state lock");
+    let (_, vm) = find(&state, rg, name)?;
+    Ok(Reply::json(200, instance_view(emu, &state, vm)))
+}
+
+/// Reads one data-disk entry of a request body.
+fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<WantedDisk>> {
+    let lun = field(entry, &["lun"]).and_then(Value::as_i64).ok_or_else(|| {
+        ArmError::bad_request("InvalidParameter", "Required parameter 'dataDisk.lun' is missing (null).")
+    })? as i32;
+    if field(entry, &["toBeDetached"]).and_then(Value::as_bool) == Some(true) {
+        return Ok(None);
+    }
+    let disk = if let Some(id) = field(entry, &["managedDisk", "id"]).and_then(Value::as_str) {
+        disk_by_id(state, id)?
+    } else if let Some(cur) = vm.data_disks.iter().find(|d| d.lun == lun) {
+        cur.disk.clone()
+    } else {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!("Data disk at LUN {lun}: 'managedDisk.id' is required to attach an existing disk."),
+        ));
+    };
+    Ok(Some(WantedDisk {
+        lun,
+        disk,
+        create_option: field(entry, &["createOption"]).and_then(Value::as_str).unwrap_or("Attach").to_string(),
+        caching: field(entry, &["caching"]).and_then(Value::as_str).map(String::from),
+    }))
+}
+
+fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
+    match arm::parse_resource_id(id) {
+        Some((rg, kind, name)) if kind == "disks" => {
+            state.disk_key_by_id(id).ok_or_else(|| ArmError::not_found("disks", &rg, &name))
+        }
+        _ => Err(ArmError::bad_request("InvalidParameter", format!("'{id}' is not a managed disk id."))),
+    }
+}
+
+/// PUT/PATCH of a VM: data disks, OS disk swap, tags.
+pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let body = call.json()?;
+    let mut state = emu.state.lock().expect("state lock");
+    let Ok((key, vm)) = find(&state, rg, name) else {
+        group(&state, rg)?;
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!("VM '{name}' does not exist, and the rescue emulator does not create VMs: declare it in the scenario."),
+        ));
+    };
+    let vm = vm.clone();
+    if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
+        if m != "*" && m != etag(&vm) {
+            return Err(ArmError::new(
+                412,
+                "PreconditionFailed",
+                format!("The condition specified using HTTP conditional header(s) is not met: If-Match {m}, current etag {}.", etag(&vm)),
+            ));
+        }
+    }
+    let op_name = if call.method == "PUT" { "createOrUpdate" } else { "update" };
+    rules::vm_idle(&state, &vm, op_name)?;
+    let storage = field(&body, &["properties", "storageProfile"]);
+    let os = storage.and_then(|s| field(s, &["osDisk"]));
+    if let Some(opt) = os.and_then(|o| field(o, &["createOption"])).and_then(Value::as_str) {
+        if !opt.eq_ignore_ascii_case(&vm.os_create_option) {
+            return Err(ArmError::conflict("PropertyChangeNotAllowed", "Changing property 'osDisk.createOption' is not allowed."));
+        }
+    }
+    let mut new_os = None;
+    if let Some(id) = os.and_then(|o| field(o, &["managedDisk", "id"])).and_then(Value::as_str) {
+        let disk = disk_by_id(&state, id)?;
+        if disk != vm.os_disk {
+            rules::os_swappable(&state, &vm, &disk, os.and_then(|o| field(o, &["name"])).and_then(Value::as_str))?;
+            new_os = Some(disk);
+        }
+    }
+    let new_data = match storage.and_then(|s| field(s, &["dataDisks"])) {
+        None => None,
+        Some(Value::Array(entries)) => {
+            let mut wanted = Vec::new();
+            for e in entries {
+                wanted.extend(wanted_disk(&state, &vm, e)?);
+            }
+            Some(rules::data_disks(&state, &vm, wanted)?)
+        }
+        Some(_) => return Err(ArmError::bad_request("InvalidRequestContent", "'dataDisks' must be an array.")),
+    };
+    let new_tags = tags(&body)?;
+    let seconds = if new_os.is_some() { OS_SWAP } else if new_data.is_some() { VM_UPDATE } else { NO_OP };
+    let op = emu.begin(&mut state, Family::Compute, OpKind::VmUpdate { vm: key.clone() }, seconds, call);
+    let v = state.vms.get_mut(&key).expect("found above");
+    if !call.lro_failed() {
+        if let Some(d) = new_os {
+            v.os_disk = d;
+        }
+        if let Some(d) = new_data {
+            v.data_disks = d;
+        }
+        if let Some(t) = new_tags {
+            v.tags = t;
+        }
+    }
+    v.etag += 1;
+    v.provisioning_state = "Updating".into();
+    v.busy = Some(op.id.clone());
+    emu.save(&state)?;
+    let vm = &state.vms[&key];
+    let reply = Reply::json(200, render(emu, &state, vm, false)).header("ETag", etag(vm));
+    Ok(emu.lro_headers(&state, &op, reply, false))
+}
+
+pub async fn action(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, action: &str) -> ArmResult<Reply> {
+    match action.to_ascii_lowercase().as_str() {
+        "deallocate" => power(emu, call, rg, name, Power::Deallocated).await,
+        "poweroff" => power(emu, call, rg, name, Power::Stopped).await,
+        "start" => power(emu, call, rg, name, Power::Running).await,
+        "restart" => power(emu, call, rg, name, Power::Starting).await,
+        "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
+        "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
+        "retrievebootdiagnosticsdata" => {
+            let state = emu.state.lock().expect("state lock");
+            let (_, vm) = find(&state, rg, name)?;
+            let url = emu.serial_log_url(&vm.vm_id);
+            Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
+        }
+        other => Err(ArmError::new(
+            404,
+            "InvalidResourceType",
+            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute'."),
+        )),
+    }
+}
+
+/// deallocate / powerOff / start / restart (`Power::Starting` = restart).
+async fn power(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, target: Power) -> ArmResult<Reply> {
+    let restart = target == Power::Starting;
+    let target = if restart { Power::Running } else { target };
+    let (op, key, needs_boot) = {
+        let mut state = emu.state.lock().expect("state lock");
+        let (key, vm) = find(&state, rg, name)?;
+        let vm = vm.clone();
+        let verb = match (target, restart) {
+            (Power::Deallocated, _) => "deallocate",
+            (Power::Stopped, _) => "powerOff",
+            (_, true) => "restart",
+            _ => "start",
+        };
+        rules::vm_idle(&state, &vm, verb)?;
+        if restart && vm.power != Power::Running {
+            return Err(ArmError::conflict(
+                "OperationNotAllowed",
+                format!("Operation 'restart' is not allowed on VM '{}' since the VM is not running ({}).", vm.name, vm.power.display()),
+            ));
+        }
+        let already = vm.power == target && !restart;
+        let seconds = match (already, target, restart) {
+            (true, ..) => NO_OP,
+            (_, _, true) => RESTART,
+            (_, Power::Deallocated, _) => DEALLOCATE,
+            (_, Power::Stopped, _) => POWER_OFF,
+            _ => START,
+        };
+        let needs_boot = target == Power::Running && !already && !call.lro_failed();
+        let kind = OpKind::VmPower { vm: key.clone(), target, boot: None };
+        let mut op = emu.begin(&mut state, Family::Compute, kind, seconds, call);
+        if !needs_boot {
+            // No boot to wait for: the operation completes on its due time alone.
+            if let OpKind::VmPower { boot, .. } = &mut op.kind {
+                *boot = Some(super::super::boot::BootOutcome { ready: vm.agent_ready, serial_log: vm.serial_log.clone() });
+            }
+            state.operations.insert(op.id.clone(), op.clone());
+        }
+        let v = state.vms.get_mut(&key).expect("found");
+        v.busy = Some(op.id.clone());
+        if !already && !call.lro_failed() {
+            v.power = match target {
+                Power::Deallocated => Power::Deallocating,
+                Power::Stopped => Power::Stopping,
+                _ => Power::Starting,
+            };
+            v.agent_ready = false;
+        }
+        emu.save(&state)?;
+        (op, key, needs_boot)
+    };
+    if needs_boot {
+        let (image, dir) = {
+            let state = emu.state.lock().expect("state lock");
+            let vm = &state.vms[&key];
+            (emu.images.join(&state.disks[&vm.os_disk].image), emu.data_dir.clone())
+        };
+        let vm_name = name.to_string();
+        let outcome = tokio::task::spawn_blocking(move || super::super::boot::boot(&vm_name, &image, &dir))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .and_then(|r| r)
+            .unwrap_or_else(|e| super::super::boot::BootOutcome {
+                ready: false,
+                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
+            });
+        let mut state = emu.state.lock().expect("state lock");
+        if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(&op.id).map(|o| &mut o.kind) {
+            *boot = Some(outcome);
+        }
+        emu.save(&state)?;
+    }
+    let state = emu.state.lock().expect("state lock");
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let body = call.json()?;
+    let mut state = emu.state.lock().expect("state lock");
+    let (key, vm) = find(&state, rg, name)?;
+    let vm = vm.clone();
+    rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
+    let list = |k: &str| field(&body, &[k]).and_then(Value::as_array).cloned().unwrap_or_default();
+    let (attach, detach) = (list("dataDisksToAttach"), list("dataDisksToDetach"));
+    if attach.is_empty() && detach.is_empty() {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            "At least one of 'dataDisksToAttach' or 'dataDisksToDetach' must be specified.",
+        ));
+    }
+    let mut wanted: Vec<WantedDisk> = vm
+        .data_disks
+        .iter()
+        .map(|d| WantedDisk { lun: d.lun, disk: d.disk.clone(), create_option: "Attach".into(), caching: Some(d.caching.clone()) })
+        .collect();
+    for d in &detach {
+        let id = field(d, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let disk = disk_by_id(&state, id)?;
+        let before = wanted.len();
+        wanted.retain(|w| w.disk != disk);
+        if wanted.len() == before {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                format!("Disk '{}' is not attached to VM '{}' as a data disk.", state.disks[&disk].name, vm.name),
+            ));
+        }
+    }
+    for a in &attach {
+        let id = field(a, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let disk = disk_by_id(&state, id)?;
+        let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
+            Some(l) => l as i32,
+            None => (0..64).find(|l| !wanted.iter().any(|w| w.lun == *l)).unwrap_or(64),
+        };
+        let caching = field(a, &["caching"]).and_then(Value::as_str).map(String::from);
+        wanted.push(WantedDisk { lun, disk, create_option: "Attach".into(), caching });
+    }
+    let next = rules::data_disks(&state, &vm, wanted)?;
+    let op = emu.begin(&mut state, Family::Compute, OpKind::AttachDetach { vm: key.clone() }, VM_UPDATE, call);
+    let v = state.vms.get_mut(&key).expect("found");
+    if !call.lro_failed() {
+        v.data_disks = next;
+    }
+    v.etag += 1;
+    v.provisioning_state = "Updating".into();
+    v.busy = Some(op.id.clone());
+    emu.save(&state)?;
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// The boot diagnostics serial log, served at a signed URL like a SAS blob.
+pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
+    let sig = query.iter().find(|(k, _)| k == "sig").map(|(_, v)| v.as_str()).unwrap_or("");
+    if sig != emu.sign(vm_id) {
+        return Reply::from(ArmError::new(
+            403,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+        ));
+    }
+    let state = emu.state.lock().expect("state lock");
+    match state.vms.values().find(|v| v.vm_id == vm_id) {
+        Some(vm) => Reply { status: 200, headers: Vec::new(), body: None, text: Some(vm.serial_log.clone()) },
+        None => Reply::from(ArmError::new(404, "BlobNotFound", "The specified blob does not exist.")),
+    }
+}

@@ -1,0 +1,329 @@
+//! Scenario files: the resource groups, disks (with generated or imported content), VMs and
+//! fault rules a fresh emulator starts from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use super::arm;
+use super::faults::FaultRule;
+use super::generate::{self, Corruption, Fs, Recipe, Tree};
+use super::state::{Creation, DataDiskRef, Power, State, Vm, Volume};
+
+/// The embedded default: the incident's cluster.
+pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incident.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub subscription: String,
+    pub location: String,
+    #[serde(default)]
+    pub resource_groups: Vec<GroupSpec>,
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    #[serde(default)]
+    pub disks: Vec<DiskSpec>,
+    #[serde(default)]
+    pub vms: Vec<VmSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    pub name: String,
+    #[serde(default = "default_size_gb")]
+    pub size_gb: u64,
+    #[serde(default = "default_sku")]
+    pub sku: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// V1 or V2 (OS disks).
+    #[serde(default)]
+    pub generation: Option<String>,
+    #[serde(default)]
+    pub os_type: Option<String>,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    #[serde(default)]
+    pub generate: Option<GenerateSpec>,
+    /// A raw or fixed-VHD image, relative to the scenario file; copied, never modified.
+    #[serde(default)]
+    pub image: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    pub fs: Fs,
+    #[serde(default)]
+    pub corrupt: Option<Corruption>,
+    #[serde(default)]
+    pub tree: Option<Tree>,
+    /// Image file size such as `256MiB` or `1GiB` (default 256MiB; XFS needs 384MiB at least).
+    #[serde(default)]
+    pub size: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    #[serde(default = "default_vm_size")]
+    pub size: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default = "default_generation")]
+    pub generation: String,
+    #[serde(default = "default_power")]
+    pub power: String,
+    pub os_disk: String,
+    #[serde(default)]
+    pub data_disks: Vec<DataDiskSpec>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataDiskSpec {
+    pub lun: i32,
+    pub disk: String,
+}
+
+fn default_size_gb() -> u64 {
+    30
+}
+fn default_sku() -> String {
+    "Premium_LRS".into()
+}
+fn default_vm_size() -> String {
+    "Standard_D2s_v3".into()
+}
+fn default_generation() -> String {
+    "V2".into()
+}
+fn default_power() -> String {
+    "running".into()
+}
+
+const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Providers/Microsoft.Compute/Locations/westeurope/Publishers/microsoft-aks/ArtifactTypes/VMImage/Offers/aks/Skus/aks-ubuntu-2204gen2containerd-202411.12.0/Versions/202411.12.0";
+
+/// Parses and checks a scenario; errors name the file and, from serde_yaml, line and column.
+pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
+    let s: Scenario = serde_yaml::from_str(text).with_context(|| format!("scenario {origin}"))?;
+    check(&s).with_context(|| format!("scenario {origin}"))?;
+    Ok(s)
+}
+
+fn check(s: &Scenario) -> anyhow::Result<()> {
+    for f in &s.faults {
+        f.validate().map_err(anyhow::Error::msg)?;
+    }
+    for g in &s.resource_groups {
+        let disks: BTreeMap<String, &DiskSpec> = g.disks.iter().map(|d| (d.name.to_ascii_lowercase(), d)).collect();
+        let mut used = BTreeSet::new();
+        for d in &g.disks {
+            if let Some(gen) = &d.generation {
+                if gen != "V1" && gen != "V2" {
+                    bail!("disk {}: generation `{gen}` must be V1 or V2", d.name);
+                }
+            }
+            if let Some(c) = &d.content {
+                if c.generate.is_some() == c.image.is_some() {
+                    bail!("disk {}: content needs exactly one of `generate` or `image`", d.name);
+                }
+            }
+        }
+        for vm in &g.vms {
+            parse_power(&vm.power).with_context(|| format!("vm {}", vm.name))?;
+            if vm.generation != "V1" && vm.generation != "V2" {
+                bail!("vm {}: generation `{}` must be V1 or V2", vm.name, vm.generation);
+            }
+            let mut luns = BTreeSet::new();
+            let names = std::iter::once(&vm.os_disk).chain(vm.data_disks.iter().map(|d| &d.disk));
+            for name in names {
+                let Some(d) = disks.get(&name.to_ascii_lowercase()) else {
+                    bail!("vm {}: disk `{name}` is not a disk of resource group {}", vm.name, g.name);
+                };
+                if d.zone != vm.zone {
+                    bail!("vm {}: disk {name} is in zone {:?}, the VM in zone {:?}", vm.name, d.zone, vm.zone);
+                }
+                if !used.insert(name.to_ascii_lowercase()) {
+                    bail!("vm {}: disk {name} is attached twice", vm.name);
+                }
+            }
+            for dd in &vm.data_disks {
+                if !(0..64).contains(&dd.lun) || !luns.insert(dd.lun) {
+                    bail!("vm {}: LUN {} is out of range 0-63 or used twice", vm.name, dd.lun);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_power(p: &str) -> anyhow::Result<Power> {
+    Ok(match p {
+        "running" => Power::Running,
+        "stopped" => Power::Stopped,
+        "deallocated" => Power::Deallocated,
+        other => bail!("power `{other}` must be running, stopped or deallocated"),
+    })
+}
+
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("size `{text}`: expected e.g. 256MiB or 1GiB"))?;
+    let mib = match unit.trim() {
+        "MiB" | "M" | "MB" => n,
+        "GiB" | "G" | "GB" => n * 1024,
+        other => bail!("size `{text}`: unit `{other}` is not MiB or GiB"),
+    };
+    Ok(mib)
+}
+
+/// Builds the initial state and disk images in `data_dir` from a scenario.
+pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<State> {
+    let images = super::state::images_dir(data_dir);
+    std::fs::create_dir_all(&images)?;
+    let mut state = State::new(s.subscription.clone(), s.location.clone());
+    state.faults = s.faults.clone();
+    let created = arm::now();
+    for g in &s.resource_groups {
+        state.resource_groups.insert(g.name.to_ascii_lowercase(), g.name.clone());
+        for d in &g.disks {
+            let file = format!("{}.img", arm::guid());
+            let path = images.join(&file);
+            let create_option = write_content(d, base_dir, &path).with_context(|| format!("disk {}", d.name))?;
+            let vol = Volume {
+                resource_group: g.name.clone(),
+                name: d.name.clone(),
+                location: s.location.clone(),
+                zone: d.zone.clone(),
+                sku: d.sku.clone(),
+                size_gb: d.size_gb,
+                hyper_v_generation: d.generation.clone(),
+                os_type: d.os_type.clone(),
+                creation: Creation {
+                    create_option: create_option.into(),
+                    source_resource_id: None,
+                    source_unique_id: None,
+                    image_reference: (create_option == "FromImage").then(|| AKS_IMAGE.to_string()),
+                },
+                tags: d.tags.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                provisioning_state: "Succeeded".into(),
+                time_created: created,
+                unique_id: arm::guid(),
+                image: file,
+                incremental: false,
+            };
+            state.disks.insert(arm::key(&g.name, &d.name), vol);
+        }
+        for v in &g.vms {
+            let power = parse_power(&v.power)?;
+            let os_key = arm::key(&g.name, &v.os_disk);
+            let (agent_ready, serial_log) = if power == Power::Running {
+                let img = images.join(&state.disks[&os_key].image);
+                let b = super::boot::boot(&v.name, &img, data_dir)?;
+                (b.ready, b.serial_log)
+            } else {
+                (false, String::new())
+            };
+            let vm = Vm {
+                resource_group: g.name.clone(),
+                name: v.name.clone(),
+                location: s.location.clone(),
+                zone: v.zone.clone(),
+                size: v.size.clone(),
+                generation: v.generation.clone(),
+                power,
+                agent_ready,
+                serial_log,
+                os_disk: os_key,
+                os_create_option: "FromImage".into(),
+                data_disks: v
+                    .data_disks
+                    .iter()
+                    .map(|d| DataDiskRef { lun: d.lun, disk: arm::key(&g.name, &d.disk), caching: "None".into() })
+                    .collect(),
+                tags: v.tags.iter().map(|(k, val)| (k.clone(), val.clone().into())).collect(),
+                etag: 1,
+                provisioning_state: "Succeeded".into(),
+                vm_id: arm::guid(),
+                time_created: created,
+                busy: None,
+            };
+            state.vms.insert(arm::key(&g.name, &v.name), vm);
+        }
+    }
+    Ok(state)
+}
+
+/// Writes a disk's image; returns the createOption Azure would report for it.
+fn write_content(d: &DiskSpec, base_dir: &Path, path: &Path) -> anyhow::Result<&'static str> {
+    let Some(content) = &d.content else {
+        super::images::create_sparse(path, d.size_gb << 30)?;
+        return Ok("Empty");
+    };
+    if let Some(img) = &content.image {
+        let src = if img.is_absolute() { img.clone() } else { base_dir.join(img) };
+        super::images::import(&src, path)?;
+        return Ok("Import");
+    }
+    let g = content.generate.as_ref().expect("checked: generate or image");
+    let tree = g.tree.unwrap_or(if d.os_type.is_some() { Tree::Os } else { Tree::Data });
+    let recipe = Recipe {
+        fs: g.fs,
+        tree,
+        corrupt: g.corrupt,
+        image_mib: g.size.as_deref().map(parse_size).transpose()?.unwrap_or(256),
+    };
+    let cached = generate::cached(&recipe)?;
+    super::images::copy_image(&cached, path)?;
+    Ok(if tree == Tree::Os { "FromImage" } else { "Empty" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_scenario_parses() {
+        let s = parse(INCIDENT_SCENARIO, "incident.yaml").unwrap();
+        assert_eq!(s.subscription, "00000000-0000-0000-0000-000000000001");
+        assert_eq!(s.resource_groups[0].vms.len(), 5);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_vm() {
+        let err = parse("subscription: s\nlocation: l\nresource_groups:\n  - name: rg\n    vms:\n      - name: v\n        os_disk: nope\n", "x.yaml").unwrap_err();
+        assert!(format!("{err:#}").contains("vm v: disk `nope`"), "{err:#}");
+        let err = parse("subscription: s\nlocation: l\nbogus: 1\n", "x.yaml").unwrap_err();
+        assert!(format!("{err:#}").contains("line 3"), "{err:#}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256);
+        assert_eq!(parse_size("1GiB").unwrap(), 1024);
+        assert!(parse_size("1TB").is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The emulator's whole world, saved as one JSON file in the data dir after every change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::arm::{self, ArmError};
+use super::faults::FaultRule;
+
+pub const STATE_FILE: &str = "state.json";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: u32,
+    pub subscription: String,
+    pub location: String,
+    /// Lowercase name → name as created.
+    pub resource_groups: BTreeMap<String, String>,
+    pub disks: BTreeMap<String, Volume>,
+    pub snapshots: BTreeMap<String, Volume>,
+    pub vms: BTreeMap<String, Vm>,
+    pub operations: BTreeMap<String, super::operations::Operation>,
+    pub faults: Vec<FaultRule>,
+    /// Calls seen so far per operation name, for `call: N` fault rules.
+    pub calls: BTreeMap<String, u64>,
+}
+
+/// A managed disk or a snapshot: both are an image file plus ARM metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub zone: Option<String>,
+    pub sku: String,
+    pub size_gb: u64,
+    pub hyper_v_generation: Option<String>,
+    pub os_type: Option<String>,
+    pub creation: Creation,
+    pub tags: serde_json::Map<String, serde_json::Value>,
+    pub provisioning_state: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_created: OffsetDateTime,
+    pub unique_id: String,
+    /// Image file name inside `<data_dir>/images`.
+    pub image: String,
+    /// Snapshots only.
+    pub incremental: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Creation {
+    pub create_option: String,
+    pub source_resource_id: Option<String>,
+    pub source_unique_id: Option<String>,
+    pub image_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Deallocating,
+    Deallocated,
+}
+
+impl Power {
+    pub fn code(self) -> &'static str {
+        match self {
+            Power::Starting => "PowerState/starting",
+            Power::Running => "PowerState/running",
+            Power::Stopping => "PowerState/stopping",
+            Power::Stopped => "PowerState/stopped",
+            Power::Deallocating => "PowerState/deallocating",
+            Power::Deallocated => "PowerState/deallocated",
+        }
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Power::Starting => "VM starting",
+            Power::Running => "VM running",
+            Power::Stopping => "VM stopping",
+            Power::Stopped => "VM stopped",
+            Power::Deallocating => "VM deallocating",
+            Power::Deallocated => "VM deallocated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vm {
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub zone: Option<String>,
+    pub size: String,
+    /// "V1" or "V2".
+    pub generation: String,
+    pub power: Power,
+    pub agent_ready: bool,
+    pub serial_log: String,
+    /// Key of the OS disk in `State::disks`.
+    pub os_disk: String,
+    pub os_create_option: String,
+    pub data_disks: Vec<DataDiskRef>,
+    pub tags: serde_json::Map<String, serde_json::Value>,
+    pub etag: u64,
+    pub provisioning_state: String,
+    pub vm_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_created: OffsetDateTime,
+    /// The operation that holds the VM (one at a time, as on Azure).
+    pub busy: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataDiskRef {
+    pub lun: i32,
+    /// Key of the disk in `State::disks`.
+    pub disk: String,
+    pub caching: String,
+}
+
+impl State {
+    pub fn new(subscription: String, location: String) -> Self {
+        State {
+            format_version: FORMAT_VERSION,
+            subscription,
+            location,
+            resource_groups: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            vms: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            faults: Vec::new(),
+            calls: BTreeMap::new(),
+        }
+    }
+
+    pub fn load(data_dir: &Path) -> anyhow::Result<Option<State>> {
+        let path = data_dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let state: State = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an emulator state file", path.display()))?;
+        anyhow::ensure!(
+            state.format_version == FORMAT_VERSION,
+            "{} has format_version {}, this rescue reads {}",
+            path.display(),
+            state.format_version,
+            FORMAT_VERSION
+        );
+        Ok(Some(state))
+    }
+
+    /// Writes the state atomically (temp file + rename) so a kill never leaves half a file.
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let tmp = data_dir.join(format!("{STATE_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(self)?;
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, data_dir.join(STATE_FILE))?;
+        Ok(())
+    }
+
+    pub fn check_group(&self, rg: &str) -> Result<(), ArmError> {
+        if self.resource_groups.contains_key(&rg.to_ascii_lowercase()) {
+            Ok(())
+        } else {
+            Err(ArmError::new(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found.")))
+        }
+    }
+
+    pub fn vm_id(&self, vm: &Vm) -> String {
+        arm::resource_id(&self.subscription, &vm.resource_group, "virtualMachines", &vm.name)
+    }
+
+    pub fn disk_id(&self, d: &Volume) -> String {
+        arm::resource_id(&self.subscription, &d.resource_group, "disks", &d.name)
+    }
+
+    /// Looks a disk up by resource id.
+    pub fn disk_key_by_id(&self, id: &str) -> Option<String> {
+        let (rg, kind, name) = arm::parse_resource_id(id)?;
+        let k = arm::key(&rg, &name);
+        (kind == "disks" && self.disks.contains_key(&k)).then_some(k)
+    }
+
+    /// The VM whose key owns this disk, if any.
+    pub fn owner_of(&self, disk_key: &str) -> Option<&Vm> {
+        self.vms
+            .values()
+            .find(|vm| vm.os_disk == disk_key || vm.data_disks.iter().any(|d| d.disk == disk_key))
+    }
+
+    /// Azure's diskState, derived so it can never disagree with the VMs.
+    pub fn disk_state(&self, disk_key: &str) -> &'static str {
+        match self.owner_of(disk_key) {
+            None => "Unattached",
+            Some(vm) if vm.power == Power::Deallocated => "Reserved",
+            Some(_) => "Attached",
+        }
+    }
+}
+
+pub fn images_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("images")
+}

@@ -1,0 +1,36 @@
+//! State lives in the data dir: a restarted emulator carries on, including operations that were
+//! running when it stopped.
+
+use serde_json::json;
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().to_path_buf();
+    let mut emu = start_with(dir, |d| config(d, 0.05)).await;
+    let body = json!({"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(BROKEN_OS)}}});
+    let r = emu.send("PUT", &format!("{}?{DISK_API}", snapshot("before-restart")), Some(body)).await;
+    assert_eq!(r.status(), 202);
+    let op_path = r.headers()["azure-asyncoperation"].to_str().unwrap().split_once("/subscriptions/").unwrap().1.to_string();
+    let r = emu.send("POST", &format!("{}/runCommand?{VM_API}", vm(RESCUE)), Some(json!({"commandId": "RunShellScript", "script": ["sleep 30"]}))).await;
+    assert_eq!(r.status(), 202);
+    let rc_path = r.headers()["azure-asyncoperation"].to_str().unwrap().split_once("/subscriptions/").unwrap().1.to_string();
+    emu.stop().await;
+
+    // Same data dir, a new process's worth of emulator (and a new port).
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    assert_eq!(dir.path(), keep);
+    let emu2 = start_with(dir, |d| config(d, 0.05)).await;
+    let (done, _) = emu2.wait_async(&emu2.url(&format!("/subscriptions/{op_path}"))).await;
+    assert_eq!(done["status"], "Succeeded");
+    assert_eq!(done["properties"]["output"]["name"], "before-restart");
+    let (rc, _) = emu2.wait_async(&emu2.url(&format!("/subscriptions/{rc_path}"))).await;
+    assert_eq!(rc["status"], "Failed", "the script's process died with the emulator: {rc}");
+    assert_eq!(rc["error"]["code"], "VMAgentRestarted");
+    let msg = emu2.run_script(RESCUE, &["echo again"]).await;
+    assert!(msg.contains("again"), "the VM is free again: {msg}");
+    let pvc = emu2.get_json(&format!("{}?{DISK_API}", disk(PVC))).await;
+    assert_eq!(pvc["managedBy"], vm(BROKEN));
+}
