@@ -56,6 +56,16 @@ pub enum Command {
     /// Print the JSON Schema of workflow files (for editors).
     #[command(after_help = "Example:\n  rescue schema > workflow.schema.json")]
     Schema(schema::SchemaArgs),
+    /// The loopback Azure emulator (real disk images), for rehearsals and tests.
+    #[command(subcommand)]
+    Emulator(EmulatorCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EmulatorCommand {
+    /// Serve the emulator until Ctrl-C; prints the `export` lines that point rescue at it.
+    #[command(after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml")]
+    Serve(crate::emulator::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -72,15 +82,34 @@ fn settings(flags: Flags) -> Result<Settings, ExitCode> {
 
 fn dispatch(command: Command) -> ExitCode {
     let result = match &command {
-        Command::Validate(args) => settings(Flags::default()).map(|s| validate::run(args, &s)),
+        Command::Validate(args) => Ok(validate::run(args)),
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
         Command::Run(args) => settings(args.flags()).map(|s| run::run(args, &s)),
         Command::Resume(args) => settings(args.flags()).map(|s| resume::run(args, &s)),
         Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
         Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
         Command::Schema(args) => Ok(schema::run(args)),
+        Command::Emulator(EmulatorCommand::Serve(args)) => Ok(serve_emulator(args.clone())),
     };
     result.unwrap_or_else(|code| code)
+}
+
+fn serve_emulator(args: crate::emulator::ServeArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(crate::emulator::serve(args)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(exit::STEP_FAILED)
+        }
+    }
+}
+
+/// Loads and checks `file` and resolves the inputs given by the flags: what plan and run
+/// both start from. On problems, prints them and gives exit 2.
+pub(crate) fn load_with_inputs(file: &std::path::Path, settings: &Settings, registry: &crate::actions::Registry) -> Result<(crate::workflow::Workflow, serde_json::Map<String, serde_json::Value>), ExitCode> {
+    let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
+    let inputs = crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()).map_err(|p| report_invalid(&p))?;
+    Ok((wf, inputs))
 }
 
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
+use super::target::{self, TargetRecord};
 use super::{Flags, Settings};
 use crate::actions::{Env, Registry};
 use crate::exit;
@@ -39,19 +40,34 @@ pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
 pub fn show(file: &Path, settings: &Settings) -> ExitCode {
     let registry = Registry::builtin();
-    let wf = match crate::workflow::load(file, &registry) {
-        Ok(wf) => wf,
-        Err(problems) => return super::report_invalid(&problems),
+    let (wf, inputs) = match super::load_with_inputs(file, settings, &registry) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let inputs = match crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()) {
-        Ok(inputs) => inputs,
-        Err(problems) => return super::report_invalid(&problems),
-    };
-    // Actions that read Azure state to make the plan concrete get it through `Env`; without a
-    // connection they describe from their arguments alone.
-    let env = Env::default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    let plan = match runtime.block_on(plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID)) {
+    let planned = runtime.block_on(async {
+        // An in-process emulator started for a plan keeps its state in a scratch dir, never
+        // in the state dir: a plan creates no run.
+        let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+        let record = TargetRecord::for_new_run(&settings.target, scratch.path());
+        let workflow_dir = file.parent().map(Path::to_path_buf);
+        // Actions read current state through the connection to make the plan concrete;
+        // without one they describe the step from its arguments alone.
+        let connected = match target::connect(&record, wf.needs_azure(), workflow_dir.clone()).await {
+            Ok(connected) => Some(connected),
+            Err(e) => {
+                eprintln!("warning: cannot read current state, so the plan shows the arguments only: {e}");
+                None
+            }
+        };
+        let env = connected.as_ref().map_or_else(|| Env { workflow_dir, ..Env::default() }, |c| c.env.clone());
+        let planned = plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID).await.map_err(|e| e.to_string());
+        if let Some(connected) = connected {
+            connected.close().await;
+        }
+        planned
+    });
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: cannot plan {}: {e}", file.display());

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Settings;
 use crate::actions::Registry;
 use crate::exit;
 
@@ -15,7 +14,7 @@ pub struct ValidateArgs {
     pub file: PathBuf,
 }
 
-pub fn run(args: &ValidateArgs, _settings: &Settings) -> ExitCode {
+pub fn run(args: &ValidateArgs) -> ExitCode {
     match crate::workflow::load(&args.file, &Registry::builtin()) {
         Ok(wf) => {
             let n = wf.steps.len();

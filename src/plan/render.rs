@@ -8,6 +8,7 @@ use super::{Decision, Plan, PlannedArg};
 
 fn show(value: &Value) -> String {
     match value {
+        Value::String(s) if s.is_empty() => "\"\"".to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -23,8 +24,8 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
     let wf = &plan.workflow;
     let _ = writeln!(out, "Plan: {} ({})", wf.name, wf.path);
     if let Some(description) = &wf.description {
-        for line in description.trim().lines() {
-            let _ = writeln!(out, "  {line}");
+        for line in textwrap::wrap(description.trim(), textwrap::Options::new(96).initial_indent("  ").subsequent_indent("  ")) {
+            let _ = writeln!(out, "{line}");
         }
     }
 
@@ -39,11 +40,12 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
     let _ = writeln!(out, "\nSteps:");
     let number_width = plan.steps.len().to_string().len();
     let id_width = width(plan.steps.iter().map(|s| &s.id));
+    let uses_width = width(plan.steps.iter().map(|s| &s.uses));
     let indent = " ".repeat(2 + number_width + 2);
     for (i, step) in plan.steps.iter().enumerate() {
         let mut marks = Vec::new();
         if step.mutates {
-            marks.push("changes Azure".to_string());
+            marks.push(changes(&step.uses).to_string());
         }
         if step.confirm.is_some() {
             marks.push("asks first".to_string());
@@ -55,7 +57,8 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
             marks.push(format!("timeout {timeout}"));
         }
         let marks = if marks.is_empty() { String::new() } else { format!("  [{}]", marks.join(", ")) };
-        let _ = writeln!(out, "  {:>number_width$}  {:<id_width$}  {}{marks}", i + 1, step.id, step.uses);
+        let line = format!("  {:>number_width$}  {:<id_width$}  {:<uses_width$}{marks}", i + 1, step.id, step.uses);
+        let _ = writeln!(out, "{}", line.trim_end());
         if let Some(name) = &step.name {
             let _ = writeln!(out, "{indent}{name}");
         }
@@ -110,11 +113,17 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
 
     let n = plan.steps.len();
     let m = plan.mutating_steps;
-    let _ = writeln!(
-        out,
-        "\n{n} step{}, {m} change{} Azure; run with `{run_command}`",
-        if n == 1 { "" } else { "s" },
-        if m == 1 { "s" } else { "" }
-    );
+    let (n_s, m_s) = (if n == 1 { "" } else { "s" }, if m == 1 { "s" } else { "" });
+    let effect = if plan.steps.iter().filter(|s| s.mutates).all(|s| s.uses.starts_with("azure.")) { format!("change{m_s} Azure") } else { format!("make{m_s} changes") };
+    let _ = writeln!(out, "\n{n} step{n_s}, {m} {effect}; run with `{run_command}`");
     out
+}
+
+/// What a mutating step changes, by its action's family.
+fn changes(uses: &str) -> &'static str {
+    if uses.starts_with("azure.") {
+        "changes Azure"
+    } else {
+        "makes changes"
+    }
 }

@@ -78,7 +78,8 @@ impl Analyzer<'_> {
             match spec.params.iter().find(|p| p.name == name) {
                 None => {
                     let listed = if names.is_empty() { "it takes no arguments".to_string() } else { format!("it takes: {}", names.join(", ")) };
-                    let problem = self.at(value.span, format!("unknown argument `{name}` for action `{}`", spec.name)).help(listed).suggest(name, names.iter().copied());
+                    let span = step.with_keys.get(name).copied().unwrap_or(value.span);
+                    let problem = self.at(span, format!("unknown argument `{name}` for action `{}`", spec.name)).label("unknown argument").help(listed).suggest(name, names.iter().copied());
                     self.problems.push(problem);
                 }
                 Some(param) if !has_expressions(&value.value) && !param.ty.accepts(&value.value) => {

@@ -94,8 +94,8 @@ impl<'a> Cx<'a> {
         let text = self.string(node, what)?;
         match humantime::parse_duration(&text) {
             Ok(d) => Some(d),
-            Err(e) => {
-                self.error(node, format!("{what} `{}` is not a duration: {e}", text.value), "write a number and a unit, e.g. `30s`, `5m` or `1h 30m`");
+            Err(_) => {
+                self.error(node, format!("{what}: `{}` is not a duration", text.value), "write a number and a unit, e.g. `30s`, `5m` or `1h 30m`");
                 None
             }
         }
@@ -212,9 +212,10 @@ fn input(cx: &mut Cx, name: &str, node: &Node) -> Option<Input> {
     if ty == Some(InputType::Enum) && values.is_empty() && fields.get("values").is_none() {
         cx.missing(&fields, &format!("enum {what}"), "values", "[a, b]");
     }
-    fields.finish(&format!("{what}"), INPUT_FIELDS, cx);
-    let input = Input { ty: ty?, description, required, default, pattern, values, regex, span: node.span };
-    if let Some(default) = &input.default {
+    fields.finish(&what, INPUT_FIELDS, cx);
+    // A bad type is reported above; the input still exists for the reference checks.
+    let input = Input { ty: ty.unwrap_or(InputType::String), description, required, default, pattern, values, regex, span: node.span };
+    if let (Some(default), Some(_)) = (&input.default, ty) {
         if let Err(message) = input.check(&default.value) {
             cx.problems.push(Problem::at(cx.source, default.span, format!("default of {what} is invalid: {message}")).label("this default"));
         }
@@ -246,10 +247,12 @@ fn step(cx: &mut Cx, node: &Node) -> Option<Step> {
     };
     let name = cx.opt_string(&mut fields, "name", &what);
     let description = cx.opt_string(&mut fields, "description", &what);
-    let with = match fields.get("with") {
-        Some(n) => cx.map(n, &format!("`with` of {what}")).iter().map(|(k, v)| (key_text(k), Spanned::new(v.to_json(), v.span))).collect(),
-        None => BTreeMap::new(),
+    let with_entries = match fields.get("with") {
+        Some(n) => cx.map(n, &format!("`with` of {what}")),
+        None => &[],
     };
+    let with = with_entries.iter().map(|(k, v)| (key_text(k), Spanned::new(v.to_json(), v.span))).collect();
+    let with_keys = with_entries.iter().map(|(k, _)| (key_text(k), k.span)).collect();
     let condition = match fields.get("if") {
         Some(n @ Node { kind: Kind::Bool(b), .. }) => Some(Spanned::new(b.to_string(), n.span)),
         Some(n) => cx.string(n, &format!("`if` of {what}")),
@@ -267,7 +270,7 @@ fn step(cx: &mut Cx, node: &Node) -> Option<Step> {
         }
     };
     fields.finish(&what, STEP_FIELDS, cx);
-    Some(Step { id: id?, name, description, uses: uses.unwrap_or_else(|| Spanned::new(String::new(), node.span)), with, condition, retry, timeout, confirm, span: node.span })
+    Some(Step { id: id?, name, description, uses: uses.unwrap_or_else(|| Spanned::new(String::new(), node.span)), with, with_keys, condition, retry, timeout, confirm, span: node.span })
 }
 
 fn retry(cx: &mut Cx, node: &Node, step: &str) -> Option<Retry> {

@@ -118,7 +118,13 @@ fn env() -> &'static Environment<'static> {
 pub fn references(inner: &str) -> Result<Vec<Vec<String>>, String> {
     let source = prepare(inner);
     let expr = env().compile_expression(&source).map_err(|e| describe(&e))?;
-    let mut paths: Vec<Vec<String>> = expr.undeclared_variables(true).into_iter().map(|p| p.split('.').map(String::from).collect()).collect();
+    let mut paths: Vec<Vec<String>> = expr
+        .undeclared_variables(true)
+        .into_iter()
+        .map(|p| p.split('.').map(String::from).collect::<Vec<_>>())
+        // minijinja's functions (`range`, `dict`, ...) are globals, not workflow variables.
+        .filter(|p| !env().globals().any(|(name, _)| name == p[0]))
+        .collect();
     paths.sort();
     Ok(paths)
 }
@@ -285,7 +291,7 @@ mod tests {
 
     #[test]
     fn references_are_dotted_paths() {
-        let refs = references(" steps.copy-disk.outputs.id ~ inputs.vm ").unwrap();
+        let refs = references(" steps.copy-disk.outputs.id ~ inputs.vm ~ range(2) | join ").unwrap();
         assert_eq!(refs, vec![vec!["inputs", "vm"], vec!["steps", "copy__disk", "outputs", "id"]]);
         assert!(references("inputs.vm ==").is_err());
     }

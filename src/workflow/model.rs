@@ -55,7 +55,6 @@ pub struct Workflow {
     /// Short name, shown in plans and run listings.
     pub name: String,
     /// What the workflow is for.
-    #[serde(default)]
     pub description: Option<String>,
     /// Values the operator passes with `--input NAME=VALUE` or `--inputs FILE`.
     #[serde(default)]
@@ -78,13 +77,9 @@ impl Workflow {
         hex::encode(sha2::Sha256::digest(self.source.text.as_bytes()))
     }
 
-    pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id.value == id)
-    }
-
-    /// Position of a step in run order.
-    pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.id.value == id)
+    /// Whether any step acts on Azure (then the CLI connects before planning or running).
+    pub fn needs_azure(&self) -> bool {
+        self.steps.iter().any(|s| s.uses.value.starts_with("azure."))
     }
 }
 
@@ -126,18 +121,14 @@ impl std::fmt::Display for InputType {
 pub struct Input {
     #[serde(rename = "type")]
     pub ty: InputType,
-    #[serde(default)]
     pub description: Option<String>,
     /// Whether `--input` must give it. Defaults to true unless a `default` is given.
-    #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub required: bool,
     /// Used when the operator does not give a value.
-    #[serde(default)]
     #[schemars(with = "Option<Value>")]
     pub default: Option<Spanned<Value>>,
     /// A regular expression the whole value must match (strings), e.g. Azure naming rules.
-    #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub pattern: Option<Spanned<String>>,
     /// The allowed values of an `enum` input.
@@ -158,9 +149,7 @@ pub struct Step {
     #[schemars(regex(pattern = r"^[a-z0-9_-]+$"))]
     pub id: Spanned<String>,
     /// Human name shown in progress and plans.
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
     /// The action to run, e.g. `core.echo` or `azure.snapshot.create`.
     pub uses: Spanned<String>,
@@ -168,19 +157,19 @@ pub struct Step {
     #[serde(rename = "with", default)]
     #[schemars(with = "BTreeMap<String, Value>")]
     pub with: BTreeMap<String, Spanned<Value>>,
+    /// Where each argument's name is written (unknown arguments point there).
+    #[schemars(skip)]
+    pub with_keys: BTreeMap<String, Span>,
     /// Run the step only when this expression is true, e.g. `${{ inputs.force }}`; else skip it.
-    #[serde(rename = "if", default)]
+    #[serde(rename = "if")]
     #[schemars(with = "Option<String>")]
     pub condition: Option<Spanned<String>>,
     /// Retry a failed attempt when the action says the error is retryable.
-    #[serde(default)]
     pub retry: Option<Retry>,
     /// Give up on an attempt after this long, e.g. `10m`.
-    #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     /// Ask before running the step (`true`, or the question to ask); `--yes` answers.
-    #[serde(default)]
     #[schemars(with = "Option<ConfirmSchema>")]
     pub confirm: Option<String>,
     /// Where the step's mapping starts.
@@ -235,5 +224,18 @@ impl Retry {
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
         self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_up_to_its_cap() {
+        let retry = Retry { max_attempts: 6, backoff: Duration::from_secs(5), max_backoff: Duration::from_secs(30) };
+        let delays: Vec<u64> = (1..=5).map(|a| retry.delay(a).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 30, 30]);
+        assert_eq!(retry.delay(200).as_secs(), 30, "no overflow on long runs");
     }
 }

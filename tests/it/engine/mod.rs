@@ -2,6 +2,8 @@
 
 mod kill;
 mod lock;
+mod plan;
 mod resume;
 mod run;
 mod run_support;
+mod validate;
