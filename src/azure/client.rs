@@ -74,6 +74,21 @@ impl Azure {
         }
     }
 
+    /// Every disk or snapshot of a resource group (follows `nextLink`).
+    pub async fn list(&self, subscription: &str, resource_group: &str, kind: Kind) -> Result<Vec<Value>, ActionError> {
+        let mut url = self.endpoint().clone();
+        url.set_path(&format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/{}", kind.segment()));
+        url.set_query(Some(&format!("api-version={}", kind.api_version())));
+        let mut next = Some(url.to_string());
+        let mut all = Vec::new();
+        while let Some(url) = next.take() {
+            let (_, _, page) = self.get_raw(&url).await?;
+            all.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+            next = page.get("nextLink").and_then(Value::as_str).map(str::to_string);
+        }
+        Ok(all)
+    }
+
     /// GET a resource that must exist.
     pub async fn get(&self, id: &ResourceId) -> Result<Value, ActionError> {
         let doing = format!("read {} {}", id.kind.noun(), id.name);

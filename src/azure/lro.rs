@@ -46,8 +46,8 @@ impl PollTiming {
     pub fn emulator() -> Self {
         Self {
             first: Duration::from_millis(20),
-            max_unhinted: Duration::from_millis(200),
-            max_hinted: Duration::from_millis(200),
+            max_unhinted: Duration::from_millis(100),
+            max_hinted: Duration::from_millis(100),
             retry_base: Duration::from_millis(50),
             retry_cap: Duration::from_secs(2),
         }

@@ -46,10 +46,12 @@ impl ArmRetry {
     }
 }
 
-/// "8 s", "1.5 s", "0.2 s": readable on a progress line.
+/// "8 s", "1.5 s", "50 ms": readable on a progress line.
 pub fn human(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs >= 10.0 {
+    if secs < 0.1 {
+        format!("{} ms", d.as_millis())
+    } else if secs >= 10.0 {
         format!("{} s", secs.round())
     } else {
         format!("{:.1} s", secs)

@@ -13,13 +13,14 @@
 #
 # Per partition: ext2/3/4 -> e2fsck -fy (exit 0 clean, 1-3 repaired, 4 and up failed);
 # xfs -> mount -o nouuid + umount (replays the log), xfs_repair -n, then xfs_repair if needed;
+# a Linux partition without a signature gets e2fsck (backup superblocks);
 # swap, EFI/vfat, BIOS boot, LVM and unknown partitions are left untouched.
 
 set -u -o pipefail
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 LUN="${1:-}"
-DISK_DIR="${2:-/dev/disk/azure/scsi1}"
+DISK_DIR="${2:-${RESCUE_DISK_DIR:-/dev/disk/azure/scsi1}}"
 LOG_DIR="${RESCUE_LOG_DIR:-/var/log/rescue}"
 
 LOOPS=()
@@ -175,7 +176,20 @@ for i in "${!PARTS[@]}"; do
         swap) record "$n" "$p" swap none null skipped "swap" ;;
         vfat) record "$n" "$p" vfat none null skipped "FAT (EFI/boot) partition" ;;
         LVM2_member) record "$n" "$p" LVM2_member none null skipped "LVM: not handled by this script" ;;
-        "") record "$n" "$p" "" none null skipped "no filesystem found" ;;
+        "")
+            # A Linux partition whose primary superblock is gone: e2fsck finds the backups itself.
+            case "$ptype" in
+                0fc63daf-8483-4772-8e79-3d69d8477de4|83|none) ;;
+                *) record "$n" "$p" "" none null skipped "no filesystem found"; continue ;;
+            esac
+            checked=$((checked + 1))
+            say "no filesystem signature on partition $n: trying e2fsck with the backup superblocks"
+            run_logged 15 e2fsck -fy "$p"; rc=$?
+            if [ $rc -ge 4 ]; then
+                record "$n" "$p" "" "e2fsck -fy" $rc failed "no readable filesystem: primary and backup superblocks are damaged (exit $rc)"; failed=$((failed + 1))
+            else
+                record "$n" "$p" ext4 "e2fsck -fy" $rc repaired "rebuilt from a backup superblock"; repaired=$((repaired + 1))
+            fi ;;
         *) record "$n" "$p" "$fstype" none null skipped "filesystem type not handled" ;;
     esac
 done

@@ -39,7 +39,7 @@ impl Action for WaitHealthy {
         Ok(Description {
             summary: format!("wait until VM {} runs and its agent is Ready", args.display("vm")),
             calls: vec![
-                call("GET", id.as_ref(), "/instanceView (repeated)", ".../virtualMachines/VM"),
+                call("GET", id.as_ref(), "?$expand=instanceView (repeated until Ready)", ".../virtualMachines/VM"),
                 call("POST", id.as_ref(), "/retrieveBootDiagnosticsData (only if it never gets Ready)", ".../virtualMachines/VM"),
             ],
             notes: Vec::new(),

@@ -189,6 +189,7 @@ pub(crate) async fn plan_read(ctx: &PlanContext, id: &ResourceId) -> Result<Opti
 /// The subscription for planning: the argument, else the target's, else a placeholder.
 pub(crate) fn plan_subscription(ctx: &PlanContext, args: &PlanArgs) -> String {
     args.str("subscription")
+        .filter(|s| !s.is_empty())
         .map(str::to_string)
         .or_else(|| ctx.env.azure.as_ref().map(|a| a.subscription().to_string()))
         .unwrap_or_else(|| "<subscription>".into())

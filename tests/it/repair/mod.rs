@@ -1,1 +1,7 @@
-//! Integration tests: repair.
+//! Integration tests: repair (the Azure layer, the azure.* actions, the fsck script, os-disk-swap).
+
+mod actions;
+mod images;
+mod script;
+mod support;
+mod swap;

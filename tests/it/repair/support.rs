@@ -1,0 +1,210 @@
+//! A repair rehearsal: the emulator started in the test process (so the test can look at its
+//! disk images before and after), the real `rescue` binary pointed at it, and the state the
+//! emulator persists, read back through our own Azure client.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use rescue::actions::{ActionError, Env, StepContext, StepHost};
+use rescue::azure::{Azure, Target};
+use serde_json::{Map, Value};
+
+pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
+pub const VM: &str = "aks-nodepool1-31415926-vm2";
+pub const RESCUE_VM: &str = "rescue-vm";
+/// The broken VM's disk line in the embedded scenario, to swap for other kinds of damage.
+const BROKEN_DISK_CONTENT: &str = "content: { generate: { fs: ext4, corrupt: overlay2-init } }";
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+pub struct Rehearsal {
+    pub dir: tempfile::TempDir,
+    pub runtime: tokio::runtime::Runtime,
+    handle: Option<rescue::emulator::Handle>,
+    pub endpoint: String,
+    pub token: String,
+    pub subscription: String,
+}
+
+impl Rehearsal {
+    /// The incident scenario, with the broken VM's OS disk content replaced when `content` is given
+    /// (e.g. `{ generate: { fs: xfs, corrupt: overlay2-init } }`).
+    pub fn start(content: Option<&str>) -> Rehearsal {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = content.map(|c| {
+            let text = rescue::emulator::INCIDENT_SCENARIO.replace(BROKEN_DISK_CONTENT, &format!("content: {c}"));
+            assert_ne!(text, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario changed: update BROKEN_DISK_CONTENT");
+            let path = dir.path().join("scenario.yaml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = rescue::emulator::Config {
+            scenario,
+            data_dir: dir.path().join("emulator"),
+            port: 0,
+            time_scale: 0.01,
+            token: None,
+            log: Some(dir.path().join("requests.jsonl")),
+        };
+        let handle = runtime.block_on(rescue::emulator::start(config)).expect("the emulator starts");
+        Rehearsal {
+            endpoint: handle.endpoint.as_str().trim_end_matches('/').to_string(),
+            token: handle.token.clone(),
+            subscription: handle.subscription_id.clone(),
+            handle: Some(handle),
+            runtime,
+            dir,
+        }
+    }
+
+    /// `rescue ARGS` against this emulator, with its own state dir, no terminal.
+    /// `RESCUE_TEST_BIN` overrides the binary (worktrees sharing one target dir overwrite
+    /// `target/debug/rescue`; a copy taken right after the build is stable).
+    pub fn rescue(&self, args: &[&str]) -> Output {
+        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        Command::new(bin)
+            .args(args)
+            .env("RESCUE_STATE_DIR", self.dir.path().join("state"))
+            .env("RESCUE_EMULATOR_URL", &self.endpoint)
+            .env("RESCUE_EMULATOR_TOKEN", &self.token)
+            .env("AZURE_SUBSCRIPTION_ID", &self.subscription)
+            .env_remove("RESCUE_TEST_KILL_AT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn rescue")
+    }
+
+    /// `rescue run workflows/os-disk-swap.yaml` on the incident inputs.
+    pub fn repair(&self, extra: &[&str]) -> Output {
+        let workflow = repo("workflows/os-disk-swap.yaml");
+        let inputs = repo("examples/incident-inputs.yaml");
+        let mut args = vec!["run", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.rescue(&args)
+    }
+
+    pub fn azure(&self) -> Azure {
+        let target = Target::Emulator {
+            endpoint: self.endpoint.parse().unwrap(),
+            token: self.token.clone(),
+            subscription: self.subscription.clone(),
+        };
+        self.runtime.block_on(Azure::connect(target)).expect("connect to the emulator")
+    }
+
+    /// A GET through our client.
+    pub fn get(&self, kind: rescue::azure::ids::Kind, name: &str) -> Value {
+        let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, kind, name);
+        self.runtime.block_on(self.azure().get(&id)).unwrap_or_else(|e| panic!("GET {id}: {e}"))
+    }
+
+    pub fn vm(&self, name: &str) -> Value {
+        let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, rescue::azure::ids::Kind::VirtualMachine, name);
+        self.runtime.block_on(self.azure().get_vm_with_instance_view(&id)).expect("GET vm")
+    }
+
+    pub fn list(&self, kind: rescue::azure::ids::Kind) -> Vec<Value> {
+        self.runtime.block_on(self.azure().list(&self.subscription, RG, kind)).expect("list")
+    }
+
+    /// The emulator's image file behind a disk or snapshot, from its saved state.
+    pub fn image(&self, kind: &str, name: &str) -> PathBuf {
+        let data = self.dir.path().join("emulator");
+        let state: Value = serde_json::from_slice(&std::fs::read(data.join("state.json")).expect("emulator state")).unwrap();
+        let volume = state[kind]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} named {name} in the emulator state"));
+        data.join("images").join(volume["image"].as_str().unwrap())
+    }
+
+    /// The requests the emulator logged: (method, path).
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        let _ = std::fs::remove_file(self.dir.path().join("requests.jsonl"));
+    }
+}
+
+impl Drop for Rehearsal {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.runtime.block_on(handle.shutdown());
+        }
+    }
+}
+
+/// sha256sum(1): hashing hundreds of MiB in an unoptimized test build would dominate the test.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// `e2fsck -fn` exit code of every ext* partition of a disk image (read-only loop devices,
+/// always detached).
+pub fn e2fsck_partitions(image: &Path) -> Vec<i32> {
+    let out = Command::new("bash")
+        .arg("-cu")
+        .arg(format!(
+            r#"img={i}
+            sfdisk -d "$img" | sed -n 's/.*start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p' | while read start size; do
+              L=$(losetup -r -f --show -o $((start*512)) --sizelimit $((size*512)) "$img")
+              if [ "$(blkid -p -o value -s TYPE $L)" = ext4 ]; then e2fsck -fn $L >/dev/null 2>&1; echo $?; fi
+              losetup -d $L
+            done"#,
+            i = image.display()
+        ))
+        .output()
+        .expect("bash");
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+pub fn text(out: &Output) -> String {
+    format!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A StepHost for driving actions directly: records statuses and checkpoints in memory.
+#[derive(Default)]
+pub struct TestHost {
+    pub statuses: std::sync::Mutex<Vec<String>>,
+    pub checkpoints: std::sync::Mutex<Map<String, Value>>,
+}
+
+#[async_trait::async_trait]
+impl StepHost for TestHost {
+    fn status(&self, _step_id: &str, message: String) {
+        self.statuses.lock().unwrap().push(message);
+    }
+
+    async fn checkpoint(&self, _step_id: &str, key: &str, value: Value) -> Result<(), ActionError> {
+        self.checkpoints.lock().unwrap().insert(key.to_string(), value);
+        Ok(())
+    }
+}
+
+impl Rehearsal {
+    /// A step context for `run_id`, with the checkpoints `host` holds.
+    pub fn step(&self, host: &Arc<TestHost>, run_id: &str, step_id: &str) -> StepContext {
+        StepContext {
+            run_id: run_id.into(),
+            step_id: step_id.into(),
+            attempt: 1,
+            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")) },
+            checkpoints: host.checkpoints.lock().unwrap().clone(),
+            host: host.clone(),
+        }
+    }
+}
