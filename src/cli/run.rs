@@ -63,14 +63,9 @@ pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> E
 }
 
 async fn start(settings: &Settings, file: &Path) -> ExitCode {
-    let registry = Registry::builtin();
-    let workflow = match crate::workflow::load(file, &registry) {
-        Ok(wf) => wf,
-        Err(problems) => return super::report_invalid(&problems),
-    };
-    let inputs = match crate::workflow::resolve_inputs(&workflow, &settings.input_pairs, settings.inputs_file.as_deref()) {
-        Ok(inputs) => inputs,
-        Err(problems) => return super::report_invalid(&problems),
+    let (workflow, inputs) = match super::load_with_inputs(file, settings, &Registry::builtin()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
 
     let store = Store::new(settings.state_dir.clone());
@@ -124,14 +119,14 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     };
 
     let style = Style::detect(settings.json());
-    let executor = Executor::new(
-        bind::steps(&ex.workflow, &Registry::builtin()),
-        Arc::new(WorkflowResolver::new(ex.workflow.clone())),
-        recorder.clone(),
-        report::reporter(style),
-        Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
+    let executor = Executor {
+        steps: bind::steps(&ex.workflow, &Registry::builtin()),
+        resolver: Arc::new(WorkflowResolver::new(ex.workflow.clone())),
+        recorder: recorder.clone(),
+        sink: report::reporter(style),
+        options: Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
         interrupt,
-    );
+    };
     let outcome = executor.run(ex.resumed).await;
     connected.close().await;
     drop(ex.lock);

@@ -53,7 +53,8 @@ pub struct TargetArgs {
     pub subscription: Option<String>,
     /// Rehearse on an in-process emulator: `--emulator` for the built-in incident scenario,
     /// `--emulator=FILE` for another scenario.
-    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, default_missing_value = "", conflicts_with = "emulator_url")]
+    // PathBuf's own parser rejects the empty value that stands for "no scenario given".
+    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, default_missing_value = "", conflicts_with = "emulator_url", value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub emulator: Option<PathBuf>,
     /// Use an already running `rescue emulator serve` at this URL.
     #[arg(long, env = "RESCUE_EMULATOR_URL", value_name = "URL", requires = "emulator_token")]

@@ -118,17 +118,22 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(crate::exit::STEP_FAILED);
         }
     };
-    let base = handle.endpoint.as_str().trim_end_matches('/').to_string();
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "rescue emulator listening on {base}");
-    let _ = writeln!(out, "export RESCUE_EMULATOR_URL={base}");
-    let _ = writeln!(out, "export RESCUE_EMULATOR_TOKEN={}", handle.token);
-    let _ = writeln!(out, "export AZURE_SUBSCRIPTION_ID={}", handle.subscription_id);
+    let _ = out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
     let _ = out.flush();
     drop(out);
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
     ExitCode::from(crate::exit::SUCCESS)
+}
+
+/// The lines `serve` prints first: where it listens, then shell exports for the CLI.
+fn banner(endpoint: &url::Url, token: &str, subscription: &str) -> String {
+    let base = endpoint.as_str().trim_end_matches('/');
+    format!(
+        "rescue emulator listening on {base}\nexport RESCUE_EMULATOR_URL={base}\n\
+         export RESCUE_EMULATOR_TOKEN={token}\nexport AZURE_SUBSCRIPTION_ID={subscription}\n"
+    )
 }
 
 fn default_data_dir() -> PathBuf {
@@ -137,4 +142,19 @@ fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir);
     state.join("rescue").join("emulator")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn banner_is_the_four_agreed_lines() {
+        let url = url::Url::parse("http://127.0.0.1:4242/").unwrap();
+        assert_eq!(
+            super::banner(&url, "tok", "sub"),
+            "rescue emulator listening on http://127.0.0.1:4242\n\
+             export RESCUE_EMULATOR_URL=http://127.0.0.1:4242\n\
+             export RESCUE_EMULATOR_TOKEN=tok\n\
+             export AZURE_SUBSCRIPTION_ID=sub\n"
+        );
+    }
 }

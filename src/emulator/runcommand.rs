@@ -167,8 +167,8 @@ async fn execute(script: &str, params: &[(String, String)], disks: &[(i32, PathB
     let setup = work.join("setup.sh");
     // Positional arguments, in order, as Azure's agent passes them; named ones also as
     // environment variables when the name is a valid shell identifier.
-    let runner = if script.starts_with("#!") { "exec \"$script\" \"$@\"" } else { "exec /bin/bash \"$script\" \"$@\"" };
-    std::fs::write(&setup, format!("{}set +e\ncd '{}'\nscript=\"$1\"\nshift\n{runner}\n", device_links(&links), work.display()))?;
+    let runner = if script.starts_with("#!") { "exec \"$@\"" } else { "exec /bin/bash \"$@\"" };
+    std::fs::write(&setup, format!("{}set +e\ncd '{}'\n{runner}\n", device_links(&links), work.display()))?;
     let stdout = std::fs::File::create(work.join("stdout"))?;
     let stderr = std::fs::File::create(work.join("stderr"))?;
     let mut cmd = tokio::process::Command::new("unshare");

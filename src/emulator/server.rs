@@ -150,14 +150,16 @@ impl Emu {
     fn rate_remaining(&self, bucket: &'static str) -> (u64, u64, u64, u64) {
         const LIMIT_3: u64 = 4000;
         const LIMIT_30: u64 = 32000;
+        // Windows shrink with the time scale like every other Azure duration.
+        let (w3, w30) = (Duration::from_secs_f64(180.0 * self.time_scale), Duration::from_secs_f64(1800.0 * self.time_scale));
         let now = Instant::now();
         let mut rates = self.rates.lock().expect("rate lock");
         let q = rates.entry(bucket).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1800)) {
+        while q.front().is_some_and(|t| now.duration_since(*t) > w30) {
             q.pop_front();
         }
         q.push_back(now);
-        let in3 = q.iter().rev().take_while(|t| now.duration_since(**t) <= Duration::from_secs(180)).count() as u64;
+        let in3 = q.iter().rev().take_while(|t| now.duration_since(**t) <= w3).count() as u64;
         let in30 = q.len() as u64;
         (LIMIT_3.saturating_sub(in3), LIMIT_3, LIMIT_30.saturating_sub(in30), LIMIT_30)
     }

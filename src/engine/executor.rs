@@ -64,12 +64,12 @@ pub enum Outcome {
 }
 
 pub struct Executor {
-    steps: Vec<StepDef>,
-    resolver: Arc<dyn Resolver>,
-    recorder: Arc<Recorder>,
-    sink: Arc<dyn EventSink>,
-    options: Options,
-    interrupt: Interrupt,
+    pub steps: Vec<StepDef>,
+    pub resolver: Arc<dyn Resolver>,
+    pub recorder: Arc<Recorder>,
+    pub sink: Arc<dyn EventSink>,
+    pub options: Options,
+    pub interrupt: Interrupt,
 }
 
 enum Attempt {
@@ -78,21 +78,6 @@ enum Attempt {
 }
 
 impl Executor {
-    pub fn new(
-        steps: Vec<StepDef>,
-        resolver: Arc<dyn Resolver>,
-        recorder: Arc<Recorder>,
-        sink: Arc<dyn EventSink>,
-        options: Options,
-        interrupt: Interrupt,
-    ) -> Self {
-        Executor { steps, resolver, recorder, sink, options, interrupt }
-    }
-
-    pub fn recorder(&self) -> &Arc<Recorder> {
-        &self.recorder
-    }
-
     /// Runs every step not yet done. Errors are failures to record (the journal could not be
     /// written); step failures are an [`Outcome`].
     pub async fn run(&self, resumed: bool) -> anyhow::Result<Outcome> {
@@ -154,7 +139,11 @@ impl Executor {
             let intent = record.intent.clone().unwrap_or_default();
             let ctx = self.context(step, record.attempts.max(1));
             let started = Instant::now();
-            match step.action.reconcile(&ctx, &record.args, &intent).await {
+            let reconciled = tokio::select! {
+                r = step.action.reconcile(&ctx, &record.args, &intent) => r,
+                _ = self.interrupt.wait() => return Ok(Outcome::Interrupted),
+            };
+            match reconciled {
                 Ok(Reconciled::Adopt(outputs)) => {
                     self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: true });
                     return self.succeed(step, outputs, started);

@@ -4,6 +4,7 @@
 mod support;
 mod boot;
 mod client;
+mod faults;
 mod persistence;
 mod rules;
 mod scenarios;

@@ -58,22 +58,7 @@ fn from_step_runs_that_step_and_later_ones_again() {
 #[test]
 fn ctrl_c_exits_130_with_the_resume_command_and_resume_finishes() {
     let s = Scratch::new();
-    let wf = s.workflow(
-        "nap.yaml",
-        r#"
-name: nap
-steps:
-  - id: before
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "before\n", append: true }
-  - id: nap
-    uses: core.sleep
-    with: { duration: 2s }
-  - id: after
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "after\n", append: true }
-"#,
-    );
+    let wf = s.workflow("nap.yaml", NAP);
     let child = s.spawn(&["run", wf.to_str().unwrap()]);
     let id = s.wait_for_step("nap", "running");
     let start = Instant::now();

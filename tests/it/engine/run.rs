@@ -189,3 +189,16 @@ fn old_journal_format_still_loads() {
     assert_eq!(step_field(&journal, "check", "attempts"), "2");
     assert!(stdout(&s.run(&["runs"])).contains(id));
 }
+
+#[test]
+fn a_step_over_its_timeout_fails_with_exit_1() {
+    let s = Scratch::new();
+    let wf = s.workflow(
+        "slow.yaml",
+        "name: slow\nsteps:\n  - id: nap\n    uses: core.sleep\n    timeout: 200ms\n    with: { duration: 30s }\n",
+    );
+    let out = s.run(&["run", wf.to_str().unwrap()]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("timed out after 200ms"), "{}", stderr(&out));
+    assert_eq!(step_field(&s.journal(&s.run_id()), "nap", "status"), "failed");
+}

@@ -6,6 +6,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Appends `before`, sleeps 2 s in step `nap`, appends `after`: a run to interrupt mid-step.
+pub const NAP: &str = r#"
+name: nap
+steps:
+  - id: before
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "before\n", append: true }
+  - id: nap
+    uses: core.sleep
+    with: { duration: 2s }
+  - id: after
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "after\n", append: true }
+"#;
+
 /// A scratch directory holding the state dir, workflows and files the steps write.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
