@@ -105,14 +105,14 @@ fn unrepairable_disk_stops_before_the_swap() {
 #[test]
 fn plan_reads_current_state_with_get_requests_only() {
     let r = Rehearsal::start(None);
-    r.clear_requests();
+    let before = r.requests().len();
     let workflow = repo("workflows/os-disk-swap.yaml");
     let inputs = repo("examples/incident-inputs.yaml");
     let out = r.rescue(&["plan", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PUT") && stdout.contains("/snapshots/"), "the plan lists the ARM calls:\n{stdout}");
-    let requests = r.requests();
+    let requests = r.requests_after(before);
     assert!(!requests.is_empty(), "plan read nothing: it should make the plan concrete with GETs");
     let writes: Vec<&Value> = requests.iter().filter(|q| q["method"] != "GET").collect();
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
