@@ -130,6 +130,31 @@ pub(crate) async fn resume_pending(ctx: &StepContext, azure: &Azure, key: &str) 
     Some(poll_checkpointed(ctx, azure, &op, key).await)
 }
 
+/// How long a step waits for another operation on its VM to finish before giving up.
+const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Run `attempt` (which re-reads state and sends its mutation only if still needed) until it is
+/// not refused with "another operation is in progress": that operation may be our own request,
+/// accepted by Azure just before its connection dropped and then retried.
+pub(crate) async fn when_idle<T, F, Fut>(ctx: &StepContext, azure: &Azure, what: &str, mut attempt: F) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ActionError>>,
+{
+    let since = std::time::Instant::now();
+    let mut waits = 0;
+    loop {
+        match attempt().await {
+            Err(e) if crate::azure::errors::is_busy(&e) && since.elapsed() < BUSY_LIMIT => {
+                ctx.status(format!("{what}: another operation is running on it, waiting ({})", crate::azure::retry_human(since.elapsed())));
+                tokio::time::sleep(azure.health_poll_interval(waits)).await;
+                waits += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn op_key() -> &'static str {
     OPERATION
 }

@@ -61,14 +61,17 @@ pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId,
     let key = format!("{}_{word}", op_key());
     if let Some(result) = resume_pending(ctx, azure, &key).await {
         result?;
-    } else {
+    }
+    when_idle(ctx, azure, &format!("{word} {}", id.name), || async {
         let vm = azure.get_vm_with_instance_view(id).await?;
         if power_state(&vm) != target {
             ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
             let started = azure.vm_action(id, action, &format!("{word} {}", id.name)).await?;
             finish(ctx, azure, started, &key).await?;
         }
-    }
+        Ok(())
+    })
+    .await?;
     let mut out = Outputs::new();
     out.insert("power_state".into(), json!(target));
     Ok(out)

@@ -133,17 +133,32 @@ pub(crate) async fn create_owned(
     if let Some(result) = resume_pending(ctx, azure, key).await {
         return result;
     }
-    if let Some(existing) = azure.find(id).await? {
-        ensure_ours(&existing, id, &ctx.run_id)?;
-        if provisioning(&existing) == "succeeded" {
-            ctx.status(format!("{} {} already exists (created by this run): adopted", id.kind.noun(), id.name));
-            return Ok(existing);
-        }
-    }
-    let source_resource = azure.get(source).await?;
     let label = format!("{} {}", id.kind.noun(), id.name);
-    let started = azure.put(id, body_for(&source_resource), &label).await?;
-    let result = finish(ctx, azure, started, key).await?;
+    let result = when_idle(ctx, azure, &label, || async {
+        if let Some(existing) = azure.find(id).await? {
+            ensure_ours(&existing, id, &ctx.run_id)?;
+            match provisioning(&existing).as_str() {
+                "succeeded" => {
+                    ctx.status(format!("{label} already exists (created by this run): adopted"));
+                    return Ok(existing);
+                }
+                // Azure refuses to update a resource whose creation failed: remove ours, start over.
+                "failed" => {
+                    ctx.status(format!("{label} failed to create earlier: deleting it to create it again"));
+                    delete_created(ctx, azure, id, &ctx.run_id).await?;
+                }
+                // Our own earlier request (its answer lost) is still creating it.
+                "creating" | "updating" => {
+                    return Err(ActionError::retryable(format!("{label}: another operation (its creation) is still running")));
+                }
+                _ => {}
+            }
+        }
+        let source_resource = azure.get(source).await?;
+        let started = azure.put(id, body_for(&source_resource), &label).await?;
+        finish(ctx, azure, started, key).await
+    })
+    .await?;
     match provisioning(&result).as_str() {
         "succeeded" | "" => Ok(result),
         other => Err(ActionError::retryable(format!("{label} ended in provisioning state {other}"))),

@@ -85,22 +85,26 @@ impl Action for SwapOsDisk {
             if let Some(result) = resume_pending(ctx, azure, op_key()).await {
                 result?;
             }
-            let vm = azure.get_vm_with_instance_view(&vm_id).await?;
-            let current = os_disk_id(&vm).unwrap_or_default().to_string();
-            if !new.same_as(&current) {
-                if !original.same_as(&current) {
-                    return Err(ActionError::fatal(format!(
-                        "VM {}'s OS disk is {current}, not {original} as when the run started: refusing to swap",
-                        vm_id.name
-                    ))
-                    .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
+            when_idle(ctx, azure, &format!("OS disk swap of {}", vm_id.name), || async {
+                let vm = azure.get_vm_with_instance_view(&vm_id).await?;
+                let current = os_disk_id(&vm).unwrap_or_default().to_string();
+                if !new.same_as(&current) {
+                    if !original.same_as(&current) {
+                        return Err(ActionError::fatal(format!(
+                            "VM {}'s OS disk is {current}, not {original} as when the run started: refusing to swap",
+                            vm_id.name
+                        ))
+                        .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
+                    }
+                    let state = power_state(&vm);
+                    if state != "deallocated" {
+                        return Err(not_deallocated(&vm_id, &state));
+                    }
+                    set_os_disk(ctx, azure, &vm_id, &vm, &new, op_key()).await?;
                 }
-                let state = power_state(&vm);
-                if state != "deallocated" {
-                    return Err(not_deallocated(&vm_id, &state));
-                }
-                set_os_disk(ctx, azure, &vm_id, &vm, &new, op_key()).await?;
-            }
+                Ok(())
+            })
+            .await?;
             let mut out = Outputs::new();
             out.insert("original_disk_id".into(), json!(original.to_string()));
             out.insert("new_disk_id".into(), json!(new.to_string()));
