@@ -77,7 +77,7 @@ fn lun_output(lun: u64) -> Outputs {
 
 /// Detach `disk` from `vm` if attached; true when a detach was sent.
 pub(crate) async fn detach(ctx: &StepContext, azure: &Azure, vm: &ResourceId, disk: &ResourceId) -> Result<bool, ActionError> {
-    let key = op_key();
+    let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         result?;
     }
@@ -150,7 +150,7 @@ impl Action for Attach {
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
         with_progress(ctx, async {
-            let key = op_key();
+            let key = OPERATION;
             if let Some(result) = resume_pending(ctx, azure, key).await {
                 result?;
             }

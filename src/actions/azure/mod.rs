@@ -95,7 +95,7 @@ pub(crate) async fn with_progress<F: Future>(ctx: &StepContext, fut: F) -> F::Ou
 }
 
 /// Checkpoint key of a step's operation in flight.
-const OPERATION: &str = "operation";
+pub(crate) const OPERATION: &str = "operation";
 
 /// The operation an earlier attempt or process left in flight, if any.
 pub(crate) fn pending_operation(ctx: &StepContext, key: &str) -> Option<Operation> {
@@ -153,10 +153,6 @@ where
             other => return other,
         }
     }
-}
-
-pub(crate) fn op_key() -> &'static str {
-    OPERATION
 }
 
 /// `{"rescue-run": run_id}` plus extra tags.

@@ -58,7 +58,7 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
 /// Bring the VM to the action's power state; a VM already there is left alone.
 pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId, action: VmAction) -> Result<Outputs, ActionError> {
     let (word, _, target) = verb(action);
-    let key = format!("{}_{word}", op_key());
+    let key = format!("{}_{word}", OPERATION);
     if let Some(result) = resume_pending(ctx, azure, &key).await {
         result?;
     }

@@ -129,7 +129,7 @@ pub(crate) async fn create_owned(
     source: &ResourceId,
     body_for: impl Fn(&Value) -> Value,
 ) -> Result<Value, ActionError> {
-    let key = op_key();
+    let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         return result;
     }

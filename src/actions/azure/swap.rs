@@ -82,7 +82,7 @@ impl Action for SwapOsDisk {
         let new = id_arg(args, "disk_id", Kind::Disk)?;
         let original = id_arg(args, "original_disk_id", Kind::Disk)?;
         with_progress(ctx, async {
-            if let Some(result) = resume_pending(ctx, azure, op_key()).await {
+            if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
                 result?;
             }
             when_idle(ctx, azure, &format!("OS disk swap of {}", vm_id.name), || async {
@@ -100,7 +100,7 @@ impl Action for SwapOsDisk {
                     if state != "deallocated" {
                         return Err(not_deallocated(&vm_id, &state));
                     }
-                    set_os_disk(ctx, azure, &vm_id, &vm, &new, op_key()).await?;
+                    set_os_disk(ctx, azure, &vm_id, &vm, &new, OPERATION).await?;
                 }
                 Ok(())
             })
