@@ -118,3 +118,20 @@ fn plan_reads_current_state_with_get_requests_only() {
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
     assert!(stdout.contains("GiB"), "the plan shows facts read from the emulator:\n{stdout}");
 }
+
+#[test]
+fn without_a_terminal_or_yes_the_run_stops_at_the_swap_and_resume_yes_finishes() {
+    if !images::is_root() {
+        return eprintln!("skipped: needs root for loop devices");
+    }
+    let r = Rehearsal::start(None);
+    let original = os_disk_name(&r.vm(VM));
+    let before = sha256(&r.image("disks", &original));
+
+    let out = r.repair(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(os_disk_name(&r.vm(VM)), original, "swapped without confirmation");
+
+    let resumed = r.rescue(&["resume", &run_id(&r), "--yes"]);
+    assert_repaired(&r, &original, &before, &resumed);
+}
