@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 
 pub struct Attach;
 pub struct Detach;
@@ -180,6 +180,16 @@ impl Action for Attach {
             .await
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let vm = vm_id(azure, args, "resource_group", "vm")?;
+        let disk = id_arg(args, "disk_id", Kind::Disk)?;
+        if pending_operation(ctx, OPERATION).is_some() {
+            return Ok(Reconciled::Redo);
+        }
+        Ok(adopt_if(lun_of(&data_disks(&azure.get(&vm).await?), &disk.to_string()).map(lun_output)))
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {

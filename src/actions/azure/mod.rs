@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{Action, ActionError, Args, Param, ParamType, PlanArgs, PlanContext, ResourceRef, StepContext};
+use super::{Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, Reconciled, ResourceRef, StepContext};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
 use crate::azure::{progress, Azure, Operation, Started};
 
@@ -195,6 +195,27 @@ pub(crate) async fn delete_created(ctx: &StepContext, azure: &Azure, id: &Resour
     })?;
     let started = azure.delete(id, &format!("delete {} {}", id.kind.noun(), id.name)).await?;
     finish(ctx, azure, started, "undo_operation").await.map(|_| ())
+}
+
+pub(crate) fn provisioning(resource: &Value) -> String {
+    resource.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase()
+}
+
+/// After a crash: the resource this step creates, when it exists complete and tagged with this
+/// run and no operation of ours is still in flight (then the step is adopted, not redone).
+pub(crate) async fn created_earlier(ctx: &StepContext, azure: &Azure, id: &ResourceId) -> Result<Option<Value>, ActionError> {
+    if pending_operation(ctx, OPERATION).is_some() {
+        return Ok(None);
+    }
+    Ok(azure
+        .find(id)
+        .await?
+        .filter(|r| tag_of(r, RUN_TAG) == Some(ctx.run_id.as_str()) && provisioning(r) == "succeeded"))
+}
+
+/// Adopt `outputs` when the step's effect is already in place, else redo (execute re-checks).
+pub(crate) fn adopt_if(outputs: Option<Outputs>) -> Reconciled {
+    outputs.map_or(Reconciled::Redo, Reconciled::Adopt)
 }
 
 pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {

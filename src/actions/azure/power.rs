@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 use crate::azure::VmAction;
 
 pub struct Deallocate;
@@ -58,7 +58,7 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
 /// Bring the VM to the action's power state; a VM already there is left alone.
 pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId, action: VmAction) -> Result<Outputs, ActionError> {
     let (word, _, target) = verb(action);
-    let key = format!("{}_{word}", OPERATION);
+    let key = format!("{OPERATION}_{word}");
     if let Some(result) = resume_pending(ctx, azure, &key).await {
         result?;
     }
@@ -72,9 +72,25 @@ pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId,
         Ok(())
     })
     .await?;
+    Ok(power_output(target))
+}
+
+fn power_output(state: &str) -> Outputs {
     let mut out = Outputs::new();
-    out.insert("power_state".into(), json!(target));
-    Ok(out)
+    out.insert("power_state".into(), json!(state));
+    out
+}
+
+/// Adopt when the VM already is where the step takes it and no operation of ours is in flight.
+async fn reconcile_power(ctx: &StepContext, args: &Args, action: VmAction) -> Result<Reconciled, ActionError> {
+    let azure = azure(ctx)?;
+    let id = vm_id(azure, args, "resource_group", "vm")?;
+    let (word, _, target) = verb(action);
+    if pending_operation(ctx, &format!("{OPERATION}_{word}")).is_some() {
+        return Ok(Reconciled::Redo);
+    }
+    let vm = azure.get_vm_with_instance_view(&id).await?;
+    Ok(adopt_if((power_state(&vm) == target).then(|| power_output(target))))
 }
 
 #[async_trait]
@@ -95,6 +111,10 @@ impl Action for Deallocate {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Deallocate)).await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        reconcile_power(ctx, args, VmAction::Deallocate).await
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -126,5 +146,9 @@ impl Action for Start {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        reconcile_power(ctx, args, VmAction::Start).await
     }
 }

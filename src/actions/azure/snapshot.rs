@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 
 pub struct CreateSnapshot;
 
@@ -88,13 +88,15 @@ impl Action for CreateSnapshot {
                 })
             };
             let created = create_owned(ctx, azure, &snap, &source, body_for).await?;
-            let mut out = Outputs::new();
-            out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(snap.to_string())));
-            out.insert("name".into(), json!(snap.name));
-            out.insert("source_disk_id".into(), json!(source.to_string()));
-            Ok(out)
+            Ok(outputs(&created, &snap, &source))
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let (source, snap) = target(args, &ctx.run_id)?;
+        Ok(adopt_if(created_earlier(ctx, azure, &snap).await?.map(|r| outputs(&r, &snap, &source))))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
@@ -106,6 +108,14 @@ impl Action for CreateSnapshot {
         let id = ResourceId::parse(outputs.get("id").and_then(Value::as_str).unwrap_or_default())?;
         with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
     }
+}
+
+fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(snap.to_string())));
+    out.insert("name".into(), json!(snap.name));
+    out.insert("source_disk_id".into(), json!(source.to_string()));
+    out
 }
 
 /// "30 GiB Premium_LRS, zone 1, V2, Attached"
@@ -165,6 +175,3 @@ pub(crate) async fn create_owned(
     }
 }
 
-fn provisioning(resource: &Value) -> String {
-    resource.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase()
-}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::power::set_power;
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 use crate::azure::VmAction;
 
 pub struct SwapOsDisk;
@@ -38,6 +38,13 @@ async fn set_os_disk(ctx: &StepContext, azure: &Azure, vm_id: &ResourceId, vm: &
     }}}});
     let started = azure.patch_vm(vm_id, body, &format!("OS disk swap of {} to {}", vm_id.name, disk.name)).await?;
     finish(ctx, azure, started, key).await.map(|_| ())
+}
+
+fn outputs(original: &ResourceId, new: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("original_disk_id".into(), json!(original.to_string()));
+    out.insert("new_disk_id".into(), json!(new.to_string()));
+    out
 }
 
 fn not_deallocated(vm: &ResourceId, state: &str) -> ActionError {
@@ -105,12 +112,21 @@ impl Action for SwapOsDisk {
                 Ok(())
             })
             .await?;
-            let mut out = Outputs::new();
-            out.insert("original_disk_id".into(), json!(original.to_string()));
-            out.insert("new_disk_id".into(), json!(new.to_string()));
-            Ok(out)
+            Ok(outputs(&original, &new))
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let vm_id = vm_id(azure, args, "resource_group", "vm")?;
+        let new = id_arg(args, "disk_id", Kind::Disk)?;
+        let original = id_arg(args, "original_disk_id", Kind::Disk)?;
+        if pending_operation(ctx, OPERATION).is_some() {
+            return Ok(Reconciled::Redo);
+        }
+        let vm = azure.get(&vm_id).await?;
+        Ok(adopt_if(new.same_as(os_disk_id(&vm).unwrap_or_default()).then(|| outputs(&original, &new))))
     }
 
     fn describe_undo(&self, args: &Args, outputs: &Outputs) -> Option<String> {

@@ -36,6 +36,17 @@ fn snapshot_is_created_once_tagged_and_progress_is_reported() {
     assert_eq!(puts, 1, "the adopted snapshot was PUT again");
     let statuses = host.statuses.lock().unwrap().join("\n");
     assert!(statuses.contains("waiting for snapshot"), "no poll status reported:\n{statuses}");
+
+    // Resumed with the step found `running`: the finished snapshot is adopted, not redone.
+    match r.runtime.block_on(action.reconcile(&r.step(&host, "run-1", "snapshot"), &a, &intent)).unwrap() {
+        rescue::actions::Reconciled::Adopt(outputs) => assert_eq!(outputs, first),
+        rescue::actions::Reconciled::Redo => panic!("a complete snapshot of this run was not adopted"),
+    }
+    let other_run = action.intent("run-9", "snapshot", &a).unwrap();
+    assert!(matches!(
+        r.runtime.block_on(action.reconcile(&r.step(&host, "run-9", "snapshot"), &a, &other_run)).unwrap(),
+        rescue::actions::Reconciled::Redo
+    ));
 }
 
 #[test]
