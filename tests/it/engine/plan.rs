@@ -122,7 +122,9 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
 fn target_flags_are_checked_before_anything_runs() {
     let state = tempfile::tempdir().unwrap();
     let demo = ["plan", "workflows/demo.yaml", "--input", "patient=vm2"];
-    rescue(state.path()).args(demo).arg("--emulator").assert().code(0);
+    let out = rescue(state.path()).args(demo).arg("--emulator").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run with `rescue run workflows/demo.yaml --input patient=vm2 --emulator`"));
     let out = rescue(state.path()).args(demo).arg("--emulator=no/such/scenario.yaml").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--emulator=no/such/scenario.yaml: no such scenario file"));
