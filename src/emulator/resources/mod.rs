@@ -2,6 +2,7 @@
 //! operation-status URLs.
 
 pub mod vm;
+mod vm_create;
 pub mod volume;
 
 use std::sync::Arc;
@@ -25,9 +26,12 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::Snapshot { rg, name }, _) => volume::handle(emu, call, rg, name, true).await,
         (Route::Vms { rg }, "GET") => vm::list(emu, rg),
         (Route::Vm { rg, name }, "GET") => vm::get(emu, call, rg, name),
-        (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name),
+        (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name).await,
         (Route::VmInstanceView { rg, name }, "GET") => vm::instance_view_reply(emu, rg, name),
         (Route::VmAction { rg, name, action }, "POST") => vm::action(emu, call, rg, name, action).await,
+        (Route::VmAction { rg, name, action }, "GET") if action.eq_ignore_ascii_case("retrieveBootDiagnosticsData") => {
+            vm::action(emu, call, rg, name, action).await
+        }
         (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
         _ => Err(ArmError::new(
             405,

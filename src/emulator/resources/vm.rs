@@ -27,7 +27,7 @@ fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm
     Ok((key, vm))
 }
 
-fn etag(vm: &Vm) -> String {
+pub(super) fn etag(vm: &Vm) -> String {
     format!("\"{}\"", vm.etag)
 }
 
@@ -174,7 +174,7 @@ pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> 
 }
 
 /// Reads one data-disk entry of a request body.
-fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<WantedDisk>> {
+pub(super) fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<WantedDisk>> {
     let lun = field(entry, &["lun"]).and_then(Value::as_i64).ok_or_else(|| {
         ArmError::bad_request("InvalidParameter", "Required parameter 'dataDisk.lun' is missing (null).")
     })? as i32;
@@ -199,7 +199,7 @@ fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<Wanted
     }))
 }
 
-fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
+pub(super) fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
     match arm::parse_resource_id(id) {
         Some((rg, kind, name)) if kind == "disks" => {
             state.disk_key_by_id(id).ok_or_else(|| ArmError::not_found("disks", &rg, &name))
@@ -209,16 +209,21 @@ fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
 }
 
 /// PUT/PATCH of a VM: data disks, OS disk swap, tags.
-pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
-    let Ok((key, vm)) = find(&state, rg, name) else {
+    let exists = {
+        let state = emu.state.lock().expect("state lock");
         group(&state, rg)?;
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!("VM '{name}' does not exist, and the rescue emulator does not create VMs: declare it in the scenario."),
-        ));
+        find(&state, rg, name).is_ok()
     };
+    if !exists {
+        if call.method == "PUT" {
+            return super::vm_create::create(emu, call, rg, name, &body).await;
+        }
+        return Err(ArmError::not_found("virtualMachines", rg, name));
+    }
+    let mut state = emu.state.lock().expect("state lock");
+    let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
     if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
         if m != "*" && m != etag(&vm) {
@@ -356,28 +361,33 @@ async fn power(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, target: Power)
         (op, key, needs_boot)
     };
     if needs_boot {
-        let (image, dir) = {
-            let state = emu.state.lock().expect("state lock");
-            let vm = &state.vms[&key];
-            (emu.images.join(&state.disks[&vm.os_disk].image), emu.data_dir.clone())
-        };
-        let vm_name = name.to_string();
-        let outcome = tokio::task::spawn_blocking(move || super::super::boot::boot(&vm_name, &image, &dir))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .and_then(|r| r)
-            .unwrap_or_else(|e| super::super::boot::BootOutcome {
-                ready: false,
-                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
-            });
-        let mut state = emu.state.lock().expect("state lock");
-        if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(&op.id).map(|o| &mut o.kind) {
-            *boot = Some(outcome);
-        }
-        emu.save(&state)?;
+        boot_into(emu, &op.id, &key).await?;
     }
     let state = emu.state.lock().expect("state lock");
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// Boots the VM's OS disk (read-only check) and hands the outcome to its start operation,
+/// which completes only once it has one.
+pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
+    let (name, image, dir) = {
+        let state = emu.state.lock().expect("state lock");
+        let vm = &state.vms[key];
+        (vm.name.clone(), emu.images.join(&state.disks[&vm.os_disk].image), emu.data_dir.clone())
+    };
+    let outcome = tokio::task::spawn_blocking(move || super::super::boot::boot(&name, &image, &dir))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .and_then(|r| r)
+        .unwrap_or_else(|e| super::super::boot::BootOutcome {
+            ready: false,
+            serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
+        });
+    let mut state = emu.state.lock().expect("state lock");
+    if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind) {
+        *boot = Some(outcome);
+    }
+    emu.save(&state)
 }
 
 fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
