@@ -31,6 +31,8 @@ pub enum OpKind {
     AttachDetach { vm: String },
     VmPower { vm: String, target: Power, boot: Option<super::boot::BootOutcome> },
     RunCommand { vm: String, result: Option<Result<Value, ArmError>> },
+    /// Deletes the VM; its disks stay (deleteOption Detach) and become Unattached.
+    VmDelete { vm: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +77,8 @@ impl Operation {
             OpKind::VmUpdate { vm }
             | OpKind::AttachDetach { vm }
             | OpKind::VmPower { vm, .. }
-            | OpKind::RunCommand { vm, .. } => Some(vm),
+            | OpKind::RunCommand { vm, .. }
+            | OpKind::VmDelete { vm } => Some(vm),
             _ => None,
         }
     }
@@ -187,6 +190,13 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
                         _ => v.agent_ready = false,
                     }
                 }
+            }
+        }
+        OpKind::VmDelete { vm } => {
+            if failure.is_none() {
+                state.vms.remove(vm);
+            } else if let Some(v) = state.vms.get_mut(vm) {
+                v.provisioning_state = "Succeeded".into();
             }
         }
         OpKind::RunCommand { result, .. } => match result {

@@ -100,6 +100,7 @@ impl Route {
             (Route::Vm { .. }, "GET") => ("virtualMachines.get", "vm.get"),
             (Route::Vm { .. }, "PUT") => ("virtualMachines.createOrUpdate", "vm.update"),
             (Route::Vm { .. }, "PATCH") => ("virtualMachines.update", "vm.update"),
+            (Route::Vm { .. }, "DELETE") => ("virtualMachines.delete", "vm.delete"),
             (Route::VmInstanceView { .. }, _) => ("virtualMachines.instanceView", "vm.instanceView"),
             (Route::VmAction { action, .. }, _) => match action.to_ascii_lowercase().as_str() {
                 "deallocate" => ("virtualMachines.deallocate", "vm.deallocate"),
@@ -124,6 +125,7 @@ impl Route {
             (_, "GET") => "LowCostGet",
             (Route::Snapshot { .. }, _) => "HighCostSnapshotCreateHydrate",
             (Route::Disk { .. }, _) => "CreateUpdateDisks",
+            (Route::Vm { .. }, "DELETE") => "DeleteVM",
             (Route::Vm { .. }, _) => "PutVM",
             _ => "UpdateVM",
         }

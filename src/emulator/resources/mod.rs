@@ -27,6 +27,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::Vms { rg }, "GET") => vm::list(emu, rg),
         (Route::Vm { rg, name }, "GET") => vm::get(emu, call, rg, name),
         (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name).await,
+        (Route::Vm { rg, name }, "DELETE") => vm::delete(emu, call, rg, name),
         (Route::VmInstanceView { rg, name }, "GET") => vm::instance_view_reply(emu, rg, name),
         (Route::VmAction { rg, name, action }, "POST") => vm::action(emu, call, rg, name, action).await,
         (Route::VmAction { rg, name, action }, "GET") if action.eq_ignore_ascii_case("retrieveBootDiagnosticsData") => {

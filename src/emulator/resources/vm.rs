@@ -19,6 +19,7 @@ const POWER_OFF: f64 = 30.0;
 const START: f64 = 30.0;
 const RESTART: f64 = 40.0;
 const NO_OP: f64 = 3.0;
+const DELETE: f64 = 45.0;
 
 fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
     let rg = group(state, rg)?;
@@ -63,7 +64,7 @@ pub fn storage_profile(state: &State, vm: &Vm) -> Value {
             "createOption": vm.os_create_option,
             "caching": "ReadOnly",
             "managedDisk": managed_disk(state, &vm.os_disk),
-            "deleteOption": "Delete",
+            "deleteOption": "Detach",
             "diskSizeGB": os.size_gb,
         },
         "dataDisks": data,
@@ -364,6 +365,22 @@ async fn power(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, target: Power)
         boot_into(emu, &op.id, &key).await?;
     }
     let state = emu.state.lock().expect("state lock");
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
+pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let mut state = emu.state.lock().expect("state lock");
+    let Ok((key, vm)) = find(&state, rg, name) else {
+        group(&state, rg)?;
+        return Ok(Reply::empty(204));
+    };
+    rules::vm_idle(&state, vm, "delete")?;
+    let op = emu.begin(&mut state, Family::Compute, OpKind::VmDelete { vm: key.clone() }, DELETE, call);
+    let v = state.vms.get_mut(&key).expect("found");
+    v.busy = Some(op.id.clone());
+    v.provisioning_state = "Deleting".into();
+    emu.save(&state)?;
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }
 

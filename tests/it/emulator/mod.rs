@@ -5,6 +5,7 @@ mod support;
 mod boot;
 mod client;
 mod faults;
+mod lifecycle;
 mod persistence;
 mod rules;
 mod scenarios;
