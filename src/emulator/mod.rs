@@ -92,7 +92,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Accept this bearer token instead of a random one.
-    #[arg(long, value_name = "TOKEN", env = "RESCUE_EMULATOR_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESCUE_EMULATOR_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
@@ -100,7 +105,10 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> ExitCode {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        eprintln!("error: --time-scale must be a positive number, got {}", args.time_scale);
+        eprintln!(
+            "error: --time-scale must be a positive number, got {}",
+            args.time_scale
+        );
         return ExitCode::from(crate::exit::INVALID);
     }
     let config = Config {
@@ -119,7 +127,8 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
+    let _ =
+        out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
     let _ = out.flush();
     drop(out);
     let _ = tokio::signal::ctrl_c().await;

@@ -20,21 +20,46 @@ use super::{field, group, tags};
 /// Azure takes a minute or two to create a VM.
 const CREATE: f64 = 90.0;
 
-pub async fn create(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, body: &Value) -> ArmResult<Reply> {
+pub async fn create(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    body: &Value,
+) -> ArmResult<Reply> {
     let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
-    let location = str_at(&["location"])
-        .ok_or_else(|| ArmError::bad_request("LocationRequired", "The location property is required for this definition."))?;
+    let location = str_at(&["location"]).ok_or_else(|| {
+        ArmError::bad_request(
+            "LocationRequired",
+            "The location property is required for this definition.",
+        )
+    })?;
     let size = str_at(&["properties", "hardwareProfile", "vmSize"]).ok_or_else(|| {
-        ArmError::bad_request("InvalidParameter", "Required parameter 'hardwareProfile.vmSize' is missing (null).")
+        ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'hardwareProfile.vmSize' is missing (null).",
+        )
     })?;
     let zone = match field(body, &["zones"]).and_then(Value::as_array) {
         Some(z) if z.len() == 1 => z[0].as_str().map(String::from),
-        Some(z) if z.len() > 1 => return Err(ArmError::bad_request("InvalidParameter", "A VM can be in one zone only.")),
+        Some(z) if z.len() > 1 => {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                "A VM can be in one zone only.",
+            ))
+        }
         _ => None,
     };
-    let os = field(body, &["properties", "storageProfile", "osDisk"])
-        .ok_or_else(|| ArmError::bad_request("InvalidParameter", "Required parameter 'osDisk' is missing (null)."))?;
-    let option = field(os, &["createOption"]).and_then(Value::as_str).unwrap_or("").to_string();
+    let os = field(body, &["properties", "storageProfile", "osDisk"]).ok_or_else(|| {
+        ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'osDisk' is missing (null).",
+        )
+    })?;
+    let option = field(os, &["createOption"])
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let from_image = match option.to_ascii_lowercase().as_str() {
         "fromimage" => true,
         "attach" => false,
@@ -47,12 +72,22 @@ pub async fn create(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, body: &Va
     };
     let image_ref = field(body, &["properties", "storageProfile", "imageReference"]);
     let image_text = image_ref.map(|r| {
-        r.get("id").and_then(Value::as_str).map(String::from).unwrap_or_else(|| {
-            ["publisher", "offer", "sku", "version"].iter().map(|k| r.get(*k).and_then(Value::as_str).unwrap_or("")).collect::<Vec<_>>().join(":")
-        })
+        r.get("id")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| {
+                ["publisher", "offer", "sku", "version"]
+                    .iter()
+                    .map(|k| r.get(*k).and_then(Value::as_str).unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
     });
     if from_image && image_text.is_none() {
-        return Err(ArmError::bad_request("InvalidParameter", "Required parameter 'imageReference' is missing (null)."));
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'imageReference' is missing (null).",
+        ));
     }
 
     // Build the new OS disk's bytes outside the lock (generation may run mke2fs once).
@@ -60,7 +95,12 @@ pub async fn create(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, body: &Va
         let file = format!("{}.img", arm::guid());
         let dst = emu.images.join(&file);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let src = generate::cached(&Recipe { fs: Fs::Ext4, tree: Tree::Os, corrupt: None, image_mib: 256 })?;
+            let src = generate::cached(&Recipe {
+                fs: Fs::Ext4,
+                tree: Tree::Os,
+                corrupt: None,
+                image_mib: 256,
+            })?;
             images::copy_image(&src, &dst)
         })
         .await
@@ -71,11 +111,26 @@ pub async fn create(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, body: &Va
         None
     };
 
-    let (op, key) = register(emu, call, rg, name, body, os, from_image, image_text, zone, size, location, new_disk_file)?;
+    let (op, key) = register(
+        emu,
+        call,
+        rg,
+        name,
+        body,
+        os,
+        from_image,
+        image_text,
+        zone,
+        size,
+        location,
+        new_disk_file,
+    )?;
     boot_into(emu, &op.id, &key).await?;
     let state = emu.state.lock().expect("state lock");
     let vm = &state.vms[&key];
-    let reply = Reply::json(201, render(emu, &state, vm, false)).header("ETag", etag(vm)).header("Retry-After", emu.retry_after(10.0));
+    let reply = Reply::json(201, render(emu, &state, vm, false))
+        .header("ETag", etag(vm))
+        .header("Retry-After", emu.retry_after(10.0));
     Ok(emu.lro_headers(&state, &op, reply, false))
 }
 
@@ -99,15 +154,28 @@ fn register(
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if state.vms.contains_key(&key) {
-        return Err(ArmError::conflict("OperationNotAllowed", format!("VM '{name}' is being created by another request.")));
+        return Err(ArmError::conflict(
+            "OperationNotAllowed",
+            format!("VM '{name}' is being created by another request."),
+        ));
     }
-    if !location.replace(' ', "").eq_ignore_ascii_case(&state.location) {
+    if !location
+        .replace(' ', "")
+        .eq_ignore_ascii_case(&state.location)
+    {
         return Err(ArmError::bad_request(
             "LocationNotAvailableForResourceType",
             format!("The provided location '{location}' is not available here; this emulator's region is '{}'.", state.location),
         ));
     }
-    let generation = if image_text.as_deref().is_some_and(|i| i.to_ascii_lowercase().contains("gen2")) { "V2" } else { "V1" };
+    let generation = if image_text
+        .as_deref()
+        .is_some_and(|i| i.to_ascii_lowercase().contains("gen2"))
+    {
+        "V2"
+    } else {
+        "V1"
+    };
     let mut vm = Vm {
         resource_group: rg.clone(),
         name: name.to_string(),
@@ -130,13 +198,17 @@ fn register(
     };
     let new_os_key = match &new_disk_file {
         Some(file) => {
-            let disk_name = field(os, &["name"]).and_then(Value::as_str).map(String::from).unwrap_or_else(|| {
-                format!("{name}_OsDisk_1_{}", arm::guid().replace('-', ""))
-            });
+            let disk_name = field(os, &["name"])
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("{name}_OsDisk_1_{}", arm::guid().replace('-', "")));
             let disk_key = arm::key(&rg, &disk_name);
             if state.disks.contains_key(&disk_key) {
                 let _ = std::fs::remove_file(emu.images.join(file));
-                return Err(ArmError::conflict("ConflictingUserInput", format!("A disk named '{disk_name}' already exists.")));
+                return Err(ArmError::conflict(
+                    "ConflictingUserInput",
+                    format!("A disk named '{disk_name}' already exists."),
+                ));
             }
             let location = state.location.clone();
             state.disks.insert(
@@ -146,8 +218,13 @@ fn register(
                     name: disk_name,
                     location,
                     zone: zone.clone(),
-                    sku: field(os, &["managedDisk", "storageAccountType"]).and_then(Value::as_str).unwrap_or("Premium_LRS").into(),
-                    size_gb: field(os, &["diskSizeGB"]).and_then(Value::as_u64).unwrap_or(30),
+                    sku: field(os, &["managedDisk", "storageAccountType"])
+                        .and_then(Value::as_str)
+                        .unwrap_or("Premium_LRS")
+                        .into(),
+                    size_gb: field(os, &["diskSizeGB"])
+                        .and_then(Value::as_u64)
+                        .unwrap_or(30),
                     hyper_v_generation: Some(generation.into()),
                     os_type: Some("Linux".into()),
                     creation: Creation {
@@ -171,25 +248,38 @@ fn register(
     let os_key = match new_os_key.clone() {
         Some(k) => k,
         None => {
-            let id = field(os, &["managedDisk", "id"]).and_then(Value::as_str).ok_or_else(|| {
-                ArmError::bad_request("InvalidParameter", "Required parameter 'osDisk.managedDisk.id' is missing (null).")
-            })?;
+            let id = field(os, &["managedDisk", "id"])
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ArmError::bad_request(
+                        "InvalidParameter",
+                        "Required parameter 'osDisk.managedDisk.id' is missing (null).",
+                    )
+                })?;
             let k = disk_by_id(&state, id)?;
             rules::attachable(&state, &vm, &k)?;
             let disk = &state.disks[&k];
             if disk.os_type.is_none() {
                 return Err(ArmError::bad_request(
                     "InvalidParameter",
-                    format!("Disk '{}' cannot be used as an OS disk because its 'osType' is not set.", disk.name),
+                    format!(
+                        "Disk '{}' cannot be used as an OS disk because its 'osType' is not set.",
+                        disk.name
+                    ),
                 ));
             }
-            vm.generation = disk.hyper_v_generation.clone().unwrap_or_else(|| "V1".into());
+            vm.generation = disk
+                .hyper_v_generation
+                .clone()
+                .unwrap_or_else(|| "V1".into());
             k
         }
     };
     vm.os_disk = os_key;
     let checked = (|| -> ArmResult<()> {
-        if let Some(entries) = field(body, &["properties", "storageProfile", "dataDisks"]).and_then(Value::as_array) {
+        if let Some(entries) =
+            field(body, &["properties", "storageProfile", "dataDisks"]).and_then(Value::as_array)
+        {
             let mut wanted = Vec::new();
             for e in entries {
                 wanted.extend(wanted_disk(&state, &vm, e)?);
@@ -206,7 +296,17 @@ fn register(
         }
         return Err(e);
     }
-    let op = emu.begin(&mut state, Family::Compute, OpKind::VmPower { vm: key.clone(), target: Power::Running, boot: None }, CREATE, call);
+    let op = emu.begin(
+        &mut state,
+        Family::Compute,
+        OpKind::VmPower {
+            vm: key.clone(),
+            target: Power::Running,
+            boot: None,
+        },
+        CREATE,
+        call,
+    );
     vm.busy = Some(op.id.clone());
     state.vms.insert(key.clone(), vm);
     emu.save(&state)?;

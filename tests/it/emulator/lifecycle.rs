@@ -17,19 +17,36 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
             },
         },
     });
-    let r = emu.send("PUT", &format!("{}?{VM_API}", vm("repair-vm")), Some(body)).await;
+    let r = emu
+        .send("PUT", &format!("{}?{VM_API}", vm("repair-vm")), Some(body))
+        .await;
     assert_eq!(r.status(), 201);
-    assert!(r.headers().get("location").is_none(), "VM create answers Azure-AsyncOperation only");
-    let url = r.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+    assert!(
+        r.headers().get("location").is_none(),
+        "VM create answers Azure-AsyncOperation only"
+    );
+    let url = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let created: serde_json::Value = r.json().await.unwrap();
     assert_eq!(created["properties"]["provisioningState"], "Creating");
     assert_eq!(emu.wait_async(&url).await.0["status"], "Succeeded");
     assert_eq!(emu.agent_status("repair-vm").await, "Ready");
     let v = emu.get_json(&format!("{}?{VM_API}", vm("repair-vm"))).await;
     assert_eq!(v["properties"]["provisioningState"], "Succeeded");
-    let os = v["properties"]["storageProfile"]["osDisk"]["name"].as_str().unwrap().to_string();
+    let os = v["properties"]["storageProfile"]["osDisk"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let d = emu.get_json(&format!("{}?{DISK_API}", disk(&os))).await;
-    assert_eq!((d["properties"]["diskState"].as_str(), d["properties"]["hyperVGeneration"].as_str()), (Some("Attached"), Some("V2")));
+    assert_eq!(
+        (
+            d["properties"]["diskState"].as_str(),
+            d["properties"]["hyperVGeneration"].as_str()
+        ),
+        (Some("Attached"), Some("V2"))
+    );
 
     emu.copy_disk(BROKEN_OS, "broken-copy").await;
     let body = json!({
@@ -39,20 +56,45 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
             "storageProfile": {"osDisk": {"createOption": "Attach", "osType": "Linux", "managedDisk": {"id": disk("broken-copy")}}},
         },
     });
-    assert_eq!(emu.run("PUT", &format!("{}?{VM_API}", vm("clone-vm")), Some(body)).await["status"], "Succeeded");
-    assert_eq!(emu.agent_status("clone-vm").await, "Not Ready", "the copy carries the corruption");
+    assert_eq!(
+        emu.run("PUT", &format!("{}?{VM_API}", vm("clone-vm")), Some(body))
+            .await["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        emu.agent_status("clone-vm").await,
+        "Not Ready",
+        "the copy carries the corruption"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_vm_keeps_its_disks() {
     let emu = start(0.002).await;
-    let r = emu.send("DELETE", &format!("{}?{VM_API}", vm(BROKEN)), None).await;
+    let r = emu
+        .send("DELETE", &format!("{}?{VM_API}", vm(BROKEN)), None)
+        .await;
     assert_eq!(r.status(), 202);
-    assert_eq!(emu.wait_async(r.headers()["azure-asyncoperation"].to_str().unwrap()).await.0["status"], "Succeeded");
-    assert_eq!(emu.send("GET", &format!("{}?{VM_API}", vm(BROKEN)), None).await.status(), 404);
+    assert_eq!(
+        emu.wait_async(r.headers()["azure-asyncoperation"].to_str().unwrap())
+            .await
+            .0["status"],
+        "Succeeded"
+    );
+    assert_eq!(
+        emu.send("GET", &format!("{}?{VM_API}", vm(BROKEN)), None)
+            .await
+            .status(),
+        404
+    );
     for d in [BROKEN_OS, PVC] {
         let got = emu.get_json(&format!("{}?{DISK_API}", disk(d))).await;
         assert_eq!(got["properties"]["diskState"], "Unattached", "{d}");
     }
-    assert_eq!(emu.send("DELETE", &format!("{}?{VM_API}", vm(BROKEN)), None).await.status(), 204);
+    assert_eq!(
+        emu.send("DELETE", &format!("{}?{VM_API}", vm(BROKEN)), None)
+            .await
+            .status(),
+        204
+    );
 }

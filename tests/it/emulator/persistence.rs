@@ -11,12 +11,36 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     let keep = dir.path().to_path_buf();
     let mut emu = start_with(dir, |d| config(d, 0.05)).await;
     let body = json!({"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(BROKEN_OS)}}});
-    let r = emu.send("PUT", &format!("{}?{DISK_API}", snapshot("before-restart")), Some(body)).await;
+    let r = emu
+        .send(
+            "PUT",
+            &format!("{}?{DISK_API}", snapshot("before-restart")),
+            Some(body),
+        )
+        .await;
     assert_eq!(r.status(), 202);
-    let op_path = r.headers()["azure-asyncoperation"].to_str().unwrap().split_once("/subscriptions/").unwrap().1.to_string();
-    let r = emu.send("POST", &format!("{}/runCommand?{VM_API}", vm(RESCUE)), Some(json!({"commandId": "RunShellScript", "script": ["sleep 30"]}))).await;
+    let op_path = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .split_once("/subscriptions/")
+        .unwrap()
+        .1
+        .to_string();
+    let r = emu
+        .send(
+            "POST",
+            &format!("{}/runCommand?{VM_API}", vm(RESCUE)),
+            Some(json!({"commandId": "RunShellScript", "script": ["sleep 30"]})),
+        )
+        .await;
     assert_eq!(r.status(), 202);
-    let rc_path = r.headers()["azure-asyncoperation"].to_str().unwrap().split_once("/subscriptions/").unwrap().1.to_string();
+    let rc_path = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .split_once("/subscriptions/")
+        .unwrap()
+        .1
+        .to_string();
     emu.stop().await;
     // As if the emulator had been SIGKILLed mid-command: a loop device left on one of its images.
     let leaked = LeakedLoop::attach(&emu.image_of(PVC));
@@ -25,12 +49,22 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
     assert_eq!(dir.path(), keep);
     let emu2 = start_with(dir, |d| config(d, 0.05)).await;
-    assert!(!leaked.still_attached(), "the restart detached the loop device left on its image");
-    let (done, _) = emu2.wait_async(&emu2.url(&format!("/subscriptions/{op_path}"))).await;
+    assert!(
+        !leaked.still_attached(),
+        "the restart detached the loop device left on its image"
+    );
+    let (done, _) = emu2
+        .wait_async(&emu2.url(&format!("/subscriptions/{op_path}")))
+        .await;
     assert_eq!(done["status"], "Succeeded");
     assert_eq!(done["properties"]["output"]["name"], "before-restart");
-    let (rc, _) = emu2.wait_async(&emu2.url(&format!("/subscriptions/{rc_path}"))).await;
-    assert_eq!(rc["status"], "Failed", "the script's process died with the emulator: {rc}");
+    let (rc, _) = emu2
+        .wait_async(&emu2.url(&format!("/subscriptions/{rc_path}")))
+        .await;
+    assert_eq!(
+        rc["status"], "Failed",
+        "the script's process died with the emulator: {rc}"
+    );
     assert_eq!(rc["error"]["code"], "VMAgentRestarted");
     let msg = emu2.run_script(RESCUE, &["echo again"]).await;
     assert!(msg.contains("again"), "the VM is free again: {msg}");
@@ -43,13 +77,24 @@ struct LeakedLoop(String);
 
 impl LeakedLoop {
     fn attach(image: &std::path::Path) -> Self {
-        let out = std::process::Command::new("losetup").args(["-f", "--show"]).arg(image).output().unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         LeakedLoop(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     fn still_attached(&self) -> bool {
-        let out = std::process::Command::new("losetup").arg(&self.0).output().unwrap();
+        let out = std::process::Command::new("losetup")
+            .arg(&self.0)
+            .output()
+            .unwrap();
         out.status.success()
     }
 }
@@ -57,7 +102,10 @@ impl LeakedLoop {
 impl Drop for LeakedLoop {
     fn drop(&mut self) {
         if self.still_attached() {
-            let _ = std::process::Command::new("losetup").arg("-d").arg(&self.0).status();
+            let _ = std::process::Command::new("losetup")
+                .arg("-d")
+                .arg(&self.0)
+                .status();
         }
     }
 }
