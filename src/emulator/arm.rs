@@ -102,6 +102,28 @@ pub fn parse_resource_id(id: &str) -> Option<(String, String, String)> {
     }
 }
 
+/// Azure's naming rule for disks and snapshots (80 characters; word characters, '.', '-', '_';
+/// begins with a word character, ends with one or '_').
+pub fn check_volume_name(name: &str) -> ArmResult<()> {
+    let ok = (1..=80).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        return Ok(());
+    }
+    Err(ArmError::bad_request(
+        "InvalidResourceName",
+        format!(
+            "Resource name {name} is invalid. The name can be up to 80 characters long. It must begin with a word \
+             character, and it must end with a word character or with '_'. The name may contain word characters or \
+             '.', '-', '_'."
+        ),
+    ))
+}
+
 /// The map key of a resource: ARM names are case-insensitive.
 pub fn key(rg: &str, name: &str) -> String {
     format!("{}/{}", rg.to_ascii_lowercase(), name.to_ascii_lowercase())
@@ -122,6 +144,20 @@ mod tests {
             parse_resource_id("/subscriptions/s/resourceGroups/rg"),
             None
         );
+    }
+
+    #[test]
+    fn volume_names_follow_azure() {
+        assert!(check_volume_name(
+            "aks-nodepool1-31415926-vm2_OsDisk_1_3a9f-snap-20261126-164500-ab12"
+        )
+        .is_ok());
+        assert_eq!(
+            check_volume_name(&"a".repeat(81)).unwrap_err().code,
+            "InvalidResourceName"
+        );
+        assert!(check_volume_name("ends-with-dash-").is_err());
+        assert!(check_volume_name("has space").is_err());
     }
 
     #[test]

@@ -172,6 +172,7 @@ async fn put(
         if let Some(existing) = map(&state, snapshot).get(&key).cloned() {
             return update_existing(emu, &mut state, call, &key, snapshot, existing, &body);
         }
+        arm::check_volume_name(name)?;
         let location = field(&body, &["location"])
             .and_then(Value::as_str)
             .ok_or_else(|| {
