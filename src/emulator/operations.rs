@@ -290,6 +290,19 @@ pub fn fail_interrupted(state: &mut State) -> usize {
     interrupted
 }
 
+/// Start operations still waiting for their boot check: (operation id, VM key).
+pub fn awaiting_boot(state: &State) -> Vec<(String, String)> {
+    state
+        .operations
+        .values()
+        .filter(|op| op.status == Status::InProgress)
+        .filter_map(|op| match &op.kind {
+            OpKind::VmPower { vm, boot: None, .. } => Some((op.id.clone(), vm.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `Retry-After` seconds for a real-Azure value, scaled (never below 1).
 pub fn retry_after(seconds: f64, scale: f64) -> u64 {
     (seconds * scale).ceil().max(1.0) as u64

@@ -254,6 +254,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         let imgs = images.clone();
         tokio::task::spawn_blocking(move || super::runcommand::detach_stale(&imgs)).await?;
     }
+    let unbooted = operations::awaiting_boot(&state);
     state.save(&data_dir)?;
     std::fs::create_dir_all(&images)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
@@ -277,6 +278,12 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         rates: Mutex::new(HashMap::new()),
         tasks: Mutex::new(Vec::new()),
     });
+    // A start interrupted before its boot check had run gets its boot check now.
+    for (op, vm) in unbooted {
+        super::resources::vm::boot_into(&emu, &op, &vm)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
     let app = axum::Router::new()
         .fallback(dispatch)
         .with_state(emu.clone());

@@ -114,7 +114,10 @@ async fn every_model_deserializes_with_the_generated_client() {
         .unwrap();
     assert_eq!(got.resource.name.as_deref(), Some("snap-client"));
     let mut snaps = Vec::new();
-    let mut pages = c.snapshots_client().list_by_resource_group(SUB, RG).into_stream();
+    let mut pages = c
+        .snapshots_client()
+        .list_by_resource_group(SUB, RG)
+        .into_stream();
     while let Some(page) = pages.next().await {
         snaps.extend(page.unwrap().value);
     }
@@ -204,9 +207,14 @@ async fn arm_errors_reach_the_client_with_their_code() {
         }
         other => panic!("unexpected error kind {other:?}"),
     }
-    let raw = emu.send("GET", &format!("{}?{DISK_API}", disk("nope")), None).await;
+    let raw = emu
+        .send("GET", &format!("{}?{DISK_API}", disk("nope")), None)
+        .await;
     let body: models::CloudError = raw.json().await.unwrap();
-    assert_eq!(body.error.unwrap().code.as_deref(), Some("ResourceNotFound"));
+    assert_eq!(
+        body.error.unwrap().code.as_deref(),
+        Some("ResourceNotFound")
+    );
     let err = c.disks_client().get(SUB, RG, "nope").await.unwrap_err();
     assert!(
         matches!(err.kind(), azure_core::error::ErrorKind::HttpResponse { error_code: Some(code), .. } if code == "ResourceNotFound")

@@ -109,3 +109,52 @@ impl Drop for LeakedLoop {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_interrupted_before_its_boot_check_boots_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("stopped.yaml");
+    let text = rescue::emulator::INCIDENT_SCENARIO.replacen(
+        "power: running\n        os_disk: aks-nodepool1-31415926-vm3",
+        "power: deallocated\n        os_disk: aks-nodepool1-31415926-vm3",
+        1,
+    );
+    assert_ne!(text, rescue::emulator::INCIDENT_SCENARIO);
+    std::fs::write(&scenario, text).unwrap();
+    let mut emu = start_with(dir, move |d| rescue::emulator::Config {
+        scenario: Some(scenario),
+        ..config(d, 1.0)
+    })
+    .await;
+    let vm3 = "aks-nodepool1-31415926-vm3";
+    let r = emu
+        .send("POST", &format!("{}/start?{VM_API}", vm(vm3)), None)
+        .await;
+    assert_eq!(r.status(), 202);
+    let op_url = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let op_path = op_url.split_once("/subscriptions/").unwrap().1.to_string();
+    emu.stop().await;
+
+    // As if killed between accepting the start and its boot check, with the start now due.
+    let state_file = emu.dir.path().join("data/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    for op in state["operations"].as_object_mut().unwrap().values_mut() {
+        if let Some(power) = op["kind"].get_mut("VmPower") {
+            power["boot"] = serde_json::Value::Null;
+            op["due"] = op["start"].clone();
+        }
+    }
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    let emu2 = start_with(dir, |d| config(d, 1.0)).await;
+    let (done, _) = emu2
+        .wait_async(&emu2.url(&format!("/subscriptions/{op_path}")))
+        .await;
+    assert_eq!(done["status"], "Succeeded");
+    assert_eq!(emu2.agent_status(vm3).await, "Ready");
+}
