@@ -87,7 +87,12 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// Latency scale: 1.0 is as slow as Azure, 0.05 (the default, as for `--emulator`) twenty
     /// times faster.
-    #[arg(long, env = "RESCUE_TIME_SCALE", default_value_t = 0.05, value_name = "F")]
+    #[arg(
+        long,
+        env = "RESCUE_TIME_SCALE",
+        default_value_t = 0.05,
+        value_name = "F"
+    )]
     pub time_scale: f64,
     /// Write one JSON line per request to FILE.
     #[arg(long, value_name = "FILE")]

@@ -123,8 +123,14 @@ pub async fn create(
         zone,
         size,
         location,
-        new_disk_file,
-    )?;
+        new_disk_file.clone(),
+    )
+    .inspect_err(|_| {
+        // Refused: the OS disk image made for it is not kept.
+        if let Some(f) = &new_disk_file {
+            let _ = std::fs::remove_file(emu.images.join(f));
+        }
+    })?;
     boot_into(emu, &op.id, &key).await?;
     let state = emu.state.lock().expect("state lock");
     let vm = &state.vms[&key];

@@ -166,7 +166,7 @@ async fn put(
 ) -> ArmResult<Reply> {
     let body = call.json()?;
     let key = arm::key(rg, name);
-    let (source, file, op) = {
+    let (source, vol, seconds) = {
         let mut state = emu.state.lock().expect("state lock");
         let rg = group(&state, rg)?.to_string();
         if let Some(existing) = map(&state, snapshot).get(&key).cloned() {
@@ -270,37 +270,37 @@ async fn put(
                 ))
             }
         };
-        let file = vol.image.clone();
-        map_mut(&mut state, snapshot).insert(key.clone(), vol);
-        let op = emu.begin(
-            &mut state,
-            Family::Disk,
-            OpKind::VolumeCreate {
-                snapshot,
-                key: key.clone(),
-            },
-            seconds,
-            call,
-        );
-        emu.save(&state)?;
-        (source, file, op)
+        (source, vol, seconds)
     };
-    // The bytes are copied now: a snapshot is a point-in-time copy of the source.
-    let (src_dir, dst) = (emu.images.clone(), emu.images.join(&file));
-    let copied = tokio::task::spawn_blocking(move || match source {
-        Source::Empty(gb) => images::create_sparse(&dst, gb << 30),
-        Source::Copy(src) => images::copy_image(&src_dir.join(src), &dst),
+    // The bytes are copied before the resource is recorded: a snapshot is a point-in-time copy
+    // of its source, and an emulator killed mid-copy leaves no half-copied resource behind.
+    let (src_dir, dst) = (emu.images.clone(), emu.images.join(&vol.image));
+    let target = dst.clone();
+    tokio::task::spawn_blocking(move || match source {
+        Source::Empty(gb) => images::create_sparse(&target, gb << 30),
+        Source::Copy(src) => images::copy_image(&src_dir.join(src), &target),
     })
     .await
-    .map_err(|e| ArmError::internal(e.to_string()))
-    .and_then(|r| r.map_err(|e| ArmError::internal(format!("copying the image failed: {e:#}"))));
+    .map_err(|e| ArmError::internal(e.to_string()))?
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&dst);
+        ArmError::internal(format!("copying the image failed: {e:#}"))
+    })?;
     let mut state = emu.state.lock().expect("state lock");
-    if let Err(e) = copied {
-        map_mut(&mut state, snapshot).remove(&key);
-        state.operations.remove(&op.id);
-        emu.save(&state)?;
-        return Err(e);
+    if map(&state, snapshot).contains_key(&key) {
+        let _ = std::fs::remove_file(&dst);
+        return Err(ArmError::conflict(
+            "Conflict",
+            format!("'{name}' was created by a concurrent request; retry to update it."),
+        ));
     }
+    map_mut(&mut state, snapshot).insert(key.clone(), vol);
+    let kind = OpKind::VolumeCreate {
+        snapshot,
+        key: key.clone(),
+    };
+    let op = emu.begin(&mut state, Family::Disk, kind, seconds, call);
+    emu.save(&state)?;
     let body = render(&state, &key, snapshot).expect("just inserted");
     let reply = Reply::json(202, body).header("Retry-After", emu.retry_after(2.0));
     Ok(emu.lro_headers(&state, &op, reply, true))
