@@ -117,6 +117,18 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(crate::exit::INVALID);
     }
+    if let Some(path) = &args.scenario {
+        if data_dir.join(state::STATE_FILE).exists() {
+            eprintln!(
+                "note: {} holds a saved emulator state, which is resumed; --scenario {} is ignored",
+                data_dir.display(),
+                path.display()
+            );
+        } else if let Err(e) = scenario::check_file(path) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(crate::exit::INVALID);
+        }
+    }
     let config = Config {
         scenario: args.scenario,
         data_dir,
@@ -137,9 +149,24 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
     let _ = out.flush();
     drop(out);
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop_signal().await;
     handle.shutdown().await;
     ExitCode::from(crate::exit::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM: both stop the emulator cleanly (scripts killed, loop devices detached).
+async fn wait_for_stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// The lines `serve` prints first: where it listens, then shell exports for the CLI.

@@ -193,6 +193,19 @@ impl Drop for Loops {
     }
 }
 
+/// Kills a script's process group (its background children too) when the run ends or is
+/// aborted, so nothing keeps using the VM's disks afterwards.
+struct ProcessGroup(i32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: signals a process group this emulator created; no memory is involved.
+        unsafe {
+            libc::kill(-self.0, libc::SIGKILL);
+        }
+    }
+}
+
 /// Detaches loop devices still backed by this emulator's images (left by a killed emulator
 /// during a Run Command). Devices of other files are never touched.
 pub fn detach_stale(images: &Path) {
@@ -290,6 +303,7 @@ async fn execute(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
     for (name, value) in params {
         if !name.is_empty()
@@ -300,6 +314,8 @@ async fn execute(
         }
     }
     let mut child = cmd.spawn().context("starting the script with unshare")?;
+    // Dropped before `loops`: the script's whole process group dies before its devices go.
+    let _group = child.id().map(|pid| ProcessGroup(pid as i32));
     match tokio::time::timeout(TIMEOUT, child.wait()).await {
         Ok(status) => {
             status?;

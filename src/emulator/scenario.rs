@@ -226,6 +226,13 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
     Ok(mib)
 }
 
+/// Reads and checks a scenario file without building anything.
+pub fn check_file(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading scenario {}", path.display()))?;
+    parse(&text, &path.display().to_string()).map(drop)
+}
+
 /// Builds the initial state and disk images in `data_dir` from a scenario.
 pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<State> {
     let images = super::state::images_dir(data_dir);

@@ -30,7 +30,7 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         .send(
             "POST",
             &format!("{}/runCommand?{VM_API}", vm(RESCUE)),
-            Some(json!({"commandId": "RunShellScript", "script": ["sleep 30"]})),
+            Some(json!({"commandId": "RunShellScript", "script": ["sleep 31.7 & sleep 31.8"]})),
         )
         .await;
     assert_eq!(r.status(), 202);
@@ -41,7 +41,13 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         .unwrap()
         .1
         .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(running("sleep 31.8"), "the script runs");
     emu.stop().await;
+    assert!(
+        !running("sleep 31.7") && !running("sleep 31.8"),
+        "stopping the emulator kills the script and its children"
+    );
     // As if the emulator had been SIGKILLed mid-command: a loop device left on one of its images.
     let leaked = LeakedLoop::attach(&emu.image_of(PVC));
 
@@ -157,4 +163,16 @@ async fn a_start_interrupted_before_its_boot_check_boots_after_the_restart() {
         .await;
     assert_eq!(done["status"], "Succeeded");
     assert_eq!(emu2.agent_status(vm3).await, "Ready");
+}
+
+/// Whether a process with exactly this command line exists (read from /proc).
+fn running(cmdline: &str) -> bool {
+    let wanted: Vec<u8> = cmdline
+        .split(' ')
+        .flat_map(|w| w.bytes().chain(std::iter::once(0)))
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
 }
