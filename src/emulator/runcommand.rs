@@ -134,10 +134,10 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         }
         let _ = task_emu.save(&state);
     });
-    emu.tasks
-        .lock()
-        .expect("task lock")
-        .push(task.abort_handle());
+    let mut tasks = emu.tasks.lock().expect("task lock");
+    tasks.retain(|t| !t.is_finished());
+    tasks.push(task);
+    drop(tasks);
     let state = emu.state.lock().expect("state lock");
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }

@@ -32,8 +32,8 @@ pub struct Emu {
     pub base: String,
     log: RequestLog,
     rates: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
-    /// Running Run Command tasks, aborted on shutdown.
-    pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Running Run Command tasks, aborted (and awaited) on shutdown.
+    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One request, parsed.
@@ -293,8 +293,13 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             let _ = rx.await;
         });
         let _ = server.await;
-        for t in emu.tasks.lock().expect("task lock").drain(..) {
+        let tasks: Vec<_> = emu.tasks.lock().expect("task lock").drain(..).collect();
+        for t in &tasks {
             t.abort();
+        }
+        // Awaited so that their scripts are killed and loop devices detached before we return.
+        for t in tasks {
+            let _ = t.await;
         }
     });
     Ok(Handle {

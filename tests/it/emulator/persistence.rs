@@ -41,11 +41,10 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         .unwrap()
         .1
         .to_string();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(running("sleep 31.8"), "the script runs");
+    assert!(eventually(|| running("sleep 31.8")), "the script runs");
     emu.stop().await;
     assert!(
-        !running("sleep 31.7") && !running("sleep 31.8"),
+        eventually(|| !running("sleep 31.7") && !running("sleep 31.8")),
         "stopping the emulator kills the script and its children"
     );
     // As if the emulator had been SIGKILLed mid-command: a loop device left on one of its images.
@@ -175,4 +174,14 @@ fn running(cmdline: &str) -> bool {
         .unwrap()
         .flatten()
         .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+}
+
+/// Polls a condition for up to 5 s (processes start and die asynchronously).
+fn eventually(check: impl Fn() -> bool) -> bool {
+    (0..100).any(|_| {
+        check() || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        }
+    })
 }
