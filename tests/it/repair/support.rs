@@ -74,8 +74,10 @@ impl Rehearsal {
     }
 
     /// `rescue ARGS` against this emulator, with its own state dir, no terminal.
+    /// `RESCUE_TEST_BIN` pins the binary, as in the engine tests.
     pub fn rescue(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("rescue"))
+        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        Command::new(bin)
             .args(args)
             .env("RESCUE_STATE_DIR", self.dir.path().join("state"))
             .env("RESCUE_EMULATOR_URL", &self.endpoint)
