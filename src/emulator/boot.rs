@@ -77,7 +77,7 @@ fn damaged_path(part: &Path, report: &str) -> Option<(u64, String)> {
 fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
     let mut log = vec![
         "[    0.000000] Linux version 5.15.0-1075-azure (buildd@lcy02-amd64-045) (gcc (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0, GNU ld (GNU Binutils for Ubuntu) 2.38) #84-Ubuntu SMP Mon Oct 21 16:04:37 UTC 2024 (Ubuntu 5.15.0-1075.84-azure 5.15.167)".to_string(),
-        format!("[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0"),
+        "[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0".to_string(),
         "[    0.000000] DMI: Microsoft Corporation Virtual Machine/Virtual Machine, BIOS Hyper-V UEFI Release v4.1 08/23/2024".to_string(),
         "[    0.000000] Hypervisor detected: Microsoft Hyper-V".to_string(),
         format!("[    1.342118] sd 0:0:0:0: [{}] 268435456 512-byte logical blocks: (137 GB/128 GiB)", &dev[..3]),
@@ -108,7 +108,7 @@ fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
                 log.push(format!("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat {path}: structure needs cleaning"));
             } else {
                 log.push(format!("[    2.013422] XFS ({dev}): Metadata corruption detected at xfs_dir3_block_read_verify+0x10a/0x120 [xfs], xfs_dir3_block block 0x2a8f0"));
-                log.push(format!("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat /var/lib/docker/overlay2: structure needs cleaning"));
+                log.push("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat /var/lib/docker/overlay2: structure needs cleaning".into());
             }
             log.push("[    5.352010] systemd[1]: docker.service: Main process exited, code=exited, status=1/FAILURE".into());
             log.push("[    5.352233] systemd[1]: docker.service: Failed with result 'exit-code'.".into());

@@ -29,6 +29,7 @@ pub enum Fs {
 pub enum Corruption {
     /// The incident: the first block of `/var/lib/docker/overlay2/<id>-init` zeroed on an ext4
     /// without metadata checksums; lstat says "Structure needs cleaning"; `e2fsck -fy` repairs it.
+    /// On XFS the same directory's inode is damaged; `xfs_repair` repairs it.
     Overlay2Init,
     /// ext4 primary superblock zeroed; e2fsck repairs it from a backup superblock.
     Superblock,
@@ -133,8 +134,14 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
 }
 
 fn corrupt(part: &Path, fs: Fs, how: Corruption) -> anyhow::Result<()> {
-    if fs != Fs::Ext4 {
-        bail!("corruption `{}` applies to ext4 only", serde_yaml::to_string(&how)?.trim());
+    if fs == Fs::Xfs {
+        if how != Corruption::Overlay2Init {
+            bail!("corruption `{}` applies to ext4 only; XFS supports overlay2-init", serde_yaml::to_string(&how)?.trim());
+        }
+        // The directory's inode loses its mode: XFS answers EFSCORRUPTED ("Structure needs
+        // cleaning") on lstat; `xfs_repair -n` exits 1 and `xfs_repair` fixes it.
+        let path = format!("path /var/lib/docker/overlay2/{OVERLAY_ID}-init");
+        return run(Command::new("xfs_db").args(["-x", "-c", &path, "-c", "write core.mode 0"]).arg(part)).map(drop);
     }
     match how {
         Corruption::Overlay2Init => {

@@ -217,9 +217,11 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
 
 /// After a restart, a Run Command that was executing has lost its process: it ends Failed,
 /// as Azure reports when the VM agent restarts mid-command.
-pub fn fail_interrupted(state: &mut State) {
+pub fn fail_interrupted(state: &mut State) -> usize {
+    let mut interrupted = 0;
     for op in state.operations.values_mut() {
         if let OpKind::RunCommand { result: result @ None, .. } = &mut op.kind {
+            interrupted += 1;
             *result = Some(Err(ArmError::new(
                 500,
                 "VMAgentRestarted",
@@ -227,6 +229,7 @@ pub fn fail_interrupted(state: &mut State) {
             )));
         }
     }
+    interrupted
 }
 
 /// `Retry-After` seconds for a real-Azure value, scaled (never below 1).

@@ -135,6 +135,20 @@ impl Drop for Loops {
     }
 }
 
+/// Detaches loop devices still backed by this emulator's images (left by a killed emulator
+/// during a Run Command). Devices of other files are never touched.
+pub fn detach_stale(images: &Path) {
+    let Ok(entries) = std::fs::read_dir(images) else { return };
+    for image in entries.flatten().map(|e| e.path()) {
+        let Ok(out) = std::process::Command::new("losetup").arg("-j").arg(&image).output() else { return };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(dev) = line.split(':').next().filter(|d| d.starts_with("/dev/loop")) {
+                let _ = std::process::Command::new("losetup").arg("-d").arg(dev).status();
+            }
+        }
+    }
+}
+
 /// The shell lines that build `/dev/disk/azure/scsi1` inside the namespace.
 fn device_links(links: &[(String, String)]) -> String {
     let mut sh = String::from(

@@ -190,7 +190,11 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             seeded
         }
     };
-    operations::fail_interrupted(&mut state);
+    if operations::fail_interrupted(&mut state) > 0 {
+        // A killed emulator could not detach the loop devices of its Run Command.
+        let imgs = images.clone();
+        tokio::task::spawn_blocking(move || super::runcommand::detach_stale(&imgs)).await?;
+    }
     state.save(&data_dir)?;
     std::fs::create_dir_all(&images)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))

@@ -164,7 +164,7 @@ async fn put(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, snapshot: bool) 
             name: name.to_string(),
             location: state.location.clone(),
             zone: if snapshot { None } else { zone(&body)? },
-            sku: field(&body, &["sku", "name"]).and_then(Value::as_str).unwrap_or(if snapshot { "Standard_LRS" } else { "Standard_LRS" }).to_string(),
+            sku: field(&body, &["sku", "name"]).and_then(Value::as_str).unwrap_or("Standard_LRS").to_string(),
             size_gb: size_gb.unwrap_or(0),
             hyper_v_generation: field(&body, &["properties", "hyperVGeneration"]).and_then(Value::as_str).map(String::from),
             os_type: field(&body, &["properties", "osType"]).and_then(Value::as_str).map(String::from),

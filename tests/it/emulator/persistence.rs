@@ -18,11 +18,14 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     assert_eq!(r.status(), 202);
     let rc_path = r.headers()["azure-asyncoperation"].to_str().unwrap().split_once("/subscriptions/").unwrap().1.to_string();
     emu.stop().await;
+    // As if the emulator had been SIGKILLed mid-command: a loop device left on one of its images.
+    let leaked = LeakedLoop::attach(&emu.image_of(PVC));
 
     // Same data dir, a new process's worth of emulator (and a new port).
     let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
     assert_eq!(dir.path(), keep);
     let emu2 = start_with(dir, |d| config(d, 0.05)).await;
+    assert!(!leaked.still_attached(), "the restart detached the loop device left on its image");
     let (done, _) = emu2.wait_async(&emu2.url(&format!("/subscriptions/{op_path}"))).await;
     assert_eq!(done["status"], "Succeeded");
     assert_eq!(done["properties"]["output"]["name"], "before-restart");
@@ -33,4 +36,28 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     assert!(msg.contains("again"), "the VM is free again: {msg}");
     let pvc = emu2.get_json(&format!("{}?{DISK_API}", disk(PVC))).await;
     assert_eq!(pvc["managedBy"], vm(BROKEN));
+}
+
+/// A loop device on an emulator image; detached at the end whatever happens.
+struct LeakedLoop(String);
+
+impl LeakedLoop {
+    fn attach(image: &std::path::Path) -> Self {
+        let out = std::process::Command::new("losetup").args(["-f", "--show"]).arg(image).output().unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        LeakedLoop(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn still_attached(&self) -> bool {
+        let out = std::process::Command::new("losetup").arg(&self.0).output().unwrap();
+        out.status.success()
+    }
+}
+
+impl Drop for LeakedLoop {
+    fn drop(&mut self) {
+        if self.still_attached() {
+            let _ = std::process::Command::new("losetup").arg("-d").arg(&self.0).status();
+        }
+    }
 }

@@ -12,7 +12,6 @@ pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
 pub const BROKEN: &str = "aks-nodepool1-31415926-vm2";
 pub const BROKEN_OS: &str = "aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927";
 pub const HEALTHY: &str = "aks-nodepool1-31415926-vm0";
-pub const HEALTHY_OS: &str = "aks-nodepool1-31415926-vm0_OsDisk_1_0c6f8a3e2b7d4f19a5e1c3d7b9f20a41";
 pub const PVC: &str = "pvc-8e2f4a61-93c7-4d0b-b5e8-2a7f1c9d3b40";
 pub const RESCUE: &str = "rescue-vm";
 pub const DISK_API: &str = "api-version=2024-03-02";
