@@ -13,13 +13,13 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::arm::{self, ArmError, ArmResult};
+use super::http::{Call, Reply};
+use super::latency::*;
 use super::operations::{Family, OpKind};
 use super::resources::field;
 use super::rules;
-use super::server::{Call, Emu, Reply};
+use super::server::Emu;
 
-/// Azure runs a command for at least about 20 seconds.
-const MIN_SECONDS: f64 = 20.0;
 /// Azure's limit on a script.
 const MAX_SCRIPT: usize = 256 * 1024;
 /// Azure's agent keeps only the tail of each stream.
@@ -102,7 +102,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
                 vm: key.clone(),
                 result: None,
             },
-            MIN_SECONDS,
+            RUN_COMMAND_MIN,
             call,
         );
         state.vms.get_mut(&key).expect("found").busy = Some(op.id.clone());

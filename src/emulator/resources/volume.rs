@@ -5,19 +5,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::super::arm::{self, ArmError, ArmResult};
+use super::super::http::{Call, Reply};
 use super::super::images;
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules;
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Creation, State, Volume};
 use super::{field, group, tags};
-
-/// Azure-like latencies in seconds (scaled by the emulator's time scale).
-const SNAPSHOT_CREATE: f64 = 30.0;
-const DISK_COPY: f64 = 20.0;
-const DISK_EMPTY: f64 = 3.0;
-const VOLUME_UPDATE: f64 = 2.0;
-const VOLUME_DELETE: f64 = 10.0;
 
 fn kind(snapshot: bool) -> &'static str {
     if snapshot {

@@ -8,6 +8,18 @@ use serde_json::Value;
 
 use super::support::*;
 
+/// Every item of a pageable list.
+async fn all<P: Send + 'static, T>(
+    mut pages: azure_core::Pageable<P, azure_core::error::Error>,
+    items: impl Fn(P) -> Vec<T>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        out.extend(items(page.expect("a page")));
+    }
+    out
+}
+
 async fn async_url(r: &azure_core::Response) -> String {
     r.headers()
         .get_optional_str(&azure_core::headers::HeaderName::from_static(
@@ -29,14 +41,13 @@ async fn every_model_deserializes_with_the_generated_client() {
     assert_eq!(os.zones, vec!["1"]);
     assert!(props.time_created.is_some());
 
-    let mut disks = Vec::new();
-    let mut pages = c
-        .disks_client()
-        .list_by_resource_group(SUB, RG)
-        .into_stream();
-    while let Some(page) = pages.next().await {
-        disks.extend(page.unwrap().value);
-    }
+    let disks = all(
+        c.disks_client()
+            .list_by_resource_group(SUB, RG)
+            .into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(disks.len(), 6, "the incident's six disks");
 
     let v: models::VirtualMachine = c
@@ -77,11 +88,11 @@ async fn every_model_deserializes_with_the_generated_client() {
         Some("Ready")
     );
 
-    let mut vms = Vec::new();
-    let mut pages = c.virtual_machines_client().list(RG, SUB).into_stream();
-    while let Some(page) = pages.next().await {
-        vms.extend(page.unwrap().value);
-    }
+    let vms = all(
+        c.virtual_machines_client().list(RG, SUB).into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(vms.len(), 5);
 
     // Snapshot of the broken OS disk, sent with .send() and polled by hand.
@@ -113,14 +124,13 @@ async fn every_model_deserializes_with_the_generated_client() {
         .await
         .unwrap();
     assert_eq!(got.resource.name.as_deref(), Some("snap-client"));
-    let mut snaps = Vec::new();
-    let mut pages = c
-        .snapshots_client()
-        .list_by_resource_group(SUB, RG)
-        .into_stream();
-    while let Some(page) = pages.next().await {
-        snaps.extend(page.unwrap().value);
-    }
+    let snaps = all(
+        c.snapshots_client()
+            .list_by_resource_group(SUB, RG)
+            .into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(snaps.len(), 1);
 
     // Detach the database disk with a PATCH built from the VM the client read.
@@ -249,13 +259,7 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         .unwrap()
         .to_string();
     let body = loop {
-        let resp = emu
-            .http
-            .get(&location)
-            .bearer_auth(&emu.token)
-            .send()
-            .await
-            .unwrap();
+        let resp = emu.get_url(&location).await;
         if resp.status() == 200 {
             break resp.bytes().await.unwrap();
         }
