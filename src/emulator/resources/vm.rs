@@ -323,17 +323,12 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         seconds,
         call,
     );
-    let v = state.vms.get_mut(&key).expect("found above");
     if !call.lro_failed() {
-        if let Some(d) = new_os {
-            v.os_disk = d;
-        }
-        if let Some(d) = new_data {
-            v.data_disks = d;
-        }
-        if let Some(t) = new_tags {
-            v.tags = t;
-        }
+        state.set_disks(&key, new_os, new_data);
+    }
+    let v = state.vms.get_mut(&key).expect("found above");
+    if let (false, Some(t)) = (call.lro_failed(), new_tags) {
+        v.tags = t;
     }
     v.etag += 1;
     v.provisioning_state = "Updating".into();

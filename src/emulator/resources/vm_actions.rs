@@ -237,10 +237,10 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
         VM_UPDATE,
         call,
     );
-    let v = state.vms.get_mut(&key).expect("found");
     if !call.lro_failed() {
-        v.data_disks = next;
+        state.set_disks(&key, None, Some(next));
     }
+    let v = state.vms.get_mut(&key).expect("found");
     v.etag += 1;
     v.provisioning_state = "Updating".into();
     v.busy = Some(op.id.clone());
