@@ -96,7 +96,9 @@ pub(crate) async fn detach(ctx: &StepContext, azure: &Azure, vm: &ResourceId, di
             d
         })
         .collect();
-    let started = azure.patch_vm(vm, patch_data_disks(patched), &format!("detach {} from {}", disk.name, vm.name)).await?;
+    let body = patch_data_disks(patched);
+    let label = format!("detach {} from {}", disk.name, vm.name);
+    let started = when_idle(ctx, azure, vm, || azure.patch_vm(vm, body.clone(), &label)).await?;
     finish(ctx, azure, started, key).await?;
     Ok(true)
 }
@@ -169,7 +171,9 @@ impl Action for Attach {
             };
             let mut patched: Vec<Value> = disks.iter().map(keep).collect();
             patched.push(json!({"lun": lun, "name": disk.name, "createOption": "Attach", "managedDisk": {"id": disk.to_string()}}));
-            let started = azure.patch_vm(&vm, patch_data_disks(patched), &format!("attach {} to {}", disk.name, vm.name)).await?;
+            let body = patch_data_disks(patched);
+            let label = format!("attach {} to {}", disk.name, vm.name);
+            let started = when_idle(ctx, azure, &vm, || azure.patch_vm(&vm, body.clone(), &label)).await?;
             finish(ctx, azure, started, key).await?;
             Ok(lun_output(lun))
         })

@@ -132,6 +132,34 @@ pub(crate) fn op_key() -> &'static str {
     OPERATION
 }
 
+/// How long a mutation waits for a VM busy with another operation before failing the step.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// Send a VM mutation; while Azure answers 409 "another operation is in progress" (after a crash,
+/// typically the operation the dead process started), wait for it instead of failing the step.
+pub(crate) async fn when_idle<T, F, Fut>(ctx: &StepContext, azure: &Azure, vm: &ResourceId, send: F) -> Result<T, ActionError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ActionError>>,
+{
+    let started = std::time::Instant::now();
+    let mut polls = 0;
+    loop {
+        match send().await {
+            Err(e) if e.message.to_ascii_lowercase().contains("another operation") && started.elapsed() < BUSY_WAIT => {
+                ctx.status(format!(
+                    "VM {} is busy with another operation; waiting for it, {}",
+                    vm.name,
+                    crate::azure::retry_human(started.elapsed())
+                ));
+                tokio::time::sleep(azure.health_poll_interval(polls)).await;
+                polls += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `{"rescue-run": run_id}` plus extra tags.
 pub(crate) fn run_tags(run_id: &str, extra: &[(&str, &str)]) -> Value {
     let mut tags = Map::new();

@@ -65,7 +65,8 @@ pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId,
         let vm = azure.get_vm_with_instance_view(id).await?;
         if power_state(&vm) != target {
             ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
-            let started = azure.vm_action(id, action, &format!("{word} {}", id.name)).await?;
+            let label = format!("{word} {}", id.name);
+            let started = when_idle(ctx, azure, id, || azure.vm_action(id, action, &label)).await?;
             finish(ctx, azure, started, &key).await?;
         }
     }

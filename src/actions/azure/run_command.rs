@@ -177,7 +177,8 @@ impl Action for RunCommand {
                 return result;
             }
             let input = json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters(args)?});
-            let started = azure.run_command(&vm, input, &format!("{script_name} on {}", vm.name)).await?;
+            let label = format!("{script_name} on {}", vm.name);
+            let started = when_idle(ctx, azure, &vm, || azure.run_command(&vm, input.clone(), &label)).await?;
             finish(ctx, azure, started, op_key()).await
         })
         .await?;

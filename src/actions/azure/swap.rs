@@ -36,7 +36,8 @@ async fn set_os_disk(ctx: &StepContext, azure: &Azure, vm_id: &ResourceId, vm: &
         "name": disk.name,
         "managedDisk": {"id": disk.to_string()},
     }}}});
-    let started = azure.patch_vm(vm_id, body, &format!("OS disk swap of {} to {}", vm_id.name, disk.name)).await?;
+    let label = format!("OS disk swap of {} to {}", vm_id.name, disk.name);
+    let started = when_idle(ctx, azure, vm_id, || azure.patch_vm(vm_id, body.clone(), &label)).await?;
     finish(ctx, azure, started, key).await.map(|_| ())
 }
 
