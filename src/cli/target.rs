@@ -57,7 +57,7 @@ impl Connected {
 /// Connects when the workflow has Azure steps; core-only workflows need nothing.
 pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Option<PathBuf>) -> Result<Connected, ActionError> {
     if !needs_azure {
-        return Ok(Connected { env: Env { azure: None, workflow_dir } });
+        return Ok(Connected { env: Env { azure: None, workflow_dir, force_unlock: None } });
     }
     let target = match record.clone() {
         TargetRecord::Azure { subscription } => azure::Target::Azure { subscription },
@@ -71,7 +71,7 @@ pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Opt
         }
     };
     let azure = Azure::connect(target).await?;
-    Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir } })
+    Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir, force_unlock: None } })
 }
 
 /// The subscription of the embedded incident scenario, for `--emulator-url` without one.

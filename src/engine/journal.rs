@@ -77,11 +77,14 @@ pub struct StepError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Refused because someone else holds the VM (exit 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 impl From<&ActionError> for StepError {
     fn from(e: &ActionError) -> Self {
-        StepError { message: e.message.clone(), hint: e.hint.clone() }
+        StepError { message: e.message.clone(), hint: e.hint.clone(), locked: e.locked }
     }
 }
 
@@ -341,7 +344,7 @@ mod v1 {
                         intent: None,
                         checkpoints: Map::new(),
                         outputs: s.outputs,
-                        error: s.error.map(|message| StepError { message, hint: None }),
+                        error: s.error.map(|message| StepError { message, hint: None, locked: false }),
                     })
                     .collect(),
                 resources: Vec::new(),
