@@ -1,7 +1,7 @@
 //! Integration tests: repair (the Azure layer, the azure.* actions, the fsck script, os-disk-swap).
 
 mod actions;
-mod images;
+pub(crate) mod images;
 mod script;
-mod support;
+pub(crate) mod support;
 mod swap;

@@ -1,0 +1,4 @@
+//! Integration tests: crash safety (kill anywhere and resume, faults, rollback, cleanup, the VM lock).
+
+mod kill;
+mod support;
