@@ -1,8 +1,10 @@
 //! Command-line interface: flags parsed once into [`Settings`], then dispatched to one file
 //! per subcommand.
 
+mod cleanup;
 mod plan;
 mod resume;
+mod rollback;
 mod run;
 mod runs;
 mod schema;
@@ -47,6 +49,12 @@ pub enum Command {
     /// Continue a stopped or failed run from its first unfinished step.
     #[command(after_help = "Examples:\n  rescue resume 20261126-101500-ab12\n  rescue resume 20261126-101500-ab12 --from-step copy")]
     Resume(resume::ResumeArgs),
+    /// Undo a run in reverse (swap the original disk back, detach the copy, ...); preview first.
+    #[command(after_help = "Examples:\n  rescue rollback 20261126-101500-ab12 --dry-run\n  rescue rollback 20261126-101500-ab12 --delete-created --yes")]
+    Rollback(rollback::RollbackArgs),
+    /// After a successful repair: list what the run left (snapshot, old disk) and delete it.
+    #[command(after_help = "Examples:\n  rescue cleanup 20261126-101500-ab12\n  rescue cleanup 20261126-101500-ab12 --yes --delete-old-disk aks-node-2_OsDisk_1_abc")]
+    Cleanup(cleanup::CleanupArgs),
     /// List runs (id, workflow, started, status).
     #[command(after_help = "Example:\n  rescue runs --output json")]
     Runs(runs::RunsArgs),
@@ -86,6 +94,8 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
         Command::Run(args) => settings(args.flags()).map(|s| run::run(args, &s)),
         Command::Resume(args) => settings(args.flags()).map(|s| resume::run(args, &s)),
+        Command::Rollback(args) => settings(args.flags()).map(|s| rollback::run(args, &s)),
+        Command::Cleanup(args) => settings(args.flags()).map(|s| cleanup::run(args, &s)),
         Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
         Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
         Command::Schema(args) => Ok(schema::run(args)),

@@ -70,6 +70,11 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         Err(e) => return fatal(&e),
     };
 
+    if journal.rollback.is_some() {
+        eprintln!("error: run {run_id} was rolled back; it cannot be resumed");
+        eprintln!("  hint: finish the rollback with `rescue rollback {run_id} --yes`, or start a new run");
+        return ExitCode::from(exit::INVALID);
+    }
     let path = journal.workflow.path.clone();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -185,6 +185,9 @@ pub struct Journal {
     /// The workflow's outputs, once the run succeeded.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub outputs: Map<String, Value>,
+    /// `rescue rollback` progress, once one was started (then the run is not resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::rollback::RollbackRecord>,
 }
 
 impl Journal {
@@ -208,6 +211,7 @@ impl Journal {
             steps,
             resources: Vec::new(),
             outputs: Map::new(),
+            rollback: None,
         }
     }
 
@@ -349,6 +353,7 @@ mod v1 {
                     .collect(),
                 resources: Vec::new(),
                 outputs: Map::new(),
+                rollback: None,
             }
         }
     }

@@ -1,4 +1,5 @@
 //! Integration tests: crash safety (kill anywhere and resume, faults, rollback, cleanup, the VM lock).
 
 mod kill;
+mod rollback;
 mod support;

@@ -270,3 +270,18 @@ pub fn killed(out: &Output) -> bool {
     use std::os::unix::process::ExitStatusExt;
     out.status.signal() == Some(libc::SIGKILL)
 }
+
+/// A repair killed right after its `k`-th mutating request; its run id.
+pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String {
+    let out = emulator.repair(state, &[], &[("RESCUE_TEST_KILL_AFTER_MUTATION", k.to_string())]);
+    assert!(killed(&out), "not killed after mutation {k}: {}", text(&out));
+    only_run(state)
+}
+
+/// Mutating requests of os-disk-swap, in order (1-based), for killing it at a given step.
+pub mod mutation {
+    pub const LOCK: u64 = 1;
+    pub const SNAPSHOT: u64 = 3;
+    pub const RUN_COMMAND: u64 = 6;
+    pub const START: u64 = 9;
+}
