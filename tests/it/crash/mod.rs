@@ -1,5 +1,6 @@
 //! Integration tests: crash safety (kill anywhere and resume, faults, rollback, cleanup, the VM lock).
 
+mod cleanup;
 mod kill;
 mod lock;
 mod rollback;
