@@ -135,9 +135,18 @@ pub(crate) async fn create_owned(
     }
     if let Some(existing) = azure.find(id).await? {
         ensure_ours(&existing, id, &ctx.run_id)?;
-        if provisioning(&existing) == "succeeded" {
-            ctx.status(format!("{} {} already exists (created by this run): adopted", id.kind.noun(), id.name));
-            return Ok(existing);
+        match provisioning(&existing).as_str() {
+            "succeeded" => {
+                ctx.status(format!("{} {} already exists (created by this run): adopted", id.kind.noun(), id.name));
+                return Ok(existing);
+            }
+            // Azure refuses to update a resource whose creation failed: ours, so start over.
+            "failed" => {
+                ctx.status(format!("{} {} was left Failed by an earlier attempt: deleting it to create it again", id.kind.noun(), id.name));
+                let started = azure.delete(id, &format!("delete failed {} {}", id.kind.noun(), id.name)).await?;
+                finish(ctx, azure, started, key).await?;
+            }
+            _ => {}
         }
     }
     let source_resource = azure.get(source).await?;
