@@ -1,6 +1,7 @@
 //! Integration tests: crash safety (kill anywhere and resume, faults, rollback, cleanup, the VM lock).
 
 mod cleanup;
+mod faults;
 mod kill;
 mod lock;
 mod rollback;
