@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
 use super::target::{self, TargetRecord};
-use super::{Flags, Settings};
+use super::{Flags, Settings, Target};
 use crate::actions::{Env, Registry};
 use crate::exit;
 use crate::plan;
@@ -92,6 +92,12 @@ fn run_command(file: &Path, settings: &Settings) -> String {
     }
     for pair in &settings.input_pairs {
         words.push(format!("--input {}", quote(pair)));
+    }
+    if let Target::InProcessEmulator { scenario, .. } = &settings.target {
+        words.push(match scenario {
+            Some(path) => format!("--emulator={}", quote(&path.display().to_string())),
+            None => "--emulator".to_string(),
+        });
     }
     words.join(" ")
 }

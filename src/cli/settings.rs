@@ -53,8 +53,8 @@ pub struct TargetArgs {
     pub subscription: Option<String>,
     /// Rehearse on an in-process emulator: `--emulator` for the built-in incident scenario,
     /// `--emulator=FILE` for another scenario.
-    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, default_missing_value = "", conflicts_with = "emulator_url")]
-    pub emulator: Option<PathBuf>,
+    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, conflicts_with = "emulator_url")]
+    pub emulator: Option<Option<PathBuf>>,
     /// Use an already running `rescue emulator serve` at this URL.
     #[arg(long, env = "RESCUE_EMULATOR_URL", value_name = "URL", requires = "emulator_token")]
     pub emulator_url: Option<Url>,
@@ -133,8 +133,7 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
     if !(t.time_scale.is_finite() && t.time_scale > 0.0) {
         return Err(format!("--time-scale {} must be a number above 0 (e.g. 0.05)", t.time_scale));
     }
-    if let Some(scenario) = &t.emulator {
-        let scenario = (!scenario.as_os_str().is_empty()).then(|| scenario.clone());
+    if let Some(scenario) = t.emulator.clone() {
         if let Some(path) = &scenario {
             if !path.is_file() {
                 return Err(format!("--emulator={}: no such scenario file", path.display()));

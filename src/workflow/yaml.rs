@@ -75,7 +75,7 @@ pub fn key_text(key: &Node) -> String {
 pub fn parse(source: &Source) -> Result<Node, Diagnostics> {
     let mut builder = Builder { source, lines: line_starts(&source.text), stack: Vec::new(), anchors: HashMap::new(), root: None, problems: Diagnostics::default() };
     let mut parser = Parser::new_from_str(&source.text);
-    if let Err(e) = parser.load(&mut builder, false) {
+    if let Err(e) = parser.load(&mut builder, true) {
         let span = Span::new(builder.offset(e.marker()), 1);
         builder.problems.push(
             Problem::at(source, span, format!("invalid YAML: {}", e.info()))
@@ -206,6 +206,14 @@ impl MarkedEventReceiver for Builder<'_> {
                     None => return,
                 };
                 self.add(node, anchor);
+            }
+            Event::DocumentStart if self.root.is_some() => {
+                let span = self.span_on_line(start, 3);
+                self.problems.push(
+                    Problem::at(self.source, span, "a second YAML document in the same file")
+                        .label("second document")
+                        .help("a workflow file holds one document; remove this `---` and what follows, or move it to its own file"),
+                );
             }
             _ => {}
         }

@@ -100,3 +100,36 @@ fn expressions_with_dashed_ids_and_nested_values_plan_and_run() {
         .expect("a run_finished event");
     assert_eq!(finished["outputs"], json!({"five": 5, "status": "succeeded"}));
 }
+
+#[test]
+fn the_repair_workflow_validates_and_plans_without_azure() {
+    let state = tempfile::tempdir().unwrap();
+    rescue(state.path()).args(["validate", "workflows/os-disk-swap.yaml"]).assert().code(0).stdout("workflows/os-disk-swap.yaml: valid (12 steps)\n");
+    let out = rescue(state.path())
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .args(["plan", "workflows/os-disk-swap.yaml", "--inputs", "examples/incident-inputs.yaml"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cannot read current state, so the plan shows the arguments only"), "{stderr}");
+    assert!(stdout.contains("(known after step inspect)"), "{stdout}");
+    assert!(stdout.contains("12 steps, 8 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn target_flags_are_checked_before_anything_runs() {
+    let state = tempfile::tempdir().unwrap();
+    let demo = ["plan", "workflows/demo.yaml", "--input", "patient=vm2"];
+    let out = rescue(state.path()).args(demo).arg("--emulator").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run with `rescue run workflows/demo.yaml --input patient=vm2 --emulator`"));
+    let out = rescue(state.path()).args(demo).arg("--emulator=no/such/scenario.yaml").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--emulator=no/such/scenario.yaml: no such scenario file"));
+    let out = rescue(state.path()).args(demo).args(["--emulator", "--emulator-url", "http://127.0.0.1:1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--emulator and --emulator-url conflict");
+    let out = rescue(state.path()).env_remove("RESCUE_EMULATOR_TOKEN").args(demo).args(["--emulator-url", "http://127.0.0.1:1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--emulator-url needs a token");
+}

@@ -54,6 +54,7 @@ const CORPUS: &[(&str, &[Expected])] = &[
     ("missing-argument.yaml", &[(4, 11, "missing the required argument `message` of `core.echo`")]),
     ("steps-not-a-list.yaml", &[(3, 3, "`steps` must be a list, found a mapping")]),
     ("syntax-error.yaml", &[(8, 1, "invalid YAML: while parsing a flow sequence")]),
+    ("two-documents.yaml", &[(7, 1, "a second YAML document in the same file")]),
     ("unclosed-expression.yaml", &[(9, 16, "`${{` is not closed by `}}`")]),
     ("unknown-action.yaml", &[(4, 11, "unknown action `core.ehco`")]),
     ("unknown-argument.yaml", &[(7, 7, "unknown argument `colour` for action `core.echo`")]),
