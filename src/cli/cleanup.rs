@@ -8,16 +8,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::run::{block_on, fatal};
+use super::run::block_on;
 use super::settings::{StateArgs, YesArgs};
-use super::target::{self, TargetRecord};
 use super::{Flags, Settings};
 use crate::actions::azure::RUN_TAG;
 use crate::azure::ids::ResourceId;
 use crate::azure::{Azure, Started};
 use crate::engine::journal::{Journal, RunStatus};
-use crate::engine::lock::RunLock;
-use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -94,21 +91,9 @@ async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::Ac
 }
 
 async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
-    let store = Store::new(settings.state_dir.clone());
-    let run_dir = match store.existing_run(&args.run_id) {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let lock = match RunLock::acquire(&run_dir, &args.run_id) {
-        Ok(lock) => lock,
-        Err(e) => return fatal(&anyhow::Error::new(e)),
-    };
-    let journal = match Journal::load(&run_dir) {
-        Ok(j) => j,
-        Err(e) => return fatal(&e),
+    let (_, lock, journal) = match super::open_run(settings, &args.run_id) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     if journal.status != RunStatus::Succeeded {
         eprintln!("error: run {} has not succeeded ({}): cleanup is for finished repairs", args.run_id, journal.status.as_str());
@@ -122,15 +107,14 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
             return ExitCode::from(exit::INVALID);
         }
     }
-    let target = TargetRecord::from_value(&journal.target);
-    let connected = match target::connect(&target, true, None).await {
+    let connected = match super::connect_recorded(&journal).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::STEP_FAILED);
-        }
+        Err(code) => return code,
     };
-    let azure = connected.env.azure().expect("connected with Azure").clone();
+    let Ok(azure) = connected.env.azure().cloned() else {
+        eprintln!("error: run {} did not act on Azure: nothing to clean up", args.run_id);
+        return ExitCode::from(exit::INVALID);
+    };
     let found = match leftovers(&azure, &journal, args.delete_old_disk.as_deref()).await {
         Ok(found) => found,
         Err(e) => {

@@ -122,6 +122,30 @@ pub(crate) fn load_with_inputs(file: &std::path::Path, settings: &Settings, regi
     Ok((wf, inputs))
 }
 
+/// A recorded run opened for changing: its directory, its lock (held until dropped) and its
+/// journal, read under the lock. On problems, prints them and gives the exit code.
+pub(crate) fn open_run(settings: &Settings, run_id: &str) -> Result<(std::path::PathBuf, crate::engine::lock::RunLock, crate::engine::journal::Journal), ExitCode> {
+    let store = crate::engine::store::Store::new(settings.state_dir.clone());
+    let run_dir = store.existing_run(run_id).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(exit::INVALID)
+    })?;
+    let lock = crate::engine::lock::RunLock::acquire(&run_dir, run_id).map_err(|e| run::fatal(&anyhow::Error::new(e)))?;
+    let journal = crate::engine::journal::Journal::load(&run_dir).map_err(|e| run::fatal(&e))?;
+    Ok((run_dir, lock, journal))
+}
+
+/// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
+pub(crate) async fn connect_recorded(journal: &crate::engine::journal::Journal) -> Result<target::Connected, ExitCode> {
+    let record = target::TargetRecord::from_value(&journal.target);
+    let workflow_dir = journal.workflow.path.parent().map(std::path::Path::to_path_buf);
+    let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
+    target::connect(&record, needs_azure, workflow_dir).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::STEP_FAILED)
+    })
+}
+
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.
 pub fn report_invalid(problems: &crate::workflow::Diagnostics) -> ExitCode {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -1,6 +1,5 @@
 //! `rescue rollback RUN_ID`: preview, confirm, then undo the run in reverse (engine::rollback).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -8,14 +7,11 @@ use clap::Args;
 
 use super::run::{block_on, fatal};
 use super::settings::{StateArgs, YesArgs};
-use super::target::{self, TargetRecord};
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::journal::Journal;
-use crate::engine::lock::RunLock;
 use crate::engine::recorder::Recorder;
 use crate::engine::rollback::{self, Options, Outcome, UndoRecord, UndoStatus};
-use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -67,21 +63,9 @@ fn preview(journal: &Journal, undos: &[UndoRecord]) -> String {
 }
 
 async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
-    let store = Store::new(settings.state_dir.clone());
-    let run_dir = match store.existing_run(&args.run_id) {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let lock = match RunLock::acquire(&run_dir, &args.run_id) {
-        Ok(lock) => lock,
-        Err(e) => return fatal(&anyhow::Error::new(e)),
-    };
-    let journal = match Journal::load(&run_dir) {
-        Ok(j) => j,
-        Err(e) => return fatal(&e),
+    let (run_dir, lock, journal) = match super::open_run(settings, &args.run_id) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let registry = Registry::builtin();
     let options = Options { delete_created: args.delete_created, include_snapshot: args.include_snapshot };
@@ -94,15 +78,9 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         return ExitCode::from(exit::INVALID);
     }
 
-    let target = TargetRecord::from_value(&journal.target);
-    let workflow_dir = journal.workflow.path.parent().map(Path::to_path_buf);
-    let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
-    let connected = match target::connect(&target, needs_azure, workflow_dir).await {
+    let connected = match super::connect_recorded(&journal).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::STEP_FAILED);
-        }
+        Err(code) => return code,
     };
     let recorder = Arc::new(Recorder::new(run_dir, journal));
     let report: rollback::Report = Arc::new(|line| eprintln!("{line}"));

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 pub use crate::repair::support::{e2fsck_partitions, repo, sha256, text, RESCUE_VM, RG, VM};
 
-/// Azure-like latencies divided by 100: a repair takes a few seconds.
-const TIME_SCALE: &str = "0.01";
+/// Azure-like latencies divided by 250: a repair takes a few seconds.
+const TIME_SCALE: &str = "0.004";
 
 pub fn bin() -> PathBuf {
     std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"))
