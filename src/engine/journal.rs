@@ -269,6 +269,12 @@ impl Journal {
     }
 }
 
+/// Test hook (documented, used by the crash tests): `RESCUE_TEST_KILL_IN_WRITE=N` SIGKILLs the
+/// process in its N-th journal write, once the new content is on disk in the temporary file and
+/// before it replaces the journal.
+pub const KILL_IN_WRITE_ENV: &str = "RESCUE_TEST_KILL_IN_WRITE";
+static IN_WRITE: super::recorder::KillSwitch = super::recorder::KillSwitch::new(KILL_IN_WRITE_ENV);
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
 /// The file is owner-only (tempfile creates it 0600).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -279,6 +285,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
+    IN_WRITE.hit();
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     fs::File::open(dir)?.sync_all()?;
     Ok(())

@@ -1,15 +1,18 @@
 //! Kill anywhere, resume, same end: os-disk-swap on a served emulator (it outlives the kill),
-//! `rescue` SIGKILLed right after each mutating ARM request, in the middle of polling, and right
-//! after journal writes (the documented hooks RESCUE_TEST_KILL_AFTER_MUTATION,
-//! RESCUE_TEST_KILL_AFTER_POLL, RESCUE_TEST_KILL_AT), then `rescue resume RUN_ID --yes`.
+//! `rescue` SIGKILLed right after each mutating ARM request, in the middle of polling, right after
+//! journal writes and in the middle of one (the documented hooks RESCUE_TEST_KILL_AFTER_MUTATION,
+//! RESCUE_TEST_KILL_AFTER_POLL, RESCUE_TEST_KILL_AT, RESCUE_TEST_KILL_IN_WRITE), then
+//! `rescue resume RUN_ID --yes`.
 
 use std::time::Instant;
 
 use super::support::*;
 
-/// Journal crash points tried (every step writes at least three; these land on different steps,
-/// among them intent written / execute returned / result written).
-const JOURNAL_POINTS: [u64; 5] = [4, 11, 19, 28, 37];
+/// Crash points after journal writes tried (every step writes at least three; these land on
+/// different steps, among them intent written / execute returned / result written).
+const JOURNAL_POINTS: [u64; 4] = [4, 13, 24, 37];
+/// Journal writes killed midway (new content in the temporary file, not yet renamed).
+const IN_WRITE_POINTS: [u64; 3] = [7, 19, 31];
 /// Poll kills tried. How often an operation is polled depends on timing, but every
 /// long-running mutation is polled at least once, so these early polls always happen.
 const POLL_POINTS: [u64; 4] = [2, 4, 6, 8];
@@ -43,6 +46,7 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
     assert!(polls >= *POLL_POINTS.last().unwrap(), "only {polls} polls");
     points.extend(POLL_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_AFTER_POLL", k.to_string())));
     points.extend(JOURNAL_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_AT", k.to_string())));
+    points.extend(IN_WRITE_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_IN_WRITE", k.to_string())));
 
     let mut same = 0;
     for (i, (hook, k)) in points.iter().enumerate() {
@@ -52,6 +56,10 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
         let out = emulator.repair(&state, &[], &[(hook, k.clone())]);
         assert!(killed(&out), "{label}: rescue was not killed (exit {:?})\n{}", out.status, text(&out));
         let run = only_run(&state);
+        if *hook == "RESCUE_TEST_KILL_IN_WRITE" {
+            let partial = std::fs::read_dir(state.join("runs").join(&run)).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".journal-")).count();
+            assert_eq!(partial, 1, "{label}: killed mid-write, the new journal should be left in its temporary file");
+        }
         let out = emulator.rescue(&state, &["resume", &run, "--yes"], &[]);
         assert_eq!(out.status.code(), Some(0), "{label}: resume failed\n{}", text(&out));
         emulator.assert_invariants(&state, &run, &original, &original_hash, &label);

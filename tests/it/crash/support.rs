@@ -77,6 +77,7 @@ impl Served {
             .env_remove("RESCUE_TEST_KILL_AT")
             .env_remove("RESCUE_TEST_KILL_AFTER_MUTATION")
             .env_remove("RESCUE_TEST_KILL_AFTER_POLL")
+            .env_remove("RESCUE_TEST_KILL_IN_WRITE")
             .stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
