@@ -217,3 +217,77 @@ impl StepHost for UndoHost {
         .map_err(|e| ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{Intent, ResourceRef};
+    use crate::engine::journal::WorkflowRecord;
+
+    fn step(id: &str, uses: &str, status: StepStatus, creates: &[(&str, &str)]) -> StepRecord {
+        let mut s = StepRecord::pending(id, uses);
+        s.status = status;
+        s.args = json!({"resource_group": "rg", "vm": "vm", "disk_id": "/d"}).as_object().cloned().unwrap();
+        s.intent = Some(Intent {
+            detail: json!({"name": id, "original_disk_id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/orig"}),
+            creates: creates.iter().map(|(kind, id)| ResourceRef { kind: kind.to_string(), id: id.to_string() }).collect(),
+        });
+        s
+    }
+
+    fn journal() -> Journal {
+        let steps = vec![
+            step("lock", "azure.vm.lock", StepStatus::Succeeded, &[]),
+            step("inspect", "azure.vm.inspect", StepStatus::Succeeded, &[]),
+            step("snapshot", "azure.snapshot.create", StepStatus::Succeeded, &[("snapshot", "/x/snapshots/s")]),
+            step("copy", "azure.disk.create_from_snapshot", StepStatus::Succeeded, &[("disk", "/x/disks/c")]),
+            step("attach", "azure.vm.attach_disk", StepStatus::Running, &[]),
+            step("swap", "azure.vm.swap_os_disk", StepStatus::Pending, &[]),
+        ];
+        Journal::new("r".into(), WorkflowRecord::new("w.yaml".into(), String::new()), Map::new(), Value::Null, steps)
+    }
+
+    fn statuses(undos: &[UndoRecord]) -> Vec<(&str, UndoStatus)> {
+        undos.iter().map(|u| (u.step.as_str(), u.status)).collect()
+    }
+
+    #[test]
+    fn reverse_order_keeps_created_resources_unless_asked() {
+        let registry = Registry::builtin();
+        let undos = plan(&journal(), &registry, Options::default());
+        assert_eq!(
+            statuses(&undos),
+            vec![("attach", UndoStatus::Pending), ("copy", UndoStatus::Kept), ("snapshot", UndoStatus::Kept), ("lock", UndoStatus::Pending)]
+        );
+        let delete = plan(&journal(), &registry, Options { delete_created: true, include_snapshot: false });
+        assert_eq!(delete[1].status, UndoStatus::Pending);
+        assert_eq!(delete[2].status, UndoStatus::Kept, "the snapshot needs --include-snapshot");
+        assert!(delete[2].description.contains("--include-snapshot"), "{}", delete[2].description);
+        let all = plan(&journal(), &registry, Options { delete_created: true, include_snapshot: true });
+        assert!(all.iter().all(|u| u.status == UndoStatus::Pending));
+    }
+
+    #[test]
+    fn a_second_rollback_keeps_what_is_done_and_unkeeps_what_is_now_asked() {
+        let registry = Registry::builtin();
+        let mut j = journal();
+        let mut undos = plan(&j, &registry, Options::default());
+        undos[0].status = UndoStatus::Done;
+        undos[3].status = UndoStatus::Running;
+        j.rollback = Some(RollbackRecord { started: OffsetDateTime::now_utc(), status: RollbackStatus::Failed, options: Options::default(), undos });
+        let again = plan(&j, &registry, Options { delete_created: true, include_snapshot: true });
+        assert_eq!(
+            statuses(&again),
+            vec![("attach", UndoStatus::Done), ("copy", UndoStatus::Pending), ("snapshot", UndoStatus::Pending), ("lock", UndoStatus::Running)]
+        );
+    }
+
+    #[test]
+    fn a_step_with_unknown_outcome_is_undone_from_its_intent() {
+        let s = step("copy", "azure.disk.create_from_snapshot", StepStatus::Running, &[("disk", "/x/disks/c")]);
+        let outputs = outputs_for_undo(&s).unwrap();
+        assert_eq!(outputs["id"], "/x/disks/c");
+        assert_eq!(outputs["name"], "copy");
+        assert!(outputs_for_undo(&StepRecord::pending("p", "core.echo")).is_none());
+    }
+}
