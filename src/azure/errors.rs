@@ -117,6 +117,13 @@ pub fn operation_failed(label: &str, status: &str, error: Option<&Value>) -> Act
     out
 }
 
+/// Did Azure refuse because another operation is running on the resource? (For example our own
+/// request, accepted just before its connection dropped, then sent again by the retry policy.)
+pub fn is_busy(error: &ActionError) -> bool {
+    let m = error.message.to_ascii_lowercase();
+    m.contains("another operation") || m.contains("provisioning state is updating") || m.contains("provisioning state is creating")
+}
+
 /// Is this the error of a GET on something that does not exist?
 pub fn is_not_found(error: &azure_core::Error) -> bool {
     matches!(error.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 404)

@@ -66,14 +66,9 @@ pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> E
 }
 
 async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -> ExitCode {
-    let registry = Registry::builtin();
-    let workflow = match crate::workflow::load(file, &registry) {
-        Ok(wf) => wf,
-        Err(problems) => return super::report_invalid(&problems),
-    };
-    let inputs = match crate::workflow::resolve_inputs(&workflow, &settings.input_pairs, settings.inputs_file.as_deref()) {
-        Ok(inputs) => inputs,
-        Err(problems) => return super::report_invalid(&problems),
+    let (workflow, inputs) = match super::load_with_inputs(file, settings, &Registry::builtin()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
 
     let store = Store::new(settings.state_dir.clone());

@@ -2,7 +2,6 @@
 //! and rebuilds it from the journal on `resume` so that a run continues against the same place.
 
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,8 @@ use serde_json::Value;
 use super::settings::Target;
 use crate::actions::{ActionError, Env};
 use crate::azure::{self, Azure};
+use crate::emulator;
+use crate::engine::store::create_private_dir;
 
 /// The target as the journal keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,30 +49,61 @@ impl TargetRecord {
 /// A connected target; keep it alive for the whole run.
 pub struct Connected {
     pub env: Env,
+    emulator: Option<emulator::Handle>,
 }
 
 impl Connected {
-    pub async fn close(self) {}
+    /// Stops the in-process emulator, if any, after its state is saved.
+    pub async fn close(self) {
+        if let Some(handle) = self.emulator {
+            handle.shutdown().await;
+        }
+    }
 }
 
 /// Connects when the workflow has Azure steps; core-only workflows need nothing.
 pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Option<PathBuf>) -> Result<Connected, ActionError> {
     if !needs_azure {
-        return Ok(Connected { env: Env { azure: None, workflow_dir, force_unlock: None } });
+        return Ok(Connected { env: Env { azure: None, workflow_dir, force_unlock: None }, emulator: None });
     }
-    let target = match record.clone() {
-        TargetRecord::Azure { subscription } => azure::Target::Azure { subscription },
+    let (target, handle) = match record.clone() {
+        TargetRecord::Azure { subscription } => (azure::Target::Azure { subscription }, None),
         TargetRecord::Emulator { endpoint, token, subscription } => {
             let subscription = subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
-            azure::Target::Emulator { endpoint, token, subscription }
+            (azure::Target::Emulator { endpoint, token, subscription }, None)
         }
-        TargetRecord::InProcessEmulator { .. } => {
-            return Err(ActionError::fatal("the in-process emulator is not part of this build yet")
-                .with_hint("start `rescue emulator serve` and pass --emulator-url/--emulator-token"))
+        TargetRecord::InProcessEmulator { scenario, time_scale, data_dir } => {
+            // Disk images of the rehearsal are state too: owner only, like the journal.
+            create_private_dir(&data_dir).map_err(|e| ActionError::fatal(format!("{e:#}")))?;
+            let config = emulator::Config {
+                scenario,
+                log: Some(data_dir.join("requests.jsonl")),
+                data_dir,
+                port: 0,
+                time_scale,
+                token: None,
+            };
+            let handle = emulator::start(config).await.map_err(|e| {
+                ActionError::fatal(format!("cannot start the emulator: {e:#}"))
+                    .with_hint("check that the state directory is writable and loop devices are available")
+            })?;
+            let target = azure::Target::Emulator {
+                endpoint: handle.endpoint.clone(),
+                token: handle.token.clone(),
+                subscription: handle.subscription_id.clone(),
+            };
+            (target, Some(handle))
         }
     };
-    let azure = Azure::connect(target).await?;
-    Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir, force_unlock: None } })
+    match Azure::connect(target).await {
+        Ok(azure) => Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir, force_unlock: None }, emulator: handle }),
+        Err(e) => {
+            if let Some(handle) = handle {
+                handle.shutdown().await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The subscription of the embedded incident scenario, for `--emulator-url` without one.

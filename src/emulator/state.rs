@@ -177,12 +177,21 @@ impl State {
         if self.resource_groups.contains_key(&rg.to_ascii_lowercase()) {
             Ok(())
         } else {
-            Err(ArmError::new(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found.")))
+            Err(ArmError::new(
+                404,
+                "ResourceGroupNotFound",
+                format!("Resource group '{rg}' could not be found."),
+            ))
         }
     }
 
     pub fn vm_id(&self, vm: &Vm) -> String {
-        arm::resource_id(&self.subscription, &vm.resource_group, "virtualMachines", &vm.name)
+        arm::resource_id(
+            &self.subscription,
+            &vm.resource_group,
+            "virtualMachines",
+            &vm.name,
+        )
     }
 
     pub fn disk_id(&self, d: &Volume) -> String {

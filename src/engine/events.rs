@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::journal::RunStatus;
+
 /// One thing that happened during a run. Serialized as one JSON line by `--output json`
 /// (`{"event": "step_started", ...}`).
 #[derive(Clone, Debug, Serialize)]
@@ -19,7 +21,16 @@ pub enum Event {
     StepFailed { step: String, error: String, hint: Option<String>, elapsed_ms: u64 },
     StepSkipped { step: String, reason: String },
     AwaitingConfirmation { step: String, prompt: String },
-    RunFinished { run_id: String, status: String, outputs: Map<String, Value> },
+    /// The run stopped: succeeded, failed, or waiting for a confirmation.
+    RunFinished {
+        run_id: String,
+        status: RunStatus,
+        outputs: Map<String, Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_command: Option<String>,
+    },
     RunInterrupted { run_id: String, resume_command: String },
 }
 

@@ -93,6 +93,7 @@ impl Executor {
             .collect();
         self.sink.emit(Event::RunStarted { run_id: run_id.clone(), workflow, steps, resumed });
 
+        let resume_command = Some(format!("rescue resume {run_id}"));
         for index in 0..self.steps.len() {
             let outcome = self.run_step(index).await?;
             if outcome != Outcome::Succeeded {
@@ -102,10 +103,10 @@ impl Executor {
                     _ => RunStatus::AwaitingConfirmation,
                 };
                 self.recorder.update(|j| j.status = status)?;
-                if outcome == Outcome::Interrupted {
-                    let resume_command = format!("rescue resume {run_id}");
-                    self.sink.emit(Event::RunInterrupted { run_id, resume_command });
-                }
+                self.sink.emit(match outcome {
+                    Outcome::Interrupted => Event::RunInterrupted { run_id, resume_command: resume_command.unwrap() },
+                    _ => Event::RunFinished { run_id, status, outputs: Map::new(), error: None, resume_command },
+                });
                 return Ok(outcome);
             }
         }
@@ -114,16 +115,19 @@ impl Executor {
             Ok(outputs) => outputs,
             Err(e) => {
                 // Every step is done; only the summary failed. Report it, keep the run resumable.
-                self.recorder.update(|j| j.status = RunStatus::Failed)?;
-                self.sink.emit(Event::RunFinished { run_id, status: format!("failed: {e}"), outputs: Map::new() });
+                let status = RunStatus::Failed;
+                self.recorder.update(|j| j.status = status)?;
+                let error = Some(e.to_string());
+                self.sink.emit(Event::RunFinished { run_id, status, outputs: Map::new(), error, resume_command });
                 return Ok(Outcome::Failed { step: "outputs".into() });
             }
         };
+        let status = RunStatus::Succeeded;
         self.recorder.update(|j| {
-            j.status = RunStatus::Succeeded;
+            j.status = status;
             j.outputs = outputs.clone();
         })?;
-        self.sink.emit(Event::RunFinished { run_id, status: RunStatus::Succeeded.as_str().into(), outputs });
+        self.sink.emit(Event::RunFinished { run_id, status, outputs, error: None, resume_command: None });
         Ok(Outcome::Succeeded)
     }
 

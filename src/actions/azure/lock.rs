@@ -89,7 +89,7 @@ fn tags(vm: &Value) -> Map<String, Value> {
 async fn write_tags(ctx: &StepContext, azure: &Azure, id: &ResourceId, vm: &Value, tags: Map<String, Value>, label: &str, key: &str) -> Result<bool, ActionError> {
     let etag = vm.get("etag").and_then(Value::as_str).unwrap_or("*");
     let body = json!({"tags": tags});
-    match when_idle(ctx, azure, id, || azure.patch_vm_if_match(id, body.clone(), etag, label)).await? {
+    match when_idle(ctx, azure, label, || azure.patch_vm_if_match(id, body.clone(), etag, label)).await? {
         None => Ok(false),
         Some(started) => finish(ctx, azure, started, key).await.map(|_| true),
     }
@@ -97,7 +97,7 @@ async fn write_tags(ctx: &StepContext, azure: &Azure, id: &ResourceId, vm: &Valu
 
 /// Claim `id` for `ctx.run_id` with the tag value `value`; idempotent.
 pub(crate) async fn claim(ctx: &StepContext, azure: &Azure, id: &ResourceId, value: &str) -> Result<String, ActionError> {
-    let key = op_key();
+    let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         result?;
     }
@@ -218,7 +218,7 @@ impl Action for Unlock {
     async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        let released = with_progress(ctx, release(ctx, azure, &id, op_key())).await?;
+        let released = with_progress(ctx, release(ctx, azure, &id, OPERATION)).await?;
         let mut out = Outputs::new();
         out.insert("released".into(), json!(released));
         Ok(out)

@@ -6,4 +6,5 @@ mod plan;
 mod resume;
 mod run;
 mod run_support;
+mod target;
 mod validate;

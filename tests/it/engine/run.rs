@@ -104,12 +104,17 @@ steps:
     with: { message: "after ${{ steps.flaky.outputs.failures }} failure" }
 "#,
     );
-    let out = s.run(&["run", wf.to_str().unwrap()]);
+    let out = s.run(&["run", wf.to_str().unwrap(), "--output", "json"]);
     assert_exit(&out, 1);
     let id = s.run_id();
     let err = stderr(&out);
-    assert!(err.contains("the disk is busy"), "{err}");
     assert!(err.contains(&format!("rescue resume {id}")), "{err}");
+    let last: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["resume_command"], format!("rescue resume {id}"));
+    let failed = stdout(&out).lines().find(|l| l.contains("\"step_failed\"")).unwrap().to_string();
+    assert!(failed.contains("the disk is busy"), "{failed}");
     let status = stdout(&s.run(&["status", &id]));
     assert!(status.contains("failed") && status.contains("the disk is busy"), "{status}");
 

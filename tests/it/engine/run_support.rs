@@ -46,9 +46,11 @@ impl Scratch {
         path
     }
 
-    /// `rescue ARGS` with this state dir and no terminal.
+    /// `rescue ARGS` with this state dir and no terminal. `RESCUE_TEST_BIN` pins the binary
+    /// (worktrees sharing one target dir overwrite each other's `target/debug/rescue`).
     pub fn rescue(&self) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("rescue"));
+        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        let mut cmd = Command::new(bin);
         cmd.env("RESCUE_STATE_DIR", self.state())
             .env_remove("RESCUE_TEST_KILL_AT")
             .stdin(Stdio::null());

@@ -1,6 +1,7 @@
 //! Integration tests: repair (the Azure layer, the azure.* actions, the fsck script, os-disk-swap).
 
 mod actions;
+mod faults;
 pub(crate) mod images;
 mod script;
 pub(crate) mod support;
