@@ -114,7 +114,7 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cannot read current state, so the plan shows the arguments only"), "{stderr}");
     assert!(stdout.contains("(known after step inspect)"), "{stdout}");
-    assert!(stdout.contains("12 steps, 8 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
+    assert!(stdout.contains("14 steps, 10 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
 
