@@ -95,6 +95,11 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    if journal.rollback.is_some() {
+        eprintln!("error: run {} was rolled back: cleanup is for finished repairs", args.run_id);
+        eprintln!("  hint: `rescue rollback {} --delete-created --include-snapshot --yes` deletes what the run created", args.run_id);
+        return ExitCode::from(exit::INVALID);
+    }
     if journal.status != RunStatus::Succeeded {
         eprintln!("error: run {} has not succeeded ({}): cleanup is for finished repairs", args.run_id, journal.status.as_str());
         eprintln!("  hint: finish it with `rescue resume {id}`, or undo it with `rescue rollback {id}`", id = args.run_id);

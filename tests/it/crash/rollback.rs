@@ -81,6 +81,8 @@ impl Case {
         let after = self.emulator.requests().iter().filter(|r| is_mutation(r)).count();
         let preview = String::from_utf8_lossy(&out.stdout);
         assert!(preview.contains("done"), "{preview}");
+        let cleanup = self.rescue(&["cleanup", &self.run, "--yes"]);
+        assert_eq!(cleanup.status.code(), Some(2), "cleanup of a rolled-back run: {}", text(&cleanup));
         let resumed = self.rescue(&["resume", &self.run, "--yes"]);
         assert_eq!(resumed.status.code(), Some(2), "{}", text(&resumed));
         assert!(String::from_utf8_lossy(&resumed.stderr).contains("rolled back"), "{}", text(&resumed));
