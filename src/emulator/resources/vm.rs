@@ -309,7 +309,12 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         }
     };
     let new_tags = tags(&body)?;
-    let seconds = if new_os.is_some() {
+    // A resize is accepted as Azure does (a running VM restarts on the new size).
+    let new_size = field(&body, &["properties", "hardwareProfile", "vmSize"])
+        .and_then(Value::as_str)
+        .filter(|s| !s.eq_ignore_ascii_case(&vm.size))
+        .map(String::from);
+    let seconds = if new_os.is_some() || new_size.is_some() {
         OS_SWAP
     } else if new_data.is_some() {
         VM_UPDATE
@@ -327,8 +332,13 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         state.set_disks(&key, new_os, new_data);
     }
     let v = state.vms.get_mut(&key).expect("found above");
-    if let (false, Some(t)) = (call.lro_failed(), new_tags) {
-        v.tags = t;
+    if !call.lro_failed() {
+        if let Some(t) = new_tags {
+            v.tags = t;
+        }
+        if let Some(size) = new_size {
+            v.size = size;
+        }
     }
     v.etag += 1;
     v.provisioning_state = "Updating".into();

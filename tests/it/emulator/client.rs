@@ -8,6 +8,14 @@ use serde_json::Value;
 
 use super::support::*;
 
+/// Sends a request built with the generated client (never its broken LRO future) and returns
+/// the raw response, headers included.
+macro_rules! sent {
+    ($request:expr) => {
+        $request.send().await.unwrap().into_raw_response()
+    };
+}
+
 /// Every item of a pageable list.
 async fn all<P: Send + 'static, T>(
     mut pages: azure_core::Pageable<P, azure_core::error::Error>,
@@ -103,13 +111,9 @@ async fn every_model_deserializes_with_the_generated_client() {
     props.incremental = Some(true);
     let mut snap = models::Snapshot::new(models::Resource::new("westeurope".into()));
     snap.properties = Some(props);
-    let r = c
+    let r = sent!(c
         .snapshots_client()
-        .create_or_update(SUB, RG, "snap-client", snap)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+        .create_or_update(SUB, RG, "snap-client", snap));
     assert_eq!(u16::from(r.status()), 202);
     let (done, _) = emu.wait_async(&async_url(&r).await).await;
     let out: models::Snapshot =
@@ -139,13 +143,7 @@ async fn every_model_deserializes_with_the_generated_client() {
     vp.storage_profile.as_mut().unwrap().data_disks[0].to_be_detached = Some(true);
     let mut update = models::VirtualMachineUpdate::new();
     update.properties = Some(vp);
-    let r = c
-        .virtual_machines_client()
-        .update(RG, BROKEN, update, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+    let r = sent!(c.virtual_machines_client().update(RG, BROKEN, update, SUB));
     assert_eq!(u16::from(r.status()), 200);
     let url = async_url(&r).await;
     let body: models::VirtualMachine =
@@ -180,13 +178,7 @@ async fn every_model_deserializes_with_the_generated_client() {
     assert!(log.contains("structure needs cleaning"), "{log}");
 
     // Deallocate, sent with .send(): 202 and an operation to poll.
-    let r = c
-        .virtual_machines_client()
-        .deallocate(RG, BROKEN, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+    let r = sent!(c.virtual_machines_client().deallocate(RG, BROKEN, SUB));
     assert_eq!(u16::from(r.status()), 202);
     assert_eq!(
         emu.wait_async(&async_url(&r).await).await.0["status"],
@@ -245,13 +237,9 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         models::RunCommandInputParameter::new("first".into(), "brave".into()),
         models::RunCommandInputParameter::new("second".into(), "world".into()),
     ];
-    let r = c
+    let r = sent!(c
         .virtual_machines_client()
-        .run_command(RG, RESCUE, input, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+        .run_command(RG, RESCUE, input, SUB));
     assert_eq!(u16::from(r.status()), 202);
     let location = r
         .headers()
@@ -280,13 +268,9 @@ async fn attach_detach_result_is_a_storage_profile() {
     let c = emu.client();
     let mut request = models::AttachDetachDataDisksRequest::new();
     request.data_disks_to_detach = vec![models::DataDisksToDetach::new(disk(PVC))];
-    let r = c
+    let r = sent!(c
         .virtual_machines_client()
-        .attach_detach_data_disks(RG, BROKEN, request, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+        .attach_detach_data_disks(RG, BROKEN, request, SUB));
     assert_eq!(u16::from(r.status()), 202);
     let mut request = models::AttachDetachDataDisksRequest::new();
     request.data_disks_to_attach = vec![models::DataDisksToAttach::new(disk(PVC))];
