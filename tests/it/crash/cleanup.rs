@@ -7,16 +7,9 @@ use super::support::*;
 
 #[test]
 fn cleanup_lists_what_the_run_left_and_deletes_the_old_disk_only_by_name() {
-    if !crate::repair::images::is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (pristine, original, _) = pristine(dir.path(), None);
-    let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
-    let state = dir.path().join("state");
-    let out = emulator.repair(&state, &[], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let run = only_run(&state);
+    let Some(f) = Fixture::new(None) else { return };
+    let run = f.repaired();
+    let (emulator, state, original) = (&f.emulator, &f.state, f.original.as_str());
     let copy = os_disk(&emulator.vm(VM));
     let snapshot = tagged(&emulator.list(Kind::Snapshot), &run)[0]["name"].as_str().unwrap().to_string();
 
@@ -33,12 +26,12 @@ fn cleanup_lists_what_the_run_left_and_deletes_the_old_disk_only_by_name() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(tagged(&emulator.list(Kind::Snapshot), &run).is_empty(), "the snapshot was not deleted");
     let disks = emulator.list(Kind::Disk);
-    assert!(disks.iter().any(|d| d["name"] == original.as_str()), "the old disk was deleted without being named");
+    assert!(disks.iter().any(|d| d["name"] == original), "the old disk was deleted without being named");
     assert!(disks.iter().any(|d| d["name"] == copy.as_str()));
 
     let out = emulator.rescue(&state, &["cleanup", &run, "--yes", "--delete-old-disk", &original], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let disks = emulator.list(Kind::Disk);
-    assert!(!disks.iter().any(|d| d["name"] == original.as_str()), "the named old disk is still there");
+    assert!(!disks.iter().any(|d| d["name"] == original), "the named old disk is still there");
     assert_eq!(os_disk(&emulator.vm(VM)), copy);
 }
