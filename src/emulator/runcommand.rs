@@ -79,7 +79,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         })
         .unwrap_or_default();
     let (op, disks, work) = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         let rgname = super::resources::group(&state, rg)?.to_string();
         let key = arm::key(&rgname, name);
         let vm = state
@@ -122,7 +122,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
             )
         });
         let _ = std::fs::remove_dir_all(&work);
-        let mut state = task_emu.state.lock().expect("state lock");
+        let mut state = task_emu.lock();
         if let Some(OpKind::RunCommand { result: slot, .. }) =
             state.operations.get_mut(&op_id).map(|o| &mut o.kind)
         {
@@ -138,7 +138,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
     tasks.retain(|t| !t.is_finished());
     tasks.push(task);
     drop(tasks);
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }
 

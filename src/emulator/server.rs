@@ -36,6 +36,14 @@ pub struct Emu {
 }
 
 impl Emu {
+    /// The state, even after a handler panicked while holding it (a bug must not take the
+    /// whole emulator down with a poisoned lock).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Saves the state; an unwritable data dir is a server error, not a silent loss.
     pub fn save(&self, state: &State) -> Result<(), ArmError> {
         state.save(&self.data_dir).map_err(|e| {
@@ -295,7 +303,7 @@ async fn handle(
     let remaining = emu.rates.take(call.route.rate_bucket(method));
     let rate = Some(remaining);
     let fault = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         if sub
             .as_deref()
             .is_some_and(|s| !s.eq_ignore_ascii_case(&state.subscription))

@@ -50,7 +50,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
 
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).
 fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let op = state.operations.get(id).ok_or_else(|| {
         ArmError::new(
             404,

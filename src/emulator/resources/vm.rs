@@ -154,7 +154,7 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
 }
 
 pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let rg = group(&state, rg)?;
     let prefix = format!("{}/", rg.to_ascii_lowercase());
     let value: Vec<Value> = state
@@ -167,7 +167,7 @@ pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
 }
 
 pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
     let expand = call
         .query("$expand")
@@ -176,7 +176,7 @@ pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
 }
 
 pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
     Ok(Reply::json(200, instance_view(emu, &state, vm)))
 }
@@ -235,7 +235,7 @@ pub(super) fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
 pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
     let exists = {
-        let state = emu.state.lock().expect("state lock");
+        let state = emu.lock();
         group(&state, rg)?;
         find(&state, rg, name).is_ok()
     };
@@ -245,7 +245,7 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         }
         return Err(ArmError::not_found("virtualMachines", rg, name));
     }
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
     if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
@@ -323,17 +323,12 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         seconds,
         call,
     );
-    let v = state.vms.get_mut(&key).expect("found above");
     if !call.lro_failed() {
-        if let Some(d) = new_os {
-            v.os_disk = d;
-        }
-        if let Some(d) = new_data {
-            v.data_disks = d;
-        }
-        if let Some(t) = new_tags {
-            v.tags = t;
-        }
+        state.set_disks(&key, new_os, new_data);
+    }
+    let v = state.vms.get_mut(&key).expect("found above");
+    if let (false, Some(t)) = (call.lro_failed(), new_tags) {
+        v.tags = t;
     }
     v.etag += 1;
     v.provisioning_state = "Updating".into();
@@ -358,7 +353,7 @@ pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         ));
     }
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     match state.vms.values().find(|v| v.vm_id == vm_id) {
         Some(vm) => Reply {
             status: 200,

@@ -30,7 +30,7 @@ pub async fn action(
         "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
         "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
         "retrievebootdiagnosticsdata" => {
-            let state = emu.state.lock().expect("state lock");
+            let state = emu.lock();
             let (_, vm) = find(&state, rg, name)?;
             let url = emu.serial_log_url(&vm.vm_id);
             Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
@@ -54,7 +54,7 @@ async fn power(
     let restart = target == Power::Starting;
     let target = if restart { Power::Running } else { target };
     let (op, key, needs_boot) = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         let (key, vm) = find(&state, rg, name)?;
         let vm = vm.clone();
         let verb = match (target, restart) {
@@ -111,13 +111,13 @@ async fn power(
     if needs_boot {
         boot_into(emu, &op.id, &key).await?;
     }
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }
 
 /// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
 pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let Ok((key, vm)) = find(&state, rg, name) else {
         group(&state, rg)?;
         return Ok(Reply::empty(204));
@@ -141,7 +141,7 @@ pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
 /// which completes only once it has one.
 pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
     let (name, image, dir) = {
-        let state = emu.state.lock().expect("state lock");
+        let state = emu.lock();
         let vm = &state.vms[key];
         (
             vm.name.clone(),
@@ -158,7 +158,7 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
                 ready: false,
                 serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
             });
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
     {
         *boot = Some(outcome);
@@ -168,7 +168,7 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
 
 fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
     rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
@@ -237,10 +237,10 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
         VM_UPDATE,
         call,
     );
-    let v = state.vms.get_mut(&key).expect("found");
     if !call.lro_failed() {
-        v.data_disks = next;
+        state.set_disks(&key, None, Some(next));
     }
+    let v = state.vms.get_mut(&key).expect("found");
     v.etag += 1;
     v.provisioning_state = "Updating".into();
     v.busy = Some(op.id.clone());

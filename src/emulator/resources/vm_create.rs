@@ -132,7 +132,7 @@ pub async fn create(
         }
     })?;
     boot_into(emu, &op.id, &key).await?;
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let vm = &state.vms[&key];
     let reply = Reply::json(201, render(emu, &state, vm, false))
         .header("ETag", etag(vm))
@@ -156,7 +156,7 @@ fn register(
     location: String,
     new_disk_file: Option<String>,
 ) -> ArmResult<(Operation, String)> {
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if state.vms.contains_key(&key) {

@@ -258,14 +258,7 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         .get_optional_str(&azure_core::headers::LOCATION)
         .unwrap()
         .to_string();
-    let body = loop {
-        let resp = emu.get_url(&location).await;
-        if resp.status() == 200 {
-            break resp.bytes().await.unwrap();
-        }
-        assert_eq!(resp.status(), 202);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let body = emu.location_result(&location).await;
     let result: models::RunCommandResult = serde_json::from_slice(&body).unwrap();
     let status = &result.value[0];
     assert_eq!(
@@ -278,4 +271,56 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n\n")
     );
     let _: Value = serde_json::from_slice(&body).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_detach_result_is_a_storage_profile() {
+    // Slow enough (a 10 s detach takes 0.5 s) to attach elsewhere while it runs.
+    let emu = start(0.05).await;
+    let c = emu.client();
+    let mut request = models::AttachDetachDataDisksRequest::new();
+    request.data_disks_to_detach = vec![models::DataDisksToDetach::new(disk(PVC))];
+    let r = c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, BROKEN, request, SUB)
+        .send()
+        .await
+        .unwrap()
+        .into_raw_response();
+    assert_eq!(u16::from(r.status()), 202);
+    let mut request = models::AttachDetachDataDisksRequest::new();
+    request.data_disks_to_attach = vec![models::DataDisksToAttach::new(disk(PVC))];
+    let busy = c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, RESCUE, request.clone(), SUB)
+        .send()
+        .await;
+    let err = busy.expect_err("the disk stays vm2's until the detach completes, as on Azure");
+    assert!(
+        matches!(err.kind(), azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } if c == "ConflictingUserInput")
+    );
+    let location = r
+        .headers()
+        .get_optional_str(&azure_core::headers::LOCATION)
+        .unwrap()
+        .to_string();
+    let body = emu.location_result(&location).await;
+    let profile: models::StorageProfile = serde_json::from_slice(&body).unwrap();
+    assert!(profile.data_disks.is_empty());
+    assert!(profile.os_disk.unwrap().managed_disk.is_some());
+    let r = c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, RESCUE, request, SUB)
+        .send()
+        .await
+        .expect("free once the detach completed")
+        .into_raw_response();
+    let location = r
+        .headers()
+        .get_optional_str(&azure_core::headers::LOCATION)
+        .unwrap()
+        .to_string();
+    let profile: models::StorageProfile =
+        serde_json::from_slice(&emu.location_result(&location).await).unwrap();
+    assert_eq!(profile.data_disks[0].lun, 0, "the first free LUN");
 }

@@ -119,6 +119,19 @@ impl Emu {
             .expect("request reaches the emulator")
     }
 
+    /// Polls an operation's Location URL until it stops answering 202; returns the final body.
+    pub async fn location_result(&self, url: &str) -> Vec<u8> {
+        for _ in 0..600 {
+            let resp = self.get_url(url).await;
+            if resp.status() != 202 {
+                assert_eq!(resp.status(), 200, "{url}");
+                return resp.bytes().await.unwrap().to_vec();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{url} never finished");
+    }
+
     /// Polls an Azure-AsyncOperation URL until the operation ends; returns its final body and
     /// the statuses seen on the way.
     pub async fn wait_async(&self, url: &str) -> (Value, Vec<String>) {
