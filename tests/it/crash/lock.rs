@@ -45,7 +45,7 @@ fn force_unlock_takes_over_from_a_dead_holder() {
     let Some(f) = Fixture::new(None) else { return };
     let (emulator, dir) = (&f.emulator, &f.dir);
     // The holder dies right after claiming the VM (its machine is gone: never resumed).
-    let dead = killed_after_mutation(&emulator, &dir.path().join("dead"), mutation::LOCK);
+    let dead = killed_after_mutation(emulator, &dir.path().join("dead"), mutation::LOCK);
     let state = dir.path().join("second");
     let out = emulator.repair(&state, &[], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
