@@ -7,34 +7,26 @@ use super::support::*;
 /// Runs the repair on the incident scenario plus `rule`; resumes when it stopped with exit 1
 /// and a message containing `stop_message`. Checks that the fault fired (the request log).
 fn under_fault(rule: &str, stop_message: Option<&str>) {
-    if !crate::repair::images::is_root() {
-        eprintln!("skipped: needs root for loop devices");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario.yaml");
-    let text_with_fault = rescue::emulator::INCIDENT_SCENARIO.replace("\nfaults: []", &format!("\nfaults:\n  - {rule}"));
-    assert_ne!(text_with_fault, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario no longer ends with `faults: []`");
-    std::fs::write(&scenario, text_with_fault).unwrap();
-    let (pristine, original, original_hash) = pristine(dir.path(), Some(&scenario));
-    let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
-    let state = dir.path().join("state");
-    let first = emulator.repair(&state, &[], &[]);
-    let run = only_run(&state);
+    let with_fault = rescue::emulator::INCIDENT_SCENARIO.replace("\nfaults: []", &format!("\nfaults:\n  - {rule}"));
+    assert_ne!(with_fault, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario no longer ends with `faults: []`");
+    let Some(f) = Fixture::new(Some(&with_fault)) else { return };
+    let (emulator, state, original, original_hash) = (&f.emulator, &f.state, &f.original, &f.original_hash);
+    let first = emulator.repair(state, &[], &[]);
+    let run = only_run(state);
     match stop_message {
         None => assert_eq!(first.status.code(), Some(0), "{rule}: not completed through retries\n{}", text(&first)),
         Some(message) => {
             assert_eq!(first.status.code(), Some(1), "{rule}: expected a stop with exit 1\n{}", text(&first));
             let stderr = String::from_utf8_lossy(&first.stderr);
             assert!(stderr.contains(message) && stderr.contains(&format!("rescue resume {run}")), "{rule}: unclear stop\n{stderr}");
-            let out = emulator.rescue(&state, &["resume", &run, "--yes"], &[]);
+            let out = emulator.rescue(state, &["resume", &run, "--yes"], &[]);
             assert_eq!(out.status.code(), Some(0), "{rule}: resume did not finish\n{}", text(&out));
         }
     }
-    emulator.assert_invariants(&state, &run, &original, &original_hash, rule);
+    emulator.assert_invariants(state, &run, original, original_hash, rule);
     let vm = emulator.vm(VM);
     assert_eq!((agent(&vm).as_str(), power(&vm).as_str()), ("Ready", "running"), "{rule}");
-    assert_ne!(os_disk(&vm), original, "{rule}: not swapped");
+    assert_ne!(&os_disk(&vm), original, "{rule}: not swapped");
     assert!(data_disks(&emulator.vm(RESCUE_VM)).is_empty(), "{rule}");
     let fired: Vec<_> = emulator.requests().into_iter().filter(|r| r.get("fault").is_some()).collect();
     assert_eq!(fired.len(), 1, "{rule}: the fault fired {} times: {fired:?}", fired.len());

@@ -10,12 +10,8 @@ use super::support::*;
 
 #[test]
 fn two_runs_on_one_vm_exactly_one_proceeds() {
-    if !crate::repair::images::is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (pristine, ..) = pristine(dir.path(), None);
-    let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
+    let Some(f) = Fixture::new(None) else { return };
+    let (emulator, dir) = (&f.emulator, &f.dir);
     let workflow = repo("workflows/os-disk-swap.yaml");
     let inputs = repo("examples/incident-inputs.yaml");
     let spawn = |state: &str| {
@@ -46,14 +42,10 @@ fn two_runs_on_one_vm_exactly_one_proceeds() {
 
 #[test]
 fn force_unlock_takes_over_from_a_dead_holder() {
-    if !crate::repair::images::is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (pristine, ..) = pristine(dir.path(), None);
-    let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
+    let Some(f) = Fixture::new(None) else { return };
+    let (emulator, dir) = (&f.emulator, &f.dir);
     // The holder dies right after claiming the VM (its machine is gone: never resumed).
-    let dead = killed_after_mutation(&emulator, &dir.path().join("dead"), mutation::LOCK);
+    let dead = killed_after_mutation(emulator, &dir.path().join("dead"), mutation::LOCK);
     let state = dir.path().join("second");
     let out = emulator.repair(&state, &[], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));

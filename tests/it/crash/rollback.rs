@@ -9,33 +9,25 @@ use serde_json::Value;
 use super::support::*;
 
 struct Case {
-    emulator: Served,
-    state: std::path::PathBuf,
+    f: Fixture,
     run: String,
-    original: String,
-    original_hash: String,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Case {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.f
+    }
 }
 
 /// A run stopped after mutation `k` (None: run to success).
 fn case(k: Option<u64>) -> Option<Case> {
-    if !crate::repair::images::is_root() {
-        eprintln!("skipped: needs root for loop devices");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (pristine, original, original_hash) = pristine(dir.path(), None);
-    let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
-    let state = dir.path().join("state");
+    let f = Fixture::new(None)?;
     let run = match k {
-        Some(k) => killed_after_mutation(&emulator, &state, k),
-        None => {
-            let out = emulator.repair(&state, &[], &[]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-            only_run(&state)
-        }
+        Some(k) => killed_after_mutation(&f.emulator, &f.state, k),
+        None => f.repaired(),
     };
-    Some(Case { emulator, state, run, original, original_hash, _dir: dir })
+    Some(Case { f, run })
 }
 
 impl Case {

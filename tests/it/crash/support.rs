@@ -286,3 +286,38 @@ pub mod mutation {
     pub const RUN_COMMAND: u64 = 6;
     pub const START: u64 = 9;
 }
+
+/// One fresh emulator (the incident, or `scenario`) and a state dir; None (test skipped) without
+/// root, which Run Command's loop devices need.
+pub struct Fixture {
+    pub emulator: Served,
+    pub state: PathBuf,
+    pub original: String,
+    pub original_hash: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(scenario: Option<&str>) -> Option<Fixture> {
+        if !crate::repair::images::is_root() {
+            eprintln!("skipped: needs root for loop devices");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = scenario.map(|text| {
+            let path = dir.path().join("scenario.yaml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let (pristine, original, original_hash) = pristine(dir.path(), scenario.as_deref());
+        let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
+        Some(Fixture { emulator, state: dir.path().join("state"), original, original_hash, dir })
+    }
+
+    /// A repair run to success; its run id.
+    pub fn repaired(&self) -> String {
+        let out = self.emulator.repair(&self.state, &[], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        only_run(&self.state)
+    }
+}
