@@ -25,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let base = handle.endpoint.as_str().trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
-    let prefix = format!("{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute");
+    let prefix =
+        format!("{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute");
 
     // GET-heavy load: what a workflow's polling and health checks look like.
     let urls = [
@@ -41,7 +42,12 @@ async fn main() -> anyhow::Result<()> {
         workers.push(tokio::spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < window {
-                let r = http.get(&urls[(n as usize + w) % urls.len()]).bearer_auth(&token).send().await.expect("GET");
+                let r = http
+                    .get(&urls[(n as usize + w) % urls.len()])
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("GET");
                 assert!(r.status().is_success());
                 r.bytes().await.expect("body");
                 n += 1;
@@ -54,16 +60,29 @@ async fn main() -> anyhow::Result<()> {
         total += w.await?;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("GET-heavy load: {:.0} requests/s ({total} requests, 8 concurrent clients, {secs:.1} s)", total as f64 / secs);
+    println!(
+        "GET-heavy load: {:.0} requests/s ({total} requests, 8 concurrent clients, {secs:.1} s)",
+        total as f64 / secs
+    );
 
     // A 30 GiB disk with data scattered over it, like a used OS disk: snapshot = full copy.
     let disk_url = format!("{prefix}/disks/bench-30g?api-version=2024-03-02");
     let body = json!({"location": "westeurope", "zones": ["1"], "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 30}});
-    let r = http.put(&disk_url).bearer_auth(&handle.token).json(&body).send().await?;
+    let r = http
+        .put(&disk_url)
+        .bearer_auth(&handle.token)
+        .json(&body)
+        .send()
+        .await?;
     anyhow::ensure!(r.status() == 202, "disk create: {}", r.status());
     let state: Value = serde_json::from_slice(&std::fs::read(dir.path().join("data/state.json"))?)?;
-    let image = state["disks"][format!("{}/bench-30g", RG.to_ascii_lowercase())]["image"].as_str().unwrap().to_string();
-    let file = std::fs::OpenOptions::new().write(true).open(dir.path().join("data/images").join(image))?;
+    let image = state["disks"][format!("{}/bench-30g", RG.to_ascii_lowercase())]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("data/images").join(image))?;
     let chunk = vec![0xA5u8; 4 << 20];
     for i in 0..64u64 {
         file.write_all_at(&chunk, i * (30 << 30) / 64)?;
@@ -74,7 +93,12 @@ async fn main() -> anyhow::Result<()> {
     let body = json!({"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId":
         format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/disks/bench-30g")}}});
     let t = Instant::now();
-    let r = http.put(&snap_url).bearer_auth(&handle.token).json(&body).send().await?;
+    let r = http
+        .put(&snap_url)
+        .bearer_auth(&handle.token)
+        .json(&body)
+        .send()
+        .await?;
     anyhow::ensure!(r.status() == 202, "snapshot: {}", r.status());
     println!(
         "30 GiB sparse disk copy (256 MiB of data in 64 extents): {:.0} ms (snapshot PUT answered after the copy)",

@@ -85,6 +85,7 @@ impl ArmError {
             message: format!("cannot {doing}{code}{status}: {}", self.message),
             hint: None,
             retryable: self.retryable(),
+            locked: false,
         };
         if let Some(hint) = self.hint() {
             error = error.with_hint(hint);
@@ -116,9 +117,21 @@ pub fn operation_failed(label: &str, status: &str, error: Option<&Value>) -> Act
     out
 }
 
+/// Did Azure refuse because another operation is running on the resource? (For example our own
+/// request, accepted just before its connection dropped, then sent again by the retry policy.)
+pub fn is_busy(error: &ActionError) -> bool {
+    let m = error.message.to_ascii_lowercase();
+    m.contains("another operation") || m.contains("provisioning state is updating") || m.contains("provisioning state is creating")
+}
+
 /// Is this the error of a GET on something that does not exist?
 pub fn is_not_found(error: &azure_core::Error) -> bool {
     matches!(error.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 404)
+}
+
+/// 412: an `If-Match` ETag no longer matches (someone else changed the resource first).
+pub fn is_precondition_failed(error: &azure_core::Error) -> bool {
+    matches!(error.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 412)
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ impl Azure {
         resource_url: Option<String>,
         final_via: FinalVia,
     ) -> Result<Started, ActionError> {
+        super::kill_hook::after_mutation();
         let (status, headers, body) = response.deconstruct();
         let async_operation = headers.get_optional_string(&AZURE_ASYNC_OPERATION);
         let location = headers.get_optional_string(&LOCATION);
@@ -151,18 +152,25 @@ impl Azure {
 
     /// Poll `op` until it ends; its final resource (or Null) on success, its `error` verbatim on failure.
     pub async fn wait(&self, op: &Operation) -> Result<Value, ActionError> {
+        self.wait_outcome(op).await?
+    }
+
+    /// Like [`Azure::wait`], but tells apart "the operation ended (in success or failure)" (`Ok`)
+    /// from "could not find out" (`Err`: polling failed, the operation may still be running).
+    pub async fn wait_outcome(&self, op: &Operation) -> Result<Result<Value, ActionError>, ActionError> {
         let started = Instant::now();
         let mut polls = 0u32;
         if let Some(url) = &op.async_operation {
             loop {
                 let (_, headers, body) = self.get_raw(url).await?;
+                super::kill_hook::after_poll();
                 let status = body.get("status").and_then(Value::as_str).unwrap_or("InProgress").to_string();
                 if is_terminal(&status) {
                     if !status.eq_ignore_ascii_case("succeeded") {
-                        return Err(errors::operation_failed(&op.label, &status, body.get("error")));
+                        return Ok(Err(errors::operation_failed(&op.label, &status, body.get("error"))));
                     }
                     if let Some(output) = body.pointer("/properties/output") {
-                        return Ok(output.clone());
+                        return Ok(Ok(output.clone()));
                     }
                     break;
                 }
@@ -173,18 +181,18 @@ impl Azure {
             }
             if op.final_via_location {
                 if let Some(location) = &op.location {
-                    return self.poll_location(op, location, started).await;
+                    return self.poll_location(op, location, started).await.map(Ok);
                 }
             }
         } else if let Some(location) = &op.location {
             let body = self.poll_location(op, location, started).await?;
             if !body.is_null() || op.resource_url.is_none() {
-                return Ok(body);
+                return Ok(Ok(body));
             }
         }
         match &op.resource_url {
-            Some(url) => Ok(self.get_raw(url).await?.2),
-            None => Ok(Value::Null),
+            Some(url) => Ok(Ok(self.get_raw(url).await?.2)),
+            None => Ok(Ok(Value::Null)),
         }
     }
 
@@ -193,6 +201,7 @@ impl Azure {
         let mut polls = 0u32;
         loop {
             let (status, headers, body) = self.get_raw(url).await?;
+            super::kill_hook::after_poll();
             if status != StatusCode::Accepted {
                 return Ok(body);
             }

@@ -16,7 +16,11 @@ pub struct ArmError {
 
 impl ArmError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        ArmError { status, code: code.to_string(), message: message.into() }
+        ArmError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn body(&self) -> Value {
@@ -55,14 +59,22 @@ pub fn now() -> time::OffsetDateTime {
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339 formatting")
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formatting")
 }
 
 /// A random GUID in ARM's lowercase form.
 pub fn guid() -> String {
     let b: [u8; 16] = rand::random();
     let h = hex::encode(b);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}`.
@@ -80,10 +92,36 @@ pub fn parse_resource_id(id: &str) -> Option<(String, String, String)> {
         && parts[4].eq_ignore_ascii_case("providers")
         && parts[5].eq_ignore_ascii_case("Microsoft.Compute")
     {
-        Some((parts[3].to_string(), parts[6].to_ascii_lowercase(), parts[7].to_string()))
+        Some((
+            parts[3].to_string(),
+            parts[6].to_ascii_lowercase(),
+            parts[7].to_string(),
+        ))
     } else {
         None
     }
+}
+
+/// Azure's naming rule for disks and snapshots (80 characters; word characters, '.', '-', '_';
+/// begins with a word character, ends with one or '_').
+pub fn check_volume_name(name: &str) -> ArmResult<()> {
+    let ok = (1..=80).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        return Ok(());
+    }
+    Err(ArmError::bad_request(
+        "InvalidResourceName",
+        format!(
+            "Resource name {name} is invalid. The name can be up to 80 characters long. It must begin with a word \
+             character, and it must end with a word character or with '_'. The name may contain word characters or \
+             '.', '-', '_'."
+        ),
+    ))
 }
 
 /// The map key of a resource: ARM names are case-insensitive.
@@ -98,8 +136,28 @@ mod tests {
     #[test]
     fn parses_ids_case_insensitively() {
         let id = "/subscriptions/s/resourcegroups/RG/providers/microsoft.compute/Disks/d1";
-        assert_eq!(parse_resource_id(id), Some(("RG".into(), "disks".into(), "d1".into())));
-        assert_eq!(parse_resource_id("/subscriptions/s/resourceGroups/rg"), None);
+        assert_eq!(
+            parse_resource_id(id),
+            Some(("RG".into(), "disks".into(), "d1".into()))
+        );
+        assert_eq!(
+            parse_resource_id("/subscriptions/s/resourceGroups/rg"),
+            None
+        );
+    }
+
+    #[test]
+    fn volume_names_follow_azure() {
+        assert!(check_volume_name(
+            "aks-nodepool1-31415926-vm2_OsDisk_1_3a9f-snap-20261126-164500-ab12"
+        )
+        .is_ok());
+        assert_eq!(
+            check_volume_name(&"a".repeat(81)).unwrap_err().code,
+            "InvalidResourceName"
+        );
+        assert!(check_volume_name("ends-with-dash-").is_err());
+        assert!(check_volume_name("has space").is_err());
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub struct BootOutcome {
 enum Check {
     Clean,
     /// fsck found damage; its report.
-    Damaged { fs: &'static str, report: String },
+    Damaged {
+        fs: &'static str,
+        report: String,
+    },
     /// No filesystem the kernel recognizes.
     Unmountable,
 }
@@ -30,12 +33,21 @@ pub fn boot(vm: &str, image: &Path, data_dir: &Path) -> anyhow::Result<BootOutco
         Some(p) => (p.offset, p.size, p.number),
         None => (0, std::fs::metadata(image)?.len(), 0),
     };
-    let tmp = tempfile::Builder::new().prefix("boot-").tempdir_in(data_dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("boot-")
+        .tempdir_in(data_dir)?;
     let part = tmp.path().join("root.img");
     super::images::extract(image, offset, size, &part)?;
     let check = check(&part)?;
-    let dev = if partno == 0 { "sda".to_string() } else { format!("sda{partno}") };
-    Ok(BootOutcome { ready: matches!(check, Check::Clean), serial_log: serial_log(vm, &dev, &part, &check) })
+    let dev = if partno == 0 {
+        "sda".to_string()
+    } else {
+        format!("sda{partno}")
+    };
+    Ok(BootOutcome {
+        ready: matches!(check, Check::Clean),
+        serial_log: serial_log(vm, &dev, &part, &check),
+    })
 }
 
 fn check(part: &Path) -> anyhow::Result<Check> {
@@ -55,23 +67,50 @@ fn check(part: &Path) -> anyhow::Result<Check> {
     } else {
         return Ok(Check::Unmountable);
     };
-    let out = cmd.output().with_context(|| format!("running {cmd:?} for the boot check"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {cmd:?} for the boot check"))?;
     if out.status.success() {
         return Ok(Check::Clean);
     }
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(Check::Damaged { fs, report })
 }
 
 /// Where the damage is, as a path: the first inode e2fsck names, resolved with debugfs.
 fn damaged_path(part: &Path, report: &str) -> Option<(u64, String)> {
-    let inode = report.split(|c: char| !c.is_ascii_alphanumeric()).collect::<Vec<_>>().windows(2).find_map(|w| {
-        (w[0].eq_ignore_ascii_case("inode")).then(|| w[1].parse::<u64>().ok()).flatten()
-    })?;
-    let out = Command::new("debugfs").arg("-R").arg(format!("ncheck {inode}")).arg(part).output().ok()?;
+    let inode = report
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find_map(|w| {
+            (w[0].eq_ignore_ascii_case("inode"))
+                .then(|| w[1].parse::<u64>().ok())
+                .flatten()
+        })?;
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("ncheck {inode}"))
+        .arg(part)
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let path = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(1))?;
-    Some((inode, if path.starts_with('/') { path.to_string() } else { format!("/{path}") }))
+    let path = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))?;
+    Some((
+        inode,
+        if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        },
+    ))
 }
 
 fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
@@ -86,8 +125,12 @@ fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
     match check {
         Check::Clean => {
             log.push(format!("[    1.912044] EXT4-fs ({dev}): mounted filesystem with ordered data mode. Opts: (null). Quota mode: none."));
-            log.push("[    4.201551] systemd[1]: Started Docker Application Container Engine.".into());
-            log.push("[    5.884310] systemd[1]: Started kubelet: The Kubernetes Node Agent.".into());
+            log.push(
+                "[    4.201551] systemd[1]: Started Docker Application Container Engine.".into(),
+            );
+            log.push(
+                "[    5.884310] systemd[1]: Started kubelet: The Kubernetes Node Agent.".into(),
+            );
             log.push("[    6.120377] WALinuxAgent[1022]: INFO Daemon Azure Linux Agent is running: ProvisioningState: Ready".into());
             log.push(String::new());
             log.push("Ubuntu 22.04.5 LTS".to_string() + &format!(" {vm} ttyS0"));
@@ -95,14 +138,23 @@ fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
             log.push(format!("{vm} login: "));
         }
         Check::Damaged { fs, report } => {
-            log.push(format!("[    1.901833] /dev/{dev} contains a file system with errors, check forced."));
+            log.push(format!(
+                "[    1.901833] /dev/{dev} contains a file system with errors, check forced."
+            ));
             for line in report.lines().filter(|l| !l.trim().is_empty()).take(12) {
-                log.push(format!("[    1.9{:05}] {dev}: {}", 3000 + log.len() * 731, line.trim()));
+                log.push(format!(
+                    "[    1.9{:05}] {dev}: {}",
+                    3000 + log.len() * 731,
+                    line.trim()
+                ));
             }
-            log.push(format!("[    1.989113] {dev}: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY."));
+            log.push(format!(
+                "[    1.989113] {dev}: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY."
+            ));
             log.push("[    1.989120] \t(i.e., without -a or -p options)".into());
             if *fs == "ext4" {
-                let (inode, path) = damaged_path(part, report).unwrap_or_else(|| (2, "/var/lib/docker/overlay2".into()));
+                let (inode, path) = damaged_path(part, report)
+                    .unwrap_or_else(|| (2, "/var/lib/docker/overlay2".into()));
                 log.push(format!("[    2.013422] EXT4-fs ({dev}): mounted filesystem with ordered data mode. Opts: (null). Quota mode: none."));
                 log.push(format!("[    5.334901] EXT4-fs error (device {dev}): htree_dirblock_to_tree:1082: inode #{inode}: comm dockerd: bad entry in directory: rec_len is smaller than minimal - offset=0, inode=0, rec_len=0, size=4096 fake=0"));
                 log.push(format!("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat {path}: structure needs cleaning"));
@@ -111,16 +163,31 @@ fn serial_log(vm: &str, dev: &str, part: &Path, check: &Check) -> String {
                 log.push("[    5.341877] dockerd[1187]: failed to start daemon: error initializing graphdriver: lstat /var/lib/docker/overlay2: structure needs cleaning".into());
             }
             log.push("[    5.352010] systemd[1]: docker.service: Main process exited, code=exited, status=1/FAILURE".into());
-            log.push("[    5.352233] systemd[1]: docker.service: Failed with result 'exit-code'.".into());
-            log.push("[   11.602117] systemd[1]: docker.service: Start request repeated too quickly.".into());
-            log.push("[   11.602158] systemd[1]: docker.service: Failed with result 'start-limit-hit'.".into());
-            log.push("[   11.602511] systemd[1]: Failed to start Docker Application Container Engine.".into());
+            log.push(
+                "[    5.352233] systemd[1]: docker.service: Failed with result 'exit-code'.".into(),
+            );
+            log.push(
+                "[   11.602117] systemd[1]: docker.service: Start request repeated too quickly."
+                    .into(),
+            );
+            log.push(
+                "[   11.602158] systemd[1]: docker.service: Failed with result 'start-limit-hit'."
+                    .into(),
+            );
+            log.push(
+                "[   11.602511] systemd[1]: Failed to start Docker Application Container Engine."
+                    .into(),
+            );
             log.push("[   12.004420] kubelet[1544]: E1126 18:41:07.004 run.go:74] \"command failed\" err=\"failed to run Kubelet: failed to get docker version: Cannot connect to the Docker daemon at unix:///var/run/docker.sock\"".into());
             log.push("[   62.118003] WALinuxAgent[1022]: WARNING Daemon VM agent is not ready: provisioning did not complete".into());
         }
         Check::Unmountable => {
-            log.push(format!("[    1.904211] EXT4-fs ({dev}): VFS: Can't find ext4 filesystem"));
-            log.push(format!("[    1.904455] XFS ({dev}): Invalid superblock magic number"));
+            log.push(format!(
+                "[    1.904211] EXT4-fs ({dev}): VFS: Can't find ext4 filesystem"
+            ));
+            log.push(format!(
+                "[    1.904455] XFS ({dev}): Invalid superblock magic number"
+            ));
             log.push("Gave up waiting for root file system device.  Common problems:".into());
             log.push(" - Boot args (cat /proc/cmdline)".into());
             log.push(" - Check rootdelay= (did the system wait long enough?)".into());

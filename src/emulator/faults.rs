@@ -37,7 +37,9 @@ impl std::str::FromStr for FaultKind {
         let s = s.trim();
         let (name, arg) = match s.split_once('(') {
             Some((n, rest)) => {
-                let arg = rest.strip_suffix(')').ok_or_else(|| format!("fault kind `{s}`: missing `)`"))?;
+                let arg = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| format!("fault kind `{s}`: missing `)`"))?;
                 (n.trim(), Some(arg.trim()))
             }
             None => (s, None),
@@ -45,16 +47,22 @@ impl std::str::FromStr for FaultKind {
         let number = |default: f64| -> Result<f64, String> {
             match arg {
                 None => Ok(default),
-                Some(a) => a.parse::<f64>().map_err(|_| format!("fault kind `{s}`: `{a}` is not a number")),
+                Some(a) => a
+                    .parse::<f64>()
+                    .map_err(|_| format!("fault kind `{s}`: `{a}` is not a number")),
             }
         };
         Ok(match name {
             "http_500" => FaultKind::Http500,
             "http_503" => FaultKind::Http503,
-            "throttle" => FaultKind::Throttle { retry_after: number(5.0)? as u64 },
+            "throttle" => FaultKind::Throttle {
+                retry_after: number(5.0)? as u64,
+            },
             "lro_failed" => FaultKind::LroFailed,
             "drop_connection" => FaultKind::DropConnection,
-            "slow" => FaultKind::Slow { factor: number(10.0)? },
+            "slow" => FaultKind::Slow {
+                factor: number(10.0)?,
+            },
             other => {
                 return Err(format!(
                     "unknown fault kind `{other}`: expected http_500, http_503, throttle(SECONDS), \
@@ -110,8 +118,13 @@ impl FaultRule {
             || p.eq_ignore_ascii_case(name)
             || p.eq_ignore_ascii_case(alias)
             || p.strip_suffix(".*").is_some_and(|prefix| {
-                name.split('.').next().is_some_and(|n| n.eq_ignore_ascii_case(prefix))
-                    || alias.split('.').next().is_some_and(|a| a.eq_ignore_ascii_case(prefix))
+                name.split('.')
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(prefix))
+                    || alias
+                        .split('.')
+                        .next()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(prefix))
             })
     }
 
@@ -138,7 +151,10 @@ pub fn pick(
     let count = calls.entry(name.to_string()).or_insert(0);
     *count += 1;
     let call = *count;
-    rules.iter().find(|r| r.matches(name, alias) && r.fires(name, call)).map(|r| r.kind)
+    rules
+        .iter()
+        .find(|r| r.matches(name, alias) && r.fires(name, call))
+        .map(|r| r.kind)
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -149,7 +165,9 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -163,19 +181,33 @@ mod tests {
 
     #[test]
     fn nth_call_fires_once() {
-        let rules = vec![rule("{operation: snapshot.create, call: 2, kind: http_503}")];
+        let rules = vec![rule(
+            "{operation: snapshot.create, call: 2, kind: http_503}",
+        )];
         let mut calls = BTreeMap::new();
-        let got: Vec<_> =
-            (0..3).map(|_| pick(&rules, &mut calls, "snapshots.createOrUpdate", "snapshot.create")).collect();
+        let got: Vec<_> = (0..3)
+            .map(|_| {
+                pick(
+                    &rules,
+                    &mut calls,
+                    "snapshots.createOrUpdate",
+                    "snapshot.create",
+                )
+            })
+            .collect();
         assert_eq!(got, vec![None, Some(FaultKind::Http503), None]);
     }
 
     #[test]
     fn seeded_probability_is_reproducible() {
-        let rules = vec![rule("{operation: '*', probability: 0.3, seed: 7, kind: throttle(2)}")];
+        let rules = vec![rule(
+            "{operation: '*', probability: 0.3, seed: 7, kind: throttle(2)}",
+        )];
         let run = || {
             let mut calls = BTreeMap::new();
-            (0..200).map(|_| pick(&rules, &mut calls, "disks.get", "disk.get").is_some()).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| pick(&rules, &mut calls, "disks.get", "disk.get").is_some())
+                .collect::<Vec<_>>()
         };
         let a = run();
         assert_eq!(a, run());
@@ -185,8 +217,17 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_reject_typos() {
-        assert_eq!("throttle(7)".parse::<FaultKind>(), Ok(FaultKind::Throttle { retry_after: 7 }));
-        assert_eq!("slow(2.5)".parse::<FaultKind>(), Ok(FaultKind::Slow { factor: 2.5 }));
-        assert!("http_502".parse::<FaultKind>().unwrap_err().contains("unknown fault kind"));
+        assert_eq!(
+            "throttle(7)".parse::<FaultKind>(),
+            Ok(FaultKind::Throttle { retry_after: 7 })
+        );
+        assert_eq!(
+            "slow(2.5)".parse::<FaultKind>(),
+            Ok(FaultKind::Slow { factor: 2.5 })
+        );
+        assert!("http_502"
+            .parse::<FaultKind>()
+            .unwrap_err()
+            .contains("unknown fault kind"));
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Bump when the generated content changes, so stale cached images are not reused.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 const MIB: u64 = 1 << 20;
 /// The container layer whose `-init` directory the incident's corruption hits.
 pub const OVERLAY_ID: &str = "5b0c6e8f4a9d2e71c3f08ab6d94e2c17f5a3b8e09d6c4f21a7e3b5d90c8f1a26";
@@ -58,7 +58,10 @@ pub struct Recipe {
 
 impl Recipe {
     fn hash(&self) -> String {
-        let text = format!("{GENERATOR_VERSION}:{}", serde_json::to_string(self).expect("recipe serializes"));
+        let text = format!(
+            "{GENERATOR_VERSION}:{}",
+            serde_json::to_string(self).expect("recipe serializes")
+        );
         hex::encode(&Sha256::digest(text.as_bytes())[..12])
     }
 }
@@ -75,14 +78,18 @@ pub fn cache_dir() -> PathBuf {
 /// Returns the cached image for `recipe`, building it first if needed.
 pub fn cached(recipe: &Recipe) -> anyhow::Result<PathBuf> {
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating image cache {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating image cache {}", dir.display()))?;
     let path = dir.join(format!("{}.img", recipe.hash()));
     if path.exists() {
         return Ok(path);
     }
-    let work = tempfile::Builder::new().prefix(".build-").tempdir_in(&dir)?;
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&dir)?;
     let img = work.path().join("disk.img");
-    build(recipe, work.path(), &img).with_context(|| format!("generating a {:?} disk image", recipe.fs))?;
+    build(recipe, work.path(), &img)
+        .with_context(|| format!("generating a {:?} disk image", recipe.fs))?;
     // Rename is atomic: concurrent emulators either see the whole image or build their own.
     std::fs::rename(&img, &path)?;
     Ok(path)
@@ -96,8 +103,8 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
     let image_mib = recipe.image_mib.max(min_mib);
     let tree = work.join("tree");
     match recipe.tree {
-        Tree::Os => os_tree(&tree)?,
-        Tree::Data => data_tree(&tree)?,
+        Tree::Os => populate(&tree, OS_FILES, OS_DIRS)?,
+        Tree::Data => populate(&tree, DATA_FILES, DATA_DIRS)?,
     }
     std::fs::File::create(img)?.set_len(image_mib * MIB)?;
     let table = format!(
@@ -109,13 +116,25 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
     );
     run_stdin(Command::new("sfdisk").arg("-q").arg(img), &table)?;
     let parts = super::gpt::partitions(img)?;
-    let root = parts.iter().find(|p| p.number == 1).context("sfdisk made no partition 1")?;
+    let root = parts
+        .iter()
+        .find(|p| p.number == 1)
+        .context("sfdisk made no partition 1")?;
     let part = work.join("root.img");
     std::fs::File::create(&part)?.set_len(root.size)?;
     match recipe.fs {
         Fs::Ext4 => {
             run(Command::new("mke2fs")
-                .args(["-q", "-F", "-t", "ext4", "-O", "^metadata_csum", "-L", "cloudimg-rootfs"])
+                .args([
+                    "-q",
+                    "-F",
+                    "-t",
+                    "ext4",
+                    "-O",
+                    "^metadata_csum",
+                    "-L",
+                    "cloudimg-rootfs",
+                ])
                 .args(["-E", "root_owner=0:0", "-d"])
                 .arg(&tree)
                 .arg(&part))?;
@@ -123,7 +142,10 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
         Fs::Xfs => {
             let proto = work.join("proto");
             std::fs::write(&proto, protofile(&tree)?)?;
-            run(Command::new("mkfs.xfs").args(["-q", "-f", "-L", "rootfs", "-p"]).arg(&proto).arg(&part))?;
+            run(Command::new("mkfs.xfs")
+                .args(["-q", "-f", "-L", "rootfs", "-p"])
+                .arg(&proto)
+                .arg(&part))?;
         }
     }
     if let Some(c) = recipe.corrupt {
@@ -136,12 +158,18 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
 fn corrupt(part: &Path, fs: Fs, how: Corruption) -> anyhow::Result<()> {
     if fs == Fs::Xfs {
         if how != Corruption::Overlay2Init {
-            bail!("corruption `{}` applies to ext4 only; XFS supports overlay2-init", serde_yaml::to_string(&how)?.trim());
+            bail!(
+                "corruption `{}` applies to ext4 only; XFS supports overlay2-init",
+                serde_yaml::to_string(&how)?.trim()
+            );
         }
         // The directory's inode loses its mode: XFS answers EFSCORRUPTED ("Structure needs
         // cleaning") on lstat; `xfs_repair -n` exits 1 and `xfs_repair` fixes it.
         let path = format!("path /var/lib/docker/overlay2/{OVERLAY_ID}-init");
-        return run(Command::new("xfs_db").args(["-x", "-c", &path, "-c", "write core.mode 0"]).arg(part)).map(drop);
+        return run(Command::new("xfs_db")
+            .args(["-x", "-c", &path, "-c", "write core.mode 0"])
+            .arg(part))
+        .map(drop);
     }
     match how {
         Corruption::Overlay2Init => {
@@ -151,10 +179,15 @@ fn corrupt(part: &Path, fs: Fs, how: Corruption) -> anyhow::Result<()> {
         Corruption::Superblock => zero(part, 1024, 1024),
         Corruption::Unrepairable => {
             let out = run(Command::new("dumpe2fs").arg(part))?;
-            let block_size: u64 = field(&out, "Block size:").context("dumpe2fs shows no block size")?;
+            let block_size: u64 =
+                field(&out, "Block size:").context("dumpe2fs shows no block size")?;
             for line in out.lines().filter(|l| l.contains("superblock at ")) {
                 let at = line.split("superblock at ").nth(1).unwrap_or("");
-                let block: u64 = at.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").parse()?;
+                let block: u64 = at
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap_or("")
+                    .parse()?;
                 if block > 0 {
                     zero(part, block * block_size, block_size)?;
                 }
@@ -165,7 +198,9 @@ fn corrupt(part: &Path, fs: Fs, how: Corruption) -> anyhow::Result<()> {
 }
 
 fn field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn zero(path: &Path, offset: u64, len: u64) -> anyhow::Result<()> {
@@ -176,9 +211,15 @@ fn zero(path: &Path, offset: u64, len: u64) -> anyhow::Result<()> {
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?} (is e2fsprogs/xfsprogs/fdisk installed?)"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {cmd:?} (is e2fsprogs/xfsprogs/fdisk installed?)"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -191,69 +232,97 @@ fn run_stdin(cmd: &mut Command, input: &str) -> anyhow::Result<()> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("running {cmd:?} (is fdisk installed?)"))?;
-    child.stdin.take().expect("piped").write_all(input.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
-fn write(root: &Path, rel: &str, content: &str) -> anyhow::Result<()> {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("relative path has a parent"))?;
-    std::fs::write(p, content)?;
-    Ok(())
-}
+/// An AKS Ubuntu node's root filesystem, in miniature (`{layer}` and `{init}` are a container
+/// layer and its `-init` layer under /var/lib/docker/overlay2).
+const OS_FILES: &[(&str, &str)] = &[
+    ("etc/os-release", "PRETTY_NAME=\"Ubuntu 22.04.5 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.5 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\n"),
+    ("etc/hostname", "aks-nodepool1-31415926-vm2\n"),
+    ("etc/fstab", "# CLOUD_IMG: This file was created/modified by the Cloud Image build process\nLABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1\nLABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,_netdev,comment=cloudconfig\t0\t2\n"),
+    ("etc/docker/daemon.json", "{\n  \"live-restore\": true,\n  \"log-driver\": \"json-file\",\n  \"log-opts\": {\"max-size\": \"50m\", \"max-file\": \"5\"}\n}\n"),
+    ("etc/systemd/system/kubelet.service", "[Unit]\nDescription=Kubelet\nConditionPathExists=/usr/local/bin/kubelet\n\n[Service]\nRestart=always\nExecStart=/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml\n"),
+    ("var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nmaxPods: 110\n"),
+    ("var/lib/kubelet/kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: localcluster\n  cluster:\n    server: https://prod-aks-dns-0f3c2a1b.hcp.westeurope.azmk8s.io:443\n"),
+    ("{init}/diff/etc/hostname", ""),
+    ("{init}/diff/etc/hosts", ""),
+    ("{init}/diff/etc/resolv.conf", ""),
+    ("{init}/link", "B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n"),
+    ("{init}/lower", "l/U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n"),
+    ("{layer}/diff/app/server.js", "require('http').createServer((q, r) => r.end('ok')).listen(8080);\n"),
+    ("{layer}/link", "U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n"),
+    ("{layer}/lower", "l/B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n"),
+    ("var/log/syslog", "Nov 26 18:02:11 aks-nodepool1-31415926-vm2 kubelet[1544]: I1126 18:02:11.104 kubelet_node_status.go:497] \"Fast updating node status as it just became ready\"\n"),
+    ("home/azureuser/.bashrc", "# ~/.bashrc\n"),
+    ("boot/grub/grub.cfg", "set timeout=1\nmenuentry 'Ubuntu' {\n  linux /boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0\n}\n"),
+];
 
-fn dirs(root: &Path, rels: &[&str]) -> anyhow::Result<()> {
-    for r in rels {
-        std::fs::create_dir_all(root.join(r))?;
-    }
-    Ok(())
-}
-
-/// An AKS Ubuntu node's root filesystem, in miniature.
-fn os_tree(root: &Path) -> anyhow::Result<()> {
-    write(root, "etc/os-release", "PRETTY_NAME=\"Ubuntu 22.04.5 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.5 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\n")?;
-    write(root, "etc/hostname", "aks-nodepool1-31415926-vm2\n")?;
-    write(
-        root,
-        "etc/fstab",
-        "# CLOUD_IMG: This file was created/modified by the Cloud Image build process\nLABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1\nLABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,_netdev,comment=cloudconfig\t0\t2\n",
-    )?;
-    write(root, "etc/docker/daemon.json", "{\n  \"live-restore\": true,\n  \"log-driver\": \"json-file\",\n  \"log-opts\": {\"max-size\": \"50m\", \"max-file\": \"5\"}\n}\n")?;
-    write(root, "etc/systemd/system/kubelet.service", "[Unit]\nDescription=Kubelet\nConditionPathExists=/usr/local/bin/kubelet\n\n[Service]\nRestart=always\nExecStart=/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml\n")?;
-    write(root, "var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nmaxPods: 110\n")?;
-    write(root, "var/lib/kubelet/kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: localcluster\n  cluster:\n    server: https://prod-aks-dns-0f3c2a1b.hcp.westeurope.azmk8s.io:443\n")?;
-    dirs(root, &["var/lib/kubelet/pods", "var/lib/kubelet/plugins/kubernetes.io/csi", "var/lib/containerd", "boot/efi", "tmp", "home/azureuser", "mnt", "proc", "sys", "dev", "run"])?;
-    let layer = format!("var/lib/docker/overlay2/{OVERLAY_ID}");
-    let init = format!("var/lib/docker/overlay2/{OVERLAY_ID}-init");
-    for d in ["diff/etc", "diff/dev/shm", "diff/proc", "diff/sys", "work/work"] {
-        std::fs::create_dir_all(root.join(&init).join(d))?;
-    }
-    write(root, &format!("{init}/diff/etc/hostname"), "")?;
-    write(root, &format!("{init}/diff/etc/hosts"), "")?;
-    write(root, &format!("{init}/diff/etc/resolv.conf"), "")?;
-    write(root, &format!("{init}/link"), "B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n")?;
-    write(root, &format!("{init}/lower"), "l/U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n")?;
-    write(root, &format!("{layer}/diff/app/server.js"), "require('http').createServer((q, r) => r.end('ok')).listen(8080);\n")?;
-    write(root, &format!("{layer}/link"), "U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n")?;
-    write(root, &format!("{layer}/lower"), "l/B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n")?;
-    dirs(root, &["var/lib/docker/overlay2/l", "var/lib/docker/containers", "var/lib/docker/image/overlay2"])?;
-    write(root, "var/log/syslog", "Nov 26 18:02:11 aks-nodepool1-31415926-vm2 kubelet[1544]: I1126 18:02:11.104 kubelet_node_status.go:497] \"Fast updating node status as it just became ready\"\n")?;
-    write(root, "home/azureuser/.bashrc", "# ~/.bashrc\n")?;
-    write(root, "boot/grub/grub.cfg", "set timeout=1\nmenuentry 'Ubuntu' {\n  linux /boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0\n}\n")?;
-    Ok(())
-}
+const OS_DIRS: &[&str] = &[
+    "var/lib/kubelet/pods",
+    "var/lib/kubelet/plugins/kubernetes.io/csi",
+    "var/lib/containerd",
+    "boot/efi",
+    "tmp",
+    "mnt",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "{init}/diff/dev/shm",
+    "{init}/diff/proc",
+    "{init}/diff/sys",
+    "{init}/work/work",
+    "var/lib/docker/overlay2/l",
+    "var/lib/docker/containers",
+    "var/lib/docker/image/overlay2",
+];
 
 /// A PostgreSQL volume as a StatefulSet's persistent volume holds it.
-fn data_tree(root: &Path) -> anyhow::Result<()> {
-    write(root, "pgdata/PG_VERSION", "16\n")?;
-    write(root, "pgdata/postgresql.auto.conf", "# Do not edit this file manually!\n")?;
-    write(root, "pgdata/base/16384/PG_VERSION", "16\n")?;
-    write(root, "pgdata/global/pg_control", &"\u{1}".repeat(8192))?;
-    dirs(root, &["pgdata/pg_wal/archive_status", "lost+found"])?;
+const DATA_FILES: &[(&str, &str)] = &[
+    ("pgdata/PG_VERSION", "16\n"),
+    (
+        "pgdata/postgresql.auto.conf",
+        "# Do not edit this file manually!\n",
+    ),
+    ("pgdata/base/16384/PG_VERSION", "16\n"),
+    (
+        "pgdata/global/pg_control",
+        "pg_control version number: 1300\n",
+    ),
+];
+
+const DATA_DIRS: &[&str] = &["pgdata/pg_wal/archive_status", "lost+found"];
+
+/// Writes a tree of files and directories below `root`.
+fn populate(root: &Path, files: &[(&str, &str)], dirs: &[&str]) -> anyhow::Result<()> {
+    let expand = |p: &str| {
+        p.replace(
+            "{init}",
+            &format!("var/lib/docker/overlay2/{OVERLAY_ID}-init"),
+        )
+        .replace("{layer}", &format!("var/lib/docker/overlay2/{OVERLAY_ID}"))
+    };
+    for d in dirs {
+        std::fs::create_dir_all(root.join(expand(d)))?;
+    }
+    for (path, content) in files {
+        let p = root.join(expand(path));
+        std::fs::create_dir_all(p.parent().expect("relative path has a parent"))?;
+        std::fs::write(p, content)?;
+    }
     Ok(())
 }
 
@@ -270,7 +339,10 @@ fn protofile(tree: &Path) -> anyhow::Result<String> {
                 walk(&e.path(), depth + 1, out)?;
                 out.push_str(&format!("{indent}$\n"));
             } else {
-                out.push_str(&format!("{indent}{name} ---644 0 0 {}\n", e.path().display()));
+                out.push_str(&format!(
+                    "{indent}{name} ---644 0 0 {}\n",
+                    e.path().display()
+                ));
             }
         }
         Ok(())

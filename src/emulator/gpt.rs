@@ -34,7 +34,11 @@ pub fn partitions(image: &Path) -> anyhow::Result<Vec<Partition>> {
     let entries_lba = u64_at(&header, 72);
     let count = u32_at(&header, 80).min(256);
     let entry_size = u32_at(&header, 84) as usize;
-    anyhow::ensure!(entry_size >= 128, "{}: GPT entry size {entry_size} is invalid", image.display());
+    anyhow::ensure!(
+        entry_size >= 128,
+        "{}: GPT entry size {entry_size} is invalid",
+        image.display()
+    );
     let mut table = vec![0u8; entry_size * count as usize];
     f.read_exact_at(&mut table, entries_lba * SECTOR)?;
     let mut parts = Vec::new();

@@ -24,7 +24,8 @@ pub fn copy_image(src: &Path, dst: &Path) -> anyhow::Result<()> {
     // SAFETY: both descriptors are open for the duration of the call.
     let cloned = unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) } == 0;
     if !cloned {
-        copy_range(&from, 0, len, &to, 0).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        copy_range(&from, 0, len, &to, 0)
+            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
         to.set_len(len)?;
     }
     to.sync_all()?;
@@ -36,7 +37,9 @@ pub fn copy_range(from: &File, src_off: u64, len: u64, to: &File, dst_off: u64) 
     let end = src_off + len;
     let mut pos = src_off;
     while pos < end {
-        let Some(data) = seek(from, pos, libc::SEEK_DATA)? else { break };
+        let Some(data) = seek(from, pos, libc::SEEK_DATA)? else {
+            break;
+        };
         if data >= end {
             break;
         }
@@ -53,7 +56,11 @@ fn seek(f: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
     let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, whence) };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENXIO) { Ok(None) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::ENXIO) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     Ok(Some(r as u64))
 }
@@ -64,11 +71,21 @@ fn copy_bytes(from: &File, mut src: u64, mut len: u64, to: &File, mut dst: u64) 
         let mut d = dst as libc::loff_t;
         // SAFETY: offsets point to valid locals; descriptors are open.
         let n = unsafe {
-            libc::copy_file_range(from.as_raw_fd(), &mut s, to.as_raw_fd(), &mut d, len.min(1 << 30) as usize, 0)
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut s,
+                to.as_raw_fd(),
+                &mut d,
+                len.min(1 << 30) as usize,
+                0,
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)) {
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)
+            ) {
                 return copy_plain(from, src, len, to, dst);
             }
             return Err(e);
@@ -116,7 +133,11 @@ pub fn create_sparse(path: &Path, bytes: u64) -> anyhow::Result<()> {
 /// Copies bytes `offset..offset+len` of an image into a new sparse file (a partition, say).
 pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) -> anyhow::Result<()> {
     let from = File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    let to = OpenOptions::new().write(true).create(true).truncate(true).open(dst)?;
+    let to = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)?;
     copy_range(&from, offset, len, &to, 0)?;
     to.set_len(len)?;
     Ok(())
@@ -137,7 +158,8 @@ pub fn import(src: &Path, dst: &Path) -> anyhow::Result<()> {
     let from = File::open(src).with_context(|| format!("opening disk image {}", src.display()))?;
     let len = from.metadata()?.len();
     let mut footer = [0u8; 8];
-    let vhd = len >= 512 && from.read_exact_at(&mut footer, len - 512).is_ok() && &footer == b"conectix";
+    let vhd =
+        len >= 512 && from.read_exact_at(&mut footer, len - 512).is_ok() && &footer == b"conectix";
     if vhd {
         let mut disk_type = [0u8; 4];
         from.read_exact_at(&mut disk_type, len - 512 + 60)?;
@@ -176,7 +198,10 @@ mod tests {
         let mut buf = [0u8; 5];
         g.read_exact_at(&mut buf, 40 << 20).unwrap();
         assert_eq!(&buf, b"world");
-        assert!(g.metadata().unwrap().blocks() * 512 < 4 << 20, "copy is not sparse");
+        assert!(
+            g.metadata().unwrap().blocks() * 512 < 4 << 20,
+            "copy is not sparse"
+        );
     }
 
     #[test]

@@ -10,12 +10,16 @@
 //! carries on where it stopped.
 
 mod arm;
+mod auth;
 mod boot;
 mod faults;
 mod generate;
 mod gpt;
+mod http;
 mod images;
+mod latency;
 mod operations;
+mod ratelimit;
 mod reqlog;
 mod resources;
 mod routes;
@@ -85,14 +89,25 @@ pub struct ServeArgs {
     /// (default: $XDG_STATE_HOME/rescue/emulator).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Latency scale: 1.0 is as slow as Azure, 0.01 is a hundred times faster.
-    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    /// Latency scale: 1.0 is as slow as Azure, 0.05 (the default, as for `--emulator`) twenty
+    /// times faster.
+    #[arg(
+        long,
+        env = "RESCUE_TIME_SCALE",
+        default_value_t = 0.05,
+        value_name = "F"
+    )]
     pub time_scale: f64,
     /// Write one JSON line per request to FILE.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Accept this bearer token instead of a random one.
-    #[arg(long, value_name = "TOKEN", env = "RESCUE_EMULATOR_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESCUE_EMULATOR_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
@@ -100,8 +115,23 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> ExitCode {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
-        eprintln!("error: --time-scale must be a positive number, got {}", args.time_scale);
+        eprintln!(
+            "error: --time-scale must be a positive number, got {}",
+            args.time_scale
+        );
         return ExitCode::from(crate::exit::INVALID);
+    }
+    if let Some(path) = &args.scenario {
+        if data_dir.join(state::STATE_FILE).exists() {
+            eprintln!(
+                "note: {} holds a saved emulator state, which is resumed; --scenario {} is ignored",
+                data_dir.display(),
+                path.display()
+            );
+        } else if let Err(e) = scenario::check_file(path) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(crate::exit::INVALID);
+        }
     }
     let config = Config {
         scenario: args.scenario,
@@ -119,12 +149,28 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
+    let _ =
+        out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
     let _ = out.flush();
     drop(out);
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop_signal().await;
     handle.shutdown().await;
     ExitCode::from(crate::exit::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM: both stop the emulator cleanly (scripts killed, loop devices detached).
+async fn wait_for_stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// The lines `serve` prints first: where it listens, then shell exports for the CLI.

@@ -25,12 +25,33 @@ pub enum Status {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum OpKind {
-    VolumeCreate { snapshot: bool, key: String },
-    VolumeDelete { snapshot: bool, key: String },
-    VmUpdate { vm: String },
-    AttachDetach { vm: String },
-    VmPower { vm: String, target: Power, boot: Option<super::boot::BootOutcome> },
-    RunCommand { vm: String, result: Option<Result<Value, ArmError>> },
+    VolumeCreate {
+        snapshot: bool,
+        key: String,
+    },
+    VolumeDelete {
+        snapshot: bool,
+        key: String,
+    },
+    VmUpdate {
+        vm: String,
+    },
+    AttachDetach {
+        vm: String,
+    },
+    VmPower {
+        vm: String,
+        target: Power,
+        boot: Option<super::boot::BootOutcome>,
+    },
+    RunCommand {
+        vm: String,
+        result: Option<Result<Value, ArmError>>,
+    },
+    /// Deletes the VM; its disks stay (deleteOption Detach) and become Unattached.
+    VmDelete {
+        vm: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +96,8 @@ impl Operation {
             OpKind::VmUpdate { vm }
             | OpKind::AttachDetach { vm }
             | OpKind::VmPower { vm, .. }
-            | OpKind::RunCommand { vm, .. } => Some(vm),
+            | OpKind::RunCommand { vm, .. }
+            | OpKind::VmDelete { vm } => Some(vm),
             _ => None,
         }
     }
@@ -83,7 +105,10 @@ impl Operation {
     fn ready(&self, now: OffsetDateTime) -> bool {
         self.status == Status::InProgress
             && self.due <= now
-            && !matches!(self.kind, OpKind::RunCommand { result: None, .. } | OpKind::VmPower { boot: None, .. })
+            && !matches!(
+                self.kind,
+                OpKind::RunCommand { result: None, .. } | OpKind::VmPower { boot: None, .. }
+            )
     }
 
     /// The operation-status body (what the Azure-AsyncOperation URL answers).
@@ -139,14 +164,25 @@ pub fn complete_due(state: &mut State, images: &std::path::Path, now: OffsetDate
 }
 
 fn complete(state: &mut State, images: &std::path::Path, id: &str) {
-    let Some(mut op) = state.operations.remove(id) else { return };
+    let Some(mut op) = state.operations.remove(id) else {
+        return;
+    };
     let end = op.due.max(op.start);
     let failure = op.fail_with.clone();
     match &op.kind {
         OpKind::VolumeCreate { snapshot, key } => {
-            let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+            let map = if *snapshot {
+                &mut state.snapshots
+            } else {
+                &mut state.disks
+            };
             if let Some(v) = map.get_mut(key) {
-                v.provisioning_state = if failure.is_some() { "Failed" } else { "Succeeded" }.into();
+                v.provisioning_state = if failure.is_some() {
+                    "Failed"
+                } else {
+                    "Succeeded"
+                }
+                .into();
             }
             if failure.is_none() {
                 op.output = super::resources::render_volume(state, key, *snapshot);
@@ -154,12 +190,20 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
         }
         OpKind::VolumeDelete { snapshot, key } => {
             if failure.is_none() {
-                let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+                let map = if *snapshot {
+                    &mut state.snapshots
+                } else {
+                    &mut state.disks
+                };
                 if let Some(v) = map.remove(key) {
                     let _ = std::fs::remove_file(images.join(&v.image));
                 }
             } else {
-                let map = if *snapshot { &mut state.snapshots } else { &mut state.disks };
+                let map = if *snapshot {
+                    &mut state.snapshots
+                } else {
+                    &mut state.disks
+                };
                 if let Some(v) = map.get_mut(key) {
                     v.provisioning_state = "Succeeded".into();
                 }
@@ -171,7 +215,10 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
                 v.provisioning_state = "Succeeded".into();
             }
             if attach_detach && failure.is_none() {
-                op.output = state.vms.get(vm).map(|v| super::resources::vm::storage_profile(state, v));
+                op.output = state
+                    .vms
+                    .get(vm)
+                    .map(|v| super::resources::vm::storage_profile(state, v));
             }
         }
         OpKind::VmPower { vm, target, boot } => {
@@ -189,6 +236,13 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
                 }
             }
         }
+        OpKind::VmDelete { vm } => {
+            if failure.is_none() {
+                state.vms.remove(vm);
+            } else if let Some(v) = state.vms.get_mut(vm) {
+                v.provisioning_state = "Succeeded".into();
+            }
+        }
         OpKind::RunCommand { result, .. } => match result {
             Some(Ok(out)) => op.output = Some(out.clone()),
             Some(Err(e)) => op.error = Some(e.clone()),
@@ -196,6 +250,7 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
         },
     }
     if let Some(vm) = op.vm_key().map(str::to_string) {
+        state.released(&vm);
         if let Some(v) = state.vms.get_mut(&vm) {
             if v.busy.as_deref() == Some(id) {
                 v.busy = None;
@@ -220,7 +275,11 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
 pub fn fail_interrupted(state: &mut State) -> usize {
     let mut interrupted = 0;
     for op in state.operations.values_mut() {
-        if let OpKind::RunCommand { result: result @ None, .. } = &mut op.kind {
+        if let OpKind::RunCommand {
+            result: result @ None,
+            ..
+        } = &mut op.kind
+        {
             interrupted += 1;
             *result = Some(Err(ArmError::new(
                 500,
@@ -230,6 +289,19 @@ pub fn fail_interrupted(state: &mut State) -> usize {
         }
     }
     interrupted
+}
+
+/// Start operations still waiting for their boot check: (operation id, VM key).
+pub fn awaiting_boot(state: &State) -> Vec<(String, String)> {
+    state
+        .operations
+        .values()
+        .filter(|op| op.status == Status::InProgress)
+        .filter_map(|op| match &op.kind {
+            OpKind::VmPower { vm, boot: None, .. } => Some((op.id.clone(), vm.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `Retry-After` seconds for a real-Azure value, scaled (never below 1).

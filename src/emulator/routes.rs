@@ -6,17 +6,44 @@ use super::operations::Family;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Disks { rg: String },
-    Disk { rg: String, name: String },
-    Snapshots { rg: String },
-    Snapshot { rg: String, name: String },
-    Vms { rg: String },
-    Vm { rg: String, name: String },
-    VmInstanceView { rg: String, name: String },
-    VmAction { rg: String, name: String, action: String },
-    Operation { id: String, family: Family },
+    Disks {
+        rg: String,
+    },
+    Disk {
+        rg: String,
+        name: String,
+    },
+    Snapshots {
+        rg: String,
+    },
+    Snapshot {
+        rg: String,
+        name: String,
+    },
+    Vms {
+        rg: String,
+    },
+    Vm {
+        rg: String,
+        name: String,
+    },
+    VmInstanceView {
+        rg: String,
+        name: String,
+    },
+    VmAction {
+        rg: String,
+        name: String,
+        action: String,
+    },
+    Operation {
+        id: String,
+        family: Family,
+    },
     /// The boot diagnostics "blob" (a SAS-style URL, no bearer token).
-    SerialLog { vm_id: String },
+    SerialLog {
+        vm_id: String,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -42,22 +69,45 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
         } else {
             return Err(unknown(path));
         };
-        return Ok((Route::Operation { id: s[7].to_string(), family }, sub));
+        return Ok((
+            Route::Operation {
+                id: s[7].to_string(),
+                family,
+            },
+            sub,
+        ));
     }
-    if s.len() < 7 || !is(2, "resourceGroups") || !is(4, "providers") || !is(5, "Microsoft.Compute") {
+    if s.len() < 7 || !is(2, "resourceGroups") || !is(4, "providers") || !is(5, "Microsoft.Compute")
+    {
         return Err(unknown(path));
     }
     let rg = s[3].to_string();
     let name = s.get(7).map(|n| n.to_string());
     let route = match (s[6].to_ascii_lowercase().as_str(), s.len()) {
         ("disks", 7) => Route::Disks { rg },
-        ("disks", 8) => Route::Disk { rg, name: name.unwrap() },
+        ("disks", 8) => Route::Disk {
+            rg,
+            name: name.unwrap(),
+        },
         ("snapshots", 7) => Route::Snapshots { rg },
-        ("snapshots", 8) => Route::Snapshot { rg, name: name.unwrap() },
+        ("snapshots", 8) => Route::Snapshot {
+            rg,
+            name: name.unwrap(),
+        },
         ("virtualmachines", 7) => Route::Vms { rg },
-        ("virtualmachines", 8) => Route::Vm { rg, name: name.unwrap() },
-        ("virtualmachines", 9) if is(8, "instanceView") => Route::VmInstanceView { rg, name: name.unwrap() },
-        ("virtualmachines", 9) => Route::VmAction { rg, name: name.unwrap(), action: s[8].to_string() },
+        ("virtualmachines", 8) => Route::Vm {
+            rg,
+            name: name.unwrap(),
+        },
+        ("virtualmachines", 9) if is(8, "instanceView") => Route::VmInstanceView {
+            rg,
+            name: name.unwrap(),
+        },
+        ("virtualmachines", 9) => Route::VmAction {
+            rg,
+            name: name.unwrap(),
+            action: s[8].to_string(),
+        },
         _ => return Err(unknown(path)),
     };
     Ok((route, sub))
@@ -75,10 +125,14 @@ impl Route {
     /// The api-version Azure requires here (`None`: not checked).
     pub fn api_version(&self) -> Option<&'static str> {
         match self {
-            Route::Disks { .. } | Route::Disk { .. } | Route::Snapshots { .. } | Route::Snapshot { .. } => Some(DISK_API),
-            Route::Vms { .. } | Route::Vm { .. } | Route::VmInstanceView { .. } | Route::VmAction { .. } => {
-                Some(COMPUTE_API)
-            }
+            Route::Disks { .. }
+            | Route::Disk { .. }
+            | Route::Snapshots { .. }
+            | Route::Snapshot { .. } => Some(DISK_API),
+            Route::Vms { .. }
+            | Route::Vm { .. }
+            | Route::VmInstanceView { .. }
+            | Route::VmAction { .. } => Some(COMPUTE_API),
             Route::Operation { .. } | Route::SerialLog { .. } => None,
         }
     }
@@ -100,15 +154,23 @@ impl Route {
             (Route::Vm { .. }, "GET") => ("virtualMachines.get", "vm.get"),
             (Route::Vm { .. }, "PUT") => ("virtualMachines.createOrUpdate", "vm.update"),
             (Route::Vm { .. }, "PATCH") => ("virtualMachines.update", "vm.update"),
-            (Route::VmInstanceView { .. }, _) => ("virtualMachines.instanceView", "vm.instanceView"),
+            (Route::Vm { .. }, "DELETE") => ("virtualMachines.delete", "vm.delete"),
+            (Route::VmInstanceView { .. }, _) => {
+                ("virtualMachines.instanceView", "vm.instanceView")
+            }
             (Route::VmAction { action, .. }, _) => match action.to_ascii_lowercase().as_str() {
                 "deallocate" => ("virtualMachines.deallocate", "vm.deallocate"),
                 "start" => ("virtualMachines.start", "vm.start"),
                 "poweroff" => ("virtualMachines.powerOff", "vm.powerOff"),
                 "restart" => ("virtualMachines.restart", "vm.restart"),
-                "attachdetachdatadisks" => ("virtualMachines.attachDetachDataDisks", "vm.attachDetach"),
+                "attachdetachdatadisks" => {
+                    ("virtualMachines.attachDetachDataDisks", "vm.attachDetach")
+                }
                 "runcommand" => ("virtualMachines.runCommand", "vm.runCommand"),
-                "retrievebootdiagnosticsdata" => ("virtualMachines.retrieveBootDiagnosticsData", "vm.bootDiagnostics"),
+                "retrievebootdiagnosticsdata" => (
+                    "virtualMachines.retrieveBootDiagnosticsData",
+                    "vm.bootDiagnostics",
+                ),
                 _ => ("virtualMachines.unknownAction", "vm.unknown"),
             },
             (Route::Operation { .. }, _) => ("operations.get", "operation.get"),
@@ -124,9 +186,25 @@ impl Route {
             (_, "GET") => "LowCostGet",
             (Route::Snapshot { .. }, _) => "HighCostSnapshotCreateHydrate",
             (Route::Disk { .. }, _) => "CreateUpdateDisks",
+            (Route::Vm { .. }, "DELETE") => "DeleteVM",
             (Route::Vm { .. }, _) => "PutVM",
             _ => "UpdateVM",
         }
+    }
+}
+
+/// ARM's answer to a missing or wrong api-version.
+pub fn check_api_version(given: Option<&str>, wanted: &str) -> Result<(), ArmError> {
+    match given {
+        None => Err(ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )),
+        Some(v) if v == wanted => Ok(()),
+        Some(v) => Err(ArmError::bad_request(
+            "InvalidApiVersionParameter",
+            format!("The api-version '{v}' is invalid. The supported versions are '{wanted}'."),
+        )),
     }
 }
 
@@ -138,10 +216,31 @@ mod tests {
     fn parses_arm_paths_case_insensitively() {
         let (r, sub) = parse("/subscriptions/s/resourcegroups/RG/providers/microsoft.compute/virtualMachines/vm1/runCommand").unwrap();
         assert_eq!(sub.as_deref(), Some("s"));
-        assert_eq!(r, Route::VmAction { rg: "RG".into(), name: "vm1".into(), action: "runCommand".into() });
+        assert_eq!(
+            r,
+            Route::VmAction {
+                rg: "RG".into(),
+                name: "vm1".into(),
+                action: "runCommand".into()
+            }
+        );
         assert_eq!(r.operation("POST").0, "virtualMachines.runCommand");
-        let (r, _) = parse("/subscriptions/s/providers/Microsoft.Compute/locations/westeurope/DiskOperations/abc").unwrap();
-        assert_eq!(r, Route::Operation { id: "abc".into(), family: Family::Disk });
-        assert_eq!(parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/x/y").unwrap_err().status, 404);
+        let (r, _) = parse(
+            "/subscriptions/s/providers/Microsoft.Compute/locations/westeurope/DiskOperations/abc",
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Route::Operation {
+                id: "abc".into(),
+                family: Family::Disk
+            }
+        );
+        assert_eq!(
+            parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/x/y")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 }

@@ -10,7 +10,11 @@ pub fn disk_deletable(state: &State, key: &str) -> ArmResult<()> {
     match state.owner_of(key) {
         Some(vm) => Err(ArmError::conflict(
             "OperationNotAllowed",
-            format!("Disk {} is attached to VM {}.", state.disks[key].name, state.vm_id(vm)),
+            format!(
+                "Disk {} is attached to VM {}.",
+                state.disks[key].name,
+                state.vm_id(vm)
+            ),
         )),
         None => Ok(()),
     }
@@ -18,7 +22,9 @@ pub fn disk_deletable(state: &State, key: &str) -> ArmResult<()> {
 
 /// One operation at a time per VM.
 pub fn vm_idle(state: &State, vm: &Vm, operation: &str) -> ArmResult<()> {
-    let Some(op) = vm.busy.as_ref().and_then(|id| state.operations.get(id)) else { return Ok(()) };
+    let Some(op) = vm.busy.as_ref().and_then(|id| state.operations.get(id)) else {
+        return Ok(());
+    };
     if matches!(op.kind, OpKind::RunCommand { .. }) {
         return Err(ArmError::conflict(
             "Conflict",
@@ -40,13 +46,20 @@ pub fn attachable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
     if disk.provisioning_state != "Succeeded" {
         return Err(ArmError::conflict(
             "OperationNotAllowed",
-            format!("Disk '{}' cannot be attached while its provisioning state is {}.", disk.name, disk.provisioning_state),
+            format!(
+                "Disk '{}' cannot be attached while its provisioning state is {}.",
+                disk.name, disk.provisioning_state
+            ),
         ));
     }
     if let Some(owner) = state.owner_of(disk_key) {
         return Err(ArmError::conflict(
             "ConflictingUserInput",
-            format!("Disk '{}' cannot be attached as the disk is already owned by VM '{}'.", disk.name, state.vm_id(owner)),
+            format!(
+                "Disk '{}' cannot be attached as the disk is already owned by VM '{}'.",
+                disk.name,
+                state.vm_id(owner)
+            ),
         ));
     }
     if disk.zone != vm.zone {
@@ -70,7 +83,10 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str, name: Option<&str>) 
     if vm.power != Power::Deallocated {
         return Err(ArmError::conflict(
             "OperationNotAllowed",
-            format!("Cannot change the OS disk of VM '{}' since the VM is not deallocated.", vm.name),
+            format!(
+                "Cannot change the OS disk of VM '{}' since the VM is not deallocated.",
+                vm.name
+            ),
         ));
     }
     let disk = &state.disks[disk_key];
@@ -83,12 +99,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str, name: Option<&str>) 
         }
     }
     attachable(state, vm, disk_key)?;
-    if disk.os_type.is_none() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!("Disk '{}' cannot be used as an OS disk because its 'osType' is not set.", disk.name),
-        ));
-    }
+    usable_as_os_disk(state, disk_key)?;
     if let Some(g) = &disk.hyper_v_generation {
         if !g.eq_ignore_ascii_case(&vm.generation) {
             return Err(ArmError::bad_request(
@@ -99,6 +110,21 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str, name: Option<&str>) 
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// An OS disk must say which OS it holds.
+pub fn usable_as_os_disk(state: &State, disk_key: &str) -> ArmResult<()> {
+    let disk = &state.disks[disk_key];
+    if disk.os_type.is_none() {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!(
+                "Disk '{}' cannot be used as an OS disk because its 'osType' is not set.",
+                disk.name
+            ),
+        ));
     }
     Ok(())
 }
@@ -116,21 +142,33 @@ pub fn data_disks(state: &State, vm: &Vm, wanted: Vec<WantedDisk>) -> ArmResult<
     let mut next: Vec<DataDiskRef> = Vec::new();
     for w in wanted {
         if !(0..64).contains(&w.lun) {
-            return Err(ArmError::bad_request("InvalidParameter", format!("LUN {} is out of range: LUNs are 0 to 63.", w.lun)));
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                format!("LUN {} is out of range: LUNs are 0 to 63.", w.lun),
+            ));
         }
         if next.iter().any(|d| d.lun == w.lun) {
-            return Err(ArmError::bad_request("InvalidParameter", format!("A disk at LUN {} already exists.", w.lun)));
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                format!("A disk at LUN {} already exists.", w.lun),
+            ));
         }
         if next.iter().any(|d| d.disk == w.disk) {
             return Err(ArmError::bad_request(
                 "InvalidParameter",
-                format!("Disk '{}' is specified more than once.", state.disks[&w.disk].name),
+                format!(
+                    "Disk '{}' is specified more than once.",
+                    state.disks[&w.disk].name
+                ),
             ));
         }
         match vm.data_disks.iter().find(|d| d.lun == w.lun) {
             Some(cur) if cur.disk == w.disk => next.push(cur.clone()),
             Some(_) => {
-                return Err(ArmError::bad_request("InvalidParameter", format!("A disk at LUN {} already exists.", w.lun)))
+                return Err(ArmError::bad_request(
+                    "InvalidParameter",
+                    format!("A disk at LUN {} already exists.", w.lun),
+                ))
             }
             None => {
                 if !w.create_option.eq_ignore_ascii_case("Attach") {
@@ -145,11 +183,18 @@ pub fn data_disks(state: &State, vm: &Vm, wanted: Vec<WantedDisk>) -> ArmResult<
                 if vm.os_disk == w.disk || vm.data_disks.iter().any(|d| d.disk == w.disk) {
                     return Err(ArmError::conflict(
                         "ConflictingUserInput",
-                        format!("Disk '{}' is already attached to VM '{}'.", state.disks[&w.disk].name, vm.name),
+                        format!(
+                            "Disk '{}' is already attached to VM '{}'.",
+                            state.disks[&w.disk].name, vm.name
+                        ),
                     ));
                 }
                 attachable(state, vm, &w.disk)?;
-                next.push(DataDiskRef { lun: w.lun, disk: w.disk, caching: w.caching.unwrap_or_else(|| "None".into()) });
+                next.push(DataDiskRef {
+                    lun: w.lun,
+                    disk: w.disk,
+                    caching: w.caching.unwrap_or_else(|| "None".into()),
+                });
             }
         }
     }

@@ -13,13 +13,13 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::arm::{self, ArmError, ArmResult};
+use super::http::{Call, Reply};
+use super::latency::*;
 use super::operations::{Family, OpKind};
 use super::resources::field;
 use super::rules;
-use super::server::{Call, Emu, Reply};
+use super::server::Emu;
 
-/// Azure runs a command for at least about 20 seconds.
-const MIN_SECONDS: f64 = 20.0;
 /// Azure's limit on a script.
 const MAX_SCRIPT: usize = 256 * 1024;
 /// Azure's agent keeps only the tail of each stream.
@@ -29,21 +29,37 @@ const TIMEOUT: Duration = Duration::from_secs(90 * 60);
 
 pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
-    let command = field(&body, &["commandId"]).and_then(Value::as_str).unwrap_or("");
+    let command = field(&body, &["commandId"])
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if command != "RunShellScript" {
         return Err(ArmError::bad_request(
             "InvalidParameter",
-            format!("commandId '{command}' is not available on this Linux VM: use 'RunShellScript'."),
+            format!(
+                "commandId '{command}' is not available on this Linux VM: use 'RunShellScript'."
+            ),
         ));
     }
     let script: String = match field(&body, &["script"]) {
-        Some(Value::Array(lines)) => lines.iter().map(|l| l.as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n"),
-        _ => return Err(ArmError::bad_request("InvalidParameter", "Required parameter 'script' is missing (null).")),
+        Some(Value::Array(lines)) => lines
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                "Required parameter 'script' is missing (null).",
+            ))
+        }
     };
     if script.len() > MAX_SCRIPT {
         return Err(ArmError::bad_request(
             "InvalidParameter",
-            format!("The script's length ({}) exceeded the maximum allowed length of {MAX_SCRIPT}.", script.len()),
+            format!(
+                "The script's length ({}) exceeded the maximum allowed length of {MAX_SCRIPT}.",
+                script.len()
+            ),
         ));
     }
     let params: Vec<(String, String)> = field(&body, &["parameters"])
@@ -51,22 +67,44 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         .map(|ps| {
             ps.iter()
                 .map(|p| {
-                    let s = |k| field(p, &[k]).and_then(Value::as_str).unwrap_or_default().to_string();
+                    let s = |k| {
+                        field(p, &[k])
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
                     (s("name"), s("value"))
                 })
                 .collect()
         })
         .unwrap_or_default();
     let (op, disks, work) = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         let rgname = super::resources::group(&state, rg)?.to_string();
         let key = arm::key(&rgname, name);
-        let vm = state.vms.get(&key).ok_or_else(|| ArmError::not_found("virtualMachines", &rgname, name))?.clone();
+        let vm = state
+            .vms
+            .get(&key)
+            .ok_or_else(|| ArmError::not_found("virtualMachines", &rgname, name))?
+            .clone();
         rules::run_command_allowed(&state, &vm)?;
-        environment().map_err(|e| ArmError::new(500, "EmulatorRunCommandUnavailable", format!("{e:#}")))?;
-        let disks: Vec<(i32, PathBuf)> =
-            vm.data_disks.iter().map(|d| (d.lun, emu.images.join(&state.disks[&d.disk].image))).collect();
-        let op = emu.begin(&mut state, Family::Compute, OpKind::RunCommand { vm: key.clone(), result: None }, MIN_SECONDS, call);
+        environment()
+            .map_err(|e| ArmError::new(500, "EmulatorRunCommandUnavailable", format!("{e:#}")))?;
+        let disks: Vec<(i32, PathBuf)> = vm
+            .data_disks
+            .iter()
+            .map(|d| (d.lun, emu.images.join(&state.disks[&d.disk].image)))
+            .collect();
+        let op = emu.begin(
+            &mut state,
+            Family::Compute,
+            OpKind::RunCommand {
+                vm: key.clone(),
+                result: None,
+            },
+            RUN_COMMAND_MIN,
+            call,
+        );
         state.vms.get_mut(&key).expect("found").busy = Some(op.id.clone());
         emu.save(&state)?;
         let work = emu.data_dir.join("runcommand").join(&op.id);
@@ -77,17 +115,30 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
     let failed = call.lro_failed();
     let task = tokio::spawn(async move {
         let result = execute(&script, &params, &disks, &work).await.map_err(|e| {
-            ArmError::new(500, "VMExtensionProvisioningError", format!("Run Command could not run the script: {e:#}"))
+            ArmError::new(
+                500,
+                "VMExtensionProvisioningError",
+                format!("Run Command could not run the script: {e:#}"),
+            )
         });
         let _ = std::fs::remove_dir_all(&work);
-        let mut state = task_emu.state.lock().expect("state lock");
-        if let Some(OpKind::RunCommand { result: slot, .. }) = state.operations.get_mut(&op_id).map(|o| &mut o.kind) {
-            *slot = Some(if failed { Err(ArmError::internal("lro_failed")) } else { result });
+        let mut state = task_emu.lock();
+        if let Some(OpKind::RunCommand { result: slot, .. }) =
+            state.operations.get_mut(&op_id).map(|o| &mut o.kind)
+        {
+            *slot = Some(if failed {
+                Err(ArmError::internal("lro_failed"))
+            } else {
+                result
+            });
         }
         let _ = task_emu.save(&state);
     });
-    emu.tasks.lock().expect("task lock").push(task.abort_handle());
-    let state = emu.state.lock().expect("state lock");
+    let mut tasks = emu.tasks.lock().expect("task lock");
+    tasks.retain(|t| !t.is_finished());
+    tasks.push(task);
+    drop(tasks);
+    let state = emu.lock();
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }
 
@@ -119,7 +170,11 @@ impl Loops {
         }
         let out = cmd.arg(image).output().context("running losetup")?;
         if !out.status.success() {
-            bail!("losetup {} failed: {}", image.display(), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "losetup {} failed: {}",
+                image.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
         self.0.push(dev.clone());
@@ -130,7 +185,23 @@ impl Loops {
 impl Drop for Loops {
     fn drop(&mut self) {
         for dev in self.0.drain(..).rev() {
-            let _ = std::process::Command::new("losetup").arg("-d").arg(&dev).status();
+            let _ = std::process::Command::new("losetup")
+                .arg("-d")
+                .arg(&dev)
+                .status();
+        }
+    }
+}
+
+/// Kills a script's process group (its background children too) when the run ends or is
+/// aborted, so nothing keeps using the VM's disks afterwards.
+struct ProcessGroup(i32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: signals a process group this emulator created; no memory is involved.
+        unsafe {
+            libc::kill(-self.0, libc::SIGKILL);
         }
     }
 }
@@ -138,12 +209,27 @@ impl Drop for Loops {
 /// Detaches loop devices still backed by this emulator's images (left by a killed emulator
 /// during a Run Command). Devices of other files are never touched.
 pub fn detach_stale(images: &Path) {
-    let Ok(entries) = std::fs::read_dir(images) else { return };
+    let Ok(entries) = std::fs::read_dir(images) else {
+        return;
+    };
     for image in entries.flatten().map(|e| e.path()) {
-        let Ok(out) = std::process::Command::new("losetup").arg("-j").arg(&image).output() else { return };
+        let Ok(out) = std::process::Command::new("losetup")
+            .arg("-j")
+            .arg(&image)
+            .output()
+        else {
+            return;
+        };
         for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(dev) = line.split(':').next().filter(|d| d.starts_with("/dev/loop")) {
-                let _ = std::process::Command::new("losetup").arg("-d").arg(dev).status();
+            if let Some(dev) = line
+                .split(':')
+                .next()
+                .filter(|d| d.starts_with("/dev/loop"))
+            {
+                let _ = std::process::Command::new("losetup")
+                    .arg("-d")
+                    .arg(dev)
+                    .status();
             }
         }
     }
@@ -160,29 +246,52 @@ fn device_links(links: &[(String, String)]) -> String {
     sh
 }
 
-async fn execute(script: &str, params: &[(String, String)], disks: &[(i32, PathBuf)], work: &Path) -> anyhow::Result<Value> {
+async fn execute(
+    script: &str,
+    params: &[(String, String)],
+    disks: &[(i32, PathBuf)],
+    work: &Path,
+) -> anyhow::Result<Value> {
     std::fs::create_dir_all(work)?;
     let images: Vec<(i32, PathBuf)> = disks.to_vec();
-    let (loops, links) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Loops, Vec<(String, String)>)> {
-        let mut loops = Loops(Vec::new());
-        let mut links = Vec::new();
-        for (lun, image) in &images {
-            links.push((format!("lun{lun}"), loops.attach(image, None)?));
-            for p in super::gpt::partitions(image)? {
-                links.push((format!("lun{lun}-part{}", p.number), loops.attach(image, Some((p.offset, p.size)))?));
+    let (loops, links) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Loops, Vec<(String, String)>)> {
+            let mut loops = Loops(Vec::new());
+            let mut links = Vec::new();
+            for (lun, image) in &images {
+                links.push((format!("lun{lun}"), loops.attach(image, None)?));
+                for p in super::gpt::partitions(image)? {
+                    links.push((
+                        format!("lun{lun}-part{}", p.number),
+                        loops.attach(image, Some((p.offset, p.size)))?,
+                    ));
+                }
             }
-        }
-        Ok((loops, links))
-    })
-    .await??;
+            Ok((loops, links))
+        })
+        .await??;
     let script_path = work.join("script.sh");
     std::fs::write(&script_path, script)?;
-    std::fs::set_permissions(&script_path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    std::fs::set_permissions(
+        &script_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     let setup = work.join("setup.sh");
     // Positional arguments, in order, as Azure's agent passes them; named ones also as
     // environment variables when the name is a valid shell identifier.
-    let runner = if script.starts_with("#!") { "exec \"$@\"" } else { "exec /bin/bash \"$@\"" };
-    std::fs::write(&setup, format!("{}set +e\ncd '{}'\n{runner}\n", device_links(&links), work.display()))?;
+    let runner = if script.starts_with("#!") {
+        "exec \"$@\""
+    } else {
+        "exec /bin/bash \"$@\""
+    };
+    std::fs::write(
+        &setup,
+        format!(
+            "{}set +e\ncd '{}'\n{runner}\n",
+            device_links(&links),
+            work.display()
+        ),
+    )?;
     let stdout = std::fs::File::create(work.join("stdout"))?;
     let stderr = std::fs::File::create(work.join("stderr"))?;
     let mut cmd = tokio::process::Command::new("unshare");
@@ -194,13 +303,19 @@ async fn execute(script: &str, params: &[(String, String)], disks: &[(i32, PathB
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
     for (name, value) in params {
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit()) {
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+        {
             cmd.env(name, value);
         }
     }
     let mut child = cmd.spawn().context("starting the script with unshare")?;
+    // Dropped before `loops`: the script's whole process group dies before its devices go.
+    let _group = child.id().map(|pid| ProcessGroup(pid as i32));
     match tokio::time::timeout(TIMEOUT, child.wait()).await {
         Ok(status) => {
             status?;
@@ -251,7 +366,10 @@ mod tests {
 
     #[test]
     fn links_name_luns_and_partitions() {
-        let sh = device_links(&[("lun0".into(), "/dev/loop3".into()), ("lun0-part1".into(), "/dev/loop4".into())]);
+        let sh = device_links(&[
+            ("lun0".into(), "/dev/loop3".into()),
+            ("lun0-part1".into(), "/dev/loop4".into()),
+        ]);
         assert!(sh.contains("ln -s '/dev/loop4' '/dev/disk/azure/scsi1/lun0-part1'"));
     }
 }

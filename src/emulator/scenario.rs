@@ -136,7 +136,11 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
         f.validate().map_err(anyhow::Error::msg)?;
     }
     for g in &s.resource_groups {
-        let disks: BTreeMap<String, &DiskSpec> = g.disks.iter().map(|d| (d.name.to_ascii_lowercase(), d)).collect();
+        let disks: BTreeMap<String, &DiskSpec> = g
+            .disks
+            .iter()
+            .map(|d| (d.name.to_ascii_lowercase(), d))
+            .collect();
         let mut used = BTreeSet::new();
         for d in &g.disks {
             if let Some(gen) = &d.generation {
@@ -146,23 +150,39 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
             }
             if let Some(c) = &d.content {
                 if c.generate.is_some() == c.image.is_some() {
-                    bail!("disk {}: content needs exactly one of `generate` or `image`", d.name);
+                    bail!(
+                        "disk {}: content needs exactly one of `generate` or `image`",
+                        d.name
+                    );
                 }
             }
         }
         for vm in &g.vms {
             parse_power(&vm.power).with_context(|| format!("vm {}", vm.name))?;
             if vm.generation != "V1" && vm.generation != "V2" {
-                bail!("vm {}: generation `{}` must be V1 or V2", vm.name, vm.generation);
+                bail!(
+                    "vm {}: generation `{}` must be V1 or V2",
+                    vm.name,
+                    vm.generation
+                );
             }
             let mut luns = BTreeSet::new();
             let names = std::iter::once(&vm.os_disk).chain(vm.data_disks.iter().map(|d| &d.disk));
             for name in names {
                 let Some(d) = disks.get(&name.to_ascii_lowercase()) else {
-                    bail!("vm {}: disk `{name}` is not a disk of resource group {}", vm.name, g.name);
+                    bail!(
+                        "vm {}: disk `{name}` is not a disk of resource group {}",
+                        vm.name,
+                        g.name
+                    );
                 };
                 if d.zone != vm.zone {
-                    bail!("vm {}: disk {name} is in zone {:?}, the VM in zone {:?}", vm.name, d.zone, vm.zone);
+                    bail!(
+                        "vm {}: disk {name} is in zone {:?}, the VM in zone {:?}",
+                        vm.name,
+                        d.zone,
+                        vm.zone
+                    );
                 }
                 if !used.insert(name.to_ascii_lowercase()) {
                     bail!("vm {}: disk {name} is attached twice", vm.name);
@@ -170,7 +190,11 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
             }
             for dd in &vm.data_disks {
                 if !(0..64).contains(&dd.lun) || !luns.insert(dd.lun) {
-                    bail!("vm {}: LUN {} is out of range 0-63 or used twice", vm.name, dd.lun);
+                    bail!(
+                        "vm {}: LUN {} is out of range 0-63 or used twice",
+                        vm.name,
+                        dd.lun
+                    );
                 }
             }
         }
@@ -191,13 +215,22 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().with_context(|| format!("size `{text}`: expected e.g. 256MiB or 1GiB"))?;
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("size `{text}`: expected e.g. 256MiB or 1GiB"))?;
     let mib = match unit.trim() {
         "MiB" | "M" | "MB" => n,
         "GiB" | "G" | "GB" => n * 1024,
         other => bail!("size `{text}`: unit `{other}` is not MiB or GiB"),
     };
     Ok(mib)
+}
+
+/// Reads and checks a scenario file without building anything.
+pub fn check_file(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading scenario {}", path.display()))?;
+    parse(&text, &path.display().to_string()).map(drop)
 }
 
 /// Builds the initial state and disk images in `data_dir` from a scenario.
@@ -208,11 +241,14 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     state.faults = s.faults.clone();
     let created = arm::now();
     for g in &s.resource_groups {
-        state.resource_groups.insert(g.name.to_ascii_lowercase(), g.name.clone());
+        state
+            .resource_groups
+            .insert(g.name.to_ascii_lowercase(), g.name.clone());
         for d in &g.disks {
             let file = format!("{}.img", arm::guid());
             let path = images.join(&file);
-            let create_option = write_content(d, base_dir, &path).with_context(|| format!("disk {}", d.name))?;
+            let create_option =
+                write_content(d, base_dir, &path).with_context(|| format!("disk {}", d.name))?;
             let vol = Volume {
                 resource_group: g.name.clone(),
                 name: d.name.clone(),
@@ -228,7 +264,11 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                     source_unique_id: None,
                     image_reference: (create_option == "FromImage").then(|| AKS_IMAGE.to_string()),
                 },
-                tags: d.tags.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                tags: d
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into()))
+                    .collect(),
                 provisioning_state: "Succeeded".into(),
                 time_created: created,
                 unique_id: arm::guid(),
@@ -262,9 +302,17 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 data_disks: v
                     .data_disks
                     .iter()
-                    .map(|d| DataDiskRef { lun: d.lun, disk: arm::key(&g.name, &d.disk), caching: "None".into() })
+                    .map(|d| DataDiskRef {
+                        lun: d.lun,
+                        disk: arm::key(&g.name, &d.disk),
+                        caching: "None".into(),
+                    })
                     .collect(),
-                tags: v.tags.iter().map(|(k, val)| (k.clone(), val.clone().into())).collect(),
+                tags: v
+                    .tags
+                    .iter()
+                    .map(|(k, val)| (k.clone(), val.clone().into()))
+                    .collect(),
                 etag: 1,
                 provisioning_state: "Succeeded".into(),
                 vm_id: arm::guid(),
@@ -284,21 +332,41 @@ fn write_content(d: &DiskSpec, base_dir: &Path, path: &Path) -> anyhow::Result<&
         return Ok("Empty");
     };
     if let Some(img) = &content.image {
-        let src = if img.is_absolute() { img.clone() } else { base_dir.join(img) };
+        let src = if img.is_absolute() {
+            img.clone()
+        } else {
+            base_dir.join(img)
+        };
         super::images::import(&src, path)?;
         return Ok("Import");
     }
-    let g = content.generate.as_ref().expect("checked: generate or image");
-    let tree = g.tree.unwrap_or(if d.os_type.is_some() { Tree::Os } else { Tree::Data });
+    let g = content
+        .generate
+        .as_ref()
+        .expect("checked: generate or image");
+    let tree = g.tree.unwrap_or(if d.os_type.is_some() {
+        Tree::Os
+    } else {
+        Tree::Data
+    });
     let recipe = Recipe {
         fs: g.fs,
         tree,
         corrupt: g.corrupt,
-        image_mib: g.size.as_deref().map(parse_size).transpose()?.unwrap_or(256),
+        image_mib: g
+            .size
+            .as_deref()
+            .map(parse_size)
+            .transpose()?
+            .unwrap_or(256),
     };
     let cached = generate::cached(&recipe)?;
     super::images::copy_image(&cached, path)?;
-    Ok(if tree == Tree::Os { "FromImage" } else { "Empty" })
+    Ok(if tree == Tree::Os {
+        "FromImage"
+    } else {
+        "Empty"
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,28 @@ use super::journal::Journal;
 
 pub const KILL_AT_ENV: &str = "RESCUE_TEST_KILL_AT";
 
+/// A process-wide test hook: SIGKILL the process at the N-th time `hit` is called, N from the
+/// environment variable (unset: never). Used for crash points that have no Recorder at hand.
+pub struct KillSwitch {
+    env: &'static str,
+    kill_at: std::sync::OnceLock<Option<u64>>,
+    seen: AtomicU64,
+}
+
+impl KillSwitch {
+    pub const fn new(env: &'static str) -> Self {
+        KillSwitch { env, kill_at: std::sync::OnceLock::new(), seen: AtomicU64::new(0) }
+    }
+
+    pub fn hit(&self) {
+        let kill_at = *self.kill_at.get_or_init(|| std::env::var(self.env).ok().and_then(|v| v.parse().ok()));
+        if kill_at.is_some_and(|n| self.seen.fetch_add(1, Ordering::SeqCst) + 1 == n) {
+            // SAFETY: raising a signal in our own process has no memory-safety preconditions.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    }
+}
+
 pub struct Recorder {
     dir: PathBuf,
     journal: Mutex<Journal>,

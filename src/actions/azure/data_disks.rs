@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 
 pub struct Attach;
 pub struct Detach;
@@ -77,28 +77,31 @@ fn lun_output(lun: u64) -> Outputs {
 
 /// Detach `disk` from `vm` if attached; true when a detach was sent.
 pub(crate) async fn detach(ctx: &StepContext, azure: &Azure, vm: &ResourceId, disk: &ResourceId) -> Result<bool, ActionError> {
-    let key = op_key();
+    let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         result?;
     }
-    let current = azure.get(vm).await?;
-    let disks = data_disks(&current);
-    if lun_of(&disks, &disk.to_string()).is_none() {
-        return Ok(false);
-    }
-    let patched: Vec<Value> = disks
-        .iter()
-        .map(|d| {
-            let mut d = keep(d);
-            if d.pointer("/managedDisk/id").and_then(Value::as_str).is_some_and(|id| same_id(id, &disk.to_string())) {
-                d["toBeDetached"] = json!(true);
-            }
-            d
-        })
-        .collect();
-    let started = azure.patch_vm(vm, patch_data_disks(patched), &format!("detach {} from {}", disk.name, vm.name)).await?;
-    finish(ctx, azure, started, key).await?;
-    Ok(true)
+    when_idle(ctx, azure, &format!("detach {} from {}", disk.name, vm.name), || async {
+        let current = azure.get(vm).await?;
+        let disks = data_disks(&current);
+        if lun_of(&disks, &disk.to_string()).is_none() {
+            return Ok(false);
+        }
+        let patched: Vec<Value> = disks
+            .iter()
+            .map(|d| {
+                let mut d = keep(d);
+                if d.pointer("/managedDisk/id").and_then(Value::as_str).is_some_and(|id| same_id(id, &disk.to_string())) {
+                    d["toBeDetached"] = json!(true);
+                }
+                d
+            })
+            .collect();
+        let started = azure.patch_vm(vm, patch_data_disks(patched), &format!("detach {} from {}", disk.name, vm.name)).await?;
+        finish(ctx, azure, started, key).await?;
+        Ok(true)
+    })
+    .await
 }
 
 #[async_trait]
@@ -147,33 +150,46 @@ impl Action for Attach {
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
         with_progress(ctx, async {
-            let key = op_key();
+            let key = OPERATION;
             if let Some(result) = resume_pending(ctx, azure, key).await {
                 result?;
             }
-            let current = azure.get(&vm).await?;
-            let disks = data_disks(&current);
-            if let Some(lun) = lun_of(&disks, &disk.to_string()) {
-                ctx.status(format!("{} is attached at LUN {lun}", disk.name));
-                return Ok(lun_output(lun));
-            }
-            let lun = match args.get("lun").and_then(Value::as_u64) {
-                Some(l) if disks.iter().any(|d| d.get("lun").and_then(Value::as_u64) == Some(l)) => {
-                    return Err(ActionError::fatal(format!("LUN {l} of VM {} is taken by another disk", vm.name))
-                        .with_hint("leave `lun` unset so rescue picks the first free one"));
+            when_idle(ctx, azure, &format!("attach {} to {}", disk.name, vm.name), || async {
+                let current = azure.get(&vm).await?;
+                let disks = data_disks(&current);
+                if let Some(lun) = lun_of(&disks, &disk.to_string()) {
+                    ctx.status(format!("{} is attached at LUN {lun}", disk.name));
+                    return Ok(lun_output(lun));
                 }
-                Some(l) if l > MAX_LUN => return Err(ActionError::fatal(format!("LUN {l} is above Azure's maximum {MAX_LUN}"))),
-                Some(l) => l,
-                None => first_free_lun(&disks)
-                    .ok_or_else(|| ActionError::fatal(format!("VM {} has no free LUN (64 data disks attached)", vm.name)))?,
-            };
-            let mut patched: Vec<Value> = disks.iter().map(keep).collect();
-            patched.push(json!({"lun": lun, "name": disk.name, "createOption": "Attach", "managedDisk": {"id": disk.to_string()}}));
-            let started = azure.patch_vm(&vm, patch_data_disks(patched), &format!("attach {} to {}", disk.name, vm.name)).await?;
-            finish(ctx, azure, started, key).await?;
-            Ok(lun_output(lun))
+                let lun = match args.get("lun").and_then(Value::as_u64) {
+                    Some(l) if disks.iter().any(|d| d.get("lun").and_then(Value::as_u64) == Some(l)) => {
+                        return Err(ActionError::fatal(format!("LUN {l} of VM {} is taken by another disk", vm.name))
+                            .with_hint("leave `lun` unset so rescue picks the first free one"));
+                    }
+                    Some(l) if l > MAX_LUN => return Err(ActionError::fatal(format!("LUN {l} is above Azure's maximum {MAX_LUN}"))),
+                    Some(l) => l,
+                    None => first_free_lun(&disks)
+                        .ok_or_else(|| ActionError::fatal(format!("VM {} has no free LUN (64 data disks attached)", vm.name)))?,
+                };
+                let mut patched: Vec<Value> = disks.iter().map(keep).collect();
+                patched.push(json!({"lun": lun, "name": disk.name, "createOption": "Attach", "managedDisk": {"id": disk.to_string()}}));
+                let started = azure.patch_vm(&vm, patch_data_disks(patched), &format!("attach {} to {}", disk.name, vm.name)).await?;
+                finish(ctx, azure, started, key).await?;
+                Ok(lun_output(lun))
+            })
+            .await
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let vm = vm_id(azure, args, "resource_group", "vm")?;
+        let disk = id_arg(args, "disk_id", Kind::Disk)?;
+        if pending_operation(ctx, OPERATION).is_some() {
+            return Ok(Reconciled::Redo);
+        }
+        Ok(adopt_if(lun_of(&data_disks(&azure.get(&vm).await?), &disk.to_string()).map(lun_output)))
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::snapshot::{create_owned, disk_summary};
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 
 pub struct CreateFromSnapshot;
 
@@ -32,6 +32,14 @@ fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, Resource
     let rg = opt_str(args, "resource_group").unwrap_or(&source.resource_group).to_string();
     let name = opt_str(args, "name").map(str::to_string).unwrap_or_else(|| derived_name(&source.name, "fixed", run_id));
     Ok((snapshot, source.clone(), ResourceId::new(&source.subscription, &rg, Kind::Disk, &name)))
+}
+
+fn outputs(created: &Value, disk: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(disk.to_string())));
+    out.insert("name".into(), json!(disk.name));
+    out.insert("zone".into(), json!(zone(created).unwrap_or_default()));
+    out
 }
 
 /// The copy: same location, zone, SKU, size, generation, OS type and architecture as the source.
@@ -107,13 +115,15 @@ impl Action for CreateFromSnapshot {
         let (snapshot, source, disk) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
             let created = create_owned(ctx, azure, &disk, &source, |src| body(src, &snapshot, &ctx.run_id)).await?;
-            let mut out = Outputs::new();
-            out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(disk.to_string())));
-            out.insert("name".into(), json!(disk.name));
-            out.insert("zone".into(), json!(zone(&created).unwrap_or_default()));
-            Ok(out)
+            Ok(outputs(&created, &disk))
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let (_, _, disk) = target(args, &ctx.run_id)?;
+        Ok(adopt_if(created_earlier(ctx, azure, &disk).await?.map(|r| outputs(&r, &disk))))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {

@@ -9,6 +9,7 @@ mod data_disks;
 mod disk;
 mod health;
 mod inspect;
+mod lock;
 mod power;
 mod run_command;
 mod snapshot;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{Action, ActionError, Args, Param, ParamType, PlanArgs, PlanContext, ResourceRef, StepContext};
+use super::{Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, Reconciled, ResourceRef, StepContext};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
 use crate::azure::{progress, Azure, Operation, Started};
 
@@ -27,6 +28,8 @@ pub fn all() -> Vec<Arc<dyn Action>> {
     vec![
         Arc::new(inspect::Inspect),
         Arc::new(inspect::CheckCompatible),
+        Arc::new(lock::Lock),
+        Arc::new(lock::Unlock),
         Arc::new(power::Deallocate),
         Arc::new(power::Start),
         Arc::new(snapshot::CreateSnapshot),
@@ -95,7 +98,7 @@ pub(crate) async fn with_progress<F: Future>(ctx: &StepContext, fut: F) -> F::Ou
 }
 
 /// Checkpoint key of a step's operation in flight.
-const OPERATION: &str = "operation";
+pub(crate) const OPERATION: &str = "operation";
 
 /// The operation an earlier attempt or process left in flight, if any.
 pub(crate) fn pending_operation(ctx: &StepContext, key: &str) -> Option<Operation> {
@@ -109,27 +112,50 @@ pub(crate) async fn finish(ctx: &StepContext, azure: &Azure, started: Started, k
         Started::Done(body) => Ok(body),
         Started::Pending(op) => {
             ctx.checkpoint(key, serde_json::to_value(&op).expect("an operation serializes")).await?;
-            let result = azure.wait(&op).await;
-            // Done (either way): a later attempt must look at the resource, not this operation.
-            ctx.checkpoint(key, Value::Null).await?;
-            result
+            poll_checkpointed(ctx, azure, &op, key).await
         }
     }
+}
+
+/// Poll a checkpointed operation. Once it has ended (either way) the checkpoint is cleared: a
+/// later attempt must look at the resource, not replay this outcome. When polling itself fails
+/// the checkpoint stays, so the next attempt polls the same operation again.
+async fn poll_checkpointed(ctx: &StepContext, azure: &Azure, op: &Operation, key: &str) -> Result<Value, ActionError> {
+    let outcome = azure.wait_outcome(op).await?;
+    ctx.checkpoint(key, Value::Null).await?;
+    outcome
 }
 
 /// Keep polling an operation checkpointed by an earlier attempt; None if there was none.
 pub(crate) async fn resume_pending(ctx: &StepContext, azure: &Azure, key: &str) -> Option<Result<Value, ActionError>> {
     let op = pending_operation(ctx, key)?;
     ctx.status(format!("resuming: polling {} again", op.label));
-    let result = azure.wait(&op).await;
-    if result.is_ok() {
-        let _ = ctx.checkpoint(key, Value::Null).await;
-    }
-    Some(result)
+    Some(poll_checkpointed(ctx, azure, &op, key).await)
 }
 
-pub(crate) fn op_key() -> &'static str {
-    OPERATION
+/// How long a step waits for another operation on its VM to finish before giving up.
+const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Run `attempt` (which re-reads state and sends its mutation only if still needed) until it is
+/// not refused with "another operation is in progress": that operation may be our own request,
+/// accepted by Azure just before its connection dropped and then retried.
+pub(crate) async fn when_idle<T, F, Fut>(ctx: &StepContext, azure: &Azure, what: &str, mut attempt: F) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ActionError>>,
+{
+    let since = std::time::Instant::now();
+    let mut waits = 0;
+    loop {
+        match attempt().await {
+            Err(e) if crate::azure::errors::is_busy(&e) && since.elapsed() < BUSY_LIMIT => {
+                ctx.status(format!("{what}: another operation is running on it, waiting ({})", crate::azure::retry_human(since.elapsed())));
+                tokio::time::sleep(azure.health_poll_interval(waits)).await;
+                waits += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `{"rescue-run": run_id}` plus extra tags.
@@ -172,6 +198,27 @@ pub(crate) async fn delete_created(ctx: &StepContext, azure: &Azure, id: &Resour
     })?;
     let started = azure.delete(id, &format!("delete {} {}", id.kind.noun(), id.name)).await?;
     finish(ctx, azure, started, "undo_operation").await.map(|_| ())
+}
+
+pub(crate) fn provisioning(resource: &Value) -> String {
+    resource.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase()
+}
+
+/// After a crash: the resource this step creates, when it exists complete and tagged with this
+/// run and no operation of ours is still in flight (then the step is adopted, not redone).
+pub(crate) async fn created_earlier(ctx: &StepContext, azure: &Azure, id: &ResourceId) -> Result<Option<Value>, ActionError> {
+    if pending_operation(ctx, OPERATION).is_some() {
+        return Ok(None);
+    }
+    Ok(azure
+        .find(id)
+        .await?
+        .filter(|r| tag_of(r, RUN_TAG) == Some(ctx.run_id.as_str()) && provisioning(r) == "succeeded"))
+}
+
+/// Adopt `outputs` when the step's effect is already in place, else redo (execute re-checks).
+pub(crate) fn adopt_if(outputs: Option<Outputs>) -> Reconciled {
+    outputs.map_or(Reconciled::Redo, Reconciled::Adopt)
 }
 
 pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {

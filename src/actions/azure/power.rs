@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 use crate::azure::VmAction;
 
 pub struct Deallocate;
@@ -58,20 +58,39 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
 /// Bring the VM to the action's power state; a VM already there is left alone.
 pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId, action: VmAction) -> Result<Outputs, ActionError> {
     let (word, _, target) = verb(action);
-    let key = format!("{}_{word}", op_key());
+    let key = format!("{OPERATION}_{word}");
     if let Some(result) = resume_pending(ctx, azure, &key).await {
         result?;
-    } else {
+    }
+    when_idle(ctx, azure, &format!("{word} {}", id.name), || async {
         let vm = azure.get_vm_with_instance_view(id).await?;
         if power_state(&vm) != target {
             ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
             let started = azure.vm_action(id, action, &format!("{word} {}", id.name)).await?;
             finish(ctx, azure, started, &key).await?;
         }
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(power_output(target))
+}
+
+fn power_output(state: &str) -> Outputs {
     let mut out = Outputs::new();
-    out.insert("power_state".into(), json!(target));
-    Ok(out)
+    out.insert("power_state".into(), json!(state));
+    out
+}
+
+/// Adopt when the VM already is where the step takes it and no operation of ours is in flight.
+async fn reconcile_power(ctx: &StepContext, args: &Args, action: VmAction) -> Result<Reconciled, ActionError> {
+    let azure = azure(ctx)?;
+    let id = vm_id(azure, args, "resource_group", "vm")?;
+    let (word, _, target) = verb(action);
+    if pending_operation(ctx, &format!("{OPERATION}_{word}")).is_some() {
+        return Ok(Reconciled::Redo);
+    }
+    let vm = azure.get_vm_with_instance_view(&id).await?;
+    Ok(adopt_if((power_state(&vm) == target).then(|| power_output(target))))
 }
 
 #[async_trait]
@@ -92,6 +111,10 @@ impl Action for Deallocate {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Deallocate)).await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        reconcile_power(ctx, args, VmAction::Deallocate).await
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -123,5 +146,9 @@ impl Action for Start {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        reconcile_power(ctx, args, VmAction::Start).await
     }
 }

@@ -173,12 +173,12 @@ impl Action for RunCommand {
         let (script_path, lines) = read_script(&ctx.env, args)?;
         let script_name = std::path::Path::new(&script_path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let result = with_progress(ctx, async {
-            if let Some(result) = resume_pending(ctx, azure, op_key()).await {
+            if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
                 return result;
             }
             let input = json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters(args)?});
             let started = azure.run_command(&vm, input, &format!("{script_name} on {}", vm.name)).await?;
-            finish(ctx, azure, started, op_key()).await
+            finish(ctx, azure, started, OPERATION).await
         })
         .await?;
         let (stdout, stderr) = split_output(&result);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 
 pub struct CreateSnapshot;
 
@@ -88,13 +88,15 @@ impl Action for CreateSnapshot {
                 })
             };
             let created = create_owned(ctx, azure, &snap, &source, body_for).await?;
-            let mut out = Outputs::new();
-            out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(snap.to_string())));
-            out.insert("name".into(), json!(snap.name));
-            out.insert("source_disk_id".into(), json!(source.to_string()));
-            Ok(out)
+            Ok(outputs(&created, &snap, &source))
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let (source, snap) = target(args, &ctx.run_id)?;
+        Ok(adopt_if(created_earlier(ctx, azure, &snap).await?.map(|r| outputs(&r, &snap, &source))))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
@@ -106,6 +108,14 @@ impl Action for CreateSnapshot {
         let id = ResourceId::parse(outputs.get("id").and_then(Value::as_str).unwrap_or_default())?;
         with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
     }
+}
+
+fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(snap.to_string())));
+    out.insert("name".into(), json!(snap.name));
+    out.insert("source_disk_id".into(), json!(source.to_string()));
+    out
 }
 
 /// "30 GiB Premium_LRS, zone 1, V2, Attached"
@@ -129,27 +139,39 @@ pub(crate) async fn create_owned(
     source: &ResourceId,
     body_for: impl Fn(&Value) -> Value,
 ) -> Result<Value, ActionError> {
-    let key = op_key();
+    let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         return result;
     }
-    if let Some(existing) = azure.find(id).await? {
-        ensure_ours(&existing, id, &ctx.run_id)?;
-        if provisioning(&existing) == "succeeded" {
-            ctx.status(format!("{} {} already exists (created by this run): adopted", id.kind.noun(), id.name));
-            return Ok(existing);
-        }
-    }
-    let source_resource = azure.get(source).await?;
     let label = format!("{} {}", id.kind.noun(), id.name);
-    let started = azure.put(id, body_for(&source_resource), &label).await?;
-    let result = finish(ctx, azure, started, key).await?;
+    let result = when_idle(ctx, azure, &label, || async {
+        if let Some(existing) = azure.find(id).await? {
+            ensure_ours(&existing, id, &ctx.run_id)?;
+            match provisioning(&existing).as_str() {
+                "succeeded" => {
+                    ctx.status(format!("{label} already exists (created by this run): adopted"));
+                    return Ok(existing);
+                }
+                // Azure refuses to update a resource whose creation failed: remove ours, start over.
+                "failed" => {
+                    ctx.status(format!("{label} failed to create earlier: deleting it to create it again"));
+                    delete_created(ctx, azure, id, &ctx.run_id).await?;
+                }
+                // Our own earlier request (its answer lost) is still creating it.
+                "creating" | "updating" => {
+                    return Err(ActionError::retryable(format!("{label}: another operation (its creation) is still running")));
+                }
+                _ => {}
+            }
+        }
+        let source_resource = azure.get(source).await?;
+        let started = azure.put(id, body_for(&source_resource), &label).await?;
+        finish(ctx, azure, started, key).await
+    })
+    .await?;
     match provisioning(&result).as_str() {
         "succeeded" | "" => Ok(result),
         other => Err(ActionError::retryable(format!("{label} ended in provisioning state {other}"))),
     }
 }
 
-fn provisioning(resource: &Value) -> String {
-    resource.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase()
-}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::power::set_power;
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 use crate::azure::VmAction;
 
 pub struct SwapOsDisk;
@@ -38,6 +38,13 @@ async fn set_os_disk(ctx: &StepContext, azure: &Azure, vm_id: &ResourceId, vm: &
     }}}});
     let started = azure.patch_vm(vm_id, body, &format!("OS disk swap of {} to {}", vm_id.name, disk.name)).await?;
     finish(ctx, azure, started, key).await.map(|_| ())
+}
+
+fn outputs(original: &ResourceId, new: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("original_disk_id".into(), json!(original.to_string()));
+    out.insert("new_disk_id".into(), json!(new.to_string()));
+    out
 }
 
 fn not_deallocated(vm: &ResourceId, state: &str) -> ActionError {
@@ -82,31 +89,44 @@ impl Action for SwapOsDisk {
         let new = id_arg(args, "disk_id", Kind::Disk)?;
         let original = id_arg(args, "original_disk_id", Kind::Disk)?;
         with_progress(ctx, async {
-            if let Some(result) = resume_pending(ctx, azure, op_key()).await {
+            if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
                 result?;
             }
-            let vm = azure.get_vm_with_instance_view(&vm_id).await?;
-            let current = os_disk_id(&vm).unwrap_or_default().to_string();
-            if !new.same_as(&current) {
-                if !original.same_as(&current) {
-                    return Err(ActionError::fatal(format!(
-                        "VM {}'s OS disk is {current}, not {original} as when the run started: refusing to swap",
-                        vm_id.name
-                    ))
-                    .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
+            when_idle(ctx, azure, &format!("OS disk swap of {}", vm_id.name), || async {
+                let vm = azure.get_vm_with_instance_view(&vm_id).await?;
+                let current = os_disk_id(&vm).unwrap_or_default().to_string();
+                if !new.same_as(&current) {
+                    if !original.same_as(&current) {
+                        return Err(ActionError::fatal(format!(
+                            "VM {}'s OS disk is {current}, not {original} as when the run started: refusing to swap",
+                            vm_id.name
+                        ))
+                        .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
+                    }
+                    let state = power_state(&vm);
+                    if state != "deallocated" {
+                        return Err(not_deallocated(&vm_id, &state));
+                    }
+                    set_os_disk(ctx, azure, &vm_id, &vm, &new, OPERATION).await?;
                 }
-                let state = power_state(&vm);
-                if state != "deallocated" {
-                    return Err(not_deallocated(&vm_id, &state));
-                }
-                set_os_disk(ctx, azure, &vm_id, &vm, &new, op_key()).await?;
-            }
-            let mut out = Outputs::new();
-            out.insert("original_disk_id".into(), json!(original.to_string()));
-            out.insert("new_disk_id".into(), json!(new.to_string()));
-            Ok(out)
+                Ok(())
+            })
+            .await?;
+            Ok(outputs(&original, &new))
         })
         .await
+    }
+
+    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+        let azure = azure(ctx)?;
+        let vm_id = vm_id(azure, args, "resource_group", "vm")?;
+        let new = id_arg(args, "disk_id", Kind::Disk)?;
+        let original = id_arg(args, "original_disk_id", Kind::Disk)?;
+        if pending_operation(ctx, OPERATION).is_some() {
+            return Ok(Reconciled::Redo);
+        }
+        let vm = azure.get(&vm_id).await?;
+        Ok(adopt_if(new.same_as(os_disk_id(&vm).unwrap_or_default()).then(|| outputs(&original, &new))))
     }
 
     fn describe_undo(&self, args: &Args, outputs: &Outputs) -> Option<String> {

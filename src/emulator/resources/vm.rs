@@ -1,33 +1,30 @@
-//! Virtual machines: model, instance view, updates (data disks, OS disk swap, tags), power
-//! actions, attachDetachDataDisks, boot diagnostics; Run Command lives in `runcommand`.
+//! Virtual machines: model, instance view, GET/list, PUT/PATCH updates (data disks, OS disk
+//! swap, tags) and the boot diagnostics log; actions live in `vm_actions`.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::super::arm::{self, ArmError, ArmResult};
+use super::super::http::{Call, Reply};
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules::{self, WantedDisk};
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Power, State, Vm};
 use super::{field, group, tags};
 
-const VM_UPDATE: f64 = 10.0;
-const OS_SWAP: f64 = 15.0;
-const DEALLOCATE: f64 = 60.0;
-const POWER_OFF: f64 = 30.0;
-const START: f64 = 30.0;
-const RESTART: f64 = 40.0;
-const NO_OP: f64 = 3.0;
-
-fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
+pub(super) fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
     let rg = group(state, rg)?;
     let key = arm::key(rg, name);
-    let vm = state.vms.get(&key).ok_or_else(|| ArmError::not_found("virtualMachines", rg, name))?;
+    let vm = state
+        .vms
+        .get(&key)
+        .ok_or_else(|| ArmError::not_found("virtualMachines", rg, name))?;
     Ok((key, vm))
 }
 
-fn etag(vm: &Vm) -> String {
+pub(super) fn etag(vm: &Vm) -> String {
     format!("\"{}\"", vm.etag)
 }
 
@@ -63,7 +60,7 @@ pub fn storage_profile(state: &State, vm: &Vm) -> Value {
             "createOption": vm.os_create_option,
             "caching": "ReadOnly",
             "managedDisk": managed_disk(state, &vm.os_disk),
-            "deleteOption": "Delete",
+            "deleteOption": "Detach",
             "diskSizeGB": os.size_gb,
         },
         "dataDisks": data,
@@ -95,7 +92,8 @@ pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
         "timeCreated": arm::rfc3339(vm.time_created),
     });
     if vm.generation == "V2" {
-        props["securityProfile"] = json!({ "uefiSettings": { "secureBootEnabled": false, "vTpmEnabled": false } });
+        props["securityProfile"] =
+            json!({ "uefiSettings": { "secureBootEnabled": false, "vTpmEnabled": false } });
     }
     if expand {
         props["instanceView"] = instance_view(emu, state, vm);
@@ -119,8 +117,12 @@ pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
 pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
     let now = arm::rfc3339(arm::now());
     let provisioning = match vm.provisioning_state.as_str() {
-        "Succeeded" => json!({ "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": now }),
-        other => json!({ "code": format!("ProvisioningState/{}", other.to_ascii_lowercase()), "level": "Info", "displayStatus": format!("{other}") }),
+        "Succeeded" => {
+            json!({ "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "time": now })
+        }
+        other => {
+            json!({ "code": format!("ProvisioningState/{}", other.to_ascii_lowercase()), "level": "Info", "displayStatus": format!("{other}") })
+        }
     };
     let disks: Vec<Value> = std::iter::once(&vm.os_disk)
         .chain(vm.data_disks.iter().map(|d| &d.disk))
@@ -152,32 +154,43 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
 }
 
 pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let rg = group(&state, rg)?;
     let prefix = format!("{}/", rg.to_ascii_lowercase());
-    let value: Vec<Value> =
-        state.vms.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, vm)| render(emu, &state, vm, false)).collect();
+    let value: Vec<Value> = state
+        .vms
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, vm)| render(emu, &state, vm, false))
+        .collect();
     Ok(Reply::json(200, json!({ "value": value })))
 }
 
 pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
-    let expand = call.query("$expand").is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
+    let expand = call
+        .query("$expand")
+        .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
     Ok(Reply::json(200, render(emu, &state, vm, expand)).header("ETag", etag(vm)))
 }
 
 pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
     Ok(Reply::json(200, instance_view(emu, &state, vm)))
 }
 
 /// Reads one data-disk entry of a request body.
-fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<WantedDisk>> {
-    let lun = field(entry, &["lun"]).and_then(Value::as_i64).ok_or_else(|| {
-        ArmError::bad_request("InvalidParameter", "Required parameter 'dataDisk.lun' is missing (null).")
-    })? as i32;
+pub(super) fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<WantedDisk>> {
+    let lun = field(entry, &["lun"])
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ArmError::bad_request(
+                "InvalidParameter",
+                "Required parameter 'dataDisk.lun' is missing (null).",
+            )
+        })? as i32;
     if field(entry, &["toBeDetached"]).and_then(Value::as_bool) == Some(true) {
         return Ok(None);
     }
@@ -188,37 +201,52 @@ fn wanted_disk(state: &State, vm: &Vm, entry: &Value) -> ArmResult<Option<Wanted
     } else {
         return Err(ArmError::bad_request(
             "InvalidParameter",
-            format!("Data disk at LUN {lun}: 'managedDisk.id' is required to attach an existing disk."),
+            format!(
+                "Data disk at LUN {lun}: 'managedDisk.id' is required to attach an existing disk."
+            ),
         ));
     };
     Ok(Some(WantedDisk {
         lun,
         disk,
-        create_option: field(entry, &["createOption"]).and_then(Value::as_str).unwrap_or("Attach").to_string(),
-        caching: field(entry, &["caching"]).and_then(Value::as_str).map(String::from),
+        create_option: field(entry, &["createOption"])
+            .and_then(Value::as_str)
+            .unwrap_or("Attach")
+            .to_string(),
+        caching: field(entry, &["caching"])
+            .and_then(Value::as_str)
+            .map(String::from),
     }))
 }
 
-fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
+pub(super) fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
     match arm::parse_resource_id(id) {
-        Some((rg, kind, name)) if kind == "disks" => {
-            state.disk_key_by_id(id).ok_or_else(|| ArmError::not_found("disks", &rg, &name))
-        }
-        _ => Err(ArmError::bad_request("InvalidParameter", format!("'{id}' is not a managed disk id."))),
+        Some((rg, kind, name)) if kind == "disks" => state
+            .disk_key_by_id(id)
+            .ok_or_else(|| ArmError::not_found("disks", &rg, &name)),
+        _ => Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!("'{id}' is not a managed disk id."),
+        )),
     }
 }
 
 /// PUT/PATCH of a VM: data disks, OS disk swap, tags.
-pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
-    let Ok((key, vm)) = find(&state, rg, name) else {
+    let exists = {
+        let state = emu.lock();
         group(&state, rg)?;
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!("VM '{name}' does not exist, and the rescue emulator does not create VMs: declare it in the scenario."),
-        ));
+        find(&state, rg, name).is_ok()
     };
+    if !exists {
+        if call.method == "PUT" {
+            return super::vm_create::create(emu, call, rg, name, &body).await;
+        }
+        return Err(ArmError::not_found("virtualMachines", rg, name));
+    }
+    let mut state = emu.lock();
+    let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
     if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
         if m != "*" && m != etag(&vm) {
@@ -229,20 +257,38 @@ pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
             ));
         }
     }
-    let op_name = if call.method == "PUT" { "createOrUpdate" } else { "update" };
+    let op_name = if call.method == "PUT" {
+        "createOrUpdate"
+    } else {
+        "update"
+    };
     rules::vm_idle(&state, &vm, op_name)?;
     let storage = field(&body, &["properties", "storageProfile"]);
     let os = storage.and_then(|s| field(s, &["osDisk"]));
-    if let Some(opt) = os.and_then(|o| field(o, &["createOption"])).and_then(Value::as_str) {
+    if let Some(opt) = os
+        .and_then(|o| field(o, &["createOption"]))
+        .and_then(Value::as_str)
+    {
         if !opt.eq_ignore_ascii_case(&vm.os_create_option) {
-            return Err(ArmError::conflict("PropertyChangeNotAllowed", "Changing property 'osDisk.createOption' is not allowed."));
+            return Err(ArmError::conflict(
+                "PropertyChangeNotAllowed",
+                "Changing property 'osDisk.createOption' is not allowed.",
+            ));
         }
     }
     let mut new_os = None;
-    if let Some(id) = os.and_then(|o| field(o, &["managedDisk", "id"])).and_then(Value::as_str) {
+    if let Some(id) = os
+        .and_then(|o| field(o, &["managedDisk", "id"]))
+        .and_then(Value::as_str)
+    {
         let disk = disk_by_id(&state, id)?;
         if disk != vm.os_disk {
-            rules::os_swappable(&state, &vm, &disk, os.and_then(|o| field(o, &["name"])).and_then(Value::as_str))?;
+            rules::os_swappable(
+                &state,
+                &vm,
+                &disk,
+                os.and_then(|o| field(o, &["name"])).and_then(Value::as_str),
+            )?;
             new_os = Some(disk);
         }
     }
@@ -255,21 +301,43 @@ pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
             }
             Some(rules::data_disks(&state, &vm, wanted)?)
         }
-        Some(_) => return Err(ArmError::bad_request("InvalidRequestContent", "'dataDisks' must be an array.")),
+        Some(_) => {
+            return Err(ArmError::bad_request(
+                "InvalidRequestContent",
+                "'dataDisks' must be an array.",
+            ))
+        }
     };
     let new_tags = tags(&body)?;
-    let seconds = if new_os.is_some() { OS_SWAP } else if new_data.is_some() { VM_UPDATE } else { NO_OP };
-    let op = emu.begin(&mut state, Family::Compute, OpKind::VmUpdate { vm: key.clone() }, seconds, call);
+    // A resize is accepted as Azure does (a running VM restarts on the new size).
+    let new_size = field(&body, &["properties", "hardwareProfile", "vmSize"])
+        .and_then(Value::as_str)
+        .filter(|s| !s.eq_ignore_ascii_case(&vm.size))
+        .map(String::from);
+    let seconds = if new_os.is_some() || new_size.is_some() {
+        OS_SWAP
+    } else if new_data.is_some() {
+        VM_UPDATE
+    } else {
+        NO_OP
+    };
+    let op = emu.begin(
+        &mut state,
+        Family::Compute,
+        OpKind::VmUpdate { vm: key.clone() },
+        seconds,
+        call,
+    );
+    if !call.lro_failed() {
+        state.set_disks(&key, new_os, new_data);
+    }
     let v = state.vms.get_mut(&key).expect("found above");
     if !call.lro_failed() {
-        if let Some(d) = new_os {
-            v.os_disk = d;
-        }
-        if let Some(d) = new_data {
-            v.data_disks = d;
-        }
         if let Some(t) = new_tags {
             v.tags = t;
+        }
+        if let Some(size) = new_size {
+            v.size = size;
         }
     }
     v.etag += 1;
@@ -281,172 +349,32 @@ pub fn update(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
     Ok(emu.lro_headers(&state, &op, reply, false))
 }
 
-pub async fn action(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, action: &str) -> ArmResult<Reply> {
-    match action.to_ascii_lowercase().as_str() {
-        "deallocate" => power(emu, call, rg, name, Power::Deallocated).await,
-        "poweroff" => power(emu, call, rg, name, Power::Stopped).await,
-        "start" => power(emu, call, rg, name, Power::Running).await,
-        "restart" => power(emu, call, rg, name, Power::Starting).await,
-        "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
-        "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
-        "retrievebootdiagnosticsdata" => {
-            let state = emu.state.lock().expect("state lock");
-            let (_, vm) = find(&state, rg, name)?;
-            let url = emu.serial_log_url(&vm.vm_id);
-            Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
-        }
-        other => Err(ArmError::new(
-            404,
-            "InvalidResourceType",
-            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute'."),
-        )),
-    }
-}
-
-/// deallocate / powerOff / start / restart (`Power::Starting` = restart).
-async fn power(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, target: Power) -> ArmResult<Reply> {
-    let restart = target == Power::Starting;
-    let target = if restart { Power::Running } else { target };
-    let (op, key, needs_boot) = {
-        let mut state = emu.state.lock().expect("state lock");
-        let (key, vm) = find(&state, rg, name)?;
-        let vm = vm.clone();
-        let verb = match (target, restart) {
-            (Power::Deallocated, _) => "deallocate",
-            (Power::Stopped, _) => "powerOff",
-            (_, true) => "restart",
-            _ => "start",
-        };
-        rules::vm_idle(&state, &vm, verb)?;
-        if restart && vm.power != Power::Running {
-            return Err(ArmError::conflict(
-                "OperationNotAllowed",
-                format!("Operation 'restart' is not allowed on VM '{}' since the VM is not running ({}).", vm.name, vm.power.display()),
-            ));
-        }
-        let already = vm.power == target && !restart;
-        let seconds = match (already, target, restart) {
-            (true, ..) => NO_OP,
-            (_, _, true) => RESTART,
-            (_, Power::Deallocated, _) => DEALLOCATE,
-            (_, Power::Stopped, _) => POWER_OFF,
-            _ => START,
-        };
-        let needs_boot = target == Power::Running && !already && !call.lro_failed();
-        let kind = OpKind::VmPower { vm: key.clone(), target, boot: None };
-        let mut op = emu.begin(&mut state, Family::Compute, kind, seconds, call);
-        if !needs_boot {
-            // No boot to wait for: the operation completes on its due time alone.
-            if let OpKind::VmPower { boot, .. } = &mut op.kind {
-                *boot = Some(super::super::boot::BootOutcome { ready: vm.agent_ready, serial_log: vm.serial_log.clone() });
-            }
-            state.operations.insert(op.id.clone(), op.clone());
-        }
-        let v = state.vms.get_mut(&key).expect("found");
-        v.busy = Some(op.id.clone());
-        if !already && !call.lro_failed() {
-            v.power = match target {
-                Power::Deallocated => Power::Deallocating,
-                Power::Stopped => Power::Stopping,
-                _ => Power::Starting,
-            };
-            v.agent_ready = false;
-        }
-        emu.save(&state)?;
-        (op, key, needs_boot)
-    };
-    if needs_boot {
-        let (image, dir) = {
-            let state = emu.state.lock().expect("state lock");
-            let vm = &state.vms[&key];
-            (emu.images.join(&state.disks[&vm.os_disk].image), emu.data_dir.clone())
-        };
-        let vm_name = name.to_string();
-        let outcome = tokio::task::spawn_blocking(move || super::super::boot::boot(&vm_name, &image, &dir))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .and_then(|r| r)
-            .unwrap_or_else(|e| super::super::boot::BootOutcome {
-                ready: false,
-                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
-            });
-        let mut state = emu.state.lock().expect("state lock");
-        if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(&op.id).map(|o| &mut o.kind) {
-            *boot = Some(outcome);
-        }
-        emu.save(&state)?;
-    }
-    let state = emu.state.lock().expect("state lock");
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
-}
-
-fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
-    let (key, vm) = find(&state, rg, name)?;
-    let vm = vm.clone();
-    rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
-    let list = |k: &str| field(&body, &[k]).and_then(Value::as_array).cloned().unwrap_or_default();
-    let (attach, detach) = (list("dataDisksToAttach"), list("dataDisksToDetach"));
-    if attach.is_empty() && detach.is_empty() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            "At least one of 'dataDisksToAttach' or 'dataDisksToDetach' must be specified.",
-        ));
-    }
-    let mut wanted: Vec<WantedDisk> = vm
-        .data_disks
-        .iter()
-        .map(|d| WantedDisk { lun: d.lun, disk: d.disk.clone(), create_option: "Attach".into(), caching: Some(d.caching.clone()) })
-        .collect();
-    for d in &detach {
-        let id = field(d, &["diskId"]).and_then(Value::as_str).unwrap_or("");
-        let disk = disk_by_id(&state, id)?;
-        let before = wanted.len();
-        wanted.retain(|w| w.disk != disk);
-        if wanted.len() == before {
-            return Err(ArmError::bad_request(
-                "InvalidParameter",
-                format!("Disk '{}' is not attached to VM '{}' as a data disk.", state.disks[&disk].name, vm.name),
-            ));
-        }
-    }
-    for a in &attach {
-        let id = field(a, &["diskId"]).and_then(Value::as_str).unwrap_or("");
-        let disk = disk_by_id(&state, id)?;
-        let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
-            Some(l) => l as i32,
-            None => (0..64).find(|l| !wanted.iter().any(|w| w.lun == *l)).unwrap_or(64),
-        };
-        let caching = field(a, &["caching"]).and_then(Value::as_str).map(String::from);
-        wanted.push(WantedDisk { lun, disk, create_option: "Attach".into(), caching });
-    }
-    let next = rules::data_disks(&state, &vm, wanted)?;
-    let op = emu.begin(&mut state, Family::Compute, OpKind::AttachDetach { vm: key.clone() }, VM_UPDATE, call);
-    let v = state.vms.get_mut(&key).expect("found");
-    if !call.lro_failed() {
-        v.data_disks = next;
-    }
-    v.etag += 1;
-    v.provisioning_state = "Updating".into();
-    v.busy = Some(op.id.clone());
-    emu.save(&state)?;
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
-}
-
 /// The boot diagnostics serial log, served at a signed URL like a SAS blob.
 pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
-    let sig = query.iter().find(|(k, _)| k == "sig").map(|(_, v)| v.as_str()).unwrap_or("");
-    if sig != emu.sign(vm_id) {
+    let sig = query
+        .iter()
+        .find(|(k, _)| k == "sig")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if sig != super::super::auth::sign(&emu.token, vm_id) {
         return Reply::from(ArmError::new(
             403,
             "AuthenticationFailed",
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         ));
     }
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     match state.vms.values().find(|v| v.vm_id == vm_id) {
-        Some(vm) => Reply { status: 200, headers: Vec::new(), body: None, text: Some(vm.serial_log.clone()) },
-        None => Reply::from(ArmError::new(404, "BlobNotFound", "The specified blob does not exist.")),
+        Some(vm) => Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: None,
+            text: Some(vm.serial_log.clone()),
+        },
+        None => Reply::from(ArmError::new(
+            404,
+            "BlobNotFound",
+            "The specified blob does not exist.",
+        )),
     }
 }

@@ -5,19 +5,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::super::arm::{self, ArmError, ArmResult};
+use super::super::http::{Call, Reply};
 use super::super::images;
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules;
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Creation, State, Volume};
 use super::{field, group, tags};
-
-/// Azure-like latencies in seconds (scaled by the emulator's time scale).
-const SNAPSHOT_CREATE: f64 = 30.0;
-const DISK_COPY: f64 = 20.0;
-const DISK_EMPTY: f64 = 3.0;
-const VOLUME_UPDATE: f64 = 2.0;
-const VOLUME_DELETE: f64 = 10.0;
 
 fn kind(snapshot: bool) -> &'static str {
     if snapshot {
@@ -46,7 +41,12 @@ fn map_mut(state: &mut State, snapshot: bool) -> &mut std::collections::BTreeMap
 /// The resource as Azure returns it (Disk or Snapshot model).
 pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
     let v = map(state, snapshot).get(key)?;
-    let id = arm::resource_id(&state.subscription, &v.resource_group, kind(snapshot), &v.name);
+    let id = arm::resource_id(
+        &state.subscription,
+        &v.resource_group,
+        kind(snapshot),
+        &v.name,
+    );
     let mut creation = json!({ "createOption": v.creation.create_option });
     if let Some(src) = &v.creation.source_resource_id {
         creation["sourceResourceId"] = json!(src);
@@ -57,7 +57,13 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
     if let Some(img) = &v.creation.image_reference {
         creation["imageReference"] = json!({ "id": img });
     }
-    let tier = v.sku.split('_').next().unwrap_or("Standard").replace("StandardSSD", "Standard").replace("UltraSSD", "Ultra");
+    let tier = v
+        .sku
+        .split('_')
+        .next()
+        .unwrap_or("Standard")
+        .replace("StandardSSD", "Standard")
+        .replace("UltraSSD", "Ultra");
     let mut props = json!({
         "creationData": creation,
         "diskSizeGB": v.size_gb,
@@ -103,7 +109,7 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
 }
 
 pub fn list(emu: &Emu, rg: &str, snapshot: bool) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     group(&state, rg)?;
     let prefix = format!("{}/", rg.to_ascii_lowercase());
     let value: Vec<Value> = map(&state, snapshot)
@@ -114,10 +120,16 @@ pub fn list(emu: &Emu, rg: &str, snapshot: bool) -> ArmResult<Reply> {
     Ok(Reply::json(200, json!({ "value": value })))
 }
 
-pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
+pub async fn handle(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    snapshot: bool,
+) -> ArmResult<Reply> {
     match call.method.as_str() {
         "GET" => {
-            let state = emu.state.lock().expect("state lock");
+            let state = emu.lock();
             let rg = group(&state, rg)?;
             render(&state, &arm::key(rg, name), snapshot)
                 .map(|b| Reply::json(200, b))
@@ -126,7 +138,11 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, snapshot:
         "PUT" => put(emu, call, rg, name, snapshot).await,
         "PATCH" => patch(emu, call, rg, name, snapshot),
         "DELETE" => delete(emu, call, rg, name, snapshot),
-        m => Err(ArmError::new(405, "MethodNotAllowed", format!("The requested resource does not support http method '{m}'."))),
+        m => Err(ArmError::new(
+            405,
+            "MethodNotAllowed",
+            format!("The requested resource does not support http method '{m}'."),
+        )),
     }
 }
 
@@ -136,45 +152,79 @@ enum Source {
     Copy(String),
 }
 
-async fn put(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
+async fn put(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    snapshot: bool,
+) -> ArmResult<Reply> {
     let body = call.json()?;
     let key = arm::key(rg, name);
-    let (source, file, op) = {
-        let mut state = emu.state.lock().expect("state lock");
+    let (source, vol, seconds) = {
+        let mut state = emu.lock();
         let rg = group(&state, rg)?.to_string();
         if let Some(existing) = map(&state, snapshot).get(&key).cloned() {
             return update_existing(emu, &mut state, call, &key, snapshot, existing, &body);
         }
-        let location = field(&body, &["location"]).and_then(Value::as_str).ok_or_else(|| {
-            ArmError::bad_request("LocationRequired", "The location property is required for this definition.")
-        })?;
-        if !location.replace(' ', "").eq_ignore_ascii_case(&state.location) {
+        arm::check_volume_name(name)?;
+        let location = field(&body, &["location"])
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                )
+            })?;
+        if !location
+            .replace(' ', "")
+            .eq_ignore_ascii_case(&state.location)
+        {
             return Err(ArmError::bad_request(
                 "LocationNotAvailableForResourceType",
                 format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/{}'. This emulator's region is '{}'.", kind(snapshot), state.location),
             ));
         }
         let cd = field(&body, &["properties", "creationData"]).ok_or_else(|| {
-            ArmError::bad_request("InvalidParameter", "Required parameter 'creationData' is missing (null).")
+            ArmError::bad_request(
+                "InvalidParameter",
+                "Required parameter 'creationData' is missing (null).",
+            )
         })?;
-        let option = field(cd, &["createOption"]).and_then(Value::as_str).unwrap_or("");
+        let option = field(cd, &["createOption"])
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let size_gb = field(&body, &["properties", "diskSizeGB"]).and_then(Value::as_u64);
         let mut vol = Volume {
             resource_group: rg.clone(),
             name: name.to_string(),
             location: state.location.clone(),
             zone: if snapshot { None } else { zone(&body)? },
-            sku: field(&body, &["sku", "name"]).and_then(Value::as_str).unwrap_or("Standard_LRS").to_string(),
+            sku: field(&body, &["sku", "name"])
+                .and_then(Value::as_str)
+                .unwrap_or("Standard_LRS")
+                .to_string(),
             size_gb: size_gb.unwrap_or(0),
-            hyper_v_generation: field(&body, &["properties", "hyperVGeneration"]).and_then(Value::as_str).map(String::from),
-            os_type: field(&body, &["properties", "osType"]).and_then(Value::as_str).map(String::from),
-            creation: Creation { create_option: option.to_string(), source_resource_id: None, source_unique_id: None, image_reference: None },
+            hyper_v_generation: field(&body, &["properties", "hyperVGeneration"])
+                .and_then(Value::as_str)
+                .map(String::from),
+            os_type: field(&body, &["properties", "osType"])
+                .and_then(Value::as_str)
+                .map(String::from),
+            creation: Creation {
+                create_option: option.to_string(),
+                source_resource_id: None,
+                source_unique_id: None,
+                image_reference: None,
+            },
             tags: tags(&body)?.unwrap_or_default(),
             provisioning_state: "Updating".into(),
             time_created: arm::now(),
             unique_id: arm::guid(),
             image: format!("{}.img", arm::guid()),
-            incremental: field(&body, &["properties", "incremental"]).and_then(Value::as_bool).unwrap_or(false),
+            incremental: field(&body, &["properties", "incremental"])
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         };
         let (source, seconds) = match option.to_ascii_lowercase().as_str() {
             "empty" if !snapshot => {
@@ -215,28 +265,37 @@ async fn put(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str, snapshot: bool) 
                 ))
             }
         };
-        let file = vol.image.clone();
-        map_mut(&mut state, snapshot).insert(key.clone(), vol);
-        let op = emu.begin(&mut state, Family::Disk, OpKind::VolumeCreate { snapshot, key: key.clone() }, seconds, call);
-        emu.save(&state)?;
-        (source, file, op)
+        (source, vol, seconds)
     };
-    // The bytes are copied now: a snapshot is a point-in-time copy of the source.
-    let (src_dir, dst) = (emu.images.clone(), emu.images.join(&file));
-    let copied = tokio::task::spawn_blocking(move || match source {
-        Source::Empty(gb) => images::create_sparse(&dst, gb << 30),
-        Source::Copy(src) => images::copy_image(&src_dir.join(src), &dst),
+    // The bytes are copied before the resource is recorded: a snapshot is a point-in-time copy
+    // of its source, and an emulator killed mid-copy leaves no half-copied resource behind.
+    let (src_dir, dst) = (emu.images.clone(), emu.images.join(&vol.image));
+    let target = dst.clone();
+    tokio::task::spawn_blocking(move || match source {
+        Source::Empty(gb) => images::create_sparse(&target, gb << 30),
+        Source::Copy(src) => images::copy_image(&src_dir.join(src), &target),
     })
     .await
-    .map_err(|e| ArmError::internal(e.to_string()))
-    .and_then(|r| r.map_err(|e| ArmError::internal(format!("copying the image failed: {e:#}"))));
-    let mut state = emu.state.lock().expect("state lock");
-    if let Err(e) = copied {
-        map_mut(&mut state, snapshot).remove(&key);
-        state.operations.remove(&op.id);
-        emu.save(&state)?;
-        return Err(e);
+    .map_err(|e| ArmError::internal(e.to_string()))?
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&dst);
+        ArmError::internal(format!("copying the image failed: {e:#}"))
+    })?;
+    let mut state = emu.lock();
+    if map(&state, snapshot).contains_key(&key) {
+        let _ = std::fs::remove_file(&dst);
+        return Err(ArmError::conflict(
+            "Conflict",
+            format!("'{name}' was created by a concurrent request; retry to update it."),
+        ));
     }
+    map_mut(&mut state, snapshot).insert(key.clone(), vol);
+    let kind = OpKind::VolumeCreate {
+        snapshot,
+        key: key.clone(),
+    };
+    let op = emu.begin(&mut state, Family::Disk, kind, seconds, call);
+    emu.save(&state)?;
     let body = render(&state, &key, snapshot).expect("just inserted");
     let reply = Reply::json(202, body).header("Retry-After", emu.retry_after(2.0));
     Ok(emu.lro_headers(&state, &op, reply, true))
@@ -257,11 +316,16 @@ fn source_volume<'a>(state: &'a State, id: &str) -> ArmResult<&'a Volume> {
             ))
         }
     };
-    let v = map.get(&arm::key(&rg, &name)).ok_or_else(|| ArmError::not_found(&kind, &rg, &name))?;
+    let v = map
+        .get(&arm::key(&rg, &name))
+        .ok_or_else(|| ArmError::not_found(&kind, &rg, &name))?;
     if v.provisioning_state != "Succeeded" {
         return Err(ArmError::conflict(
             "OperationNotAllowed",
-            format!("The source '{name}' cannot be copied while its provisioning state is {}.", v.provisioning_state),
+            format!(
+                "The source '{name}' cannot be copied while its provisioning state is {}.",
+                v.provisioning_state
+            ),
         ));
     }
     Ok(v)
@@ -271,8 +335,13 @@ fn zone(body: &Value) -> ArmResult<Option<String>> {
     match field(body, &["zones"]) {
         None => Ok(None),
         Some(Value::Array(z)) if z.is_empty() => Ok(None),
-        Some(Value::Array(z)) if z.len() == 1 && z[0].is_string() => Ok(z[0].as_str().map(String::from)),
-        Some(_) => Err(ArmError::bad_request("InvalidParameter", "A disk can be in exactly one zone: 'zones' must hold one zone.")),
+        Some(Value::Array(z)) if z.len() == 1 && z[0].is_string() => {
+            Ok(z[0].as_str().map(String::from))
+        }
+        Some(_) => Err(ArmError::bad_request(
+            "InvalidParameter",
+            "A disk can be in exactly one zone: 'zones' must hold one zone.",
+        )),
     }
 }
 
@@ -286,8 +355,15 @@ fn update_existing(
     existing: Volume,
     body: &Value,
 ) -> ArmResult<Reply> {
-    if let Some(src) = field(body, &["properties", "creationData", "sourceResourceId"]).and_then(Value::as_str) {
-        if !existing.creation.source_resource_id.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(src)) {
+    if let Some(src) =
+        field(body, &["properties", "creationData", "sourceResourceId"]).and_then(Value::as_str)
+    {
+        if !existing
+            .creation
+            .source_resource_id
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(src))
+        {
             return Err(ArmError::conflict(
                 "PropertyChangeNotAllowed",
                 "Changing property 'creationData.sourceResourceId' is not allowed.",
@@ -299,10 +375,13 @@ fn update_existing(
 
 fn patch(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
     let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
-    let existing = map(&state, snapshot).get(&key).cloned().ok_or_else(|| ArmError::not_found(kind(snapshot), &rg, name))?;
+    let existing = map(&state, snapshot)
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ArmError::not_found(kind(snapshot), &rg, name))?;
     apply_update(emu, &mut state, call, &key, snapshot, existing, &body, 202)
 }
 
@@ -320,14 +399,22 @@ fn apply_update(
     if v.provisioning_state != "Succeeded" {
         return Err(ArmError::conflict(
             "OperationNotAllowed",
-            format!("The {} '{}' cannot be updated while its provisioning state is {}.", &kind(snapshot)[..kind(snapshot).len() - 1], v.name, v.provisioning_state),
+            format!(
+                "The {} '{}' cannot be updated while its provisioning state is {}.",
+                &kind(snapshot)[..kind(snapshot).len() - 1],
+                v.name,
+                v.provisioning_state
+            ),
         ));
     }
     if let Some(gb) = field(body, &["properties", "diskSizeGB"]).and_then(Value::as_u64) {
         if gb < v.size_gb {
             return Err(ArmError::bad_request(
                 "BadRequest",
-                format!("Disk '{}' cannot be resized from {} GB to {gb} GB: disks can only grow.", v.name, v.size_gb),
+                format!(
+                    "Disk '{}' cannot be resized from {} GB to {gb} GB: disks can only grow.",
+                    v.name, v.size_gb
+                ),
             ));
         }
         v.size_gb = gb;
@@ -343,14 +430,24 @@ fn apply_update(
     }
     v.provisioning_state = "Updating".into();
     map_mut(state, snapshot).insert(key.to_string(), v);
-    let op = emu.begin(state, Family::Disk, OpKind::VolumeCreate { snapshot, key: key.to_string() }, VOLUME_UPDATE, call);
+    let op = emu.begin(
+        state,
+        Family::Disk,
+        OpKind::VolumeCreate {
+            snapshot,
+            key: key.to_string(),
+        },
+        VOLUME_UPDATE,
+        call,
+    );
     emu.save(state)?;
-    let reply = Reply::json(status, render(state, key, snapshot).expect("present")).header("Retry-After", emu.retry_after(2.0));
+    let reply = Reply::json(status, render(state, key, snapshot).expect("present"))
+        .header("Retry-After", emu.retry_after(2.0));
     Ok(emu.lro_headers(state, &op, reply, true))
 }
 
 fn delete(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if !map(&state, snapshot).contains_key(&key) {
@@ -359,8 +456,17 @@ fn delete(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmRe
     if !snapshot {
         rules::disk_deletable(&state, &key)?;
     }
-    map_mut(&mut state, snapshot).get_mut(&key).expect("present").provisioning_state = "Deleting".into();
-    let op = emu.begin(&mut state, Family::Disk, OpKind::VolumeDelete { snapshot, key }, VOLUME_DELETE, call);
+    map_mut(&mut state, snapshot)
+        .get_mut(&key)
+        .expect("present")
+        .provisioning_state = "Deleting".into();
+    let op = emu.begin(
+        &mut state,
+        Family::Disk,
+        OpKind::VolumeDelete { snapshot, key },
+        VOLUME_DELETE,
+        call,
+    );
     emu.save(&state)?;
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }

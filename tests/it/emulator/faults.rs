@@ -16,37 +16,80 @@ const FAULTS: &str = "faults:
 async fn fault_rules_fire_on_the_calls_they_name() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("faulty.yaml");
-    std::fs::write(&scenario, rescue::emulator::INCIDENT_SCENARIO.replace("faults: []\n", FAULTS)).unwrap();
-    let emu = start_with(dir, move |d| rescue::emulator::Config { scenario: Some(scenario), ..config(d, 0.002) }).await;
+    std::fs::write(
+        &scenario,
+        rescue::emulator::INCIDENT_SCENARIO.replace("faults: []\n", FAULTS),
+    )
+    .unwrap();
+    let emu = start_with(dir, move |d| rescue::emulator::Config {
+        scenario: Some(scenario),
+        ..config(d, 0.002)
+    })
+    .await;
 
     let body = json!({"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(BROKEN_OS)}}});
     let url = format!("{}?{DISK_API}", snapshot("s1"));
-    assert_eq!(emu.send("PUT", &url, Some(body.clone())).await.status(), 503);
-    assert_eq!(emu.send("GET", &url, None).await.status(), 404, "a 503 has no effect");
-    assert_eq!(emu.send("PUT", &url, Some(body)).await.status(), 202, "the retry succeeds");
+    assert_eq!(
+        emu.send("PUT", &url, Some(body.clone())).await.status(),
+        503
+    );
+    assert_eq!(
+        emu.send("GET", &url, None).await.status(),
+        404,
+        "a 503 has no effect"
+    );
+    assert_eq!(
+        emu.send("PUT", &url, Some(body)).await.status(),
+        202,
+        "the retry succeeds"
+    );
 
     let get = format!("{}?{DISK_API}", disk(PVC));
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
     let throttled = emu.send("GET", &get, None).await;
     assert_eq!(throttled.status(), 429);
     assert_eq!(throttled.headers()["retry-after"], "3");
-    assert!(throttled.headers()["x-ms-ratelimit-remaining-resource"].to_str().unwrap().contains("LowCostGet3Min;0"));
+    assert!(throttled.headers()["x-ms-ratelimit-remaining-resource"]
+        .to_str()
+        .unwrap()
+        .contains("LowCostGet3Min;0"));
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
-    let dropped = emu.http.get(emu.url(&get)).bearer_auth(&emu.token).send().await;
+    let dropped = emu
+        .http
+        .get(emu.url(&get))
+        .bearer_auth(&emu.token)
+        .send()
+        .await;
     let failed = match dropped {
         Err(_) => true,
         Ok(r) => r.bytes().await.is_err(),
     };
     assert!(failed, "the fourth GET loses its connection");
 
-    let done = emu.run("POST", &format!("{}/deallocate?{VM_API}", vm(HEALTHY)), None).await;
+    let done = emu
+        .run(
+            "POST",
+            &format!("{}/deallocate?{VM_API}", vm(HEALTHY)),
+            None,
+        )
+        .await;
     assert_eq!(done["status"], "Failed");
     assert_eq!(done["error"]["code"], "InternalOperationError");
-    let v = emu.get_json(&format!("{}/instanceView?{VM_API}", vm(HEALTHY))).await;
-    assert_eq!(v["statuses"][1]["code"], "PowerState/running", "a failed deallocate leaves the VM running");
+    let v = emu
+        .get_json(&format!("{}/instanceView?{VM_API}", vm(HEALTHY)))
+        .await;
+    assert_eq!(
+        v["statuses"][1]["code"], "PowerState/running",
+        "a failed deallocate leaves the VM running"
+    );
 
     let log = emu.request_log();
     let faults: Vec<&str> = log.iter().filter_map(|l| l["fault"].as_str()).collect();
-    assert_eq!(faults, vec!["http_503", "throttle(3)", "drop_connection", "lro_failed"]);
-    assert!(log.iter().all(|l: &Value| l["duration_ms"].is_number() && l["operation"].is_string()));
+    assert_eq!(
+        faults,
+        vec!["http_503", "throttle(3)", "drop_connection", "lro_failed"]
+    );
+    assert!(log
+        .iter()
+        .all(|l: &Value| l["duration_ms"].is_number() && l["operation"].is_string()));
 }

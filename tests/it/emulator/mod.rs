@@ -1,12 +1,13 @@
 //! Integration tests: the ARM emulator, over HTTP, with raw requests and the real
 //! azure_mgmt_compute 0.21 client.
 
-mod support;
 mod boot;
 mod client;
 mod faults;
+mod lifecycle;
 mod persistence;
 mod rules;
-mod scenarios;
 mod runcommand;
+mod scenarios;
+mod support;
 mod wire;

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 
 use super::support::*;
 
-const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/emulator/corruptions.yaml");
+const LAB: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/emulator/corruptions.yaml"
+);
 
 fn lab_path(kind: &str, name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/lab-rg/providers/Microsoft.Compute/{kind}/{name}")
@@ -15,10 +18,37 @@ fn lab_path(kind: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corruption_lab_boots_and_repairs_as_named() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = start_with(dir, |d| rescue::emulator::Config { scenario: Some(LAB.into()), ..config(d, 0.002) }).await;
-    let agent = |v: Value| v["vmAgent"]["statuses"][0]["displayStatus"].as_str().unwrap_or("").to_string();
-    assert_eq!(agent(emu.get_json(&format!("{}/instanceView?{VM_API}", lab_path("virtualMachines", "xfs-node"))).await), "Ready");
-    assert_eq!(agent(emu.get_json(&format!("{}/instanceView?{VM_API}", lab_path("virtualMachines", "unbootable-node"))).await), "Not Ready");
+    let emu = start_with(dir, |d| rescue::emulator::Config {
+        scenario: Some(LAB.into()),
+        ..config(d, 0.002)
+    })
+    .await;
+    let agent = |v: Value| {
+        v["vmAgent"]["statuses"][0]["displayStatus"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        agent(
+            emu.get_json(&format!(
+                "{}/instanceView?{VM_API}",
+                lab_path("virtualMachines", "xfs-node")
+            ))
+            .await
+        ),
+        "Ready"
+    );
+    assert_eq!(
+        agent(
+            emu.get_json(&format!(
+                "{}/instanceView?{VM_API}",
+                lab_path("virtualMachines", "unbootable-node")
+            ))
+            .await
+        ),
+        "Not Ready"
+    );
 
     let disks: Vec<Value> = ["ext4-superblock", "ext4-unrepairable", "xfs-overlay2-init"]
         .iter()
@@ -26,19 +56,102 @@ async fn corruption_lab_boots_and_repairs_as_named() {
         .map(|(lun, d)| json!({"lun": lun, "createOption": "Attach", "managedDisk": {"id": lab_path("disks", d)}}))
         .collect();
     let done = emu
-        .run("PATCH", &format!("{}?{VM_API}", lab_path("virtualMachines", "lab-rescue")), Some(json!({"properties": {"storageProfile": {"dataDisks": disks}}})))
+        .run(
+            "PATCH",
+            &format!("{}?{VM_API}", lab_path("virtualMachines", "lab-rescue")),
+            Some(json!({"properties": {"storageProfile": {"dataDisks": disks}}})),
+        )
         .await;
     assert_eq!(done["status"], "Succeeded");
-    let body = json!({"commandId": "RunShellScript", "script": [
-        "for lun in 0 1; do e2fsck -fy /dev/disk/azure/scsi1/lun$lun-part1 >/dev/null 2>&1; echo \"lun$lun=$?\"; done",
-        "xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-check=$?\"",
-        "xfs_repair /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-after=$?\""
-    ]});
-    let r = emu.send("POST", &format!("{}/runCommand?{VM_API}", lab_path("virtualMachines", "lab-rescue")), Some(body)).await;
-    assert_eq!(r.status(), 202);
-    let (done, _) = emu.wait_async(r.headers()["azure-asyncoperation"].to_str().unwrap()).await;
-    let msg = done["properties"]["output"]["value"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("lun0=1\n"), "zeroed primary superblock: repaired from a backup: {msg}");
-    assert!(msg.contains("lun1=8\n"), "no superblock left: e2fsck gives up: {msg}");
-    assert!(msg.contains("xfs-check=1\n") && msg.contains("xfs-after=0\n"), "XFS damage found, then repaired: {msg}");
+    let msg = emu
+        .run_script_at(&lab_path("virtualMachines", "lab-rescue"), &[
+            "for lun in 0 1; do e2fsck -fy /dev/disk/azure/scsi1/lun$lun-part1 >/dev/null 2>&1; echo \"lun$lun=$?\"; done",
+            "xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-check=$?\"",
+            "xfs_repair /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-after=$?\"",
+        ])
+        .await;
+    assert!(
+        msg.contains("lun0=1\n"),
+        "zeroed primary superblock: repaired from a backup: {msg}"
+    );
+    assert!(
+        msg.contains("lun1=8\n"),
+        "no superblock left: e2fsck gives up: {msg}"
+    );
+    assert!(
+        msg.contains("xfs-check=1\n") && msg.contains("xfs-after=0\n"),
+        "XFS damage found, then repaired: {msg}"
+    );
+}
+
+/// A user's own images: a raw disk and the same disk as a fixed VHD, both copied, never modified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_images_are_imported_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("mine.img");
+    let out = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(&raw)
+        .arg("32M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut vhd_bytes = std::fs::read(&raw).unwrap();
+    let mut footer = vec![0u8; 512];
+    footer[..8].copy_from_slice(b"conectix");
+    footer[60..64].copy_from_slice(&2u32.to_be_bytes());
+    vhd_bytes.extend_from_slice(&footer);
+    std::fs::write(dir.path().join("mine.vhd"), &vhd_bytes).unwrap();
+    let before = (std::fs::read(&raw).unwrap(), vhd_bytes);
+    std::fs::write(
+        dir.path().join("mine.yaml"),
+        "subscription: 00000000-0000-0000-0000-000000000001\nlocation: westeurope\nresource_groups:\n  - name: mine-rg\n    disks:\n      \
+         - { name: raw-os, os_type: Linux, content: { image: mine.img } }\n      \
+         - { name: vhd-data, content: { image: mine.vhd } }\n    vms:\n      \
+         - { name: mine-vm, os_disk: raw-os, data_disks: [ { lun: 0, disk: vhd-data } ] }\n",
+    )
+    .unwrap();
+    let scenario = dir.path().join("mine.yaml");
+    let emu = start_with(dir, move |d| rescue::emulator::Config {
+        scenario: Some(scenario),
+        ..config(d, 0.002)
+    })
+    .await;
+    let mine = |kind: &str, name: &str| {
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/mine-rg/providers/Microsoft.Compute/{kind}/{name}"
+        )
+    };
+    let v = emu
+        .get_json(&format!(
+            "{}/instanceView?{VM_API}",
+            mine("virtualMachines", "mine-vm")
+        ))
+        .await;
+    assert_eq!(
+        v["vmAgent"]["statuses"][0]["displayStatus"], "Ready",
+        "a whole-disk ext4 boots clean: {v}"
+    );
+    let msg = emu
+        .run_script_at(
+            &mine("virtualMachines", "mine-vm"),
+            &[
+                "blockdev --getsize64 /dev/disk/azure/scsi1/lun0",
+                "e2fsck -fn /dev/disk/azure/scsi1/lun0 >/dev/null 2>&1; echo fsck=$?",
+            ],
+        )
+        .await;
+    assert!(
+        msg.contains("33554432\nfsck=0\n"),
+        "the VHD arrives as the raw 32 MiB disk without its footer: {msg}"
+    );
+    let after = (
+        std::fs::read(emu.dir.path().join("mine.img")).unwrap(),
+        std::fs::read(emu.dir.path().join("mine.vhd")).unwrap(),
+    );
+    assert!(after == before, "the user's images are never modified");
 }

@@ -45,11 +45,22 @@ fn config_for_scale(scale: f64) -> impl FnOnce(&std::path::Path) -> Config {
     move |d| config(d, scale)
 }
 
-pub async fn start_with(dir: tempfile::TempDir, make: impl FnOnce(&std::path::Path) -> Config) -> Emu {
-    let handle = emulator::start(make(dir.path())).await.expect("emulator starts");
+pub async fn start_with(
+    dir: tempfile::TempDir,
+    make: impl FnOnce(&std::path::Path) -> Config,
+) -> Emu {
+    let handle = emulator::start(make(dir.path()))
+        .await
+        .expect("emulator starts");
     let base = handle.endpoint.as_str().trim_end_matches('/').to_string();
     let token = handle.token.clone();
-    Emu { handle: Some(handle), dir, http: reqwest::Client::new(), base, token }
+    Emu {
+        handle: Some(handle),
+        dir,
+        http: reqwest::Client::new(),
+        base,
+        token,
+    }
 }
 
 pub fn disk(name: &str) -> String {
@@ -75,9 +86,17 @@ impl Emu {
         format!("{}{path_and_query}", self.base)
     }
 
-    pub async fn send(&self, method: &str, path_and_query: &str, body: Option<Value>) -> reqwest::Response {
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, self.url(path_and_query)).bearer_auth(&self.token);
+        let mut req = self
+            .http
+            .request(m, self.url(path_and_query))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -90,12 +109,35 @@ impl Emu {
         r.json().await.unwrap()
     }
 
+    /// An authenticated GET of an absolute URL (an operation's Location, say).
+    pub async fn get_url(&self, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request reaches the emulator")
+    }
+
+    /// Polls an operation's Location URL until it stops answering 202; returns the final body.
+    pub async fn location_result(&self, url: &str) -> Vec<u8> {
+        for _ in 0..600 {
+            let resp = self.get_url(url).await;
+            if resp.status() != 202 {
+                assert_eq!(resp.status(), 200, "{url}");
+                return resp.bytes().await.unwrap().to_vec();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{url} never finished");
+    }
+
     /// Polls an Azure-AsyncOperation URL until the operation ends; returns its final body and
     /// the statuses seen on the way.
     pub async fn wait_async(&self, url: &str) -> (Value, Vec<String>) {
         let mut seen = Vec::new();
         for _ in 0..600 {
-            let r = self.http.get(url).bearer_auth(&self.token).send().await.unwrap();
+            let r = self.get_url(url).await;
             assert_eq!(r.status(), 200);
             let body: Value = r.json().await.unwrap();
             let status = body["status"].as_str().unwrap().to_string();
@@ -114,14 +156,22 @@ impl Emu {
     pub async fn run(&self, method: &str, path_and_query: &str, body: Option<Value>) -> Value {
         let r = self.send(method, path_and_query, body).await;
         let status = r.status();
-        let Some(url) = r.headers().get("azure-asyncoperation").map(|v| v.to_str().unwrap().to_string()) else {
-            panic!("{method} {path_and_query}: {status} without Azure-AsyncOperation: {}", r.text().await.unwrap_or_default());
+        let Some(url) = r
+            .headers()
+            .get("azure-asyncoperation")
+            .map(|v| v.to_str().unwrap().to_string())
+        else {
+            panic!(
+                "{method} {path_and_query}: {status} without Azure-AsyncOperation: {}",
+                r.text().await.unwrap_or_default()
+            );
         };
         self.wait_async(&url).await.0
     }
 
     pub fn client(&self) -> azure_mgmt_compute::Client {
-        let credential: Arc<dyn azure_core::auth::TokenCredential> = Arc::new(FixedToken(self.token.clone()));
+        let credential: Arc<dyn azure_core::auth::TokenCredential> =
+            Arc::new(FixedToken(self.token.clone()));
         azure_mgmt_compute::Client::builder(credential)
             .endpoint(azure_core::Url::parse(&self.base).unwrap())
             .retry(azure_core::RetryOptions::none())
@@ -151,7 +201,10 @@ pub struct FixedToken(pub String);
 
 #[async_trait::async_trait]
 impl azure_core::auth::TokenCredential for FixedToken {
-    async fn get_token(&self, _scopes: &[&str]) -> azure_core::Result<azure_core::auth::AccessToken> {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+    ) -> azure_core::Result<azure_core::auth::AccessToken> {
         Ok(azure_core::auth::AccessToken::new(
             azure_core::auth::Secret::new(self.0.clone()),
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
@@ -167,9 +220,19 @@ impl Emu {
     /// The image file behind a disk, from the saved state.
     pub fn image_of(&self, disk_name: &str) -> std::path::PathBuf {
         let data = self.dir.path().join("data");
-        let state: Value = serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap()).unwrap();
-        let key = format!("{}/{}", RG.to_ascii_lowercase(), disk_name.to_ascii_lowercase());
-        data.join("images").join(state["disks"][&key]["image"].as_str().expect("disk in state"))
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap())
+                .unwrap();
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            disk_name.to_ascii_lowercase()
+        );
+        data.join("images").join(
+            state["disks"][&key]["image"]
+                .as_str()
+                .expect("disk in state"),
+        )
     }
 
     /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure).
@@ -177,42 +240,84 @@ impl Emu {
         let snap = format!("{name}-snap");
         let body = serde_json::json!({"location": "westeurope", "sku": {"name": "Standard_LRS"},
             "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}});
-        assert_eq!(self.run("PUT", &format!("{}?{DISK_API}", snapshot(&snap)), Some(body)).await["status"], "Succeeded");
+        assert_eq!(
+            self.run(
+                "PUT",
+                &format!("{}?{DISK_API}", snapshot(&snap)),
+                Some(body)
+            )
+            .await["status"],
+            "Succeeded"
+        );
         let body = serde_json::json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
             "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}});
-        assert_eq!(self.run("PUT", &format!("{}?{DISK_API}", disk(name)), Some(body)).await["status"], "Succeeded");
+        assert_eq!(
+            self.run("PUT", &format!("{}?{DISK_API}", disk(name)), Some(body))
+                .await["status"],
+            "Succeeded"
+        );
     }
 
     /// Attaches an existing disk to a VM at `lun` with a PATCH of its data disks.
     pub async fn attach(&self, vm_name: &str, disk_name: &str, lun: i32) -> reqwest::Response {
         let current = self.get_json(&format!("{}?{VM_API}", vm(vm_name))).await;
-        let mut disks = current["properties"]["storageProfile"]["dataDisks"].as_array().cloned().unwrap_or_default();
+        let mut disks = current["properties"]["storageProfile"]["dataDisks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         disks.push(serde_json::json!({"lun": lun, "createOption": "Attach", "managedDisk": {"id": disk(disk_name)}}));
         let body = serde_json::json!({"properties": {"storageProfile": {"dataDisks": disks}}});
-        self.send("PATCH", &format!("{}?{VM_API}", vm(vm_name)), Some(body)).await
+        self.send("PATCH", &format!("{}?{VM_API}", vm(vm_name)), Some(body))
+            .await
     }
 
     /// Runs a RunShellScript and returns the result message.
     pub async fn run_script(&self, vm_name: &str, lines: &[&str]) -> String {
+        self.run_script_at(&vm(vm_name), lines).await
+    }
+
+    /// Runs a RunShellScript on the VM at `vm_path` and returns the result message.
+    pub async fn run_script_at(&self, vm_path: &str, lines: &[&str]) -> String {
         let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
-        let r = self.send("POST", &format!("{}/runCommand?{VM_API}", vm(vm_name)), Some(body)).await;
+        let r = self
+            .send(
+                "POST",
+                &format!("{vm_path}/runCommand?{VM_API}"),
+                Some(body),
+            )
+            .await;
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-        let url = r.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+        let url = r.headers()["azure-asyncoperation"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let (done, _) = self.wait_async(&url).await;
         assert_eq!(done["status"], "Succeeded", "{done}");
-        done["properties"]["output"]["value"][0]["message"].as_str().unwrap().to_string()
+        done["properties"]["output"]["value"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn agent_status(&self, vm_name: &str) -> String {
-        let v = self.get_json(&format!("{}/instanceView?{VM_API}", vm(vm_name))).await;
-        v["vmAgent"]["statuses"][0]["displayStatus"].as_str().unwrap_or("absent").to_string()
+        let v = self
+            .get_json(&format!("{}/instanceView?{VM_API}", vm(vm_name)))
+            .await;
+        v["vmAgent"]["statuses"][0]["displayStatus"]
+            .as_str()
+            .unwrap_or("absent")
+            .to_string()
     }
 }
 
 /// e2fsck -fn on the root partition (partition 1) of a GPT image; returns its exit code.
 pub fn fsck_image(image: &std::path::Path) -> i32 {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("sfdisk").arg("-J").arg(image).output().unwrap();
+    let out = std::process::Command::new("sfdisk")
+        .arg("-J")
+        .arg(image)
+        .output()
+        .unwrap();
     let table: Value = serde_json::from_slice(&out.stdout).unwrap();
     let p1 = table["partitiontable"]["partitions"]
         .as_array()
@@ -231,5 +336,12 @@ pub fn fsck_image(image: &std::path::Path) -> i32 {
         .status()
         .unwrap();
     assert!(status.success());
-    std::process::Command::new("e2fsck").arg("-fn").arg(&part).output().unwrap().status.code().unwrap()
+    std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&part)
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
 }

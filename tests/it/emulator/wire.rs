@@ -12,29 +12,54 @@ async fn snapshot_put_is_a_202_lro_ending_with_the_snapshot_in_output() {
         "sku": {"name": "Standard_LRS"},
         "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(BROKEN_OS)}, "incremental": true}
     });
-    let r = emu.send("PUT", &format!("{}?{DISK_API}", snapshot("snap1")), Some(body)).await;
+    let r = emu
+        .send(
+            "PUT",
+            &format!("{}?{DISK_API}", snapshot("snap1")),
+            Some(body),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let h = r.headers().clone();
     let async_url = h["azure-asyncoperation"].to_str().unwrap().to_string();
-    assert!(async_url.contains("/providers/Microsoft.Compute/locations/westeurope/DiskOperations/"), "{async_url}");
+    assert!(
+        async_url.contains("/providers/Microsoft.Compute/locations/westeurope/DiskOperations/"),
+        "{async_url}"
+    );
     assert!(async_url.contains("api-version=2024-03-02"));
-    assert_eq!(h["location"].to_str().unwrap(), format!("{async_url}&monitor=true"));
+    assert_eq!(
+        h["location"].to_str().unwrap(),
+        format!("{async_url}&monitor=true")
+    );
     assert!(h.contains_key("retry-after"));
-    assert!(h["x-ms-ratelimit-remaining-resource"].to_str().unwrap().contains("Microsoft.Compute/HighCostSnapshotCreateHydrate3Min;"));
+    assert!(h["x-ms-ratelimit-remaining-resource"]
+        .to_str()
+        .unwrap()
+        .contains("Microsoft.Compute/HighCostSnapshotCreateHydrate3Min;"));
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["properties"]["provisioningState"], "Updating");
 
     let (done, seen) = emu.wait_async(&async_url).await;
-    assert_eq!(seen, vec!["InProgress", "Succeeded"], "snapshot takes 30 s × 0.01 = 0.3 s");
+    assert_eq!(
+        seen,
+        vec!["InProgress", "Succeeded"],
+        "snapshot takes 30 s × 0.01 = 0.3 s"
+    );
     assert!(done["endTime"].is_string());
     let out = &done["properties"]["output"];
     assert_eq!(out["name"], "snap1");
     assert_eq!(out["properties"]["provisioningState"], "Succeeded");
     assert_eq!(out["properties"]["incremental"], true);
-    assert_eq!(out["properties"]["creationData"]["sourceResourceId"], disk(BROKEN_OS));
-    assert_eq!(out["properties"]["hyperVGeneration"], "V2", "kept from the source disk");
+    assert_eq!(
+        out["properties"]["creationData"]["sourceResourceId"],
+        disk(BROKEN_OS)
+    );
+    assert_eq!(
+        out["properties"]["hyperVGeneration"], "V2",
+        "kept from the source disk"
+    );
 
-    let loc = emu.http.get(h["location"].to_str().unwrap()).bearer_auth(&emu.token).send().await.unwrap();
+    let loc = emu.get_url(h["location"].to_str().unwrap()).await;
     assert_eq!(loc.status(), 200);
     assert_eq!(loc.json::<Value>().await.unwrap()["name"], "snap1");
 }
@@ -46,55 +71,104 @@ async fn requests_without_the_token_get_arm_401() {
     let r = emu.http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "AuthenticationFailed");
-    let r = emu.http.get(&url).bearer_auth("someone-else").send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "AuthenticationFailed"
+    );
+    let r = emu
+        .http
+        .get(&url)
+        .bearer_auth("someone-else")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_versions_are_checked_per_resource_type() {
     let emu = start(0.01).await;
-    let r = emu.send("GET", &format!("{}?{VM_API}", disk(BROKEN_OS)), None).await;
+    let r = emu
+        .send("GET", &format!("{}?{VM_API}", disk(BROKEN_OS)), None)
+        .await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "InvalidApiVersionParameter");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "InvalidApiVersionParameter"
+    );
     let r = emu.send("GET", &vm(BROKEN), None).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "MissingApiVersionParameter");
-    let r = emu.send("GET", &format!("{}?{VM_API}", vm("no-such-vm")), None).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "MissingApiVersionParameter"
+    );
+    let r = emu
+        .send("GET", &format!("{}?{VM_API}", vm("no-such-vm")), None)
+        .await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "ResourceNotFound");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "ResourceNotFound"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percent_encoded_expand_returns_the_instance_view() {
     let emu = start(0.01).await;
-    let v = emu.get_json(&format!("{}?%24expand=instanceView&{VM_API}", vm(BROKEN))).await;
+    let v = emu
+        .get_json(&format!("{}?%24expand=instanceView&{VM_API}", vm(BROKEN)))
+        .await;
     let view = &v["properties"]["instanceView"];
     assert_eq!(view["statuses"][1]["code"], "PowerState/running");
-    assert_eq!(view["vmAgent"]["statuses"][0]["displayStatus"], "Not Ready", "the incident VM's agent is down");
-    let v = emu.get_json(&format!("{}?%24expand=instanceView&{VM_API}", vm(HEALTHY))).await;
-    assert_eq!(v["properties"]["instanceView"]["vmAgent"]["statuses"][0]["displayStatus"], "Ready");
+    assert_eq!(
+        view["vmAgent"]["statuses"][0]["displayStatus"], "Not Ready",
+        "the incident VM's agent is down"
+    );
+    let v = emu
+        .get_json(&format!("{}?%24expand=instanceView&{VM_API}", vm(HEALTHY)))
+        .await;
+    assert_eq!(
+        v["properties"]["instanceView"]["vmAgent"]["statuses"][0]["displayStatus"],
+        "Ready"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_delete_is_202_then_location_answers_200_empty() {
     let emu = start(0.01).await;
     let body = json!({"location": "westeurope", "zones": ["1"], "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}});
-    let done = emu.run("PUT", &format!("{}?{DISK_API}", disk("scratch")), Some(body)).await;
+    let done = emu
+        .run(
+            "PUT",
+            &format!("{}?{DISK_API}", disk("scratch")),
+            Some(body),
+        )
+        .await;
     assert_eq!(done["status"], "Succeeded");
-    let r = emu.send("DELETE", &format!("{}?{DISK_API}", disk("scratch")), None).await;
+    let r = emu
+        .send("DELETE", &format!("{}?{DISK_API}", disk("scratch")), None)
+        .await;
     assert_eq!(r.status(), 202);
     assert!(r.headers().get("retry-after").is_none());
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    let first = emu.http.get(&location).bearer_auth(&emu.token).send().await.unwrap();
+    let first = emu.get_url(&location).await;
     assert_eq!(first.status(), 202, "still deleting");
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let last = emu.http.get(&location).bearer_auth(&emu.token).send().await.unwrap();
+    let last = emu.get_url(&location).await;
     assert_eq!(last.status(), 200);
     assert!(last.bytes().await.unwrap().is_empty());
-    let gone = emu.send("GET", &format!("{}?{DISK_API}", disk("scratch")), None).await;
+    let gone = emu
+        .send("GET", &format!("{}?{DISK_API}", disk("scratch")), None)
+        .await;
     assert_eq!(gone.status(), 404);
     let log = emu.request_log();
-    assert!(log.iter().any(|l| l["operation"] == "disks.delete" && l["status"] == 202), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l["operation"] == "disks.delete" && l["status"] == 202),
+        "{log:?}"
+    );
 }

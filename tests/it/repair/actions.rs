@@ -36,6 +36,17 @@ fn snapshot_is_created_once_tagged_and_progress_is_reported() {
     assert_eq!(puts, 1, "the adopted snapshot was PUT again");
     let statuses = host.statuses.lock().unwrap().join("\n");
     assert!(statuses.contains("waiting for snapshot"), "no poll status reported:\n{statuses}");
+
+    // Resumed with the step found `running`: the finished snapshot is adopted, not redone.
+    match r.runtime.block_on(action.reconcile(&r.step(&host, "run-1", "snapshot"), &a, &intent)).unwrap() {
+        rescue::actions::Reconciled::Adopt(outputs) => assert_eq!(outputs, first),
+        rescue::actions::Reconciled::Redo => panic!("a complete snapshot of this run was not adopted"),
+    }
+    let other_run = action.intent("run-9", "snapshot", &a).unwrap();
+    assert!(matches!(
+        r.runtime.block_on(action.reconcile(&r.step(&host, "run-9", "snapshot"), &a, &other_run)).unwrap(),
+        rescue::actions::Reconciled::Redo
+    ));
 }
 
 #[test]
@@ -116,4 +127,52 @@ fn attach_takes_the_first_free_lun_and_detach_leaves_none() {
     assert_eq!(out["detached"], false, "detaching twice is not a no-op");
     let data = r.vm(VM).pointer("/properties/storageProfile/dataDisks").cloned().unwrap_or(json!([]));
     assert_eq!(data.as_array().unwrap().len(), 1, "only the database disk is left: {data}");
+}
+
+/// Runs `name` with `a` as run `run` through the registry, as the engine would.
+fn run_action(r: &Rehearsal, host: &Arc<TestHost>, run: &str, name: &str, a: &Args) -> Result<rescue::actions::Outputs, rescue::actions::ActionError> {
+    let action = Registry::builtin().get(name).unwrap().clone();
+    let intent = action.intent(run, name, a)?;
+    r.runtime.block_on(action.execute(&r.step(host, run, name), a, &intent))
+}
+
+#[test]
+fn a_vm_that_does_not_come_up_fails_with_its_serial_log_and_undo_swaps_the_original_back() {
+    if !super::images::is_root() {
+        return eprintln!("skipped: needs root for loop devices");
+    }
+    let r = Rehearsal::start(None);
+    let host = Arc::new(TestHost::default());
+    let original = os_disk_id(&r);
+    let vm = json!({"resource_group": RG, "vm": VM});
+    run_action(&r, &host, "run-6", "azure.vm.deallocate", &args(vm.clone())).unwrap();
+    let snap = run_action(&r, &host, "run-6", "azure.snapshot.create", &args(json!({"disk_id": original}))).unwrap();
+    let copy = run_action(&r, &host, "run-6", "azure.disk.create_from_snapshot", &args(json!({"snapshot_id": snap["id"], "source_disk_id": original}))).unwrap();
+    // Swap in the copy WITHOUT repairing it: the VM cannot boot from it.
+    let swap_args = args(json!({"resource_group": RG, "vm": VM, "disk_id": copy["id"], "original_disk_id": original}));
+    let swapped = run_action(&r, &host, "run-6", "azure.vm.swap_os_disk", &swap_args).unwrap();
+    run_action(&r, &host, "run-6", "azure.vm.start", &args(vm.clone())).unwrap();
+    let mut wait = args(vm.clone());
+    wait.insert("timeout_seconds".into(), json!(1));
+    let err = run_action(&r, &host, "run-6", "azure.vm.wait_healthy", &wait).unwrap_err();
+    assert!(err.message.contains("not healthy") && err.message.contains("Serial log tail"), "{err}");
+    assert!(err.message.contains("[    0.000000]"), "the serial log (kernel lines) was not fetched: {err}");
+
+    let swap = Registry::builtin().get("azure.vm.swap_os_disk").unwrap().clone();
+    r.runtime.block_on(swap.undo(&r.step(&host, "run-6", "swap"), &swap_args, &swapped)).unwrap();
+    assert_eq!(os_disk_id(&r), original, "undo did not swap the original disk back");
+    assert_eq!(r.vm(VM).pointer("/properties/instanceView/statuses").map(|s| s.to_string().contains("PowerState/running")), Some(true));
+}
+
+#[test]
+fn undo_never_deletes_a_disk_this_run_did_not_create() {
+    let r = Rehearsal::start(None);
+    let host = Arc::new(TestHost::default());
+    let original = os_disk_id(&r);
+    let copy = Registry::builtin().get("azure.disk.create_from_snapshot").unwrap().clone();
+    let mut outputs = rescue::actions::Outputs::new();
+    outputs.insert("id".into(), json!(original));
+    let err = r.runtime.block_on(copy.undo(&r.step(&host, "run-7", "copy"), &Args::new(), &outputs)).unwrap_err();
+    assert!(err.message.contains("refusing to delete"), "{err}");
+    assert!(r.requests().iter().all(|q| q["method"] == "GET"), "undo sent a DELETE for the original disk");
 }

@@ -1,7 +1,8 @@
 //! Integration tests: repair (the Azure layer, the azure.* actions, the fsck script, os-disk-swap).
 
 mod actions;
-mod images;
+mod faults;
+pub(crate) mod images;
 mod script;
-mod support;
+pub(crate) mod support;
 mod swap;

@@ -33,12 +33,24 @@ impl Rehearsal {
     /// The incident scenario, with the broken VM's OS disk content replaced when `content` is given
     /// (e.g. `{ generate: { fs: xfs, corrupt: overlay2-init } }`).
     pub fn start(content: Option<&str>) -> Rehearsal {
+        Self::with_faults(content, &[])
+    }
+
+    /// Also with the emulator's fault rules, e.g. `{ operation: snapshot.create, call: 1, kind: "throttle(8)" }`.
+    pub fn with_faults(content: Option<&str>, faults: &[&str]) -> Rehearsal {
         let dir = tempfile::tempdir().expect("tempdir");
-        let scenario = content.map(|c| {
-            let text = rescue::emulator::INCIDENT_SCENARIO.replace(BROKEN_DISK_CONTENT, &format!("content: {c}"));
+        let mut text = rescue::emulator::INCIDENT_SCENARIO.to_string();
+        if let Some(c) = content {
+            text = text.replace(BROKEN_DISK_CONTENT, &format!("content: {c}"));
             assert_ne!(text, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario changed: update BROKEN_DISK_CONTENT");
+        }
+        if !faults.is_empty() {
+            let rules: String = faults.iter().map(|f| format!("\n  - {f}")).collect();
+            text = text.replace("faults: []", &format!("faults:{rules}"));
+        }
+        let scenario = (content.is_some() || !faults.is_empty()).then(|| {
             let path = dir.path().join("scenario.yaml");
-            std::fs::write(&path, text).unwrap();
+            std::fs::write(&path, &text).unwrap();
             path
         });
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -62,8 +74,7 @@ impl Rehearsal {
     }
 
     /// `rescue ARGS` against this emulator, with its own state dir, no terminal.
-    /// `RESCUE_TEST_BIN` overrides the binary (worktrees sharing one target dir overwrite
-    /// `target/debug/rescue`; a copy taken right after the build is stable).
+    /// `RESCUE_TEST_BIN` pins the binary, as in the engine tests.
     pub fn rescue(&self, args: &[&str]) -> Output {
         let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
         Command::new(bin)
@@ -133,8 +144,10 @@ impl Rehearsal {
             .collect()
     }
 
-    pub fn clear_requests(&self) {
-        let _ = std::fs::remove_file(self.dir.path().join("requests.jsonl"));
+    /// Requests logged after the first `skip` (the emulator keeps its log file open: it cannot
+    /// be truncated under it).
+    pub fn requests_after(&self, skip: usize) -> Vec<Value> {
+        self.requests().into_iter().skip(skip).collect()
     }
 }
 
@@ -202,7 +215,7 @@ impl Rehearsal {
             run_id: run_id.into(),
             step_id: step_id.into(),
             attempt: 1,
-            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")) },
+            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")), force_unlock: None },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
             host: host.clone(),
         }

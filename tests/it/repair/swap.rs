@@ -105,16 +105,33 @@ fn unrepairable_disk_stops_before_the_swap() {
 #[test]
 fn plan_reads_current_state_with_get_requests_only() {
     let r = Rehearsal::start(None);
-    r.clear_requests();
+    let before = r.requests().len();
     let workflow = repo("workflows/os-disk-swap.yaml");
     let inputs = repo("examples/incident-inputs.yaml");
     let out = r.rescue(&["plan", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PUT") && stdout.contains("/snapshots/"), "the plan lists the ARM calls:\n{stdout}");
-    let requests = r.requests();
+    let requests = r.requests_after(before);
     assert!(!requests.is_empty(), "plan read nothing: it should make the plan concrete with GETs");
     let writes: Vec<&Value> = requests.iter().filter(|q| q["method"] != "GET").collect();
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
     assert!(stdout.contains("GiB"), "the plan shows facts read from the emulator:\n{stdout}");
+}
+
+#[test]
+fn without_a_terminal_or_yes_the_run_stops_at_the_swap_and_resume_yes_finishes() {
+    if !images::is_root() {
+        return eprintln!("skipped: needs root for loop devices");
+    }
+    let r = Rehearsal::start(None);
+    let original = os_disk_name(&r.vm(VM));
+    let before = sha256(&r.image("disks", &original));
+
+    let out = r.repair(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(os_disk_name(&r.vm(VM)), original, "swapped without confirmation");
+
+    let resumed = r.rescue(&["resume", &run_id(&r), "--yes"]);
+    assert_repaired(&r, &original, &before, &resumed);
 }

@@ -1,0 +1,311 @@
+//! PUT of a VM that does not exist: creates it, as a rescue or repair VM is created on Azure.
+//! The OS disk is either an existing disk (`createOption: Attach`) or made from an image
+//! (`FromImage`: a clean generated Ubuntu root filesystem); it answers 201 with
+//! `provisioningState: Creating` and an Azure-AsyncOperation to poll.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::super::arm::{self, ArmError, ArmResult};
+use super::super::generate::{self, Fs, Recipe, Tree};
+use super::super::http::{Call, Reply};
+use super::super::images;
+use super::super::latency::*;
+use super::super::operations::{Family, OpKind, Operation};
+use super::super::rules;
+use super::super::server::Emu;
+use super::super::state::{Creation, Power, Vm, Volume};
+use super::vm::{disk_by_id, etag, render, wanted_disk};
+use super::vm_actions::boot_into;
+use super::{field, group, tags};
+
+pub async fn create(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    body: &Value,
+) -> ArmResult<Reply> {
+    let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
+    let location = str_at(&["location"]).ok_or_else(|| {
+        ArmError::bad_request(
+            "LocationRequired",
+            "The location property is required for this definition.",
+        )
+    })?;
+    let size = str_at(&["properties", "hardwareProfile", "vmSize"]).ok_or_else(|| {
+        ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'hardwareProfile.vmSize' is missing (null).",
+        )
+    })?;
+    let zone = match field(body, &["zones"]).and_then(Value::as_array) {
+        Some(z) if z.len() == 1 => z[0].as_str().map(String::from),
+        Some(z) if z.len() > 1 => {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                "A VM can be in one zone only.",
+            ))
+        }
+        _ => None,
+    };
+    let os = field(body, &["properties", "storageProfile", "osDisk"]).ok_or_else(|| {
+        ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'osDisk' is missing (null).",
+        )
+    })?;
+    let option = field(os, &["createOption"])
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let from_image = match option.to_ascii_lowercase().as_str() {
+        "fromimage" => true,
+        "attach" => false,
+        other => {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                format!("osDisk.createOption '{other}' is not supported: use FromImage or Attach."),
+            ))
+        }
+    };
+    let image_ref = field(body, &["properties", "storageProfile", "imageReference"]);
+    let image_text = image_ref.map(|r| {
+        r.get("id")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| {
+                ["publisher", "offer", "sku", "version"]
+                    .iter()
+                    .map(|k| r.get(*k).and_then(Value::as_str).unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+    });
+    if from_image && image_text.is_none() {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            "Required parameter 'imageReference' is missing (null).",
+        ));
+    }
+
+    // Build the new OS disk's bytes outside the lock (generation may run mke2fs once).
+    let new_disk_file = if from_image {
+        let file = format!("{}.img", arm::guid());
+        let dst = emu.images.join(&file);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let src = generate::cached(&Recipe {
+                fs: Fs::Ext4,
+                tree: Tree::Os,
+                corrupt: None,
+                image_mib: 256,
+            })?;
+            images::copy_image(&src, &dst)
+        })
+        .await
+        .map_err(|e| ArmError::internal(e.to_string()))?
+        .map_err(|e| ArmError::internal(format!("creating the OS disk image failed: {e:#}")))?;
+        Some(file)
+    } else {
+        None
+    };
+
+    let (op, key) = register(
+        emu,
+        call,
+        rg,
+        name,
+        body,
+        os,
+        from_image,
+        image_text,
+        zone,
+        size,
+        location,
+        new_disk_file.clone(),
+    )
+    .inspect_err(|_| {
+        // Refused: the OS disk image made for it is not kept.
+        if let Some(f) = &new_disk_file {
+            let _ = std::fs::remove_file(emu.images.join(f));
+        }
+    })?;
+    boot_into(emu, &op.id, &key).await?;
+    let state = emu.lock();
+    let vm = &state.vms[&key];
+    let reply = Reply::json(201, render(emu, &state, vm, false))
+        .header("ETag", etag(vm))
+        .header("Retry-After", emu.retry_after(10.0));
+    Ok(emu.lro_headers(&state, &op, reply, false))
+}
+
+/// Checks the request against the state and records the VM (and a new OS disk).
+#[allow(clippy::too_many_arguments)]
+fn register(
+    emu: &Emu,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    body: &Value,
+    os: &Value,
+    from_image: bool,
+    image_text: Option<String>,
+    zone: Option<String>,
+    size: String,
+    location: String,
+    new_disk_file: Option<String>,
+) -> ArmResult<(Operation, String)> {
+    let mut state = emu.lock();
+    let rg = group(&state, rg)?.to_string();
+    let key = arm::key(&rg, name);
+    if state.vms.contains_key(&key) {
+        return Err(ArmError::conflict(
+            "OperationNotAllowed",
+            format!("VM '{name}' is being created by another request."),
+        ));
+    }
+    if !location
+        .replace(' ', "")
+        .eq_ignore_ascii_case(&state.location)
+    {
+        return Err(ArmError::bad_request(
+            "LocationNotAvailableForResourceType",
+            format!("The provided location '{location}' is not available here; this emulator's region is '{}'.", state.location),
+        ));
+    }
+    let generation = if image_text
+        .as_deref()
+        .is_some_and(|i| i.to_ascii_lowercase().contains("gen2"))
+    {
+        "V2"
+    } else {
+        "V1"
+    };
+    let mut vm = Vm {
+        resource_group: rg.clone(),
+        name: name.to_string(),
+        location: state.location.clone(),
+        zone: zone.clone(),
+        size,
+        generation: generation.into(),
+        power: Power::Starting,
+        agent_ready: false,
+        serial_log: String::new(),
+        os_disk: String::new(),
+        os_create_option: if from_image { "FromImage" } else { "Attach" }.into(),
+        data_disks: Vec::new(),
+        tags: tags(body)?.unwrap_or_default(),
+        etag: 1,
+        provisioning_state: "Creating".into(),
+        vm_id: arm::guid(),
+        time_created: arm::now(),
+        busy: None,
+    };
+    let new_os_key = match &new_disk_file {
+        Some(file) => {
+            let disk_name = field(os, &["name"])
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("{name}_OsDisk_1_{}", arm::guid().replace('-', "")));
+            let disk_key = arm::key(&rg, &disk_name);
+            if state.disks.contains_key(&disk_key) {
+                let _ = std::fs::remove_file(emu.images.join(file));
+                return Err(ArmError::conflict(
+                    "ConflictingUserInput",
+                    format!("A disk named '{disk_name}' already exists."),
+                ));
+            }
+            let location = state.location.clone();
+            state.disks.insert(
+                disk_key.clone(),
+                Volume {
+                    resource_group: rg.clone(),
+                    name: disk_name,
+                    location,
+                    zone: zone.clone(),
+                    sku: field(os, &["managedDisk", "storageAccountType"])
+                        .and_then(Value::as_str)
+                        .unwrap_or("Premium_LRS")
+                        .into(),
+                    size_gb: field(os, &["diskSizeGB"])
+                        .and_then(Value::as_u64)
+                        .unwrap_or(30),
+                    hyper_v_generation: Some(generation.into()),
+                    os_type: Some("Linux".into()),
+                    creation: Creation {
+                        create_option: "FromImage".into(),
+                        source_resource_id: None,
+                        source_unique_id: None,
+                        image_reference: image_text.clone(),
+                    },
+                    tags: Default::default(),
+                    provisioning_state: "Succeeded".into(),
+                    time_created: arm::now(),
+                    unique_id: arm::guid(),
+                    image: file.clone(),
+                    incremental: false,
+                },
+            );
+            Some(disk_key)
+        }
+        None => None,
+    };
+    let os_key = match new_os_key.clone() {
+        Some(k) => k,
+        None => {
+            let id = field(os, &["managedDisk", "id"])
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ArmError::bad_request(
+                        "InvalidParameter",
+                        "Required parameter 'osDisk.managedDisk.id' is missing (null).",
+                    )
+                })?;
+            let k = disk_by_id(&state, id)?;
+            rules::attachable(&state, &vm, &k)?;
+            rules::usable_as_os_disk(&state, &k)?;
+            vm.generation = state.disks[&k]
+                .hyper_v_generation
+                .clone()
+                .unwrap_or_else(|| "V1".into());
+            k
+        }
+    };
+    vm.os_disk = os_key;
+    let checked = (|| -> ArmResult<()> {
+        if let Some(entries) =
+            field(body, &["properties", "storageProfile", "dataDisks"]).and_then(Value::as_array)
+        {
+            let mut wanted = Vec::new();
+            for e in entries {
+                wanted.extend(wanted_disk(&state, &vm, e)?);
+            }
+            vm.data_disks = rules::data_disks(&state, &vm, wanted)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = checked {
+        if let Some(k) = new_os_key {
+            if let Some(d) = state.disks.remove(&k) {
+                let _ = std::fs::remove_file(emu.images.join(d.image));
+            }
+        }
+        return Err(e);
+    }
+    let op = emu.begin(
+        &mut state,
+        Family::Compute,
+        OpKind::VmPower {
+            vm: key.clone(),
+            target: Power::Running,
+            boot: None,
+        },
+        VM_CREATE,
+        call,
+    );
+    vm.busy = Some(op.id.clone());
+    state.vms.insert(key.clone(), vm);
+    emu.save(&state)?;
+    Ok((op, key))
+}
