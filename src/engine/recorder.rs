@@ -6,7 +6,7 @@
 //! moment an action's `execute` returns, before its result is recorded; together they are every
 //! step boundary a real crash can hit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -36,21 +36,16 @@ impl KillSwitch {
     }
 }
 
+static CRASH_POINTS: KillSwitch = KillSwitch::new(KILL_AT_ENV);
+
 pub struct Recorder {
     dir: PathBuf,
     journal: Mutex<Journal>,
-    kill_at: Option<u64>,
-    points: AtomicU64,
 }
 
 impl Recorder {
     pub fn new(dir: PathBuf, journal: Journal) -> Self {
-        let kill_at = std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok());
-        Recorder { dir, journal: Mutex::new(journal), kill_at, points: AtomicU64::new(0) }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Recorder { dir, journal: Mutex::new(journal) }
     }
 
     /// Read access; never hold it across an await.
@@ -70,14 +65,6 @@ impl Recorder {
 
     /// See the module documentation.
     pub fn crash_point(&self) {
-        let n = self.points.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.kill_at == Some(n) {
-            // SAFETY: raising a signal in our own process has no memory-safety preconditions.
-            unsafe { libc::raise(libc::SIGKILL) };
-        }
-    }
-
-    pub fn into_journal(self) -> Journal {
-        self.journal.into_inner().unwrap_or_else(|e| e.into_inner())
+        CRASH_POINTS.hit();
     }
 }
