@@ -56,8 +56,7 @@ impl EventSink for ProgressReporter {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bar
                 });
-                let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-                bar.set_message(format!("{name}{attempt}"));
+                bar.set_message(format!("{name}{}", super::attempt_note(*attempt)));
             }
             Event::StepStatus { step, message } => {
                 if let Some(bar) = self.bars.lock().unwrap().get(step) {
