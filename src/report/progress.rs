@@ -75,6 +75,13 @@ impl EventSink for ProgressReporter {
                 self.finish(step, "✘", format!("failed after {}: {error}", super::secs(*elapsed_ms)))
             }
             Event::StepSkipped { step, reason } => self.finish(step, "-", format!("skipped ({reason})")),
+            Event::RunInterrupted { .. } => {
+                // The step in flight stays `running` in the journal; say so instead of spinning on.
+                for (_, bar) in self.bars.lock().unwrap().drain() {
+                    bar.set_style(Self::done_style("…"));
+                    bar.abandon_with_message("interrupted; resume reconciles it");
+                }
+            }
             _ => {
                 if let Some(text) = super::describe(&event) {
                     let _ = self.multi.println(text);
