@@ -170,14 +170,21 @@ pub struct ActionError {
     pub hint: Option<String>,
     #[serde(default)]
     pub retryable: bool,
+    /// Someone else holds what the step needs (a VM claimed by another run): exit 3, not 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 impl ActionError {
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, retryable: false }
+        Self { message: message.into(), hint: None, retryable: false, locked: false }
     }
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, retryable: true }
+        Self { message: message.into(), hint: None, retryable: true, locked: false }
+    }
+    /// Held by someone else; the run stops with exit 3.
+    pub fn locked(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, retryable: false, locked: true }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -216,6 +223,8 @@ pub struct Env {
     /// Directory of the workflow file: relative paths in `with:` (e.g. the script of
     /// `azure.vm.run_command`) resolve against it. None: the current directory.
     pub workflow_dir: Option<std::path::PathBuf>,
+    /// `--force-unlock RUN_ID`: a VM lock held by this (dead) run may be taken over.
+    pub force_unlock: Option<String>,
 }
 
 impl Env {

@@ -132,6 +132,19 @@ impl Azure {
         self.begin(response, label, Some(self.resource_url(id)), FinalVia::Resource).await
     }
 
+    /// PATCH a VM only if it is still at `etag` (`If-Match`): None when someone else changed it
+    /// first (412 PreconditionFailed), so exactly one of several writers wins.
+    pub async fn patch_vm_if_match(&self, id: &ResourceId, body: Value, etag: &str, label: &str) -> Result<Option<Started>, ActionError> {
+        let doing = format!("update VM {}", id.name);
+        let update: azure_mgmt_compute::models::VirtualMachineUpdate = model(body, "VM update")?;
+        let req = self.client().virtual_machines_client().update(&id.resource_group, &id.name, update, &id.subscription).if_match(etag);
+        match req.send().await {
+            Ok(response) => self.begin(response.into(), label, Some(self.resource_url(id)), FinalVia::Resource).await.map(Some),
+            Err(e) if errors::is_precondition_failed(&e) => Ok(None),
+            Err(e) => Err(errors::translate(e, &doing)),
+        }
+    }
+
     /// Deallocate or start a VM.
     pub async fn vm_action(&self, id: &ResourceId, action: VmAction, label: &str) -> Result<Started, ActionError> {
         let vms = self.client().virtual_machines_client();

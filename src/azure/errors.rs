@@ -85,6 +85,7 @@ impl ArmError {
             message: format!("cannot {doing}{code}{status}: {}", self.message),
             hint: None,
             retryable: self.retryable(),
+            locked: false,
         };
         if let Some(hint) = self.hint() {
             error = error.with_hint(hint);
@@ -126,6 +127,11 @@ pub fn is_busy(error: &ActionError) -> bool {
 /// Is this the error of a GET on something that does not exist?
 pub fn is_not_found(error: &azure_core::Error) -> bool {
     matches!(error.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 404)
+}
+
+/// 412: an `If-Match` ETag no longer matches (someone else changed the resource first).
+pub fn is_precondition_failed(error: &azure_core::Error) -> bool {
+    matches!(error.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 412)
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ impl Azure {
         resource_url: Option<String>,
         final_via: FinalVia,
     ) -> Result<Started, ActionError> {
+        super::kill_hook::after_mutation();
         let (status, headers, body) = response.deconstruct();
         let async_operation = headers.get_optional_string(&AZURE_ASYNC_OPERATION);
         let location = headers.get_optional_string(&LOCATION);
@@ -163,6 +164,7 @@ impl Azure {
         if let Some(url) = &op.async_operation {
             loop {
                 let (_, headers, body) = self.get_raw(url).await?;
+                super::kill_hook::after_poll();
                 let status = body.get("status").and_then(Value::as_str).unwrap_or("InProgress").to_string();
                 if is_terminal(&status) {
                     if !status.eq_ignore_ascii_case("succeeded") {
@@ -200,6 +202,7 @@ impl Azure {
         let mut polls = 0u32;
         loop {
             let (status, headers, body) = self.get_raw(url).await?;
+            super::kill_hook::after_poll();
             if status != StatusCode::Accepted {
                 return Ok(body);
             }

@@ -9,6 +9,7 @@ mod client;
 mod credential;
 pub mod errors;
 pub mod ids;
+pub mod kill_hook;
 pub mod lro;
 pub mod progress;
 mod retry;

@@ -1,8 +1,10 @@
 //! Command-line interface: flags parsed once into [`Settings`], then dispatched to one file
 //! per subcommand.
 
+mod cleanup;
 mod plan;
 mod resume;
+mod rollback;
 mod run;
 mod runs;
 mod schema;
@@ -47,6 +49,12 @@ pub enum Command {
     /// Continue a stopped or failed run from its first unfinished step.
     #[command(after_help = "Examples:\n  rescue resume 20261126-101500-ab12\n  rescue resume 20261126-101500-ab12 --from-step copy")]
     Resume(resume::ResumeArgs),
+    /// Undo a run in reverse (swap the original disk back, detach the copy, ...); preview first.
+    #[command(after_help = "Examples:\n  rescue rollback 20261126-101500-ab12 --dry-run\n  rescue rollback 20261126-101500-ab12 --delete-created --yes")]
+    Rollback(rollback::RollbackArgs),
+    /// After a successful repair: list what the run left (snapshot, old disk) and delete it.
+    #[command(after_help = "Examples:\n  rescue cleanup 20261126-101500-ab12\n  rescue cleanup 20261126-101500-ab12 --yes --delete-old-disk aks-node-2_OsDisk_1_abc")]
+    Cleanup(cleanup::CleanupArgs),
     /// List runs (id, workflow, started, status).
     #[command(after_help = "Example:\n  rescue runs --output json")]
     Runs(runs::RunsArgs),
@@ -86,6 +94,8 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
         Command::Run(args) => settings(args.flags()).map(|s| run::run(args, &s)),
         Command::Resume(args) => settings(args.flags()).map(|s| resume::run(args, &s)),
+        Command::Rollback(args) => settings(args.flags()).map(|s| rollback::run(args, &s)),
+        Command::Cleanup(args) => settings(args.flags()).map(|s| cleanup::run(args, &s)),
         Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
         Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
         Command::Schema(args) => Ok(schema::run(args)),
@@ -110,6 +120,30 @@ pub(crate) fn load_with_inputs(file: &std::path::Path, settings: &Settings, regi
     let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
     let inputs = crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()).map_err(|p| report_invalid(&p))?;
     Ok((wf, inputs))
+}
+
+/// A recorded run opened for changing: its directory, its lock (held until dropped) and its
+/// journal, read under the lock. On problems, prints them and gives the exit code.
+pub(crate) fn open_run(settings: &Settings, run_id: &str) -> Result<(std::path::PathBuf, crate::engine::lock::RunLock, crate::engine::journal::Journal), ExitCode> {
+    let store = crate::engine::store::Store::new(settings.state_dir.clone());
+    let run_dir = store.existing_run(run_id).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(exit::INVALID)
+    })?;
+    let lock = crate::engine::lock::RunLock::acquire(&run_dir, run_id).map_err(|e| run::fatal(&anyhow::Error::new(e)))?;
+    let journal = crate::engine::journal::Journal::load(&run_dir).map_err(|e| run::fatal(&e))?;
+    Ok((run_dir, lock, journal))
+}
+
+/// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
+pub(crate) async fn connect_recorded(journal: &crate::engine::journal::Journal) -> Result<target::Connected, ExitCode> {
+    let record = target::TargetRecord::from_value(&journal.target);
+    let workflow_dir = journal.workflow.path.parent().map(std::path::Path::to_path_buf);
+    let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
+    target::connect(&record, needs_azure, workflow_dir).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::STEP_FAILED)
+    })
 }
 
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.

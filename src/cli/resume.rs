@@ -27,6 +27,9 @@ pub struct ResumeArgs {
     /// Re-run from this step (and everything after it).
     #[arg(long, value_name = "ID")]
     pub from_step: Option<String>,
+    /// Take over a VM lock held by this run, which died and will not be resumed.
+    #[arg(long, value_name = "RUN_ID")]
+    pub force_unlock: Option<String>,
     #[command(flatten)]
     pub yes: YesArgs,
     #[command(flatten)]
@@ -44,10 +47,11 @@ impl ResumeArgs {
 }
 
 pub fn run(args: &ResumeArgs, settings: &Settings) -> ExitCode {
-    block_on(resume(settings, &args.run_id, args.force, args.from_step.as_deref()))
+    block_on(resume(settings, args))
 }
 
-async fn resume(settings: &Settings, run_id: &str, force: bool, from_step: Option<&str>) -> ExitCode {
+async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
+    let (run_id, force, from_step) = (args.run_id.as_str(), args.force, args.from_step.as_deref());
     let store = Store::new(settings.state_dir.clone());
     let run_dir = match store.existing_run(run_id) {
         Ok(dir) => dir,
@@ -66,6 +70,11 @@ async fn resume(settings: &Settings, run_id: &str, force: bool, from_step: Optio
         Err(e) => return fatal(&e),
     };
 
+    if journal.rollback.is_some() {
+        eprintln!("error: run {run_id} was rolled back; it cannot be resumed");
+        eprintln!("  hint: finish the rollback with `rescue rollback {run_id} --yes`, or start a new run");
+        return ExitCode::from(exit::INVALID);
+    }
     let path = journal.workflow.path.clone();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -108,5 +117,5 @@ async fn resume(settings: &Settings, run_id: &str, force: bool, from_step: Optio
         return fatal(&e);
     }
     let target = TargetRecord::from_value(&journal.target);
-    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: true }).await
+    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: true, force_unlock: args.force_unlock.clone() }).await
 }

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Only show the plan (same as `rescue plan`); change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Take over a VM lock held by this run, which died and will not be resumed.
+    #[arg(long, value_name = "RUN_ID")]
+    pub force_unlock: Option<String>,
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
@@ -51,7 +54,7 @@ pub fn run(args: &RunArgs, settings: &Settings) -> ExitCode {
     if args.dry_run {
         return super::plan::show(&args.file, settings);
     }
-    block_on(start(settings, &args.file))
+    block_on(start(settings, &args.file, args.force_unlock.clone()))
 }
 
 /// The engine is async (actions wait on Azure); the CLI is not.
@@ -62,7 +65,7 @@ pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> E
     }
 }
 
-async fn start(settings: &Settings, file: &Path) -> ExitCode {
+async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -> ExitCode {
     let (workflow, inputs) = match super::load_with_inputs(file, settings, &Registry::builtin()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -84,7 +87,7 @@ async fn start(settings: &Settings, file: &Path) -> ExitCode {
     if let Err(e) = journal.save(&run_dir) {
         return fatal(&e);
     }
-    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: false }).await
+    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: false, force_unlock }).await
 }
 
 /// A run ready to execute: journaled, locked, workflow checked.
@@ -95,6 +98,8 @@ pub(crate) struct Execution {
     pub lock: RunLock,
     pub target: TargetRecord,
     pub resumed: bool,
+    /// `--force-unlock RUN_ID`.
+    pub force_unlock: Option<String>,
 }
 
 /// Executes the steps not yet done and says how it ended and what to do next.
@@ -109,7 +114,10 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     };
     let needs_azure = ex.workflow.steps.iter().any(|s| s.uses.value.starts_with("azure."));
     let connected = match target::connect(&ex.target, needs_azure, workflow_dir).await {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.env.force_unlock = ex.force_unlock.clone();
+            c
+        }
         Err(e) => {
             let _ = recorder.update(|j| j.status = RunStatus::Failed);
             eprintln!("error: {e}");
@@ -146,6 +154,11 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             }
             ExitCode::from(exit::SUCCESS)
         }
+        Ok(Outcome::Failed { step }) if held_by_another(&recorder.read(), &step) => {
+            eprintln!("step {step}: the VM is held by another run; this run did nothing to it and is saved.");
+            print_resume(&run_id, "once that run is done (or after --force-unlock), continue with");
+            ExitCode::from(exit::LOCKED)
+        }
         Ok(Outcome::Failed { step }) => {
             eprintln!("step {step} failed; the run is saved.");
             print_resume(&run_id, "after fixing the cause, continue with");
@@ -167,6 +180,11 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             ExitCode::from(exit::INTERRUPTED)
         }
     }
+}
+
+/// The step failed because another run holds what it needs (exit 3, not 1).
+fn held_by_another(journal: &Journal, step: &str) -> bool {
+    journal.step(step).and_then(|s| s.error.as_ref()).is_some_and(|e| e.locked)
 }
 
 fn print_resume(run_id: &str, lead: &str) {

@@ -55,6 +55,14 @@ pub fn render(j: &Journal) -> String {
     line(format!("run       {}", j.run_id));
     line(format!("workflow  {}", j.workflow.path.display()));
     line(format!("status    {}", j.status.as_str()));
+    if let Some(rollback) = &j.rollback {
+        let status = match rollback.status {
+            crate::engine::rollback::RollbackStatus::Succeeded => "rolled back",
+            crate::engine::rollback::RollbackStatus::Running => "rollback interrupted (run `rescue rollback RUN_ID --yes` again)",
+            crate::engine::rollback::RollbackStatus::Failed => "rollback failed (fix the cause, run `rescue rollback RUN_ID --yes` again)",
+        };
+        line(format!("rollback  {status}, started {}", utc_time(rollback.started)));
+    }
     line(format!("started   {}   updated {}", utc_time(j.created), utc_time(j.updated)));
     line(String::new());
     let width = j.steps.iter().map(|s| s.id.len()).max().unwrap_or(4);

@@ -64,7 +64,7 @@ impl Connected {
 /// Connects when the workflow has Azure steps; core-only workflows need nothing.
 pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Option<PathBuf>) -> Result<Connected, ActionError> {
     if !needs_azure {
-        return Ok(Connected { env: Env { azure: None, workflow_dir }, emulator: None });
+        return Ok(Connected { env: Env { azure: None, workflow_dir, force_unlock: None }, emulator: None });
     }
     let (target, handle) = match record.clone() {
         TargetRecord::Azure { subscription } => (azure::Target::Azure { subscription }, None),
@@ -96,7 +96,7 @@ pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Opt
         }
     };
     match Azure::connect(target).await {
-        Ok(azure) => Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir }, emulator: handle }),
+        Ok(azure) => Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir, force_unlock: None }, emulator: handle }),
         Err(e) => {
             if let Some(handle) = handle {
                 handle.shutdown().await;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Bump when the generated content changes, so stale cached images are not reused.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 const MIB: u64 = 1 << 20;
 /// The container layer whose `-init` directory the incident's corruption hits.
 pub const OVERLAY_ID: &str = "5b0c6e8f4a9d2e71c3f08ab6d94e2c17f5a3b8e09d6c4f21a7e3b5d90c8f1a26";
@@ -103,8 +103,8 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
     let image_mib = recipe.image_mib.max(min_mib);
     let tree = work.join("tree");
     match recipe.tree {
-        Tree::Os => os_tree(&tree)?,
-        Tree::Data => data_tree(&tree)?,
+        Tree::Os => populate(&tree, OS_FILES, OS_DIRS)?,
+        Tree::Data => populate(&tree, DATA_FILES, DATA_DIRS)?,
     }
     std::fs::File::create(img)?.set_len(image_mib * MIB)?;
     let table = format!(
@@ -247,113 +247,82 @@ fn run_stdin(cmd: &mut Command, input: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write(root: &Path, rel: &str, content: &str) -> anyhow::Result<()> {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("relative path has a parent"))?;
-    std::fs::write(p, content)?;
-    Ok(())
-}
+/// An AKS Ubuntu node's root filesystem, in miniature (`{layer}` and `{init}` are a container
+/// layer and its `-init` layer under /var/lib/docker/overlay2).
+const OS_FILES: &[(&str, &str)] = &[
+    ("etc/os-release", "PRETTY_NAME=\"Ubuntu 22.04.5 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.5 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\n"),
+    ("etc/hostname", "aks-nodepool1-31415926-vm2\n"),
+    ("etc/fstab", "# CLOUD_IMG: This file was created/modified by the Cloud Image build process\nLABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1\nLABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,_netdev,comment=cloudconfig\t0\t2\n"),
+    ("etc/docker/daemon.json", "{\n  \"live-restore\": true,\n  \"log-driver\": \"json-file\",\n  \"log-opts\": {\"max-size\": \"50m\", \"max-file\": \"5\"}\n}\n"),
+    ("etc/systemd/system/kubelet.service", "[Unit]\nDescription=Kubelet\nConditionPathExists=/usr/local/bin/kubelet\n\n[Service]\nRestart=always\nExecStart=/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml\n"),
+    ("var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nmaxPods: 110\n"),
+    ("var/lib/kubelet/kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: localcluster\n  cluster:\n    server: https://prod-aks-dns-0f3c2a1b.hcp.westeurope.azmk8s.io:443\n"),
+    ("{init}/diff/etc/hostname", ""),
+    ("{init}/diff/etc/hosts", ""),
+    ("{init}/diff/etc/resolv.conf", ""),
+    ("{init}/link", "B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n"),
+    ("{init}/lower", "l/U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n"),
+    ("{layer}/diff/app/server.js", "require('http').createServer((q, r) => r.end('ok')).listen(8080);\n"),
+    ("{layer}/link", "U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n"),
+    ("{layer}/lower", "l/B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n"),
+    ("var/log/syslog", "Nov 26 18:02:11 aks-nodepool1-31415926-vm2 kubelet[1544]: I1126 18:02:11.104 kubelet_node_status.go:497] \"Fast updating node status as it just became ready\"\n"),
+    ("home/azureuser/.bashrc", "# ~/.bashrc\n"),
+    ("boot/grub/grub.cfg", "set timeout=1\nmenuentry 'Ubuntu' {\n  linux /boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0\n}\n"),
+];
 
-fn dirs(root: &Path, rels: &[&str]) -> anyhow::Result<()> {
-    for r in rels {
-        std::fs::create_dir_all(root.join(r))?;
-    }
-    Ok(())
-}
-
-/// An AKS Ubuntu node's root filesystem, in miniature.
-fn os_tree(root: &Path) -> anyhow::Result<()> {
-    write(root, "etc/os-release", "PRETTY_NAME=\"Ubuntu 22.04.5 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.5 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\n")?;
-    write(root, "etc/hostname", "aks-nodepool1-31415926-vm2\n")?;
-    write(
-        root,
-        "etc/fstab",
-        "# CLOUD_IMG: This file was created/modified by the Cloud Image build process\nLABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1\nLABEL=UEFI\t/boot/efi\tvfat\tumask=0077\t0 1\n/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,_netdev,comment=cloudconfig\t0\t2\n",
-    )?;
-    write(root, "etc/docker/daemon.json", "{\n  \"live-restore\": true,\n  \"log-driver\": \"json-file\",\n  \"log-opts\": {\"max-size\": \"50m\", \"max-file\": \"5\"}\n}\n")?;
-    write(root, "etc/systemd/system/kubelet.service", "[Unit]\nDescription=Kubelet\nConditionPathExists=/usr/local/bin/kubelet\n\n[Service]\nRestart=always\nExecStart=/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml\n")?;
-    write(root, "var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\nmaxPods: 110\n")?;
-    write(root, "var/lib/kubelet/kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: localcluster\n  cluster:\n    server: https://prod-aks-dns-0f3c2a1b.hcp.westeurope.azmk8s.io:443\n")?;
-    dirs(
-        root,
-        &[
-            "var/lib/kubelet/pods",
-            "var/lib/kubelet/plugins/kubernetes.io/csi",
-            "var/lib/containerd",
-            "boot/efi",
-            "tmp",
-            "home/azureuser",
-            "mnt",
-            "proc",
-            "sys",
-            "dev",
-            "run",
-        ],
-    )?;
-    let layer = format!("var/lib/docker/overlay2/{OVERLAY_ID}");
-    let init = format!("var/lib/docker/overlay2/{OVERLAY_ID}-init");
-    for d in [
-        "diff/etc",
-        "diff/dev/shm",
-        "diff/proc",
-        "diff/sys",
-        "work/work",
-    ] {
-        std::fs::create_dir_all(root.join(&init).join(d))?;
-    }
-    write(root, &format!("{init}/diff/etc/hostname"), "")?;
-    write(root, &format!("{init}/diff/etc/hosts"), "")?;
-    write(root, &format!("{init}/diff/etc/resolv.conf"), "")?;
-    write(
-        root,
-        &format!("{init}/link"),
-        "B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n",
-    )?;
-    write(
-        root,
-        &format!("{init}/lower"),
-        "l/U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n",
-    )?;
-    write(
-        root,
-        &format!("{layer}/diff/app/server.js"),
-        "require('http').createServer((q, r) => r.end('ok')).listen(8080);\n",
-    )?;
-    write(
-        root,
-        &format!("{layer}/link"),
-        "U4Q2D7KX3MZ9HN5WJB6ETCPRSA\n",
-    )?;
-    write(
-        root,
-        &format!("{layer}/lower"),
-        "l/B3XKQ7ZL6N2JH4T5VWMR8PDYCE\n",
-    )?;
-    dirs(
-        root,
-        &[
-            "var/lib/docker/overlay2/l",
-            "var/lib/docker/containers",
-            "var/lib/docker/image/overlay2",
-        ],
-    )?;
-    write(root, "var/log/syslog", "Nov 26 18:02:11 aks-nodepool1-31415926-vm2 kubelet[1544]: I1126 18:02:11.104 kubelet_node_status.go:497] \"Fast updating node status as it just became ready\"\n")?;
-    write(root, "home/azureuser/.bashrc", "# ~/.bashrc\n")?;
-    write(root, "boot/grub/grub.cfg", "set timeout=1\nmenuentry 'Ubuntu' {\n  linux /boot/vmlinuz-5.15.0-1075-azure root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 earlyprintk=ttyS0\n}\n")?;
-    Ok(())
-}
+const OS_DIRS: &[&str] = &[
+    "var/lib/kubelet/pods",
+    "var/lib/kubelet/plugins/kubernetes.io/csi",
+    "var/lib/containerd",
+    "boot/efi",
+    "tmp",
+    "mnt",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "{init}/diff/dev/shm",
+    "{init}/diff/proc",
+    "{init}/diff/sys",
+    "{init}/work/work",
+    "var/lib/docker/overlay2/l",
+    "var/lib/docker/containers",
+    "var/lib/docker/image/overlay2",
+];
 
 /// A PostgreSQL volume as a StatefulSet's persistent volume holds it.
-fn data_tree(root: &Path) -> anyhow::Result<()> {
-    write(root, "pgdata/PG_VERSION", "16\n")?;
-    write(
-        root,
+const DATA_FILES: &[(&str, &str)] = &[
+    ("pgdata/PG_VERSION", "16\n"),
+    (
         "pgdata/postgresql.auto.conf",
         "# Do not edit this file manually!\n",
-    )?;
-    write(root, "pgdata/base/16384/PG_VERSION", "16\n")?;
-    write(root, "pgdata/global/pg_control", &"\u{1}".repeat(8192))?;
-    dirs(root, &["pgdata/pg_wal/archive_status", "lost+found"])?;
+    ),
+    ("pgdata/base/16384/PG_VERSION", "16\n"),
+    (
+        "pgdata/global/pg_control",
+        "pg_control version number: 1300\n",
+    ),
+];
+
+const DATA_DIRS: &[&str] = &["pgdata/pg_wal/archive_status", "lost+found"];
+
+/// Writes a tree of files and directories below `root`.
+fn populate(root: &Path, files: &[(&str, &str)], dirs: &[&str]) -> anyhow::Result<()> {
+    let expand = |p: &str| {
+        p.replace(
+            "{init}",
+            &format!("var/lib/docker/overlay2/{OVERLAY_ID}-init"),
+        )
+        .replace("{layer}", &format!("var/lib/docker/overlay2/{OVERLAY_ID}"))
+    };
+    for d in dirs {
+        std::fs::create_dir_all(root.join(expand(d)))?;
+    }
+    for (path, content) in files {
+        let p = root.join(expand(path));
+        std::fs::create_dir_all(p.parent().expect("relative path has a parent"))?;
+        std::fs::write(p, content)?;
+    }
     Ok(())
 }
 

@@ -10,12 +10,16 @@
 //! carries on where it stopped.
 
 mod arm;
+mod auth;
 mod boot;
 mod faults;
 mod generate;
 mod gpt;
+mod http;
 mod images;
+mod latency;
 mod operations;
+mod ratelimit;
 mod reqlog;
 mod resources;
 mod routes;

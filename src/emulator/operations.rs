@@ -250,6 +250,7 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
         },
     }
     if let Some(vm) = op.vm_key().map(str::to_string) {
+        state.released(&vm);
         if let Some(v) = state.vms.get_mut(&vm) {
             if v.busy.as_deref() == Some(id) {
                 v.busy = None;

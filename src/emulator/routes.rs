@@ -193,6 +193,21 @@ impl Route {
     }
 }
 
+/// ARM's answer to a missing or wrong api-version.
+pub fn check_api_version(given: Option<&str>, wanted: &str) -> Result<(), ArmError> {
+    match given {
+        None => Err(ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )),
+        Some(v) if v == wanted => Ok(()),
+        Some(v) => Err(ArmError::bad_request(
+            "InvalidApiVersionParameter",
+            format!("The api-version '{v}' is invalid. The supported versions are '{wanted}'."),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,15 +99,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str, name: Option<&str>) 
         }
     }
     attachable(state, vm, disk_key)?;
-    if disk.os_type.is_none() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!(
-                "Disk '{}' cannot be used as an OS disk because its 'osType' is not set.",
-                disk.name
-            ),
-        ));
-    }
+    usable_as_os_disk(state, disk_key)?;
     if let Some(g) = &disk.hyper_v_generation {
         if !g.eq_ignore_ascii_case(&vm.generation) {
             return Err(ArmError::bad_request(
@@ -118,6 +110,21 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str, name: Option<&str>) 
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// An OS disk must say which OS it holds.
+pub fn usable_as_os_disk(state: &State, disk_key: &str) -> ArmResult<()> {
+    let disk = &state.disks[disk_key];
+    if disk.os_type.is_none() {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!(
+                "Disk '{}' cannot be used as an OS disk because its 'osType' is not set.",
+                disk.name
+            ),
+        ));
     }
     Ok(())
 }

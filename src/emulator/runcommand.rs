@@ -13,13 +13,13 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::arm::{self, ArmError, ArmResult};
+use super::http::{Call, Reply};
+use super::latency::*;
 use super::operations::{Family, OpKind};
 use super::resources::field;
 use super::rules;
-use super::server::{Call, Emu, Reply};
+use super::server::Emu;
 
-/// Azure runs a command for at least about 20 seconds.
-const MIN_SECONDS: f64 = 20.0;
 /// Azure's limit on a script.
 const MAX_SCRIPT: usize = 256 * 1024;
 /// Azure's agent keeps only the tail of each stream.
@@ -79,7 +79,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         })
         .unwrap_or_default();
     let (op, disks, work) = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         let rgname = super::resources::group(&state, rg)?.to_string();
         let key = arm::key(&rgname, name);
         let vm = state
@@ -102,7 +102,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
                 vm: key.clone(),
                 result: None,
             },
-            MIN_SECONDS,
+            RUN_COMMAND_MIN,
             call,
         );
         state.vms.get_mut(&key).expect("found").busy = Some(op.id.clone());
@@ -122,7 +122,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
             )
         });
         let _ = std::fs::remove_dir_all(&work);
-        let mut state = task_emu.state.lock().expect("state lock");
+        let mut state = task_emu.lock();
         if let Some(OpKind::RunCommand { result: slot, .. }) =
             state.operations.get_mut(&op_id).map(|o| &mut o.kind)
         {
@@ -138,7 +138,7 @@ pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
     tasks.retain(|t| !t.is_finished());
     tasks.push(task);
     drop(tasks);
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }
 

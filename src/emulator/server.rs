@@ -1,22 +1,21 @@
 //! The HTTP side: one axum fallback handler that authenticates, checks the api-version,
 //! completes due operations, applies fault rules, dispatches, adds ARM's headers and logs.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::arm::{self, ArmError};
 use super::faults::{self, FaultKind};
+use super::http::{to_response, Call, Reply};
 use super::operations::{self, Family, OpKind, Operation};
+use super::ratelimit::{RateLimits, Remaining};
 use super::reqlog::{Entry, RequestLog};
 use super::routes::{self, Route};
 use super::state::{self, State};
@@ -31,87 +30,20 @@ pub struct Emu {
     pub token: String,
     pub base: String,
     log: RequestLog,
-    rates: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
+    rates: RateLimits,
     /// Running Run Command tasks, aborted (and awaited) on shutdown.
     pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// One request, parsed.
-pub struct Call {
-    pub method: String,
-    pub route: Route,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// An `lro_failed` or `slow` fault for the operation this call starts.
-    pub fault: Option<FaultKind>,
-}
-
-impl Call {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Result<Value, ArmError> {
-        if self.body.is_empty() {
-            return Ok(Value::Object(Default::default()));
-        }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            ArmError::bad_request(
-                "InvalidRequestContent",
-                format!("The request content was invalid and could not be deserialized: '{e}'."),
-            )
-        })
-    }
-
-    pub fn lro_failed(&self) -> bool {
-        self.fault == Some(FaultKind::LroFailed)
-    }
-}
-
-/// A response before ARM's common headers are added.
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
-    pub text: Option<String>,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: Value) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Some(body),
-            text: None,
-        }
-    }
-
-    pub fn empty(status: u16) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: None,
-            text: None,
-        }
-    }
-
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_string(), value.into()));
-        self
-    }
-}
-
-impl From<ArmError> for Reply {
-    fn from(e: ArmError) -> Self {
-        Reply::json(e.status, e.body())
-    }
-}
-
 impl Emu {
+    /// The state, even after a handler panicked while holding it (a bug must not take the
+    /// whole emulator down with a poisoned lock).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Saves the state; an unwritable data dir is a server error, not a silent loss.
     pub fn save(&self, state: &State) -> Result<(), ArmError> {
         state.save(&self.data_dir).map_err(|e| {
@@ -175,40 +107,7 @@ impl Emu {
             "{}{}{vm_id}/serialconsole.log?sig={}",
             self.base,
             routes::SERIAL_LOG_PREFIX,
-            self.sign(vm_id)
-        )
-    }
-
-    pub fn sign(&self, what: &str) -> String {
-        hex::encode(&Sha256::digest(format!("{}:{what}", self.token).as_bytes())[..16])
-    }
-
-    fn rate_remaining(&self, bucket: &'static str) -> (u64, u64, u64, u64) {
-        const LIMIT_3: u64 = 4000;
-        const LIMIT_30: u64 = 32000;
-        // Windows shrink with the time scale like every other Azure duration.
-        let (w3, w30) = (
-            Duration::from_secs_f64(180.0 * self.time_scale),
-            Duration::from_secs_f64(1800.0 * self.time_scale),
-        );
-        let now = Instant::now();
-        let mut rates = self.rates.lock().expect("rate lock");
-        let q = rates.entry(bucket).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) > w30) {
-            q.pop_front();
-        }
-        q.push_back(now);
-        let in3 = q
-            .iter()
-            .rev()
-            .take_while(|t| now.duration_since(**t) <= w3)
-            .count() as u64;
-        let in30 = q.len() as u64;
-        (
-            LIMIT_3.saturating_sub(in3),
-            LIMIT_3,
-            LIMIT_30.saturating_sub(in30),
-            LIMIT_30,
+            super::auth::sign(&self.token, vm_id)
         )
     }
 }
@@ -275,12 +174,12 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         token: token.clone(),
         base: base.clone(),
         log: RequestLog::open(config.log.as_deref())?,
-        rates: Mutex::new(HashMap::new()),
+        rates: RateLimits::new(config.time_scale),
         tasks: Mutex::new(Vec::new()),
     });
     // A start interrupted before its boot check had run gets its boot check now.
     for (op, vm) in unbooted {
-        super::resources::vm::boot_into(&emu, &op, &vm)
+        super::resources::vm_actions::boot_into(&emu, &op, &vm)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
     }
@@ -330,7 +229,7 @@ async fn dispatch(
     let (reply, operation, fault, rate) = handle(&emu, &method, &path, query, headers, body).await;
     let drop_connection = fault == Some(FaultKind::DropConnection);
     let status = reply.status;
-    let mut response = to_response(reply, &emu, rate);
+    let mut response = to_response(reply, rate);
     emu.log.write(&Entry {
         time: arm::rfc3339(arm::now()),
         method: &method,
@@ -353,7 +252,7 @@ async fn dispatch(
     response
 }
 
-type Rate = Option<(&'static str, (u64, u64, u64, u64))>;
+type Rate = Option<Remaining>;
 
 async fn handle(
     emu: &Arc<Emu>,
@@ -367,7 +266,7 @@ async fn handle(
         Ok(r) => r,
         Err(e) => {
             return (
-                authenticate(emu, &headers)
+                super::auth::authenticate(&emu.token, &headers)
                     .err()
                     .unwrap_or_else(|| e.into()),
                 "unknown",
@@ -385,7 +284,7 @@ async fn handle(
             None,
         );
     }
-    if let Err(reply) = authenticate(emu, &headers) {
+    if let Err(reply) = super::auth::authenticate(&emu.token, &headers) {
         return (reply, operation, None, None);
     }
     let call = Call {
@@ -397,15 +296,14 @@ async fn handle(
         fault: None,
     };
     if let Some(wanted) = call.route.api_version() {
-        if let Err(e) = check_api_version(call.query("api-version"), wanted) {
+        if let Err(e) = routes::check_api_version(call.query("api-version"), wanted) {
             return (e.into(), operation, None, None);
         }
     }
-    let bucket = call.route.rate_bucket(method);
-    let remaining = emu.rate_remaining(bucket);
-    let rate = Some((bucket, remaining));
+    let remaining = emu.rates.take(call.route.rate_bucket(method));
+    let rate = Some(remaining);
     let fault = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         if sub
             .as_deref()
             .is_some_and(|s| !s.eq_ignore_ascii_case(&state.subscription))
@@ -431,8 +329,8 @@ async fn handle(
         }
         fault
     };
-    if remaining.0 == 0 {
-        return (throttled(emu, bucket, 10), operation, None, rate);
+    if remaining.in_3_min == 0 || remaining.in_30_min == 0 {
+        return (remaining.throttled(10), operation, None, rate);
     }
     match fault {
         Some(FaultKind::Http500) => {
@@ -453,11 +351,12 @@ async fn handle(
             );
         }
         Some(FaultKind::Throttle { retry_after }) => {
+            let exhausted = Remaining::exhausted(remaining.bucket);
             return (
-                throttled(emu, bucket, retry_after),
+                exhausted.throttled(retry_after),
                 operation,
                 fault,
-                Some((bucket, (0, 4000, 0, 32000))),
+                Some(exhausted),
             );
         }
         _ => {}
@@ -467,94 +366,4 @@ async fn handle(
         .await
         .unwrap_or_else(Reply::from);
     (reply, operation, fault, rate)
-}
-
-fn throttled(emu: &Emu, bucket: &str, retry_after: u64) -> Reply {
-    let _ = emu;
-    Reply::from(ArmError::new(
-        429,
-        "OperationNotAllowed",
-        format!(
-            "The server rejected the request because too many requests have been received for this subscription. \
-             (Throttled by policy Microsoft.Compute/{bucket}3Min)"
-        ),
-    ))
-    .header("Retry-After", retry_after.to_string())
-}
-
-fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<(), Reply> {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(Reply::from(ArmError::new(
-            401,
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is missing.",
-        ))
-        .header("WWW-Authenticate", "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\""));
-    };
-    let presented = value.strip_prefix("Bearer ").unwrap_or("");
-    if presented.as_bytes() != emu.token.as_bytes() {
-        return Err(Reply::from(ArmError::new(401, "InvalidAuthenticationToken", "The access token is invalid."))
-            .header("WWW-Authenticate", "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\", error_description=\"The access token is invalid.\""));
-    }
-    Ok(())
-}
-
-fn check_api_version(given: Option<&str>, wanted: &str) -> Result<(), ArmError> {
-    match given {
-        None => Err(ArmError::bad_request(
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        )),
-        Some(v) if v == wanted => Ok(()),
-        Some(v) => Err(ArmError::bad_request(
-            "InvalidApiVersionParameter",
-            format!("The api-version '{v}' is invalid. The supported versions are '{wanted}'."),
-        )),
-    }
-}
-
-fn to_response(reply: Reply, emu: &Emu, rate: Rate) -> Response {
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-    let h = builder.headers_mut().expect("fresh builder");
-    let id = arm::guid();
-    h.insert("x-ms-request-id", HeaderValue::from_str(&id).expect("guid"));
-    h.insert(
-        "x-ms-correlation-request-id",
-        HeaderValue::from_str(&id).expect("guid"),
-    );
-    h.insert("cache-control", HeaderValue::from_static("no-cache"));
-    if let Some((bucket, (r3, _, r30, _))) = rate {
-        let v =
-            format!("Microsoft.Compute/{bucket}3Min;{r3},Microsoft.Compute/{bucket}30Min;{r30}");
-        h.insert(
-            "x-ms-ratelimit-remaining-resource",
-            HeaderValue::from_str(&v).expect("ascii"),
-        );
-    }
-    for (k, v) in &reply.headers {
-        if let (Ok(name), Ok(value)) = (
-            axum::http::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(v),
-        ) {
-            h.insert(name, value);
-        }
-    }
-    let _ = emu;
-    let body = if let Some(json) = reply.body {
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        Body::from(serde_json::to_vec(&json).expect("json serializes"))
-    } else if let Some(text) = reply.text {
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Body::from(text)
-    } else {
-        Body::empty()
-    };
-    builder.body(body).expect("valid response")
 }

@@ -27,6 +27,10 @@ pub struct State {
     pub faults: Vec<FaultRule>,
     /// Calls seen so far per operation name, for `call: N` fault rules.
     pub calls: BTreeMap<String, u64>,
+    /// Disks being detached (disk key → VM key): still the VM's until its operation completes,
+    /// as on Azure, so a workflow that does not wait for a detach fails here too.
+    #[serde(default)]
+    pub releasing: BTreeMap<String, String>,
 }
 
 /// A managed disk or a snapshot: both are an image file plus ARM metadata.
@@ -142,6 +146,7 @@ impl State {
             operations: BTreeMap::new(),
             faults: Vec::new(),
             calls: BTreeMap::new(),
+            releasing: BTreeMap::new(),
         }
     }
 
@@ -210,6 +215,33 @@ impl State {
         self.vms
             .values()
             .find(|vm| vm.os_disk == disk_key || vm.data_disks.iter().any(|d| d.disk == disk_key))
+            .or_else(|| self.releasing.get(disk_key).and_then(|vm| self.vms.get(vm)))
+    }
+
+    /// Gives a VM a new OS disk and/or data-disk list; the disks it lets go stay its own
+    /// until `released` is called when the operation completes.
+    pub fn set_disks(&mut self, vm_key: &str, os: Option<String>, data: Option<Vec<DataDiskRef>>) {
+        let vm = self.vms.get_mut(vm_key).expect("caller found the VM");
+        let before: Vec<String> = std::iter::once(vm.os_disk.clone())
+            .chain(vm.data_disks.iter().map(|d| d.disk.clone()))
+            .collect();
+        if let Some(os) = os {
+            vm.os_disk = os;
+        }
+        if let Some(data) = data {
+            vm.data_disks = data;
+        }
+        let vm = &self.vms[vm_key];
+        for disk in before {
+            if vm.os_disk != disk && !vm.data_disks.iter().any(|d| d.disk == disk) {
+                self.releasing.insert(disk, vm_key.to_string());
+            }
+        }
+    }
+
+    /// The VM's operation completed: the disks it let go are free.
+    pub fn released(&mut self, vm_key: &str) {
+        self.releasing.retain(|_, vm| vm != vm_key);
     }
 
     /// Azure's diskState, derived so it can never disagree with the VMs.

@@ -93,7 +93,7 @@ impl Executor {
             .collect();
         self.sink.emit(Event::RunStarted { run_id: run_id.clone(), workflow, steps, resumed });
 
-        let resume_command = Some(format!("rescue resume {run_id}"));
+        let resume = format!("rescue resume {run_id}");
         for index in 0..self.steps.len() {
             let outcome = self.run_step(index).await?;
             if outcome != Outcome::Succeeded {
@@ -104,8 +104,8 @@ impl Executor {
                 };
                 self.recorder.update(|j| j.status = status)?;
                 self.sink.emit(match outcome {
-                    Outcome::Interrupted => Event::RunInterrupted { run_id, resume_command: resume_command.unwrap() },
-                    _ => Event::RunFinished { run_id, status, outputs: Map::new(), error: None, resume_command },
+                    Outcome::Interrupted => Event::RunInterrupted { run_id, resume_command: resume },
+                    _ => Event::RunFinished { run_id, status, outputs: Map::new(), error: None, resume_command: Some(resume) },
                 });
                 return Ok(outcome);
             }
@@ -118,7 +118,7 @@ impl Executor {
                 let status = RunStatus::Failed;
                 self.recorder.update(|j| j.status = status)?;
                 let error = Some(e.to_string());
-                self.sink.emit(Event::RunFinished { run_id, status, outputs: Map::new(), error, resume_command });
+                self.sink.emit(Event::RunFinished { run_id, status, outputs: Map::new(), error, resume_command: Some(resume) });
                 return Ok(Outcome::Failed { step: "outputs".into() });
             }
         };

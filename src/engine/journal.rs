@@ -77,11 +77,14 @@ pub struct StepError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Refused because someone else holds the VM (exit 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 impl From<&ActionError> for StepError {
     fn from(e: &ActionError) -> Self {
-        StepError { message: e.message.clone(), hint: e.hint.clone() }
+        StepError { message: e.message.clone(), hint: e.hint.clone(), locked: e.locked }
     }
 }
 
@@ -182,6 +185,9 @@ pub struct Journal {
     /// The workflow's outputs, once the run succeeded.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub outputs: Map<String, Value>,
+    /// `rescue rollback` progress, once one was started (then the run is not resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<super::rollback::RollbackRecord>,
 }
 
 impl Journal {
@@ -205,6 +211,7 @@ impl Journal {
             steps,
             resources: Vec::new(),
             outputs: Map::new(),
+            rollback: None,
         }
     }
 
@@ -262,6 +269,12 @@ impl Journal {
     }
 }
 
+/// Test hook (documented, used by the crash tests): `RESCUE_TEST_KILL_IN_WRITE=N` SIGKILLs the
+/// process in its N-th journal write, once the new content is on disk in the temporary file and
+/// before it replaces the journal.
+pub const KILL_IN_WRITE_ENV: &str = "RESCUE_TEST_KILL_IN_WRITE";
+static IN_WRITE: super::recorder::KillSwitch = super::recorder::KillSwitch::new(KILL_IN_WRITE_ENV);
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
 /// The file is owner-only (tempfile creates it 0600).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -272,6 +285,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
+    IN_WRITE.hit();
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     fs::File::open(dir)?.sync_all()?;
     Ok(())
@@ -341,11 +355,12 @@ mod v1 {
                         intent: None,
                         checkpoints: Map::new(),
                         outputs: s.outputs,
-                        error: s.error.map(|message| StepError { message, hint: None }),
+                        error: s.error.map(|message| StepError { message, hint: None, locked: false }),
                     })
                     .collect(),
                 resources: Vec::new(),
                 outputs: Map::new(),
+                rollback: None,
             }
         }
     }

@@ -8,4 +8,5 @@ pub mod journal;
 pub mod lock;
 pub mod recorder;
 pub mod resume;
+pub mod rollback;
 pub mod store;

@@ -6,7 +6,7 @@
 //! moment an action's `execute` returns, before its result is recorded; together they are every
 //! step boundary a real crash can hit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,21 +14,38 @@ use super::journal::Journal;
 
 pub const KILL_AT_ENV: &str = "RESCUE_TEST_KILL_AT";
 
+/// A process-wide test hook: SIGKILL the process at the N-th time `hit` is called, N from the
+/// environment variable (unset: never). Used for crash points that have no Recorder at hand.
+pub struct KillSwitch {
+    env: &'static str,
+    kill_at: std::sync::OnceLock<Option<u64>>,
+    seen: AtomicU64,
+}
+
+impl KillSwitch {
+    pub const fn new(env: &'static str) -> Self {
+        KillSwitch { env, kill_at: std::sync::OnceLock::new(), seen: AtomicU64::new(0) }
+    }
+
+    pub fn hit(&self) {
+        let kill_at = *self.kill_at.get_or_init(|| std::env::var(self.env).ok().and_then(|v| v.parse().ok()));
+        if kill_at.is_some_and(|n| self.seen.fetch_add(1, Ordering::SeqCst) + 1 == n) {
+            // SAFETY: raising a signal in our own process has no memory-safety preconditions.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+    }
+}
+
+static CRASH_POINTS: KillSwitch = KillSwitch::new(KILL_AT_ENV);
+
 pub struct Recorder {
     dir: PathBuf,
     journal: Mutex<Journal>,
-    kill_at: Option<u64>,
-    points: AtomicU64,
 }
 
 impl Recorder {
     pub fn new(dir: PathBuf, journal: Journal) -> Self {
-        let kill_at = std::env::var(KILL_AT_ENV).ok().and_then(|v| v.parse().ok());
-        Recorder { dir, journal: Mutex::new(journal), kill_at, points: AtomicU64::new(0) }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Recorder { dir, journal: Mutex::new(journal) }
     }
 
     /// Read access; never hold it across an await.
@@ -48,14 +65,6 @@ impl Recorder {
 
     /// See the module documentation.
     pub fn crash_point(&self) {
-        let n = self.points.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.kill_at == Some(n) {
-            // SAFETY: raising a signal in our own process has no memory-safety preconditions.
-            unsafe { libc::raise(libc::SIGKILL) };
-        }
-    }
-
-    pub fn into_journal(self) -> Journal {
-        self.journal.into_inner().unwrap_or_else(|e| e.into_inner())
+        CRASH_POINTS.hit();
     }
 }

@@ -59,9 +59,8 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
             format!("{verb} run {run_id}: {workflow} ({} steps)", steps.len())
         }
         Event::StepStarted { step, name, attempt } => {
-            let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
             let name = if name != step { format!(": {name}") } else { String::new() };
-            format!("{step}: started{attempt}{name}")
+            format!("{step}: started{}{name}", attempt_note(*attempt))
         }
         Event::StepStatus { step, message } => format!("{step}: {message}"),
         Event::StepReconciled { step, adopted: true } => {
@@ -82,6 +81,15 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
         Event::AwaitingConfirmation { step, prompt } => format!("{step}: needs confirmation: {prompt}"),
         Event::RunFinished { .. } | Event::RunInterrupted { .. } => return None,
     })
+}
+
+/// " (attempt N)" for retries, nothing for the first attempt.
+pub(crate) fn attempt_note(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (attempt {attempt})")
+    } else {
+        String::new()
+    }
 }
 
 pub fn secs(ms: u64) -> String {

@@ -56,8 +56,7 @@ impl EventSink for ProgressReporter {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bar
                 });
-                let attempt = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-                bar.set_message(format!("{name}{attempt}"));
+                bar.set_message(format!("{name}{}", super::attempt_note(*attempt)));
             }
             Event::StepStatus { step, message } => {
                 if let Some(bar) = self.bars.lock().unwrap().get(step) {
@@ -76,6 +75,13 @@ impl EventSink for ProgressReporter {
                 self.finish(step, "✘", format!("failed after {}: {error}", super::secs(*elapsed_ms)))
             }
             Event::StepSkipped { step, reason } => self.finish(step, "-", format!("skipped ({reason})")),
+            Event::RunInterrupted { .. } => {
+                // The step in flight stays `running` in the journal; say so instead of spinning on.
+                for (_, bar) in self.bars.lock().unwrap().drain() {
+                    bar.set_style(Self::done_style("…"));
+                    bar.abandon_with_message("interrupted; resume reconciles it");
+                }
+            }
             _ => {
                 if let Some(text) = super::describe(&event) {
                     let _ = self.multi.println(text);

@@ -9,6 +9,7 @@ mod data_disks;
 mod disk;
 mod health;
 mod inspect;
+mod lock;
 mod power;
 mod run_command;
 mod snapshot;
@@ -27,6 +28,8 @@ pub fn all() -> Vec<Arc<dyn Action>> {
     vec![
         Arc::new(inspect::Inspect),
         Arc::new(inspect::CheckCompatible),
+        Arc::new(lock::Lock),
+        Arc::new(lock::Unlock),
         Arc::new(power::Deallocate),
         Arc::new(power::Start),
         Arc::new(snapshot::CreateSnapshot),

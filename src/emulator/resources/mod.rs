@@ -2,6 +2,7 @@
 //! operation-status URLs.
 
 pub mod vm;
+pub mod vm_actions;
 mod vm_create;
 pub mod volume;
 
@@ -10,9 +11,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::arm::{ArmError, ArmResult};
+use super::http::{Call, Reply};
 use super::operations::Status;
 use super::routes::Route;
-use super::server::{Call, Emu, Reply};
+use super::server::Emu;
 use super::state::State;
 
 pub use volume::render as render_volume;
@@ -27,15 +29,15 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::Vms { rg }, "GET") => vm::list(emu, rg),
         (Route::Vm { rg, name }, "GET") => vm::get(emu, call, rg, name),
         (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name).await,
-        (Route::Vm { rg, name }, "DELETE") => vm::delete(emu, call, rg, name),
+        (Route::Vm { rg, name }, "DELETE") => vm_actions::delete(emu, call, rg, name),
         (Route::VmInstanceView { rg, name }, "GET") => vm::instance_view_reply(emu, rg, name),
         (Route::VmAction { rg, name, action }, "POST") => {
-            vm::action(emu, call, rg, name, action).await
+            vm_actions::action(emu, call, rg, name, action).await
         }
         (Route::VmAction { rg, name, action }, "GET")
             if action.eq_ignore_ascii_case("retrieveBootDiagnosticsData") =>
         {
-            vm::action(emu, call, rg, name, action).await
+            vm_actions::action(emu, call, rg, name, action).await
         }
         (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
         _ => Err(ArmError::new(
@@ -48,7 +50,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
 
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).
 fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let op = state.operations.get(id).ok_or_else(|| {
         ArmError::new(
             404,

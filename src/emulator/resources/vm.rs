@@ -1,27 +1,20 @@
-//! Virtual machines: model, instance view, updates (data disks, OS disk swap, tags), power
-//! actions, attachDetachDataDisks, boot diagnostics; Run Command lives in `runcommand`.
+//! Virtual machines: model, instance view, GET/list, PUT/PATCH updates (data disks, OS disk
+//! swap, tags) and the boot diagnostics log; actions live in `vm_actions`.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::super::arm::{self, ArmError, ArmResult};
+use super::super::http::{Call, Reply};
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules::{self, WantedDisk};
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Power, State, Vm};
 use super::{field, group, tags};
 
-const VM_UPDATE: f64 = 10.0;
-const OS_SWAP: f64 = 15.0;
-const DEALLOCATE: f64 = 60.0;
-const POWER_OFF: f64 = 30.0;
-const START: f64 = 30.0;
-const RESTART: f64 = 40.0;
-const NO_OP: f64 = 3.0;
-const DELETE: f64 = 45.0;
-
-fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
+pub(super) fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
     let rg = group(state, rg)?;
     let key = arm::key(rg, name);
     let vm = state
@@ -161,7 +154,7 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
 }
 
 pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let rg = group(&state, rg)?;
     let prefix = format!("{}/", rg.to_ascii_lowercase());
     let value: Vec<Value> = state
@@ -174,7 +167,7 @@ pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
 }
 
 pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
     let expand = call
         .query("$expand")
@@ -183,7 +176,7 @@ pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
 }
 
 pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
     Ok(Reply::json(200, instance_view(emu, &state, vm)))
 }
@@ -242,7 +235,7 @@ pub(super) fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
 pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
     let exists = {
-        let state = emu.state.lock().expect("state lock");
+        let state = emu.lock();
         group(&state, rg)?;
         find(&state, rg, name).is_ok()
     };
@@ -252,7 +245,7 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         }
         return Err(ArmError::not_found("virtualMachines", rg, name));
     }
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
     if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
@@ -316,7 +309,12 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         }
     };
     let new_tags = tags(&body)?;
-    let seconds = if new_os.is_some() {
+    // A resize is accepted as Azure does (a running VM restarts on the new size).
+    let new_size = field(&body, &["properties", "hardwareProfile", "vmSize"])
+        .and_then(Value::as_str)
+        .filter(|s| !s.eq_ignore_ascii_case(&vm.size))
+        .map(String::from);
+    let seconds = if new_os.is_some() || new_size.is_some() {
         OS_SWAP
     } else if new_data.is_some() {
         VM_UPDATE
@@ -330,16 +328,16 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         seconds,
         call,
     );
+    if !call.lro_failed() {
+        state.set_disks(&key, new_os, new_data);
+    }
     let v = state.vms.get_mut(&key).expect("found above");
     if !call.lro_failed() {
-        if let Some(d) = new_os {
-            v.os_disk = d;
-        }
-        if let Some(d) = new_data {
-            v.data_disks = d;
-        }
         if let Some(t) = new_tags {
             v.tags = t;
+        }
+        if let Some(size) = new_size {
+            v.size = size;
         }
     }
     v.etag += 1;
@@ -351,239 +349,6 @@ pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
     Ok(emu.lro_headers(&state, &op, reply, false))
 }
 
-pub async fn action(
-    emu: &Arc<Emu>,
-    call: &Call,
-    rg: &str,
-    name: &str,
-    action: &str,
-) -> ArmResult<Reply> {
-    match action.to_ascii_lowercase().as_str() {
-        "deallocate" => power(emu, call, rg, name, Power::Deallocated).await,
-        "poweroff" => power(emu, call, rg, name, Power::Stopped).await,
-        "start" => power(emu, call, rg, name, Power::Running).await,
-        "restart" => power(emu, call, rg, name, Power::Starting).await,
-        "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
-        "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
-        "retrievebootdiagnosticsdata" => {
-            let state = emu.state.lock().expect("state lock");
-            let (_, vm) = find(&state, rg, name)?;
-            let url = emu.serial_log_url(&vm.vm_id);
-            Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
-        }
-        other => Err(ArmError::new(
-            404,
-            "InvalidResourceType",
-            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute'."),
-        )),
-    }
-}
-
-/// deallocate / powerOff / start / restart (`Power::Starting` = restart).
-async fn power(
-    emu: &Arc<Emu>,
-    call: &Call,
-    rg: &str,
-    name: &str,
-    target: Power,
-) -> ArmResult<Reply> {
-    let restart = target == Power::Starting;
-    let target = if restart { Power::Running } else { target };
-    let (op, key, needs_boot) = {
-        let mut state = emu.state.lock().expect("state lock");
-        let (key, vm) = find(&state, rg, name)?;
-        let vm = vm.clone();
-        let verb = match (target, restart) {
-            (Power::Deallocated, _) => "deallocate",
-            (Power::Stopped, _) => "powerOff",
-            (_, true) => "restart",
-            _ => "start",
-        };
-        rules::vm_idle(&state, &vm, verb)?;
-        if restart && vm.power != Power::Running {
-            return Err(ArmError::conflict(
-                "OperationNotAllowed",
-                format!("Operation 'restart' is not allowed on VM '{}' since the VM is not running ({}).", vm.name, vm.power.display()),
-            ));
-        }
-        let already = vm.power == target && !restart;
-        let seconds = match (already, target, restart) {
-            (true, ..) => NO_OP,
-            (_, _, true) => RESTART,
-            (_, Power::Deallocated, _) => DEALLOCATE,
-            (_, Power::Stopped, _) => POWER_OFF,
-            _ => START,
-        };
-        let needs_boot = target == Power::Running && !already && !call.lro_failed();
-        let kind = OpKind::VmPower {
-            vm: key.clone(),
-            target,
-            boot: None,
-        };
-        let mut op = emu.begin(&mut state, Family::Compute, kind, seconds, call);
-        if !needs_boot {
-            // No boot to wait for: the operation completes on its due time alone.
-            if let OpKind::VmPower { boot, .. } = &mut op.kind {
-                *boot = Some(super::super::boot::BootOutcome {
-                    ready: vm.agent_ready,
-                    serial_log: vm.serial_log.clone(),
-                });
-            }
-            state.operations.insert(op.id.clone(), op.clone());
-        }
-        let v = state.vms.get_mut(&key).expect("found");
-        v.busy = Some(op.id.clone());
-        if !already && !call.lro_failed() {
-            v.power = match target {
-                Power::Deallocated => Power::Deallocating,
-                Power::Stopped => Power::Stopping,
-                _ => Power::Starting,
-            };
-            v.agent_ready = false;
-        }
-        emu.save(&state)?;
-        (op, key, needs_boot)
-    };
-    if needs_boot {
-        boot_into(emu, &op.id, &key).await?;
-    }
-    let state = emu.state.lock().expect("state lock");
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
-}
-
-/// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
-pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let mut state = emu.state.lock().expect("state lock");
-    let Ok((key, vm)) = find(&state, rg, name) else {
-        group(&state, rg)?;
-        return Ok(Reply::empty(204));
-    };
-    rules::vm_idle(&state, vm, "delete")?;
-    let op = emu.begin(
-        &mut state,
-        Family::Compute,
-        OpKind::VmDelete { vm: key.clone() },
-        DELETE,
-        call,
-    );
-    let v = state.vms.get_mut(&key).expect("found");
-    v.busy = Some(op.id.clone());
-    v.provisioning_state = "Deleting".into();
-    emu.save(&state)?;
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
-}
-
-/// Boots the VM's OS disk (read-only check) and hands the outcome to its start operation,
-/// which completes only once it has one.
-pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
-    let (name, image, dir) = {
-        let state = emu.state.lock().expect("state lock");
-        let vm = &state.vms[key];
-        (
-            vm.name.clone(),
-            emu.images.join(&state.disks[&vm.os_disk].image),
-            emu.data_dir.clone(),
-        )
-    };
-    let outcome =
-        tokio::task::spawn_blocking(move || super::super::boot::boot(&name, &image, &dir))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .and_then(|r| r)
-            .unwrap_or_else(|e| super::super::boot::BootOutcome {
-                ready: false,
-                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
-            });
-    let mut state = emu.state.lock().expect("state lock");
-    if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
-    {
-        *boot = Some(outcome);
-    }
-    emu.save(&state)
-}
-
-fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
-    let (key, vm) = find(&state, rg, name)?;
-    let vm = vm.clone();
-    rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
-    let list = |k: &str| {
-        field(&body, &[k])
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (attach, detach) = (list("dataDisksToAttach"), list("dataDisksToDetach"));
-    if attach.is_empty() && detach.is_empty() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            "At least one of 'dataDisksToAttach' or 'dataDisksToDetach' must be specified.",
-        ));
-    }
-    let mut wanted: Vec<WantedDisk> = vm
-        .data_disks
-        .iter()
-        .map(|d| WantedDisk {
-            lun: d.lun,
-            disk: d.disk.clone(),
-            create_option: "Attach".into(),
-            caching: Some(d.caching.clone()),
-        })
-        .collect();
-    for d in &detach {
-        let id = field(d, &["diskId"]).and_then(Value::as_str).unwrap_or("");
-        let disk = disk_by_id(&state, id)?;
-        let before = wanted.len();
-        wanted.retain(|w| w.disk != disk);
-        if wanted.len() == before {
-            return Err(ArmError::bad_request(
-                "InvalidParameter",
-                format!(
-                    "Disk '{}' is not attached to VM '{}' as a data disk.",
-                    state.disks[&disk].name, vm.name
-                ),
-            ));
-        }
-    }
-    for a in &attach {
-        let id = field(a, &["diskId"]).and_then(Value::as_str).unwrap_or("");
-        let disk = disk_by_id(&state, id)?;
-        let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
-            Some(l) => l as i32,
-            None => (0..64)
-                .find(|l| !wanted.iter().any(|w| w.lun == *l))
-                .unwrap_or(64),
-        };
-        let caching = field(a, &["caching"])
-            .and_then(Value::as_str)
-            .map(String::from);
-        wanted.push(WantedDisk {
-            lun,
-            disk,
-            create_option: "Attach".into(),
-            caching,
-        });
-    }
-    let next = rules::data_disks(&state, &vm, wanted)?;
-    let op = emu.begin(
-        &mut state,
-        Family::Compute,
-        OpKind::AttachDetach { vm: key.clone() },
-        VM_UPDATE,
-        call,
-    );
-    let v = state.vms.get_mut(&key).expect("found");
-    if !call.lro_failed() {
-        v.data_disks = next;
-    }
-    v.etag += 1;
-    v.provisioning_state = "Updating".into();
-    v.busy = Some(op.id.clone());
-    emu.save(&state)?;
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
-}
-
 /// The boot diagnostics serial log, served at a signed URL like a SAS blob.
 pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
     let sig = query
@@ -591,14 +356,14 @@ pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
         .find(|(k, _)| k == "sig")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
-    if sig != emu.sign(vm_id) {
+    if sig != super::super::auth::sign(&emu.token, vm_id) {
         return Reply::from(ArmError::new(
             403,
             "AuthenticationFailed",
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         ));
     }
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     match state.vms.values().find(|v| v.vm_id == vm_id) {
         Some(vm) => Reply {
             status: 200,

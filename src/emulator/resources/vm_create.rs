@@ -9,16 +9,16 @@ use serde_json::Value;
 
 use super::super::arm::{self, ArmError, ArmResult};
 use super::super::generate::{self, Fs, Recipe, Tree};
+use super::super::http::{Call, Reply};
 use super::super::images;
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind, Operation};
 use super::super::rules;
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Creation, Power, Vm, Volume};
-use super::vm::{boot_into, disk_by_id, etag, render, wanted_disk};
+use super::vm::{disk_by_id, etag, render, wanted_disk};
+use super::vm_actions::boot_into;
 use super::{field, group, tags};
-
-/// Azure takes a minute or two to create a VM.
-const CREATE: f64 = 90.0;
 
 pub async fn create(
     emu: &Arc<Emu>,
@@ -132,7 +132,7 @@ pub async fn create(
         }
     })?;
     boot_into(emu, &op.id, &key).await?;
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     let vm = &state.vms[&key];
     let reply = Reply::json(201, render(emu, &state, vm, false))
         .header("ETag", etag(vm))
@@ -156,7 +156,7 @@ fn register(
     location: String,
     new_disk_file: Option<String>,
 ) -> ArmResult<(Operation, String)> {
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if state.vms.contains_key(&key) {
@@ -264,17 +264,8 @@ fn register(
                 })?;
             let k = disk_by_id(&state, id)?;
             rules::attachable(&state, &vm, &k)?;
-            let disk = &state.disks[&k];
-            if disk.os_type.is_none() {
-                return Err(ArmError::bad_request(
-                    "InvalidParameter",
-                    format!(
-                        "Disk '{}' cannot be used as an OS disk because its 'osType' is not set.",
-                        disk.name
-                    ),
-                ));
-            }
-            vm.generation = disk
+            rules::usable_as_os_disk(&state, &k)?;
+            vm.generation = state.disks[&k]
                 .hyper_v_generation
                 .clone()
                 .unwrap_or_else(|| "V1".into());
@@ -310,7 +301,7 @@ fn register(
             target: Power::Running,
             boot: None,
         },
-        CREATE,
+        VM_CREATE,
         call,
     );
     vm.busy = Some(op.id.clone());

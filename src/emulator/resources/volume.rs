@@ -5,19 +5,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::super::arm::{self, ArmError, ArmResult};
+use super::super::http::{Call, Reply};
 use super::super::images;
+use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules;
-use super::super::server::{Call, Emu, Reply};
+use super::super::server::Emu;
 use super::super::state::{Creation, State, Volume};
 use super::{field, group, tags};
-
-/// Azure-like latencies in seconds (scaled by the emulator's time scale).
-const SNAPSHOT_CREATE: f64 = 30.0;
-const DISK_COPY: f64 = 20.0;
-const DISK_EMPTY: f64 = 3.0;
-const VOLUME_UPDATE: f64 = 2.0;
-const VOLUME_DELETE: f64 = 10.0;
 
 fn kind(snapshot: bool) -> &'static str {
     if snapshot {
@@ -114,7 +109,7 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
 }
 
 pub fn list(emu: &Emu, rg: &str, snapshot: bool) -> ArmResult<Reply> {
-    let state = emu.state.lock().expect("state lock");
+    let state = emu.lock();
     group(&state, rg)?;
     let prefix = format!("{}/", rg.to_ascii_lowercase());
     let value: Vec<Value> = map(&state, snapshot)
@@ -134,7 +129,7 @@ pub async fn handle(
 ) -> ArmResult<Reply> {
     match call.method.as_str() {
         "GET" => {
-            let state = emu.state.lock().expect("state lock");
+            let state = emu.lock();
             let rg = group(&state, rg)?;
             render(&state, &arm::key(rg, name), snapshot)
                 .map(|b| Reply::json(200, b))
@@ -167,7 +162,7 @@ async fn put(
     let body = call.json()?;
     let key = arm::key(rg, name);
     let (source, vol, seconds) = {
-        let mut state = emu.state.lock().expect("state lock");
+        let mut state = emu.lock();
         let rg = group(&state, rg)?.to_string();
         if let Some(existing) = map(&state, snapshot).get(&key).cloned() {
             return update_existing(emu, &mut state, call, &key, snapshot, existing, &body);
@@ -286,7 +281,7 @@ async fn put(
         let _ = std::fs::remove_file(&dst);
         ArmError::internal(format!("copying the image failed: {e:#}"))
     })?;
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     if map(&state, snapshot).contains_key(&key) {
         let _ = std::fs::remove_file(&dst);
         return Err(ArmError::conflict(
@@ -380,7 +375,7 @@ fn update_existing(
 
 fn patch(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
     let body = call.json()?;
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     let existing = map(&state, snapshot)
@@ -452,7 +447,7 @@ fn apply_update(
 }
 
 fn delete(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {
-    let mut state = emu.state.lock().expect("state lock");
+    let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if !map(&state, snapshot).contains_key(&key) {

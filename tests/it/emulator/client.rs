@@ -8,6 +8,26 @@ use serde_json::Value;
 
 use super::support::*;
 
+/// Sends a request built with the generated client (never its broken LRO future) and returns
+/// the raw response, headers included.
+macro_rules! sent {
+    ($request:expr) => {
+        $request.send().await.unwrap().into_raw_response()
+    };
+}
+
+/// Every item of a pageable list.
+async fn all<P: Send + 'static, T>(
+    mut pages: azure_core::Pageable<P, azure_core::error::Error>,
+    items: impl Fn(P) -> Vec<T>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        out.extend(items(page.expect("a page")));
+    }
+    out
+}
+
 async fn async_url(r: &azure_core::Response) -> String {
     r.headers()
         .get_optional_str(&azure_core::headers::HeaderName::from_static(
@@ -29,14 +49,13 @@ async fn every_model_deserializes_with_the_generated_client() {
     assert_eq!(os.zones, vec!["1"]);
     assert!(props.time_created.is_some());
 
-    let mut disks = Vec::new();
-    let mut pages = c
-        .disks_client()
-        .list_by_resource_group(SUB, RG)
-        .into_stream();
-    while let Some(page) = pages.next().await {
-        disks.extend(page.unwrap().value);
-    }
+    let disks = all(
+        c.disks_client()
+            .list_by_resource_group(SUB, RG)
+            .into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(disks.len(), 6, "the incident's six disks");
 
     let v: models::VirtualMachine = c
@@ -77,11 +96,11 @@ async fn every_model_deserializes_with_the_generated_client() {
         Some("Ready")
     );
 
-    let mut vms = Vec::new();
-    let mut pages = c.virtual_machines_client().list(RG, SUB).into_stream();
-    while let Some(page) = pages.next().await {
-        vms.extend(page.unwrap().value);
-    }
+    let vms = all(
+        c.virtual_machines_client().list(RG, SUB).into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(vms.len(), 5);
 
     // Snapshot of the broken OS disk, sent with .send() and polled by hand.
@@ -92,13 +111,9 @@ async fn every_model_deserializes_with_the_generated_client() {
     props.incremental = Some(true);
     let mut snap = models::Snapshot::new(models::Resource::new("westeurope".into()));
     snap.properties = Some(props);
-    let r = c
+    let r = sent!(c
         .snapshots_client()
-        .create_or_update(SUB, RG, "snap-client", snap)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+        .create_or_update(SUB, RG, "snap-client", snap));
     assert_eq!(u16::from(r.status()), 202);
     let (done, _) = emu.wait_async(&async_url(&r).await).await;
     let out: models::Snapshot =
@@ -113,14 +128,13 @@ async fn every_model_deserializes_with_the_generated_client() {
         .await
         .unwrap();
     assert_eq!(got.resource.name.as_deref(), Some("snap-client"));
-    let mut snaps = Vec::new();
-    let mut pages = c
-        .snapshots_client()
-        .list_by_resource_group(SUB, RG)
-        .into_stream();
-    while let Some(page) = pages.next().await {
-        snaps.extend(page.unwrap().value);
-    }
+    let snaps = all(
+        c.snapshots_client()
+            .list_by_resource_group(SUB, RG)
+            .into_stream(),
+        |p| p.value,
+    )
+    .await;
     assert_eq!(snaps.len(), 1);
 
     // Detach the database disk with a PATCH built from the VM the client read.
@@ -129,13 +143,7 @@ async fn every_model_deserializes_with_the_generated_client() {
     vp.storage_profile.as_mut().unwrap().data_disks[0].to_be_detached = Some(true);
     let mut update = models::VirtualMachineUpdate::new();
     update.properties = Some(vp);
-    let r = c
-        .virtual_machines_client()
-        .update(RG, BROKEN, update, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+    let r = sent!(c.virtual_machines_client().update(RG, BROKEN, update, SUB));
     assert_eq!(u16::from(r.status()), 200);
     let url = async_url(&r).await;
     let body: models::VirtualMachine =
@@ -170,13 +178,7 @@ async fn every_model_deserializes_with_the_generated_client() {
     assert!(log.contains("structure needs cleaning"), "{log}");
 
     // Deallocate, sent with .send(): 202 and an operation to poll.
-    let r = c
-        .virtual_machines_client()
-        .deallocate(RG, BROKEN, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+    let r = sent!(c.virtual_machines_client().deallocate(RG, BROKEN, SUB));
     assert_eq!(u16::from(r.status()), 202);
     assert_eq!(
         emu.wait_async(&async_url(&r).await).await.0["status"],
@@ -235,33 +237,16 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         models::RunCommandInputParameter::new("first".into(), "brave".into()),
         models::RunCommandInputParameter::new("second".into(), "world".into()),
     ];
-    let r = c
+    let r = sent!(c
         .virtual_machines_client()
-        .run_command(RG, RESCUE, input, SUB)
-        .send()
-        .await
-        .unwrap()
-        .into_raw_response();
+        .run_command(RG, RESCUE, input, SUB));
     assert_eq!(u16::from(r.status()), 202);
     let location = r
         .headers()
         .get_optional_str(&azure_core::headers::LOCATION)
         .unwrap()
         .to_string();
-    let body = loop {
-        let resp = emu
-            .http
-            .get(&location)
-            .bearer_auth(&emu.token)
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 200 {
-            break resp.bytes().await.unwrap();
-        }
-        assert_eq!(resp.status(), 202);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let body = emu.location_result(&location).await;
     let result: models::RunCommandResult = serde_json::from_slice(&body).unwrap();
     let status = &result.value[0];
     assert_eq!(
@@ -274,4 +259,52 @@ async fn run_command_result_deserializes_from_the_location_answer() {
         Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n\n")
     );
     let _: Value = serde_json::from_slice(&body).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_detach_result_is_a_storage_profile() {
+    // Slow enough (a 10 s detach takes 0.5 s) to attach elsewhere while it runs.
+    let emu = start(0.05).await;
+    let c = emu.client();
+    let mut request = models::AttachDetachDataDisksRequest::new();
+    request.data_disks_to_detach = vec![models::DataDisksToDetach::new(disk(PVC))];
+    let r = sent!(c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, BROKEN, request, SUB));
+    assert_eq!(u16::from(r.status()), 202);
+    let mut request = models::AttachDetachDataDisksRequest::new();
+    request.data_disks_to_attach = vec![models::DataDisksToAttach::new(disk(PVC))];
+    let busy = c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, RESCUE, request.clone(), SUB)
+        .send()
+        .await;
+    let err = busy.expect_err("the disk stays vm2's until the detach completes, as on Azure");
+    assert!(
+        matches!(err.kind(), azure_core::error::ErrorKind::HttpResponse { error_code: Some(c), .. } if c == "ConflictingUserInput")
+    );
+    let location = r
+        .headers()
+        .get_optional_str(&azure_core::headers::LOCATION)
+        .unwrap()
+        .to_string();
+    let body = emu.location_result(&location).await;
+    let profile: models::StorageProfile = serde_json::from_slice(&body).unwrap();
+    assert!(profile.data_disks.is_empty());
+    assert!(profile.os_disk.unwrap().managed_disk.is_some());
+    let r = c
+        .virtual_machines_client()
+        .attach_detach_data_disks(RG, RESCUE, request, SUB)
+        .send()
+        .await
+        .expect("free once the detach completed")
+        .into_raw_response();
+    let location = r
+        .headers()
+        .get_optional_str(&azure_core::headers::LOCATION)
+        .unwrap()
+        .to_string();
+    let profile: models::StorageProfile =
+        serde_json::from_slice(&emu.location_result(&location).await).unwrap();
+    assert_eq!(profile.data_disks[0].lun, 0, "the first free LUN");
 }

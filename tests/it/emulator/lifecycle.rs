@@ -48,6 +48,21 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
         (Some("Attached"), Some("V2"))
     );
 
+    let resize = json!({"properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v3"}}});
+    let done = emu
+        .run(
+            "PATCH",
+            &format!("{}?{VM_API}", vm("repair-vm")),
+            Some(resize),
+        )
+        .await;
+    assert_eq!(done["status"], "Succeeded");
+    let v = emu.get_json(&format!("{}?{VM_API}", vm("repair-vm"))).await;
+    assert_eq!(
+        v["properties"]["hardwareProfile"]["vmSize"],
+        "Standard_D4s_v3"
+    );
+
     emu.copy_disk(BROKEN_OS, "broken-copy").await;
     let body = json!({
         "location": "westeurope", "zones": ["1"],

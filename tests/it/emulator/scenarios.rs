@@ -63,28 +63,13 @@ async fn corruption_lab_boots_and_repairs_as_named() {
         )
         .await;
     assert_eq!(done["status"], "Succeeded");
-    let body = json!({"commandId": "RunShellScript", "script": [
-        "for lun in 0 1; do e2fsck -fy /dev/disk/azure/scsi1/lun$lun-part1 >/dev/null 2>&1; echo \"lun$lun=$?\"; done",
-        "xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-check=$?\"",
-        "xfs_repair /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-after=$?\""
-    ]});
-    let r = emu
-        .send(
-            "POST",
-            &format!(
-                "{}/runCommand?{VM_API}",
-                lab_path("virtualMachines", "lab-rescue")
-            ),
-            Some(body),
-        )
+    let msg = emu
+        .run_script_at(&lab_path("virtualMachines", "lab-rescue"), &[
+            "for lun in 0 1; do e2fsck -fy /dev/disk/azure/scsi1/lun$lun-part1 >/dev/null 2>&1; echo \"lun$lun=$?\"; done",
+            "xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-check=$?\"",
+            "xfs_repair /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; xfs_repair -n /dev/disk/azure/scsi1/lun2-part1 >/dev/null 2>&1; echo \"xfs-after=$?\"",
+        ])
         .await;
-    assert_eq!(r.status(), 202);
-    let (done, _) = emu
-        .wait_async(r.headers()["azure-asyncoperation"].to_str().unwrap())
-        .await;
-    let msg = done["properties"]["output"]["value"][0]["message"]
-        .as_str()
-        .unwrap();
     assert!(
         msg.contains("lun0=1\n"),
         "zeroed primary superblock: repaired from a backup: {msg}"
@@ -151,22 +136,15 @@ async fn user_images_are_imported_and_left_untouched() {
         v["vmAgent"]["statuses"][0]["displayStatus"], "Ready",
         "a whole-disk ext4 boots clean: {v}"
     );
-    let body = json!({"commandId": "RunShellScript", "script": [
-        "blockdev --getsize64 /dev/disk/azure/scsi1/lun0", "e2fsck -fn /dev/disk/azure/scsi1/lun0 >/dev/null 2>&1; echo fsck=$?"
-    ]});
-    let r = emu
-        .send(
-            "POST",
-            &format!("{}/runCommand?{VM_API}", mine("virtualMachines", "mine-vm")),
-            Some(body),
+    let msg = emu
+        .run_script_at(
+            &mine("virtualMachines", "mine-vm"),
+            &[
+                "blockdev --getsize64 /dev/disk/azure/scsi1/lun0",
+                "e2fsck -fn /dev/disk/azure/scsi1/lun0 >/dev/null 2>&1; echo fsck=$?",
+            ],
         )
         .await;
-    let (done, _) = emu
-        .wait_async(r.headers()["azure-asyncoperation"].to_str().unwrap())
-        .await;
-    let msg = done["properties"]["output"]["value"][0]["message"]
-        .as_str()
-        .unwrap();
     assert!(
         msg.contains("33554432\nfsck=0\n"),
         "the VHD arrives as the raw 32 MiB disk without its footer: {msg}"

@@ -109,18 +109,35 @@ impl Emu {
         r.json().await.unwrap()
     }
 
+    /// An authenticated GET of an absolute URL (an operation's Location, say).
+    pub async fn get_url(&self, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request reaches the emulator")
+    }
+
+    /// Polls an operation's Location URL until it stops answering 202; returns the final body.
+    pub async fn location_result(&self, url: &str) -> Vec<u8> {
+        for _ in 0..600 {
+            let resp = self.get_url(url).await;
+            if resp.status() != 202 {
+                assert_eq!(resp.status(), 200, "{url}");
+                return resp.bytes().await.unwrap().to_vec();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{url} never finished");
+    }
+
     /// Polls an Azure-AsyncOperation URL until the operation ends; returns its final body and
     /// the statuses seen on the way.
     pub async fn wait_async(&self, url: &str) -> (Value, Vec<String>) {
         let mut seen = Vec::new();
         for _ in 0..600 {
-            let r = self
-                .http
-                .get(url)
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
+            let r = self.get_url(url).await;
             assert_eq!(r.status(), 200);
             let body: Value = r.json().await.unwrap();
             let status = body["status"].as_str().unwrap().to_string();
@@ -256,11 +273,16 @@ impl Emu {
 
     /// Runs a RunShellScript and returns the result message.
     pub async fn run_script(&self, vm_name: &str, lines: &[&str]) -> String {
+        self.run_script_at(&vm(vm_name), lines).await
+    }
+
+    /// Runs a RunShellScript on the VM at `vm_path` and returns the result message.
+    pub async fn run_script_at(&self, vm_path: &str, lines: &[&str]) -> String {
         let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
         let r = self
             .send(
                 "POST",
-                &format!("{}/runCommand?{VM_API}", vm(vm_name)),
+                &format!("{vm_path}/runCommand?{VM_API}"),
                 Some(body),
             )
             .await;

@@ -59,13 +59,7 @@ async fn snapshot_put_is_a_202_lro_ending_with_the_snapshot_in_output() {
         "kept from the source disk"
     );
 
-    let loc = emu
-        .http
-        .get(h["location"].to_str().unwrap())
-        .bearer_auth(&emu.token)
-        .send()
-        .await
-        .unwrap();
+    let loc = emu.get_url(h["location"].to_str().unwrap()).await;
     assert_eq!(loc.status(), 200);
     assert_eq!(loc.json::<Value>().await.unwrap()["name"], "snap1");
 }
@@ -161,22 +155,10 @@ async fn disk_delete_is_202_then_location_answers_200_empty() {
     assert_eq!(r.status(), 202);
     assert!(r.headers().get("retry-after").is_none());
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    let first = emu
-        .http
-        .get(&location)
-        .bearer_auth(&emu.token)
-        .send()
-        .await
-        .unwrap();
+    let first = emu.get_url(&location).await;
     assert_eq!(first.status(), 202, "still deleting");
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let last = emu
-        .http
-        .get(&location)
-        .bearer_auth(&emu.token)
-        .send()
-        .await
-        .unwrap();
+    let last = emu.get_url(&location).await;
     assert_eq!(last.status(), 200);
     assert!(last.bytes().await.unwrap().is_empty());
     let gone = emu

@@ -104,7 +104,7 @@ fn expressions_with_dashed_ids_and_nested_values_plan_and_run() {
 #[test]
 fn the_repair_workflow_validates_and_plans_without_azure() {
     let state = tempfile::tempdir().unwrap();
-    rescue(state.path()).args(["validate", "workflows/os-disk-swap.yaml"]).assert().code(0).stdout("workflows/os-disk-swap.yaml: valid (12 steps)\n");
+    rescue(state.path()).args(["validate", "workflows/os-disk-swap.yaml"]).assert().code(0).stdout("workflows/os-disk-swap.yaml: valid (14 steps)\n");
     let out = rescue(state.path())
         .env_remove("AZURE_SUBSCRIPTION_ID")
         .args(["plan", "workflows/os-disk-swap.yaml", "--inputs", "examples/incident-inputs.yaml"])
@@ -114,7 +114,7 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cannot read current state, so the plan shows the arguments only"), "{stderr}");
     assert!(stdout.contains("(known after step inspect)"), "{stdout}");
-    assert!(stdout.contains("12 steps, 8 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
+    assert!(stdout.contains("14 steps, 10 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
 

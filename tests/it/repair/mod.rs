@@ -2,7 +2,7 @@
 
 mod actions;
 mod faults;
-mod images;
+pub(crate) mod images;
 mod script;
-mod support;
+pub(crate) mod support;
 mod swap;

@@ -215,7 +215,7 @@ impl Rehearsal {
             run_id: run_id.into(),
             step_id: step_id.into(),
             attempt: 1,
-            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")) },
+            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")), force_unlock: None },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
             host: host.clone(),
         }

@@ -1,0 +1,114 @@
+//! `rescue rollback RUN_ID`: preview, confirm, then undo the run in reverse (engine::rollback).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::run::{block_on, fatal};
+use super::settings::{StateArgs, YesArgs};
+use super::{Flags, Settings};
+use crate::actions::Registry;
+use crate::engine::journal::Journal;
+use crate::engine::recorder::Recorder;
+use crate::engine::rollback::{self, Options, Outcome, UndoRecord, UndoStatus};
+use crate::exit;
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The run to undo (see `rescue runs`).
+    pub run_id: String,
+    /// Only show what would be undone; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete the disk copy the run created (never the original disk).
+    #[arg(long)]
+    pub delete_created: bool,
+    /// With --delete-created: delete the snapshot too (it is the safety copy, kept otherwise).
+    #[arg(long, requires = "delete_created")]
+    pub include_snapshot: bool,
+    #[command(flatten)]
+    pub yes: YesArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+impl RollbackArgs {
+    pub fn flags(&self) -> Flags<'_> {
+        Flags { state: Some(&self.state), yes: Some(&self.yes), ..Flags::default() }
+    }
+}
+
+pub fn run(args: &RollbackArgs, settings: &Settings) -> ExitCode {
+    block_on(rollback(args, settings))
+}
+
+/// The preview: what is undone, in order, and what is kept.
+fn preview(journal: &Journal, undos: &[UndoRecord]) -> String {
+    let mut text = format!("rollback of run {} ({}, {}):\n", journal.run_id, journal.workflow.path.display(), journal.status.as_str());
+    if undos.is_empty() {
+        text.push_str("  nothing to undo: no step of this run changed anything\n");
+    }
+    for u in undos {
+        let mark = match u.status {
+            UndoStatus::Done => "done",
+            UndoStatus::Kept => "keep",
+            UndoStatus::Failed => "retry",
+            UndoStatus::Pending | UndoStatus::Running => "undo",
+        };
+        text.push_str(&format!("  {mark:<5} {:<12} {}\n", u.step, u.description));
+    }
+    text.push_str("  the original disk is never deleted or modified\n");
+    text
+}
+
+async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
+    let (run_dir, lock, journal) = match super::open_run(settings, &args.run_id) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let registry = Registry::builtin();
+    let options = Options { delete_created: args.delete_created, include_snapshot: args.include_snapshot };
+    let undos = rollback::plan(&journal, &registry, options);
+    print!("{}", preview(&journal, &undos));
+    if args.dry_run {
+        return ExitCode::from(exit::SUCCESS);
+    }
+    if !confirmed(settings.yes, &args.run_id) {
+        return ExitCode::from(exit::INVALID);
+    }
+
+    let connected = match super::connect_recorded(&journal).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let recorder = Arc::new(Recorder::new(run_dir, journal));
+    let report: rollback::Report = Arc::new(|line| eprintln!("{line}"));
+    let outcome = rollback::execute(recorder, &registry, connected.env.clone(), options, report).await;
+    connected.close().await;
+    drop(lock);
+    match outcome {
+        Err(e) => fatal(&e.context("cannot write the journal")),
+        Ok(Outcome::Succeeded) => {
+            eprintln!("run {} rolled back", args.run_id);
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Failed { step, error }) => {
+            eprintln!("error: undo of step {step} failed: {error}");
+            eprintln!("after fixing the cause, continue the rollback with:\n  rescue rollback {} --yes", args.run_id);
+            ExitCode::from(if error.locked { exit::LOCKED } else { exit::STEP_FAILED })
+        }
+    }
+}
+
+/// `--yes`, or a yes on the terminal; without either nothing is done (exit 2, not a hang).
+fn confirmed(yes: bool, run_id: &str) -> bool {
+    if yes {
+        return true;
+    }
+    if !crate::report::interactive() {
+        eprintln!("nothing was changed: there is no terminal to confirm on. To roll back, pass --yes:\n  rescue rollback {run_id} --yes");
+        return false;
+    }
+    crate::report::ask("Roll back as shown?")
+}

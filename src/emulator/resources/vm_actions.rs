@@ -1,0 +1,249 @@
+//! VM actions: deallocate, powerOff, start, restart (with the boot check), delete,
+//! attachDetachDataDisks, retrieveBootDiagnosticsData; Run Command lives in `runcommand`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::super::arm::{ArmError, ArmResult};
+use super::super::http::{Call, Reply};
+use super::super::latency::*;
+use super::super::operations::{Family, OpKind};
+use super::super::rules::{self, WantedDisk};
+use super::super::server::Emu;
+use super::super::state::Power;
+use super::vm::{disk_by_id, find};
+use super::{field, group};
+
+pub async fn action(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    action: &str,
+) -> ArmResult<Reply> {
+    match action.to_ascii_lowercase().as_str() {
+        "deallocate" => power(emu, call, rg, name, Power::Deallocated).await,
+        "poweroff" => power(emu, call, rg, name, Power::Stopped).await,
+        "start" => power(emu, call, rg, name, Power::Running).await,
+        "restart" => power(emu, call, rg, name, Power::Starting).await,
+        "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
+        "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
+        "retrievebootdiagnosticsdata" => {
+            let state = emu.lock();
+            let (_, vm) = find(&state, rg, name)?;
+            let url = emu.serial_log_url(&vm.vm_id);
+            Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
+        }
+        other => Err(ArmError::new(
+            404,
+            "InvalidResourceType",
+            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute'."),
+        )),
+    }
+}
+
+/// deallocate / powerOff / start / restart (`Power::Starting` = restart).
+async fn power(
+    emu: &Arc<Emu>,
+    call: &Call,
+    rg: &str,
+    name: &str,
+    target: Power,
+) -> ArmResult<Reply> {
+    let restart = target == Power::Starting;
+    let target = if restart { Power::Running } else { target };
+    let (op, key, needs_boot) = {
+        let mut state = emu.lock();
+        let (key, vm) = find(&state, rg, name)?;
+        let vm = vm.clone();
+        let verb = match (target, restart) {
+            (Power::Deallocated, _) => "deallocate",
+            (Power::Stopped, _) => "powerOff",
+            (_, true) => "restart",
+            _ => "start",
+        };
+        rules::vm_idle(&state, &vm, verb)?;
+        if restart && vm.power != Power::Running {
+            return Err(ArmError::conflict(
+                "OperationNotAllowed",
+                format!("Operation 'restart' is not allowed on VM '{}' since the VM is not running ({}).", vm.name, vm.power.display()),
+            ));
+        }
+        let already = vm.power == target && !restart;
+        let seconds = match (already, target, restart) {
+            (true, ..) => NO_OP,
+            (_, _, true) => RESTART,
+            (_, Power::Deallocated, _) => DEALLOCATE,
+            (_, Power::Stopped, _) => POWER_OFF,
+            _ => START,
+        };
+        let needs_boot = target == Power::Running && !already && !call.lro_failed();
+        let kind = OpKind::VmPower {
+            vm: key.clone(),
+            target,
+            boot: None,
+        };
+        let mut op = emu.begin(&mut state, Family::Compute, kind, seconds, call);
+        if !needs_boot {
+            // No boot to wait for: the operation completes on its due time alone.
+            if let OpKind::VmPower { boot, .. } = &mut op.kind {
+                *boot = Some(super::super::boot::BootOutcome {
+                    ready: vm.agent_ready,
+                    serial_log: vm.serial_log.clone(),
+                });
+            }
+            state.operations.insert(op.id.clone(), op.clone());
+        }
+        let v = state.vms.get_mut(&key).expect("found");
+        v.busy = Some(op.id.clone());
+        if !already && !call.lro_failed() {
+            v.power = match target {
+                Power::Deallocated => Power::Deallocating,
+                Power::Stopped => Power::Stopping,
+                _ => Power::Starting,
+            };
+            v.agent_ready = false;
+        }
+        emu.save(&state)?;
+        (op, key, needs_boot)
+    };
+    if needs_boot {
+        boot_into(emu, &op.id, &key).await?;
+    }
+    let state = emu.lock();
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
+pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let mut state = emu.lock();
+    let Ok((key, vm)) = find(&state, rg, name) else {
+        group(&state, rg)?;
+        return Ok(Reply::empty(204));
+    };
+    rules::vm_idle(&state, vm, "delete")?;
+    let op = emu.begin(
+        &mut state,
+        Family::Compute,
+        OpKind::VmDelete { vm: key.clone() },
+        VM_DELETE,
+        call,
+    );
+    let v = state.vms.get_mut(&key).expect("found");
+    v.busy = Some(op.id.clone());
+    v.provisioning_state = "Deleting".into();
+    emu.save(&state)?;
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// Boots the VM's OS disk (read-only check) and hands the outcome to its start operation,
+/// which completes only once it has one.
+pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
+    let (name, image, dir) = {
+        let state = emu.lock();
+        let vm = &state.vms[key];
+        (
+            vm.name.clone(),
+            emu.images.join(&state.disks[&vm.os_disk].image),
+            emu.data_dir.clone(),
+        )
+    };
+    let outcome =
+        tokio::task::spawn_blocking(move || super::super::boot::boot(&name, &image, &dir))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .and_then(|r| r)
+            .unwrap_or_else(|e| super::super::boot::BootOutcome {
+                ready: false,
+                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
+            });
+    let mut state = emu.lock();
+    if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
+    {
+        *boot = Some(outcome);
+    }
+    emu.save(&state)
+}
+
+fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
+    let body = call.json()?;
+    let mut state = emu.lock();
+    let (key, vm) = find(&state, rg, name)?;
+    let vm = vm.clone();
+    rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
+    let list = |k: &str| {
+        field(&body, &[k])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (attach, detach) = (list("dataDisksToAttach"), list("dataDisksToDetach"));
+    if attach.is_empty() && detach.is_empty() {
+        return Err(ArmError::bad_request(
+            "InvalidParameter",
+            "At least one of 'dataDisksToAttach' or 'dataDisksToDetach' must be specified.",
+        ));
+    }
+    let mut wanted: Vec<WantedDisk> = vm
+        .data_disks
+        .iter()
+        .map(|d| WantedDisk {
+            lun: d.lun,
+            disk: d.disk.clone(),
+            create_option: "Attach".into(),
+            caching: Some(d.caching.clone()),
+        })
+        .collect();
+    for d in &detach {
+        let id = field(d, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let disk = disk_by_id(&state, id)?;
+        let before = wanted.len();
+        wanted.retain(|w| w.disk != disk);
+        if wanted.len() == before {
+            return Err(ArmError::bad_request(
+                "InvalidParameter",
+                format!(
+                    "Disk '{}' is not attached to VM '{}' as a data disk.",
+                    state.disks[&disk].name, vm.name
+                ),
+            ));
+        }
+    }
+    for a in &attach {
+        let id = field(a, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let disk = disk_by_id(&state, id)?;
+        let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
+            Some(l) => l as i32,
+            None => (0..64)
+                .find(|l| !wanted.iter().any(|w| w.lun == *l))
+                .unwrap_or(64),
+        };
+        let caching = field(a, &["caching"])
+            .and_then(Value::as_str)
+            .map(String::from);
+        wanted.push(WantedDisk {
+            lun,
+            disk,
+            create_option: "Attach".into(),
+            caching,
+        });
+    }
+    let next = rules::data_disks(&state, &vm, wanted)?;
+    let op = emu.begin(
+        &mut state,
+        Family::Compute,
+        OpKind::AttachDetach { vm: key.clone() },
+        VM_UPDATE,
+        call,
+    );
+    if !call.lro_failed() {
+        state.set_disks(&key, None, Some(next));
+    }
+    let v = state.vms.get_mut(&key).expect("found");
+    v.etag += 1;
+    v.provisioning_state = "Updating".into();
+    v.busy = Some(op.id.clone());
+    emu.save(&state)?;
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}

@@ -1,0 +1,8 @@
+//! Integration tests: crash safety (kill anywhere and resume, faults, rollback, cleanup, the VM lock).
+
+mod cleanup;
+mod faults;
+mod kill;
+mod lock;
+mod rollback;
+mod support;
