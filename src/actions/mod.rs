@@ -271,7 +271,7 @@ impl StepContext {
 /// What a step sees while being planned. Reads are allowed, writes never.
 #[derive(Clone)]
 pub struct PlanContext {
-    /// The run id the run would get, or a placeholder such as "<run>" for a bare plan.
+    /// The run id the run would get, or a placeholder such as "RUN_ID" for a bare plan.
     pub run_id: String,
     pub step_id: String,
     pub env: Env,
@@ -283,6 +283,13 @@ pub trait Action: Send + Sync {
 
     /// What the step would do. May read current state (GET only) to be concrete.
     async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError>;
+
+    /// A read-only action may produce its outputs while planning (GETs only), so that the plan
+    /// of later steps names the real disk and VM instead of "(known after step X)".
+    /// `None`: this action is not read at plan time (the default).
+    async fn read_for_plan(&self, _ctx: &PlanContext, _args: &Args) -> Option<Result<Outputs, ActionError>> {
+        None
+    }
 
     /// Deterministic record of what execute is about to do; journaled before execute.
     fn intent(&self, _run_id: &str, _step_id: &str, _args: &Args) -> Result<Intent, ActionError> {

@@ -11,16 +11,17 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::actions::{Description, Env, PlanContext, Registry};
-use crate::workflow::{expr, Scope, Workflow};
+use crate::actions::{Action, Description, Env, PlanArgs, PlanContext, Registry};
+use crate::workflow::{expr, Scope, StepScope, Workflow};
 
 pub use render::render_text;
 
 /// Bumped when the JSON shape changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The run id shown in a plan made outside a run.
-pub const PLACEHOLDER_RUN_ID: &str = "<run>";
+/// The run id shown in a plan made outside a run. Valid in Azure names, so a name derived from
+/// it reads `...-snap-RUN_ID` rather than a sanitised `...-snap--run-`.
+pub const PLACEHOLDER_RUN_ID: &str = "RUN_ID";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -98,9 +99,25 @@ pub struct PlanError {
     pub message: String,
 }
 
+/// Reads a read-only step's outputs now, so later steps plan with real values. A failed read
+/// is a note, not a failed plan: the run reads again and decides then.
+async fn read_now(action: &dyn Action, ctx: &PlanContext, args: &PlanArgs, effect: &mut Description, scope: &mut Scope) {
+    if !args.unknown.is_empty() {
+        return;
+    }
+    match action.read_for_plan(ctx, &args.known).await {
+        None => {}
+        Some(Ok(outputs)) => {
+            effect.notes.push("read now; later steps plan with these values (the run reads them again)".into());
+            scope.steps.insert(ctx.step_id.clone(), StepScope { status: "succeeded".into(), outputs });
+        }
+        Some(Err(e)) => effect.notes.push(format!("could not read now: {}", e.message)),
+    }
+}
+
 /// Plans `wf` with `inputs` (already resolved and checked).
 pub async fn build(wf: &Workflow, inputs: Map<String, Value>, registry: &Registry, env: &Env, run_id: &str) -> Result<Plan, PlanError> {
-    let scope = Scope { run_id: run_id.to_string(), inputs: inputs.clone(), steps: BTreeMap::new() };
+    let mut scope = Scope { run_id: run_id.to_string(), inputs: inputs.clone(), steps: BTreeMap::new() };
     let mut steps = Vec::with_capacity(wf.steps.len());
     for step in &wf.steps {
         let fail = |message: String| PlanError { step: step.id.value.clone(), message };
@@ -121,7 +138,9 @@ pub async fn build(wf: &Workflow, inputs: Map<String, Value>, registry: &Registr
             None
         } else {
             let ctx = PlanContext { run_id: run_id.to_string(), step_id: step.id.value.clone(), env: env.clone() };
-            Some(action.describe(&ctx, &plan_args).await.map_err(|e| fail(e.to_string()))?)
+            let mut effect = action.describe(&ctx, &plan_args).await.map_err(|e| fail(e.to_string()))?;
+            read_now(action.as_ref(), &ctx, &plan_args, &mut effect, &mut scope).await;
+            Some(effect)
         };
         let mut args: BTreeMap<String, PlannedArg> = plan_args.known.into_iter().map(|(k, v)| (k, PlannedArg::Value(v))).collect();
         args.extend(plan_args.unknown.into_iter().map(|(k, after)| (k, PlannedArg::KnownAfter(after))));

@@ -116,6 +116,14 @@ impl Action for Inspect {
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, read_vm(azure, &id)).await
     }
+
+    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+        let azure = ctx.env.azure.as_ref()?;
+        Some(match vm_id(azure, args, "resource_group", "vm") {
+            Ok(id) => read_vm(azure, &id).await,
+            Err(e) => Err(e),
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

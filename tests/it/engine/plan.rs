@@ -36,8 +36,8 @@ fn json_plan_marks_unknown_values_conditions_and_confirmations() {
     let steps = plan["steps"].as_array().unwrap();
     let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["greet", "notes", "fsck", "check", "sign_off"]);
-    assert_eq!(steps[0]["args"]["message"], json!({"value": "rescuing vm2 (run <run>)"}));
-    assert_eq!(steps[0]["effect"]["summary"], "echo rescuing vm2 (run <run>)");
+    assert_eq!(steps[0]["args"]["message"], json!({"value": "rescuing vm2 (run RUN_ID)"}));
+    assert_eq!(steps[0]["effect"]["summary"], "echo rescuing vm2 (run RUN_ID)");
     assert_eq!(steps[1]["args"]["content"], json!({"known_after": "greet"}));
     assert_eq!(steps[2]["args"]["duration"], json!({"value": 3}), "a lone expression keeps its type");
     assert_eq!(steps[2]["max_attempts"], 2);

@@ -117,6 +117,15 @@ fn plan_reads_current_state_with_get_requests_only() {
     let writes: Vec<&Value> = requests.iter().filter(|q| q["method"] != "GET").collect();
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
     assert!(stdout.contains("GiB"), "the plan shows facts read from the emulator:\n{stdout}");
+
+    // inspect is read at plan time, so the snapshot's plan names the real OS disk.
+    let out = r.rescue(&["plan", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    let snapshot = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "snapshot").expect("snapshot step");
+    let disk = snapshot["args"]["disk_id"]["value"].as_str().unwrap_or_else(|| panic!("disk_id not known at plan time: {snapshot}"));
+    assert!(disk.ends_with("/disks/aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927"), "{disk}");
+    assert!(r.requests_after(before).iter().all(|q| q["method"] == "GET"), "a JSON plan also only reads");
 }
 
 #[test]
