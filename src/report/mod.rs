@@ -51,6 +51,15 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// A step's `verdict` output (e.g. the fsck result), which the engineer must see before the
+/// swap is confirmed; empty when the step has none.
+pub(crate) fn verdict_note(outputs: &serde_json::Map<String, serde_json::Value>) -> String {
+    match outputs.get("verdict").and_then(|v| v.as_str()) {
+        Some(verdict) => format!(" (verdict: {verdict})"),
+        None => String::new(),
+    }
+}
+
 /// A one-line human description of an event; None for events shown otherwise.
 pub(crate) fn describe(event: &Event) -> Option<String> {
     Some(match event {
@@ -72,7 +81,9 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
         Event::StepRetrying { step, attempt, delay_ms, error } => {
             format!("{step}: attempt {attempt} failed: {error}; retrying in {}", secs(*delay_ms))
         }
-        Event::StepSucceeded { step, elapsed_ms, .. } => format!("{step}: succeeded in {}", secs(*elapsed_ms)),
+        Event::StepSucceeded { step, elapsed_ms, outputs } => {
+            format!("{step}: succeeded in {}{}", secs(*elapsed_ms), verdict_note(outputs))
+        }
         Event::StepFailed { step, error, hint, elapsed_ms } => {
             let hint = hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default();
             format!("{step}: failed after {}: {error}{hint}", secs(*elapsed_ms))

@@ -28,13 +28,14 @@ impl ProgressReporter {
         ProgressStyle::with_template(&format!("{mark} {{prefix:.bold}} {{wide_msg}}")).expect("static template")
     }
 
+    /// A finished step leaves the live area and is printed above it for good: the live area is
+    /// cleared while a confirmation is asked, and the engineer must still see what happened.
     fn finish(&self, step: &str, mark: &str, message: String) {
         if let Some(bar) = self.bars.lock().unwrap().remove(step) {
-            bar.set_style(Self::done_style(mark));
-            bar.finish_with_message(message);
-        } else {
-            let _ = self.multi.println(format!("{mark} {step} {message}"));
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
         }
+        let _ = self.multi.println(format!("{mark} {} {message}", console::style(step).bold()));
     }
 }
 
@@ -68,9 +69,11 @@ impl EventSink for ProgressReporter {
                     bar.set_message(text.trim_start_matches(&format!("{step}: ")).to_string());
                 }
             }
-            Event::StepSucceeded { step, elapsed_ms, .. } => {
-                self.finish(step, "✔", format!("succeeded in {}", super::secs(*elapsed_ms)))
-            }
+            Event::StepSucceeded { step, elapsed_ms, outputs } => self.finish(
+                step,
+                "✔",
+                format!("succeeded in {}{}", super::secs(*elapsed_ms), super::verdict_note(outputs)),
+            ),
             Event::StepFailed { step, error, elapsed_ms, .. } => {
                 self.finish(step, "✘", format!("failed after {}: {error}", super::secs(*elapsed_ms)))
             }

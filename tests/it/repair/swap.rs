@@ -64,6 +64,8 @@ fn incident_node_is_repaired_end_to_end() {
     let new = assert_repaired(&r, &original, &before, &out);
     let checks = e2fsck_partitions(&r.image("disks", &new));
     assert!(!checks.is_empty() && checks.iter().all(|&c| c == 0), "e2fsck -fn on the new OS disk: {checks:?}");
+    // The fsck verdict is on the progress line, where the engineer looks before the swap.
+    assert!(text(&out).lines().any(|l| l.contains("fsck: succeeded") && l.ends_with("(verdict: repaired)")), "{}", text(&out));
 }
 
 #[test]
