@@ -27,29 +27,60 @@ fn main() {
     let workflow = work.join("twelve-steps.yaml");
     std::fs::write(&workflow, twelve_step_workflow()).expect("write workflow");
     let plan = measure(PLAN_RUNS, || {
-        let out = Command::new(&rescue).arg("plan").arg(&workflow).arg("--input").arg("name=bench").output().expect("spawn rescue");
-        assert!(out.status.success(), "rescue plan failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&rescue)
+            .arg("plan")
+            .arg(&workflow)
+            .arg("--input")
+            .arg("name=bench")
+            .output()
+            .expect("spawn rescue");
+        assert!(
+            out.status.success(),
+            "rescue plan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
-    report("rescue plan, 12 steps (process start included)", &plan, Duration::from_millis(50), 0.5);
+    report(
+        "rescue plan, 12 steps (process start included)",
+        &plan,
+        Duration::from_millis(50),
+        0.5,
+    );
 
     let dir = tempfile::tempdir_in(&work).expect("journal dir");
     let mut journal = sample_journal();
     let mut i = 0;
     let writes = measure(JOURNAL_WRITES, || {
         i += 1;
-        journal.steps[i % 12].checkpoints.insert("n".into(), json!(i));
+        journal.steps[i % 12]
+            .checkpoints
+            .insert("n".into(), json!(i));
         journal.save(dir.path()).expect("save journal");
     });
-    report("journal write with fsync", &writes, Duration::from_millis(5), 0.99);
+    report(
+        "journal write with fsync",
+        &writes,
+        Duration::from_millis(5),
+        0.99,
+    );
 
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("floor")).expect("floor file");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("floor"))
+        .expect("floor file");
     let record = vec![b'x'; serde_json::to_vec_pretty(&journal).expect("json").len()];
     let floor = measure(JOURNAL_WRITES, || {
         use std::io::Write;
         log.write_all(&record).expect("append");
         log.sync_data().expect("fdatasync");
     });
-    report("floor of this disk: one append + fdatasync", &floor, Duration::from_millis(5), 0.99);
+    report(
+        "floor of this disk: one append + fdatasync",
+        &floor,
+        Duration::from_millis(5),
+        0.99,
+    );
 }
 
 /// The release binary next to this example, built if needed.
@@ -58,10 +89,17 @@ fn release_binary() -> PathBuf {
         return PathBuf::from(bin);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "rescue"]).status().expect("cargo build");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "rescue"])
+        .status()
+        .expect("cargo build");
     assert!(status.success(), "building the release binary failed");
     let exe = std::env::current_exe().expect("current exe");
-    let bin = exe.parent().and_then(Path::parent).expect("target/release").join("rescue");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/release")
+        .join("rescue");
     assert!(bin.is_file(), "no release binary at {}", bin.display());
     bin
 }
@@ -104,7 +142,9 @@ fn twelve_step_workflow() -> String {
     let mut text = String::from(
         "name: bench\ndescription: twelve steps whose arguments flow from step to step\ninputs:\n  name:\n    type: string\nsteps:\n",
     );
-    text.push_str("  - id: s1\n    uses: core.echo\n    with:\n      message: \"start ${{ inputs.name }}\"\n");
+    text.push_str(
+        "  - id: s1\n    uses: core.echo\n    with:\n      message: \"start ${{ inputs.name }}\"\n",
+    );
     for n in 2..=12 {
         let prev = n - 1;
         match n % 3 {
@@ -139,5 +179,11 @@ fn sample_journal() -> Journal {
         })
         .collect();
     let record = WorkflowRecord::new("bench.yaml".into(), text);
-    Journal::new("20261126-120000-beef".into(), record, Map::new(), json!({"emulator": {"data_dir": "/x"}}), steps)
+    Journal::new(
+        "20261126-120000-beef".into(),
+        record,
+        Map::new(),
+        json!({"emulator": {"data_dir": "/x"}}),
+        steps,
+    )
 }

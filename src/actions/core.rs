@@ -13,7 +13,13 @@ use super::{
 };
 
 pub fn all() -> Vec<Arc<dyn Action>> {
-    vec![Arc::new(Echo), Arc::new(Sleep), Arc::new(Assert), Arc::new(Fail), Arc::new(WriteFile)]
+    vec![
+        Arc::new(Echo),
+        Arc::new(Sleep),
+        Arc::new(Assert),
+        Arc::new(Fail),
+        Arc::new(WriteFile),
+    ]
 }
 
 /// A duration argument: seconds as a number, or a human string such as "1m 30s" or "250ms".
@@ -23,7 +29,11 @@ pub fn parse_duration(value: &Value) -> Result<Duration, ActionError> {
             .with_hint("use seconds (e.g. 5 or 0.5) or a unit (e.g. \"250ms\", \"2s\", \"1m 30s\")")
     };
     match value {
-        Value::Number(n) => n.as_f64().filter(|s| *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(bad),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(bad),
         Value::String(s) => humantime::parse_duration(s.trim()).map_err(|_| bad()),
         _ => Err(bad()),
     }
@@ -49,8 +59,16 @@ pub struct Echo;
 static ECHO: ActionSpec = ActionSpec {
     name: "core.echo",
     summary: "show a message and pass it on as output `message`",
-    params: &[Param { name: "message", ty: ParamType::Any, required: true, description: "text to show" }],
-    outputs: &[OutputSpec { name: "message", description: "the message, as given" }],
+    params: &[Param {
+        name: "message",
+        ty: ParamType::Any,
+        required: true,
+        description: "text to show",
+    }],
+    outputs: &[OutputSpec {
+        name: "message",
+        description: "the message, as given",
+    }],
     mutates: false,
 };
 
@@ -60,11 +78,23 @@ impl Action for Echo {
         &ECHO
     }
 
-    async fn describe(&self, _ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
-        Ok(Description { summary: format!("echo {}", args.display("message")), ..Default::default() })
+    async fn describe(
+        &self,
+        _ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        Ok(Description {
+            summary: format!("echo {}", args.display("message")),
+            ..Default::default()
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let message = args.get("message").cloned().unwrap_or(Value::Null);
         let text = match &message {
             Value::String(s) => s.clone(),
@@ -89,7 +119,10 @@ static SLEEP: ActionSpec = ActionSpec {
         required: true,
         description: "seconds, or a duration such as \"250ms\" or \"1m 30s\"",
     }],
-    outputs: &[OutputSpec { name: "slept_ms", description: "milliseconds waited" }],
+    outputs: &[OutputSpec {
+        name: "slept_ms",
+        description: "milliseconds waited",
+    }],
     mutates: false,
 };
 
@@ -99,11 +132,23 @@ impl Action for Sleep {
         &SLEEP
     }
 
-    async fn describe(&self, _ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
-        Ok(Description { summary: format!("wait {}", args.display("duration")), ..Default::default() })
+    async fn describe(
+        &self,
+        _ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        Ok(Description {
+            summary: format!("wait {}", args.display("duration")),
+            ..Default::default()
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let total = parse_duration(args.get("duration").unwrap_or(&Value::Null))?;
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + total;
@@ -112,10 +157,16 @@ impl Action for Sleep {
             if left.is_zero() {
                 break;
             }
-            ctx.status(format!("sleeping, {} s left", left.as_secs_f64().ceil() as u64));
+            ctx.status(format!(
+                "sleeping, {} s left",
+                left.as_secs_f64().ceil() as u64
+            ));
             tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         }
-        Ok(one_output("slept_ms", json!(start.elapsed().as_millis() as u64)))
+        Ok(one_output(
+            "slept_ms",
+            json!(start.elapsed().as_millis() as u64),
+        ))
     }
 }
 
@@ -128,8 +179,18 @@ static ASSERT: ActionSpec = ActionSpec {
     name: "core.assert",
     summary: "fail with `message` unless `condition` is true",
     params: &[
-        Param { name: "condition", ty: ParamType::Boolean, required: true, description: "must be true" },
-        Param { name: "message", ty: ParamType::String, required: false, description: "why it must hold" },
+        Param {
+            name: "condition",
+            ty: ParamType::Boolean,
+            required: true,
+            description: "must be true",
+        },
+        Param {
+            name: "message",
+            ty: ParamType::String,
+            required: false,
+            description: "why it must hold",
+        },
     ],
     outputs: &[],
     mutates: false,
@@ -141,15 +202,30 @@ impl Action for Assert {
         &ASSERT
     }
 
-    async fn describe(&self, _ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
-        Ok(Description { summary: format!("check that {}", args.display("condition")), ..Default::default() })
+    async fn describe(
+        &self,
+        _ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        Ok(Description {
+            summary: format!("check that {}", args.display("condition")),
+            ..Default::default()
+        })
     }
 
-    async fn execute(&self, _ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        _ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         match args.get("condition") {
             Some(Value::Bool(true)) => Ok(Outputs::new()),
             Some(Value::Bool(false)) => {
-                let message = args.get("message").and_then(Value::as_str).unwrap_or("assertion failed");
+                let message = args
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("assertion failed");
                 Err(ActionError::fatal(message))
             }
             other => Err(ActionError::fatal(format!(
@@ -170,10 +246,23 @@ static FAIL: ActionSpec = ActionSpec {
     name: "core.fail",
     summary: "fail `times` times (retryable), then succeed",
     params: &[
-        Param { name: "times", ty: ParamType::Integer, required: false, description: "failures before success (default 1)" },
-        Param { name: "message", ty: ParamType::String, required: false, description: "the error message" },
+        Param {
+            name: "times",
+            ty: ParamType::Integer,
+            required: false,
+            description: "failures before success (default 1)",
+        },
+        Param {
+            name: "message",
+            ty: ParamType::String,
+            required: false,
+            description: "the error message",
+        },
     ],
-    outputs: &[OutputSpec { name: "failures", description: "how many times it failed before succeeding" }],
+    outputs: &[OutputSpec {
+        name: "failures",
+        description: "how many times it failed before succeeding",
+    }],
     mutates: false,
 };
 
@@ -185,20 +274,41 @@ impl Action for Fail {
         &FAIL
     }
 
-    async fn describe(&self, _ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
-        Ok(Description { summary: format!("fail {} time(s), then succeed", args.display("times")), ..Default::default() })
+    async fn describe(
+        &self,
+        _ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        Ok(Description {
+            summary: format!("fail {} time(s), then succeed", args.display("times")),
+            ..Default::default()
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let times = args.get("times").and_then(Value::as_u64).unwrap_or(1);
-        let failures = ctx.checkpoints.get(FAILURES).and_then(Value::as_u64).unwrap_or(0);
+        let failures = ctx
+            .checkpoints
+            .get(FAILURES)
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         if failures >= times {
             return Ok(one_output(FAILURES, json!(failures)));
         }
         ctx.checkpoint(FAILURES, json!(failures + 1)).await?;
-        let message = args.get("message").and_then(Value::as_str).unwrap_or("core.fail failed as asked");
-        Err(ActionError::retryable(format!("{message} (failure {} of {times})", failures + 1))
-            .with_hint("resume the run: core.fail succeeds once it has failed `times` times"))
+        let message = args
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("core.fail failed as asked");
+        Err(
+            ActionError::retryable(format!("{message} (failure {} of {times})", failures + 1))
+                .with_hint("resume the run: core.fail succeeds once it has failed `times` times"),
+        )
     }
 }
 
@@ -213,13 +323,34 @@ static WRITE_FILE: ActionSpec = ActionSpec {
     name: "core.write_file",
     summary: "write (or append) `content` to the file at `path`",
     params: &[
-        Param { name: "path", ty: ParamType::String, required: true, description: "file to write" },
-        Param { name: "content", ty: ParamType::String, required: true, description: "text to write" },
-        Param { name: "append", ty: ParamType::Boolean, required: false, description: "append instead of replacing (default false)" },
+        Param {
+            name: "path",
+            ty: ParamType::String,
+            required: true,
+            description: "file to write",
+        },
+        Param {
+            name: "content",
+            ty: ParamType::String,
+            required: true,
+            description: "text to write",
+        },
+        Param {
+            name: "append",
+            ty: ParamType::Boolean,
+            required: false,
+            description: "append instead of replacing (default false)",
+        },
     ],
     outputs: &[
-        OutputSpec { name: "path", description: "the file written" },
-        OutputSpec { name: "bytes", description: "bytes written" },
+        OutputSpec {
+            name: "path",
+            description: "the file written",
+        },
+        OutputSpec {
+            name: "bytes",
+            description: "bytes written",
+        },
     ],
     mutates: true,
 };
@@ -247,19 +378,50 @@ impl Action for WriteFile {
         &WRITE_FILE
     }
 
-    async fn describe(&self, _ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
-        let verb = if args.known.get("append").and_then(Value::as_bool).unwrap_or(false) { "append to" } else { "write" };
-        Ok(Description { summary: format!("{verb} file {}", args.display("path")), ..Default::default() })
+    async fn describe(
+        &self,
+        _ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        let verb = if args
+            .known
+            .get("append")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            "append to"
+        } else {
+            "write"
+        };
+        Ok(Description {
+            summary: format!("{verb} file {}", args.display("path")),
+            ..Default::default()
+        })
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
         let path = str_arg(args, "path")?;
         let append = Self::append(args);
-        let creates = if append { Vec::new() } else { vec![ResourceRef { kind: "file".into(), id: path.into() }] };
-        Ok(Intent { detail: json!({ "path": path, "append": append }), creates })
+        let creates = if append {
+            Vec::new()
+        } else {
+            vec![ResourceRef {
+                kind: "file".into(),
+                id: path.into(),
+            }]
+        };
+        Ok(Intent {
+            detail: json!({ "path": path, "append": append }),
+            creates,
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         use std::io::Write;
         let path = PathBuf::from(str_arg(args, "path")?);
         let content = str_arg(args, "content")?;
@@ -271,13 +433,20 @@ impl Action for WriteFile {
             .truncate(!Self::append(args))
             .open(&path)
             .map_err(|e| Self::io_error("open", &path, e))?;
-        file.write_all(content.as_bytes()).map_err(|e| Self::io_error("write", &path, e))?;
-        file.sync_all().map_err(|e| Self::io_error("sync", &path, e))?;
+        file.write_all(content.as_bytes())
+            .map_err(|e| Self::io_error("write", &path, e))?;
+        file.sync_all()
+            .map_err(|e| Self::io_error("sync", &path, e))?;
         Ok(Self::outputs(&path, content))
     }
 
     /// The content already there means the write happened before the crash.
-    async fn reconcile(&self, _ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        _ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         let path = PathBuf::from(str_arg(args, "path")?);
         let content = str_arg(args, "content")?;
         let done = match std::fs::read_to_string(&path) {
@@ -285,20 +454,36 @@ impl Action for WriteFile {
             Ok(existing) => existing == content,
             Err(_) => false,
         };
-        Ok(if done { Reconciled::Adopt(Self::outputs(&path, content)) } else { Reconciled::Redo })
+        Ok(if done {
+            Reconciled::Adopt(Self::outputs(&path, content))
+        } else {
+            Reconciled::Redo
+        })
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
-        (!Self::append(args)).then(|| format!("remove file {}", args.get("path").and_then(Value::as_str).unwrap_or("?")))
+        (!Self::append(args)).then(|| {
+            format!(
+                "remove file {}",
+                args.get("path").and_then(Value::as_str).unwrap_or("?")
+            )
+        })
     }
 
-    async fn undo(&self, _ctx: &StepContext, args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        _ctx: &StepContext,
+        args: &Args,
+        _outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         if Self::append(args) {
             return Ok(());
         }
         let path = PathBuf::from(str_arg(args, "path")?);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io_error("remove", &path, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::io_error("remove", &path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -311,9 +496,18 @@ mod tests {
     #[test]
     fn durations_accept_seconds_and_units() {
         assert_eq!(parse_duration(&json!(2)).unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration(&json!(0.5)).unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration(&json!("250ms")).unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration(&json!("1m 30s")).unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration(&json!(0.5)).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration(&json!("250ms")).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration(&json!("1m 30s")).unwrap(),
+            Duration::from_secs(90)
+        );
         assert!(parse_duration(&json!("soon")).is_err());
         assert!(parse_duration(&json!(-1)).is_err());
     }

@@ -177,14 +177,29 @@ pub struct ActionError {
 
 impl ActionError {
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, retryable: false, locked: false }
+        Self {
+            message: message.into(),
+            hint: None,
+            retryable: false,
+            locked: false,
+        }
     }
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, retryable: true, locked: false }
+        Self {
+            message: message.into(),
+            hint: None,
+            retryable: true,
+            locked: false,
+        }
     }
     /// Held by someone else; the run stops with exit 3.
     pub fn locked(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, retryable: false, locked: true }
+        Self {
+            message: message.into(),
+            hint: None,
+            retryable: false,
+            locked: true,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -282,12 +297,20 @@ pub trait Action: Send + Sync {
     fn spec(&self) -> &'static ActionSpec;
 
     /// What the step would do. May read current state (GET only) to be concrete.
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError>;
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError>;
 
     /// A read-only action may produce its outputs while planning (GETs only), so that the plan
     /// of later steps names the real disk and VM instead of "(known after step X)".
     /// `None`: this action is not read at plan time (the default).
-    async fn read_for_plan(&self, _ctx: &PlanContext, _args: &Args) -> Option<Result<Outputs, ActionError>> {
+    async fn read_for_plan(
+        &self,
+        _ctx: &PlanContext,
+        _args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
         None
     }
 
@@ -296,11 +319,21 @@ pub trait Action: Send + Sync {
         Ok(Intent::default())
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, intent: &Intent) -> Result<Outputs, ActionError>;
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        intent: &Intent,
+    ) -> Result<Outputs, ActionError>;
 
     /// Called on resume for a step found `running`: find out whether it completed.
     /// The default re-runs it, right for read-only and naturally idempotent actions.
-    async fn reconcile(&self, _ctx: &StepContext, _args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        _ctx: &StepContext,
+        _args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         Ok(Reconciled::Redo)
     }
 
@@ -310,7 +343,12 @@ pub trait Action: Send + Sync {
     }
 
     /// Reverse the effect of a succeeded step (used by `rescue rollback`). Must be idempotent.
-    async fn undo(&self, _ctx: &StepContext, _args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        _ctx: &StepContext,
+        _args: &Args,
+        _outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         Ok(())
     }
 }
@@ -323,7 +361,9 @@ pub struct Registry {
 impl Registry {
     /// Every built-in action: `core.*` and `azure.*`.
     pub fn builtin() -> Self {
-        let mut registry = Registry { actions: BTreeMap::new() };
+        let mut registry = Registry {
+            actions: BTreeMap::new(),
+        };
         for action in core::all().into_iter().chain(azure::all()) {
             registry.register(action);
         }

@@ -19,7 +19,8 @@ pub enum VmAction {
 }
 
 fn model<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, ActionError> {
-    serde_json::from_value(body).map_err(|e| ActionError::fatal(format!("internal error: bad {what} request body: {e}")))
+    serde_json::from_value(body)
+        .map_err(|e| ActionError::fatal(format!("internal error: bad {what} request body: {e}")))
 }
 
 type Call = BoxFuture<'static, azure_core::Result<azure_core::Response>>;
@@ -29,8 +30,13 @@ async fn sent(fut: Call, doing: &str) -> Result<azure_core::Response, ActionErro
 }
 
 async fn json_body(response: azure_core::Response, doing: &str) -> Result<Value, ActionError> {
-    let bytes = response.into_body().collect().await.map_err(|e| errors::translate(e, doing))?;
-    serde_json::from_slice(&bytes).map_err(|e| ActionError::fatal(format!("cannot {doing}: Azure sent invalid JSON ({e})")))
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| errors::translate(e, doing))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ActionError::fatal(format!("cannot {doing}: Azure sent invalid JSON ({e})")))
 }
 
 impl Azure {
@@ -44,7 +50,11 @@ impl Azure {
 
     fn get_request(&self, id: &ResourceId, expand: Option<&str>) -> Call {
         let c = self.client();
-        let (s, rg, n) = (id.subscription.clone(), id.resource_group.clone(), id.name.clone());
+        let (s, rg, n) = (
+            id.subscription.clone(),
+            id.resource_group.clone(),
+            id.name.clone(),
+        );
         match id.kind {
             Kind::VirtualMachine => {
                 let mut req = c.virtual_machines_client().get(rg, n, s);
@@ -75,7 +85,12 @@ impl Azure {
     }
 
     /// Every disk or snapshot of a resource group (follows `nextLink`).
-    pub async fn list(&self, subscription: &str, resource_group: &str, kind: Kind) -> Result<Vec<Value>, ActionError> {
+    pub async fn list(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+        kind: Kind,
+    ) -> Result<Vec<Value>, ActionError> {
         let mut url = self.endpoint().clone();
         url.set_path(&format!("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/{}", kind.segment()));
         url.set_query(Some(&format!("api-version={}", kind.api_version())));
@@ -83,8 +98,16 @@ impl Azure {
         let mut all = Vec::new();
         while let Some(url) = next.take() {
             let (_, _, page) = self.get_raw(&url).await?;
-            all.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
-            next = page.get("nextLink").and_then(Value::as_str).map(str::to_string);
+            all.extend(
+                page.get("value")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            next = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         Ok(all)
     }
@@ -104,59 +127,141 @@ impl Azure {
     }
 
     /// PUT a snapshot or a disk (create; the same body again is a no-op).
-    pub async fn put(&self, id: &ResourceId, body: Value, label: &str) -> Result<Started, ActionError> {
+    pub async fn put(
+        &self,
+        id: &ResourceId,
+        body: Value,
+        label: &str,
+    ) -> Result<Started, ActionError> {
         let c = self.client();
         let doing = format!("create {} {}", id.kind.noun(), id.name);
-        let (s, rg, n) = (id.subscription.clone(), id.resource_group.clone(), id.name.clone());
+        let (s, rg, n) = (
+            id.subscription.clone(),
+            id.resource_group.clone(),
+            id.name.clone(),
+        );
         let fut: Call = match id.kind {
             Kind::Snapshot => {
-                let req = c.snapshots_client().create_or_update(s, rg, n, model::<azure_mgmt_compute::models::Snapshot>(body, "snapshot")?);
+                let req = c.snapshots_client().create_or_update(
+                    s,
+                    rg,
+                    n,
+                    model::<azure_mgmt_compute::models::Snapshot>(body, "snapshot")?,
+                );
                 Box::pin(async move { req.send().await.map(Into::into) })
             }
             Kind::Disk => {
-                let req = c.disks_client().create_or_update(s, rg, n, model::<azure_mgmt_compute::models::Disk>(body, "disk")?);
+                let req = c.disks_client().create_or_update(
+                    s,
+                    rg,
+                    n,
+                    model::<azure_mgmt_compute::models::Disk>(body, "disk")?,
+                );
                 Box::pin(async move { req.send().await.map(Into::into) })
             }
-            Kind::VirtualMachine => return Err(ActionError::fatal("internal error: rescue never creates VMs")),
+            Kind::VirtualMachine => {
+                return Err(ActionError::fatal(
+                    "internal error: rescue never creates VMs",
+                ))
+            }
         };
         let response = sent(fut, &doing).await?;
-        self.begin(response, label, Some(self.resource_url(id)), FinalVia::Resource).await
+        self.begin(
+            response,
+            label,
+            Some(self.resource_url(id)),
+            FinalVia::Resource,
+        )
+        .await
     }
 
     /// PATCH a VM (attach/detach data disks, swap the OS disk).
-    pub async fn patch_vm(&self, id: &ResourceId, body: Value, label: &str) -> Result<Started, ActionError> {
+    pub async fn patch_vm(
+        &self,
+        id: &ResourceId,
+        body: Value,
+        label: &str,
+    ) -> Result<Started, ActionError> {
         let doing = format!("update VM {}", id.name);
         let update: azure_mgmt_compute::models::VirtualMachineUpdate = model(body, "VM update")?;
-        let req = self.client().virtual_machines_client().update(&id.resource_group, &id.name, update, &id.subscription);
-        let response = sent(Box::pin(async move { req.send().await.map(Into::into) }), &doing).await?;
-        self.begin(response, label, Some(self.resource_url(id)), FinalVia::Resource).await
+        let req = self.client().virtual_machines_client().update(
+            &id.resource_group,
+            &id.name,
+            update,
+            &id.subscription,
+        );
+        let response = sent(
+            Box::pin(async move { req.send().await.map(Into::into) }),
+            &doing,
+        )
+        .await?;
+        self.begin(
+            response,
+            label,
+            Some(self.resource_url(id)),
+            FinalVia::Resource,
+        )
+        .await
     }
 
     /// PATCH a VM only if it is still at `etag` (`If-Match`): None when someone else changed it
     /// first (412 PreconditionFailed), so exactly one of several writers wins.
-    pub async fn patch_vm_if_match(&self, id: &ResourceId, body: Value, etag: &str, label: &str) -> Result<Option<Started>, ActionError> {
+    pub async fn patch_vm_if_match(
+        &self,
+        id: &ResourceId,
+        body: Value,
+        etag: &str,
+        label: &str,
+    ) -> Result<Option<Started>, ActionError> {
         let doing = format!("update VM {}", id.name);
         let update: azure_mgmt_compute::models::VirtualMachineUpdate = model(body, "VM update")?;
-        let req = self.client().virtual_machines_client().update(&id.resource_group, &id.name, update, &id.subscription).if_match(etag);
+        let req = self
+            .client()
+            .virtual_machines_client()
+            .update(&id.resource_group, &id.name, update, &id.subscription)
+            .if_match(etag);
         match req.send().await {
-            Ok(response) => self.begin(response.into(), label, Some(self.resource_url(id)), FinalVia::Resource).await.map(Some),
+            Ok(response) => self
+                .begin(
+                    response.into(),
+                    label,
+                    Some(self.resource_url(id)),
+                    FinalVia::Resource,
+                )
+                .await
+                .map(Some),
             Err(e) if errors::is_precondition_failed(&e) => Ok(None),
             Err(e) => Err(errors::translate(e, &doing)),
         }
     }
 
     /// Deallocate or start a VM.
-    pub async fn vm_action(&self, id: &ResourceId, action: VmAction, label: &str) -> Result<Started, ActionError> {
+    pub async fn vm_action(
+        &self,
+        id: &ResourceId,
+        action: VmAction,
+        label: &str,
+    ) -> Result<Started, ActionError> {
         let vms = self.client().virtual_machines_client();
-        let (rg, n, s) = (id.resource_group.clone(), id.name.clone(), id.subscription.clone());
+        let (rg, n, s) = (
+            id.resource_group.clone(),
+            id.name.clone(),
+            id.subscription.clone(),
+        );
         let (fut, doing): (Call, String) = match action {
             VmAction::Deallocate => {
                 let req = vms.deallocate(rg, n, s);
-                (Box::pin(async move { req.send().await.map(Into::into) }), format!("deallocate VM {}", id.name))
+                (
+                    Box::pin(async move { req.send().await.map(Into::into) }),
+                    format!("deallocate VM {}", id.name),
+                )
             }
             VmAction::Start => {
                 let req = vms.start(rg, n, s);
-                (Box::pin(async move { req.send().await.map(Into::into) }), format!("start VM {}", id.name))
+                (
+                    Box::pin(async move { req.send().await.map(Into::into) }),
+                    format!("start VM {}", id.name),
+                )
             }
         };
         let response = sent(fut, &doing).await?;
@@ -164,11 +269,25 @@ impl Azure {
     }
 
     /// Run a shell script on a VM (RunShellScript); the result arrives at Location.
-    pub async fn run_command(&self, id: &ResourceId, input: Value, label: &str) -> Result<Started, ActionError> {
+    pub async fn run_command(
+        &self,
+        id: &ResourceId,
+        input: Value,
+        label: &str,
+    ) -> Result<Started, ActionError> {
         let doing = format!("run a command on VM {}", id.name);
         let input: azure_mgmt_compute::models::RunCommandInput = model(input, "run command")?;
-        let req = self.client().virtual_machines_client().run_command(&id.resource_group, &id.name, input, &id.subscription);
-        let response = sent(Box::pin(async move { req.send().await.map(Into::into) }), &doing).await?;
+        let req = self.client().virtual_machines_client().run_command(
+            &id.resource_group,
+            &id.name,
+            input,
+            &id.subscription,
+        );
+        let response = sent(
+            Box::pin(async move { req.send().await.map(Into::into) }),
+            &doing,
+        )
+        .await?;
         self.begin(response, label, None, FinalVia::Location).await
     }
 
@@ -176,7 +295,11 @@ impl Azure {
     pub async fn delete(&self, id: &ResourceId, label: &str) -> Result<Started, ActionError> {
         let c = self.client();
         let doing = format!("delete {} {}", id.kind.noun(), id.name);
-        let (s, rg, n) = (id.subscription.clone(), id.resource_group.clone(), id.name.clone());
+        let (s, rg, n) = (
+            id.subscription.clone(),
+            id.resource_group.clone(),
+            id.name.clone(),
+        );
         let fut: Call = match id.kind {
             Kind::Snapshot => {
                 let req = c.snapshots_client().delete(s, rg, n);
@@ -186,7 +309,11 @@ impl Azure {
                 let req = c.disks_client().delete(s, rg, n);
                 Box::pin(async move { req.send().await.map(Into::into) })
             }
-            Kind::VirtualMachine => return Err(ActionError::fatal("internal error: rescue never deletes VMs")),
+            Kind::VirtualMachine => {
+                return Err(ActionError::fatal(
+                    "internal error: rescue never deletes VMs",
+                ))
+            }
         };
         match fut.await {
             Ok(response) => self.begin(response, label, None, FinalVia::Nothing).await,
@@ -197,12 +324,24 @@ impl Azure {
 
     /// The tail of the VM's boot-diagnostics serial log, when Azure has one.
     pub async fn serial_log_tail(&self, id: &ResourceId, max_lines: usize) -> Option<String> {
-        let req = self.client().virtual_machines_client().retrieve_boot_diagnostics_data(&id.resource_group, &id.name, &id.subscription);
+        let req = self
+            .client()
+            .virtual_machines_client()
+            .retrieve_boot_diagnostics_data(&id.resource_group, &id.name, &id.subscription);
         let response = req.send().await.ok()?;
-        let body = json_body(response.into(), "read boot diagnostics").await.ok()?;
+        let body = json_body(response.into(), "read boot diagnostics")
+            .await
+            .ok()?;
         let uri = body.get("serialConsoleLogBlobUri")?.as_str()?;
         // A SAS URL on a storage account (or on the emulator): it carries its own authorization.
-        let text = reqwest::get(uri).await.ok()?.error_for_status().ok()?.text().await.ok()?;
+        let text = reqwest::get(uri)
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         let lines: Vec<&str> = text.lines().collect();
         Some(lines[lines.len().saturating_sub(max_lines)..].join("\n"))
     }

@@ -15,7 +15,10 @@ pub struct ArmError {
 
 impl ArmError {
     fn from_core(error: &azure_core::Error) -> Self {
-        let mut out = ArmError { message: error.to_string(), ..Default::default() };
+        let mut out = ArmError {
+            message: error.to_string(),
+            ..Default::default()
+        };
         if let ErrorKind::HttpResponse { status, error_code } = error.kind() {
             out.status = Some(u16::from(*status));
             out.code = error_code.clone().unwrap_or_default();
@@ -75,12 +78,22 @@ impl ArmError {
 
     fn retryable(&self) -> bool {
         matches!(self.status, Some(408 | 429) | Some(500..=599))
-            || self.message.to_ascii_lowercase().contains("another operation")
+            || self
+                .message
+                .to_ascii_lowercase()
+                .contains("another operation")
     }
 
     fn into_action_error(self, doing: &str) -> ActionError {
-        let code = if self.code.is_empty() { String::new() } else { format!(" ({})", self.code) };
-        let status = self.status.map(|s| format!(" [HTTP {s}]")).unwrap_or_default();
+        let code = if self.code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.code)
+        };
+        let status = self
+            .status
+            .map(|s| format!(" [HTTP {s}]"))
+            .unwrap_or_default();
         let mut error = ActionError {
             message: format!("cannot {doing}{code}{status}: {}", self.message),
             hint: None,
@@ -105,14 +118,27 @@ pub fn translate(error: azure_core::Error, doing: &str) -> ActionError {
 
 /// An operation that ended Failed or Canceled: its `error` object, verbatim.
 pub fn operation_failed(label: &str, status: &str, error: Option<&Value>) -> ActionError {
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or_default();
+    let code = error
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let message = error
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| error.map(Value::to_string).unwrap_or_else(|| "no error details".into()));
-    let arm = ArmError { status: None, code: code.to_string(), message };
-    let mut out = arm.clone().into_action_error(&format!("{label}: the operation ended {status}"));
+        .unwrap_or_else(|| {
+            error
+                .map(Value::to_string)
+                .unwrap_or_else(|| "no error details".into())
+        });
+    let arm = ArmError {
+        status: None,
+        code: code.to_string(),
+        message,
+    };
+    let mut out = arm
+        .clone()
+        .into_action_error(&format!("{label}: the operation ended {status}"));
     out.retryable = out.retryable || status.eq_ignore_ascii_case("canceled");
     out
 }
@@ -121,7 +147,9 @@ pub fn operation_failed(label: &str, status: &str, error: Option<&Value>) -> Act
 /// request, accepted just before its connection dropped, then sent again by the retry policy.)
 pub fn is_busy(error: &ActionError) -> bool {
     let m = error.message.to_ascii_lowercase();
-    m.contains("another operation") || m.contains("provisioning state is updating") || m.contains("provisioning state is creating")
+    m.contains("another operation")
+        || m.contains("provisioning state is updating")
+        || m.contains("provisioning state is creating")
 }
 
 /// Is this the error of a GET on something that does not exist?
@@ -143,15 +171,27 @@ mod tests {
         let e = operation_failed(
             "swap OS disk",
             "Failed",
-            Some(&serde_json::json!({"code":"OperationNotAllowed","message":"Cannot change OS disk since the VM is not deallocated."})),
+            Some(
+                &serde_json::json!({"code":"OperationNotAllowed","message":"Cannot change OS disk since the VM is not deallocated."}),
+            ),
         );
-        assert!(e.message.contains("OperationNotAllowed") && e.message.contains("not deallocated"), "{e}");
+        assert!(
+            e.message.contains("OperationNotAllowed") && e.message.contains("not deallocated"),
+            "{e}"
+        );
         assert!(e.hint.unwrap().contains("deallocate"));
     }
 
     #[test]
     fn failed_operation_error_is_verbatim() {
-        let e = operation_failed("snapshot s", "Failed", Some(&serde_json::json!({"code":"InternalDiskManagementError","message":"boom 42"})));
-        assert!(e.message.contains("InternalDiskManagementError") && e.message.contains("boom 42"), "{e}");
+        let e = operation_failed(
+            "snapshot s",
+            "Failed",
+            Some(&serde_json::json!({"code":"InternalDiskManagementError","message":"boom 42"})),
+        );
+        assert!(
+            e.message.contains("InternalDiskManagementError") && e.message.contains("boom 42"),
+            "{e}"
+        );
     }
 }

@@ -50,7 +50,12 @@ pub struct ResourceId {
 
 impl ResourceId {
     pub fn new(subscription: &str, resource_group: &str, kind: Kind, name: &str) -> Self {
-        Self { subscription: subscription.into(), resource_group: resource_group.into(), kind, name: name.into() }
+        Self {
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            kind,
+            name: name.into(),
+        }
     }
 
     /// Parse an ARM id (case-insensitive segment names, as ARM itself treats them).
@@ -76,7 +81,8 @@ impl ResourceId {
     }
 
     pub fn same_as(&self, other: &str) -> bool {
-        self.to_string().eq_ignore_ascii_case(other.trim_end_matches('/'))
+        self.to_string()
+            .eq_ignore_ascii_case(other.trim_end_matches('/'))
     }
 }
 
@@ -100,7 +106,15 @@ const MAX_NAME: usize = 80;
 /// `[A-Za-z0-9_.-]` replaced, the source truncated (never the run id) to fit 80 characters.
 pub fn derived_name(source: &str, suffix: &str, run_id: &str) -> String {
     let clean = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
     };
     let tail = format!("-{}-{}", clean(suffix), clean(run_id));
     let room = MAX_NAME.saturating_sub(tail.len());

@@ -57,7 +57,10 @@ impl PollTiming {
     pub(crate) fn next(&self, polls: u32, hinted: Option<Duration>) -> Duration {
         match hinted {
             Some(asked) => asked.min(self.max_hinted),
-            None => self.first.saturating_mul(1u32 << polls.min(16)).min(self.max_unhinted),
+            None => self
+                .first
+                .saturating_mul(1u32 << polls.min(16))
+                .min(self.max_unhinted),
         }
     }
 }
@@ -110,18 +113,26 @@ fn retry_after(response_headers: &azure_core::headers::Headers) -> Option<Durati
         }
     }
     let secs = response_headers.get_optional_str(&HeaderName::from_static("retry-after"))?;
-    secs.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    secs.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn parse_body(bytes: &[u8]) -> Value {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Value::Null;
     }
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn is_terminal(status: &str) -> bool {
-    matches!(status.to_ascii_lowercase().as_str(), "succeeded" | "failed" | "canceled" | "cancelled")
+    matches!(
+        status.to_ascii_lowercase().as_str(),
+        "succeeded" | "failed" | "canceled" | "cancelled"
+    )
 }
 
 impl Azure {
@@ -137,7 +148,10 @@ impl Azure {
         let (status, headers, body) = response.deconstruct();
         let async_operation = headers.get_optional_string(&AZURE_ASYNC_OPERATION);
         let location = headers.get_optional_string(&LOCATION);
-        let body = body.collect().await.map_err(|e| errors::translate(e, "read Azure's answer"))?;
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| errors::translate(e, "read Azure's answer"))?;
         let pending = status == StatusCode::Accepted || async_operation.is_some();
         if !pending || (async_operation.is_none() && location.is_none()) {
             return Ok(Started::Done(parse_body(&body)));
@@ -146,7 +160,11 @@ impl Azure {
             label: label.into(),
             async_operation,
             location,
-            resource_url: if final_via == FinalVia::Resource { resource_url } else { None },
+            resource_url: if final_via == FinalVia::Resource {
+                resource_url
+            } else {
+                None
+            },
             final_via_location: final_via == FinalVia::Location,
         }))
     }
@@ -158,17 +176,28 @@ impl Azure {
 
     /// Like [`Azure::wait`], but tells apart "the operation ended (in success or failure)" (`Ok`)
     /// from "could not find out" (`Err`: polling failed, the operation may still be running).
-    pub async fn wait_outcome(&self, op: &Operation) -> Result<Result<Value, ActionError>, ActionError> {
+    pub async fn wait_outcome(
+        &self,
+        op: &Operation,
+    ) -> Result<Result<Value, ActionError>, ActionError> {
         let started = Instant::now();
         let mut polls = 0u32;
         if let Some(url) = &op.async_operation {
             loop {
                 let (_, headers, body) = self.get_raw(url).await?;
                 super::kill_hook::after_poll();
-                let status = body.get("status").and_then(Value::as_str).unwrap_or("InProgress").to_string();
+                let status = body
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("InProgress")
+                    .to_string();
                 if is_terminal(&status) {
                     if !status.eq_ignore_ascii_case("succeeded") {
-                        return Ok(Err(errors::operation_failed(&op.label, &status, body.get("error"))));
+                        return Ok(Err(errors::operation_failed(
+                            &op.label,
+                            &status,
+                            body.get("error"),
+                        )));
                     }
                     if let Some(output) = body.pointer("/properties/output") {
                         return Ok(Ok(output.clone()));
@@ -176,7 +205,11 @@ impl Azure {
                     break;
                 }
                 let delay = self.timing().next(polls, retry_after(&headers));
-                progress::report(format!("waiting for {}: {status}, {}", op.label, human(started.elapsed())));
+                progress::report(format!(
+                    "waiting for {}: {status}, {}",
+                    op.label,
+                    human(started.elapsed())
+                ));
                 tokio::time::sleep(delay).await;
                 polls += 1;
             }
@@ -198,7 +231,12 @@ impl Azure {
     }
 
     /// `Location` answers 202 while running, then the final result (200/201, or 204 when empty).
-    async fn poll_location(&self, op: &Operation, url: &str, started: Instant) -> Result<Value, ActionError> {
+    async fn poll_location(
+        &self,
+        op: &Operation,
+        url: &str,
+        started: Instant,
+    ) -> Result<Value, ActionError> {
         let mut polls = 0u32;
         loop {
             let (status, headers, body) = self.get_raw(url).await?;
@@ -207,15 +245,24 @@ impl Azure {
                 return Ok(body);
             }
             let delay = self.timing().next(polls, retry_after(&headers));
-            progress::report(format!("waiting for {}: InProgress, {}", op.label, human(started.elapsed())));
+            progress::report(format!(
+                "waiting for {}: InProgress, {}",
+                op.label,
+                human(started.elapsed())
+            ));
             tokio::time::sleep(delay).await;
             polls += 1;
         }
     }
 
     /// GET an absolute URL on this ARM endpoint through our pipeline (auth + retry policy).
-    pub(crate) async fn get_raw(&self, url: &str) -> Result<(StatusCode, azure_core::headers::Headers, Value), ActionError> {
-        let url = url::Url::parse(url).map_err(|e| ActionError::fatal(format!("Azure sent a bad operation URL {url}: {e}")))?;
+    pub(crate) async fn get_raw(
+        &self,
+        url: &str,
+    ) -> Result<(StatusCode, azure_core::headers::Headers, Value), ActionError> {
+        let url = url::Url::parse(url).map_err(|e| {
+            ActionError::fatal(format!("Azure sent a bad operation URL {url}: {e}"))
+        })?;
         // The bearer token only ever goes to the endpoint it was issued for.
         if url.origin() != self.endpoint().origin() {
             return Err(ActionError::fatal(format!(
@@ -223,14 +270,20 @@ impl Azure {
             )));
         }
         let mut request = Request::new(url, Method::Get);
-        request.insert_header(azure_core::headers::AUTHORIZATION, format!("Bearer {}", self.token().await?));
+        request.insert_header(
+            azure_core::headers::AUTHORIZATION,
+            format!("Bearer {}", self.token().await?),
+        );
         let response = self
             .pipeline
             .send(&azure_core::Context::new(), &mut request)
             .await
             .map_err(|e| errors::translate(e, "poll the operation"))?;
         let (status, headers, body) = response.deconstruct();
-        let body = body.collect().await.map_err(|e| errors::translate(e, "read Azure's answer"))?;
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| errors::translate(e, "read Azure's answer"))?;
         Ok((status, headers, parse_body(&body)))
     }
 }
@@ -242,8 +295,14 @@ mod tests {
     #[test]
     fn polls_never_wait_longer_than_retry_after() {
         let t = PollTiming::azure();
-        assert_eq!(t.next(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(t.next(5, Some(Duration::from_secs(600))), Duration::from_secs(60));
+        assert_eq!(
+            t.next(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            t.next(5, Some(Duration::from_secs(600))),
+            Duration::from_secs(60)
+        );
         assert_eq!(t.next(0, None), Duration::from_secs(1));
         assert_eq!(t.next(10, None), Duration::from_secs(10));
     }

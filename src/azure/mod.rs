@@ -22,14 +22,20 @@ use azure_mgmt_compute::Client;
 
 use crate::actions::ActionError;
 pub use client::VmAction;
-pub use retry::human as retry_human;
 pub use lro::{FinalVia, Operation, PollTiming, Started};
+pub use retry::human as retry_human;
 
 /// Where rescue talks to: real Azure, or a local emulator.
 #[derive(Clone, Debug)]
 pub enum Target {
-    Azure { subscription: Option<String> },
-    Emulator { endpoint: url::Url, token: String, subscription: String },
+    Azure {
+        subscription: Option<String>,
+    },
+    Emulator {
+        endpoint: url::Url,
+        token: String,
+        subscription: String,
+    },
 }
 
 /// A configured connection to ARM (real Azure or the emulator).
@@ -71,16 +77,35 @@ impl Azure {
                             "pass --subscription ID or set AZURE_SUBSCRIPTION_ID (`az account show --query id -o tsv` prints yours)",
                         )
                     })?;
-                let endpoint = url::Url::parse(azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str())
-                    .expect("the public cloud endpoint is a valid URL");
+                let endpoint = url::Url::parse(
+                    azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
+                )
+                .expect("the public cloud endpoint is a valid URL");
                 let credential = credential::default_chain()?;
-                let azure = Self::build(endpoint, credential, subscription, PollTiming::azure(), false)?;
+                let azure = Self::build(
+                    endpoint,
+                    credential,
+                    subscription,
+                    PollTiming::azure(),
+                    false,
+                )?;
                 azure.check_login().await?;
                 Ok(azure)
             }
-            Target::Emulator { endpoint, token, subscription } => {
-                let credential: Arc<dyn TokenCredential> = Arc::new(credential::FixedToken::new(token));
-                Self::build(endpoint, credential, subscription, PollTiming::emulator(), true)
+            Target::Emulator {
+                endpoint,
+                token,
+                subscription,
+            } => {
+                let credential: Arc<dyn TokenCredential> =
+                    Arc::new(credential::FixedToken::new(token));
+                Self::build(
+                    endpoint,
+                    credential,
+                    subscription,
+                    PollTiming::emulator(),
+                    true,
+                )
             }
         }
     }
@@ -105,12 +130,27 @@ impl Azure {
             .build()
             .map_err(|e| ActionError::fatal(format!("cannot build the Azure client: {e}")))?;
         let options = azure_core::ClientOptions::new(transport).retry(retry);
-        let pipeline = azure_core::Pipeline::new(Some("rescue"), Some(env!("CARGO_PKG_VERSION")), options, Vec::new(), Vec::new());
+        let pipeline = azure_core::Pipeline::new(
+            Some("rescue"),
+            Some(env!("CARGO_PKG_VERSION")),
+            options,
+            Vec::new(),
+            Vec::new(),
+        );
         let scope = endpoint
             .join(azure_core::auth::DEFAULT_SCOPE_SUFFIX)
             .map_err(|e| ActionError::fatal(format!("bad endpoint {endpoint}: {e}")))?
             .to_string();
-        Ok(Azure { client, subscription, pipeline, credential, scopes: vec![scope], endpoint, timing, emulated })
+        Ok(Azure {
+            client,
+            subscription,
+            pipeline,
+            credential,
+            scopes: vec![scope],
+            endpoint,
+            timing,
+            emulated,
+        })
     }
 
     async fn check_login(&self) -> Result<(), ActionError> {
@@ -119,7 +159,11 @@ impl Azure {
 
     pub(crate) async fn token(&self) -> Result<String, ActionError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
-        let token = self.credential.get_token(&scopes).await.map_err(|e| credential::login_error(&e))?;
+        let token = self
+            .credential
+            .get_token(&scopes)
+            .await
+            .map_err(|e| credential::login_error(&e))?;
         Ok(token.token.secret().to_string())
     }
 

@@ -26,13 +26,18 @@ pub struct ArmRetry {
 
 impl ArmRetry {
     pub fn new(timing: &PollTiming) -> Self {
-        Self { base: timing.retry_base, cap: timing.retry_cap }
+        Self {
+            base: timing.retry_base,
+            cap: timing.retry_cap,
+        }
     }
 
     /// Exponential from `base`, at most `cap`, with jitter in [50 %, 100 %] so that clients
     /// throttled together do not come back together.
     fn backoff(&self, retry_count: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << retry_count.saturating_sub(1).min(16));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << retry_count.saturating_sub(1).min(16));
         let full = exp.min(self.cap);
         full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
@@ -60,9 +65,14 @@ pub fn human(d: Duration) -> String {
 
 fn reason(error: &azure_core::Error) -> String {
     match error.kind() {
-        ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 429 => "throttled by Azure".to_string(),
+        ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 429 => {
+            "throttled by Azure".to_string()
+        }
         ErrorKind::HttpResponse { status, error_code } => {
-            let code = error_code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+            let code = error_code
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
             format!("Azure answered {}{code}", u16::from(*status))
         }
         ErrorKind::Io => "connection to Azure failed".to_string(),
@@ -80,7 +90,12 @@ impl azure_core::RetryPolicy for ArmRetry {
         self.backoff(retry_count)
     }
 
-    async fn wait(&self, error: &azure_core::Error, retry_count: u32, retry_after: Option<Duration>) {
+    async fn wait(
+        &self,
+        error: &azure_core::Error,
+        retry_count: u32,
+        retry_after: Option<Duration>,
+    ) {
         let delay = self.delay(retry_count, retry_after);
         progress::report(format!(
             "{}, retrying in {} (retry {retry_count} of {MAX_RETRIES})",
@@ -96,13 +111,22 @@ mod tests {
     use super::*;
 
     fn policy() -> ArmRetry {
-        ArmRetry { base: Duration::from_secs(1), cap: Duration::from_secs(30) }
+        ArmRetry {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(30),
+        }
     }
 
     #[test]
     fn retry_after_is_honoured_but_capped() {
-        assert_eq!(policy().delay(1, Some(Duration::from_secs(8))), Duration::from_secs(8));
-        assert_eq!(policy().delay(1, Some(Duration::from_secs(1200))), Duration::from_secs(30));
+        assert_eq!(
+            policy().delay(1, Some(Duration::from_secs(8))),
+            Duration::from_secs(8)
+        );
+        assert_eq!(
+            policy().delay(1, Some(Duration::from_secs(1200))),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]
@@ -111,7 +135,11 @@ mod tests {
         for n in 1..20 {
             let d = p.delay(n, None);
             let full = Duration::from_secs(1u64 << (n - 1).min(16)).min(Duration::from_secs(30));
-            assert!(d >= full / 2 && d <= full, "retry {n}: {d:?} not in [{:?}, {full:?}]", full / 2);
+            assert!(
+                d >= full / 2 && d <= full,
+                "retry {n}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
         }
     }
 }

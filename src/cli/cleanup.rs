@@ -32,7 +32,11 @@ pub struct CleanupArgs {
 
 impl CleanupArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), yes: Some(&self.yes), ..Flags::default() }
+        Flags {
+            state: Some(&self.state),
+            yes: Some(&self.yes),
+            ..Flags::default()
+        }
     }
 }
 
@@ -50,41 +54,72 @@ struct Leftover {
 
 /// The old OS disks the run swapped out (outputs of its swap steps).
 fn old_disks(journal: &Journal) -> Vec<String> {
-    journal.steps.iter().filter_map(|s| s.outputs.get("original_disk_id").and_then(Value::as_str)).map(str::to_string).collect()
+    journal
+        .steps
+        .iter()
+        .filter_map(|s| s.outputs.get("original_disk_id").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }
 
 fn in_use(resource: &Value) -> Option<String> {
-    resource.get("managedBy").and_then(Value::as_str).filter(|m| !m.is_empty()).map(|vm| format!("in use by VM {}", vm.rsplit('/').next().unwrap_or(vm)))
+    resource
+        .get("managedBy")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(|vm| format!("in use by VM {}", vm.rsplit('/').next().unwrap_or(vm)))
 }
 
-async fn leftovers(azure: &Azure, journal: &Journal, old_disk_named: Option<&str>) -> Result<Vec<Leftover>, crate::actions::ActionError> {
+async fn leftovers(
+    azure: &Azure,
+    journal: &Journal,
+    old_disk_named: Option<&str>,
+) -> Result<Vec<Leftover>, crate::actions::ActionError> {
     let mut found = Vec::new();
     for record in &journal.resources {
         let id = ResourceId::parse(&record.resource.id)?;
-        let Some(resource) = azure.find(&id).await? else { continue };
-        let ours = resource.pointer(&format!("/tags/{RUN_TAG}")).and_then(Value::as_str) == Some(journal.run_id.as_str());
+        let Some(resource) = azure.find(&id).await? else {
+            continue;
+        };
+        let ours = resource
+            .pointer(&format!("/tags/{RUN_TAG}"))
+            .and_then(Value::as_str)
+            == Some(journal.run_id.as_str());
         let kept = match (ours, in_use(&resource)) {
             (false, _) => Some(format!("its {RUN_TAG} tag is not this run's: not deleted")),
             (true, Some(used)) => Some(format!("{used}: kept")),
             (true, None) => None,
         };
-        found.push(Leftover { id, what: "created by the run", kept });
+        found.push(Leftover {
+            id,
+            what: "created by the run",
+            kept,
+        });
     }
     for old in old_disks(journal) {
         let id = ResourceId::parse(&old)?;
-        let Some(resource) = azure.find(&id).await? else { continue };
+        let Some(resource) = azure.find(&id).await? else {
+            continue;
+        };
         let kept = match (in_use(&resource), old_disk_named) {
             (Some(used), _) => Some(format!("{used}: kept")),
             (None, Some(name)) if name.eq_ignore_ascii_case(&id.name) => None,
             (None, _) => Some(format!("deleted only with --delete-old-disk {}", id.name)),
         };
-        found.push(Leftover { id, what: "the old OS disk (swapped out)", kept });
+        found.push(Leftover {
+            id,
+            what: "the old OS disk (swapped out)",
+            kept,
+        });
     }
     Ok(found)
 }
 
 async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::ActionError> {
-    match azure.delete(id, &format!("delete {} {}", id.kind.noun(), id.name)).await? {
+    match azure
+        .delete(id, &format!("delete {} {}", id.kind.noun(), id.name))
+        .await?
+    {
         Started::Done(_) => Ok(()),
         Started::Pending(op) => azure.wait(&op).await.map(|_| ()),
     }
@@ -96,19 +131,40 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
         Err(code) => return code,
     };
     if journal.rollback.is_some() {
-        eprintln!("error: run {} was rolled back: cleanup is for finished repairs", args.run_id);
+        eprintln!(
+            "error: run {} was rolled back: cleanup is for finished repairs",
+            args.run_id
+        );
         eprintln!("  hint: `rescue rollback {} --delete-created --include-snapshot --yes` deletes what the run created", args.run_id);
         return ExitCode::from(exit::INVALID);
     }
     if journal.status != RunStatus::Succeeded {
-        eprintln!("error: run {} has not succeeded ({}): cleanup is for finished repairs", args.run_id, journal.status.as_str());
-        eprintln!("  hint: finish it with `rescue resume {id}`, or undo it with `rescue rollback {id}`", id = args.run_id);
+        eprintln!(
+            "error: run {} has not succeeded ({}): cleanup is for finished repairs",
+            args.run_id,
+            journal.status.as_str()
+        );
+        eprintln!(
+            "  hint: finish it with `rescue resume {id}`, or undo it with `rescue rollback {id}`",
+            id = args.run_id
+        );
         return ExitCode::from(exit::INVALID);
     }
     if let Some(name) = &args.delete_old_disk {
-        if !old_disks(&journal).iter().any(|d| d.rsplit('/').next().is_some_and(|n| n.eq_ignore_ascii_case(name))) {
-            let olds: Vec<String> = old_disks(&journal).iter().map(|d| d.rsplit('/').next().unwrap_or(d).to_string()).collect();
-            eprintln!("error: --delete-old-disk {name}: not an OS disk run {} swapped out (that is: {})", args.run_id, olds.join(", "));
+        if !old_disks(&journal).iter().any(|d| {
+            d.rsplit('/')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        }) {
+            let olds: Vec<String> = old_disks(&journal)
+                .iter()
+                .map(|d| d.rsplit('/').next().unwrap_or(d).to_string())
+                .collect();
+            eprintln!(
+                "error: --delete-old-disk {name}: not an OS disk run {} swapped out (that is: {})",
+                args.run_id,
+                olds.join(", ")
+            );
             return ExitCode::from(exit::INVALID);
         }
     }
@@ -117,7 +173,10 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
         Err(code) => return code,
     };
     let Ok(azure) = connected.env.azure().cloned() else {
-        eprintln!("error: run {} did not act on Azure: nothing to clean up", args.run_id);
+        eprintln!(
+            "error: run {} did not act on Azure: nothing to clean up",
+            args.run_id
+        );
         return ExitCode::from(exit::INVALID);
     };
     let found = match leftovers(&azure, &journal, args.delete_old_disk.as_deref()).await {
@@ -132,7 +191,13 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
         println!("  nothing");
     }
     for l in &found {
-        println!("  {:<8} {}  ({}; {})", l.id.kind.noun(), l.id.name, l.what, l.kept.as_deref().unwrap_or("to delete"));
+        println!(
+            "  {:<8} {}  ({}; {})",
+            l.id.kind.noun(),
+            l.id.name,
+            l.what,
+            l.kept.as_deref().unwrap_or("to delete")
+        );
     }
     let deletable: Vec<&Leftover> = found.iter().filter(|l| l.kept.is_none()).collect();
     if deletable.is_empty() {
@@ -144,7 +209,9 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
     }
     let mut failed = false;
     for l in deletable {
-        if !settings.yes && !crate::report::ask(&format!("Delete {} {}?", l.id.kind.noun(), l.id.name)) {
+        if !settings.yes
+            && !crate::report::ask(&format!("Delete {} {}?", l.id.kind.noun(), l.id.name))
+        {
             continue;
         }
         match delete(&azure, &l.id).await {

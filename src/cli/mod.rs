@@ -41,19 +41,29 @@ pub enum Command {
     #[command(after_help = "Example:\n  rescue validate workflows/demo.yaml")]
     Validate(validate::ValidateArgs),
     /// Show what a workflow would do, step by step, without changing anything.
-    #[command(after_help = "Examples:\n  rescue plan workflows/demo.yaml --input message=hello\n  rescue plan workflows/demo.yaml --inputs inputs.yaml --output json")]
+    #[command(
+        after_help = "Examples:\n  rescue plan workflows/demo.yaml --input message=hello\n  rescue plan workflows/demo.yaml --inputs inputs.yaml --output json"
+    )]
     Plan(plan::PlanArgs),
     /// Run a workflow, journaling every step so it can be resumed.
-    #[command(after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml --emulator")]
+    #[command(
+        after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml --emulator"
+    )]
     Run(run::RunArgs),
     /// Continue a stopped or failed run from its first unfinished step.
-    #[command(after_help = "Examples:\n  rescue resume 20261126-101500-ab12\n  rescue resume 20261126-101500-ab12 --from-step copy")]
+    #[command(
+        after_help = "Examples:\n  rescue resume 20261126-101500-ab12\n  rescue resume 20261126-101500-ab12 --from-step copy"
+    )]
     Resume(resume::ResumeArgs),
     /// Undo a run in reverse (swap the original disk back, detach the copy, ...); preview first.
-    #[command(after_help = "Examples:\n  rescue rollback 20261126-101500-ab12 --dry-run\n  rescue rollback 20261126-101500-ab12 --delete-created --yes")]
+    #[command(
+        after_help = "Examples:\n  rescue rollback 20261126-101500-ab12 --dry-run\n  rescue rollback 20261126-101500-ab12 --delete-created --yes"
+    )]
     Rollback(rollback::RollbackArgs),
     /// After a successful repair: list what the run left (snapshot, old disk) and delete it.
-    #[command(after_help = "Examples:\n  rescue cleanup 20261126-101500-ab12\n  rescue cleanup 20261126-101500-ab12 --yes --delete-old-disk aks-node-2_OsDisk_1_abc")]
+    #[command(
+        after_help = "Examples:\n  rescue cleanup 20261126-101500-ab12\n  rescue cleanup 20261126-101500-ab12 --yes --delete-old-disk aks-node-2_OsDisk_1_abc"
+    )]
     Cleanup(cleanup::CleanupArgs),
     /// List runs (id, workflow, started, status).
     #[command(after_help = "Example:\n  rescue runs --output json")]
@@ -72,7 +82,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum EmulatorCommand {
     /// Serve the emulator until Ctrl-C; prints the `export` lines that point rescue at it.
-    #[command(after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml")]
+    #[command(
+        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"
+    )]
     Serve(crate::emulator::ServeArgs),
 }
 
@@ -105,7 +117,10 @@ fn dispatch(command: Command) -> ExitCode {
 }
 
 fn serve_emulator(args: crate::emulator::ServeArgs) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(crate::emulator::serve(args)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -116,34 +131,68 @@ fn serve_emulator(args: crate::emulator::ServeArgs) -> ExitCode {
 
 /// Loads and checks `file` and resolves the inputs given by the flags: what plan and run
 /// both start from. On problems, prints them and gives exit 2.
-pub(crate) fn load_with_inputs(file: &std::path::Path, settings: &Settings, registry: &crate::actions::Registry) -> Result<(crate::workflow::Workflow, serde_json::Map<String, serde_json::Value>), ExitCode> {
+pub(crate) fn load_with_inputs(
+    file: &std::path::Path,
+    settings: &Settings,
+    registry: &crate::actions::Registry,
+) -> Result<
+    (
+        crate::workflow::Workflow,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+    ExitCode,
+> {
     let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
-    let inputs = crate::workflow::resolve_inputs(&wf, &settings.input_pairs, settings.inputs_file.as_deref()).map_err(|p| report_invalid(&p))?;
+    let inputs = crate::workflow::resolve_inputs(
+        &wf,
+        &settings.input_pairs,
+        settings.inputs_file.as_deref(),
+    )
+    .map_err(|p| report_invalid(&p))?;
     Ok((wf, inputs))
 }
 
 /// A recorded run opened for changing: its directory, its lock (held until dropped) and its
 /// journal, read under the lock. On problems, prints them and gives the exit code.
-pub(crate) fn open_run(settings: &Settings, run_id: &str) -> Result<(std::path::PathBuf, crate::engine::lock::RunLock, crate::engine::journal::Journal), ExitCode> {
+pub(crate) fn open_run(
+    settings: &Settings,
+    run_id: &str,
+) -> Result<
+    (
+        std::path::PathBuf,
+        crate::engine::lock::RunLock,
+        crate::engine::journal::Journal,
+    ),
+    ExitCode,
+> {
     let store = crate::engine::store::Store::new(settings.state_dir.clone());
     let run_dir = store.existing_run(run_id).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(exit::INVALID)
     })?;
-    let lock = crate::engine::lock::RunLock::acquire(&run_dir, run_id).map_err(|e| run::fatal(&anyhow::Error::new(e)))?;
+    let lock = crate::engine::lock::RunLock::acquire(&run_dir, run_id)
+        .map_err(|e| run::fatal(&anyhow::Error::new(e)))?;
     let journal = crate::engine::journal::Journal::load(&run_dir).map_err(|e| run::fatal(&e))?;
     Ok((run_dir, lock, journal))
 }
 
 /// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
-pub(crate) async fn connect_recorded(journal: &crate::engine::journal::Journal) -> Result<target::Connected, ExitCode> {
+pub(crate) async fn connect_recorded(
+    journal: &crate::engine::journal::Journal,
+) -> Result<target::Connected, ExitCode> {
     let record = target::TargetRecord::from_value(&journal.target);
-    let workflow_dir = journal.workflow.path.parent().map(std::path::Path::to_path_buf);
+    let workflow_dir = journal
+        .workflow
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf);
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
-    target::connect(&record, needs_azure, workflow_dir).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(exit::STEP_FAILED)
-    })
+    target::connect(&record, needs_azure, workflow_dir)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::STEP_FAILED)
+        })
 }
 
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.

@@ -29,7 +29,13 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), output: Some(&self.output), inputs: Some(&self.inputs), target: Some(&self.target), yes: None }
+        Flags {
+            state: Some(&self.state),
+            output: Some(&self.output),
+            inputs: Some(&self.inputs),
+            target: Some(&self.target),
+            yes: None,
+        }
     }
 }
 
@@ -44,24 +50,39 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let planned = runtime.block_on(async {
         // An in-process emulator started for a plan keeps its state in a scratch dir, never
         // in the state dir: a plan creates no run.
-        let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+        let scratch =
+            tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
         let record = TargetRecord::for_new_run(&settings.target, scratch.path());
         let workflow_dir = file.parent().map(Path::to_path_buf);
         // Actions read current state through the connection to make the plan concrete;
         // without one they describe the step from its arguments alone.
-        let connected = match target::connect(&record, wf.needs_azure(), workflow_dir.clone()).await {
+        let connected = match target::connect(&record, wf.needs_azure(), workflow_dir.clone()).await
+        {
             Ok(connected) => Some(connected),
             Err(e) => {
-                eprintln!("warning: cannot read current state, so the plan shows the arguments only: {e}");
+                eprintln!(
+                    "warning: cannot read current state, so the plan shows the arguments only: {e}"
+                );
                 None
             }
         };
-        let env = connected.as_ref().map_or_else(|| Env { workflow_dir, ..Env::default() }, |c| c.env.clone());
-        let planned = plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID).await.map_err(|e| e.to_string());
+        let env = connected.as_ref().map_or_else(
+            || Env {
+                workflow_dir,
+                ..Env::default()
+            },
+            |c| c.env.clone(),
+        );
+        let planned = plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID)
+            .await
+            .map_err(|e| e.to_string());
         if let Some(connected) = connected {
             connected.close().await;
         }
@@ -86,7 +107,11 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
 
 /// The `rescue run` command line with the same file and inputs.
 fn run_command(file: &Path, settings: &Settings) -> String {
-    let mut words = vec!["rescue".to_string(), "run".to_string(), quote(&file.display().to_string())];
+    let mut words = vec![
+        "rescue".to_string(),
+        "run".to_string(),
+        quote(&file.display().to_string()),
+    ];
     if let Some(inputs) = &settings.inputs_file {
         words.push(format!("--inputs {}", quote(&inputs.display().to_string())));
     }
@@ -104,7 +129,11 @@ fn run_command(file: &Path, settings: &Settings) -> String {
 
 /// Quotes a shell word only when it needs it.
 fn quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
+    {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))

@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::run::{block_on, execute, fatal, Execution};
 use super::settings::{OutputArgs, StateArgs, TargetArgs, YesArgs};
-use super::{Flags, Settings};
 use super::target::TargetRecord;
+use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::bind;
 use crate::engine::journal::{Journal, RunStatus, WorkflowRecord};
@@ -42,7 +42,13 @@ pub struct ResumeArgs {
 
 impl ResumeArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), output: Some(&self.output), inputs: None, target: Some(&self.target), yes: Some(&self.yes) }
+        Flags {
+            state: Some(&self.state),
+            output: Some(&self.output),
+            inputs: None,
+            target: Some(&self.target),
+            yes: Some(&self.yes),
+        }
     }
 }
 
@@ -72,14 +78,19 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
 
     if journal.rollback.is_some() {
         eprintln!("error: run {run_id} was rolled back; it cannot be resumed");
-        eprintln!("  hint: finish the rollback with `rescue rollback {run_id} --yes`, or start a new run");
+        eprintln!(
+            "  hint: finish the rollback with `rescue rollback {run_id} --yes`, or start a new run"
+        );
         return ExitCode::from(exit::INVALID);
     }
     let path = journal.workflow.path.clone();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("error: cannot read the run's workflow {}: {e}", path.display());
+            eprintln!(
+                "error: cannot read the run's workflow {}: {e}",
+                path.display()
+            );
             eprintln!("  hint: restore the file at that path, then resume again");
             return ExitCode::from(exit::INVALID);
         }
@@ -87,7 +98,10 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
     let changed = workflow_changes(&journal, &text);
     if let Some(diff) = &changed {
         if !force {
-            eprintln!("error: the workflow {} changed since run {run_id} started:", path.display());
+            eprintln!(
+                "error: the workflow {} changed since run {run_id} started:",
+                path.display()
+            );
             eprintln!("{diff}");
             eprintln!("  hint: restore it, or resume anyway with --force (steps already done are not repeated)");
             return ExitCode::from(exit::INVALID);
@@ -117,5 +131,17 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         return fatal(&e);
     }
     let target = TargetRecord::from_value(&journal.target);
-    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: true, force_unlock: args.force_unlock.clone() }).await
+    execute(
+        settings,
+        Execution {
+            workflow: Arc::new(workflow),
+            run_dir,
+            journal,
+            lock,
+            target,
+            resumed: true,
+            force_unlock: args.force_unlock.clone(),
+        },
+    )
+    .await
 }

@@ -35,7 +35,11 @@ pub struct RollbackArgs {
 
 impl RollbackArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), yes: Some(&self.yes), ..Flags::default() }
+        Flags {
+            state: Some(&self.state),
+            yes: Some(&self.yes),
+            ..Flags::default()
+        }
     }
 }
 
@@ -45,7 +49,12 @@ pub fn run(args: &RollbackArgs, settings: &Settings) -> ExitCode {
 
 /// The preview: what is undone, in order, and what is kept.
 fn preview(journal: &Journal, undos: &[UndoRecord]) -> String {
-    let mut text = format!("rollback of run {} ({}, {}):\n", journal.run_id, journal.workflow.path.display(), journal.status.as_str());
+    let mut text = format!(
+        "rollback of run {} ({}, {}):\n",
+        journal.run_id,
+        journal.workflow.path.display(),
+        journal.status.as_str()
+    );
     if undos.is_empty() {
         text.push_str("  nothing to undo: no step of this run changed anything\n");
     }
@@ -68,7 +77,10 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         Err(code) => return code,
     };
     let registry = Registry::builtin();
-    let options = Options { delete_created: args.delete_created, include_snapshot: args.include_snapshot };
+    let options = Options {
+        delete_created: args.delete_created,
+        include_snapshot: args.include_snapshot,
+    };
     let undos = rollback::plan(&journal, &registry, options);
     print!("{}", preview(&journal, &undos));
     if args.dry_run {
@@ -84,7 +96,8 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
     };
     let recorder = Arc::new(Recorder::new(run_dir, journal));
     let report: rollback::Report = Arc::new(|line| eprintln!("{line}"));
-    let outcome = rollback::execute(recorder, &registry, connected.env.clone(), options, report).await;
+    let outcome =
+        rollback::execute(recorder, &registry, connected.env.clone(), options, report).await;
     connected.close().await;
     drop(lock);
     match outcome {
@@ -95,8 +108,15 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         }
         Ok(Outcome::Failed { step, error }) => {
             eprintln!("error: undo of step {step} failed: {error}");
-            eprintln!("after fixing the cause, continue the rollback with:\n  rescue rollback {} --yes", args.run_id);
-            ExitCode::from(if error.locked { exit::LOCKED } else { exit::STEP_FAILED })
+            eprintln!(
+                "after fixing the cause, continue the rollback with:\n  rescue rollback {} --yes",
+                args.run_id
+            );
+            ExitCode::from(if error.locked {
+                exit::LOCKED
+            } else {
+                exit::STEP_FAILED
+            })
         }
     }
 }

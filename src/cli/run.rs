@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs, YesArgs};
-use super::{Flags, Settings};
 use super::status::show;
 use super::target::{self, TargetRecord};
+use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::bind::{self, WorkflowResolver};
 use crate::engine::executor::{Executor, Options, Outcome};
@@ -46,7 +46,13 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), output: Some(&self.output), inputs: Some(&self.inputs), target: Some(&self.target), yes: Some(&self.yes) }
+        Flags {
+            state: Some(&self.state),
+            output: Some(&self.output),
+            inputs: Some(&self.inputs),
+            target: Some(&self.target),
+            yes: Some(&self.yes),
+        }
     }
 }
 
@@ -59,7 +65,10 @@ pub fn run(args: &RunArgs, settings: &Settings) -> ExitCode {
 
 /// The engine is async (actions wait on Azure); the CLI is not.
 pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(future),
         Err(e) => fatal(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     }
@@ -81,13 +90,29 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         Err(e) => return fatal(&anyhow::Error::new(e)),
     };
     let target = TargetRecord::for_new_run(&settings.target, &run_dir);
-    let steps = workflow.steps.iter().map(|s| StepRecord::pending(s.id.value.clone(), s.uses.value.clone())).collect();
+    let steps = workflow
+        .steps
+        .iter()
+        .map(|s| StepRecord::pending(s.id.value.clone(), s.uses.value.clone()))
+        .collect();
     let record = WorkflowRecord::new(absolute(file), workflow.source.text.to_string());
     let mut journal = Journal::new(run_id, record, inputs, target.to_value(), steps);
     if let Err(e) = journal.save(&run_dir) {
         return fatal(&e);
     }
-    execute(settings, Execution { workflow: Arc::new(workflow), run_dir, journal, lock, target, resumed: false, force_unlock }).await
+    execute(
+        settings,
+        Execution {
+            workflow: Arc::new(workflow),
+            run_dir,
+            journal,
+            lock,
+            target,
+            resumed: false,
+            force_unlock,
+        },
+    )
+    .await
 }
 
 /// A run ready to execute: journaled, locked, workflow checked.
@@ -112,7 +137,11 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         Ok(i) => i,
         Err(e) => return fatal(&anyhow::anyhow!("cannot handle Ctrl-C: {e}")),
     };
-    let needs_azure = ex.workflow.steps.iter().any(|s| s.uses.value.starts_with("azure."));
+    let needs_azure = ex
+        .workflow
+        .steps
+        .iter()
+        .any(|s| s.uses.value.starts_with("azure."));
     let connected = match target::connect(&ex.target, needs_azure, workflow_dir).await {
         Ok(mut c) => {
             c.env.force_unlock = ex.force_unlock.clone();
@@ -132,7 +161,11 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         resolver: Arc::new(WorkflowResolver::new(ex.workflow.clone())),
         recorder: recorder.clone(),
         sink: report::reporter(style),
-        options: Options { yes: settings.yes, interactive: style != Style::Json && report::interactive(), env: connected.env.clone() },
+        options: Options {
+            yes: settings.yes,
+            interactive: style != Style::Json && report::interactive(),
+            env: connected.env.clone(),
+        },
         interrupt,
     };
     let outcome = executor.run(ex.resumed).await;
@@ -156,7 +189,10 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         }
         Ok(Outcome::Failed { step }) if held_by_another(&recorder.read(), &step) => {
             eprintln!("step {step}: the VM is held by another run; this run did nothing to it and is saved.");
-            print_resume(&run_id, "once that run is done (or after --force-unlock), continue with");
+            print_resume(
+                &run_id,
+                "once that run is done (or after --force-unlock), continue with",
+            );
             ExitCode::from(exit::LOCKED)
         }
         Ok(Outcome::Failed { step }) => {
@@ -184,7 +220,10 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
 
 /// The step failed because another run holds what it needs (exit 3, not 1).
 fn held_by_another(journal: &Journal, step: &str) -> bool {
-    journal.step(step).and_then(|s| s.error.as_ref()).is_some_and(|e| e.locked)
+    journal
+        .step(step)
+        .and_then(|s| s.error.as_ref())
+        .is_some_and(|e| e.locked)
 }
 
 fn print_resume(run_id: &str, lead: &str) {

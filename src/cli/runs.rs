@@ -20,7 +20,11 @@ pub struct RunsArgs {
 
 impl RunsArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), output: Some(&self.output), ..Flags::default() }
+        Flags {
+            state: Some(&self.state),
+            output: Some(&self.output),
+            ..Flags::default()
+        }
     }
 }
 
@@ -42,7 +46,11 @@ pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
                 Err(e) => json!({ "id": id, "error": format!("{e:#}") }),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "format_version": 1, "runs": list })).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "format_version": 1, "runs": list }))
+                .expect("json")
+        );
         return ExitCode::from(exit::SUCCESS);
     }
     if runs.is_empty() {

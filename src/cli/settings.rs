@@ -56,13 +56,28 @@ pub struct TargetArgs {
     #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, conflicts_with = "emulator_url")]
     pub emulator: Option<Option<PathBuf>>,
     /// Use an already running `rescue emulator serve` at this URL.
-    #[arg(long, env = "RESCUE_EMULATOR_URL", value_name = "URL", requires = "emulator_token")]
+    #[arg(
+        long,
+        env = "RESCUE_EMULATOR_URL",
+        value_name = "URL",
+        requires = "emulator_token"
+    )]
     pub emulator_url: Option<Url>,
     /// The token printed by `rescue emulator serve`.
-    #[arg(long, env = "RESCUE_EMULATOR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RESCUE_EMULATOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub emulator_token: Option<String>,
     /// Latency scale of the in-process emulator (1.0 = Azure-like waits).
-    #[arg(long, env = "RESCUE_TIME_SCALE", value_name = "F", default_value_t = 0.05)]
+    #[arg(
+        long,
+        env = "RESCUE_TIME_SCALE",
+        value_name = "F",
+        default_value_t = 0.05
+    )]
     pub time_scale: f64,
 }
 
@@ -72,9 +87,16 @@ pub enum Target {
     /// Real Azure; the subscription may come from the workflow inputs or `az` later.
     Azure { subscription: Option<String> },
     /// Start an emulator in this process. `scenario: None` = the embedded incident.
-    InProcessEmulator { scenario: Option<PathBuf>, time_scale: f64 },
+    InProcessEmulator {
+        scenario: Option<PathBuf>,
+        time_scale: f64,
+    },
     /// A running `rescue emulator serve`.
-    Emulator { endpoint: Url, token: String, subscription: Option<String> },
+    Emulator {
+        endpoint: Url,
+        token: String,
+        subscription: Option<String>,
+    },
 }
 
 /// Every flag, parsed once and checked. Subcommands read this, never clap's structs.
@@ -131,21 +153,39 @@ impl Settings {
 
 fn target(t: &TargetArgs) -> Result<Target, String> {
     if !(t.time_scale.is_finite() && t.time_scale > 0.0) {
-        return Err(format!("--time-scale {} must be a number above 0 (e.g. 0.05)", t.time_scale));
+        return Err(format!(
+            "--time-scale {} must be a number above 0 (e.g. 0.05)",
+            t.time_scale
+        ));
     }
     if let Some(scenario) = t.emulator.clone() {
         if let Some(path) = &scenario {
             if !path.is_file() {
-                return Err(format!("--emulator={}: no such scenario file", path.display()));
+                return Err(format!(
+                    "--emulator={}: no such scenario file",
+                    path.display()
+                ));
             }
         }
-        return Ok(Target::InProcessEmulator { scenario, time_scale: t.time_scale });
+        return Ok(Target::InProcessEmulator {
+            scenario,
+            time_scale: t.time_scale,
+        });
     }
     if let Some(endpoint) = &t.emulator_url {
-        let token = t.emulator_token.clone().ok_or("--emulator-url needs --emulator-token (printed by `rescue emulator serve`)")?;
-        return Ok(Target::Emulator { endpoint: endpoint.clone(), token, subscription: t.subscription.clone() });
+        let token = t
+            .emulator_token
+            .clone()
+            .ok_or("--emulator-url needs --emulator-token (printed by `rescue emulator serve`)")?;
+        return Ok(Target::Emulator {
+            endpoint: endpoint.clone(),
+            token,
+            subscription: t.subscription.clone(),
+        });
     }
-    Ok(Target::Azure { subscription: t.subscription.clone() })
+    Ok(Target::Azure {
+        subscription: t.subscription.clone(),
+    })
 }
 
 fn default_state_dir() -> Result<PathBuf, String> {

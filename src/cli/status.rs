@@ -24,14 +24,21 @@ pub struct StatusArgs {
 
 impl StatusArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags { state: Some(&self.state), output: Some(&self.output), ..Flags::default() }
+        Flags {
+            state: Some(&self.state),
+            output: Some(&self.output),
+            ..Flags::default()
+        }
     }
 }
 
 pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
     let (run_id, json) = (args.run_id.as_str(), settings.json());
     let store = Store::new(settings.state_dir.clone());
-    let journal = match store.existing_run(run_id).and_then(|dir| Journal::load(&dir)) {
+    let journal = match store
+        .existing_run(run_id)
+        .and_then(|dir| Journal::load(&dir))
+    {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -39,7 +46,10 @@ pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&journal).expect("journal serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&journal).expect("journal serializes")
+        );
     } else {
         print!("{}", render(&journal));
     }
@@ -58,12 +68,23 @@ pub fn render(j: &Journal) -> String {
     if let Some(rollback) = &j.rollback {
         let status = match rollback.status {
             crate::engine::rollback::RollbackStatus::Succeeded => "rolled back",
-            crate::engine::rollback::RollbackStatus::Running => "rollback interrupted (run `rescue rollback RUN_ID --yes` again)",
-            crate::engine::rollback::RollbackStatus::Failed => "rollback failed (fix the cause, run `rescue rollback RUN_ID --yes` again)",
+            crate::engine::rollback::RollbackStatus::Running => {
+                "rollback interrupted (run `rescue rollback RUN_ID --yes` again)"
+            }
+            crate::engine::rollback::RollbackStatus::Failed => {
+                "rollback failed (fix the cause, run `rescue rollback RUN_ID --yes` again)"
+            }
         };
-        line(format!("rollback  {status}, started {}", utc_time(rollback.started)));
+        line(format!(
+            "rollback  {status}, started {}",
+            utc_time(rollback.started)
+        ));
     }
-    line(format!("started   {}   updated {}", utc_time(j.created), utc_time(j.updated)));
+    line(format!(
+        "started   {}   updated {}",
+        utc_time(j.created),
+        utc_time(j.updated)
+    ));
     line(String::new());
     let width = j.steps.iter().map(|s| s.id.len()).max().unwrap_or(4);
     for step in &j.steps {
@@ -92,7 +113,10 @@ pub fn render(j: &Journal) -> String {
         line(String::new());
         line("resources recorded:".into());
         for r in &j.resources {
-            line(format!("  {} {} (step {})", r.resource.kind, r.resource.id, r.step));
+            line(format!(
+                "  {} {} (step {})",
+                r.resource.kind, r.resource.id, r.step
+            ));
         }
     }
     if !j.outputs.is_empty() {
@@ -138,9 +162,13 @@ pub fn show(value: &Value) -> String {
 }
 
 pub fn utc_time(t: OffsetDateTime) -> String {
-    t.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z")).expect("static format")
+    t.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+    ))
+    .expect("static format")
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).expect("valid time")
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("valid time")
 }

@@ -17,22 +17,45 @@ use crate::engine::store::create_private_dir;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TargetRecord {
-    Azure { subscription: Option<String> },
+    Azure {
+        subscription: Option<String>,
+    },
     /// An emulator inside the rescue process; its state lives in the run directory, so a
     /// resumed run restarts it where it stopped.
-    InProcessEmulator { scenario: Option<PathBuf>, time_scale: f64, data_dir: PathBuf },
+    InProcessEmulator {
+        scenario: Option<PathBuf>,
+        time_scale: f64,
+        data_dir: PathBuf,
+    },
     /// A `rescue emulator serve` running elsewhere.
-    Emulator { endpoint: url::Url, token: String, subscription: Option<String> },
+    Emulator {
+        endpoint: url::Url,
+        token: String,
+        subscription: Option<String>,
+    },
 }
 
 impl TargetRecord {
     pub fn for_new_run(target: &Target, run_dir: &Path) -> TargetRecord {
         match target.clone() {
             Target::Azure { subscription } => TargetRecord::Azure { subscription },
-            Target::InProcessEmulator { scenario, time_scale } => {
-                TargetRecord::InProcessEmulator { scenario, time_scale, data_dir: run_dir.join("emulator") }
-            }
-            Target::Emulator { endpoint, token, subscription } => TargetRecord::Emulator { endpoint, token, subscription },
+            Target::InProcessEmulator {
+                scenario,
+                time_scale,
+            } => TargetRecord::InProcessEmulator {
+                scenario,
+                time_scale,
+                data_dir: run_dir.join("emulator"),
+            },
+            Target::Emulator {
+                endpoint,
+                token,
+                subscription,
+            } => TargetRecord::Emulator {
+                endpoint,
+                token,
+                subscription,
+            },
         }
     }
 
@@ -62,17 +85,44 @@ impl Connected {
 }
 
 /// Connects when the workflow has Azure steps; core-only workflows need nothing.
-pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Option<PathBuf>) -> Result<Connected, ActionError> {
+pub async fn connect(
+    record: &TargetRecord,
+    needs_azure: bool,
+    workflow_dir: Option<PathBuf>,
+) -> Result<Connected, ActionError> {
     if !needs_azure {
-        return Ok(Connected { env: Env { azure: None, workflow_dir, force_unlock: None }, emulator: None });
+        return Ok(Connected {
+            env: Env {
+                azure: None,
+                workflow_dir,
+                force_unlock: None,
+            },
+            emulator: None,
+        });
     }
     let (target, handle) = match record.clone() {
         TargetRecord::Azure { subscription } => (azure::Target::Azure { subscription }, None),
-        TargetRecord::Emulator { endpoint, token, subscription } => {
-            let subscription = subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
-            (azure::Target::Emulator { endpoint, token, subscription }, None)
+        TargetRecord::Emulator {
+            endpoint,
+            token,
+            subscription,
+        } => {
+            let subscription =
+                subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
+            (
+                azure::Target::Emulator {
+                    endpoint,
+                    token,
+                    subscription,
+                },
+                None,
+            )
         }
-        TargetRecord::InProcessEmulator { scenario, time_scale, data_dir } => {
+        TargetRecord::InProcessEmulator {
+            scenario,
+            time_scale,
+            data_dir,
+        } => {
             // Disk images of the rehearsal are state too: owner only, like the journal.
             create_private_dir(&data_dir).map_err(|e| ActionError::fatal(format!("{e:#}")))?;
             let config = emulator::Config {
@@ -84,8 +134,9 @@ pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Opt
                 token: None,
             };
             let handle = emulator::start(config).await.map_err(|e| {
-                ActionError::fatal(format!("cannot start the emulator: {e:#}"))
-                    .with_hint("check that the state directory is writable and loop devices are available")
+                ActionError::fatal(format!("cannot start the emulator: {e:#}")).with_hint(
+                    "check that the state directory is writable and loop devices are available",
+                )
             })?;
             let target = azure::Target::Emulator {
                 endpoint: handle.endpoint.clone(),
@@ -96,7 +147,14 @@ pub async fn connect(record: &TargetRecord, needs_azure: bool, workflow_dir: Opt
         }
     };
     match Azure::connect(target).await {
-        Ok(azure) => Ok(Connected { env: Env { azure: Some(Arc::new(azure)), workflow_dir, force_unlock: None }, emulator: handle }),
+        Ok(azure) => Ok(Connected {
+            env: Env {
+                azure: Some(Arc::new(azure)),
+                workflow_dir,
+                force_unlock: None,
+            },
+            emulator: handle,
+        }),
         Err(e) => {
             if let Some(handle) = handle {
                 handle.shutdown().await;

@@ -18,7 +18,11 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     match crate::workflow::load(&args.file, &Registry::builtin()) {
         Ok(wf) => {
             let n = wf.steps.len();
-            println!("{}: valid ({n} step{})", args.file.display(), if n == 1 { "" } else { "s" });
+            println!(
+                "{}: valid ({n} step{})",
+                args.file.display(),
+                if n == 1 { "" } else { "s" }
+            );
             ExitCode::from(exit::SUCCESS)
         }
         Err(problems) => super::report_invalid(&problems),

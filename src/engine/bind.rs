@@ -15,10 +15,27 @@ pub fn scope(journal: &Journal) -> Scope {
     let steps = journal
         .steps
         .iter()
-        .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped))
-        .map(|s| (s.id.clone(), StepScope { status: s.status.as_str().to_string(), outputs: s.outputs.clone() }))
+        .filter(|s| {
+            matches!(
+                s.status,
+                StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+            )
+        })
+        .map(|s| {
+            (
+                s.id.clone(),
+                StepScope {
+                    status: s.status.as_str().to_string(),
+                    outputs: s.outputs.clone(),
+                },
+            )
+        })
         .collect();
-    Scope { run_id: journal.run_id.clone(), inputs: journal.inputs.clone(), steps }
+    Scope {
+        run_id: journal.run_id.clone(),
+        inputs: journal.inputs.clone(),
+        steps,
+    }
 }
 
 /// The engine's view of the workflow's steps. The workflow was validated, so every action exists.
@@ -29,10 +46,16 @@ pub fn steps(wf: &Workflow, registry: &Registry) -> Vec<StepDef> {
             id: step.id.value.clone(),
             name: step.title().to_string(),
             uses: step.uses.value.clone(),
-            action: registry.get(&step.uses.value).expect("validated workflows use known actions").clone(),
+            action: registry
+                .get(&step.uses.value)
+                .expect("validated workflows use known actions")
+                .clone(),
             condition: step.condition.as_ref().map(|c| c.value.clone()),
             confirm: step.confirm.clone(),
-            retry: step.retry.clone().unwrap_or(Retry { max_attempts: 1, ..Retry::default() }),
+            retry: step.retry.clone().unwrap_or(Retry {
+                max_attempts: 1,
+                ..Retry::default()
+            }),
             timeout: step.timeout,
         })
         .collect()
@@ -40,7 +63,10 @@ pub fn steps(wf: &Workflow, registry: &Registry) -> Vec<StepDef> {
 
 /// (id, action) of every step, to align a journal with a changed workflow.
 pub fn step_ids(wf: &Workflow) -> Vec<(String, String)> {
-    wf.steps.iter().map(|s| (s.id.value.clone(), s.uses.value.clone())).collect()
+    wf.steps
+        .iter()
+        .map(|s| (s.id.value.clone(), s.uses.value.clone()))
+        .collect()
 }
 
 pub struct WorkflowResolver {
@@ -54,8 +80,9 @@ impl WorkflowResolver {
 }
 
 fn eval_error(e: workflow::EvalError) -> ActionError {
-    ActionError::fatal(e.to_string())
-        .with_hint("fix the workflow, then resume with --force (the run remembers the steps already done)")
+    ActionError::fatal(e.to_string()).with_hint(
+        "fix the workflow, then resume with --force (the run remembers the steps already done)",
+    )
 }
 
 impl Resolver for WorkflowResolver {

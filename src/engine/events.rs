@@ -10,17 +10,52 @@ use super::journal::RunStatus;
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { run_id: String, workflow: String, steps: Vec<StepInfo>, resumed: bool },
-    StepStarted { step: String, name: String, attempt: u32 },
+    RunStarted {
+        run_id: String,
+        workflow: String,
+        steps: Vec<StepInfo>,
+        resumed: bool,
+    },
+    StepStarted {
+        step: String,
+        name: String,
+        attempt: u32,
+    },
     /// A sub-status reported by the action, e.g. "waiting for snapshot: InProgress".
-    StepStatus { step: String, message: String },
+    StepStatus {
+        step: String,
+        message: String,
+    },
     /// A step found `running` after a crash: the action was asked what happened.
-    StepReconciled { step: String, adopted: bool },
-    StepRetrying { step: String, attempt: u32, delay_ms: u64, error: String },
-    StepSucceeded { step: String, outputs: Map<String, Value>, elapsed_ms: u64 },
-    StepFailed { step: String, error: String, hint: Option<String>, elapsed_ms: u64 },
-    StepSkipped { step: String, reason: String },
-    AwaitingConfirmation { step: String, prompt: String },
+    StepReconciled {
+        step: String,
+        adopted: bool,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        delay_ms: u64,
+        error: String,
+    },
+    StepSucceeded {
+        step: String,
+        outputs: Map<String, Value>,
+        elapsed_ms: u64,
+    },
+    StepFailed {
+        step: String,
+        error: String,
+        hint: Option<String>,
+        elapsed_ms: u64,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    AwaitingConfirmation {
+        step: String,
+        prompt: String,
+    },
     /// The run stopped: succeeded, failed, or waiting for a confirmation.
     RunFinished {
         run_id: String,
@@ -31,7 +66,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         resume_command: Option<String>,
     },
-    RunInterrupted { run_id: String, resume_command: String },
+    RunInterrupted {
+        run_id: String,
+        resume_command: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]

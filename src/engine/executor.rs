@@ -13,8 +13,10 @@ use super::events::{Event, EventSink, StepInfo};
 use super::interrupt::Interrupt;
 use super::journal::{Journal, RunStatus, StepError, StepStatus};
 use super::recorder::Recorder;
+use crate::actions::{
+    Action, ActionError, Args, Env, Intent, Outputs, Reconciled, StepContext, StepHost,
+};
 use crate::workflow::Retry;
-use crate::actions::{Action, ActionError, Args, Env, Intent, Outputs, Reconciled, StepContext, StepHost};
 
 /// One step as the engine sees it: an action and how to run it. Arguments and conditions are
 /// evaluated by the [`Resolver`], which knows the expression language.
@@ -54,13 +56,19 @@ pub struct Options {
 pub enum Outcome {
     Succeeded,
     /// The step failed; the run is resumable.
-    Failed { step: String },
+    Failed {
+        step: String,
+    },
     /// Ctrl-C / SIGTERM; the run is resumable.
     Interrupted,
     /// A `confirm` step was reached without `--yes` and nobody could answer.
-    NeedsConfirmation { step: String },
+    NeedsConfirmation {
+        step: String,
+    },
     /// Somebody answered no.
-    Declined { step: String },
+    Declined {
+        step: String,
+    },
 }
 
 pub struct Executor {
@@ -89,9 +97,18 @@ impl Executor {
         let steps = self
             .steps
             .iter()
-            .map(|s| StepInfo { id: s.id.clone(), name: s.name.clone(), uses: s.uses.clone() })
+            .map(|s| StepInfo {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                uses: s.uses.clone(),
+            })
             .collect();
-        self.sink.emit(Event::RunStarted { run_id: run_id.clone(), workflow, steps, resumed });
+        self.sink.emit(Event::RunStarted {
+            run_id: run_id.clone(),
+            workflow,
+            steps,
+            resumed,
+        });
 
         let resume = format!("rescue resume {run_id}");
         for index in 0..self.steps.len() {
@@ -104,8 +121,17 @@ impl Executor {
                 };
                 self.recorder.update(|j| j.status = status)?;
                 self.sink.emit(match outcome {
-                    Outcome::Interrupted => Event::RunInterrupted { run_id, resume_command: resume },
-                    _ => Event::RunFinished { run_id, status, outputs: Map::new(), error: None, resume_command: Some(resume) },
+                    Outcome::Interrupted => Event::RunInterrupted {
+                        run_id,
+                        resume_command: resume,
+                    },
+                    _ => Event::RunFinished {
+                        run_id,
+                        status,
+                        outputs: Map::new(),
+                        error: None,
+                        resume_command: Some(resume),
+                    },
                 });
                 return Ok(outcome);
             }
@@ -118,8 +144,16 @@ impl Executor {
                 let status = RunStatus::Failed;
                 self.recorder.update(|j| j.status = status)?;
                 let error = Some(e.to_string());
-                self.sink.emit(Event::RunFinished { run_id, status, outputs: Map::new(), error, resume_command: Some(resume) });
-                return Ok(Outcome::Failed { step: "outputs".into() });
+                self.sink.emit(Event::RunFinished {
+                    run_id,
+                    status,
+                    outputs: Map::new(),
+                    error,
+                    resume_command: Some(resume),
+                });
+                return Ok(Outcome::Failed {
+                    step: "outputs".into(),
+                });
             }
         };
         let status = RunStatus::Succeeded;
@@ -127,13 +161,24 @@ impl Executor {
             j.status = status;
             j.outputs = outputs.clone();
         })?;
-        self.sink.emit(Event::RunFinished { run_id, status, outputs, error: None, resume_command: None });
+        self.sink.emit(Event::RunFinished {
+            run_id,
+            status,
+            outputs,
+            error: None,
+            resume_command: None,
+        });
         Ok(Outcome::Succeeded)
     }
 
     async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {
         let step = &self.steps[index];
-        let record = self.recorder.read().step(&step.id).cloned().expect("journal has every step");
+        let record = self
+            .recorder
+            .read()
+            .step(&step.id)
+            .cloned()
+            .expect("journal has every step");
         if record.status.is_done() {
             return Ok(Outcome::Succeeded);
         }
@@ -149,11 +194,17 @@ impl Executor {
             };
             match reconciled {
                 Ok(Reconciled::Adopt(outputs)) => {
-                    self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: true });
+                    self.sink.emit(Event::StepReconciled {
+                        step: step.id.clone(),
+                        adopted: true,
+                    });
                     return self.succeed(step, outputs, started);
                 }
                 Ok(Reconciled::Redo) => {
-                    self.sink.emit(Event::StepReconciled { step: step.id.clone(), adopted: false });
+                    self.sink.emit(Event::StepReconciled {
+                        step: step.id.clone(),
+                        adopted: false,
+                    });
                     return self.attempts(step, record.args, intent).await;
                 }
                 Err(e) => return self.fail(step, &e, started),
@@ -176,7 +227,10 @@ impl Executor {
                     s.status = StepStatus::Skipped;
                     s.ended = Some(OffsetDateTime::now_utc());
                 })?;
-                self.sink.emit(Event::StepSkipped { step: step.id.clone(), reason });
+                self.sink.emit(Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason,
+                });
                 return Ok(Outcome::Succeeded);
             }
             Err(e) => return self.fail(step, &e, Instant::now()),
@@ -184,9 +238,14 @@ impl Executor {
 
         if let Some(prompt) = &step.confirm {
             if !self.options.yes {
-                self.sink.emit(Event::AwaitingConfirmation { step: step.id.clone(), prompt: prompt.clone() });
+                self.sink.emit(Event::AwaitingConfirmation {
+                    step: step.id.clone(),
+                    prompt: prompt.clone(),
+                });
                 if !self.options.interactive {
-                    return Ok(Outcome::NeedsConfirmation { step: step.id.clone() });
+                    return Ok(Outcome::NeedsConfirmation {
+                        step: step.id.clone(),
+                    });
                 }
                 let question = format!("{}: {prompt}", step.id);
                 let answered = tokio::select! {
@@ -195,7 +254,11 @@ impl Executor {
                 };
                 match answered {
                     None => return Ok(Outcome::Interrupted),
-                    Some(false) => return Ok(Outcome::Declined { step: step.id.clone() }),
+                    Some(false) => {
+                        return Ok(Outcome::Declined {
+                            step: step.id.clone(),
+                        })
+                    }
                     Some(true) => {}
                 }
             }
@@ -206,7 +269,11 @@ impl Executor {
             self.resolver.args(index, &journal)
         };
         let run_id = self.recorder.read().run_id.clone();
-        let prepared = resolved.and_then(|args| step.action.intent(&run_id, &step.id, &args).map(|i| (args, i)));
+        let prepared = resolved.and_then(|args| {
+            step.action
+                .intent(&run_id, &step.id, &args)
+                .map(|i| (args, i))
+        });
         match prepared {
             Ok((args, intent)) => self.attempts(step, args, intent).await,
             Err(e) => self.fail(step, &e, Instant::now()),
@@ -214,7 +281,12 @@ impl Executor {
     }
 
     /// Executes the step, retrying retryable failures per its policy.
-    async fn attempts(&self, step: &StepDef, args: Args, intent: Intent) -> anyhow::Result<Outcome> {
+    async fn attempts(
+        &self,
+        step: &StepDef,
+        args: Args,
+        intent: Intent,
+    ) -> anyhow::Result<Outcome> {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
@@ -231,7 +303,11 @@ impl Executor {
                 s.error = None;
                 s.attempts
             })?;
-            self.sink.emit(Event::StepStarted { step: step.id.clone(), name: step.name.clone(), attempt });
+            self.sink.emit(Event::StepStarted {
+                step: step.id.clone(),
+                name: step.name.clone(),
+                attempt,
+            });
 
             let ctx = self.context(step, total);
             let result = match self.execute(step, &ctx, &args, &intent).await {
@@ -266,7 +342,13 @@ impl Executor {
         }
     }
 
-    async fn execute(&self, step: &StepDef, ctx: &StepContext, args: &Args, intent: &Intent) -> Attempt {
+    async fn execute(
+        &self,
+        step: &StepDef,
+        ctx: &StepContext,
+        args: &Args,
+        intent: &Intent,
+    ) -> Attempt {
         let call = step.action.execute(ctx, args, intent);
         let bounded = async {
             match step.timeout {
@@ -288,7 +370,12 @@ impl Executor {
         }
     }
 
-    fn succeed(&self, step: &StepDef, outputs: Outputs, started: Instant) -> anyhow::Result<Outcome> {
+    fn succeed(
+        &self,
+        step: &StepDef,
+        outputs: Outputs,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Succeeded;
@@ -296,11 +383,20 @@ impl Executor {
             s.error = None;
             s.ended = Some(OffsetDateTime::now_utc());
         })?;
-        self.sink.emit(Event::StepSucceeded { step: step.id.clone(), outputs, elapsed_ms: millis(started) });
+        self.sink.emit(Event::StepSucceeded {
+            step: step.id.clone(),
+            outputs,
+            elapsed_ms: millis(started),
+        });
         Ok(Outcome::Succeeded)
     }
 
-    fn fail(&self, step: &StepDef, error: &ActionError, started: Instant) -> anyhow::Result<Outcome> {
+    fn fail(
+        &self,
+        step: &StepDef,
+        error: &ActionError,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
@@ -313,19 +409,27 @@ impl Executor {
             hint: error.hint.clone(),
             elapsed_ms: millis(started),
         });
-        Ok(Outcome::Failed { step: step.id.clone() })
+        Ok(Outcome::Failed {
+            step: step.id.clone(),
+        })
     }
 
     fn context(&self, step: &StepDef, attempt: u32) -> StepContext {
         let journal = self.recorder.read();
-        let checkpoints = journal.step(&step.id).map(|s| s.checkpoints.clone()).unwrap_or_default();
+        let checkpoints = journal
+            .step(&step.id)
+            .map(|s| s.checkpoints.clone())
+            .unwrap_or_default();
         StepContext {
             run_id: journal.run_id.clone(),
             step_id: step.id.clone(),
             attempt,
             env: self.options.env.clone(),
             checkpoints,
-            host: Arc::new(Host { recorder: self.recorder.clone(), sink: self.sink.clone() }),
+            host: Arc::new(Host {
+                recorder: self.recorder.clone(),
+                sink: self.sink.clone(),
+            }),
         }
     }
 }
@@ -336,7 +440,9 @@ fn millis(since: Instant) -> u64 {
 
 /// Reading the answer blocks; keep it off the runtime so Ctrl-C is still heard.
 async fn ask(sink: Arc<dyn EventSink>, question: String) -> bool {
-    tokio::task::spawn_blocking(move || sink.confirm(&question)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || sink.confirm(&question))
+        .await
+        .unwrap_or(false)
 }
 
 /// The engine's side of a running step.
@@ -348,7 +454,10 @@ struct Host {
 #[async_trait]
 impl StepHost for Host {
     fn status(&self, step_id: &str, message: String) {
-        self.sink.emit(Event::StepStatus { step: step_id.to_string(), message });
+        self.sink.emit(Event::StepStatus {
+            step: step_id.to_string(),
+            message,
+        });
     }
 
     async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError> {
@@ -358,6 +467,8 @@ impl StepHost for Host {
                     s.checkpoints.insert(key.to_string(), value);
                 }
             })
-            .map_err(|e| ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}")))
+            .map_err(|e| {
+                ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}"))
+            })
     }
 }

@@ -84,7 +84,11 @@ pub struct StepError {
 
 impl From<&ActionError> for StepError {
     fn from(e: &ActionError) -> Self {
-        StepError { message: e.message.clone(), hint: e.hint.clone(), locked: e.locked }
+        StepError {
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+            locked: e.locked,
+        }
     }
 }
 
@@ -98,7 +102,11 @@ pub struct WorkflowRecord {
 
 impl WorkflowRecord {
     pub fn new(path: PathBuf, text: String) -> Self {
-        WorkflowRecord { sha256: sha256_hex(&text), path, text }
+        WorkflowRecord {
+            sha256: sha256_hex(&text),
+            path,
+            text,
+        }
     }
 }
 
@@ -113,9 +121,17 @@ pub struct StepRecord {
     pub status: StepStatus,
     #[serde(default)]
     pub attempts: u32,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub started: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ended: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub args: Args,
@@ -226,7 +242,10 @@ impl Journal {
     /// Records the resources an intent is about to create (once each, however often retried).
     pub fn record_resources(&mut self, step: &str, intent: &Intent) {
         for resource in &intent.creates {
-            let known = self.resources.iter().any(|r| r.step == step && r.resource == *resource);
+            let known = self
+                .resources
+                .iter()
+                .any(|r| r.step == step && r.resource == *resource);
             if !known {
                 self.resources.push(ResourceRecord {
                     step: step.to_string(),
@@ -244,13 +263,17 @@ impl Journal {
     /// Loads any known format version, upgrading older ones in memory.
     pub fn load(run_dir: &Path) -> anyhow::Result<Journal> {
         let path = Self::path(run_dir);
-        let text = fs::read_to_string(&path).with_context(|| format!("cannot read journal {}", path.display()))?;
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read journal {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("cannot load journal {}", path.display()))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Journal> {
         let value: Value = serde_json::from_str(text)?;
-        let version = value.get("format_version").and_then(Value::as_u64).context("no `format_version`")?;
+        let version = value
+            .get("format_version")
+            .and_then(Value::as_u64)
+            .context("no `format_version`")?;
         match version {
             1 => Ok(v1::JournalV1::deserialize(value)?.upgrade()),
             2 => Ok(serde_json::from_value(value)?),
@@ -286,7 +309,8 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     IN_WRITE.hit();
-    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -335,7 +359,11 @@ mod v1 {
                 format_version: FORMAT_VERSION,
                 run_id: self.run_id,
                 // v1 kept no copy of the text: resume can say that it changed, not how.
-                workflow: WorkflowRecord { path: self.workflow_path, sha256: self.workflow_sha256, text: String::new() },
+                workflow: WorkflowRecord {
+                    path: self.workflow_path,
+                    sha256: self.workflow_sha256,
+                    text: String::new(),
+                },
                 inputs: self.inputs,
                 target: Value::Null,
                 created: self.created,
@@ -355,7 +383,11 @@ mod v1 {
                         intent: None,
                         checkpoints: Map::new(),
                         outputs: s.outputs,
-                        error: s.error.map(|message| StepError { message, hint: None, locked: false }),
+                        error: s.error.map(|message| StepError {
+                            message,
+                            hint: None,
+                            locked: false,
+                        }),
                     })
                     .collect(),
                 resources: Vec::new(),
@@ -373,7 +405,13 @@ mod tests {
 
     fn sample() -> Journal {
         let wf = WorkflowRecord::new("wf.yaml".into(), "name: x\n".into());
-        Journal::new("20261126-120000-abcd".into(), wf, Map::new(), Value::Null, vec![StepRecord::pending("a", "core.echo")])
+        Journal::new(
+            "20261126-120000-abcd".into(),
+            wf,
+            Map::new(),
+            Value::Null,
+            vec![StepRecord::pending("a", "core.echo")],
+        )
     }
 
     #[test]
@@ -381,7 +419,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut journal = sample();
         journal.save(dir.path()).unwrap();
-        let mode = fs::metadata(Journal::path(dir.path())).unwrap().permissions().mode();
+        let mode = fs::metadata(Journal::path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let loaded = Journal::load(dir.path()).unwrap();
         assert_eq!(loaded.run_id, journal.run_id);
@@ -399,7 +440,13 @@ mod tests {
     #[test]
     fn resources_are_recorded_once() {
         let mut journal = sample();
-        let intent = Intent { creates: vec![ResourceRef { kind: "file".into(), id: "/x".into() }], ..Default::default() };
+        let intent = Intent {
+            creates: vec![ResourceRef {
+                kind: "file".into(),
+                id: "/x".into(),
+            }],
+            ..Default::default()
+        };
         journal.record_resources("a", &intent);
         journal.record_resources("a", &intent);
         assert_eq!(journal.resources.len(), 1);

@@ -23,9 +23,15 @@ pub struct Holder {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("run {run_id} is in use by process {pid} on {host} since {started}\n  hint: wait for it to finish, or stop that process; the lock is released when it exits", pid = .holder.as_ref().map_or("?".into(), |h| h.pid.to_string()), host = .holder.as_ref().map_or("?", |h| h.host.as_str()), started = .holder.as_ref().map_or("?".into(), |h| h.started.to_string()))]
-    Held { run_id: String, holder: Option<Holder> },
+    Held {
+        run_id: String,
+        holder: Option<Holder>,
+    },
     #[error("cannot lock run {run_id}: {source}")]
-    Io { run_id: String, source: std::io::Error },
+    Io {
+        run_id: String,
+        source: std::io::Error,
+    },
 }
 
 /// Held for as long as the value lives.
@@ -36,7 +42,10 @@ pub struct RunLock {
 
 impl RunLock {
     pub fn acquire(run_dir: &Path, run_id: &str) -> Result<RunLock, LockError> {
-        let io = |source| LockError::Io { run_id: run_id.to_string(), source };
+        let io = |source| LockError::Io {
+            run_id: run_id.to_string(),
+            source,
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -51,18 +60,28 @@ impl RunLock {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
                 let holder = serde_json::from_str(&text).ok();
-                return Err(LockError::Held { run_id: run_id.to_string(), holder });
+                return Err(LockError::Held {
+                    run_id: run_id.to_string(),
+                    holder,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let holder = Holder {
             pid: std::process::id(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
-            started: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            started: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
         };
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        file.write_all(serde_json::to_string(&holder).expect("plain struct").as_bytes()).map_err(io)?;
+        file.write_all(
+            serde_json::to_string(&holder)
+                .expect("plain struct")
+                .as_bytes(),
+        )
+        .map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(RunLock { _file: file })
     }
@@ -79,6 +98,12 @@ mod tests {
         let err = RunLock::acquire(dir.path(), "r1").unwrap_err();
         let text = err.to_string();
         assert!(text.contains(&std::process::id().to_string()), "{text}");
-        assert!(matches!(err, LockError::Held { holder: Some(_), .. }));
+        assert!(matches!(
+            err,
+            LockError::Held {
+                holder: Some(_),
+                ..
+            }
+        ));
     }
 }

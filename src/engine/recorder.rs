@@ -24,11 +24,17 @@ pub struct KillSwitch {
 
 impl KillSwitch {
     pub const fn new(env: &'static str) -> Self {
-        KillSwitch { env, kill_at: std::sync::OnceLock::new(), seen: AtomicU64::new(0) }
+        KillSwitch {
+            env,
+            kill_at: std::sync::OnceLock::new(),
+            seen: AtomicU64::new(0),
+        }
     }
 
     pub fn hit(&self) {
-        let kill_at = *self.kill_at.get_or_init(|| std::env::var(self.env).ok().and_then(|v| v.parse().ok()));
+        let kill_at = *self
+            .kill_at
+            .get_or_init(|| std::env::var(self.env).ok().and_then(|v| v.parse().ok()));
         if kill_at.is_some_and(|n| self.seen.fetch_add(1, Ordering::SeqCst) + 1 == n) {
             // SAFETY: raising a signal in our own process has no memory-safety preconditions.
             unsafe { libc::raise(libc::SIGKILL) };
@@ -45,7 +51,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(dir: PathBuf, journal: Journal) -> Self {
-        Recorder { dir, journal: Mutex::new(journal) }
+        Recorder {
+            dir,
+            journal: Mutex::new(journal),
+        }
     }
 
     /// Read access; never hold it across an await.

@@ -25,7 +25,10 @@ pub fn workflow_changes(journal: &Journal, current_text: &str) -> Option<String>
             ChangeTag::Insert => ('+', change.new_index()),
         };
         let number = line.map(|n| n + 1).unwrap_or(0);
-        lines.push(format!("  {sign} {number:>4} | {}", change.value().trim_end_matches('\n')));
+        lines.push(format!(
+            "  {sign} {number:>4} | {}",
+            change.value().trim_end_matches('\n')
+        ));
     }
     if lines.len() > MAX_DIFF_LINES {
         let more = lines.len() - MAX_DIFF_LINES;
@@ -41,10 +44,12 @@ pub fn align_steps(journal: &mut Journal, steps: &[(String, String)]) {
     let old = std::mem::take(&mut journal.steps);
     journal.steps = steps
         .iter()
-        .map(|(id, uses)| match old.iter().find(|s| &s.id == id && &s.uses == uses) {
-            Some(record) => record.clone(),
-            None => StepRecord::pending(id.clone(), uses.clone()),
-        })
+        .map(
+            |(id, uses)| match old.iter().find(|s| &s.id == id && &s.uses == uses) {
+                Some(record) => record.clone(),
+                None => StepRecord::pending(id.clone(), uses.clone()),
+            },
+        )
         .collect();
 }
 
@@ -52,7 +57,10 @@ pub fn align_steps(journal: &mut Journal, steps: &[(String, String)]) {
 pub fn reset_from(journal: &mut Journal, step_id: &str) -> anyhow::Result<()> {
     let Some(start) = journal.steps.iter().position(|s| s.id == step_id) else {
         let ids: Vec<_> = journal.steps.iter().map(|s| s.id.as_str()).collect();
-        anyhow::bail!("--from-step: no step `{step_id}` in this run (steps: {})", ids.join(", "));
+        anyhow::bail!(
+            "--from-step: no step `{step_id}` in this run (steps: {})",
+            ids.join(", ")
+        );
     };
     for step in &mut journal.steps[start..] {
         step.reset();
@@ -71,8 +79,17 @@ mod tests {
     use crate::engine::journal::{StepStatus, WorkflowRecord};
 
     fn journal(text: &str) -> Journal {
-        let steps = vec![StepRecord::pending("a", "core.echo"), StepRecord::pending("b", "core.echo")];
-        Journal::new("r".into(), WorkflowRecord::new("w.yaml".into(), text.into()), Default::default(), Default::default(), steps)
+        let steps = vec![
+            StepRecord::pending("a", "core.echo"),
+            StepRecord::pending("b", "core.echo"),
+        ];
+        Journal::new(
+            "r".into(),
+            WorkflowRecord::new("w.yaml".into(), text.into()),
+            Default::default(),
+            Default::default(),
+            steps,
+        )
     }
 
     #[test]
@@ -80,7 +97,10 @@ mod tests {
         let j = journal("name: x\nsteps: []\n");
         assert!(workflow_changes(&j, "name: x\nsteps: []\n").is_none());
         let diff = workflow_changes(&j, "name: y\nsteps: []\n").unwrap();
-        assert!(diff.contains("-    1 | name: x") && diff.contains("+    1 | name: y"), "{diff}");
+        assert!(
+            diff.contains("-    1 | name: x") && diff.contains("+    1 | name: y"),
+            "{diff}"
+        );
     }
 
     #[test]
@@ -92,14 +112,23 @@ mod tests {
         reset_from(&mut j, "b").unwrap();
         assert_eq!(j.steps[0].status, StepStatus::Succeeded);
         assert_eq!(j.steps[1].status, StepStatus::Pending);
-        assert!(reset_from(&mut j, "zz").unwrap_err().to_string().contains("a, b"));
+        assert!(reset_from(&mut j, "zz")
+            .unwrap_err()
+            .to_string()
+            .contains("a, b"));
     }
 
     #[test]
     fn align_keeps_unchanged_steps() {
         let mut j = journal("");
         j.steps[0].status = StepStatus::Succeeded;
-        align_steps(&mut j, &[("a".into(), "core.echo".into()), ("c".into(), "core.sleep".into())]);
+        align_steps(
+            &mut j,
+            &[
+                ("a".into(), "core.echo".into()),
+                ("c".into(), "core.sleep".into()),
+            ],
+        );
         assert_eq!(j.steps.len(), 2);
         assert_eq!(j.steps[0].status, StepStatus::Succeeded);
         assert_eq!(j.steps[1].id, "c");

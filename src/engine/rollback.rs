@@ -92,13 +92,27 @@ fn outputs_for_undo(step: &StepRecord) -> Option<Outputs> {
 
 /// The undos of `journal`'s steps, last step first, merged with an earlier rollback's progress.
 pub fn plan(journal: &Journal, registry: &Registry, options: Options) -> Vec<UndoRecord> {
-    let earlier = journal.rollback.as_ref().map(|r| r.undos.as_slice()).unwrap_or_default();
+    let earlier = journal
+        .rollback
+        .as_ref()
+        .map(|r| r.undos.as_slice())
+        .unwrap_or_default();
     let mut undos = Vec::new();
     for step in journal.steps.iter().rev() {
-        let Some(outputs) = outputs_for_undo(step) else { continue };
-        let Some(action) = registry.get(&step.uses) else { continue };
-        let Some(description) = action.describe_undo(&step.args, &outputs) else { continue };
-        let creates = step.intent.as_ref().map(|i| i.creates.clone()).unwrap_or_default();
+        let Some(outputs) = outputs_for_undo(step) else {
+            continue;
+        };
+        let Some(action) = registry.get(&step.uses) else {
+            continue;
+        };
+        let Some(description) = action.describe_undo(&step.args, &outputs) else {
+            continue;
+        };
+        let creates = step
+            .intent
+            .as_ref()
+            .map(|i| i.creates.clone())
+            .unwrap_or_default();
         let kept = if creates.is_empty() {
             None
         } else if !options.delete_created {
@@ -115,14 +129,27 @@ pub fn plan(journal: &Journal, registry: &Registry, options: Options) -> Vec<Und
                 step: step.id.clone(),
                 uses: step.uses.clone(),
                 status: UndoStatus::Kept,
-                description: format!("keep {} ({why})", creates.iter().map(|r| format!("{} {}", r.kind, name_of(&r.id))).collect::<Vec<_>>().join(", ")),
+                description: format!(
+                    "keep {} ({why})",
+                    creates
+                        .iter()
+                        .map(|r| format!("{} {}", r.kind, name_of(&r.id)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 checkpoints: Map::new(),
                 error: None,
             },
             (None, before) => UndoRecord {
                 step: step.id.clone(),
                 uses: step.uses.clone(),
-                status: before.map_or(UndoStatus::Pending, |b| if b.status == UndoStatus::Kept { UndoStatus::Pending } else { b.status }),
+                status: before.map_or(UndoStatus::Pending, |b| {
+                    if b.status == UndoStatus::Kept {
+                        UndoStatus::Pending
+                    } else {
+                        b.status
+                    }
+                }),
                 description,
                 checkpoints: before.map(|b| b.checkpoints.clone()).unwrap_or_default(),
                 error: None,
@@ -148,18 +175,36 @@ pub enum Outcome {
 }
 
 /// Runs the planned undos in order, journaling each before and after.
-pub async fn execute(recorder: Arc<Recorder>, registry: &Registry, env: Env, options: Options, report: Report) -> anyhow::Result<Outcome> {
+pub async fn execute(
+    recorder: Arc<Recorder>,
+    registry: &Registry,
+    env: Env,
+    options: Options,
+    report: Report,
+) -> anyhow::Result<Outcome> {
     let undos = plan(&recorder.read(), registry, options);
     recorder.update(|j| {
-        let started = j.rollback.as_ref().map_or_else(OffsetDateTime::now_utc, |r| r.started);
-        j.rollback = Some(RollbackRecord { started, status: RollbackStatus::Running, options, undos: undos.clone() });
+        let started = j
+            .rollback
+            .as_ref()
+            .map_or_else(OffsetDateTime::now_utc, |r| r.started);
+        j.rollback = Some(RollbackRecord {
+            started,
+            status: RollbackStatus::Running,
+            options,
+            undos: undos.clone(),
+        });
     })?;
     let run_id = recorder.read().run_id.clone();
     for (index, undo) in undos.iter().enumerate() {
         if matches!(undo.status, UndoStatus::Done | UndoStatus::Kept) {
             continue;
         }
-        let step = recorder.read().step(&undo.step).cloned().expect("planned from the journal");
+        let step = recorder
+            .read()
+            .step(&undo.step)
+            .cloned()
+            .expect("planned from the journal");
         let action: &Arc<dyn Action> = registry.get(&step.uses).expect("planned from the registry");
         let outputs = outputs_for_undo(&step).unwrap_or_default();
         set(&recorder, index, |u| {
@@ -173,7 +218,11 @@ pub async fn execute(recorder: Arc<Recorder>, registry: &Registry, env: Env, opt
             attempt: 1,
             env: env.clone(),
             checkpoints: undo.checkpoints.clone(),
-            host: Arc::new(UndoHost { recorder: recorder.clone(), index, report: report.clone() }),
+            host: Arc::new(UndoHost {
+                recorder: recorder.clone(),
+                index,
+                report: report.clone(),
+            }),
         };
         let result = action.undo(&ctx, &step.args as &Args, &outputs).await;
         recorder.crash_point();
@@ -184,16 +233,26 @@ pub async fn execute(recorder: Arc<Recorder>, registry: &Registry, env: Env, opt
                     u.status = UndoStatus::Failed;
                     u.error = Some(StepError::from(&error));
                 })?;
-                recorder.update(|j| j.rollback.as_mut().expect("set above").status = RollbackStatus::Failed)?;
-                return Ok(Outcome::Failed { step: undo.step.clone(), error });
+                recorder.update(|j| {
+                    j.rollback.as_mut().expect("set above").status = RollbackStatus::Failed
+                })?;
+                return Ok(Outcome::Failed {
+                    step: undo.step.clone(),
+                    error,
+                });
             }
         }
     }
-    recorder.update(|j| j.rollback.as_mut().expect("set above").status = RollbackStatus::Succeeded)?;
+    recorder
+        .update(|j| j.rollback.as_mut().expect("set above").status = RollbackStatus::Succeeded)?;
     Ok(Outcome::Succeeded)
 }
 
-fn set(recorder: &Recorder, index: usize, change: impl FnOnce(&mut UndoRecord)) -> anyhow::Result<()> {
+fn set(
+    recorder: &Recorder,
+    index: usize,
+    change: impl FnOnce(&mut UndoRecord),
+) -> anyhow::Result<()> {
     recorder.update(|j| change(&mut j.rollback.as_mut().expect("rollback section").undos[index]))
 }
 
@@ -214,7 +273,9 @@ impl StepHost for UndoHost {
         set(&self.recorder, self.index, |u| {
             u.checkpoints.insert(key.to_string(), value);
         })
-        .map_err(|e| ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}")))
+        .map_err(|e| {
+            ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}"))
+        })
     }
 }
 
@@ -227,10 +288,19 @@ mod tests {
     fn step(id: &str, uses: &str, status: StepStatus, creates: &[(&str, &str)]) -> StepRecord {
         let mut s = StepRecord::pending(id, uses);
         s.status = status;
-        s.args = json!({"resource_group": "rg", "vm": "vm", "disk_id": "/d"}).as_object().cloned().unwrap();
+        s.args = json!({"resource_group": "rg", "vm": "vm", "disk_id": "/d"})
+            .as_object()
+            .cloned()
+            .unwrap();
         s.intent = Some(Intent {
             detail: json!({"name": id, "original_disk_id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/orig"}),
-            creates: creates.iter().map(|(kind, id)| ResourceRef { kind: kind.to_string(), id: id.to_string() }).collect(),
+            creates: creates
+                .iter()
+                .map(|(kind, id)| ResourceRef {
+                    kind: kind.to_string(),
+                    id: id.to_string(),
+                })
+                .collect(),
         });
         s
     }
@@ -239,12 +309,28 @@ mod tests {
         let steps = vec![
             step("lock", "azure.vm.lock", StepStatus::Succeeded, &[]),
             step("inspect", "azure.vm.inspect", StepStatus::Succeeded, &[]),
-            step("snapshot", "azure.snapshot.create", StepStatus::Succeeded, &[("snapshot", "/x/snapshots/s")]),
-            step("copy", "azure.disk.create_from_snapshot", StepStatus::Succeeded, &[("disk", "/x/disks/c")]),
+            step(
+                "snapshot",
+                "azure.snapshot.create",
+                StepStatus::Succeeded,
+                &[("snapshot", "/x/snapshots/s")],
+            ),
+            step(
+                "copy",
+                "azure.disk.create_from_snapshot",
+                StepStatus::Succeeded,
+                &[("disk", "/x/disks/c")],
+            ),
             step("attach", "azure.vm.attach_disk", StepStatus::Running, &[]),
             step("swap", "azure.vm.swap_os_disk", StepStatus::Pending, &[]),
         ];
-        Journal::new("r".into(), WorkflowRecord::new("w.yaml".into(), String::new()), Map::new(), Value::Null, steps)
+        Journal::new(
+            "r".into(),
+            WorkflowRecord::new("w.yaml".into(), String::new()),
+            Map::new(),
+            Value::Null,
+            steps,
+        )
     }
 
     fn statuses(undos: &[UndoRecord]) -> Vec<(&str, UndoStatus)> {
@@ -257,13 +343,40 @@ mod tests {
         let undos = plan(&journal(), &registry, Options::default());
         assert_eq!(
             statuses(&undos),
-            vec![("attach", UndoStatus::Pending), ("copy", UndoStatus::Kept), ("snapshot", UndoStatus::Kept), ("lock", UndoStatus::Pending)]
+            vec![
+                ("attach", UndoStatus::Pending),
+                ("copy", UndoStatus::Kept),
+                ("snapshot", UndoStatus::Kept),
+                ("lock", UndoStatus::Pending)
+            ]
         );
-        let delete = plan(&journal(), &registry, Options { delete_created: true, include_snapshot: false });
+        let delete = plan(
+            &journal(),
+            &registry,
+            Options {
+                delete_created: true,
+                include_snapshot: false,
+            },
+        );
         assert_eq!(delete[1].status, UndoStatus::Pending);
-        assert_eq!(delete[2].status, UndoStatus::Kept, "the snapshot needs --include-snapshot");
-        assert!(delete[2].description.contains("--include-snapshot"), "{}", delete[2].description);
-        let all = plan(&journal(), &registry, Options { delete_created: true, include_snapshot: true });
+        assert_eq!(
+            delete[2].status,
+            UndoStatus::Kept,
+            "the snapshot needs --include-snapshot"
+        );
+        assert!(
+            delete[2].description.contains("--include-snapshot"),
+            "{}",
+            delete[2].description
+        );
+        let all = plan(
+            &journal(),
+            &registry,
+            Options {
+                delete_created: true,
+                include_snapshot: true,
+            },
+        );
         assert!(all.iter().all(|u| u.status == UndoStatus::Pending));
     }
 
@@ -274,17 +387,39 @@ mod tests {
         let mut undos = plan(&j, &registry, Options::default());
         undos[0].status = UndoStatus::Done;
         undos[3].status = UndoStatus::Running;
-        j.rollback = Some(RollbackRecord { started: OffsetDateTime::now_utc(), status: RollbackStatus::Failed, options: Options::default(), undos });
-        let again = plan(&j, &registry, Options { delete_created: true, include_snapshot: true });
+        j.rollback = Some(RollbackRecord {
+            started: OffsetDateTime::now_utc(),
+            status: RollbackStatus::Failed,
+            options: Options::default(),
+            undos,
+        });
+        let again = plan(
+            &j,
+            &registry,
+            Options {
+                delete_created: true,
+                include_snapshot: true,
+            },
+        );
         assert_eq!(
             statuses(&again),
-            vec![("attach", UndoStatus::Done), ("copy", UndoStatus::Pending), ("snapshot", UndoStatus::Pending), ("lock", UndoStatus::Running)]
+            vec![
+                ("attach", UndoStatus::Done),
+                ("copy", UndoStatus::Pending),
+                ("snapshot", UndoStatus::Pending),
+                ("lock", UndoStatus::Running)
+            ]
         );
     }
 
     #[test]
     fn a_step_with_unknown_outcome_is_undone_from_its_intent() {
-        let s = step("copy", "azure.disk.create_from_snapshot", StepStatus::Running, &[("disk", "/x/disks/c")]);
+        let s = step(
+            "copy",
+            "azure.disk.create_from_snapshot",
+            StepStatus::Running,
+            &[("disk", "/x/disks/c")],
+        );
         let outputs = outputs_for_undo(&s).unwrap();
         assert_eq!(outputs["id"], "/x/disks/c");
         assert_eq!(outputs["name"], "copy");

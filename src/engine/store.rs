@@ -14,7 +14,9 @@ use super::journal::Journal;
 pub fn new_run_id() -> String {
     let now = OffsetDateTime::now_utc();
     let stamp = now
-        .format(format_description!("[year][month][day]-[hour][minute][second]"))
+        .format(format_description!(
+            "[year][month][day]-[hour][minute][second]"
+        ))
         .expect("static format");
     format!("{stamp}-{:04x}", rand::thread_rng().gen::<u16>())
 }
@@ -63,7 +65,10 @@ impl Store {
             match DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => return Ok((id, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot create run directory {}", dir.display())),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create run directory {}", dir.display()))
+                }
             }
         }
     }
@@ -82,14 +87,18 @@ impl Store {
 
     /// Every run with a readable journal, oldest first; unreadable ones as errors.
     pub fn list(&self) -> Vec<(String, anyhow::Result<Journal>)> {
-        let Ok(entries) = fs::read_dir(self.runs_dir()) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(self.runs_dir()) else {
+            return Vec::new();
+        };
         let mut runs: Vec<_> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().join(super::journal::FILE_NAME).is_file())
             .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
             .collect();
         runs.sort();
-        runs.into_iter().map(|(id, dir)| (id, Journal::load(&dir))).collect()
+        runs.into_iter()
+            .map(|(id, dir)| (id, Journal::load(&dir)))
+            .collect()
     }
 }
 

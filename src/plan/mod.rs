@@ -101,49 +101,110 @@ pub struct PlanError {
 
 /// Reads a read-only step's outputs now, so later steps plan with real values. A failed read
 /// is a note, not a failed plan: the run reads again and decides then.
-async fn read_now(action: &dyn Action, ctx: &PlanContext, args: &PlanArgs, effect: &mut Description, scope: &mut Scope) {
+async fn read_now(
+    action: &dyn Action,
+    ctx: &PlanContext,
+    args: &PlanArgs,
+    effect: &mut Description,
+    scope: &mut Scope,
+) {
     if !args.unknown.is_empty() {
         return;
     }
     match action.read_for_plan(ctx, &args.known).await {
         None => {}
         Some(Ok(outputs)) => {
-            effect.notes.push("read now; later steps plan with these values (the run reads them again)".into());
-            scope.steps.insert(ctx.step_id.clone(), StepScope { status: "succeeded".into(), outputs });
+            effect.notes.push(
+                "read now; later steps plan with these values (the run reads them again)".into(),
+            );
+            scope.steps.insert(
+                ctx.step_id.clone(),
+                StepScope {
+                    status: "succeeded".into(),
+                    outputs,
+                },
+            );
         }
-        Some(Err(e)) => effect.notes.push(format!("could not read now: {}", e.message)),
+        Some(Err(e)) => effect
+            .notes
+            .push(format!("could not read now: {}", e.message)),
     }
 }
 
 /// Plans `wf` with `inputs` (already resolved and checked).
-pub async fn build(wf: &Workflow, inputs: Map<String, Value>, registry: &Registry, env: &Env, run_id: &str) -> Result<Plan, PlanError> {
-    let mut scope = Scope { run_id: run_id.to_string(), inputs: inputs.clone(), steps: BTreeMap::new() };
+pub async fn build(
+    wf: &Workflow,
+    inputs: Map<String, Value>,
+    registry: &Registry,
+    env: &Env,
+    run_id: &str,
+) -> Result<Plan, PlanError> {
+    let mut scope = Scope {
+        run_id: run_id.to_string(),
+        inputs: inputs.clone(),
+        steps: BTreeMap::new(),
+    };
     let mut steps = Vec::with_capacity(wf.steps.len());
     for step in &wf.steps {
-        let fail = |message: String| PlanError { step: step.id.value.clone(), message };
-        let action = registry.get(&step.uses.value).ok_or_else(|| fail(format!("unknown action `{}`", step.uses.value)))?;
+        let fail = |message: String| PlanError {
+            step: step.id.value.clone(),
+            message,
+        };
+        let action = registry
+            .get(&step.uses.value)
+            .ok_or_else(|| fail(format!("unknown action `{}`", step.uses.value)))?;
         let condition = match &step.condition {
             None => None,
             Some(c) => Some(match expr::condition_waits_for(step, &scope) {
-                Some(after) => Condition { expression: c.value.clone(), decision: Decision::AtRunTime, known_after: Some(after) },
+                Some(after) => Condition {
+                    expression: c.value.clone(),
+                    decision: Decision::AtRunTime,
+                    known_after: Some(after),
+                },
                 None => {
                     let runs = expr::eval_condition(step, &scope).map_err(|e| fail(e.message))?;
-                    Condition { expression: c.value.clone(), decision: if runs { Decision::Runs } else { Decision::Skipped }, known_after: None }
+                    Condition {
+                        expression: c.value.clone(),
+                        decision: if runs {
+                            Decision::Runs
+                        } else {
+                            Decision::Skipped
+                        },
+                        known_after: None,
+                    }
                 }
             }),
         };
         let plan_args = expr::plan_args(step, &scope).map_err(|e| fail(e.message))?;
-        let skipped = condition.as_ref().is_some_and(|c| c.decision == Decision::Skipped);
+        let skipped = condition
+            .as_ref()
+            .is_some_and(|c| c.decision == Decision::Skipped);
         let effect = if skipped {
             None
         } else {
-            let ctx = PlanContext { run_id: run_id.to_string(), step_id: step.id.value.clone(), env: env.clone() };
-            let mut effect = action.describe(&ctx, &plan_args).await.map_err(|e| fail(e.to_string()))?;
+            let ctx = PlanContext {
+                run_id: run_id.to_string(),
+                step_id: step.id.value.clone(),
+                env: env.clone(),
+            };
+            let mut effect = action
+                .describe(&ctx, &plan_args)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             read_now(action.as_ref(), &ctx, &plan_args, &mut effect, &mut scope).await;
             Some(effect)
         };
-        let mut args: BTreeMap<String, PlannedArg> = plan_args.known.into_iter().map(|(k, v)| (k, PlannedArg::Value(v))).collect();
-        args.extend(plan_args.unknown.into_iter().map(|(k, after)| (k, PlannedArg::KnownAfter(after))));
+        let mut args: BTreeMap<String, PlannedArg> = plan_args
+            .known
+            .into_iter()
+            .map(|(k, v)| (k, PlannedArg::Value(v)))
+            .collect();
+        args.extend(
+            plan_args
+                .unknown
+                .into_iter()
+                .map(|(k, after)| (k, PlannedArg::KnownAfter(after))),
+        );
         steps.push(PlannedStep {
             id: step.id.value.clone(),
             name: step.name.clone(),
@@ -154,15 +215,29 @@ pub async fn build(wf: &Workflow, inputs: Map<String, Value>, registry: &Registr
             confirm: step.confirm.clone(),
             mutates: action.spec().mutates,
             max_attempts: step.max_attempts(),
-            timeout: step.timeout.map(|t| humantime::format_duration(t).to_string()),
+            timeout: step
+                .timeout
+                .map(|t| humantime::format_duration(t).to_string()),
         });
     }
     Ok(Plan {
         format_version: FORMAT_VERSION,
-        workflow: WorkflowInfo { name: wf.name.clone(), description: wf.description.clone(), path: wf.source.name.clone(), sha256: wf.sha256() },
+        workflow: WorkflowInfo {
+            name: wf.name.clone(),
+            description: wf.description.clone(),
+            path: wf.source.name.clone(),
+            sha256: wf.sha256(),
+        },
         inputs,
-        mutating_steps: steps.iter().filter(|s| s.mutates && s.effect.is_some()).count(),
+        mutating_steps: steps
+            .iter()
+            .filter(|s| s.mutates && s.effect.is_some())
+            .count(),
         steps,
-        outputs: wf.outputs.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+        outputs: wf
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
     })
 }

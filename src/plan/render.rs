@@ -24,7 +24,12 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
     let wf = &plan.workflow;
     let _ = writeln!(out, "Plan: {} ({})", wf.name, wf.path);
     if let Some(description) = &wf.description {
-        for line in textwrap::wrap(description.trim(), textwrap::Options::new(96).initial_indent("  ").subsequent_indent("  ")) {
+        for line in textwrap::wrap(
+            description.trim(),
+            textwrap::Options::new(96)
+                .initial_indent("  ")
+                .subsequent_indent("  "),
+        ) {
             let _ = writeln!(out, "{line}");
         }
     }
@@ -56,8 +61,17 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
         if let Some(timeout) = &step.timeout {
             marks.push(format!("timeout {timeout}"));
         }
-        let marks = if marks.is_empty() { String::new() } else { format!("  [{}]", marks.join(", ")) };
-        let line = format!("  {:>number_width$}  {:<id_width$}  {:<uses_width$}{marks}", i + 1, step.id, step.uses);
+        let marks = if marks.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", marks.join(", "))
+        };
+        let line = format!(
+            "  {:>number_width$}  {:<id_width$}  {:<uses_width$}{marks}",
+            i + 1,
+            step.id,
+            step.uses
+        );
         let _ = writeln!(out, "{}", line.trim_end());
         if let Some(name) = &step.name {
             let _ = writeln!(out, "{indent}{name}");
@@ -66,10 +80,16 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
             let decided = match (condition.decision, &condition.known_after) {
                 (Decision::Runs, _) => "true now: runs".to_string(),
                 (Decision::Skipped, _) => "false now: skipped".to_string(),
-                (Decision::AtRunTime, Some(after)) => format!("decided at run time, after step {after}"),
+                (Decision::AtRunTime, Some(after)) => {
+                    format!("decided at run time, after step {after}")
+                }
                 (Decision::AtRunTime, None) => "decided at run time".to_string(),
             };
-            let _ = writeln!(out, "{indent}if: {} ({decided})", condition.expression.trim());
+            let _ = writeln!(
+                out,
+                "{indent}if: {} ({decided})",
+                condition.expression.trim()
+            );
         }
         match &step.effect {
             Some(effect) => {
@@ -114,8 +134,20 @@ pub fn render_text(plan: &Plan, run_command: &str) -> String {
     let n = plan.steps.len();
     let m = plan.mutating_steps;
     let (n_s, m_s) = (if n == 1 { "" } else { "s" }, if m == 1 { "s" } else { "" });
-    let effect = if plan.steps.iter().filter(|s| s.mutates).all(|s| s.uses.starts_with("azure.")) { format!("change{m_s} Azure") } else { format!("make{m_s} changes") };
-    let _ = writeln!(out, "\n{n} step{n_s}, {m} {effect}; run with `{run_command}`");
+    let effect = if plan
+        .steps
+        .iter()
+        .filter(|s| s.mutates)
+        .all(|s| s.uses.starts_with("azure."))
+    {
+        format!("change{m_s} Azure")
+    } else {
+        format!("make{m_s} changes")
+    };
+    let _ = writeln!(
+        out,
+        "\n{n} step{n_s}, {m} {effect}; run with `{run_command}`"
+    );
     out
 }
 

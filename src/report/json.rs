@@ -19,8 +19,11 @@ struct Line<'a> {
 
 impl EventSink for JsonReporter {
     fn emit(&self, event: Event) {
-        let line = serde_json::to_string(&Line { time: OffsetDateTime::now_utc(), event: &event })
-            .expect("events serialize");
+        let line = serde_json::to_string(&Line {
+            time: OffsetDateTime::now_utc(),
+            event: &event,
+        })
+        .expect("events serialize");
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();

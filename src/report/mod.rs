@@ -63,33 +63,78 @@ pub(crate) fn verdict_note(outputs: &serde_json::Map<String, serde_json::Value>)
 /// A one-line human description of an event; None for events shown otherwise.
 pub(crate) fn describe(event: &Event) -> Option<String> {
     Some(match event {
-        Event::RunStarted { run_id, workflow, steps, resumed } => {
+        Event::RunStarted {
+            run_id,
+            workflow,
+            steps,
+            resumed,
+        } => {
             let verb = if *resumed { "resuming" } else { "starting" };
             format!("{verb} run {run_id}: {workflow} ({} steps)", steps.len())
         }
-        Event::StepStarted { step, name, attempt } => {
-            let name = if name != step { format!(": {name}") } else { String::new() };
+        Event::StepStarted {
+            step,
+            name,
+            attempt,
+        } => {
+            let name = if name != step {
+                format!(": {name}")
+            } else {
+                String::new()
+            };
             format!("{step}: started{}{name}", attempt_note(*attempt))
         }
         Event::StepStatus { step, message } => format!("{step}: {message}"),
-        Event::StepReconciled { step, adopted: true } => {
+        Event::StepReconciled {
+            step,
+            adopted: true,
+        } => {
             format!("{step}: was interrupted after it took effect; adopting its result")
         }
-        Event::StepReconciled { step, adopted: false } => {
+        Event::StepReconciled {
+            step,
+            adopted: false,
+        } => {
             format!("{step}: was interrupted before it took effect; running it again")
         }
-        Event::StepRetrying { step, attempt, delay_ms, error } => {
-            format!("{step}: attempt {attempt} failed: {error}; retrying in {}", secs(*delay_ms))
+        Event::StepRetrying {
+            step,
+            attempt,
+            delay_ms,
+            error,
+        } => {
+            format!(
+                "{step}: attempt {attempt} failed: {error}; retrying in {}",
+                secs(*delay_ms)
+            )
         }
-        Event::StepSucceeded { step, elapsed_ms, outputs } => {
-            format!("{step}: succeeded in {}{}", secs(*elapsed_ms), verdict_note(outputs))
+        Event::StepSucceeded {
+            step,
+            elapsed_ms,
+            outputs,
+        } => {
+            format!(
+                "{step}: succeeded in {}{}",
+                secs(*elapsed_ms),
+                verdict_note(outputs)
+            )
         }
-        Event::StepFailed { step, error, hint, elapsed_ms } => {
-            let hint = hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default();
+        Event::StepFailed {
+            step,
+            error,
+            hint,
+            elapsed_ms,
+        } => {
+            let hint = hint
+                .as_deref()
+                .map(|h| format!("\n  hint: {h}"))
+                .unwrap_or_default();
             format!("{step}: failed after {}: {error}{hint}", secs(*elapsed_ms))
         }
         Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
-        Event::AwaitingConfirmation { step, prompt } => format!("{step}: needs confirmation: {prompt}"),
+        Event::AwaitingConfirmation { step, prompt } => {
+            format!("{step}: needs confirmation: {prompt}")
+        }
         Event::RunFinished { .. } | Event::RunInterrupted { .. } => return None,
     })
 }

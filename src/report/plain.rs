@@ -17,7 +17,9 @@ pub struct PlainReporter {
 
 impl PlainReporter {
     pub fn new() -> Self {
-        PlainReporter { last_status: Mutex::new(HashMap::new()) }
+        PlainReporter {
+            last_status: Mutex::new(HashMap::new()),
+        }
     }
 
     fn throttled(&self, step: &str) -> bool {

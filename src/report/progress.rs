@@ -15,7 +15,10 @@ pub struct ProgressReporter {
 
 impl ProgressReporter {
     pub fn new() -> Self {
-        ProgressReporter { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) }
+        ProgressReporter {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 
     fn running_style() -> ProgressStyle {
@@ -25,7 +28,8 @@ impl ProgressReporter {
     }
 
     fn done_style(mark: &str) -> ProgressStyle {
-        ProgressStyle::with_template(&format!("{mark} {{prefix:.bold}} {{wide_msg}}")).expect("static template")
+        ProgressStyle::with_template(&format!("{mark} {{prefix:.bold}} {{wide_msg}}"))
+            .expect("static template")
     }
 
     /// A finished step leaves the live area and is printed above it for good: the live area is
@@ -35,7 +39,9 @@ impl ProgressReporter {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
-        let _ = self.multi.println(format!("{mark} {} {message}", console::style(step).bold()));
+        let _ = self
+            .multi
+            .println(format!("{mark} {} {message}", console::style(step).bold()));
     }
 }
 
@@ -48,7 +54,11 @@ impl Default for ProgressReporter {
 impl EventSink for ProgressReporter {
     fn emit(&self, event: Event) {
         match &event {
-            Event::StepStarted { step, name, attempt } => {
+            Event::StepStarted {
+                step,
+                name,
+                attempt,
+            } => {
                 let mut bars = self.bars.lock().unwrap();
                 let bar = bars.entry(step.clone()).or_insert_with(|| {
                     let bar = self.multi.add(ProgressBar::new_spinner());
@@ -65,19 +75,38 @@ impl EventSink for ProgressReporter {
                 }
             }
             Event::StepRetrying { step, .. } => {
-                if let (Some(bar), Some(text)) = (self.bars.lock().unwrap().get(step), super::describe(&event)) {
+                if let (Some(bar), Some(text)) =
+                    (self.bars.lock().unwrap().get(step), super::describe(&event))
+                {
                     bar.set_message(text.trim_start_matches(&format!("{step}: ")).to_string());
                 }
             }
-            Event::StepSucceeded { step, elapsed_ms, outputs } => self.finish(
+            Event::StepSucceeded {
+                step,
+                elapsed_ms,
+                outputs,
+            } => self.finish(
                 step,
                 "✔",
-                format!("succeeded in {}{}", super::secs(*elapsed_ms), super::verdict_note(outputs)),
+                format!(
+                    "succeeded in {}{}",
+                    super::secs(*elapsed_ms),
+                    super::verdict_note(outputs)
+                ),
             ),
-            Event::StepFailed { step, error, elapsed_ms, .. } => {
-                self.finish(step, "✘", format!("failed after {}: {error}", super::secs(*elapsed_ms)))
+            Event::StepFailed {
+                step,
+                error,
+                elapsed_ms,
+                ..
+            } => self.finish(
+                step,
+                "✘",
+                format!("failed after {}: {error}", super::secs(*elapsed_ms)),
+            ),
+            Event::StepSkipped { step, reason } => {
+                self.finish(step, "-", format!("skipped ({reason})"))
             }
-            Event::StepSkipped { step, reason } => self.finish(step, "-", format!("skipped ({reason})")),
             Event::RunInterrupted { .. } => {
                 // The step in flight stays `running` in the journal; say so instead of spinning on.
                 for (_, bar) in self.bars.lock().unwrap().drain() {

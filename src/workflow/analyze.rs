@@ -18,7 +18,11 @@ enum Reader {
 }
 
 pub fn analyze(wf: &Workflow, registry: &Registry) -> Diagnostics {
-    let mut a = Analyzer { wf, registry, problems: Diagnostics::default() };
+    let mut a = Analyzer {
+        wf,
+        registry,
+        problems: Diagnostics::default(),
+    };
     a.unique_ids();
     for (i, step) in wf.steps.iter().enumerate() {
         a.action(i);
@@ -28,12 +32,20 @@ pub fn analyze(wf: &Workflow, registry: &Registry) -> Diagnostics {
         if let Some(condition) = &step.condition {
             match condition_source(&condition.value) {
                 Ok(inner) => a.expression(inner, condition.span, Reader::Step(i)),
-                Err(e) => a.problems.push(Problem::at(&wf.source, condition.span, format!("invalid `if` of step `{}`: {e}", step.id.value))),
+                Err(e) => a.problems.push(Problem::at(
+                    &wf.source,
+                    condition.span,
+                    format!("invalid `if` of step `{}`: {e}", step.id.value),
+                )),
             }
         }
     }
     for expr in wf.outputs.values() {
-        a.expressions_in(&Value::String(expr.value.clone()), expr.span, Reader::Outputs);
+        a.expressions_in(
+            &Value::String(expr.value.clone()),
+            expr.span,
+            Reader::Outputs,
+        );
     }
     a.problems
 }
@@ -54,7 +66,15 @@ impl Analyzer<'_> {
         for step in &self.wf.steps {
             if let Some(first) = seen.get(&mangle(&step.id.value)) {
                 let (line, _) = self.wf.source.line_col(first.start);
-                let problem = self.at(step.id.span, format!("duplicate step id `{}`", step.id.value)).label("used again here").help(format!("the first step with this id is on line {line}; step ids must be unique"));
+                let problem = self
+                    .at(
+                        step.id.span,
+                        format!("duplicate step id `{}`", step.id.value),
+                    )
+                    .label("used again here")
+                    .help(format!(
+                        "the first step with this id is on line {line}; step ids must be unique"
+                    ));
                 self.problems.push(problem);
             } else {
                 seen.insert(mangle(&step.id.value), step.id.span);
@@ -68,7 +88,14 @@ impl Analyzer<'_> {
             return; // reported as missing by the builder
         }
         let Some(action) = self.registry.get(&step.uses.value) else {
-            let problem = self.at(step.uses.span, format!("unknown action `{}`", step.uses.value)).label("no such action").help("`rescue schema` lists the actions").suggest(&step.uses.value, self.registry.names());
+            let problem = self
+                .at(
+                    step.uses.span,
+                    format!("unknown action `{}`", step.uses.value),
+                )
+                .label("no such action")
+                .help("`rescue schema` lists the actions")
+                .suggest(&step.uses.value, self.registry.names());
             self.problems.push(problem);
             return;
         };
@@ -77,20 +104,59 @@ impl Analyzer<'_> {
         for (name, value) in &step.with {
             match spec.params.iter().find(|p| p.name == name) {
                 None => {
-                    let listed = if names.is_empty() { "it takes no arguments".to_string() } else { format!("it takes: {}", names.join(", ")) };
+                    let listed = if names.is_empty() {
+                        "it takes no arguments".to_string()
+                    } else {
+                        format!("it takes: {}", names.join(", "))
+                    };
                     let span = step.with_keys.get(name).copied().unwrap_or(value.span);
-                    let problem = self.at(span, format!("unknown argument `{name}` for action `{}`", spec.name)).label("unknown argument").help(listed).suggest(name, names.iter().copied());
+                    let problem = self
+                        .at(
+                            span,
+                            format!("unknown argument `{name}` for action `{}`", spec.name),
+                        )
+                        .label("unknown argument")
+                        .help(listed)
+                        .suggest(name, names.iter().copied());
                     self.problems.push(problem);
                 }
-                Some(param) if !has_expressions(&value.value) && !param.ty.accepts(&value.value) => {
-                    let problem = self.at(value.span, format!("argument `{name}` of `{}` must be {}, found {}", spec.name, param.ty, super::build::json_type_name(&value.value))).label(format!("expected {}", param.ty)).help(param.description);
+                Some(param)
+                    if !has_expressions(&value.value) && !param.ty.accepts(&value.value) =>
+                {
+                    let problem = self
+                        .at(
+                            value.span,
+                            format!(
+                                "argument `{name}` of `{}` must be {}, found {}",
+                                spec.name,
+                                param.ty,
+                                super::build::json_type_name(&value.value)
+                            ),
+                        )
+                        .label(format!("expected {}", param.ty))
+                        .help(param.description);
                     self.problems.push(problem);
                 }
                 Some(_) => {}
             }
         }
-        for param in spec.params.iter().filter(|p| p.required && !step.with.contains_key(p.name)) {
-            let problem = self.at(step.uses.span, format!("step `{}` is missing the required argument `{}` of `{}`", step.id.value, param.name, spec.name)).help(format!("add `{}: ...` under `with:` ({})", param.name, param.description));
+        for param in spec
+            .params
+            .iter()
+            .filter(|p| p.required && !step.with.contains_key(p.name))
+        {
+            let problem = self
+                .at(
+                    step.uses.span,
+                    format!(
+                        "step `{}` is missing the required argument `{}` of `{}`",
+                        step.id.value, param.name, spec.name
+                    ),
+                )
+                .help(format!(
+                    "add `{}: ...` under `with:` ({})",
+                    param.name, param.description
+                ));
             self.problems.push(problem);
         }
     }
@@ -98,7 +164,10 @@ impl Analyzer<'_> {
     fn expressions_in(&mut self, value: &Value, span: Span, reader: Reader) {
         for s in expr::strings(value) {
             match expressions(s) {
-                Err(e) => self.problems.push(Problem::at(&self.wf.source, span, format!("invalid expression: {e}")).help("write expressions as `${{ inputs.name }}`")),
+                Err(e) => self.problems.push(
+                    Problem::at(&self.wf.source, span, format!("invalid expression: {e}"))
+                        .help("write expressions as `${{ inputs.name }}`"),
+                ),
                 Ok(found) => {
                     for f in found {
                         let span = self.locate(span, f.text);
@@ -121,7 +190,10 @@ impl Analyzer<'_> {
     fn expression(&mut self, inner: &str, span: Span, reader: Reader) {
         match references(inner) {
             Err(e) => {
-                let problem = self.at(span, format!("invalid expression `{}`: {e}", inner.trim())).label("does not compile").help("expressions use minijinja syntax, e.g. `${{ inputs.vm ~ '-copy' }}`");
+                let problem = self
+                    .at(span, format!("invalid expression `{}`: {e}", inner.trim()))
+                    .label("does not compile")
+                    .help("expressions use minijinja syntax, e.g. `${{ inputs.vm ~ '-copy' }}`");
                 self.problems.push(problem);
             }
             Ok(paths) => {
@@ -154,7 +226,10 @@ impl Analyzer<'_> {
             },
             Some("run") => match path.get(1).map(String::as_str) {
                 None | Some("id") => Ok(()),
-                Some(other) => Err((format!("unknown `run.{other}`"), Some("`run` has only `id`".to_string()))),
+                Some(other) => Err((
+                    format!("unknown `run.{other}`"),
+                    Some("`run` has only `id`".to_string()),
+                )),
             },
             Some("steps") => {
                 let Some(id) = path.get(1) else { return Ok(()) };
@@ -165,28 +240,60 @@ impl Analyzer<'_> {
                         Some(best) => format!("did you mean `steps.{best}`?"),
                         None => format!("the steps are: {}", ids.join(", ")),
                     };
-                    return Err((format!("unknown step `{}` in `{shown}`", id.replace("__", "-")), Some(help)));
+                    return Err((
+                        format!("unknown step `{}` in `{shown}`", id.replace("__", "-")),
+                        Some(help),
+                    ));
                 };
                 let step = &wf.steps[index];
                 if let Reader::Step(current) = reader {
                     if index >= current {
-                        let when = if index == current { "is this step itself" } else { "runs later" };
-                        return Err((format!("`{shown}` reads step `{}`, which {when}", step.id.value), Some("a step can only read the outputs of steps before it".to_string())));
+                        let when = if index == current {
+                            "is this step itself"
+                        } else {
+                            "runs later"
+                        };
+                        return Err((
+                            format!("`{shown}` reads step `{}`, which {when}", step.id.value),
+                            Some("a step can only read the outputs of steps before it".to_string()),
+                        ));
                     }
                 }
                 match path.get(2).map(String::as_str) {
                     None | Some("status") => Ok(()),
                     Some("outputs") => {
-                        let (Some(name), Some(action)) = (path.get(3), self.registry.get(&step.uses.value)) else { return Ok(()) };
-                        let outputs: Vec<&str> = action.spec().outputs.iter().map(|o| o.name).collect();
+                        let (Some(name), Some(action)) =
+                            (path.get(3), self.registry.get(&step.uses.value))
+                        else {
+                            return Ok(());
+                        };
+                        let outputs: Vec<&str> =
+                            action.spec().outputs.iter().map(|o| o.name).collect();
                         if outputs.contains(&name.as_str()) {
                             return Ok(());
                         }
-                        let listed = if outputs.is_empty() { "it has no outputs".to_string() } else { format!("its outputs are: {}", outputs.join(", ")) };
-                        let help = did_you_mean(name, outputs.iter().copied()).map_or(listed.clone(), |b| format!("did you mean `{b}`? {listed}"));
-                        Err((format!("step `{}` (`{}`) has no output `{name}`", step.id.value, step.uses.value), Some(help)))
+                        let listed = if outputs.is_empty() {
+                            "it has no outputs".to_string()
+                        } else {
+                            format!("its outputs are: {}", outputs.join(", "))
+                        };
+                        let help = did_you_mean(name, outputs.iter().copied())
+                            .map_or(listed.clone(), |b| format!("did you mean `{b}`? {listed}"));
+                        Err((
+                            format!(
+                                "step `{}` (`{}`) has no output `{name}`",
+                                step.id.value, step.uses.value
+                            ),
+                            Some(help),
+                        ))
                     }
-                    Some(other) => Err((format!("unknown `{other}` in `{shown}`"), Some(format!("use `steps.{}.outputs.NAME` or `steps.{}.status`", step.id.value, step.id.value)))),
+                    Some(other) => Err((
+                        format!("unknown `{other}` in `{shown}`"),
+                        Some(format!(
+                            "use `steps.{}.outputs.NAME` or `steps.{}.status`",
+                            step.id.value, step.id.value
+                        )),
+                    )),
                 }
             }
             Some(other) => {

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+    SourceSpan,
+};
 
 /// A byte range in a source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,7 +37,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// 1-based line and column of a byte offset, as shown in diagnostics.
@@ -61,7 +67,14 @@ pub struct Problem {
 impl Problem {
     /// A problem with no place in a file (e.g. a bad `--input` value).
     pub fn plain(message: impl Into<String>) -> Self {
-        Problem { message: message.into(), label: String::new(), help: None, source: None, span: None, location: None }
+        Problem {
+            message: message.into(),
+            label: String::new(),
+            help: None,
+            source: None,
+            span: None,
+            location: None,
+        }
     }
 
     /// A problem at `span` of `source`.
@@ -101,7 +114,10 @@ impl Problem {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -120,7 +136,9 @@ impl std::error::Error for Problem {}
 
 impl Diagnostic for Problem {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -129,7 +147,10 @@ impl Diagnostic for Problem {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.label.clone()), span))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.label.clone()),
+            span,
+        ))))
     }
 }
 
@@ -159,13 +180,22 @@ impl Diagnostics {
         if self.0.is_empty() {
             return Ok(value);
         }
-        self.0.sort_by_key(|p| (p.source.as_ref().map(|s| s.name().to_string()), p.span_start()));
+        self.0.sort_by_key(|p| {
+            (
+                p.source.as_ref().map(|s| s.name().to_string()),
+                p.span_start(),
+            )
+        });
         Err(self)
     }
 
     /// Every problem rendered with its source line; colored only when `color`.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
         let mut out = String::new();
         for problem in &self.0 {
@@ -175,7 +205,10 @@ impl Diagnostics {
             out.push('\n');
         }
         let n = self.0.len();
-        out.push_str(&format!("{n} error{}; nothing was changed\n", if n == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "{n} error{}; nothing was changed\n",
+            if n == 1 { "" } else { "s" }
+        ));
         out
     }
 }

@@ -56,7 +56,11 @@ pub fn expressions(s: &str) -> Result<Vec<Found<'_>>, String> {
         let Some(end) = s[start + 3..].find("}}").map(|i| start + 3 + i + 2) else {
             return Err("`${{` is not closed by `}}`".to_string());
         };
-        found.push(Found { text: &s[start..end], inner: &s[start + 3..end - 2], offset: start });
+        found.push(Found {
+            text: &s[start..end],
+            inner: &s[start + 3..end - 2],
+            offset: start,
+        });
         rest = end;
     }
     Ok(found)
@@ -88,7 +92,10 @@ pub fn condition_source(text: &str) -> Result<&str, String> {
     match found.as_slice() {
         [] => Ok(text),
         [one] if one.text == text.trim() => Ok(one.inner),
-        _ => Err("an `if` is one expression: write `${{ a and b }}`, not several `${{ }}` with text".to_string()),
+        _ => Err(
+            "an `if` is one expression: write `${{ a and b }}`, not several `${{ }}` with text"
+                .to_string(),
+        ),
     }
 }
 
@@ -101,7 +108,9 @@ pub fn mangle(id: &str) -> String {
 fn prepare(expr: &str) -> Cow<'_, str> {
     static DASHED: OnceLock<Regex> = OnceLock::new();
     let re = DASHED.get_or_init(|| Regex::new(r"\bsteps\.([a-z0-9_]+(?:-[a-z0-9_]+)+)").unwrap());
-    re.replace_all(expr, |c: &regex::Captures| format!("steps.{}", mangle(&c[1])))
+    re.replace_all(expr, |c: &regex::Captures| {
+        format!("steps.{}", mangle(&c[1]))
+    })
 }
 
 fn env() -> &'static Environment<'static> {
@@ -117,7 +126,9 @@ fn env() -> &'static Environment<'static> {
 /// with step ids mangled), or the compile error.
 pub fn references(inner: &str) -> Result<Vec<Vec<String>>, String> {
     let source = prepare(inner);
-    let expr = env().compile_expression(&source).map_err(|e| describe(&e))?;
+    let expr = env()
+        .compile_expression(&source)
+        .map_err(|e| describe(&e))?;
     let mut paths: Vec<Vec<String>> = expr
         .undeclared_variables(true)
         .into_iter()
@@ -140,15 +151,26 @@ fn context(scope: &Scope) -> minijinja::Value {
     let steps: Map<String, Value> = scope
         .steps
         .iter()
-        .map(|(id, s)| (mangle(id), json!({"status": s.status, "outputs": s.outputs})))
+        .map(|(id, s)| {
+            (
+                mangle(id),
+                json!({"status": s.status, "outputs": s.outputs}),
+            )
+        })
         .collect();
-    minijinja::Value::from_serialize(json!({"inputs": scope.inputs, "steps": steps, "run": {"id": scope.run_id}}))
+    minijinja::Value::from_serialize(
+        json!({"inputs": scope.inputs, "steps": steps, "run": {"id": scope.run_id}}),
+    )
 }
 
 fn eval_inner(inner: &str, ctx: &minijinja::Value) -> Result<minijinja::Value, String> {
     let source = prepare(inner);
-    let expr = env().compile_expression(&source).map_err(|e| describe(&e))?;
-    let value = expr.eval(ctx).map_err(|e| format!("`{}`: {}", inner.trim(), describe(&e)))?;
+    let expr = env()
+        .compile_expression(&source)
+        .map_err(|e| describe(&e))?;
+    let value = expr
+        .eval(ctx)
+        .map_err(|e| format!("`{}`: {}", inner.trim(), describe(&e)))?;
     if value.is_undefined() {
         return Err(format!("`{}` is undefined", inner.trim()));
     }
@@ -182,8 +204,17 @@ fn eval_string(s: &str, ctx: &minijinja::Value) -> Result<Value, String> {
 fn eval_value(value: &Value, ctx: &minijinja::Value) -> Result<Value, String> {
     Ok(match value {
         Value::String(s) if s.contains("${{") => eval_string(s, ctx)?,
-        Value::Array(items) => Value::Array(items.iter().map(|v| eval_value(v, ctx)).collect::<Result<_, _>>()?),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), eval_value(v, ctx)?))).collect::<Result<_, String>>()?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| eval_value(v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), eval_value(v, ctx)?)))
+                .collect::<Result<_, String>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -194,7 +225,10 @@ pub fn eval_args(step: &Step, scope: &Scope) -> Result<Args, EvalError> {
     step.with
         .iter()
         .map(|(name, value)| {
-            let v = eval_value(&value.value, &ctx).map_err(|message| EvalError { place: format!("step `{}`, with.{name}", step.id.value), message })?;
+            let v = eval_value(&value.value, &ctx).map_err(|message| EvalError {
+                place: format!("step `{}`, with.{name}", step.id.value),
+                message,
+            })?;
             Ok((name.clone(), v))
         })
         .collect()
@@ -202,8 +236,13 @@ pub fn eval_args(step: &Step, scope: &Scope) -> Result<Args, EvalError> {
 
 /// Whether the step runs: its `if` evaluated (true when it has none).
 pub fn eval_condition(step: &Step, scope: &Scope) -> Result<bool, EvalError> {
-    let Some(condition) = &step.condition else { return Ok(true) };
-    let err = |message| EvalError { place: format!("step `{}`, if", step.id.value), message };
+    let Some(condition) = &step.condition else {
+        return Ok(true);
+    };
+    let err = |message| EvalError {
+        place: format!("step `{}`, if", step.id.value),
+        message,
+    };
     let inner = condition_source(&condition.value).map_err(err)?;
     let value = eval_inner(inner, &context(scope)).map_err(err)?;
     Ok(value.is_true())
@@ -236,7 +275,10 @@ pub fn plan_args(step: &Step, scope: &Scope) -> Result<PlanArgs, EvalError> {
                 plan.unknown.insert(name.clone(), id);
             }
             None => {
-                let v = eval_value(&value.value, &ctx).map_err(|message| EvalError { place: format!("step `{}`, with.{name}", step.id.value), message })?;
+                let v = eval_value(&value.value, &ctx).map_err(|message| EvalError {
+                    place: format!("step `{}`, with.{name}", step.id.value),
+                    message,
+                })?;
                 plan.known.insert(name.clone(), v);
             }
         }
@@ -247,7 +289,13 @@ pub fn plan_args(step: &Step, scope: &Scope) -> Result<PlanArgs, EvalError> {
 /// The step a condition waits for, if it reads a step not yet in `scope`.
 pub fn condition_waits_for(step: &Step, scope: &Scope) -> Option<String> {
     let condition = step.condition.as_ref()?;
-    waits_for(&Value::String(format!("${{{{ {} }}}}", condition_source(&condition.value).ok()?)), scope)
+    waits_for(
+        &Value::String(format!(
+            "${{{{ {} }}}}",
+            condition_source(&condition.value).ok()?
+        )),
+        scope,
+    )
 }
 
 /// The workflow's `outputs:`, evaluated after the run.
@@ -256,7 +304,10 @@ pub fn eval_outputs(wf: &Workflow, scope: &Scope) -> Result<Map<String, Value>, 
     wf.outputs
         .iter()
         .map(|(name, expr)| {
-            let v = eval_string(&expr.value, &ctx).map_err(|message| EvalError { place: format!("output `{name}`"), message })?;
+            let v = eval_string(&expr.value, &ctx).map_err(|message| EvalError {
+                place: format!("output `{name}`"),
+                message,
+            })?;
             Ok((name.clone(), v))
         })
         .collect()
@@ -267,10 +318,22 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        let mut s = Scope { run_id: "20261126-101500-ab12".into(), ..Default::default() };
+        let mut s = Scope {
+            run_id: "20261126-101500-ab12".into(),
+            ..Default::default()
+        };
         s.inputs.insert("vm".into(), json!("vm2"));
         s.inputs.insert("count".into(), json!(3));
-        s.steps.insert("copy-disk".into(), StepScope { status: "succeeded".into(), outputs: json!({"id": "/d/1", "size": 30}).as_object().unwrap().clone() });
+        s.steps.insert(
+            "copy-disk".into(),
+            StepScope {
+                status: "succeeded".into(),
+                outputs: json!({"id": "/d/1", "size": 30})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+        );
         s
     }
 
@@ -278,9 +341,18 @@ mod tests {
     fn single_expression_keeps_type_and_text_interpolates() {
         let ctx = context(&scope());
         assert_eq!(eval_string("${{ inputs.count }}", &ctx).unwrap(), json!(3));
-        assert_eq!(eval_string("${{ steps.copy-disk.outputs }}", &ctx).unwrap(), json!({"id": "/d/1", "size": 30}));
-        assert_eq!(eval_string("snap-${{ inputs.vm }}-${{ run.id }}", &ctx).unwrap(), json!("snap-vm2-20261126-101500-ab12"));
-        assert_eq!(eval_string("n=${{ inputs.count + 1 }}", &ctx).unwrap(), json!("n=4"));
+        assert_eq!(
+            eval_string("${{ steps.copy-disk.outputs }}", &ctx).unwrap(),
+            json!({"id": "/d/1", "size": 30})
+        );
+        assert_eq!(
+            eval_string("snap-${{ inputs.vm }}-${{ run.id }}", &ctx).unwrap(),
+            json!("snap-vm2-20261126-101500-ab12")
+        );
+        assert_eq!(
+            eval_string("n=${{ inputs.count + 1 }}", &ctx).unwrap(),
+            json!("n=4")
+        );
     }
 
     #[test]
@@ -291,8 +363,15 @@ mod tests {
 
     #[test]
     fn references_are_dotted_paths() {
-        let refs = references(" steps.copy-disk.outputs.id ~ inputs.vm ~ range(2) | join ").unwrap();
-        assert_eq!(refs, vec![vec!["inputs", "vm"], vec!["steps", "copy__disk", "outputs", "id"]]);
+        let refs =
+            references(" steps.copy-disk.outputs.id ~ inputs.vm ~ range(2) | join ").unwrap();
+        assert_eq!(
+            refs,
+            vec![
+                vec!["inputs", "vm"],
+                vec!["steps", "copy__disk", "outputs", "id"]
+            ]
+        );
         assert!(references("inputs.vm ==").is_err());
     }
 

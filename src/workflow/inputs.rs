@@ -18,14 +18,25 @@ impl Input {
             (InputType::Integer, v) if v.is_i64() || v.is_u64() => Ok(()),
             (InputType::Boolean, Value::Bool(_)) => Ok(()),
             (InputType::Enum, Value::String(s)) if self.values.contains(s) => Ok(()),
-            (InputType::Enum, v) => Err(format!("{} is not one of: {}", show(v), self.values.join(", "))),
-            (ty, v) => Err(format!("expected {ty}, found {} {}", json_type_name(v), show(v))),
+            (InputType::Enum, v) => Err(format!(
+                "{} is not one of: {}",
+                show(v),
+                self.values.join(", ")
+            )),
+            (ty, v) => Err(format!(
+                "expected {ty}, found {} {}",
+                json_type_name(v),
+                show(v)
+            )),
         }
     }
 
     fn check_pattern(&self, s: &str) -> Result<(), String> {
         match (&self.regex, &self.pattern) {
-            (Some(re), Some(pattern)) if !re.is_match(s) => Err(format!("`{s}` does not match the pattern `{}`", pattern.value)),
+            (Some(re), Some(pattern)) if !re.is_match(s) => Err(format!(
+                "`{s}` does not match the pattern `{}`",
+                pattern.value
+            )),
             _ => Ok(()),
         }
     }
@@ -34,7 +45,11 @@ impl Input {
     pub fn parse_text(&self, text: &str) -> Result<Value, String> {
         let value = match self.ty {
             InputType::String | InputType::Enum => Value::String(text.to_string()),
-            InputType::Integer => text.trim().parse::<i64>().map(Value::from).map_err(|_| format!("`{text}` is not an integer"))?,
+            InputType::Integer => text
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("`{text}` is not an integer"))?,
             InputType::Boolean => match text.trim() {
                 "true" | "yes" | "1" => Value::Bool(true),
                 "false" | "no" | "0" => Value::Bool(false),
@@ -55,19 +70,33 @@ fn show(v: &Value) -> String {
 
 /// The inputs of a run: `--inputs FILE` values, overridden by `--input NAME=VALUE` pairs,
 /// then defaults. Every problem is reported, naming the offending value.
-pub fn resolve_inputs(wf: &Workflow, pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, Diagnostics> {
+pub fn resolve_inputs(
+    wf: &Workflow,
+    pairs: &[String],
+    file: Option<&Path>,
+) -> Result<Map<String, Value>, Diagnostics> {
     let mut problems = Diagnostics::default();
     let mut values = Map::new();
     let names = || wf.inputs.keys().map(String::as_str);
     let unknown = |name: &str| {
         let declared: Vec<&str> = names().collect();
-        let listed = if declared.is_empty() { "it declares none".to_string() } else { format!("it declares: {}", declared.join(", ")) };
-        format!("unknown input `{name}`: workflow `{}` has no such input; {listed}", wf.name)
+        let listed = if declared.is_empty() {
+            "it declares none".to_string()
+        } else {
+            format!("it declares: {}", declared.join(", "))
+        };
+        format!(
+            "unknown input `{name}`: workflow `{}` has no such input; {listed}",
+            wf.name
+        )
     };
 
     if let Some(path) = file {
         match std::fs::read_to_string(path) {
-            Err(e) => problems.push(Problem::plain(format!("cannot read inputs file {}: {e}", path.display())).help("check the path given to --inputs")),
+            Err(e) => problems.push(
+                Problem::plain(format!("cannot read inputs file {}: {e}", path.display()))
+                    .help("check the path given to --inputs"),
+            ),
             Ok(text) => {
                 let source = Source::new(path.display().to_string(), text);
                 match yaml::parse(&source) {
@@ -77,7 +106,10 @@ pub fn resolve_inputs(wf: &Workflow, pairs: &[String], file: Option<&Path>) -> R
                             for (key, node) in entries {
                                 let name = key_text(key);
                                 let Some(input) = wf.inputs.get(&name) else {
-                                    problems.push(Problem::at(&source, key.span, unknown(&name)).suggest(&name, names()));
+                                    problems.push(
+                                        Problem::at(&source, key.span, unknown(&name))
+                                            .suggest(&name, names()),
+                                    );
                                     continue;
                                 };
                                 let value = node.to_json();
@@ -85,12 +117,26 @@ pub fn resolve_inputs(wf: &Workflow, pairs: &[String], file: Option<&Path>) -> R
                                     Ok(()) => {
                                         values.insert(name, value);
                                     }
-                                    Err(e) => problems.push(Problem::at(&source, node.span, format!("bad value for input `{name}`: {e}")).label("this value")),
+                                    Err(e) => problems.push(
+                                        Problem::at(
+                                            &source,
+                                            node.span,
+                                            format!("bad value for input `{name}`: {e}"),
+                                        )
+                                        .label("this value"),
+                                    ),
                                 }
                             }
                         }
                         Kind::Null => {}
-                        _ => problems.push(Problem::at(&source, root.span, "an inputs file must be a mapping of input names to values").help("e.g. `vm: aks-nodepool1-31415926-vm2`")),
+                        _ => problems.push(
+                            Problem::at(
+                                &source,
+                                root.span,
+                                "an inputs file must be a mapping of input names to values",
+                            )
+                            .help("e.g. `vm: aks-nodepool1-31415926-vm2`"),
+                        ),
                     },
                 }
             }
@@ -99,19 +145,26 @@ pub fn resolve_inputs(wf: &Workflow, pairs: &[String], file: Option<&Path>) -> R
 
     for pair in pairs {
         let Some((name, text)) = pair.split_once('=') else {
-            problems.push(Problem::plain(format!("--input `{pair}` is not NAME=VALUE")).help("write e.g. `--input vm=aks-nodepool1-31415926-vm2`"));
+            problems.push(
+                Problem::plain(format!("--input `{pair}` is not NAME=VALUE"))
+                    .help("write e.g. `--input vm=aks-nodepool1-31415926-vm2`"),
+            );
             continue;
         };
         let name = name.trim();
         let Some(input) = wf.inputs.get(name) else {
-            problems.push(Problem::plain(format!("--input {pair}: {}", unknown(name))).suggest(name, names()));
+            problems.push(
+                Problem::plain(format!("--input {pair}: {}", unknown(name))).suggest(name, names()),
+            );
             continue;
         };
         match input.parse_text(text) {
             Ok(value) => {
                 values.insert(name.to_string(), value);
             }
-            Err(e) => problems.push(Problem::plain(format!("--input {pair}: bad value for input `{name}`: {e}"))),
+            Err(e) => problems.push(Problem::plain(format!(
+                "--input {pair}: bad value for input `{name}`: {e}"
+            ))),
         }
     }
 
@@ -124,8 +177,16 @@ pub fn resolve_inputs(wf: &Workflow, pairs: &[String], file: Option<&Path>) -> R
                 values.insert(name.clone(), default.value.clone());
             }
             None if input.required => {
-                let about = input.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-                problems.push(Problem::plain(format!("missing required input `{name}`{about}")).help(format!("pass it with `--input {name}=VALUE` or in an `--inputs` file")));
+                let about = input
+                    .description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                problems.push(
+                    Problem::plain(format!("missing required input `{name}`{about}")).help(
+                        format!("pass it with `--input {name}=VALUE` or in an `--inputs` file"),
+                    ),
+                );
             }
             None => {}
         }

@@ -79,7 +79,9 @@ impl Workflow {
 
     /// Whether any step acts on Azure (then the CLI connects before planning or running).
     pub fn needs_azure(&self) -> bool {
-        self.steps.iter().any(|s| s.uses.value.starts_with("azure."))
+        self.steps
+            .iter()
+            .any(|s| s.uses.value.starts_with("azure."))
     }
 }
 
@@ -215,7 +217,11 @@ pub struct Retry {
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry { max_attempts: 3, backoff: Duration::from_secs(5), max_backoff: Duration::from_secs(300) }
+        Retry {
+            max_attempts: 3,
+            backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+        }
     }
 }
 
@@ -233,7 +239,11 @@ mod tests {
 
     #[test]
     fn retry_backoff_doubles_up_to_its_cap() {
-        let retry = Retry { max_attempts: 6, backoff: Duration::from_secs(5), max_backoff: Duration::from_secs(30) };
+        let retry = Retry {
+            max_attempts: 6,
+            backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30),
+        };
         let delays: Vec<u64> = (1..=5).map(|a| retry.delay(a).as_secs()).collect();
         assert_eq!(delays, [5, 10, 20, 30, 30]);
         assert_eq!(retry.delay(200).as_secs(), 30, "no overflow on long runs");

@@ -7,7 +7,8 @@ use super::model::Workflow;
 use crate::actions::{ActionSpec, ParamType, Registry};
 
 pub fn json_schema(registry: &Registry) -> Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Workflow)).expect("a schema is JSON");
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(Workflow)).expect("a schema is JSON");
     drop_nulls(&mut schema);
     let specs: Vec<&ActionSpec> = registry.specs().collect();
     if let Some(step) = schema.pointer_mut("/$defs/Step") {
@@ -35,8 +36,14 @@ fn with_for(spec: &ActionSpec) -> Value {
             (p.name.to_string(), param)
         })
         .collect();
-    let required: Vec<&str> = spec.params.iter().filter(|p| p.required).map(|p| p.name).collect();
-    let mut with = json!({"type": "object", "properties": properties, "additionalProperties": false});
+    let required: Vec<&str> = spec
+        .params
+        .iter()
+        .filter(|p| p.required)
+        .map(|p| p.name)
+        .collect();
+    let mut with =
+        json!({"type": "object", "properties": properties, "additionalProperties": false});
     if !required.is_empty() {
         with["required"] = json!(required);
     }
@@ -77,7 +84,11 @@ fn drop_nulls(value: &mut Value) {
                 }
             }
             if let Some(Value::Array(any)) = map.get("anyOf") {
-                let rest: Vec<Value> = any.iter().filter(|s| s.get("type") != Some(&json!("null"))).cloned().collect();
+                let rest: Vec<Value> = any
+                    .iter()
+                    .filter(|s| s.get("type") != Some(&json!("null")))
+                    .cloned()
+                    .collect();
                 if let [only] = rest.as_slice() {
                     map.remove("anyOf");
                     if let Value::Object(inner) = only.clone() {

@@ -57,7 +57,10 @@ impl Node {
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             Kind::Map(entries) => Value::Object(
-                entries.iter().map(|(k, v)| (key_text(k), v.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|(k, v)| (key_text(k), v.to_json()))
+                    .collect(),
             ),
         }
     }
@@ -67,13 +70,25 @@ impl Node {
 pub fn key_text(key: &Node) -> String {
     match &key.kind {
         Kind::Str(s) => s.clone(),
-        other => Node { kind: other.clone(), span: key.span }.to_json().to_string(),
+        other => Node {
+            kind: other.clone(),
+            span: key.span,
+        }
+        .to_json()
+        .to_string(),
     }
 }
 
 /// Parses the first document of `source`. Syntax errors and duplicate keys are problems.
 pub fn parse(source: &Source) -> Result<Node, Diagnostics> {
-    let mut builder = Builder { source, lines: line_starts(&source.text), stack: Vec::new(), anchors: HashMap::new(), root: None, problems: Diagnostics::default() };
+    let mut builder = Builder {
+        source,
+        lines: line_starts(&source.text),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        problems: Diagnostics::default(),
+    };
     let mut parser = Parser::new_from_str(&source.text);
     if let Err(e) = parser.load(&mut builder, true) {
         let span = Span::new(builder.offset(e.marker()), 1);
@@ -87,7 +102,10 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostics> {
     let root = match builder.root.take() {
         Some(root) => root,
         None => {
-            builder.problems.push(Problem::at(source, Span::new(0, 0), "the file is empty").help("a workflow needs at least `name` and `steps`"));
+            builder.problems.push(
+                Problem::at(source, Span::new(0, 0), "the file is empty")
+                    .help("a workflow needs at least `name` and `steps`"),
+            );
             return Err(builder.problems);
         }
     };
@@ -95,8 +113,17 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostics> {
 }
 
 enum Open {
-    Seq { items: Vec<Node>, span: Span, anchor: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, span: Span, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        span: Span,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        span: Span,
+        anchor: usize,
+    },
 }
 
 struct Builder<'a> {
@@ -109,16 +136,23 @@ struct Builder<'a> {
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
 }
 
 impl Builder<'_> {
     /// Byte offset of a marker (its line is 1-based, its column counts chars from 0).
     fn offset(&self, mark: &Marker) -> usize {
         let text = &self.source.text;
-        let Some(&line_start) = self.lines.get(mark.line().saturating_sub(1)) else { return text.len() };
+        let Some(&line_start) = self.lines.get(mark.line().saturating_sub(1)) else {
+            return text.len();
+        };
         let line = &text[line_start..];
-        let in_line = line.char_indices().nth(mark.col()).map_or(line.len(), |(i, _)| i);
+        let in_line = line
+            .char_indices()
+            .nth(mark.col())
+            .map_or(line.len(), |(i, _)| i);
         line_start + in_line
     }
 
@@ -146,9 +180,12 @@ impl Builder<'_> {
                     let name = key_text(&k);
                     if let Some((first, _)) = entries.iter().find(|(e, _)| key_text(e) == name) {
                         let (line, _) = self.source.line_col(first.span.start);
-                        let problem = Problem::at(self.source, k.span, format!("duplicate key `{name}`"))
-                            .label("defined again here")
-                            .help(format!("`{name}` is already set on line {line}; keep one of them"));
+                        let problem =
+                            Problem::at(self.source, k.span, format!("duplicate key `{name}`"))
+                                .label("defined again here")
+                                .help(format!(
+                                    "`{name}` is already set on line {line}; keep one of them"
+                                ));
                         self.problems.push(problem);
                     } else {
                         entries.push((k, node));
@@ -177,31 +214,76 @@ impl MarkedEventReceiver for Builder<'_> {
         let start = self.offset(&mark);
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
-                let quotes = if matches!(style, TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted) { 2 } else { 0 };
+                let quotes = if matches!(
+                    style,
+                    TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted
+                ) {
+                    2
+                } else {
+                    0
+                };
                 let span = self.span_on_line(start, value.len() + quotes);
                 let kind = scalar(value, style, tag.as_ref());
                 self.add(Node { kind, span }, anchor);
             }
             Event::Alias(id) => {
                 let span = self.span_on_line(start, 1);
-                let node = self.anchors.get(&id).cloned().map_or(Node { kind: Kind::Null, span }, |n| Node { span, ..n });
+                let node = self.anchors.get(&id).cloned().map_or(
+                    Node {
+                        kind: Kind::Null,
+                        span,
+                    },
+                    |n| Node { span, ..n },
+                );
                 self.add(node, 0);
             }
             Event::SequenceStart(anchor, _) => {
                 let span = self.span_on_line(start, usize::MAX);
-                self.stack.push(Open::Seq { items: Vec::new(), span, anchor });
+                self.stack.push(Open::Seq {
+                    items: Vec::new(),
+                    span,
+                    anchor,
+                });
             }
             Event::MappingStart(anchor, _) => {
                 let span = self.span_on_line(start, usize::MAX);
-                self.stack.push(Open::Map { entries: Vec::new(), key: None, span, anchor });
+                self.stack.push(Open::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    span,
+                    anchor,
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Open::Seq { items, span, anchor }) => (Node { kind: Kind::Seq(items), span }, anchor),
-                    Some(Open::Map { entries, span, anchor, .. }) => {
+                    Some(Open::Seq {
+                        items,
+                        span,
+                        anchor,
+                    }) => (
+                        Node {
+                            kind: Kind::Seq(items),
+                            span,
+                        },
+                        anchor,
+                    ),
+                    Some(Open::Map {
+                        entries,
+                        span,
+                        anchor,
+                        ..
+                    }) => {
                         // A block mapping's start mark is imprecise; its first key is where it begins.
-                        let span = entries.first().map_or(span, |(k, _)| self.span_on_line(k.span.start, usize::MAX));
-                        (Node { kind: Kind::Map(entries), span }, anchor)
+                        let span = entries
+                            .first()
+                            .map_or(span, |(k, _)| self.span_on_line(k.span.start, usize::MAX));
+                        (
+                            Node {
+                                kind: Kind::Map(entries),
+                                span,
+                            },
+                            anchor,
+                        )
                     }
                     None => return,
                 };
@@ -232,17 +314,31 @@ mod tests {
     fn positions_point_at_values() {
         let s = src("name: demo\nsteps:\n  - id: a\n    uses: core.echo\n");
         let root = parse(&s).unwrap();
-        let Kind::Map(entries) = &root.kind else { panic!() };
-        let Kind::Seq(steps) = &entries[1].1.kind else { panic!() };
-        let Kind::Map(step) = &steps[0].kind else { panic!() };
+        let Kind::Map(entries) = &root.kind else {
+            panic!()
+        };
+        let Kind::Seq(steps) = &entries[1].1.kind else {
+            panic!()
+        };
+        let Kind::Map(step) = &steps[0].kind else {
+            panic!()
+        };
         assert_eq!(s.line_col(step[1].1.span.start), (4, 11));
-        assert_eq!(&s.text[step[1].1.span.start..][..step[1].1.span.len], "core.echo");
+        assert_eq!(
+            &s.text[step[1].1.span.start..][..step[1].1.span.len],
+            "core.echo"
+        );
     }
 
     #[test]
     fn scalars_are_typed_like_yaml() {
-        let root = parse(&src("a: 1\nb: 'x'\nc: true\nd: \"2\"\ne:\n")).unwrap().to_json();
-        assert_eq!(root, serde_json::json!({"a": 1, "b": "x", "c": true, "d": "2", "e": null}));
+        let root = parse(&src("a: 1\nb: 'x'\nc: true\nd: \"2\"\ne:\n"))
+            .unwrap()
+            .to_json();
+        assert_eq!(
+            root,
+            serde_json::json!({"a": 1, "b": "x", "c": true, "d": "2", "e": null})
+        );
     }
 
     #[test]

@@ -29,14 +29,29 @@ static SPEC: ActionSpec = ActionSpec {
 fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, ResourceId), ActionError> {
     let snapshot = id_arg(args, "snapshot_id", Kind::Snapshot)?;
     let source = id_arg(args, "source_disk_id", Kind::Disk)?;
-    let rg = opt_str(args, "resource_group").unwrap_or(&source.resource_group).to_string();
-    let name = opt_str(args, "name").map(str::to_string).unwrap_or_else(|| derived_name(&source.name, "fixed", run_id));
-    Ok((snapshot, source.clone(), ResourceId::new(&source.subscription, &rg, Kind::Disk, &name)))
+    let rg = opt_str(args, "resource_group")
+        .unwrap_or(&source.resource_group)
+        .to_string();
+    let name = opt_str(args, "name")
+        .map(str::to_string)
+        .unwrap_or_else(|| derived_name(&source.name, "fixed", run_id));
+    Ok((
+        snapshot,
+        source.clone(),
+        ResourceId::new(&source.subscription, &rg, Kind::Disk, &name),
+    ))
 }
 
 fn outputs(created: &Value, disk: &ResourceId) -> Outputs {
     let mut out = Outputs::new();
-    out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(disk.to_string())));
+    out.insert(
+        "id".into(),
+        json!(created
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or(disk.to_string())),
+    );
     out.insert("name".into(), json!(disk.name));
     out.insert("zone".into(), json!(zone(created).unwrap_or_default()));
     out
@@ -44,7 +59,12 @@ fn outputs(created: &Value, disk: &ResourceId) -> Outputs {
 
 /// The copy: same location, zone, SKU, size, generation, OS type and architecture as the source.
 fn body(source_disk: &Value, snapshot: &ResourceId, run_id: &str) -> Value {
-    let p = |k: &str| source_disk.pointer(&format!("/properties/{k}")).cloned().unwrap_or(Value::Null);
+    let p = |k: &str| {
+        source_disk
+            .pointer(&format!("/properties/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     let mut body = json!({
         "location": location(source_disk),
         "tags": run_tags(run_id, &[("rescue-source", &snapshot.to_string())]),
@@ -57,7 +77,10 @@ fn body(source_disk: &Value, snapshot: &ResourceId, run_id: &str) -> Value {
             "supportedCapabilities": p("supportedCapabilities"),
         }
     });
-    if let Some(zones) = source_disk.get("zones").filter(|z| z.as_array().is_some_and(|a| !a.is_empty())) {
+    if let Some(zones) = source_disk
+        .get("zones")
+        .filter(|z| z.as_array().is_some_and(|a| !a.is_empty()))
+    {
         body["zones"] = zones.clone();
     }
     // Nulls would fail the SDK's typed model; absent means "service default".
@@ -73,19 +96,32 @@ impl Action for CreateFromSnapshot {
         &SPEC
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
-        let source = args.str("source_disk_id").and_then(|s| ResourceId::parse(s).ok());
+        let source = args
+            .str("source_disk_id")
+            .and_then(|s| ResourceId::parse(s).ok());
         if let Some(source) = &source {
             match plan_read(ctx, source).await {
-                Ok(Some(d)) => notes.push(format!("copy will match the source disk: {}", disk_summary(&d))),
+                Ok(Some(d)) => notes.push(format!(
+                    "copy will match the source disk: {}",
+                    disk_summary(&d)
+                )),
                 Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
                 Err(e) => notes.push(e),
             }
         }
         let name = source
             .as_ref()
-            .map(|s| opt_str(&args.known, "name").map(str::to_string).unwrap_or_else(|| derived_name(&s.name, "fixed", &ctx.run_id)))
+            .map(|s| {
+                opt_str(&args.known, "name")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| derived_name(&s.name, "fixed", &ctx.run_id))
+            })
             .unwrap_or_else(|| "SOURCE-fixed-RUN".into());
         Ok(Description {
             summary: format!(
@@ -110,29 +146,59 @@ impl Action for CreateFromSnapshot {
         })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let (snapshot, source, disk) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
-            let created = create_owned(ctx, azure, &disk, &source, |src| body(src, &snapshot, &ctx.run_id)).await?;
+            let created = create_owned(ctx, azure, &disk, &source, |src| {
+                body(src, &snapshot, &ctx.run_id)
+            })
+            .await?;
             Ok(outputs(&created, &disk))
         })
         .await
     }
 
-    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         let azure = azure(ctx)?;
         let (_, _, disk) = target(args, &ctx.run_id)?;
-        Ok(adopt_if(created_earlier(ctx, azure, &disk).await?.map(|r| outputs(&r, &disk))))
+        Ok(adopt_if(
+            created_earlier(ctx, azure, &disk)
+                .await?
+                .map(|r| outputs(&r, &disk)),
+        ))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
-        Some(format!("delete disk {} (the copy; never the original)", outputs.get("name").and_then(Value::as_str).unwrap_or("?")))
+        Some(format!(
+            "delete disk {} (the copy; never the original)",
+            outputs.get("name").and_then(Value::as_str).unwrap_or("?")
+        ))
     }
 
-    async fn undo(&self, ctx: &StepContext, _args: &Args, outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        _args: &Args,
+        outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
-        let id = ResourceId::parse(outputs.get("id").and_then(Value::as_str).unwrap_or_default())?;
+        let id = ResourceId::parse(
+            outputs
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
         with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
     }
 }
@@ -145,7 +211,10 @@ mod tests {
     fn the_copy_keeps_zone_sku_generation_and_os_type() {
         let src = json!({"location":"westeurope","zones":["1"],"sku":{"name":"Premium_LRS"},
             "properties":{"osType":"Linux","hyperVGeneration":"V2","diskSizeGB":30}});
-        let snap = ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/x").unwrap();
+        let snap = ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/x",
+        )
+        .unwrap();
         let b = body(&src, &snap, "r1");
         assert_eq!(b["zones"], json!(["1"]));
         assert_eq!(b["sku"]["name"], "Premium_LRS");

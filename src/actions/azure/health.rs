@@ -18,12 +18,23 @@ static SPEC: ActionSpec = ActionSpec {
     params: &[
         P_RESOURCE_GROUP,
         P_VM,
-        Param { name: "timeout_seconds", ty: ParamType::Number, required: false, description: "give up after this long (default 600)" },
+        Param {
+            name: "timeout_seconds",
+            ty: ParamType::Number,
+            required: false,
+            description: "give up after this long (default 600)",
+        },
         P_SUBSCRIPTION,
     ],
     outputs: &[
-        OutputSpec { name: "agent_status", description: "Ready" },
-        OutputSpec { name: "power_state", description: "running" },
+        OutputSpec {
+            name: "agent_status",
+            description: "Ready",
+        },
+        OutputSpec {
+            name: "power_state",
+            description: "running",
+        },
     ],
     mutates: false,
 };
@@ -34,13 +45,30 @@ impl Action for WaitHealthy {
         &SPEC
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         Ok(Description {
-            summary: format!("wait until VM {} runs and its agent is Ready", args.display("vm")),
+            summary: format!(
+                "wait until VM {} runs and its agent is Ready",
+                args.display("vm")
+            ),
             calls: vec![
-                call("GET", id.as_ref(), "?$expand=instanceView (repeated until Ready)", ".../virtualMachines/VM"),
-                call("POST", id.as_ref(), "/retrieveBootDiagnosticsData (only if it never gets Ready)", ".../virtualMachines/VM"),
+                call(
+                    "GET",
+                    id.as_ref(),
+                    "?$expand=instanceView (repeated until Ready)",
+                    ".../virtualMachines/VM",
+                ),
+                call(
+                    "POST",
+                    id.as_ref(),
+                    "/retrieveBootDiagnosticsData (only if it never gets Ready)",
+                    ".../virtualMachines/VM",
+                ),
             ],
             notes: Vec::new(),
         })
@@ -50,10 +78,20 @@ impl Action for WaitHealthy {
         Ok(Intent::default())
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        let timeout = Duration::from_secs_f64(args.get("timeout_seconds").and_then(Value::as_f64).unwrap_or(600.0).max(0.0));
+        let timeout = Duration::from_secs_f64(
+            args.get("timeout_seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(600.0)
+                .max(0.0),
+        );
         let started = Instant::now();
         with_progress(ctx, async {
             let mut polls = 0u32;

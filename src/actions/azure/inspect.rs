@@ -13,29 +13,80 @@ static INSPECT: ActionSpec = ActionSpec {
     summary: "read a VM: OS disk, zone, generation, size, power state, data disks, agent status",
     params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
     outputs: &[
-        OutputSpec { name: "id", description: "the VM's ARM id" },
-        OutputSpec { name: "name", description: "VM name" },
-        OutputSpec { name: "resource_group", description: "the VM's resource group" },
-        OutputSpec { name: "subscription", description: "the VM's subscription" },
-        OutputSpec { name: "location", description: "Azure region" },
-        OutputSpec { name: "zone", description: "availability zone (empty when not zonal)" },
-        OutputSpec { name: "vm_size", description: "e.g. Standard_D4s_v5" },
-        OutputSpec { name: "os_type", description: "Linux or Windows" },
-        OutputSpec { name: "hyper_v_generation", description: "V1 or V2" },
-        OutputSpec { name: "os_disk_id", description: "ARM id of the current OS disk" },
-        OutputSpec { name: "os_disk_name", description: "name of the current OS disk" },
-        OutputSpec { name: "os_disk_sku", description: "SKU of the OS disk, e.g. Premium_LRS" },
-        OutputSpec { name: "os_disk_size_gb", description: "size of the OS disk in GiB" },
-        OutputSpec { name: "power_state", description: "running, deallocated, stopped, ..." },
-        OutputSpec { name: "agent_status", description: "VM agent display status (Ready, Not Ready, unknown)" },
-        OutputSpec { name: "data_disks", description: "list of {lun, name, id}" },
+        OutputSpec {
+            name: "id",
+            description: "the VM's ARM id",
+        },
+        OutputSpec {
+            name: "name",
+            description: "VM name",
+        },
+        OutputSpec {
+            name: "resource_group",
+            description: "the VM's resource group",
+        },
+        OutputSpec {
+            name: "subscription",
+            description: "the VM's subscription",
+        },
+        OutputSpec {
+            name: "location",
+            description: "Azure region",
+        },
+        OutputSpec {
+            name: "zone",
+            description: "availability zone (empty when not zonal)",
+        },
+        OutputSpec {
+            name: "vm_size",
+            description: "e.g. Standard_D4s_v5",
+        },
+        OutputSpec {
+            name: "os_type",
+            description: "Linux or Windows",
+        },
+        OutputSpec {
+            name: "hyper_v_generation",
+            description: "V1 or V2",
+        },
+        OutputSpec {
+            name: "os_disk_id",
+            description: "ARM id of the current OS disk",
+        },
+        OutputSpec {
+            name: "os_disk_name",
+            description: "name of the current OS disk",
+        },
+        OutputSpec {
+            name: "os_disk_sku",
+            description: "SKU of the OS disk, e.g. Premium_LRS",
+        },
+        OutputSpec {
+            name: "os_disk_size_gb",
+            description: "size of the OS disk in GiB",
+        },
+        OutputSpec {
+            name: "power_state",
+            description: "running, deallocated, stopped, ...",
+        },
+        OutputSpec {
+            name: "agent_status",
+            description: "VM agent display status (Ready, Not Ready, unknown)",
+        },
+        OutputSpec {
+            name: "data_disks",
+            description: "list of {lun, name, id}",
+        },
     ],
     mutates: false,
 };
 
 /// Everything inspect reports, from a VM (with instance view) and its OS disk.
 pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> Outputs {
-    let os = vm.pointer("/properties/storageProfile/osDisk").cloned().unwrap_or(Value::Null);
+    let os = vm
+        .pointer("/properties/storageProfile/osDisk")
+        .cloned()
+        .unwrap_or(Value::Null);
     let disk_prop = |p: &str| os_disk.and_then(|d| d.pointer(p)).cloned();
     let generation = vm
         .pointer("/properties/instanceView/hyperVGeneration")
@@ -53,13 +104,36 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> 
     out.insert("subscription".into(), json!(vm_id.subscription));
     out.insert("location".into(), json!(location(vm)));
     out.insert("zone".into(), json!(zone(vm).unwrap_or_default()));
-    out.insert("vm_size".into(), vm.pointer("/properties/hardwareProfile/vmSize").cloned().unwrap_or(Value::Null));
-    out.insert("os_type".into(), os.get("osType").cloned().or_else(|| disk_prop("/properties/osType")).unwrap_or(Value::Null));
+    out.insert(
+        "vm_size".into(),
+        vm.pointer("/properties/hardwareProfile/vmSize")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    out.insert(
+        "os_type".into(),
+        os.get("osType")
+            .cloned()
+            .or_else(|| disk_prop("/properties/osType"))
+            .unwrap_or(Value::Null),
+    );
     out.insert("hyper_v_generation".into(), generation);
-    out.insert("os_disk_id".into(), json!(os_disk_id(vm).unwrap_or_default()));
-    out.insert("os_disk_name".into(), os.get("name").cloned().unwrap_or(Value::Null));
-    out.insert("os_disk_sku".into(), disk_prop("/sku/name").unwrap_or(Value::Null));
-    out.insert("os_disk_size_gb".into(), disk_prop("/properties/diskSizeGB").unwrap_or(Value::Null));
+    out.insert(
+        "os_disk_id".into(),
+        json!(os_disk_id(vm).unwrap_or_default()),
+    );
+    out.insert(
+        "os_disk_name".into(),
+        os.get("name").cloned().unwrap_or(Value::Null),
+    );
+    out.insert(
+        "os_disk_sku".into(),
+        disk_prop("/sku/name").unwrap_or(Value::Null),
+    );
+    out.insert(
+        "os_disk_size_gb".into(),
+        disk_prop("/properties/diskSizeGB").unwrap_or(Value::Null),
+    );
     out.insert("power_state".into(), json!(power_state(vm)));
     out.insert("agent_status".into(), json!(agent_status(vm)));
     out.insert("data_disks".into(), Value::Array(data));
@@ -82,7 +156,11 @@ impl Action for Inspect {
         &INSPECT
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         let mut notes = Vec::new();
         if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
@@ -90,7 +168,10 @@ impl Action for Inspect {
                 Ok(f) => notes.push(format!(
                     "now: {}, zone {}, {}, {}, OS disk {} ({} GiB, {}), agent {}",
                     f["power_state"].as_str().unwrap_or("?"),
-                    f["zone"].as_str().filter(|z| !z.is_empty()).unwrap_or("none"),
+                    f["zone"]
+                        .as_str()
+                        .filter(|z| !z.is_empty())
+                        .unwrap_or("none"),
                     f["vm_size"].as_str().unwrap_or("?"),
                     f["hyper_v_generation"].as_str().unwrap_or("?"),
                     f["os_disk_name"].as_str().unwrap_or("?"),
@@ -102,22 +183,40 @@ impl Action for Inspect {
             }
         }
         Ok(Description {
-            summary: format!("inspect VM {} in {}", args.display("vm"), args.display("resource_group")),
+            summary: format!(
+                "inspect VM {} in {}",
+                args.display("vm"),
+                args.display("resource_group")
+            ),
             calls: vec![
-                call("GET", id.as_ref(), "?$expand=instanceView", ".../virtualMachines/VM"),
+                call(
+                    "GET",
+                    id.as_ref(),
+                    "?$expand=instanceView",
+                    ".../virtualMachines/VM",
+                ),
                 "GET .../disks/OS_DISK".into(),
             ],
             notes,
         })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, read_vm(azure, &id)).await
     }
 
-    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
         let azure = ctx.env.azure.as_ref()?;
         Some(match vm_id(azure, args, "resource_group", "vm") {
             Ok(id) => read_vm(azure, &id).await,
@@ -149,7 +248,12 @@ static CHECK: ActionSpec = ActionSpec {
 
 /// Why the rescue VM cannot be used, one reason per line; empty when it can.
 pub(crate) fn incompatibilities(broken: &Outputs, rescue: &Outputs) -> Vec<String> {
-    let s = |o: &Outputs, k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |o: &Outputs, k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut problems = Vec::new();
     if same_id(&s(broken, "id"), &s(rescue, "id")) {
         problems.push("the rescue VM is the broken VM itself; pick another VM".to_string());
@@ -162,7 +266,13 @@ pub(crate) fn incompatibilities(broken: &Outputs, rescue: &Outputs) -> Vec<Strin
         ));
     }
     if s(broken, "zone") != s(rescue, "zone") {
-        let z = |z: String| if z.is_empty() { "no zone".to_string() } else { format!("zone {z}") };
+        let z = |z: String| {
+            if z.is_empty() {
+                "no zone".to_string()
+            } else {
+                format!("zone {z}")
+            }
+        };
         problems.push(format!(
             "zones differ: the broken VM is in {}, the rescue VM in {} (the disk copy is created in the broken VM's zone)",
             z(s(broken, "zone")),
@@ -184,7 +294,11 @@ impl Action for CheckCompatible {
         &CHECK
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let broken = plan_vm_id(ctx, args, "resource_group", "vm");
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
         let mut notes = Vec::new();
@@ -197,7 +311,9 @@ impl Action for CheckCompatible {
                     }
                     notes.extend(problems.into_iter().map(|p| format!("would fail now: {p}")));
                 }
-                (Err(e), _) | (_, Err(e)) => notes.push(format!("cannot read it now: {}", e.message)),
+                (Err(e), _) | (_, Err(e)) => {
+                    notes.push(format!("cannot read it now: {}", e.message))
+                }
             }
         }
         Ok(Description {
@@ -207,19 +323,37 @@ impl Action for CheckCompatible {
                 args.display("vm")
             ),
             calls: vec![
-                call("GET", broken.as_ref(), "?$expand=instanceView", ".../virtualMachines/VM"),
-                call("GET", rescue.as_ref(), "?$expand=instanceView", ".../virtualMachines/RESCUE_VM"),
+                call(
+                    "GET",
+                    broken.as_ref(),
+                    "?$expand=instanceView",
+                    ".../virtualMachines/VM",
+                ),
+                call(
+                    "GET",
+                    rescue.as_ref(),
+                    "?$expand=instanceView",
+                    ".../virtualMachines/RESCUE_VM",
+                ),
             ],
             notes,
         })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let broken_id = vm_id(azure, args, "resource_group", "vm")?;
         let rescue_id = vm_id(azure, args, "rescue_resource_group", "rescue_vm")?;
         let (broken, rescue) = with_progress(ctx, async {
-            Ok::<_, ActionError>((read_vm(azure, &broken_id).await?, read_vm(azure, &rescue_id).await?))
+            Ok::<_, ActionError>((
+                read_vm(azure, &broken_id).await?,
+                read_vm(azure, &rescue_id).await?,
+            ))
         })
         .await?;
         let problems = incompatibilities(&broken, &rescue);
@@ -254,12 +388,19 @@ mod tests {
 
     #[test]
     fn compatible_when_same_region_zone_and_running() {
-        assert!(incompatibilities(&vm("a", "westeurope", "1", "deallocated"), &vm("b", "westeurope", "1", "running")).is_empty());
+        assert!(incompatibilities(
+            &vm("a", "westeurope", "1", "deallocated"),
+            &vm("b", "westeurope", "1", "running")
+        )
+        .is_empty());
     }
 
     #[test]
     fn every_mismatch_is_reported() {
-        let p = incompatibilities(&vm("a", "westeurope", "1", "running"), &vm("A", "northeurope", "2", "deallocated"));
+        let p = incompatibilities(
+            &vm("a", "westeurope", "1", "running"),
+            &vm("A", "northeurope", "2", "deallocated"),
+        );
         assert_eq!(p.len(), 4, "{p:?}");
     }
 }

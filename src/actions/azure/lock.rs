@@ -25,7 +25,10 @@ static UNLOCK: ActionSpec = ActionSpec {
     name: "azure.vm.unlock",
     summary: "release this run's claim on a VM (nothing to do when it holds none)",
     params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec { name: "released", description: "true when this run's lock tag was removed" }],
+    outputs: &[OutputSpec {
+        name: "released",
+        description: "true when this run's lock tag was removed",
+    }],
     mutates: true,
 };
 
@@ -44,7 +47,11 @@ impl Holder {
     fn parse(value: &str) -> Holder {
         let mut words = value.split_whitespace();
         let run_id = words.next().unwrap_or_default().to_string();
-        let mut holder = Holder { run_id, host: "?".into(), started: "?".into() };
+        let mut holder = Holder {
+            run_id,
+            host: "?".into(),
+            started: "?".into(),
+        };
         for word in words {
             match word.split_once('=') {
                 Some(("host", h)) => holder.host = h.to_string(),
@@ -56,15 +63,23 @@ impl Holder {
     }
 
     fn tag_value(run_id: &str) -> String {
-        let host = gethostname::gethostname().to_string_lossy().replace(char::is_whitespace, "_");
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let started = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let host = gethostname::gethostname()
+            .to_string_lossy()
+            .replace(char::is_whitespace, "_");
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let started = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         format!("{run_id} host={host} started={started}")
     }
 }
 
 pub(crate) fn holder(vm: &Value) -> Option<Holder> {
-    tag_of(vm, RUN_TAG).filter(|v| !v.trim().is_empty()).map(Holder::parse)
+    tag_of(vm, RUN_TAG)
+        .filter(|v| !v.trim().is_empty())
+        .map(Holder::parse)
 }
 
 fn refused(vm: &ResourceId, h: &Holder) -> ActionError {
@@ -81,22 +96,42 @@ fn refused(vm: &ResourceId, h: &Holder) -> ActionError {
 }
 
 fn tags(vm: &Value) -> Map<String, Value> {
-    vm.get("tags").and_then(Value::as_object).cloned().unwrap_or_default()
+    vm.get("tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// PATCH the VM's tags if it is still at the ETag it was read with; false when another writer
 /// came first.
-async fn write_tags(ctx: &StepContext, azure: &Azure, id: &ResourceId, vm: &Value, tags: Map<String, Value>, label: &str, key: &str) -> Result<bool, ActionError> {
+async fn write_tags(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+    vm: &Value,
+    tags: Map<String, Value>,
+    label: &str,
+    key: &str,
+) -> Result<bool, ActionError> {
     let etag = vm.get("etag").and_then(Value::as_str).unwrap_or("*");
     let body = json!({"tags": tags});
-    match when_idle(ctx, azure, label, || azure.patch_vm_if_match(id, body.clone(), etag, label)).await? {
+    match when_idle(ctx, azure, label, || {
+        azure.patch_vm_if_match(id, body.clone(), etag, label)
+    })
+    .await?
+    {
         None => Ok(false),
         Some(started) => finish(ctx, azure, started, key).await.map(|_| true),
     }
 }
 
 /// Claim `id` for `ctx.run_id` with the tag value `value`; idempotent.
-pub(crate) async fn claim(ctx: &StepContext, azure: &Azure, id: &ResourceId, value: &str) -> Result<String, ActionError> {
+pub(crate) async fn claim(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+    value: &str,
+) -> Result<String, ActionError> {
     let key = OPERATION;
     if let Some(result) = resume_pending(ctx, azure, key).await {
         result?;
@@ -104,9 +139,14 @@ pub(crate) async fn claim(ctx: &StepContext, azure: &Azure, id: &ResourceId, val
     for _ in 0..RACES {
         let vm = azure.get(id).await?;
         match holder(&vm) {
-            Some(h) if h.run_id == ctx.run_id => return Ok(tag_of(&vm, RUN_TAG).unwrap_or(value).to_string()),
+            Some(h) if h.run_id == ctx.run_id => {
+                return Ok(tag_of(&vm, RUN_TAG).unwrap_or(value).to_string())
+            }
             Some(h) if ctx.env.force_unlock.as_deref() == Some(h.run_id.as_str()) => {
-                ctx.status(format!("taking VM {} over from run {} (--force-unlock)", id.name, h.run_id));
+                ctx.status(format!(
+                    "taking VM {} over from run {} (--force-unlock)",
+                    id.name, h.run_id
+                ));
             }
             Some(h) => return Err(refused(id, &h)),
             None => {}
@@ -114,13 +154,30 @@ pub(crate) async fn claim(ctx: &StepContext, azure: &Azure, id: &ResourceId, val
         let mut tags = tags(&vm);
         tags.insert(RUN_TAG.into(), json!(value));
         // Won or lost, the next read says who holds it.
-        write_tags(ctx, azure, id, &vm, tags, &format!("lock of VM {}", id.name), key).await?;
+        write_tags(
+            ctx,
+            azure,
+            id,
+            &vm,
+            tags,
+            &format!("lock of VM {}", id.name),
+            key,
+        )
+        .await?;
     }
-    Err(ActionError::retryable(format!("VM {} kept changing while rescue tried to claim it", id.name)))
+    Err(ActionError::retryable(format!(
+        "VM {} kept changing while rescue tried to claim it",
+        id.name
+    )))
 }
 
 /// Remove this run's claim on `id`; false when it held none. Never removes another run's.
-pub(crate) async fn release(ctx: &StepContext, azure: &Azure, id: &ResourceId, key: &str) -> Result<bool, ActionError> {
+pub(crate) async fn release(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+    key: &str,
+) -> Result<bool, ActionError> {
     if let Some(result) = resume_pending(ctx, azure, key).await {
         result?;
     }
@@ -133,16 +190,38 @@ pub(crate) async fn release(ctx: &StepContext, azure: &Azure, id: &ResourceId, k
         }
         let mut tags = tags(&vm);
         tags.remove(RUN_TAG);
-        released |= write_tags(ctx, azure, id, &vm, tags, &format!("unlock of VM {}", id.name), key).await?;
+        released |= write_tags(
+            ctx,
+            azure,
+            id,
+            &vm,
+            tags,
+            &format!("unlock of VM {}", id.name),
+            key,
+        )
+        .await?;
     }
-    Err(ActionError::retryable(format!("VM {} kept changing while rescue tried to release it", id.name)))
+    Err(ActionError::retryable(format!(
+        "VM {} kept changing while rescue tried to release it",
+        id.name
+    )))
 }
 
 fn describe_calls(ctx: &PlanContext, args: &PlanArgs, what: &str) -> Vec<String> {
     let id = plan_vm_id(ctx, args, "resource_group", "vm");
     vec![
-        call("GET", id.as_ref(), " (its ETag and tags)", ".../virtualMachines/VM"),
-        call("PATCH", id.as_ref(), &format!(" If-Match: ETAG (tags.{RUN_TAG} {what})"), ".../virtualMachines/VM"),
+        call(
+            "GET",
+            id.as_ref(),
+            " (its ETag and tags)",
+            ".../virtualMachines/VM",
+        ),
+        call(
+            "PATCH",
+            id.as_ref(),
+            &format!(" If-Match: ETAG (tags.{RUN_TAG} {what})"),
+            ".../virtualMachines/VM",
+        ),
         "GET <Azure-AsyncOperation> until Succeeded".into(),
     ]
 }
@@ -153,12 +232,19 @@ impl Action for Lock {
         &LOCK
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
         if let Some(id) = plan_vm_id(ctx, args, "resource_group", "vm") {
             match plan_read(ctx, &id).await {
                 Ok(Some(vm)) => notes.push(match holder(&vm) {
-                    Some(h) => format!("held now by run {} on {} since {}: the run would be refused", h.run_id, h.host, h.started),
+                    Some(h) => format!(
+                        "held now by run {} on {} since {}: the run would be refused",
+                        h.run_id, h.host, h.started
+                    ),
                     None => "free now".into(),
                 }),
                 Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
@@ -166,20 +252,37 @@ impl Action for Lock {
             }
         }
         Ok(Description {
-            summary: format!("claim VM {} for this run (tag {RUN_TAG}={} host=... started=...)", args.display("vm"), ctx.run_id),
+            summary: format!(
+                "claim VM {} for this run (tag {RUN_TAG}={} host=... started=...)",
+                args.display("vm"),
+                ctx.run_id
+            ),
             calls: describe_calls(ctx, args, "= this run"),
             notes,
         })
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent { detail: json!({"vm": args.get("vm"), "tag": Holder::tag_value(run_id)}), creates: Vec::new() })
+        Ok(Intent {
+            detail: json!({"vm": args.get("vm"), "tag": Holder::tag_value(run_id)}),
+            creates: Vec::new(),
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        let value = intent.detail.get("tag").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| Holder::tag_value(&ctx.run_id));
+        let value = intent
+            .detail
+            .get("tag")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| Holder::tag_value(&ctx.run_id));
         let holder = with_progress(ctx, claim(ctx, azure, &id, &value)).await?;
         let mut out = Outputs::new();
         out.insert("holder".into(), json!(holder));
@@ -187,13 +290,23 @@ impl Action for Lock {
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
-        Some(format!("release this run's lock on VM {}", opt_str(args, "vm").unwrap_or("?")))
+        Some(format!(
+            "release this run's lock on VM {}",
+            opt_str(args, "vm").unwrap_or("?")
+        ))
     }
 
-    async fn undo(&self, ctx: &StepContext, args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, release(ctx, azure, &id, "undo_operation")).await.map(|_| ())
+        with_progress(ctx, release(ctx, azure, &id, "undo_operation"))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -203,7 +316,11 @@ impl Action for Unlock {
         &UNLOCK
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         Ok(Description {
             summary: format!("release this run's claim on VM {}", args.display("vm")),
             calls: describe_calls(ctx, args, "removed"),
@@ -212,10 +329,18 @@ impl Action for Unlock {
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent { detail: json!({"vm": args.get("vm")}), creates: Vec::new() })
+        Ok(Intent {
+            detail: json!({"vm": args.get("vm")}),
+            creates: Vec::new(),
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         let released = with_progress(ctx, release(ctx, azure, &id, OPERATION)).await?;
@@ -225,15 +350,25 @@ impl Action for Unlock {
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
-        Some(format!("claim VM {} again while the rollback works on it", opt_str(args, "vm").unwrap_or("?")))
+        Some(format!(
+            "claim VM {} again while the rollback works on it",
+            opt_str(args, "vm").unwrap_or("?")
+        ))
     }
 
     /// Rolling back a finished run changes the VM again: hold it meanwhile (the lock step's undo,
     /// which runs last, releases it).
-    async fn undo(&self, ctx: &StepContext, args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, claim(ctx, azure, &id, &Holder::tag_value(&ctx.run_id))).await.map(|_| ())
+        with_progress(ctx, claim(ctx, azure, &id, &Holder::tag_value(&ctx.run_id)))
+            .await
+            .map(|_| ())
     }
 }
 

@@ -20,7 +20,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, Reconciled, ResourceRef, StepContext};
+use super::{
+    Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, Reconciled,
+    ResourceRef, StepContext,
+};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
 use crate::azure::{progress, Azure, Operation, Started};
 
@@ -50,22 +53,36 @@ pub(crate) const P_SUBSCRIPTION: Param = Param {
     name: "subscription",
     ty: ParamType::String,
     required: false,
-    description: "subscription id (default: --subscription / AZURE_SUBSCRIPTION_ID / the emulator's)",
+    description:
+        "subscription id (default: --subscription / AZURE_SUBSCRIPTION_ID / the emulator's)",
 };
-pub(crate) const P_RESOURCE_GROUP: Param =
-    Param { name: "resource_group", ty: ParamType::String, required: true, description: "resource group of the VM" };
-pub(crate) const P_VM: Param = Param { name: "vm", ty: ParamType::String, required: true, description: "VM name" };
+pub(crate) const P_RESOURCE_GROUP: Param = Param {
+    name: "resource_group",
+    ty: ParamType::String,
+    required: true,
+    description: "resource group of the VM",
+};
+pub(crate) const P_VM: Param = Param {
+    name: "vm",
+    ty: ParamType::String,
+    required: true,
+    description: "VM name",
+};
 
 pub(crate) fn str_arg<'a>(args: &'a Args, name: &str) -> Result<&'a str, ActionError> {
     match args.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(other) => Err(ActionError::fatal(format!("argument `{name}` must be a non-empty string, got {other}"))),
+        Some(other) => Err(ActionError::fatal(format!(
+            "argument `{name}` must be a non-empty string, got {other}"
+        ))),
         None => Err(ActionError::fatal(format!("argument `{name}` is required"))),
     }
 }
 
 pub(crate) fn opt_str<'a>(args: &'a Args, name: &str) -> Option<&'a str> {
-    args.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    args.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 pub(crate) fn azure(ctx: &StepContext) -> Result<&Arc<Azure>, ActionError> {
@@ -73,19 +90,35 @@ pub(crate) fn azure(ctx: &StepContext) -> Result<&Arc<Azure>, ActionError> {
 }
 
 pub(crate) fn subscription(azure: &Azure, args: &Args) -> String {
-    opt_str(args, "subscription").unwrap_or(azure.subscription()).to_string()
+    opt_str(args, "subscription")
+        .unwrap_or(azure.subscription())
+        .to_string()
 }
 
 /// The VM named by `{prefix}resource_group` and `{prefix}vm`.
-pub(crate) fn vm_id(azure: &Azure, args: &Args, rg_key: &str, vm_key: &str) -> Result<ResourceId, ActionError> {
-    Ok(ResourceId::new(&subscription(azure, args), str_arg(args, rg_key)?, Kind::VirtualMachine, str_arg(args, vm_key)?))
+pub(crate) fn vm_id(
+    azure: &Azure,
+    args: &Args,
+    rg_key: &str,
+    vm_key: &str,
+) -> Result<ResourceId, ActionError> {
+    Ok(ResourceId::new(
+        &subscription(azure, args),
+        str_arg(args, rg_key)?,
+        Kind::VirtualMachine,
+        str_arg(args, vm_key)?,
+    ))
 }
 
 /// A resource id argument of the expected kind.
 pub(crate) fn id_arg(args: &Args, name: &str, kind: Kind) -> Result<ResourceId, ActionError> {
     let id = ResourceId::parse(str_arg(args, name)?)?;
     if id.kind != kind {
-        return Err(ActionError::fatal(format!("argument `{name}` must be a {} id, got a {} id", kind.noun(), id.kind.noun())));
+        return Err(ActionError::fatal(format!(
+            "argument `{name}` must be a {} id, got a {} id",
+            kind.noun(),
+            id.kind.noun()
+        )));
     }
     Ok(id)
 }
@@ -102,16 +135,27 @@ pub(crate) const OPERATION: &str = "operation";
 
 /// The operation an earlier attempt or process left in flight, if any.
 pub(crate) fn pending_operation(ctx: &StepContext, key: &str) -> Option<Operation> {
-    ctx.checkpoints.get(key).and_then(|v| serde_json::from_value(v.clone()).ok())
+    ctx.checkpoints
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// Finish a started mutation: checkpoint its operation (so a resumed step polls instead of
 /// re-sending), then poll it to the end.
-pub(crate) async fn finish(ctx: &StepContext, azure: &Azure, started: Started, key: &str) -> Result<Value, ActionError> {
+pub(crate) async fn finish(
+    ctx: &StepContext,
+    azure: &Azure,
+    started: Started,
+    key: &str,
+) -> Result<Value, ActionError> {
     match started {
         Started::Done(body) => Ok(body),
         Started::Pending(op) => {
-            ctx.checkpoint(key, serde_json::to_value(&op).expect("an operation serializes")).await?;
+            ctx.checkpoint(
+                key,
+                serde_json::to_value(&op).expect("an operation serializes"),
+            )
+            .await?;
             poll_checkpointed(ctx, azure, &op, key).await
         }
     }
@@ -120,14 +164,23 @@ pub(crate) async fn finish(ctx: &StepContext, azure: &Azure, started: Started, k
 /// Poll a checkpointed operation. Once it has ended (either way) the checkpoint is cleared: a
 /// later attempt must look at the resource, not replay this outcome. When polling itself fails
 /// the checkpoint stays, so the next attempt polls the same operation again.
-async fn poll_checkpointed(ctx: &StepContext, azure: &Azure, op: &Operation, key: &str) -> Result<Value, ActionError> {
+async fn poll_checkpointed(
+    ctx: &StepContext,
+    azure: &Azure,
+    op: &Operation,
+    key: &str,
+) -> Result<Value, ActionError> {
     let outcome = azure.wait_outcome(op).await?;
     ctx.checkpoint(key, Value::Null).await?;
     outcome
 }
 
 /// Keep polling an operation checkpointed by an earlier attempt; None if there was none.
-pub(crate) async fn resume_pending(ctx: &StepContext, azure: &Azure, key: &str) -> Option<Result<Value, ActionError>> {
+pub(crate) async fn resume_pending(
+    ctx: &StepContext,
+    azure: &Azure,
+    key: &str,
+) -> Option<Result<Value, ActionError>> {
     let op = pending_operation(ctx, key)?;
     ctx.status(format!("resuming: polling {} again", op.label));
     Some(poll_checkpointed(ctx, azure, &op, key).await)
@@ -139,7 +192,12 @@ const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Run `attempt` (which re-reads state and sends its mutation only if still needed) until it is
 /// not refused with "another operation is in progress": that operation may be our own request,
 /// accepted by Azure just before its connection dropped and then retried.
-pub(crate) async fn when_idle<T, F, Fut>(ctx: &StepContext, azure: &Azure, what: &str, mut attempt: F) -> Result<T, ActionError>
+pub(crate) async fn when_idle<T, F, Fut>(
+    ctx: &StepContext,
+    azure: &Azure,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, ActionError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ActionError>>,
@@ -149,7 +207,10 @@ where
     loop {
         match attempt().await {
             Err(e) if crate::azure::errors::is_busy(&e) && since.elapsed() < BUSY_LIMIT => {
-                ctx.status(format!("{what}: another operation is running on it, waiting ({})", crate::azure::retry_human(since.elapsed())));
+                ctx.status(format!(
+                    "{what}: another operation is running on it, waiting ({})",
+                    crate::azure::retry_human(since.elapsed())
+                ));
                 tokio::time::sleep(azure.health_poll_interval(waits)).await;
                 waits += 1;
             }
@@ -169,19 +230,28 @@ pub(crate) fn run_tags(run_id: &str, extra: &[(&str, &str)]) -> Value {
 }
 
 pub(crate) fn tag_of<'a>(resource: &'a Value, tag: &str) -> Option<&'a str> {
-    resource.get("tags").and_then(|t| t.get(tag)).and_then(Value::as_str)
+    resource
+        .get("tags")
+        .and_then(|t| t.get(tag))
+        .and_then(Value::as_str)
 }
 
 /// A resource found under our deterministic name must be ours (this run's tag), never adopted
 /// blindly: a name collision with someone else's resource stops the step.
-pub(crate) fn ensure_ours(resource: &Value, id: &ResourceId, run_id: &str) -> Result<(), ActionError> {
+pub(crate) fn ensure_ours(
+    resource: &Value,
+    id: &ResourceId,
+    run_id: &str,
+) -> Result<(), ActionError> {
     match tag_of(resource, RUN_TAG) {
         Some(tag) if tag == run_id => Ok(()),
         other => Err(ActionError::fatal(format!(
             "{} {} already exists and was not created by this run (its {RUN_TAG} tag is {})",
             id.kind.noun(),
             id.name,
-            other.map(|t| format!("`{t}`")).unwrap_or_else(|| "missing".into())
+            other
+                .map(|t| format!("`{t}`"))
+                .unwrap_or_else(|| "missing".into())
         ))
         .with_hint("delete or rename it, or give the step an explicit `name`")),
     }
@@ -189,31 +259,52 @@ pub(crate) fn ensure_ours(resource: &Value, id: &ResourceId, run_id: &str) -> Re
 
 /// Delete a resource this run created; refuses anything without this run's tag (so never the
 /// original disk).
-pub(crate) async fn delete_created(ctx: &StepContext, azure: &Azure, id: &ResourceId, run_id: &str) -> Result<(), ActionError> {
+pub(crate) async fn delete_created(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+    run_id: &str,
+) -> Result<(), ActionError> {
     let Some(current) = azure.find(id).await? else {
         return Ok(());
     };
     ensure_ours(&current, id, run_id).map_err(|e| {
-        ActionError::fatal(format!("refusing to delete {} {}: {}", id.kind.noun(), id.name, e.message))
+        ActionError::fatal(format!(
+            "refusing to delete {} {}: {}",
+            id.kind.noun(),
+            id.name,
+            e.message
+        ))
     })?;
-    let started = azure.delete(id, &format!("delete {} {}", id.kind.noun(), id.name)).await?;
-    finish(ctx, azure, started, "undo_operation").await.map(|_| ())
+    let started = azure
+        .delete(id, &format!("delete {} {}", id.kind.noun(), id.name))
+        .await?;
+    finish(ctx, azure, started, "undo_operation")
+        .await
+        .map(|_| ())
 }
 
 pub(crate) fn provisioning(resource: &Value) -> String {
-    resource.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase()
+    resource
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// After a crash: the resource this step creates, when it exists complete and tagged with this
 /// run and no operation of ours is still in flight (then the step is adopted, not redone).
-pub(crate) async fn created_earlier(ctx: &StepContext, azure: &Azure, id: &ResourceId) -> Result<Option<Value>, ActionError> {
+pub(crate) async fn created_earlier(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+) -> Result<Option<Value>, ActionError> {
     if pending_operation(ctx, OPERATION).is_some() {
         return Ok(None);
     }
-    Ok(azure
-        .find(id)
-        .await?
-        .filter(|r| tag_of(r, RUN_TAG) == Some(ctx.run_id.as_str()) && provisioning(r) == "succeeded"))
+    Ok(azure.find(id).await?.filter(|r| {
+        tag_of(r, RUN_TAG) == Some(ctx.run_id.as_str()) && provisioning(r) == "succeeded"
+    }))
 }
 
 /// Adopt `outputs` when the step's effect is already in place, else redo (execute re-checks).
@@ -222,7 +313,10 @@ pub(crate) fn adopt_if(outputs: Option<Outputs>) -> Reconciled {
 }
 
 pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {
-    ResourceRef { kind: id.kind.noun().to_string(), id: id.to_string() }
+    ResourceRef {
+        kind: id.kind.noun().to_string(),
+        id: id.to_string(),
+    }
 }
 
 /// Read-only state for `describe`, when an Azure target is configured; errors become notes.
@@ -243,8 +337,18 @@ pub(crate) fn plan_subscription(ctx: &PlanContext, args: &PlanArgs) -> String {
 }
 
 /// The VM id for planning, if its arguments are known.
-pub(crate) fn plan_vm_id(ctx: &PlanContext, args: &PlanArgs, rg_key: &str, vm_key: &str) -> Option<ResourceId> {
-    Some(ResourceId::new(&plan_subscription(ctx, args), args.str(rg_key)?, Kind::VirtualMachine, args.str(vm_key)?))
+pub(crate) fn plan_vm_id(
+    ctx: &PlanContext,
+    args: &PlanArgs,
+    rg_key: &str,
+    vm_key: &str,
+) -> Option<ResourceId> {
+    Some(ResourceId::new(
+        &plan_subscription(ctx, args),
+        args.str(rg_key)?,
+        Kind::VirtualMachine,
+        args.str(vm_key)?,
+    ))
 }
 
 /// "GET .../virtualMachines/NAME" for the plan's call list.
@@ -279,21 +383,35 @@ fn status_code(vm: &Value, prefix: &str) -> Option<String> {
 }
 
 pub(crate) fn os_disk_id(vm: &Value) -> Option<&str> {
-    vm.pointer("/properties/storageProfile/osDisk/managedDisk/id").and_then(Value::as_str)
+    vm.pointer("/properties/storageProfile/osDisk/managedDisk/id")
+        .and_then(Value::as_str)
 }
 
 pub(crate) fn data_disks(vm: &Value) -> Vec<Value> {
-    vm.pointer("/properties/storageProfile/dataDisks").and_then(Value::as_array).cloned().unwrap_or_default()
+    vm.pointer("/properties/storageProfile/dataDisks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub(crate) fn zone(resource: &Value) -> Option<String> {
-    resource.get("zones").and_then(Value::as_array).and_then(|z| z.first()).and_then(Value::as_str).map(str::to_string)
+    resource
+        .get("zones")
+        .and_then(Value::as_array)
+        .and_then(|z| z.first())
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 pub(crate) fn location(resource: &Value) -> String {
-    resource.get("location").and_then(Value::as_str).unwrap_or_default().to_string()
+    resource
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub(crate) fn same_id(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }

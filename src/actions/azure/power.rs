@@ -14,7 +14,10 @@ static DEALLOCATE: ActionSpec = ActionSpec {
     name: "azure.vm.deallocate",
     summary: "stop a VM and release its compute (needed before its OS disk can be swapped)",
     params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec { name: "power_state", description: "the power state afterwards (deallocated)" }],
+    outputs: &[OutputSpec {
+        name: "power_state",
+        description: "the power state afterwards (deallocated)",
+    }],
     mutates: true,
 };
 
@@ -22,7 +25,10 @@ static START: ActionSpec = ActionSpec {
     name: "azure.vm.start",
     summary: "start a VM",
     params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec { name: "power_state", description: "the power state afterwards (running)" }],
+    outputs: &[OutputSpec {
+        name: "power_state",
+        description: "the power state afterwards (running)",
+    }],
     mutates: true,
 };
 
@@ -39,7 +45,9 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
     let mut notes = Vec::new();
     if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
         match azure.get_vm_with_instance_view(id).await {
-            Ok(vm) if power_state(&vm) == target => notes.push(format!("already {target}: nothing to do")),
+            Ok(vm) if power_state(&vm) == target => {
+                notes.push(format!("already {target}: nothing to do"))
+            }
             Ok(vm) => notes.push(format!("now {}", power_state(&vm))),
             Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
         }
@@ -47,8 +55,18 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
     Description {
         summary: format!("{word} VM {}", args.display("vm")),
         calls: vec![
-            call("GET", id.as_ref(), "?$expand=instanceView", ".../virtualMachines/VM"),
-            call("POST", id.as_ref(), &format!("/{path}"), ".../virtualMachines/VM"),
+            call(
+                "GET",
+                id.as_ref(),
+                "?$expand=instanceView",
+                ".../virtualMachines/VM",
+            ),
+            call(
+                "POST",
+                id.as_ref(),
+                &format!("/{path}"),
+                ".../virtualMachines/VM",
+            ),
             "GET <Azure-AsyncOperation> until Succeeded".into(),
         ],
         notes,
@@ -56,7 +74,12 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
 }
 
 /// Bring the VM to the action's power state; a VM already there is left alone.
-pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId, action: VmAction) -> Result<Outputs, ActionError> {
+pub(crate) async fn set_power(
+    ctx: &StepContext,
+    azure: &Azure,
+    id: &ResourceId,
+    action: VmAction,
+) -> Result<Outputs, ActionError> {
     let (word, _, target) = verb(action);
     let key = format!("{OPERATION}_{word}");
     if let Some(result) = resume_pending(ctx, azure, &key).await {
@@ -66,7 +89,9 @@ pub(crate) async fn set_power(ctx: &StepContext, azure: &Azure, id: &ResourceId,
         let vm = azure.get_vm_with_instance_view(id).await?;
         if power_state(&vm) != target {
             ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
-            let started = azure.vm_action(id, action, &format!("{word} {}", id.name)).await?;
+            let started = azure
+                .vm_action(id, action, &format!("{word} {}", id.name))
+                .await?;
             finish(ctx, azure, started, &key).await?;
         }
         Ok(())
@@ -82,7 +107,11 @@ fn power_output(state: &str) -> Outputs {
 }
 
 /// Adopt when the VM already is where the step takes it and no operation of ours is in flight.
-async fn reconcile_power(ctx: &StepContext, args: &Args, action: VmAction) -> Result<Reconciled, ActionError> {
+async fn reconcile_power(
+    ctx: &StepContext,
+    args: &Args,
+    action: VmAction,
+) -> Result<Reconciled, ActionError> {
     let azure = azure(ctx)?;
     let id = vm_id(azure, args, "resource_group", "vm")?;
     let (word, _, target) = verb(action);
@@ -90,7 +119,9 @@ async fn reconcile_power(ctx: &StepContext, args: &Args, action: VmAction) -> Re
         return Ok(Reconciled::Redo);
     }
     let vm = azure.get_vm_with_instance_view(&id).await?;
-    Ok(adopt_if((power_state(&vm) == target).then(|| power_output(target))))
+    Ok(adopt_if(
+        (power_state(&vm) == target).then(|| power_output(target)),
+    ))
 }
 
 #[async_trait]
@@ -99,32 +130,59 @@ impl Action for Deallocate {
         &DEALLOCATE
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         Ok(describe_power(ctx, args, VmAction::Deallocate).await)
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent { detail: json!({"vm": args.get("vm"), "to": "deallocated"}), creates: Vec::new() })
+        Ok(Intent {
+            detail: json!({"vm": args.get("vm"), "to": "deallocated"}),
+            creates: Vec::new(),
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Deallocate)).await
     }
 
-    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         reconcile_power(ctx, args, VmAction::Deallocate).await
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
-        Some(format!("start VM {} again", opt_str(args, "vm").unwrap_or("?")))
+        Some(format!(
+            "start VM {} again",
+            opt_str(args, "vm").unwrap_or("?")
+        ))
     }
 
-    async fn undo(&self, ctx: &StepContext, args: &Args, _outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await.map(|_| ())
+        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -134,21 +192,38 @@ impl Action for Start {
         &START
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         Ok(describe_power(ctx, args, VmAction::Start).await)
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent { detail: json!({"vm": args.get("vm"), "to": "running"}), creates: Vec::new() })
+        Ok(Intent {
+            detail: json!({"vm": args.get("vm"), "to": "running"}),
+            creates: Vec::new(),
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await
     }
 
-    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         reconcile_power(ctx, args, VmAction::Start).await
     }
 }

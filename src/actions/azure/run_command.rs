@@ -14,21 +14,55 @@ pub struct RunCommand;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "azure.vm.run_command",
-    summary: "run a shell script on a VM (Run Command); parameters are passed as positional arguments",
+    summary:
+        "run a shell script on a VM (Run Command); parameters are passed as positional arguments",
     params: &[
         P_RESOURCE_GROUP,
         P_VM,
-        Param { name: "script", ty: ParamType::String, required: true, description: "script file, relative to the workflow file" },
-        Param { name: "parameters", ty: ParamType::List, required: false, description: "values given to the script as $1, $2, ... (never spliced into its text)" },
-        Param { name: "status_prefix", ty: ParamType::String, required: false, description: "marker of the script's status line (default RESCUE-STATUS)" },
-        Param { name: "fail_on", ty: ParamType::List, required: false, description: "verdicts that fail the step (default [failed]); a missing status line always fails" },
+        Param {
+            name: "script",
+            ty: ParamType::String,
+            required: true,
+            description: "script file, relative to the workflow file",
+        },
+        Param {
+            name: "parameters",
+            ty: ParamType::List,
+            required: false,
+            description: "values given to the script as $1, $2, ... (never spliced into its text)",
+        },
+        Param {
+            name: "status_prefix",
+            ty: ParamType::String,
+            required: false,
+            description: "marker of the script's status line (default RESCUE-STATUS)",
+        },
+        Param {
+            name: "fail_on",
+            ty: ParamType::List,
+            required: false,
+            description:
+                "verdicts that fail the step (default [failed]); a missing status line always fails",
+        },
         P_SUBSCRIPTION,
     ],
     outputs: &[
-        OutputSpec { name: "verdict", description: "the status line's verdict, e.g. repaired / clean / failed" },
-        OutputSpec { name: "status", description: "the whole parsed status line (object)" },
-        OutputSpec { name: "stdout", description: "the last 4 KiB of standard output (all Azure returns)" },
-        OutputSpec { name: "stderr", description: "the last 4 KiB of standard error" },
+        OutputSpec {
+            name: "verdict",
+            description: "the status line's verdict, e.g. repaired / clean / failed",
+        },
+        OutputSpec {
+            name: "status",
+            description: "the whole parsed status line (object)",
+        },
+        OutputSpec {
+            name: "stdout",
+            description: "the last 4 KiB of standard output (all Azure returns)",
+        },
+        OutputSpec {
+            name: "stderr",
+            description: "the last 4 KiB of standard error",
+        },
     ],
     mutates: true,
 };
@@ -40,7 +74,11 @@ const DEFAULT_PREFIX: &str = "RESCUE-STATUS";
 /// stdout and stderr from a RunCommandResult (Linux: one message with [stdout]/[stderr] sections;
 /// Windows: separate StdOut/StdErr entries).
 pub(crate) fn split_output(result: &Value) -> (String, String) {
-    let entries = result.get("value").and_then(Value::as_array).cloned().unwrap_or_default();
+    let entries = result
+        .get("value")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let message = |pred: &dyn Fn(&str) -> bool| {
         entries
             .iter()
@@ -48,11 +86,21 @@ pub(crate) fn split_output(result: &Value) -> (String, String) {
             .and_then(|e| e.get("message").and_then(Value::as_str))
             .map(str::to_string)
     };
-    if let (Some(out), err) = (message(&|c| c.contains("StdOut")), message(&|c| c.contains("StdErr"))) {
+    if let (Some(out), err) = (
+        message(&|c| c.contains("StdOut")),
+        message(&|c| c.contains("StdErr")),
+    ) {
         return (out, err.unwrap_or_default());
     }
-    let text = entries.first().and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or_default();
-    let after_stdout = text.split_once("[stdout]\n").map(|(_, rest)| rest).unwrap_or(text);
+    let text = entries
+        .first()
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let after_stdout = text
+        .split_once("[stdout]\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or(text);
     match after_stdout.split_once("[stderr]\n") {
         Some((out, err)) => (out.trim_end_matches('\n').to_string(), err.to_string()),
         None => (after_stdout.to_string(), String::new()),
@@ -77,9 +125,23 @@ fn partition_lines(status: &Value) -> Vec<String> {
             ps.iter()
                 .filter(|p| p.get("result").and_then(Value::as_str) != Some("skipped"))
                 .map(|p| {
-                    let s = |k: &str| p.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).unwrap_or_default();
+                    let s = |k: &str| {
+                        p.get(k)
+                            .map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string()))
+                            .unwrap_or_default()
+                    };
                     let note = s("note");
-                    format!("partition {} ({}): {}{}", s("partition"), s("fstype"), s("result"), if note.is_empty() { String::new() } else { format!(" - {note}") })
+                    format!(
+                        "partition {} ({}): {}{}",
+                        s("partition"),
+                        s("fstype"),
+                        s("result"),
+                        if note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" - {note}")
+                        }
+                    )
                 })
                 .collect()
         })
@@ -93,7 +155,11 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// Script parameters: scalars become `argN`, `{name, value}` objects stay named; values are strings.
 fn parameters(args: &Args) -> Result<Vec<Value>, ActionError> {
-    let list = args.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = args
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     list.iter()
         .enumerate()
         .map(|(i, p)| {
@@ -113,7 +179,10 @@ fn parameters(args: &Args) -> Result<Vec<Value>, ActionError> {
         .collect()
 }
 
-fn read_script(ctx_env: &crate::actions::Env, args: &Args) -> Result<(String, Vec<String>), ActionError> {
+fn read_script(
+    ctx_env: &crate::actions::Env,
+    args: &Args,
+) -> Result<(String, Vec<String>), ActionError> {
     let given = str_arg(args, "script")?;
     let path = ctx_env.resolve_path(given);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -121,9 +190,16 @@ fn read_script(ctx_env: &crate::actions::Env, args: &Args) -> Result<(String, Ve
             .with_hint("`script` is relative to the workflow file's directory")
     })?;
     if text.len() > MAX_SCRIPT {
-        return Err(ActionError::fatal(format!("script {} is {} KiB; Run Command accepts at most 256 KiB", path.display(), text.len() / 1024)));
+        return Err(ActionError::fatal(format!(
+            "script {} is {} KiB; Run Command accepts at most 256 KiB",
+            path.display(),
+            text.len() / 1024
+        )));
     }
-    Ok((path.display().to_string(), text.lines().map(str::to_string).collect()))
+    Ok((
+        path.display().to_string(),
+        text.lines().map(str::to_string).collect(),
+    ))
 }
 
 #[async_trait]
@@ -132,7 +208,11 @@ impl Action for RunCommand {
         &SPEC
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         let mut notes = Vec::new();
         if let Some(script) = args.str("script") {
@@ -150,7 +230,12 @@ impl Action for RunCommand {
                 args.display("parameters")
             ),
             calls: vec![
-                call("POST", id.as_ref(), "/runCommand (RunShellScript)", ".../virtualMachines/VM"),
+                call(
+                    "POST",
+                    id.as_ref(),
+                    "/runCommand (RunShellScript)",
+                    ".../virtualMachines/VM",
+                ),
                 "GET <Location> until the result arrives".into(),
             ],
             notes,
@@ -158,20 +243,36 @@ impl Action for RunCommand {
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent { detail: json!({"vm": args.get("vm"), "script": args.get("script"), "parameters": args.get("parameters")}), creates: Vec::new() })
+        Ok(Intent {
+            detail: json!({"vm": args.get("vm"), "script": args.get("script"), "parameters": args.get("parameters")}),
+            creates: Vec::new(),
+        })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let prefix = opt_str(args, "status_prefix").unwrap_or(DEFAULT_PREFIX);
         let fail_on: Vec<String> = args
             .get("fail_on")
             .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_else(|| vec!["failed".into()]);
         let (script_path, lines) = read_script(&ctx.env, args)?;
-        let script_name = std::path::Path::new(&script_path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let script_name = std::path::Path::new(&script_path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let result = with_progress(ctx, async {
             if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
                 return result;
@@ -191,10 +292,20 @@ impl Action for RunCommand {
             ))
             .with_hint(format!("look at the script's log on {} (/var/log/rescue/), then `rescue resume RUN_ID` to run it again", vm.name)));
         };
-        let verdict = status.get("verdict").and_then(Value::as_str).unwrap_or("unknown").to_string();
+        let verdict = status
+            .get("verdict")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
         if fail_on.contains(&verdict) {
-            let reason = status.get("reason").and_then(Value::as_str).unwrap_or_default();
-            let log = status.get("log").and_then(Value::as_str).unwrap_or("/var/log/rescue/");
+            let reason = status
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let log = status
+                .get("log")
+                .and_then(Value::as_str)
+                .unwrap_or("/var/log/rescue/");
             let details = partition_lines(&status);
             return Err(ActionError::fatal(format!(
                 "{script_name} on {}: verdict {verdict}: {reason}{}{}",
@@ -228,14 +339,20 @@ mod tests {
         let (out, err) = split_output(&result);
         assert!(out.starts_with("fdisk"), "{out}");
         assert_eq!(err, "warn\n");
-        assert_eq!(parse_status(&out, DEFAULT_PREFIX).unwrap()["verdict"], "repaired");
+        assert_eq!(
+            parse_status(&out, DEFAULT_PREFIX).unwrap()["verdict"],
+            "repaired"
+        );
         assert!(parse_status("no marker here", DEFAULT_PREFIX).is_none());
     }
 
     #[test]
     fn parameters_become_positional_strings() {
         let mut args = Args::new();
-        args.insert("parameters".into(), json!([0, "x y", {"name": "n", "value": "v"}]));
+        args.insert(
+            "parameters".into(),
+            json!([0, "x y", {"name": "n", "value": "v"}]),
+        );
         let p = parameters(&args).unwrap();
         assert_eq!(p[0], json!({"name":"arg1","value":"0"}));
         assert_eq!(p[1], json!({"name":"arg2","value":"x y"}));

@@ -12,16 +12,50 @@ static SPEC: ActionSpec = ActionSpec {
     name: "azure.snapshot.create",
     summary: "snapshot a disk (incremental, tagged with the run id); the snapshot is kept",
     params: &[
-        Param { name: "disk_id", ty: ParamType::String, required: true, description: "ARM id of the disk to snapshot" },
-        Param { name: "resource_group", ty: ParamType::String, required: false, description: "where to create it (default: the disk's)" },
-        Param { name: "name", ty: ParamType::String, required: false, description: "snapshot name (default: DISK-snap-RUN_ID)" },
-        Param { name: "sku", ty: ParamType::String, required: false, description: "Standard_LRS (default), Premium_LRS or Standard_ZRS" },
-        Param { name: "incremental", ty: ParamType::Boolean, required: false, description: "incremental snapshot (default true)" },
+        Param {
+            name: "disk_id",
+            ty: ParamType::String,
+            required: true,
+            description: "ARM id of the disk to snapshot",
+        },
+        Param {
+            name: "resource_group",
+            ty: ParamType::String,
+            required: false,
+            description: "where to create it (default: the disk's)",
+        },
+        Param {
+            name: "name",
+            ty: ParamType::String,
+            required: false,
+            description: "snapshot name (default: DISK-snap-RUN_ID)",
+        },
+        Param {
+            name: "sku",
+            ty: ParamType::String,
+            required: false,
+            description: "Standard_LRS (default), Premium_LRS or Standard_ZRS",
+        },
+        Param {
+            name: "incremental",
+            ty: ParamType::Boolean,
+            required: false,
+            description: "incremental snapshot (default true)",
+        },
     ],
     outputs: &[
-        OutputSpec { name: "id", description: "ARM id of the snapshot" },
-        OutputSpec { name: "name", description: "snapshot name" },
-        OutputSpec { name: "source_disk_id", description: "the disk it was taken of" },
+        OutputSpec {
+            name: "id",
+            description: "ARM id of the snapshot",
+        },
+        OutputSpec {
+            name: "name",
+            description: "snapshot name",
+        },
+        OutputSpec {
+            name: "source_disk_id",
+            description: "the disk it was taken of",
+        },
     ],
     mutates: true,
 };
@@ -29,9 +63,16 @@ static SPEC: ActionSpec = ActionSpec {
 /// The snapshot's id, decided from the arguments and the run id alone.
 pub(crate) fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId), ActionError> {
     let source = id_arg(args, "disk_id", Kind::Disk)?;
-    let rg = opt_str(args, "resource_group").unwrap_or(&source.resource_group).to_string();
-    let name = opt_str(args, "name").map(str::to_string).unwrap_or_else(|| derived_name(&source.name, "snap", run_id));
-    Ok((source.clone(), ResourceId::new(&source.subscription, &rg, Kind::Snapshot, &name)))
+    let rg = opt_str(args, "resource_group")
+        .unwrap_or(&source.resource_group)
+        .to_string();
+    let name = opt_str(args, "name")
+        .map(str::to_string)
+        .unwrap_or_else(|| derived_name(&source.name, "snap", run_id));
+    Ok((
+        source.clone(),
+        ResourceId::new(&source.subscription, &rg, Kind::Snapshot, &name),
+    ))
 }
 
 #[async_trait]
@@ -40,7 +81,11 @@ impl Action for CreateSnapshot {
         &SPEC
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
         let (summary, calls) = match target(&args.known, &ctx.run_id) {
             Ok((source, snap)) => {
@@ -50,16 +95,34 @@ impl Action for CreateSnapshot {
                     Err(e) => notes.push(e),
                 }
                 (
-                    format!("snapshot {} of disk {} (incremental, tagged {RUN_TAG}={})", snap.name, source.name, ctx.run_id),
-                    vec![format!("GET {source}"), format!("PUT {snap}"), "GET <Azure-AsyncOperation> until Succeeded".into()],
+                    format!(
+                        "snapshot {} of disk {} (incremental, tagged {RUN_TAG}={})",
+                        snap.name, source.name, ctx.run_id
+                    ),
+                    vec![
+                        format!("GET {source}"),
+                        format!("PUT {snap}"),
+                        "GET <Azure-AsyncOperation> until Succeeded".into(),
+                    ],
                 )
             }
             Err(_) => (
-                format!("snapshot disk {} (incremental, tagged with the run id)", args.display("disk_id")),
-                vec!["GET .../disks/DISK".into(), "PUT .../snapshots/DISK-snap-RUN".into(), "GET <Azure-AsyncOperation> until Succeeded".into()],
+                format!(
+                    "snapshot disk {} (incremental, tagged with the run id)",
+                    args.display("disk_id")
+                ),
+                vec![
+                    "GET .../disks/DISK".into(),
+                    "PUT .../snapshots/DISK-snap-RUN".into(),
+                    "GET <Azure-AsyncOperation> until Succeeded".into(),
+                ],
             ),
         };
-        Ok(Description { summary, calls, notes })
+        Ok(Description {
+            summary,
+            calls,
+            notes,
+        })
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
@@ -70,7 +133,12 @@ impl Action for CreateSnapshot {
         })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let (source, snap) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
@@ -93,26 +161,55 @@ impl Action for CreateSnapshot {
         .await
     }
 
-    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         let azure = azure(ctx)?;
         let (source, snap) = target(args, &ctx.run_id)?;
-        Ok(adopt_if(created_earlier(ctx, azure, &snap).await?.map(|r| outputs(&r, &snap, &source))))
+        Ok(adopt_if(
+            created_earlier(ctx, azure, &snap)
+                .await?
+                .map(|r| outputs(&r, &snap, &source)),
+        ))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
-        Some(format!("delete snapshot {}", outputs.get("name").and_then(Value::as_str).unwrap_or("?")))
+        Some(format!(
+            "delete snapshot {}",
+            outputs.get("name").and_then(Value::as_str).unwrap_or("?")
+        ))
     }
 
-    async fn undo(&self, ctx: &StepContext, _args: &Args, outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        _args: &Args,
+        outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
-        let id = ResourceId::parse(outputs.get("id").and_then(Value::as_str).unwrap_or_default())?;
+        let id = ResourceId::parse(
+            outputs
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
         with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
     }
 }
 
 fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
     let mut out = Outputs::new();
-    out.insert("id".into(), json!(created.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or(snap.to_string())));
+    out.insert(
+        "id".into(),
+        json!(created
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or(snap.to_string())),
+    );
     out.insert("name".into(), json!(snap.name));
     out.insert("source_disk_id".into(), json!(source.to_string()));
     out
@@ -122,11 +219,21 @@ fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
 pub(crate) fn disk_summary(disk: &Value) -> String {
     format!(
         "{} GiB {}, {}, {}, {}",
-        disk.pointer("/properties/diskSizeGB").map(Value::to_string).unwrap_or("?".into()),
-        disk.pointer("/sku/name").and_then(Value::as_str).unwrap_or("?"),
-        zone(disk).map(|z| format!("zone {z}")).unwrap_or_else(|| "no zone".into()),
-        disk.pointer("/properties/hyperVGeneration").and_then(Value::as_str).unwrap_or("?"),
-        disk.pointer("/properties/diskState").and_then(Value::as_str).unwrap_or("?"),
+        disk.pointer("/properties/diskSizeGB")
+            .map(Value::to_string)
+            .unwrap_or("?".into()),
+        disk.pointer("/sku/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        zone(disk)
+            .map(|z| format!("zone {z}"))
+            .unwrap_or_else(|| "no zone".into()),
+        disk.pointer("/properties/hyperVGeneration")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        disk.pointer("/properties/diskState")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
     )
 }
 
@@ -149,17 +256,23 @@ pub(crate) async fn create_owned(
             ensure_ours(&existing, id, &ctx.run_id)?;
             match provisioning(&existing).as_str() {
                 "succeeded" => {
-                    ctx.status(format!("{label} already exists (created by this run): adopted"));
+                    ctx.status(format!(
+                        "{label} already exists (created by this run): adopted"
+                    ));
                     return Ok(existing);
                 }
                 // Azure refuses to update a resource whose creation failed: remove ours, start over.
                 "failed" => {
-                    ctx.status(format!("{label} failed to create earlier: deleting it to create it again"));
+                    ctx.status(format!(
+                        "{label} failed to create earlier: deleting it to create it again"
+                    ));
                     delete_created(ctx, azure, id, &ctx.run_id).await?;
                 }
                 // Our own earlier request (its answer lost) is still creating it.
                 "creating" | "updating" => {
-                    return Err(ActionError::retryable(format!("{label}: another operation (its creation) is still running")));
+                    return Err(ActionError::retryable(format!(
+                        "{label}: another operation (its creation) is still running"
+                    )));
                 }
                 _ => {}
             }
@@ -171,7 +284,8 @@ pub(crate) async fn create_owned(
     .await?;
     match provisioning(&result).as_str() {
         "succeeded" | "" => Ok(result),
-        other => Err(ActionError::retryable(format!("{label} ended in provisioning state {other}"))),
+        other => Err(ActionError::retryable(format!(
+            "{label} ended in provisioning state {other}"
+        ))),
     }
 }
-

@@ -17,26 +17,58 @@ static SPEC: ActionSpec = ActionSpec {
     params: &[
         P_RESOURCE_GROUP,
         P_VM,
-        Param { name: "disk_id", ty: ParamType::String, required: true, description: "ARM id of the disk to boot from" },
-        Param { name: "original_disk_id", ty: ParamType::String, required: true, description: "the OS disk the VM must have now (refuses to swap out anything else)" },
+        Param {
+            name: "disk_id",
+            ty: ParamType::String,
+            required: true,
+            description: "ARM id of the disk to boot from",
+        },
+        Param {
+            name: "original_disk_id",
+            ty: ParamType::String,
+            required: true,
+            description: "the OS disk the VM must have now (refuses to swap out anything else)",
+        },
         P_SUBSCRIPTION,
     ],
     outputs: &[
-        OutputSpec { name: "original_disk_id", description: "the old OS disk (kept, untouched)" },
-        OutputSpec { name: "new_disk_id", description: "the VM's OS disk now" },
+        OutputSpec {
+            name: "original_disk_id",
+            description: "the old OS disk (kept, untouched)",
+        },
+        OutputSpec {
+            name: "new_disk_id",
+            description: "the VM's OS disk now",
+        },
     ],
     mutates: true,
 };
 
 /// Set the VM's OS disk to `disk`, keeping `createOption` (changing it is a 409).
-async fn set_os_disk(ctx: &StepContext, azure: &Azure, vm_id: &ResourceId, vm: &Value, disk: &ResourceId, key: &str) -> Result<(), ActionError> {
-    let create_option = vm.pointer("/properties/storageProfile/osDisk/createOption").cloned().unwrap_or(json!("Attach"));
+async fn set_os_disk(
+    ctx: &StepContext,
+    azure: &Azure,
+    vm_id: &ResourceId,
+    vm: &Value,
+    disk: &ResourceId,
+    key: &str,
+) -> Result<(), ActionError> {
+    let create_option = vm
+        .pointer("/properties/storageProfile/osDisk/createOption")
+        .cloned()
+        .unwrap_or(json!("Attach"));
     let body = json!({"properties": {"storageProfile": {"osDisk": {
         "createOption": create_option,
         "name": disk.name,
         "managedDisk": {"id": disk.to_string()},
     }}}});
-    let started = azure.patch_vm(vm_id, body, &format!("OS disk swap of {} to {}", vm_id.name, disk.name)).await?;
+    let started = azure
+        .patch_vm(
+            vm_id,
+            body,
+            &format!("OS disk swap of {} to {}", vm_id.name, disk.name),
+        )
+        .await?;
     finish(ctx, azure, started, key).await.map(|_| ())
 }
 
@@ -58,7 +90,11 @@ impl Action for SwapOsDisk {
         &SPEC
     }
 
-    async fn describe(&self, ctx: &PlanContext, args: &PlanArgs) -> Result<Description, ActionError> {
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         Ok(Description {
             summary: format!(
@@ -68,8 +104,18 @@ impl Action for SwapOsDisk {
                 args.display("disk_id")
             ),
             calls: vec![
-                call("GET", id.as_ref(), "?$expand=instanceView", ".../virtualMachines/VM"),
-                call("PATCH", id.as_ref(), " (storageProfile.osDisk.managedDisk.id = the copy)", ".../virtualMachines/VM"),
+                call(
+                    "GET",
+                    id.as_ref(),
+                    "?$expand=instanceView",
+                    ".../virtualMachines/VM",
+                ),
+                call(
+                    "PATCH",
+                    id.as_ref(),
+                    " (storageProfile.osDisk.managedDisk.id = the copy)",
+                    ".../virtualMachines/VM",
+                ),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
             ],
             notes: Vec::new(),
@@ -83,7 +129,12 @@ impl Action for SwapOsDisk {
         })
     }
 
-    async fn execute(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Outputs, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let vm_id = vm_id(azure, args, "resource_group", "vm")?;
         let new = id_arg(args, "disk_id", Kind::Disk)?;
@@ -117,7 +168,12 @@ impl Action for SwapOsDisk {
         .await
     }
 
-    async fn reconcile(&self, ctx: &StepContext, args: &Args, _intent: &Intent) -> Result<Reconciled, ActionError> {
+    async fn reconcile(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        _intent: &Intent,
+    ) -> Result<Reconciled, ActionError> {
         let azure = azure(ctx)?;
         let vm_id = vm_id(azure, args, "resource_group", "vm")?;
         let new = id_arg(args, "disk_id", Kind::Disk)?;
@@ -126,28 +182,46 @@ impl Action for SwapOsDisk {
             return Ok(Reconciled::Redo);
         }
         let vm = azure.get(&vm_id).await?;
-        Ok(adopt_if(new.same_as(os_disk_id(&vm).unwrap_or_default()).then(|| outputs(&original, &new))))
+        Ok(adopt_if(
+            new.same_as(os_disk_id(&vm).unwrap_or_default())
+                .then(|| outputs(&original, &new)),
+        ))
     }
 
     fn describe_undo(&self, args: &Args, outputs: &Outputs) -> Option<String> {
         Some(format!(
             "deallocate VM {}, swap its original OS disk {} back, start it",
             opt_str(args, "vm").unwrap_or("?"),
-            outputs.get("original_disk_id").and_then(Value::as_str).unwrap_or("?")
+            outputs
+                .get("original_disk_id")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
         ))
     }
 
-    async fn undo(&self, ctx: &StepContext, args: &Args, outputs: &Outputs) -> Result<(), ActionError> {
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        outputs: &Outputs,
+    ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let vm_id = vm_id(azure, args, "resource_group", "vm")?;
-        let original = ResourceId::parse(outputs.get("original_disk_id").and_then(Value::as_str).unwrap_or_default())?;
+        let original = ResourceId::parse(
+            outputs
+                .get("original_disk_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
         with_progress(ctx, async {
             let vm = azure.get(&vm_id).await?;
             if !original.same_as(os_disk_id(&vm).unwrap_or_default()) {
                 set_power(ctx, azure, &vm_id, VmAction::Deallocate).await?;
                 set_os_disk(ctx, azure, &vm_id, &vm, &original, "undo_operation").await?;
             }
-            set_power(ctx, azure, &vm_id, VmAction::Start).await.map(|_| ())
+            set_power(ctx, azure, &vm_id, VmAction::Start)
+                .await
+                .map(|_| ())
         })
         .await
     }

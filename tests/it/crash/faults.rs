@@ -7,34 +7,76 @@ use super::support::*;
 /// Runs the repair on the incident scenario plus `rule`; resumes when it stopped with exit 1
 /// and a message containing `stop_message`. Checks that the fault fired (the request log).
 fn under_fault(rule: &str, stop_message: Option<&str>) {
-    let with_fault = rescue::emulator::INCIDENT_SCENARIO.replace("\nfaults: []", &format!("\nfaults:\n  - {rule}"));
-    assert_ne!(with_fault, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario no longer ends with `faults: []`");
-    let Some(f) = Fixture::new(Some(&with_fault)) else { return };
-    let (emulator, state, original, original_hash) = (&f.emulator, &f.state, &f.original, &f.original_hash);
+    let with_fault = rescue::emulator::INCIDENT_SCENARIO
+        .replace("\nfaults: []", &format!("\nfaults:\n  - {rule}"));
+    assert_ne!(
+        with_fault,
+        rescue::emulator::INCIDENT_SCENARIO,
+        "the incident scenario no longer ends with `faults: []`"
+    );
+    let Some(f) = Fixture::new(Some(&with_fault)) else {
+        return;
+    };
+    let (emulator, state, original, original_hash) =
+        (&f.emulator, &f.state, &f.original, &f.original_hash);
     let first = emulator.repair(state, &[], &[]);
     let run = only_run(state);
     match stop_message {
-        None => assert_eq!(first.status.code(), Some(0), "{rule}: not completed through retries\n{}", text(&first)),
+        None => assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{rule}: not completed through retries\n{}",
+            text(&first)
+        ),
         Some(message) => {
-            assert_eq!(first.status.code(), Some(1), "{rule}: expected a stop with exit 1\n{}", text(&first));
+            assert_eq!(
+                first.status.code(),
+                Some(1),
+                "{rule}: expected a stop with exit 1\n{}",
+                text(&first)
+            );
             let stderr = String::from_utf8_lossy(&first.stderr);
-            assert!(stderr.contains(message) && stderr.contains(&format!("rescue resume {run}")), "{rule}: unclear stop\n{stderr}");
+            assert!(
+                stderr.contains(message) && stderr.contains(&format!("rescue resume {run}")),
+                "{rule}: unclear stop\n{stderr}"
+            );
             let out = emulator.rescue(state, &["resume", &run, "--yes"], &[]);
-            assert_eq!(out.status.code(), Some(0), "{rule}: resume did not finish\n{}", text(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{rule}: resume did not finish\n{}",
+                text(&out)
+            );
         }
     }
     emulator.assert_invariants(state, &run, original, original_hash, rule);
     let vm = emulator.vm(VM);
-    assert_eq!((agent(&vm).as_str(), power(&vm).as_str()), ("Ready", "running"), "{rule}");
+    assert_eq!(
+        (agent(&vm).as_str(), power(&vm).as_str()),
+        ("Ready", "running"),
+        "{rule}"
+    );
     assert_ne!(&os_disk(&vm), original, "{rule}: not swapped");
     assert!(data_disks(&emulator.vm(RESCUE_VM)).is_empty(), "{rule}");
-    let fired: Vec<_> = emulator.requests().into_iter().filter(|r| r.get("fault").is_some()).collect();
-    assert_eq!(fired.len(), 1, "{rule}: the fault fired {} times: {fired:?}", fired.len());
+    let fired: Vec<_> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.get("fault").is_some())
+        .collect();
+    assert_eq!(
+        fired.len(),
+        1,
+        "{rule}: the fault fired {} times: {fired:?}",
+        fired.len()
+    );
 }
 
 #[test]
 fn http_500_on_the_snapshot_is_retried() {
-    under_fault("{operation: snapshot.create, call: 1, kind: http_500}", None);
+    under_fault(
+        "{operation: snapshot.create, call: 1, kind: http_500}",
+        None,
+    );
 }
 
 #[test]
@@ -45,18 +87,27 @@ fn http_503_on_the_attach_is_retried() {
 
 #[test]
 fn throttling_with_retry_after_on_the_deallocate_is_waited_out() {
-    under_fault("{operation: vm.deallocate, call: 1, kind: throttle(1)}", None);
+    under_fault(
+        "{operation: vm.deallocate, call: 1, kind: throttle(1)}",
+        None,
+    );
 }
 
 #[test]
 fn a_failed_copy_operation_stops_the_run_and_resume_finishes_it() {
-    under_fault("{operation: disk.create, call: 1, kind: lro_failed}", Some("copy"));
+    under_fault(
+        "{operation: disk.create, call: 1, kind: lro_failed}",
+        Some("copy"),
+    );
 }
 
 #[test]
 fn a_dropped_connection_on_the_swap_is_retried() {
     // vm.update calls: 1 lock, 2 attach, 3 detach, 4 swap.
-    under_fault("{operation: vm.update, call: 4, kind: drop_connection}", None);
+    under_fault(
+        "{operation: vm.update, call: 4, kind: drop_connection}",
+        None,
+    );
 }
 
 #[test]

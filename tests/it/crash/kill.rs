@@ -34,19 +34,42 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
     let run = only_run(&state);
     reference.assert_invariants(&state, &run, &original, &original_hash, "uninterrupted");
     let expected = reference.end_state(&run);
-    assert_ne!(expected.vm_os_disk, original, "the reference run did not swap the disk");
-    assert_eq!((expected.vm_agent.as_str(), expected.vm_lock_tag.as_ref()), ("Ready", None));
+    assert_ne!(
+        expected.vm_os_disk, original,
+        "the reference run did not swap the disk"
+    );
+    assert_eq!(
+        (expected.vm_agent.as_str(), expected.vm_lock_tag.as_ref()),
+        ("Ready", None)
+    );
     let requests = reference.requests();
     drop(reference);
     let mutations = requests.iter().filter(|r| is_mutation(r)).count() as u64;
     let polls = requests.iter().filter(|r| is_poll(r)).count() as u64;
-    assert!(mutations >= 10, "lock, deallocate, snapshot, copy, attach, fsck, detach, swap, start, unlock: {mutations}");
+    assert!(
+        mutations >= 10,
+        "lock, deallocate, snapshot, copy, attach, fsck, detach, swap, start, unlock: {mutations}"
+    );
 
-    let mut points: Vec<(&str, String)> = (1..=mutations).map(|k| ("RESCUE_TEST_KILL_AFTER_MUTATION", k.to_string())).collect();
+    let mut points: Vec<(&str, String)> = (1..=mutations)
+        .map(|k| ("RESCUE_TEST_KILL_AFTER_MUTATION", k.to_string()))
+        .collect();
     assert!(polls >= *POLL_POINTS.last().unwrap(), "only {polls} polls");
-    points.extend(POLL_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_AFTER_POLL", k.to_string())));
-    points.extend(JOURNAL_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_AT", k.to_string())));
-    points.extend(IN_WRITE_POINTS.iter().map(|k| ("RESCUE_TEST_KILL_IN_WRITE", k.to_string())));
+    points.extend(
+        POLL_POINTS
+            .iter()
+            .map(|k| ("RESCUE_TEST_KILL_AFTER_POLL", k.to_string())),
+    );
+    points.extend(
+        JOURNAL_POINTS
+            .iter()
+            .map(|k| ("RESCUE_TEST_KILL_AT", k.to_string())),
+    );
+    points.extend(
+        IN_WRITE_POINTS
+            .iter()
+            .map(|k| ("RESCUE_TEST_KILL_IN_WRITE", k.to_string())),
+    );
 
     let mut same = 0;
     for (i, (hook, k)) in points.iter().enumerate() {
@@ -54,18 +77,52 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
         let emulator = Served::copy_of(&pristine, &dir.path().join(format!("kill-{i}")));
         let state = dir.path().join(format!("kill-{i}-state"));
         let out = emulator.repair(&state, &[], &[(hook, k.clone())]);
-        assert!(killed(&out), "{label}: rescue was not killed (exit {:?})\n{}", out.status, text(&out));
+        assert!(
+            killed(&out),
+            "{label}: rescue was not killed (exit {:?})\n{}",
+            out.status,
+            text(&out)
+        );
         let run = only_run(&state);
         if *hook == "RESCUE_TEST_KILL_IN_WRITE" {
-            let partial = std::fs::read_dir(state.join("runs").join(&run)).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".journal-")).count();
-            assert_eq!(partial, 1, "{label}: killed mid-write, the new journal should be left in its temporary file");
+            let partial = std::fs::read_dir(state.join("runs").join(&run))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(".journal-")
+                })
+                .count();
+            assert_eq!(
+                partial, 1,
+                "{label}: killed mid-write, the new journal should be left in its temporary file"
+            );
         }
         let out = emulator.rescue(&state, &["resume", &run, "--yes"], &[]);
-        assert_eq!(out.status.code(), Some(0), "{label}: resume failed\n{}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{label}: resume failed\n{}",
+            text(&out)
+        );
         emulator.assert_invariants(&state, &run, &original, &original_hash, &label);
-        assert_eq!(emulator.end_state(&run), expected, "{label}: a different end state");
+        assert_eq!(
+            emulator.end_state(&run),
+            expected,
+            "{label}: a different end state"
+        );
         same += 1;
     }
-    println!("{} kill points, {same} resumed to the same end state ({:.0?})", points.len(), clock.elapsed());
-    eprintln!("{} kill points, {same} resumed to the same end state ({:.0?})", points.len(), clock.elapsed());
+    println!(
+        "{} kill points, {same} resumed to the same end state ({:.0?})",
+        points.len(),
+        clock.elapsed()
+    );
+    eprintln!(
+        "{} kill points, {same} resumed to the same end state ({:.0?})",
+        points.len(),
+        clock.elapsed()
+    );
 }

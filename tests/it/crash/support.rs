@@ -16,7 +16,9 @@ pub use crate::repair::support::{e2fsck_partitions, repo, sha256, text, RESCUE_V
 const TIME_SCALE: &str = "0.004";
 
 pub fn bin() -> PathBuf {
-    std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"))
+    std::env::var_os("RESCUE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"))
 }
 
 /// A served emulator on `data_dir`; stopped with SIGINT (so it detaches its loop devices).
@@ -34,35 +36,67 @@ impl Served {
     pub fn start(data_dir: &Path, scenario: Option<&Path>) -> Served {
         let log = data_dir.with_extension("requests.jsonl");
         let mut cmd = Command::new(bin());
-        cmd.args(["emulator", "serve", "--time-scale", TIME_SCALE, "--data-dir"])
-            .arg(data_dir)
-            .arg("--log")
-            .arg(&log)
-            .env_remove("RESCUE_EMULATOR_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "emulator",
+            "serve",
+            "--time-scale",
+            TIME_SCALE,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg("--log")
+        .arg(&log)
+        .env_remove("RESCUE_EMULATOR_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         if let Some(s) = scenario {
             cmd.arg("--scenario").arg(s);
         }
         let mut child = cmd.spawn().expect("spawn rescue emulator serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut value = |prefix: &str| {
-            let line = lines.next().expect("a banner line").expect("read the banner");
-            line.strip_prefix(prefix).unwrap_or_else(|| panic!("banner line {line:?} lacks {prefix:?}")).to_string()
+            let line = lines
+                .next()
+                .expect("a banner line")
+                .expect("read the banner");
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("banner line {line:?} lacks {prefix:?}"))
+                .to_string()
         };
         let _listening = value("rescue emulator listening on ");
         let endpoint = value("export RESCUE_EMULATOR_URL=");
         let token = value("export RESCUE_EMULATOR_TOKEN=");
         let subscription = value("export AZURE_SUBSCRIPTION_ID=");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Served { child, data_dir: data_dir.to_path_buf(), log, endpoint, token, subscription, runtime }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Served {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            endpoint,
+            token,
+            subscription,
+            runtime,
+        }
     }
 
     /// A fresh emulator on a copy of `pristine` (a data dir seeded and stopped earlier).
     pub fn copy_of(pristine: &Path, data_dir: &Path) -> Served {
-        let out = Command::new("cp").arg("-a").arg("--sparse=always").arg(pristine).arg(data_dir).output().unwrap();
-        assert!(out.status.success(), "cp: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg("--sparse=always")
+            .arg(pristine)
+            .arg(data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Served::start(data_dir, None)
     }
 
@@ -89,35 +123,65 @@ impl Served {
     pub fn repair(&self, state: &Path, extra: &[&str], env: &[(&str, String)]) -> Output {
         let workflow = repo("workflows/os-disk-swap.yaml");
         let inputs = repo("examples/incident-inputs.yaml");
-        let mut args = vec!["run", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--yes"];
+        let mut args = vec![
+            "run",
+            workflow.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--yes",
+        ];
         args.extend_from_slice(extra);
         self.rescue(state, &args, env)
     }
 
     pub fn azure(&self) -> Azure {
-        let target = Target::Emulator { endpoint: self.endpoint.parse().unwrap(), token: self.token.clone(), subscription: self.subscription.clone() };
-        self.runtime.block_on(Azure::connect(target)).expect("connect to the emulator")
+        let target = Target::Emulator {
+            endpoint: self.endpoint.parse().unwrap(),
+            token: self.token.clone(),
+            subscription: self.subscription.clone(),
+        };
+        self.runtime
+            .block_on(Azure::connect(target))
+            .expect("connect to the emulator")
     }
 
     pub fn vm(&self, name: &str) -> Value {
         let id = ResourceId::new(&self.subscription, RG, Kind::VirtualMachine, name);
-        self.runtime.block_on(self.azure().get_vm_with_instance_view(&id)).expect("GET vm")
+        self.runtime
+            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .expect("GET vm")
     }
 
     pub fn list(&self, kind: Kind) -> Vec<Value> {
-        self.runtime.block_on(self.azure().list(&self.subscription, RG, kind)).expect("list")
+        self.runtime
+            .block_on(self.azure().list(&self.subscription, RG, kind))
+            .expect("list")
     }
 
     /// The image file behind a disk, from the emulator's saved state.
     pub fn image(&self, name: &str) -> PathBuf {
-        let state: Value = serde_json::from_slice(&std::fs::read(self.data_dir.join("state.json")).expect("emulator state")).unwrap();
-        let disk = state["disks"].as_object().unwrap().values().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no disk {name}"));
-        self.data_dir.join("images").join(disk["image"].as_str().unwrap())
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
+        )
+        .unwrap();
+        let disk = state["disks"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no disk {name}"));
+        self.data_dir
+            .join("images")
+            .join(disk["image"].as_str().unwrap())
     }
 
     /// The logged requests.
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Stops it; its data dir is then a pristine copy source.
@@ -159,17 +223,25 @@ pub fn is_poll(request: &Value) -> bool {
 
 /// The one run in a state dir.
 pub fn only_run(state: &Path) -> String {
-    let runs: Vec<_> = std::fs::read_dir(state.join("runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let runs: Vec<_> = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
 }
 
 pub fn journal(state: &Path, run: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(state.join("runs").join(run).join("journal.json")).unwrap()).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(state.join("runs").join(run).join("journal.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn tagged<'a>(list: &'a [Value], run: &str) -> Vec<&'a Value> {
-    list.iter().filter(|r| r.pointer("/tags/rescue-run").and_then(Value::as_str) == Some(run)).collect()
+    list.iter()
+        .filter(|r| r.pointer("/tags/rescue-run").and_then(Value::as_str) == Some(run))
+        .collect()
 }
 
 pub fn name_of_id(id: &str) -> String {
@@ -177,23 +249,43 @@ pub fn name_of_id(id: &str) -> String {
 }
 
 pub fn os_disk(vm: &Value) -> String {
-    name_of_id(vm.pointer("/properties/storageProfile/osDisk/managedDisk/id").and_then(Value::as_str).unwrap_or_default())
+    name_of_id(
+        vm.pointer("/properties/storageProfile/osDisk/managedDisk/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
 }
 
 pub fn data_disks(vm: &Value) -> Vec<String> {
     vm.pointer("/properties/storageProfile/dataDisks")
         .and_then(Value::as_array)
-        .map(|d| d.iter().map(|d| d["name"].as_str().unwrap_or_default().to_string()).collect())
+        .map(|d| {
+            d.iter()
+                .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn power(vm: &Value) -> String {
-    let statuses = vm.pointer("/properties/instanceView/statuses").and_then(Value::as_array).cloned().unwrap_or_default();
-    statuses.iter().filter_map(|s| s["code"].as_str()).find_map(|c| c.strip_prefix("PowerState/")).unwrap_or("unknown").to_string()
+    let statuses = vm
+        .pointer("/properties/instanceView/statuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    statuses
+        .iter()
+        .filter_map(|s| s["code"].as_str())
+        .find_map(|c| c.strip_prefix("PowerState/"))
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 pub fn agent(vm: &Value) -> String {
-    vm.pointer("/properties/instanceView/vmAgent/statuses/0/displayStatus").and_then(Value::as_str).unwrap_or("none").to_string()
+    vm.pointer("/properties/instanceView/vmAgent/statuses/0/displayStatus")
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+        .to_string()
 }
 
 /// What a finished repair left, with the run id replaced by `RUN` so that two runs compare equal.
@@ -216,7 +308,11 @@ impl Served {
         let norm = |s: &str| s.replace(run, "RUN");
         let vm = self.vm(VM);
         let names = |kind| {
-            let mut n: Vec<String> = self.list(kind).iter().map(|r| norm(r["name"].as_str().unwrap())).collect();
+            let mut n: Vec<String> = self
+                .list(kind)
+                .iter()
+                .map(|r| norm(r["name"].as_str().unwrap()))
+                .collect();
             n.sort();
             n
         };
@@ -224,7 +320,10 @@ impl Served {
             vm_os_disk: norm(&os_disk(&vm)),
             vm_power: power(&vm),
             vm_agent: agent(&vm),
-            vm_lock_tag: vm.pointer("/tags/rescue-run").and_then(Value::as_str).map(norm),
+            vm_lock_tag: vm
+                .pointer("/tags/rescue-run")
+                .and_then(Value::as_str)
+                .map(norm),
             vm_data_disks: data_disks(&vm),
             rescue_vm_data_disks: data_disks(&self.vm(RESCUE_VM)),
             disks: names(Kind::Disk),
@@ -235,13 +334,35 @@ impl Served {
 
     /// The invariants every repaired run holds, interrupted or not: one snapshot and one copy
     /// of this run, both in the journal's resources; the original disk kept byte for byte.
-    pub fn assert_invariants(&self, state: &Path, run: &str, original: &str, original_hash: &str, label: &str) {
+    pub fn assert_invariants(
+        &self,
+        state: &Path,
+        run: &str,
+        original: &str,
+        original_hash: &str,
+        label: &str,
+    ) {
         let snapshots = self.list(Kind::Snapshot);
         let disks = self.list(Kind::Disk);
-        assert_eq!(tagged(&snapshots, run).len(), 1, "{label}: snapshots of the run: {snapshots:#?}");
-        assert_eq!(tagged(&disks, run).len(), 1, "{label}: disks of the run: {disks:#?}");
-        assert!(disks.iter().any(|d| d["name"] == original), "{label}: the original disk {original} is gone");
-        assert_eq!(sha256(&self.image(original)), original_hash, "{label}: the original disk was modified");
+        assert_eq!(
+            tagged(&snapshots, run).len(),
+            1,
+            "{label}: snapshots of the run: {snapshots:#?}"
+        );
+        assert_eq!(
+            tagged(&disks, run).len(),
+            1,
+            "{label}: disks of the run: {disks:#?}"
+        );
+        assert!(
+            disks.iter().any(|d| d["name"] == original),
+            "{label}: the original disk {original} is gone"
+        );
+        assert_eq!(
+            sha256(&self.image(original)),
+            original_hash,
+            "{label}: the original disk was modified"
+        );
         let journal = journal(state, run);
         let recorded: Vec<String> = journal["resources"]
             .as_array()
@@ -249,9 +370,15 @@ impl Served {
             .iter()
             .map(|r| r["id"].as_str().unwrap().to_ascii_lowercase())
             .collect();
-        for created in tagged(&snapshots, run).into_iter().chain(tagged(&disks, run)) {
+        for created in tagged(&snapshots, run)
+            .into_iter()
+            .chain(tagged(&disks, run))
+        {
             let id = created["id"].as_str().unwrap().to_ascii_lowercase();
-            assert!(recorded.contains(&id), "{label}: {id} was created but is not in the journal's resources {recorded:?}");
+            assert!(
+                recorded.contains(&id),
+                "{label}: {id} was created but is not in the journal's resources {recorded:?}"
+            );
         }
     }
 }
@@ -274,8 +401,16 @@ pub fn killed(out: &Output) -> bool {
 
 /// A repair killed right after its `k`-th mutating request; its run id.
 pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String {
-    let out = emulator.repair(state, &[], &[("RESCUE_TEST_KILL_AFTER_MUTATION", k.to_string())]);
-    assert!(killed(&out), "not killed after mutation {k}: {}", text(&out));
+    let out = emulator.repair(
+        state,
+        &[],
+        &[("RESCUE_TEST_KILL_AFTER_MUTATION", k.to_string())],
+    );
+    assert!(
+        killed(&out),
+        "not killed after mutation {k}: {}",
+        text(&out)
+    );
     only_run(state)
 }
 
@@ -311,7 +446,13 @@ impl Fixture {
         });
         let (pristine, original, original_hash) = pristine(dir.path(), scenario.as_deref());
         let emulator = Served::copy_of(&pristine, &dir.path().join("emulator"));
-        Some(Fixture { emulator, state: dir.path().join("state"), original, original_hash, dir })
+        Some(Fixture {
+            emulator,
+            state: dir.path().join("state"),
+            original,
+            original_hash,
+            dir,
+        })
     }
 
     /// A repair run to success; its run id.

@@ -54,26 +54,57 @@ fn killed_at_every_step_boundary_resumes_to_the_same_result() {
     for point in 1.. {
         let s = Scratch::new();
         let wf = s.workflow("wf.yaml", WORKFLOW);
-        let out = s.rescue().args(["run", wf.to_str().unwrap()]).env("RESCUE_TEST_KILL_AT", point.to_string()).output().unwrap();
+        let out = s
+            .rescue()
+            .args(["run", wf.to_str().unwrap()])
+            .env("RESCUE_TEST_KILL_AT", point.to_string())
+            .output()
+            .unwrap();
         if out.status.success() {
             break; // past the last crash point
         }
-        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "point {point}: {}", stderr(&out));
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "point {point}: {}",
+            stderr(&out)
+        );
         killed += 1;
         let id = s.run_id();
 
         // The resume may itself be killed at the same point; a third process finishes.
-        let again = s.rescue().args(["resume", &id]).env("RESCUE_TEST_KILL_AT", point.to_string()).output().unwrap();
+        let again = s
+            .rescue()
+            .args(["resume", &id])
+            .env("RESCUE_TEST_KILL_AT", point.to_string())
+            .output()
+            .unwrap();
         if !again.status.success() {
-            assert_eq!(again.status.signal(), Some(libc::SIGKILL), "point {point}: {}", stderr(&again));
+            assert_eq!(
+                again.status.signal(),
+                Some(libc::SIGKILL),
+                "point {point}: {}",
+                stderr(&again)
+            );
             assert_exit(&s.run(&["resume", &id]), 0);
         }
 
         assert_eq!(outputs(&s, &id), expected, "point {point}");
-        assert_eq!(lines_of(&s.path("count")), ["a", "e"], "point {point}: a step ran twice or not at all");
+        assert_eq!(
+            lines_of(&s.path("count")),
+            ["a", "e"],
+            "point {point}: a step ran twice or not at all"
+        );
         assert_eq!(s.read("file"), "b-x", "point {point}");
         let journal = s.journal(&id);
-        assert!(journal["steps"].as_array().unwrap().iter().all(|st| st["status"] == "succeeded"), "point {point}");
+        assert!(
+            journal["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|st| st["status"] == "succeeded"),
+            "point {point}"
+        );
     }
     assert!(killed >= 15, "only {killed} crash points were exercised");
 }
@@ -87,7 +118,11 @@ fn killed_from_outside_mid_step_is_reconciled_on_resume() {
     signal(&child, libc::SIGKILL);
     let out = wait_output(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    assert_eq!(s.journal(&id)["status"], "running", "a killed run cannot have said goodbye");
+    assert_eq!(
+        s.journal(&id)["status"],
+        "running",
+        "a killed run cannot have said goodbye"
+    );
 
     let out = s.run(&["resume", &id, "--output", "json"]);
     assert_exit(&out, 0);

@@ -18,7 +18,10 @@ fn second_process_on_a_locked_run_exits_3_naming_the_holder() {
     assert_exit(&out, 3);
     let err = stderr(&out);
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    assert!(err.contains(&format!("process {}", first_pid(&s, &id))), "{err}");
+    assert!(
+        err.contains(&format!("process {}", first_pid(&s, &id))),
+        "{err}"
+    );
     assert!(err.contains(&host), "{err}");
     assert_exit(&first, 130);
 }
@@ -26,5 +29,7 @@ fn second_process_on_a_locked_run_exits_3_naming_the_holder() {
 /// The pid the lock file recorded.
 fn first_pid(s: &Scratch, id: &str) -> u64 {
     let text = std::fs::read_to_string(s.run_dir(id).join("lock")).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text).unwrap()["pid"].as_u64().unwrap()
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["pid"]
+        .as_u64()
+        .unwrap()
 }

@@ -8,38 +8,76 @@ use serde_json::{json, Value};
 
 fn rescue(state_dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("rescue").unwrap();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1").env("RESCUE_STATE_DIR", state_dir);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("RESCUE_STATE_DIR", state_dir);
     cmd
 }
 
 fn plan_json(state_dir: &Path, args: &[&str]) -> Value {
-    let out = rescue(state_dir).args(["plan", "--output", "json"]).args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rescue(state_dir)
+        .args(["plan", "--output", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn text_plan_of_the_demo() {
     let state = tempfile::tempdir().unwrap();
-    let out = rescue(state.path()).args(["plan", "workflows/demo.yaml", "--input", "patient=vm2"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rescue(state.path())
+        .args(["plan", "workflows/demo.yaml", "--input", "patient=vm2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
 }
 
 #[test]
 fn json_plan_marks_unknown_values_conditions_and_confirmations() {
     let state = tempfile::tempdir().unwrap();
-    let plan = plan_json(state.path(), &["workflows/demo.yaml", "--input", "patient=vm2", "--input", "wait=3"]);
+    let plan = plan_json(
+        state.path(),
+        &[
+            "workflows/demo.yaml",
+            "--input",
+            "patient=vm2",
+            "--input",
+            "wait=3",
+        ],
+    );
     assert_eq!(plan["format_version"], 1);
     assert_eq!(plan["workflow"]["name"], "demo");
     assert_eq!(plan["workflow"]["sha256"].as_str().unwrap().len(), 64);
     let steps = plan["steps"].as_array().unwrap();
     let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["greet", "notes", "fsck", "check", "sign_off"]);
-    assert_eq!(steps[0]["args"]["message"], json!({"value": "rescuing vm2 (run RUN_ID)"}));
-    assert_eq!(steps[0]["effect"]["summary"], "echo rescuing vm2 (run RUN_ID)");
+    assert_eq!(
+        steps[0]["args"]["message"],
+        json!({"value": "rescuing vm2 (run RUN_ID)"})
+    );
+    assert_eq!(
+        steps[0]["effect"]["summary"],
+        "echo rescuing vm2 (run RUN_ID)"
+    );
     assert_eq!(steps[1]["args"]["content"], json!({"known_after": "greet"}));
-    assert_eq!(steps[2]["args"]["duration"], json!({"value": 3}), "a lone expression keeps its type");
+    assert_eq!(
+        steps[2]["args"]["duration"],
+        json!({"value": 3}),
+        "a lone expression keeps its type"
+    );
     assert_eq!(steps[2]["max_attempts"], 2);
     assert_eq!(steps[2]["timeout"], "1m");
     assert_eq!(steps[4]["if"]["decision"], "at_run_time");
@@ -54,16 +92,28 @@ fn conditions_on_inputs_are_decided_in_the_plan() {
     let wf = "tests/it/engine/fixtures/valid/conditions.yaml";
     let plan = plan_json(state.path(), &[wf, "--input", "loud=false"]);
     assert_eq!(plan["steps"][1]["if"]["decision"], "skipped");
-    assert!(plan["steps"][1].get("effect").is_none(), "a skipped step has no effect");
+    assert!(
+        plan["steps"][1].get("effect").is_none(),
+        "a skipped step has no effect"
+    );
     assert_eq!(plan["steps"][2]["if"]["decision"], "runs");
     let plan = plan_json(state.path(), &[wf, "--input", "loud=true"]);
     assert_eq!(plan["steps"][1]["if"]["decision"], "runs");
     assert_eq!(plan["steps"][1]["effect"]["summary"], "echo HELLO");
 
-    let out = rescue(state.path()).args(["plan", wf, "--input", "loud=false"]).output().unwrap();
+    let out = rescue(state.path())
+        .args(["plan", wf, "--input", "loud=false"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("if: ${{ inputs.loud }} (false now: skipped)"), "{text}");
-    assert!(text.contains("if: not inputs.loud (true now: runs)"), "{text}");
+    assert!(
+        text.contains("if: ${{ inputs.loud }} (false now: skipped)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("if: not inputs.loud (true now: runs)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -71,14 +121,37 @@ fn plan_and_dry_run_change_nothing() {
     let state = tempfile::tempdir().unwrap();
     let notes = state.path().join("notes.txt");
     let notes_arg = format!("notes={}", notes.display());
-    let args = ["workflows/demo.yaml", "--input", "patient=vm2", "--input", &notes_arg];
-    let plan = rescue(state.path()).arg("plan").args(args).output().unwrap();
-    let dry_run = rescue(state.path()).args(["run", "--dry-run"]).args(args).output().unwrap();
+    let args = [
+        "workflows/demo.yaml",
+        "--input",
+        "patient=vm2",
+        "--input",
+        &notes_arg,
+    ];
+    let plan = rescue(state.path())
+        .arg("plan")
+        .args(args)
+        .output()
+        .unwrap();
+    let dry_run = rescue(state.path())
+        .args(["run", "--dry-run"])
+        .args(args)
+        .output()
+        .unwrap();
     assert_eq!(plan.status.code(), Some(0));
-    assert_eq!(dry_run.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry_run.stderr));
+    assert_eq!(
+        dry_run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry_run.stderr)
+    );
     assert_eq!(plan.stdout, dry_run.stdout, "run --dry-run is the plan");
     assert!(!notes.exists(), "the plan wrote the notes file");
-    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "the plan created something in the state dir");
+    assert_eq!(
+        std::fs::read_dir(state.path()).unwrap().count(),
+        0,
+        "the plan created something in the state dir"
+    );
 }
 
 #[test]
@@ -86,33 +159,66 @@ fn expressions_with_dashed_ids_and_nested_values_plan_and_run() {
     let state = tempfile::tempdir().unwrap();
     let wf = "tests/it/engine/fixtures/valid/expressions.yaml";
     let plan = plan_json(state.path(), &[wf]);
-    assert_eq!(plan["steps"][0]["args"]["message"], json!({"value": {"nested": [4, "n=2"]}}), "lone expressions keep their type, mixed ones interpolate");
-    assert_eq!(plan["steps"][1]["args"]["message"], json!({"known_after": "first-step"}));
+    assert_eq!(
+        plan["steps"][0]["args"]["message"],
+        json!({"value": {"nested": [4, "n=2"]}}),
+        "lone expressions keep their type, mixed ones interpolate"
+    );
+    assert_eq!(
+        plan["steps"][1]["args"]["message"],
+        json!({"known_after": "first-step"})
+    );
     assert_eq!(plan["steps"][1]["if"]["decision"], "runs");
 
-    let out = rescue(state.path()).args(["run", wf, "--output", "json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rescue(state.path())
+        .args(["run", wf, "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let finished: Value = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|e| e["event"] == "run_finished")
         .expect("a run_finished event");
-    assert_eq!(finished["outputs"], json!({"five": 5, "status": "succeeded"}));
+    assert_eq!(
+        finished["outputs"],
+        json!({"five": 5, "status": "succeeded"})
+    );
 }
 
 #[test]
 fn the_repair_workflow_validates_and_plans_without_azure() {
     let state = tempfile::tempdir().unwrap();
-    rescue(state.path()).args(["validate", "workflows/os-disk-swap.yaml"]).assert().code(0).stdout("workflows/os-disk-swap.yaml: valid (14 steps)\n");
+    rescue(state.path())
+        .args(["validate", "workflows/os-disk-swap.yaml"])
+        .assert()
+        .code(0)
+        .stdout("workflows/os-disk-swap.yaml: valid (14 steps)\n");
     let out = rescue(state.path())
         .env_remove("AZURE_SUBSCRIPTION_ID")
-        .args(["plan", "workflows/os-disk-swap.yaml", "--inputs", "examples/incident-inputs.yaml"])
+        .args([
+            "plan",
+            "workflows/os-disk-swap.yaml",
+            "--inputs",
+            "examples/incident-inputs.yaml",
+        ])
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("cannot read current state, so the plan shows the arguments only"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read current state, so the plan shows the arguments only"),
+        "{stderr}"
+    );
     assert!(stdout.contains("(known after step inspect)"), "{stdout}");
     assert!(stdout.contains("14 steps, 10 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
@@ -122,14 +228,37 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
 fn target_flags_are_checked_before_anything_runs() {
     let state = tempfile::tempdir().unwrap();
     let demo = ["plan", "workflows/demo.yaml", "--input", "patient=vm2"];
-    let out = rescue(state.path()).args(demo).arg("--emulator").output().unwrap();
+    let out = rescue(state.path())
+        .args(demo)
+        .arg("--emulator")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("run with `rescue run workflows/demo.yaml --input patient=vm2 --emulator`"));
-    let out = rescue(state.path()).args(demo).arg("--emulator=no/such/scenario.yaml").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("run with `rescue run workflows/demo.yaml --input patient=vm2 --emulator`"));
+    let out = rescue(state.path())
+        .args(demo)
+        .arg("--emulator=no/such/scenario.yaml")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--emulator=no/such/scenario.yaml: no such scenario file"));
-    let out = rescue(state.path()).args(demo).args(["--emulator", "--emulator-url", "http://127.0.0.1:1"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "--emulator and --emulator-url conflict");
-    let out = rescue(state.path()).env_remove("RESCUE_EMULATOR_TOKEN").args(demo).args(["--emulator-url", "http://127.0.0.1:1"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--emulator=no/such/scenario.yaml: no such scenario file"));
+    let out = rescue(state.path())
+        .args(demo)
+        .args(["--emulator", "--emulator-url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--emulator and --emulator-url conflict"
+    );
+    let out = rescue(state.path())
+        .env_remove("RESCUE_EMULATOR_TOKEN")
+        .args(demo)
+        .args(["--emulator-url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "--emulator-url needs a token");
 }

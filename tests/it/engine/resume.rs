@@ -30,9 +30,16 @@ fn changed_workflow_blocks_resume_unless_forced() {
     assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(err.contains("changed"), "{err}");
-    assert!(err.contains("- ") && err.contains("try again") && err.contains("try once more"), "{err}");
+    assert!(
+        err.contains("- ") && err.contains("try again") && err.contains("try once more"),
+        "{err}"
+    );
     assert!(err.contains("--force"), "{err}");
-    assert_eq!(lines_of(&s.path("count")), ["one"], "a refused resume ran something");
+    assert_eq!(
+        lines_of(&s.path("count")),
+        ["one"],
+        "a refused resume ran something"
+    );
 
     assert_exit(&s.run(&["resume", &id, "--force"]), 0);
     assert_eq!(lines_of(&s.path("count")), ["one", "three"]);
@@ -47,7 +54,11 @@ fn from_step_runs_that_step_and_later_ones_again() {
     let id = s.run_id();
     let out = s.run(&["resume", &id]);
     assert_exit(&out, 0);
-    assert_eq!(lines_of(&s.path("count")), ["one", "three"], "resuming a finished run re-ran steps");
+    assert_eq!(
+        lines_of(&s.path("count")),
+        ["one", "three"],
+        "resuming a finished run re-ran steps"
+    );
 
     assert_exit(&s.run(&["resume", &id, "--from-step", "nope"]), 2);
     assert_exit(&s.run(&["resume", &id, "--from-step", "two"]), 0);
@@ -64,9 +75,17 @@ fn ctrl_c_exits_130_with_the_resume_command_and_resume_finishes() {
     let start = Instant::now();
     signal(&child, libc::SIGINT);
     let out = wait_output(child);
-    assert!(start.elapsed() < Duration::from_secs(1), "Ctrl-C took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "Ctrl-C took {:?}",
+        start.elapsed()
+    );
     assert_exit(&out, 130);
-    assert!(stderr(&out).contains(&format!("rescue resume {id}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("rescue resume {id}")),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(s.journal(&id)["status"], "interrupted");
 
     assert_exit(&s.run(&["resume", &id]), 0);

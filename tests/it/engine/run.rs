@@ -40,13 +40,26 @@ outputs:
 fn outputs_flow_between_steps_and_status_shows_them() {
     let s = Scratch::new();
     let wf = s.workflow("flow.yaml", FLOW);
-    let out = s.run(&["run", wf.to_str().unwrap(), "--input", "who=world", "--output", "json"]);
+    let out = s.run(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--input",
+        "who=world",
+        "--output",
+        "json",
+    ]);
     assert_exit(&out, 0);
     assert_eq!(s.read("greeting.txt"), "hello world!");
 
     // Every stdout line is one JSON event; the last one carries the workflow outputs.
-    let events: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert!(kinds.contains(&"step_skipped"), "{kinds:?}");
     let last = events.last().unwrap();
@@ -57,15 +70,25 @@ fn outputs_flow_between_steps_and_status_shows_them() {
     let status = s.run(&["status", &id]);
     assert_exit(&status, 0);
     let text = stdout(&status);
-    assert!(text.contains("succeeded") && text.contains("message = hello world!"), "{text}");
-    assert!(text.contains("greeting = hello world!") && text.contains("never"), "{text}");
+    assert!(
+        text.contains("succeeded") && text.contains("message = hello world!"),
+        "{text}"
+    );
+    assert!(
+        text.contains("greeting = hello world!") && text.contains("never"),
+        "{text}"
+    );
 
-    let journal: Value = serde_json::from_str(&stdout(&s.run(&["status", &id, "--output", "json"]))).unwrap();
+    let journal: Value =
+        serde_json::from_str(&stdout(&s.run(&["status", &id, "--output", "json"]))).unwrap();
     assert_eq!(journal["status"], "succeeded");
     assert_eq!(step_field(&journal, "never", "status"), "skipped");
     assert_eq!(journal["steps"][1]["args"]["message"], "hello world!");
     // The file the step creates was recorded as a resource before it existed.
-    assert_eq!(journal["resources"][0]["id"], s.path("greeting.txt").display().to_string());
+    assert_eq!(
+        journal["resources"][0]["id"],
+        s.path("greeting.txt").display().to_string()
+    );
 
     let runs: Value = serde_json::from_str(&stdout(&s.run(&["runs", "--output", "json"]))).unwrap();
     assert_eq!(runs["runs"][0]["id"], id);
@@ -77,7 +100,10 @@ fn outputs_flow_between_steps_and_status_shows_them() {
 fn state_files_are_owner_only() {
     let s = Scratch::new();
     let wf = s.workflow("flow.yaml", FLOW);
-    assert_exit(&s.run(&["run", wf.to_str().unwrap(), "--input", "who=me"]), 0);
+    assert_exit(
+        &s.run(&["run", wf.to_str().unwrap(), "--input", "who=me"]),
+        0,
+    );
     let dir = s.run_dir(&s.run_id());
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.join("journal.json")), 0o600);
@@ -113,10 +139,17 @@ steps:
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["status"], "failed");
     assert_eq!(last["resume_command"], format!("rescue resume {id}"));
-    let failed = stdout(&out).lines().find(|l| l.contains("\"step_failed\"")).unwrap().to_string();
+    let failed = stdout(&out)
+        .lines()
+        .find(|l| l.contains("\"step_failed\""))
+        .unwrap()
+        .to_string();
     assert!(failed.contains("the disk is busy"), "{failed}");
     let status = stdout(&s.run(&["status", &id]));
-    assert!(status.contains("failed") && status.contains("the disk is busy"), "{status}");
+    assert!(
+        status.contains("failed") && status.contains("the disk is busy"),
+        "{status}"
+    );
 
     let out = s.run(&["resume", &id]);
     assert_exit(&out, 0);
@@ -144,9 +177,15 @@ steps:
     );
     let out = s.run(&["run", wf.to_str().unwrap(), "--output", "json"]);
     assert_exit(&out, 0);
-    let retries = stdout(&out).lines().filter(|l| l.contains("\"step_retrying\"")).count();
+    let retries = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"step_retrying\""))
+        .count();
     assert_eq!(retries, 2);
-    assert_eq!(step_field(&s.journal(&s.run_id()), "flaky", "attempts"), "3");
+    assert_eq!(
+        step_field(&s.journal(&s.run_id()), "flaky", "attempts"),
+        "3"
+    );
 }
 
 #[test]
@@ -170,7 +209,10 @@ steps:
     assert_exit(&out, 2);
     let id = s.run_id();
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-    assert!(!s.path("swapped").exists(), "the confirm step ran without confirmation");
+    assert!(
+        !s.path("swapped").exists(),
+        "the confirm step ran without confirmation"
+    );
     assert_eq!(s.journal(&id)["status"], "awaiting_confirmation");
 
     assert_exit(&s.run(&["resume", &id, "--yes"]), 0);
@@ -183,13 +225,21 @@ fn old_journal_format_still_loads() {
     let id = "20250301-101500-0a1b";
     let dir = s.run_dir(id);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("journal.json"), include_str!("fixtures/journal-v1.json")).unwrap();
+    std::fs::write(
+        dir.join("journal.json"),
+        include_str!("fixtures/journal-v1.json"),
+    )
+    .unwrap();
 
     let out = s.run(&["status", id]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("greeting must be polite") && text.contains("hello.yaml"), "{text}");
-    let journal: Value = serde_json::from_str(&stdout(&s.run(&["status", id, "--output", "json"]))).unwrap();
+    assert!(
+        text.contains("greeting must be polite") && text.contains("hello.yaml"),
+        "{text}"
+    );
+    let journal: Value =
+        serde_json::from_str(&stdout(&s.run(&["status", id, "--output", "json"]))).unwrap();
     assert_eq!(journal["format_version"], 2);
     assert_eq!(step_field(&journal, "check", "attempts"), "2");
     assert!(stdout(&s.run(&["runs"])).contains(id));
@@ -204,6 +254,13 @@ fn a_step_over_its_timeout_fails_with_exit_1() {
     );
     let out = s.run(&["run", wf.to_str().unwrap()]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("timed out after 200ms"), "{}", stderr(&out));
-    assert_eq!(step_field(&s.journal(&s.run_id()), "nap", "status"), "failed");
+    assert!(
+        stderr(&out).contains("timed out after 200ms"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        step_field(&s.journal(&s.run_id()), "nap", "status"),
+        "failed"
+    );
 }

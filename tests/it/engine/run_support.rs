@@ -28,7 +28,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -42,14 +44,20 @@ impl Scratch {
     /// Writes a workflow; `{dir}` in the text becomes the scratch directory.
     pub fn workflow(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
-        std::fs::write(&path, text.replace("{dir}", &self.dir.path().display().to_string())).expect("write workflow");
+        std::fs::write(
+            &path,
+            text.replace("{dir}", &self.dir.path().display().to_string()),
+        )
+        .expect("write workflow");
         path
     }
 
     /// `rescue ARGS` with this state dir and no terminal. `RESCUE_TEST_BIN` pins the binary
     /// (worktrees sharing one target dir overwrite each other's `target/debug/rescue`).
     pub fn rescue(&self) -> Command {
-        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        let bin = std::env::var_os("RESCUE_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
         let mut cmd = Command::new(bin);
         cmd.env("RESCUE_STATE_DIR", self.state())
             .env_remove("RESCUE_TEST_KILL_AT")
@@ -62,7 +70,12 @@ impl Scratch {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.rescue().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rescue")
+        self.rescue()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rescue")
     }
 
     /// The id of the one run in the state dir.
@@ -95,14 +108,22 @@ impl Scratch {
             if let Ok(entries) = std::fs::read_dir(self.state().join("runs")) {
                 for entry in entries.flatten() {
                     let id = entry.file_name().to_string_lossy().into_owned();
-                    let Ok(text) = std::fs::read_to_string(entry.path().join("journal.json")) else { continue };
-                    let Ok(journal) = serde_json::from_str::<Value>(&text) else { continue };
+                    let Ok(text) = std::fs::read_to_string(entry.path().join("journal.json"))
+                    else {
+                        continue;
+                    };
+                    let Ok(journal) = serde_json::from_str::<Value>(&text) else {
+                        continue;
+                    };
                     if step_field(&journal, step, "status") == status {
                         return id;
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "step {step} never reached {status}");
+            assert!(
+                Instant::now() < deadline,
+                "step {step} never reached {status}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -111,7 +132,11 @@ impl Scratch {
 /// A field of a step in a journal, as a string ("" when absent).
 pub fn step_field(journal: &Value, step: &str, field: &str) -> String {
     let steps = journal["steps"].as_array().cloned().unwrap_or_default();
-    match steps.iter().find(|s| s["id"] == step).map(|s| s[field].clone()) {
+    match steps
+        .iter()
+        .find(|s| s["id"] == step)
+        .map(|s| s[field].clone())
+    {
         Some(Value::String(s)) => s,
         Some(Value::Null) | None => String::new(),
         Some(v) => v.to_string(),
@@ -150,5 +175,9 @@ pub fn wait_output(child: Child) -> Output {
 }
 
 pub fn lines_of(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

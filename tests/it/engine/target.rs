@@ -37,12 +37,25 @@ outputs:
     let journal = s.journal(&id);
     assert_eq!(journal["target"]["kind"], "in_process_emulator");
     let emulator_dir = s.run_dir(&id).join("emulator");
-    assert_eq!(journal["target"]["data_dir"], emulator_dir.display().to_string());
-    assert_eq!(std::fs::metadata(&emulator_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        journal["target"]["data_dir"],
+        emulator_dir.display().to_string()
+    );
+    assert_eq!(
+        std::fs::metadata(&emulator_dir)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
 
     let out = s.run(&["resume", &id]);
     assert_exit(&out, 0);
     let journal = s.journal(&id);
     assert_eq!(journal["steps"][2]["outputs"]["message"], "running");
-    assert!(journal["outputs"]["disk"].as_str().unwrap().starts_with("aks-nodepool1-31415926-vm2_OsDisk"));
+    assert!(journal["outputs"]["disk"]
+        .as_str()
+        .unwrap()
+        .starts_with("aks-nodepool1-31415926-vm2_OsDisk"));
 }

@@ -5,8 +5,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn sh(script: &str) {
-    let out = Command::new("bash").arg("-ceu").arg(script).output().expect("bash runs");
-    assert!(out.status.success(), "`{script}` failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg("-ceu")
+        .arg(script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A populated ext4 image damaged exactly as in the incident: the overlay2 `-init` directory's
@@ -85,7 +94,10 @@ pub fn e2fsck_readonly(image: &Path, offset: u64) -> i32 {
         ))
         .output()
         .expect("bash runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("an exit code")
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("an exit code")
 }
 
 pub fn is_root() -> bool {

@@ -7,7 +7,10 @@ use serde_json::Value;
 
 use super::images::*;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/scripts/fsck-disk.sh");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/workflows/scripts/fsck-disk.sh"
+);
 
 /// Run the script for LUN 0 with `image` as the disk; its stdout and parsed status line.
 fn fsck(dir: &Path, image: &Path, lun: &str) -> (String, Value, i32) {
@@ -23,8 +26,14 @@ fn fsck(dir: &Path, image: &Path, lun: &str) -> (String, Value, i32) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let last = stdout.lines().last().unwrap_or_default();
-    let status = last.strip_prefix("RESCUE-STATUS ").map(|j| serde_json::from_str(j).expect("valid JSON")).unwrap_or(Value::Null);
-    assert!(!status.is_null(), "last line is not a status line:\n{stdout}");
+    let status = last
+        .strip_prefix("RESCUE-STATUS ")
+        .map(|j| serde_json::from_str(j).expect("valid JSON"))
+        .unwrap_or(Value::Null);
+    assert!(
+        !status.is_null(),
+        "last line is not a status line:\n{stdout}"
+    );
     (stdout, status, out.status.code().unwrap_or(-1))
 }
 
@@ -42,20 +51,41 @@ fn incident_disk_is_repaired_then_clean_and_boot_partitions_are_skipped() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let disk = gpt_disk(dir.path(), &incident_ext4(dir.path()));
-    assert!(e2fsck_readonly(&disk, ROOT_OFFSET) >= 4, "the image is not corrupted to begin with");
+    assert!(
+        e2fsck_readonly(&disk, ROOT_OFFSET) >= 4,
+        "the image is not corrupted to begin with"
+    );
 
     let (stdout, status, code) = fsck(dir.path(), &disk, "0");
     assert_eq!(status["verdict"], "repaired", "{stdout}");
     assert_eq!(code, 0);
-    assert!(stdout.contains("Disklabel type: gpt"), "fdisk -l is printed:\n{stdout}");
+    assert!(
+        stdout.contains("Disklabel type: gpt"),
+        "fdisk -l is printed:\n{stdout}"
+    );
     let parts = status["partitions"].as_array().unwrap();
-    let result = |n: u64| parts.iter().find(|p| p["partition"] == n).map(|p| p["result"].clone()).unwrap();
+    let result = |n: u64| {
+        parts
+            .iter()
+            .find(|p| p["partition"] == n)
+            .map(|p| p["result"].clone())
+            .unwrap()
+    };
     assert_eq!(result(1), "skipped", "BIOS boot");
     assert_eq!(result(2), "skipped", "EFI");
     assert_eq!(result(3), "repaired");
-    assert_eq!(e2fsck_readonly(&disk, ROOT_OFFSET), 0, "e2fsck -fn still finds errors after the repair");
+    assert_eq!(
+        e2fsck_readonly(&disk, ROOT_OFFSET),
+        0,
+        "e2fsck -fn still finds errors after the repair"
+    );
     let log = status["log"].as_str().unwrap();
-    assert!(std::fs::read_to_string(log).unwrap().contains("FILE SYSTEM WAS MODIFIED"), "the full log is kept");
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("FILE SYSTEM WAS MODIFIED"),
+        "the full log is kept"
+    );
 
     std::fs::remove_file(dir.path().join("scsi1/lun0")).unwrap();
     let (_, again, _) = fsck(dir.path(), &disk, "0");

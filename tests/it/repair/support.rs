@@ -42,7 +42,11 @@ impl Rehearsal {
         let mut text = rescue::emulator::INCIDENT_SCENARIO.to_string();
         if let Some(c) = content {
             text = text.replace(BROKEN_DISK_CONTENT, &format!("content: {c}"));
-            assert_ne!(text, rescue::emulator::INCIDENT_SCENARIO, "the incident scenario changed: update BROKEN_DISK_CONTENT");
+            assert_ne!(
+                text,
+                rescue::emulator::INCIDENT_SCENARIO,
+                "the incident scenario changed: update BROKEN_DISK_CONTENT"
+            );
         }
         if !faults.is_empty() {
             let rules: String = faults.iter().map(|f| format!("\n  - {f}")).collect();
@@ -53,7 +57,11 @@ impl Rehearsal {
             std::fs::write(&path, &text).unwrap();
             path
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let config = rescue::emulator::Config {
             scenario,
             data_dir: dir.path().join("emulator"),
@@ -62,7 +70,9 @@ impl Rehearsal {
             token: None,
             log: Some(dir.path().join("requests.jsonl")),
         };
-        let handle = runtime.block_on(rescue::emulator::start(config)).expect("the emulator starts");
+        let handle = runtime
+            .block_on(rescue::emulator::start(config))
+            .expect("the emulator starts");
         Rehearsal {
             endpoint: handle.endpoint.as_str().trim_end_matches('/').to_string(),
             token: handle.token.clone(),
@@ -76,7 +86,9 @@ impl Rehearsal {
     /// `rescue ARGS` against this emulator, with its own state dir, no terminal.
     /// `RESCUE_TEST_BIN` pins the binary, as in the engine tests.
     pub fn rescue(&self, args: &[&str]) -> Output {
-        let bin = std::env::var_os("RESCUE_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+        let bin = std::env::var_os("RESCUE_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
         Command::new(bin)
             .args(args)
             .env("RESCUE_STATE_DIR", self.dir.path().join("state"))
@@ -93,7 +105,12 @@ impl Rehearsal {
     pub fn repair(&self, extra: &[&str]) -> Output {
         let workflow = repo("workflows/os-disk-swap.yaml");
         let inputs = repo("examples/incident-inputs.yaml");
-        let mut args = vec!["run", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            workflow.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         self.rescue(&args)
     }
@@ -104,28 +121,44 @@ impl Rehearsal {
             token: self.token.clone(),
             subscription: self.subscription.clone(),
         };
-        self.runtime.block_on(Azure::connect(target)).expect("connect to the emulator")
+        self.runtime
+            .block_on(Azure::connect(target))
+            .expect("connect to the emulator")
     }
 
     /// A GET through our client.
     pub fn get(&self, kind: rescue::azure::ids::Kind, name: &str) -> Value {
         let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, kind, name);
-        self.runtime.block_on(self.azure().get(&id)).unwrap_or_else(|e| panic!("GET {id}: {e}"))
+        self.runtime
+            .block_on(self.azure().get(&id))
+            .unwrap_or_else(|e| panic!("GET {id}: {e}"))
     }
 
     pub fn vm(&self, name: &str) -> Value {
-        let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, rescue::azure::ids::Kind::VirtualMachine, name);
-        self.runtime.block_on(self.azure().get_vm_with_instance_view(&id)).expect("GET vm")
+        let id = rescue::azure::ids::ResourceId::new(
+            &self.subscription,
+            RG,
+            rescue::azure::ids::Kind::VirtualMachine,
+            name,
+        );
+        self.runtime
+            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .expect("GET vm")
     }
 
     pub fn list(&self, kind: rescue::azure::ids::Kind) -> Vec<Value> {
-        self.runtime.block_on(self.azure().list(&self.subscription, RG, kind)).expect("list")
+        self.runtime
+            .block_on(self.azure().list(&self.subscription, RG, kind))
+            .expect("list")
     }
 
     /// The emulator's image file behind a disk or snapshot, from its saved state.
     pub fn image(&self, kind: &str, name: &str) -> PathBuf {
         let data = self.dir.path().join("emulator");
-        let state: Value = serde_json::from_slice(&std::fs::read(data.join("state.json")).expect("emulator state")).unwrap();
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(data.join("state.json")).expect("emulator state"),
+        )
+        .unwrap();
         let volume = state[kind]
             .as_object()
             .unwrap()
@@ -161,9 +194,16 @@ impl Drop for Rehearsal {
 
 /// sha256sum(1): hashing hundreds of MiB in an unoptimized test build would dominate the test.
 pub fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
     assert!(out.status.success(), "sha256sum {}", path.display());
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// `e2fsck -fn` exit code of every ext* partition of a disk image (read-only loop devices,
@@ -182,11 +222,18 @@ pub fn e2fsck_partitions(image: &Path) -> Vec<i32> {
         ))
         .output()
         .expect("bash");
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
 
 pub fn text(out: &Output) -> String {
-    format!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A StepHost for driving actions directly: records statuses and checkpoints in memory.
@@ -203,7 +250,10 @@ impl StepHost for TestHost {
     }
 
     async fn checkpoint(&self, _step_id: &str, key: &str, value: Value) -> Result<(), ActionError> {
-        self.checkpoints.lock().unwrap().insert(key.to_string(), value);
+        self.checkpoints
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), value);
         Ok(())
     }
 }
@@ -215,7 +265,11 @@ impl Rehearsal {
             run_id: run_id.into(),
             step_id: step_id.into(),
             attempt: 1,
-            env: Env { azure: Some(Arc::new(self.azure())), workflow_dir: Some(repo("workflows")), force_unlock: None },
+            env: Env {
+                azure: Some(Arc::new(self.azure())),
+                workflow_dir: Some(repo("workflows")),
+                force_unlock: None,
+            },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
             host: host.clone(),
         }

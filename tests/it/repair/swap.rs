@@ -8,26 +8,45 @@ use super::images;
 use super::support::*;
 
 fn os_disk_name(vm: &Value) -> String {
-    vm.pointer("/properties/storageProfile/osDisk/managedDisk/id").and_then(Value::as_str).unwrap().rsplit('/').next().unwrap().to_string()
+    vm.pointer("/properties/storageProfile/osDisk/managedDisk/id")
+        .and_then(Value::as_str)
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn agent(vm: &Value) -> String {
-    vm.pointer("/properties/instanceView/vmAgent/statuses/0/displayStatus").and_then(Value::as_str).unwrap_or("none").to_string()
+    vm.pointer("/properties/instanceView/vmAgent/statuses/0/displayStatus")
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+        .to_string()
 }
 
 fn tagged_with<'a>(list: &'a [Value], run_id: &str) -> Vec<&'a Value> {
-    list.iter().filter(|r| r.pointer("/tags/rescue-run").and_then(Value::as_str) == Some(run_id)).collect()
+    list.iter()
+        .filter(|r| r.pointer("/tags/rescue-run").and_then(Value::as_str) == Some(run_id))
+        .collect()
 }
 
 fn run_id(r: &Rehearsal) -> String {
-    let runs: Vec<_> = std::fs::read_dir(r.dir.path().join("state/runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let runs: Vec<_> = std::fs::read_dir(r.dir.path().join("state/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
 }
 
 /// The run succeeded: the VM boots a repaired copy, the original is byte-identical, exactly one
 /// snapshot and one copy exist (tagged), the rescue VM is left without data disks.
-fn assert_repaired(r: &Rehearsal, original: &str, original_hash: &str, out: &std::process::Output) -> String {
+fn assert_repaired(
+    r: &Rehearsal,
+    original: &str,
+    original_hash: &str,
+    out: &std::process::Output,
+) -> String {
     assert_eq!(out.status.code(), Some(0), "{}", text(out));
     eprintln!("{}", text(out));
     let run = run_id(r);
@@ -35,18 +54,40 @@ fn assert_repaired(r: &Rehearsal, original: &str, original_hash: &str, out: &std
     let now = os_disk_name(&vm);
     assert_ne!(now, original, "the OS disk was not swapped");
     assert_eq!(agent(&vm), "Ready");
-    assert_eq!(sha256(&r.image("disks", original)), original_hash, "the original disk was modified");
+    assert_eq!(
+        sha256(&r.image("disks", original)),
+        original_hash,
+        "the original disk was modified"
+    );
     let rescue_vm = r.vm(RESCUE_VM);
-    let data = rescue_vm.pointer("/properties/storageProfile/dataDisks").and_then(Value::as_array).cloned().unwrap_or_default();
-    assert!(data.is_empty(), "the rescue VM still has data disks: {data:?}");
+    let data = rescue_vm
+        .pointer("/properties/storageProfile/dataDisks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        data.is_empty(),
+        "the rescue VM still has data disks: {data:?}"
+    );
     let snapshots = r.list(Kind::Snapshot);
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
-    assert_eq!(tagged_with(&snapshots, &run).len(), 1, "the snapshot is not tagged with the run id");
-    let copies = tagged_with(&r.list(Kind::Disk), &run).into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        tagged_with(&snapshots, &run).len(),
+        1,
+        "the snapshot is not tagged with the run id"
+    );
+    let copies = tagged_with(&r.list(Kind::Disk), &run)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert_eq!(copies[0]["name"], now.as_str());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(original) && stdout.contains(snapshots[0]["name"].as_str().unwrap()), "the old disk and the snapshot kept are not printed:\n{}", text(out));
+    assert!(
+        stdout.contains(original) && stdout.contains(snapshots[0]["name"].as_str().unwrap()),
+        "the old disk and the snapshot kept are not printed:\n{}",
+        text(out)
+    );
     now
 }
 
@@ -58,14 +99,28 @@ fn incident_node_is_repaired_end_to_end() {
     let r = Rehearsal::start(None);
     let original = os_disk_name(&r.vm(VM));
     let before = sha256(&r.image("disks", &original));
-    assert!(e2fsck_partitions(&r.image("disks", &original)).iter().any(|&c| c >= 4), "the scenario's disk is not corrupted");
+    assert!(
+        e2fsck_partitions(&r.image("disks", &original))
+            .iter()
+            .any(|&c| c >= 4),
+        "the scenario's disk is not corrupted"
+    );
 
     let out = r.repair(&["--yes"]);
     let new = assert_repaired(&r, &original, &before, &out);
     let checks = e2fsck_partitions(&r.image("disks", &new));
-    assert!(!checks.is_empty() && checks.iter().all(|&c| c == 0), "e2fsck -fn on the new OS disk: {checks:?}");
+    assert!(
+        !checks.is_empty() && checks.iter().all(|&c| c == 0),
+        "e2fsck -fn on the new OS disk: {checks:?}"
+    );
     // The fsck verdict is on the progress line, where the engineer looks before the swap.
-    assert!(text(&out).lines().any(|l| l.contains("fsck: succeeded") && l.ends_with("(verdict: repaired)")), "{}", text(&out));
+    assert!(
+        text(&out)
+            .lines()
+            .any(|l| l.contains("fsck: succeeded") && l.ends_with("(verdict: repaired)")),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -81,7 +136,11 @@ fn xfs_root_disk_is_repaired_end_to_end() {
 
     let out = r.repair(&["--yes"]);
     assert_repaired(&r, &original, &before, &out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("repaired"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repaired"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -96,12 +155,36 @@ fn unrepairable_disk_stops_before_the_swap() {
     let out = r.repair(&["--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
-    assert!(all.contains("verdict failed"), "the fsck verdict is not shown:\n{all}");
-    assert_eq!(os_disk_name(&r.vm(VM)), original, "swapped despite the failed fsck");
+    assert!(
+        all.contains("verdict failed"),
+        "the fsck verdict is not shown:\n{all}"
+    );
+    assert_eq!(
+        os_disk_name(&r.vm(VM)),
+        original,
+        "swapped despite the failed fsck"
+    );
     assert_eq!(sha256(&r.image("disks", &original)), before);
-    let journal: Value = serde_json::from_slice(&std::fs::read(r.dir.path().join("state/runs").join(run_id(&r)).join("journal.json")).unwrap()).unwrap();
-    let swap = journal["steps"].as_array().and_then(|s| s.iter().find(|s| s["id"] == "swap")).cloned().unwrap_or(Value::Null);
-    assert!(swap.is_null() || swap["status"] == "pending", "the swap step ran: {swap}");
+    let journal: Value = serde_json::from_slice(
+        &std::fs::read(
+            r.dir
+                .path()
+                .join("state/runs")
+                .join(run_id(&r))
+                .join("journal.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let swap = journal["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "swap"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        swap.is_null() || swap["status"] == "pending",
+        "the swap step ran: {swap}"
+    );
 }
 
 #[test]
@@ -110,24 +193,62 @@ fn plan_reads_current_state_with_get_requests_only() {
     let before = r.requests().len();
     let workflow = repo("workflows/os-disk-swap.yaml");
     let inputs = repo("examples/incident-inputs.yaml");
-    let out = r.rescue(&["plan", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap()]);
+    let out = r.rescue(&[
+        "plan",
+        workflow.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("PUT") && stdout.contains("/snapshots/"), "the plan lists the ARM calls:\n{stdout}");
+    assert!(
+        stdout.contains("PUT") && stdout.contains("/snapshots/"),
+        "the plan lists the ARM calls:\n{stdout}"
+    );
     let requests = r.requests_after(before);
-    assert!(!requests.is_empty(), "plan read nothing: it should make the plan concrete with GETs");
+    assert!(
+        !requests.is_empty(),
+        "plan read nothing: it should make the plan concrete with GETs"
+    );
     let writes: Vec<&Value> = requests.iter().filter(|q| q["method"] != "GET").collect();
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
-    assert!(stdout.contains("GiB"), "the plan shows facts read from the emulator:\n{stdout}");
+    assert!(
+        stdout.contains("GiB"),
+        "the plan shows facts read from the emulator:\n{stdout}"
+    );
 
     // inspect is read at plan time, so the snapshot's plan names the real OS disk.
-    let out = r.rescue(&["plan", workflow.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--output", "json"]);
+    let out = r.rescue(&[
+        "plan",
+        workflow.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plan: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
-    let snapshot = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "snapshot").expect("snapshot step");
-    let disk = snapshot["args"]["disk_id"]["value"].as_str().unwrap_or_else(|| panic!("disk_id not known at plan time: {snapshot}"));
-    assert!(disk.ends_with("/disks/aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927"), "{disk}");
-    assert!(r.requests_after(before).iter().all(|q| q["method"] == "GET"), "a JSON plan also only reads");
+    let snapshot = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "snapshot")
+        .expect("snapshot step");
+    let disk = snapshot["args"]["disk_id"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("disk_id not known at plan time: {snapshot}"));
+    assert!(
+        disk.ends_with(
+            "/disks/aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927"
+        ),
+        "{disk}"
+    );
+    assert!(
+        r.requests_after(before)
+            .iter()
+            .all(|q| q["method"] == "GET"),
+        "a JSON plan also only reads"
+    );
 }
 
 #[test]
@@ -141,7 +262,11 @@ fn without_a_terminal_or_yes_the_run_stops_at_the_swap_and_resume_yes_finishes()
 
     let out = r.repair(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert_eq!(os_disk_name(&r.vm(VM)), original, "swapped without confirmation");
+    assert_eq!(
+        os_disk_name(&r.vm(VM)),
+        original,
+        "swapped without confirmation"
+    );
 
     let resumed = r.rescue(&["resume", &run_id(&r), "--yes"]);
     assert_repaired(&r, &original, &before, &resumed);
