@@ -25,7 +25,7 @@ use super::{
     ResourceRef, StepContext,
 };
 use crate::azure::ids::{derived_name, Kind, ResourceId};
-use crate::azure::{progress, Azure, Operation, Started};
+use crate::azure::{progress, Azure, Operation, Started, VmAction};
 
 pub fn all() -> Vec<Arc<dyn Action>> {
     vec![
@@ -33,8 +33,12 @@ pub fn all() -> Vec<Arc<dyn Action>> {
         Arc::new(inspect::CheckCompatible),
         Arc::new(lock::Lock),
         Arc::new(lock::Unlock),
-        Arc::new(power::Deallocate),
-        Arc::new(power::Start),
+        Arc::new(power::SetPower {
+            to: VmAction::Deallocate,
+        }),
+        Arc::new(power::SetPower {
+            to: VmAction::Start,
+        }),
         Arc::new(snapshot::CreateSnapshot),
         Arc::new(disk::CreateFromSnapshot),
         Arc::new(data_disks::Attach),

@@ -7,8 +7,11 @@ use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
 use crate::azure::VmAction;
 
-pub struct Deallocate;
-pub struct Start;
+/// `azure.vm.deallocate` (`to: Deallocate`) and `azure.vm.start` (`to: Start`): one action that
+/// brings a VM to a power state, two names.
+pub struct SetPower {
+    pub to: VmAction,
+}
 
 static DEALLOCATE: ActionSpec = ActionSpec {
     name: "azure.vm.deallocate",
@@ -125,9 +128,12 @@ async fn reconcile_power(
 }
 
 #[async_trait]
-impl Action for Deallocate {
+impl Action for SetPower {
     fn spec(&self) -> &'static ActionSpec {
-        &DEALLOCATE
+        match self.to {
+            VmAction::Deallocate => &DEALLOCATE,
+            VmAction::Start => &START,
+        }
     }
 
     async fn describe(
@@ -135,12 +141,13 @@ impl Action for Deallocate {
         ctx: &PlanContext,
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
-        Ok(describe_power(ctx, args, VmAction::Deallocate).await)
+        Ok(describe_power(ctx, args, self.to).await)
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        let (_, _, target) = verb(self.to);
         Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "to": "deallocated"}),
+            detail: json!({"vm": args.get("vm"), "to": target}),
             creates: Vec::new(),
         })
     }
@@ -153,7 +160,7 @@ impl Action for Deallocate {
     ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Deallocate)).await
+        with_progress(ctx, set_power(ctx, azure, &id, self.to)).await
     }
 
     async fn reconcile(
@@ -162,14 +169,14 @@ impl Action for Deallocate {
         args: &Args,
         _intent: &Intent,
     ) -> Result<Reconciled, ActionError> {
-        reconcile_power(ctx, args, VmAction::Deallocate).await
+        reconcile_power(ctx, args, self.to).await
     }
 
+    /// A deallocate is undone by starting the VM again; a start is left as it is (rollback
+    /// ends by starting the VM anyway).
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
-        Some(format!(
-            "start VM {} again",
-            opt_str(args, "vm").unwrap_or("?")
-        ))
+        (self.to == VmAction::Deallocate)
+            .then(|| format!("start VM {} again", opt_str(args, "vm").unwrap_or("?")))
     }
 
     async fn undo(
@@ -178,52 +185,13 @@ impl Action for Deallocate {
         args: &Args,
         _outputs: &Outputs,
     ) -> Result<(), ActionError> {
+        if self.to != VmAction::Deallocate {
+            return Ok(());
+        }
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start))
             .await
             .map(|_| ())
-    }
-}
-
-#[async_trait]
-impl Action for Start {
-    fn spec(&self) -> &'static ActionSpec {
-        &START
-    }
-
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        Ok(describe_power(ctx, args, VmAction::Start).await)
-    }
-
-    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "to": "running"}),
-            creates: Vec::new(),
-        })
-    }
-
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
-        let azure = azure(ctx)?;
-        let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start)).await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        reconcile_power(ctx, args, VmAction::Start).await
     }
 }
