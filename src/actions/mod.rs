@@ -290,6 +290,9 @@ pub struct PlanContext {
     pub run_id: String,
     pub step_id: String,
     pub env: Env,
+    /// What `read_for_plan` read for this step, when it did: `describe` shows it rather
+    /// than reading the same state again.
+    pub read: Option<Outputs>,
 }
 
 #[async_trait]
@@ -305,6 +308,7 @@ pub trait Action: Send + Sync {
 
     /// A read-only action may produce its outputs while planning (GETs only), so that the plan
     /// of later steps names the real disk and VM instead of "(known after step X)".
+    /// Called before `describe`, which finds the result in `PlanContext::read`.
     /// `None`: this action is not read at plan time (the default).
     async fn read_for_plan(
         &self,

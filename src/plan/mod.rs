@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::actions::{Action, Description, Env, PlanArgs, PlanContext, Registry};
+use crate::actions::{Action, Description, Env, Outputs, PlanArgs, PlanContext, Registry};
 use crate::workflow::{expr, Scope, StepScope, Workflow};
 
 pub use render::render_text;
@@ -105,29 +105,22 @@ async fn read_now(
     action: &dyn Action,
     ctx: &PlanContext,
     args: &PlanArgs,
-    effect: &mut Description,
-    scope: &mut Scope,
-) {
+    notes: &mut Vec<String>,
+) -> Option<Outputs> {
     if !args.unknown.is_empty() {
-        return;
+        return None;
     }
-    match action.read_for_plan(ctx, &args.known).await {
-        None => {}
-        Some(Ok(outputs)) => {
-            effect.notes.push(
+    match action.read_for_plan(ctx, &args.known).await? {
+        Ok(outputs) => {
+            notes.push(
                 "read now; later steps plan with these values (the run reads them again)".into(),
             );
-            scope.steps.insert(
-                ctx.step_id.clone(),
-                StepScope {
-                    status: "succeeded".into(),
-                    outputs,
-                },
-            );
+            Some(outputs)
         }
-        Some(Err(e)) => effect
-            .notes
-            .push(format!("could not read now: {}", e.message)),
+        Err(e) => {
+            notes.push(format!("could not read now: {}", e.message));
+            None
+        }
     }
 }
 
@@ -182,16 +175,25 @@ pub async fn build(
         let effect = if skipped {
             None
         } else {
-            let ctx = PlanContext {
+            let mut ctx = PlanContext {
                 run_id: run_id.to_string(),
                 step_id: step.id.value.clone(),
                 env: env.clone(),
+                read: None,
             };
+            let mut read_notes = Vec::new();
+            ctx.read = read_now(action.as_ref(), &ctx, &plan_args, &mut read_notes).await;
             let mut effect = action
                 .describe(&ctx, &plan_args)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            read_now(action.as_ref(), &ctx, &plan_args, &mut effect, &mut scope).await;
+            effect.notes.extend(read_notes);
+            if let Some(outputs) = ctx.read {
+                let status = "succeeded".into();
+                scope
+                    .steps
+                    .insert(step.id.value.clone(), StepScope { status, outputs });
+            }
             Some(effect)
         };
         let mut args: BTreeMap<String, PlannedArg> = plan_args

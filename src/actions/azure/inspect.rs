@@ -162,26 +162,24 @@ impl Action for Inspect {
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
-        let mut notes = Vec::new();
-        if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
-            match read_vm(azure, id).await {
-                Ok(f) => notes.push(format!(
-                    "now: {}, zone {}, {}, {}, OS disk {} ({} GiB, {}), agent {}",
-                    f["power_state"].as_str().unwrap_or("?"),
-                    f["zone"]
-                        .as_str()
-                        .filter(|z| !z.is_empty())
-                        .unwrap_or("none"),
-                    f["vm_size"].as_str().unwrap_or("?"),
-                    f["hyper_v_generation"].as_str().unwrap_or("?"),
-                    f["os_disk_name"].as_str().unwrap_or("?"),
-                    f["os_disk_size_gb"],
-                    f["os_disk_sku"].as_str().unwrap_or("?"),
-                    f["agent_status"].as_str().unwrap_or("?"),
-                )),
-                Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
-            }
-        }
+        // The plan read the VM already (read_for_plan); show it, do not read it again.
+        let notes = ctx.read.iter().map(|f| {
+            format!(
+                "now: {}, zone {}, {}, {}, OS disk {} ({} GiB, {}), agent {}",
+                f["power_state"].as_str().unwrap_or("?"),
+                f["zone"]
+                    .as_str()
+                    .filter(|z| !z.is_empty())
+                    .unwrap_or("none"),
+                f["vm_size"].as_str().unwrap_or("?"),
+                f["hyper_v_generation"].as_str().unwrap_or("?"),
+                f["os_disk_name"].as_str().unwrap_or("?"),
+                f["os_disk_size_gb"],
+                f["os_disk_sku"].as_str().unwrap_or("?"),
+                f["agent_status"].as_str().unwrap_or("?"),
+            )
+        });
+        let notes = notes.collect();
         Ok(Description {
             summary: format!(
                 "inspect VM {} in {}",
