@@ -19,12 +19,29 @@ async fn main() -> anyhow::Result<()> {
         data_dir: dir.path().join("data"),
         port: 0,
         time_scale: 0.001,
-        token: None,
         log: None,
+        tls: true,
     })
     .await?;
     let base = handle.endpoint.as_str().trim_end_matches('/').to_string();
-    let http = reqwest::Client::new();
+    let ca = std::fs::read(handle.ca_pem.as_ref().expect("HTTPS"))?;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .build()?;
+    // Signed in as a client does: client credentials at the emulator's Entra endpoint.
+    let login: Value = http
+        .post(format!("{base}/{}/oauth2/v2.0/token", handle.tenant_id))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", handle.client_id.as_str()),
+            ("client_secret", handle.client_secret.as_str()),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().expect("a token").to_string();
     let prefix =
         format!("{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute");
 
@@ -38,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (http, token, urls) = (http.clone(), handle.token.clone(), urls.clone());
+        let (http, token, urls) = (http.clone(), token.clone(), urls.clone());
         workers.push(tokio::spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < window {
@@ -70,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let body = json!({"location": "westeurope", "zones": ["1"], "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 30}});
     let r = http
         .put(&disk_url)
-        .bearer_auth(&handle.token)
+        .bearer_auth(&token)
         .json(&body)
         .send()
         .await?;
@@ -95,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let r = http
         .put(&snap_url)
-        .bearer_auth(&handle.token)
+        .bearer_auth(&token)
         .json(&body)
         .send()
         .await?;

@@ -1,8 +1,9 @@
-//! Credentials: the azure_identity chain for real Azure, a fixed token for the emulator.
+//! Credentials: the azure_identity chain for real Azure; for the emulator, azure_identity's
+//! client-secret credential signing in at the emulator's own Entra endpoint.
 
 use std::sync::Arc;
 
-use azure_core::auth::{AccessToken, TokenCredential};
+use azure_core::auth::TokenCredential;
 
 use crate::actions::ActionError;
 
@@ -20,26 +21,69 @@ pub fn login_error(error: &azure_core::Error) -> ActionError {
     ActionError::fatal(format!("cannot get an Azure access token: {error}")).with_hint(LOGIN_HINT)
 }
 
-/// The emulator's bearer token: always the same, never expires.
-#[derive(Debug)]
-pub struct FixedToken {
-    token: String,
+/// A service principal's client secret and the authority host to present it to.
+#[derive(Clone)]
+pub struct ClientSecret {
+    pub authority_host: url::Url,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
 }
 
-impl FixedToken {
-    pub fn new(token: String) -> Self {
-        Self { token }
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecret")
+            .field("authority_host", &self.authority_host.as_str())
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }
 
-#[async_trait::async_trait]
-impl TokenCredential for FixedToken {
-    async fn get_token(&self, _scopes: &[&str]) -> azure_core::Result<AccessToken> {
-        let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(24);
-        Ok(AccessToken::new(self.token.clone(), expires))
+const EMULATOR_LOGIN_HINT: &str = "set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and \
+AZURE_AUTHORITY_HOST to the values `rescue emulator serve` printed (`eval` its export lines), or use \
+`--emulator` for an emulator inside rescue";
+
+impl ClientSecret {
+    /// From `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` and
+    /// `AZURE_AUTHORITY_HOST` (default: `default_authority`, the emulator itself, so that a
+    /// forgotten variable never sends the secret to another host).
+    pub fn from_env(default_authority: &url::Url) -> Result<ClientSecret, ActionError> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    ActionError::fatal(format!("{name} is not set")).with_hint(EMULATOR_LOGIN_HINT)
+                })
+        };
+        let authority_host = match std::env::var("AZURE_AUTHORITY_HOST").ok().filter(|v| !v.is_empty()) {
+            None => default_authority.clone(),
+            Some(v) => url::Url::parse(&v).map_err(|e| {
+                ActionError::fatal(format!("AZURE_AUTHORITY_HOST {v:?} is not a URL: {e}"))
+            })?,
+        };
+        Ok(ClientSecret {
+            authority_host,
+            tenant_id: var("AZURE_TENANT_ID")?,
+            client_id: var("AZURE_CLIENT_ID")?,
+            client_secret: var("AZURE_CLIENT_SECRET")?,
+        })
     }
 
-    async fn clear_cache(&self) -> azure_core::Result<()> {
-        Ok(())
+    pub fn credential(&self, http: Arc<dyn azure_core::HttpClient>) -> Arc<dyn TokenCredential> {
+        Arc::new(azure_identity::ClientSecretCredential::new(
+            http,
+            self.authority_host.clone(),
+            self.tenant_id.clone(),
+            self.client_id.clone(),
+            self.client_secret.clone(),
+        ))
     }
+}
+
+/// What to do when the emulator's token endpoint refused us.
+pub fn emulator_login_error(error: &azure_core::Error) -> ActionError {
+    ActionError::fatal(format!("cannot get an access token from the emulator: {error}"))
+        .with_hint(EMULATOR_LOGIN_HINT)
 }

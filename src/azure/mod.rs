@@ -22,6 +22,7 @@ use azure_mgmt_compute::Client;
 
 use crate::actions::ActionError;
 pub use client::VmAction;
+pub use credential::ClientSecret;
 pub use lro::{FinalVia, Operation, PollTiming, Started};
 pub use retry::human as retry_human;
 
@@ -31,9 +32,12 @@ pub enum Target {
     Azure {
         subscription: Option<String>,
     },
+    /// An emulator: its CA is trusted for this target only, and the token comes from its own
+    /// Entra endpoint through azure_identity's client-secret credential.
     Emulator {
         endpoint: url::Url,
-        token: String,
+        ca: Option<std::path::PathBuf>,
+        login: credential::ClientSecret,
         subscription: String,
     },
 }
@@ -63,6 +67,24 @@ impl std::fmt::Debug for Azure {
 /// Requests that hang this long are cut and retried (a dropped connection must not stall a run).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
 
+/// The HTTP client; `ca`: also trust this CA (an emulator's), never instead of verifying.
+fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, ActionError> {
+    let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| {
+            ActionError::fatal(format!("cannot read the emulator's CA {}: {e}", path.display()))
+                .with_hint("RESCUE_EMULATOR_CA is printed by `rescue emulator serve`")
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            ActionError::fatal(format!("{} is not a PEM certificate: {e}", path.display()))
+        })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build()
+        .map_err(|e| ActionError::fatal(format!("cannot build the HTTP client: {e}")))
+}
+
 impl Azure {
     /// Connect to `target`. For real Azure this asks the credential chain for a token right away,
     /// so a missing login fails here with instructions, not in the middle of a repair.
@@ -82,8 +104,10 @@ impl Azure {
                 )
                 .expect("the public cloud endpoint is a valid URL");
                 let credential = credential::default_chain()?;
+                let http = http_client(None)?;
                 let azure = Self::build(
                     endpoint,
+                    http,
                     credential,
                     subscription,
                     PollTiming::azure(),
@@ -94,33 +118,40 @@ impl Azure {
             }
             Target::Emulator {
                 endpoint,
-                token,
+                ca,
+                login,
                 subscription,
             } => {
-                let credential: Arc<dyn TokenCredential> =
-                    Arc::new(credential::FixedToken::new(token));
-                Self::build(
+                let http = http_client(ca.as_deref())?;
+                let credential = login.credential(Arc::new(http.clone()));
+                let azure = Self::build(
                     endpoint,
+                    http,
                     credential,
                     subscription,
                     PollTiming::emulator(),
                     true,
-                )
+                )?;
+                // As for Azure: a refused login stops here, before any ARM request.
+                let scopes: Vec<&str> = azure.scopes.iter().map(String::as_str).collect();
+                azure
+                    .credential
+                    .get_token(&scopes)
+                    .await
+                    .map_err(|e| credential::emulator_login_error(&e))?;
+                Ok(azure)
             }
         }
     }
 
     fn build(
         endpoint: url::Url,
+        http: reqwest::Client,
         credential: Arc<dyn TokenCredential>,
         subscription: String,
         timing: PollTiming,
         emulated: bool,
     ) -> Result<Azure, ActionError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| ActionError::fatal(format!("cannot build the HTTP client: {e}")))?;
         let transport = azure_core::TransportOptions::new(Arc::new(http));
         let retry = azure_core::RetryOptions::custom(Arc::new(retry::ArmRetry::new(&timing)));
         let client = Client::builder(credential.clone())

@@ -83,7 +83,7 @@ pub enum Command {
 pub enum EmulatorCommand {
     /// Serve the emulator until Ctrl-C; prints the `export` lines that point rescue at it.
     #[command(
-        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"
+        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  eval \"$(rescue emulator serve ... | tail -n +2)\"   # or paste its export lines\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"
     )]
     Serve(crate::emulator::ServeArgs),
 }

@@ -55,22 +55,13 @@ pub struct TargetArgs {
     /// `--emulator=FILE` for another scenario.
     #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true, conflicts_with = "emulator_url")]
     pub emulator: Option<Option<PathBuf>>,
-    /// Use an already running `rescue emulator serve` at this URL.
-    #[arg(
-        long,
-        env = "RESCUE_EMULATOR_URL",
-        value_name = "URL",
-        requires = "emulator_token"
-    )]
+    /// Use an already running `rescue emulator serve` at this URL (sign in with the
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST it prints).
+    #[arg(long, env = "RESCUE_EMULATOR_URL", value_name = "URL")]
     pub emulator_url: Option<Url>,
-    /// The token printed by `rescue emulator serve`.
-    #[arg(
-        long,
-        env = "RESCUE_EMULATOR_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub emulator_token: Option<String>,
+    /// The emulator's CA certificate to trust (printed by `rescue emulator serve`).
+    #[arg(long, env = "RESCUE_EMULATOR_CA", value_name = "FILE")]
+    pub emulator_ca: Option<PathBuf>,
     /// Latency scale of the in-process emulator (1.0 = Azure-like waits).
     #[arg(
         long,
@@ -91,10 +82,10 @@ pub enum Target {
         scenario: Option<PathBuf>,
         time_scale: f64,
     },
-    /// A running `rescue emulator serve`.
+    /// A running `rescue emulator serve`; credentials come from the environment.
     Emulator {
         endpoint: Url,
-        token: String,
+        ca: Option<PathBuf>,
         subscription: Option<String>,
     },
 }
@@ -173,13 +164,12 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
         });
     }
     if let Some(endpoint) = &t.emulator_url {
-        let token = t
-            .emulator_token
-            .clone()
-            .ok_or("--emulator-url needs --emulator-token (printed by `rescue emulator serve`)")?;
+        if let Some(ca) = t.emulator_ca.as_ref().filter(|p| !p.is_file()) {
+            return Err(format!("--emulator-ca {}: no such file", ca.display()));
+        }
         return Ok(Target::Emulator {
             endpoint: endpoint.clone(),
-            token,
+            ca: t.emulator_ca.clone(),
             subscription: t.subscription.clone(),
         });
     }

@@ -27,10 +27,12 @@ pub enum TargetRecord {
         time_scale: f64,
         data_dir: PathBuf,
     },
-    /// A `rescue emulator serve` running elsewhere.
+    /// A `rescue emulator serve` running elsewhere. Its credentials are never journaled: they
+    /// come from the environment on every run and resume.
     Emulator {
         endpoint: url::Url,
-        token: String,
+        #[serde(default)]
+        ca: Option<PathBuf>,
         subscription: Option<String>,
     },
 }
@@ -49,11 +51,11 @@ impl TargetRecord {
             },
             Target::Emulator {
                 endpoint,
-                token,
+                ca,
                 subscription,
             } => TargetRecord::Emulator {
                 endpoint,
-                token,
+                ca,
                 subscription,
             },
         }
@@ -104,15 +106,17 @@ pub async fn connect(
         TargetRecord::Azure { subscription } => (azure::Target::Azure { subscription }, None),
         TargetRecord::Emulator {
             endpoint,
-            token,
+            ca,
             subscription,
         } => {
             let subscription =
                 subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
+            let login = azure::ClientSecret::from_env(&endpoint)?;
             (
                 azure::Target::Emulator {
                     endpoint,
-                    token,
+                    ca,
+                    login,
                     subscription,
                 },
                 None,
@@ -131,7 +135,7 @@ pub async fn connect(
                 data_dir,
                 port: 0,
                 time_scale,
-                token: None,
+                tls: true,
             };
             let handle = emulator::start(config).await.map_err(|e| {
                 ActionError::fatal(format!("cannot start the emulator: {e:#}")).with_hint(
@@ -140,7 +144,13 @@ pub async fn connect(
             })?;
             let target = azure::Target::Emulator {
                 endpoint: handle.endpoint.clone(),
-                token: handle.token.clone(),
+                ca: handle.ca_pem.clone(),
+                login: azure::ClientSecret {
+                    authority_host: handle.endpoint.clone(),
+                    tenant_id: handle.tenant_id.clone(),
+                    client_id: handle.client_id.clone(),
+                    client_secret: handle.client_secret.clone(),
+                },
                 subscription: handle.subscription_id.clone(),
             };
             (target, Some(handle))

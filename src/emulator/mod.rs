@@ -1,9 +1,11 @@
 //! A loopback Azure Resource Manager emulator on real disk images.
 //!
 //! It speaks the slice of ARM that `rescue` drives (disks, snapshots, VMs, Run Command) with
-//! Azure's paths, api-versions, long-running-operation headers, error codes and rules, so a
-//! workflow rehearsed here behaves as it would on Azure. Disks are sparse image files in the data
-//! dir; Run Command scripts run for real with the VM's data disks on loop devices.
+//! Azure's paths, api-versions, long-running-operation headers, error codes and rules, over
+//! HTTPS, behind its own Entra ID token endpoint, so a workflow rehearsed here behaves as it
+//! would on Azure and clients we did not write (azure-cli, the Python SDK) run against it
+//! unchanged. Disks are sparse image files in the data dir; Run Command scripts run for real
+//! with the VM's data disks on loop devices.
 //!
 //! Time is lazy: every operation stores when it is due, and each request first completes the
 //! operations that are due. Nothing is lost when the process dies; `start` on the same data dir
@@ -12,11 +14,13 @@
 mod arm;
 mod auth;
 mod boot;
+mod entra;
 mod faults;
 mod generate;
 mod gpt;
 mod http;
 mod images;
+mod keys;
 mod latency;
 mod operations;
 mod ratelimit;
@@ -28,6 +32,7 @@ mod runcommand;
 mod scenario;
 mod server;
 mod state;
+mod tls;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,17 +52,23 @@ pub struct Config {
     pub port: u16,
     /// Multiplies Azure-like latencies (1.0 = as slow as Azure).
     pub time_scale: f64,
-    /// Bearer token clients must present; `None` = random.
-    pub token: Option<String>,
     /// Append one JSON line per request to this file.
     pub log: Option<PathBuf>,
+    /// HTTPS with the data dir's own CA (`DATA_DIR/tls/ca.pem`); false = plain HTTP.
+    pub tls: bool,
 }
 
 /// A running emulator.
 pub struct Handle {
+    /// `https://127.0.0.1:PORT/`: ARM and the Entra authority host alike.
     pub endpoint: url::Url,
-    pub token: String,
+    /// The CA certificate to trust (`None` with plain HTTP).
+    pub ca_pem: Option<PathBuf>,
     pub subscription_id: String,
+    pub tenant_id: String,
+    /// The scenario's first service principal.
+    pub client_id: String,
+    pub client_secret: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -101,14 +112,10 @@ pub struct ServeArgs {
     /// Write one JSON line per request to FILE.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Accept this bearer token instead of a random one.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "RESCUE_EMULATOR_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
+    /// Serve plain HTTP instead of HTTPS (for curl-style debugging; SDKs refuse to send a
+    /// bearer token over it).
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// Runs `rescue emulator serve`: prints the endpoint lines, then serves until Ctrl-C.
@@ -138,8 +145,8 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         data_dir,
         port: args.port,
         time_scale: args.time_scale,
-        token: args.token,
         log: args.log,
+        tls: !args.http,
     };
     let handle = match start(config).await {
         Ok(h) => h,
@@ -149,8 +156,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    let _ =
-        out.write_all(banner(&handle.endpoint, &handle.token, &handle.subscription_id).as_bytes());
+    let _ = out.write_all(banner(&handle).as_bytes());
     let _ = out.flush();
     drop(out);
     wait_for_stop_signal().await;
@@ -173,13 +179,41 @@ async fn wait_for_stop_signal() {
     }
 }
 
-/// The lines `serve` prints first: where it listens, then shell exports for the CLI.
-fn banner(endpoint: &url::Url, token: &str, subscription: &str) -> String {
-    let base = endpoint.as_str().trim_end_matches('/');
-    format!(
-        "rescue emulator listening on {base}\nexport RESCUE_EMULATOR_URL={base}\n\
-         export RESCUE_EMULATOR_TOKEN={token}\nexport AZURE_SUBSCRIPTION_ID={subscription}\n"
-    )
+/// The lines `serve` prints first: where it listens, then one shell export per variable that
+/// points rescue and Azure's own clients at it (the Entra authority host is the same server).
+fn banner(h: &Handle) -> String {
+    let base = h.endpoint.as_str().trim_end_matches('/');
+    let mut out = format!("rescue emulator listening on {base}\n");
+    let ca = h
+        .ca_pem
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    for (name, value) in [
+        ("RESCUE_EMULATOR_URL", base),
+        ("RESCUE_EMULATOR_CA", ca.as_str()),
+        ("AZURE_SUBSCRIPTION_ID", h.subscription_id.as_str()),
+        ("AZURE_TENANT_ID", h.tenant_id.as_str()),
+        ("AZURE_CLIENT_ID", h.client_id.as_str()),
+        ("AZURE_CLIENT_SECRET", h.client_secret.as_str()),
+        ("AZURE_AUTHORITY_HOST", base),
+    ] {
+        out.push_str(&format!("export {name}={}\n", shell_quote(value)));
+    }
+    out
+}
+
+/// Single-quotes a value for `eval` unless it is plainly safe.
+fn shell_quote(v: &str) -> String {
+    if !v.is_empty()
+        && v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:~".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -193,14 +227,9 @@ fn default_data_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn banner_is_the_four_agreed_lines() {
-        let url = url::Url::parse("http://127.0.0.1:4242/").unwrap();
-        assert_eq!(
-            super::banner(&url, "tok", "sub"),
-            "rescue emulator listening on http://127.0.0.1:4242\n\
-             export RESCUE_EMULATOR_URL=http://127.0.0.1:4242\n\
-             export RESCUE_EMULATOR_TOKEN=tok\n\
-             export AZURE_SUBSCRIPTION_ID=sub\n"
-        );
+    fn shell_quote_leaves_plain_values_alone() {
+        assert_eq!(super::shell_quote("https://127.0.0.1:4242"), "https://127.0.0.1:4242");
+        assert_eq!(super::shell_quote("a b'c"), "'a b'\\''c'");
+        assert_eq!(super::shell_quote(""), "''");
     }
 }

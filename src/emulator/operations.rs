@@ -71,6 +71,9 @@ pub struct Operation {
     pub fail_with: Option<ArmError>,
     /// The final body (`properties.output` and the Location answer).
     pub output: Option<Value>,
+    /// The api-version of the request that started it: Azure's operation URLs carry it.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 impl Operation {
@@ -88,6 +91,7 @@ impl Operation {
             error: None,
             fail_with: None,
             output: None,
+            api_version: None,
         }
     }
 
@@ -137,10 +141,11 @@ impl Operation {
 
     /// The operation's URL path and query, without the monitor flag.
     pub fn status_path(&self, state: &State) -> String {
-        let (segment, api) = match self.family {
+        let (segment, default) = match self.family {
             Family::Disk => ("DiskOperations", arm::DISK_API),
             Family::Compute => ("operations", arm::COMPUTE_API),
         };
+        let api = self.api_version.as_deref().unwrap_or(default);
         format!(
             "/subscriptions/{}/providers/Microsoft.Compute/locations/{}/{segment}/{}?p={}&api-version={api}",
             state.subscription, state.location, self.id, self.id

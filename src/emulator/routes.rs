@@ -1,27 +1,28 @@
 //! ARM paths → routes, with the SDK operation name each one is (for the request log and fault
-//! rules) and the api-version Azure requires for it.
+//! rules) and the api-versions Azure accepts for it.
 
-use super::arm::{ArmError, COMPUTE_API, DISK_API};
+use super::arm::ArmError;
 use super::operations::Family;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `rg: None`: the subscription-wide list.
     Disks {
-        rg: String,
+        rg: Option<String>,
     },
     Disk {
         rg: String,
         name: String,
     },
     Snapshots {
-        rg: String,
+        rg: Option<String>,
     },
     Snapshot {
         rg: String,
         name: String,
     },
     Vms {
-        rg: String,
+        rg: Option<String>,
     },
     Vm {
         rg: String,
@@ -44,6 +45,19 @@ pub enum Route {
     SerialLog {
         vm_id: String,
     },
+    /// `/metadata/endpoints`: the cloud's endpoints, served without a token.
+    Metadata,
+    /// `/tenants`.
+    Tenants,
+    /// `/subscriptions`.
+    Subscriptions,
+    Subscription,
+    /// `/subscriptions/{sub}/locations`.
+    Locations,
+    ResourceGroups,
+    ResourceGroup {
+        rg: String,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -56,10 +70,36 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
     }
     let s: Vec<&str> = path.trim_matches('/').split('/').collect();
     let is = |i: usize, word: &str| s.get(i).is_some_and(|x| x.eq_ignore_ascii_case(word));
+    match s.len() {
+        2 if is(0, "metadata") && is(1, "endpoints") => return Ok((Route::Metadata, None)),
+        1 if is(0, "tenants") => return Ok((Route::Tenants, None)),
+        1 if is(0, "subscriptions") => return Ok((Route::Subscriptions, None)),
+        _ => {}
+    }
     if s.len() < 2 || !is(0, "subscriptions") {
         return Err(unknown(path));
     }
     let sub = Some(s[1].to_string());
+    match s.len() {
+        2 => return Ok((Route::Subscription, sub)),
+        3 if is(2, "locations") => return Ok((Route::Locations, sub)),
+        3 if is(2, "resourceGroups") => return Ok((Route::ResourceGroups, sub)),
+        4 if is(2, "resourceGroups") => {
+            let rg = s[3].to_string();
+            return Ok((Route::ResourceGroup { rg }, sub));
+        }
+        // /subscriptions/{sub}/providers/Microsoft.Compute/{disks|snapshots|virtualMachines}
+        5 if is(2, "providers") && is(3, "Microsoft.Compute") => {
+            let route = match s[4].to_ascii_lowercase().as_str() {
+                "disks" => Route::Disks { rg: None },
+                "snapshots" => Route::Snapshots { rg: None },
+                "virtualmachines" => Route::Vms { rg: None },
+                _ => return Err(unknown(path)),
+            };
+            return Ok((route, sub));
+        }
+        _ => {}
+    }
     // /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/{DiskOperations|operations}/{id}
     if s.len() == 8 && is(2, "providers") && is(3, "Microsoft.Compute") && is(4, "locations") {
         let family = if is(6, "DiskOperations") {
@@ -84,17 +124,17 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
     let rg = s[3].to_string();
     let name = s.get(7).map(|n| n.to_string());
     let route = match (s[6].to_ascii_lowercase().as_str(), s.len()) {
-        ("disks", 7) => Route::Disks { rg },
+        ("disks", 7) => Route::Disks { rg: Some(rg) },
         ("disks", 8) => Route::Disk {
             rg,
             name: name.unwrap(),
         },
-        ("snapshots", 7) => Route::Snapshots { rg },
+        ("snapshots", 7) => Route::Snapshots { rg: Some(rg) },
         ("snapshots", 8) => Route::Snapshot {
             rg,
             name: name.unwrap(),
         },
-        ("virtualmachines", 7) => Route::Vms { rg },
+        ("virtualmachines", 7) => Route::Vms { rg: Some(rg) },
         ("virtualmachines", 8) => Route::Vm {
             rg,
             name: name.unwrap(),
@@ -122,34 +162,50 @@ fn unknown(path: &str) -> ArmError {
 }
 
 impl Route {
-    /// The api-version Azure requires here (`None`: not checked).
-    pub fn api_version(&self) -> Option<&'static str> {
+    /// The api-versions Azure accepts here (`None`: not checked).
+    pub fn api(&self) -> Option<Api> {
         match self {
             Route::Disks { .. }
             | Route::Disk { .. }
             | Route::Snapshots { .. }
-            | Route::Snapshot { .. } => Some(DISK_API),
+            | Route::Snapshot { .. }
+            | Route::Operation {
+                family: Family::Disk,
+                ..
+            } => Some(Api::Disk),
             Route::Vms { .. }
             | Route::Vm { .. }
             | Route::VmInstanceView { .. }
-            | Route::VmAction { .. } => Some(COMPUTE_API),
-            Route::Operation { .. } | Route::SerialLog { .. } => None,
+            | Route::VmAction { .. }
+            | Route::Operation {
+                family: Family::Compute,
+                ..
+            } => Some(Api::Compute),
+            Route::ResourceGroups | Route::ResourceGroup { .. } => Some(Api::Resources),
+            Route::Subscriptions | Route::Subscription | Route::Locations | Route::Tenants => {
+                Some(Api::Subscriptions)
+            }
+            Route::Metadata => Some(Api::Metadata),
+            Route::SerialLog { .. } => None,
         }
     }
 
     /// (SDK operation name, short alias) for the request log and fault rules.
     pub fn operation(&self, method: &str) -> (&'static str, &'static str) {
         match (self, method) {
+            (Route::Disks { rg: None }, _) => ("disks.list", "disk.list"),
             (Route::Disks { .. }, _) => ("disks.listByResourceGroup", "disk.list"),
             (Route::Disk { .. }, "GET") => ("disks.get", "disk.get"),
             (Route::Disk { .. }, "PUT") => ("disks.createOrUpdate", "disk.create"),
             (Route::Disk { .. }, "PATCH") => ("disks.update", "disk.update"),
             (Route::Disk { .. }, "DELETE") => ("disks.delete", "disk.delete"),
+            (Route::Snapshots { rg: None }, _) => ("snapshots.list", "snapshot.list"),
             (Route::Snapshots { .. }, _) => ("snapshots.listByResourceGroup", "snapshot.list"),
             (Route::Snapshot { .. }, "GET") => ("snapshots.get", "snapshot.get"),
             (Route::Snapshot { .. }, "PUT") => ("snapshots.createOrUpdate", "snapshot.create"),
             (Route::Snapshot { .. }, "PATCH") => ("snapshots.update", "snapshot.update"),
             (Route::Snapshot { .. }, "DELETE") => ("snapshots.delete", "snapshot.delete"),
+            (Route::Vms { rg: None }, _) => ("virtualMachines.listAll", "vm.list"),
             (Route::Vms { .. }, _) => ("virtualMachines.list", "vm.list"),
             (Route::Vm { .. }, "GET") => ("virtualMachines.get", "vm.get"),
             (Route::Vm { .. }, "PUT") => ("virtualMachines.createOrUpdate", "vm.update"),
@@ -175,6 +231,15 @@ impl Route {
             },
             (Route::Operation { .. }, _) => ("operations.get", "operation.get"),
             (Route::SerialLog { .. }, _) => ("bootDiagnostics.serialLog", "vm.serialLog"),
+            (Route::Metadata, _) => ("metadata.endpoints", "metadata"),
+            (Route::Tenants, _) => ("tenants.list", "tenant.list"),
+            (Route::Subscriptions, _) => ("subscriptions.list", "subscription.list"),
+            (Route::Subscription, _) => ("subscriptions.get", "subscription.get"),
+            (Route::Locations, _) => ("subscriptions.listLocations", "subscription.locations"),
+            (Route::ResourceGroups, _) => ("resourceGroups.list", "group.list"),
+            (Route::ResourceGroup { .. }, "PUT") => ("resourceGroups.createOrUpdate", "group.create"),
+            (Route::ResourceGroup { .. }, "HEAD") => ("resourceGroups.checkExistence", "group.exists"),
+            (Route::ResourceGroup { .. }, _) => ("resourceGroups.get", "group.get"),
             _ => ("unsupported", "unsupported"),
         }
     }
@@ -193,19 +258,131 @@ impl Route {
     }
 }
 
-/// ARM's answer to a missing or wrong api-version.
-pub fn check_api_version(given: Option<&str>, wanted: &str) -> Result<(), ArmError> {
-    match given {
-        None => Err(ArmError::bad_request(
+/// Which api-version table a route is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Microsoft.Compute's disk RP: disks, snapshots, DiskOperations.
+    Disk,
+    /// Microsoft.Compute: virtualMachines (incl. runCommand and the other actions), operations.
+    Compute,
+    /// Microsoft.Resources: resource groups (served by ARM itself, not by a provider).
+    Resources,
+    /// ARM's subscriptions, locations and tenants.
+    Subscriptions,
+    /// ARM's cloud metadata.
+    Metadata,
+}
+
+/// The versions each client we are judged by sends, each with where it comes from. Found by
+/// reading the clients and confirmed from the emulator's request log while they ran the repair
+/// (`tests/conformance/`).
+///
+/// Shapes: for the fields this emulator serves, these versions share one shape (the swagger
+/// `Disk`/`Snapshot` definitions of DiskRP 2023-04-02 to 2026-03-02 and `VirtualMachine` of
+/// ComputeRP 2022-11-01 to 2026-04-01 only add optional properties the emulator never sets), so
+/// the emulator answers every listed version alike.
+const DISK_VERSIONS: &[(&str, &str)] = &[
+    ("2023-04-02", "azure-cli 2.91.0 profile latest, disks (azure/cli/core/profiles/_shared.py)"),
+    ("2023-10-02", "azure-cli 2.91.0 profile latest, snapshots (same table)"),
+    ("2024-03-02", "azure_mgmt_compute 0.21, package-2024-07-01 (rescue itself)"),
+    ("2025-01-02", "azure-cli 2.91.0 aaz disk / snapshot commands (command_modules/vm/aaz/latest/{disk,snapshot})"),
+    ("2026-03-02", "azure-mgmt-compute 39.0.0, disks and snapshots operations (operations/_operations.py)"),
+];
+
+const COMPUTE_VERSIONS: &[(&str, &str)] = &[
+    ("2022-11-01", "azure-cli 2.91.0 aaz vm start / restart (aaz/latest/vm/_start.py, _restart.py)"),
+    ("2024-07-01", "azure_mgmt_compute 0.21, package-2024-07-01 (rescue itself)"),
+    ("2024-11-01", "azure-cli 2.91.0 profile latest, compute (profiles/_shared.py); aaz vm run-command invoke, vm patch"),
+    ("2025-11-01", "azure-cli 2.91.0 aaz vm deallocate (aaz/latest/vm/_deallocate.py)"),
+    ("2026-04-01", "azure-cli 2.91.0 aaz vm show / update / list-all; azure-mgmt-compute 39.0.0 virtual_machines"),
+];
+
+const RESOURCES_VERSIONS: &[(&str, &str)] = &[
+    ("2024-11-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_RESOURCES"),
+    ("2025-04-01", "azure-mgmt-resource 26.0.0 ResourceManagementClient default"),
+];
+
+const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[
+    ("2022-12-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_SUBSCRIPTIONS (az login lists subscriptions)"),
+];
+
+const METADATA_VERSIONS: &[(&str, &str)] = &[
+    ("2022-09-01", "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)"),
+];
+
+impl Api {
+    pub fn versions(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Api::Disk => DISK_VERSIONS,
+            Api::Compute => COMPUTE_VERSIONS,
+            Api::Resources => RESOURCES_VERSIONS,
+            Api::Subscriptions => SUBSCRIPTIONS_VERSIONS,
+            Api::Metadata => METADATA_VERSIONS,
+        }
+    }
+}
+
+impl Route {
+    /// The resource type ARM names in `NoRegisteredProviderFound`.
+    fn type_name(&self) -> &'static str {
+        match self {
+            Route::Disks { .. } | Route::Disk { .. } => "disks",
+            Route::Snapshots { .. } | Route::Snapshot { .. } => "snapshots",
+            Route::Operation {
+                family: Family::Disk,
+                ..
+            } => "locations/DiskOperations",
+            Route::Operation { .. } => "locations/operations",
+            _ => "virtualMachines",
+        }
+    }
+}
+
+/// ARM's answer to a missing or unknown api-version.
+///
+/// - Missing: 400 `MissingApiVersionParameter` (ARM's common error, "Azure Resource Manager
+///   error codes", learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors).
+/// - Unknown, for a resource provider's type: 400 `NoRegisteredProviderFound` listing the
+///   supported versions and locations (samples: pulumi/pulumi-azure-nextgen#170,
+///   Azure/azure-cli#28496, Azure/azure-resource-manager-schemas#154).
+/// - Unknown, for ARM's own types (resource groups, subscriptions): 400
+///   `InvalidApiVersionParameter` listing the versions (samples: Azure/azure-rest-api-specs#11711,
+///   Azure/azure-cli#28038).
+pub fn check_api_version(route: &Route, given: Option<&str>, location: &str) -> Result<(), ArmError> {
+    let Some(api) = route.api() else {
+        return Ok(());
+    };
+    let Some(v) = given else {
+        return Err(ArmError::bad_request(
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
-        )),
-        Some(v) if v == wanted => Ok(()),
-        Some(v) => Err(ArmError::bad_request(
-            "InvalidApiVersionParameter",
-            format!("The api-version '{v}' is invalid. The supported versions are '{wanted}'."),
-        )),
+        ));
+    };
+    let versions = api.versions();
+    if versions.iter().any(|(known, _)| *known == v) {
+        return Ok(());
     }
+    // ARM lists the newest first.
+    let mut list: Vec<&str> = versions.iter().map(|(v, _)| *v).collect();
+    list.reverse();
+    Err(match api {
+        Api::Disk | Api::Compute => ArmError::bad_request(
+            "NoRegisteredProviderFound",
+            format!(
+                "No registered resource provider found for location '{location}' and API version '{v}' for type '{}'. \
+                 The supported api-versions are '{}'. The supported locations are '{location}'.",
+                route.type_name(),
+                list.join(", ")
+            ),
+        ),
+        _ => ArmError::bad_request(
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                list.join(",")
+            ),
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -20,10 +20,27 @@ pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incide
 pub struct Scenario {
     pub subscription: String,
     pub location: String,
+    /// The Entra tenant (default: a random id).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Who may sign in (default: one service principal with a random secret).
+    #[serde(default)]
+    pub service_principals: Vec<PrincipalSpec>,
+    /// Items per page of a subscription-wide list (default 100).
+    #[serde(default)]
+    pub list_page_size: Option<usize>,
     #[serde(default)]
     pub resource_groups: Vec<GroupSpec>,
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalSpec {
+    pub display_name: String,
+    pub client_id: String,
+    pub secret: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +256,8 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     std::fs::create_dir_all(&images)?;
     let mut state = State::new(s.subscription.clone(), s.location.clone());
     state.faults = s.faults.clone();
+    state.directory = directory(s);
+    state.list_page_size = s.list_page_size;
     let created = arm::now();
     for g in &s.resource_groups {
         state
@@ -323,6 +342,49 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
         }
     }
     Ok(state)
+}
+
+/// The tenant and its service principals; a scenario that declares none gets one with a random
+/// secret, which `serve` prints.
+fn directory(s: &Scenario) -> super::entra::Directory {
+    let random_secret = || {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        (0..40)
+            .map(|_| {
+                let c = rng.gen_range(0..64u8);
+                match c {
+                    0..=25 => (b'a' + c) as char,
+                    26..=51 => (b'A' + c - 26) as char,
+                    52..=61 => (b'0' + c - 52) as char,
+                    62 => '~',
+                    _ => '.',
+                }
+            })
+            .collect::<String>()
+    };
+    let mut principals: Vec<super::entra::Principal> = s
+        .service_principals
+        .iter()
+        .map(|p| super::entra::Principal {
+            client_id: p.client_id.clone(),
+            secret: p.secret.clone(),
+            display_name: p.display_name.clone(),
+            object_id: arm::guid(),
+        })
+        .collect();
+    if principals.is_empty() {
+        principals.push(super::entra::Principal {
+            client_id: arm::guid(),
+            secret: random_secret(),
+            display_name: "rescue-emulator".into(),
+            object_id: arm::guid(),
+        });
+    }
+    super::entra::Directory {
+        tenant_id: s.tenant_id.clone().unwrap_or_else(arm::guid),
+        principals,
+    }
 }
 
 /// Writes a disk's image; returns the createOption Azure would report for it.

@@ -27,7 +27,13 @@ pub struct Emu {
     pub data_dir: PathBuf,
     pub images: PathBuf,
     pub time_scale: f64,
-    pub token: String,
+    /// The tenant and service principals (also in the state; fixed once seeded).
+    pub directory: super::entra::Directory,
+    /// Signs the access tokens the Entra endpoint issues.
+    pub token_key: [u8; 32],
+    /// Signs the boot diagnostics (SAS-style) URLs.
+    pub sas_key: [u8; 32],
+    /// `https://127.0.0.1:PORT` (or `http://` with `--http`).
     pub base: String,
     log: RequestLog,
     rates: RateLimits,
@@ -70,6 +76,7 @@ impl Emu {
         call: &Call,
     ) -> Operation {
         let mut op = Operation::new(family, kind, self.scaled(seconds, call));
+        op.api_version = call.query("api-version").map(String::from);
         if call.lro_failed() {
             op.fail_with = Some(ArmError::new(
                 500,
@@ -107,7 +114,7 @@ impl Emu {
             "{}{}{vm_id}/serialconsole.log?sig={}",
             self.base,
             routes::SERIAL_LOG_PREFIX,
-            super::auth::sign(&self.token, vm_id)
+            super::auth::sign(&self.sas_key, vm_id)
         )
     }
 }
@@ -156,22 +163,33 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
     let unbooted = operations::awaiting_boot(&state);
     state.save(&data_dir)?;
     std::fs::create_dir_all(&images)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
-        .await
+    let tls = if config.tls {
+        Some(super::tls::load_or_create(&data_dir)?)
+    } else {
+        None
+    };
+    let token_key = super::keys::key(&data_dir, "token-signing")?;
+    let sas_key = super::keys::key(&data_dir, "sas")?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))
         .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
     let port = listener.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let token = config
-        .token
-        .clone()
-        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://127.0.0.1:{port}");
     let subscription_id = state.subscription.clone();
+    let directory = state.directory.clone();
+    anyhow::ensure!(
+        !directory.principals.is_empty(),
+        "{} has no service principal (a state saved by an older rescue): start on a fresh data dir",
+        data_dir.join(state::STATE_FILE).display()
+    );
     let emu = Arc::new(Emu {
         state: Mutex::new(state),
         data_dir,
         images,
         time_scale: config.time_scale,
-        token: token.clone(),
+        directory: directory.clone(),
+        token_key,
+        sas_key,
         base: base.clone(),
         log: RequestLog::open(config.log.as_deref())?,
         rates: RateLimits::new(config.time_scale),
@@ -187,11 +205,28 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         .fallback(dispatch)
         .with_state(emu.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server_handle = axum_server::Handle::new();
+    let stopper = server_handle.clone();
+    tokio::spawn(async move {
+        let _ = rx.await;
+        // Open keep-alive connections must not hold the shutdown up.
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+    });
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let make = app.into_make_service();
+    let served = match tls {
+        Some(t) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(t.config);
+            let server = axum_server::from_tcp_rustls(listener, config)?.handle(server_handle);
+            tokio::spawn(async move { server.serve(make).await })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(server_handle);
+            tokio::spawn(async move { server.serve(make).await })
+        }
+    };
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = rx.await;
-        });
-        let _ = server.await;
+        let _ = served.await;
         let tasks: Vec<_> = emu.tasks.lock().expect("task lock").drain(..).collect();
         for t in &tasks {
             t.abort();
@@ -201,10 +236,14 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             let _ = t.await;
         }
     });
+    let first = &directory.principals[0];
     Ok(Handle {
         endpoint: url::Url::parse(&format!("{base}/"))?,
-        token,
+        ca_pem,
         subscription_id,
+        tenant_id: directory.tenant_id.clone(),
+        client_id: first.client_id.clone(),
+        client_secret: first.secret.clone(),
         shutdown: tx,
         task,
     })
@@ -262,11 +301,20 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> (Reply, &'static str, Option<FaultKind>, Rate) {
+    if let Some(route) = super::entra::parse(path) {
+        let issuer = super::entra::Issuer {
+            directory: &emu.directory,
+            base: &emu.base,
+            key: &emu.token_key,
+        };
+        let reply = super::entra::handle(&issuer, &route, method, &headers, &body);
+        return (reply, route.operation(), None, None);
+    }
     let (route, sub) = match routes::parse(path) {
         Ok(r) => r,
         Err(e) => {
             return (
-                super::auth::authenticate(&emu.token, &headers)
+                super::auth::authenticate(emu, &headers)
                     .err()
                     .unwrap_or_else(|| e.into()),
                 "unknown",
@@ -276,15 +324,31 @@ async fn handle(
         }
     };
     let (operation, alias) = route.operation(method);
-    if let Route::SerialLog { vm_id } = &route {
-        return (
-            super::resources::vm::serial_log(emu, vm_id, &query),
-            operation,
-            None,
-            None,
-        );
+    let api_version = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+        .map(|(_, v)| v.clone());
+    match &route {
+        Route::SerialLog { vm_id } => {
+            return (
+                super::resources::vm::serial_log(emu, vm_id, &query),
+                operation,
+                None,
+                None,
+            );
+        }
+        // ARM serves its metadata to anyone: clients read it before they can sign in.
+        Route::Metadata => {
+            let location = emu.lock().location.clone();
+            let reply = match routes::check_api_version(&route, api_version.as_deref(), &location) {
+                Ok(()) => super::resources::metadata(emu),
+                Err(e) => e.into(),
+            };
+            return (reply, operation, None, None);
+        }
+        _ => {}
     }
-    if let Err(reply) = super::auth::authenticate(&emu.token, &headers) {
+    if let Err(reply) = super::auth::authenticate(emu, &headers) {
         return (reply, operation, None, None);
     }
     let call = Call {
@@ -295,10 +359,9 @@ async fn handle(
         body,
         fault: None,
     };
-    if let Some(wanted) = call.route.api_version() {
-        if let Err(e) = routes::check_api_version(call.query("api-version"), wanted) {
-            return (e.into(), operation, None, None);
-        }
+    let location = emu.lock().location.clone();
+    if let Err(e) = routes::check_api_version(&call.route, api_version.as_deref(), &location) {
+        return (e.into(), operation, None, None);
     }
     let remaining = emu.rates.take(call.route.rate_bucket(method));
     let rate = Some(remaining);

@@ -31,6 +31,12 @@ pub struct State {
     /// as on Azure, so a workflow that does not wait for a detach fails here too.
     #[serde(default)]
     pub releasing: BTreeMap<String, String>,
+    /// The Entra tenant and the service principals that may sign in.
+    #[serde(default)]
+    pub directory: super::entra::Directory,
+    /// Items per page of a subscription-wide list.
+    #[serde(default)]
+    pub list_page_size: Option<usize>,
 }
 
 /// A managed disk or a snapshot: both are an image file plus ARM metadata.
@@ -147,6 +153,8 @@ impl State {
             faults: Vec::new(),
             calls: BTreeMap::new(),
             releasing: BTreeMap::new(),
+            directory: Default::default(),
+            list_page_size: None,
         }
     }
 

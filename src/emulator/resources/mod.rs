@@ -1,6 +1,7 @@
 //! Resource handlers: managed disks and snapshots (`volume`), virtual machines (`vm`), and the
 //! operation-status URLs.
 
+mod subscription;
 pub mod vm;
 pub mod vm_actions;
 mod vm_create;
@@ -22,11 +23,17 @@ pub use volume::render as render_volume;
 pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
     let m = call.method.as_str();
     match (&call.route, m) {
-        (Route::Disks { rg }, "GET") => volume::list(emu, rg, false),
-        (Route::Snapshots { rg }, "GET") => volume::list(emu, rg, true),
+        (Route::Disks { rg }, "GET") => volume::list(emu, call, rg.as_deref(), false),
+        (Route::Snapshots { rg }, "GET") => volume::list(emu, call, rg.as_deref(), true),
         (Route::Disk { rg, name }, _) => volume::handle(emu, call, rg, name, false).await,
         (Route::Snapshot { rg, name }, _) => volume::handle(emu, call, rg, name, true).await,
-        (Route::Vms { rg }, "GET") => vm::list(emu, rg),
+        (Route::Vms { rg }, "GET") => vm::list(emu, call, rg.as_deref()),
+        (Route::Tenants, "GET") => Ok(subscription::tenants(emu)),
+        (Route::Subscriptions, "GET") => Ok(subscription::list(emu)),
+        (Route::Subscription, "GET") => Ok(subscription::get(emu)),
+        (Route::Locations, "GET") => Ok(subscription::locations(emu)),
+        (Route::ResourceGroups, "GET") => Ok(subscription::groups(emu, call)),
+        (Route::ResourceGroup { rg }, _) => subscription::group(emu, call, rg),
         (Route::Vm { rg, name }, "GET") => vm::get(emu, call, rg, name),
         (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name).await,
         (Route::Vm { rg, name }, "DELETE") => vm_actions::delete(emu, call, rg, name),
@@ -87,6 +94,54 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
         }
     }
 }
+
+pub use subscription::metadata;
+
+/// The key prefix of a resource group's resources (`None`: the whole subscription).
+fn group_prefix(state: &State, rg: Option<&str>) -> ArmResult<String> {
+    match rg {
+        None => Ok(String::new()),
+        Some(rg) => Ok(format!("{}/", group(state, rg)?.to_ascii_lowercase())),
+    }
+}
+
+/// A list answer. Subscription-wide lists come in pages linked by `nextLink` with a
+/// `$skiptoken`, as ARM pages them (the `nextLink` of the list models in the compute specs);
+/// how many items Azure puts on a page is not documented, so the scenario sets it.
+fn page(emu: &Emu, state: &State, call: &Call, rg: Option<&str>, mut value: Vec<Value>) -> Reply {
+    if rg.is_some() {
+        return Reply::json(200, serde_json::json!({ "value": value }));
+    }
+    let size = state.list_page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
+    let skip: usize = call
+        .query("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let rest = value.split_off(skip.min(value.len()));
+    let (items, more) = if rest.len() > size {
+        (rest[..size].to_vec(), true)
+    } else {
+        (rest, false)
+    };
+    let mut body = serde_json::json!({ "value": items });
+    if more {
+        let path = match &call.route {
+            Route::Disks { .. } => "disks",
+            Route::Snapshots { .. } => "snapshots",
+            _ => "virtualMachines",
+        };
+        body["nextLink"] = serde_json::json!(format!(
+            "{}/subscriptions/{}/providers/Microsoft.Compute/{path}?api-version={}&%24skiptoken={}",
+            emu.base,
+            state.subscription,
+            call.query("api-version").unwrap_or_default(),
+            skip + size
+        ));
+    }
+    Reply::json(200, body)
+}
+
+const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// Looks a resource group up and returns its name as created.
 pub fn group<'a>(state: &'a State, rg: &str) -> ArmResult<&'a str> {

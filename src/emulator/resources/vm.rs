@@ -153,17 +153,17 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
     view
 }
 
-pub fn list(emu: &Emu, rg: &str) -> ArmResult<Reply> {
+/// A resource group's VMs, or the subscription's (`rg: None`).
+pub fn list(emu: &Emu, call: &Call, rg: Option<&str>) -> ArmResult<Reply> {
     let state = emu.lock();
-    let rg = group(&state, rg)?;
-    let prefix = format!("{}/", rg.to_ascii_lowercase());
+    let prefix = super::group_prefix(&state, rg)?;
     let value: Vec<Value> = state
         .vms
         .iter()
         .filter(|(k, _)| k.starts_with(&prefix))
         .map(|(_, vm)| render(emu, &state, vm, false))
         .collect();
-    Ok(Reply::json(200, json!({ "value": value })))
+    Ok(super::page(emu, &state, call, rg, value))
 }
 
 pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
@@ -356,7 +356,7 @@ pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
         .find(|(k, _)| k == "sig")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
-    if sig != super::super::auth::sign(&emu.token, vm_id) {
+    if sig != super::super::auth::sign(&emu.sas_key, vm_id) {
         return Reply::from(ArmError::new(
             403,
             "AuthenticationFailed",

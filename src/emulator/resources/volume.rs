@@ -108,16 +108,16 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
     Some(body)
 }
 
-pub fn list(emu: &Emu, rg: &str, snapshot: bool) -> ArmResult<Reply> {
+/// A resource group's disks or snapshots, or the subscription's (`rg: None`).
+pub fn list(emu: &Emu, call: &Call, rg: Option<&str>, snapshot: bool) -> ArmResult<Reply> {
     let state = emu.lock();
-    group(&state, rg)?;
-    let prefix = format!("{}/", rg.to_ascii_lowercase());
+    let prefix = super::group_prefix(&state, rg)?;
     let value: Vec<Value> = map(&state, snapshot)
         .keys()
         .filter(|k| k.starts_with(&prefix))
         .filter_map(|k| render(&state, k, snapshot))
         .collect();
-    Ok(Reply::json(200, json!({ "value": value })))
+    Ok(super::page(emu, &state, call, rg, value))
 }
 
 pub async fn handle(

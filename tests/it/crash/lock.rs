@@ -15,7 +15,9 @@ fn two_runs_on_one_vm_exactly_one_proceeds() {
     let workflow = repo("workflows/os-disk-swap.yaml");
     let inputs = repo("examples/incident-inputs.yaml");
     let spawn = |state: &str| {
-        Command::new(bin())
+        emulator
+            .login
+            .apply(&mut Command::new(bin()))
             .args([
                 "run",
                 workflow.to_str().unwrap(),
@@ -24,9 +26,6 @@ fn two_runs_on_one_vm_exactly_one_proceeds() {
                 "--yes",
             ])
             .env("RESCUE_STATE_DIR", dir.path().join(state))
-            .env("RESCUE_EMULATOR_URL", &emulator.endpoint)
-            .env("RESCUE_EMULATOR_TOKEN", &emulator.token)
-            .env("AZURE_SUBSCRIPTION_ID", &emulator.subscription)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rescue::azure::ids::{Kind, ResourceId};
-use rescue::azure::{Azure, Target};
+use rescue::azure::Azure;
 use serde_json::Value;
 
 pub use crate::repair::support::{e2fsck_partitions, repo, sha256, text, RESCUE_VM, RG, VM};
@@ -21,14 +21,26 @@ pub fn bin() -> PathBuf {
         .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"))
 }
 
+/// The banner of `rescue emulator serve`: one line saying where, then its `export` lines.
+pub fn banner(child: &mut Child) -> Vec<String> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    let first = lines.next().expect("a banner line").expect("read the banner");
+    assert!(first.starts_with("rescue emulator listening on "), "{first:?}");
+    out.push(first);
+    for _ in 0..7 {
+        out.push(lines.next().expect("an export line").expect("read the banner"));
+    }
+    out
+}
+
 /// A served emulator on `data_dir`; stopped with SIGINT (so it detaches its loop devices).
 pub struct Served {
     child: Child,
     pub data_dir: PathBuf,
     pub log: PathBuf,
-    pub endpoint: String,
-    pub token: String,
     pub subscription: String,
+    pub login: crate::support::Login,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -46,7 +58,6 @@ impl Served {
         .arg(data_dir)
         .arg("--log")
         .arg(&log)
-        .env_remove("RESCUE_EMULATOR_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -54,20 +65,8 @@ impl Served {
             cmd.arg("--scenario").arg(s);
         }
         let mut child = cmd.spawn().expect("spawn rescue emulator serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut value = |prefix: &str| {
-            let line = lines
-                .next()
-                .expect("a banner line")
-                .expect("read the banner");
-            line.strip_prefix(prefix)
-                .unwrap_or_else(|| panic!("banner line {line:?} lacks {prefix:?}"))
-                .to_string()
-        };
-        let _listening = value("rescue emulator listening on ");
-        let endpoint = value("export RESCUE_EMULATOR_URL=");
-        let token = value("export RESCUE_EMULATOR_TOKEN=");
-        let subscription = value("export AZURE_SUBSCRIPTION_ID=");
+        let login = crate::support::Login::from_exports(&banner(&mut child));
+        let subscription = login.subscription.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -76,9 +75,8 @@ impl Served {
             child,
             data_dir: data_dir.to_path_buf(),
             log,
-            endpoint,
-            token,
             subscription,
+            login,
             runtime,
         }
     }
@@ -103,11 +101,10 @@ impl Served {
     /// `rescue ARGS` against this emulator with `state` as the state dir and `env` added.
     pub fn rescue(&self, state: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
         let mut cmd = Command::new(bin());
-        cmd.args(args)
+        self.login
+            .apply(&mut cmd)
+            .args(args)
             .env("RESCUE_STATE_DIR", state)
-            .env("RESCUE_EMULATOR_URL", &self.endpoint)
-            .env("RESCUE_EMULATOR_TOKEN", &self.token)
-            .env("AZURE_SUBSCRIPTION_ID", &self.subscription)
             .env_remove("RESCUE_TEST_KILL_AT")
             .env_remove("RESCUE_TEST_KILL_AFTER_MUTATION")
             .env_remove("RESCUE_TEST_KILL_AFTER_POLL")
@@ -135,13 +132,8 @@ impl Served {
     }
 
     pub fn azure(&self) -> Azure {
-        let target = Target::Emulator {
-            endpoint: self.endpoint.parse().unwrap(),
-            token: self.token.clone(),
-            subscription: self.subscription.clone(),
-        };
         self.runtime
-            .block_on(Azure::connect(target))
+            .block_on(Azure::connect(self.login.target()))
             .expect("connect to the emulator")
     }
 

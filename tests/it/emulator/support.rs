@@ -1,5 +1,6 @@
-//! Helpers for the emulator tests: a started emulator, raw HTTP with its token, operation
-//! polling as Azure documents it, and the real azure_mgmt_compute client.
+//! Helpers for the emulator tests: a started emulator (HTTPS), raw HTTP with a token from its
+//! Entra endpoint, operation polling as Azure documents it, and the real azure_mgmt_compute
+//! client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub struct Emu {
     pub http: reqwest::Client,
     pub base: String,
     pub token: String,
+    pub login: crate::support::Login,
 }
 
 pub fn config(dir: &std::path::Path, scale: f64) -> Config {
@@ -31,8 +33,8 @@ pub fn config(dir: &std::path::Path, scale: f64) -> Config {
         data_dir: dir.join("data"),
         port: 0,
         time_scale: scale,
-        token: Some("test-token".into()),
         log: Some(dir.join("requests.jsonl")),
+        tls: true,
     }
 }
 
@@ -52,14 +54,15 @@ pub async fn start_with(
     let handle = emulator::start(make(dir.path()))
         .await
         .expect("emulator starts");
-    let base = handle.endpoint.as_str().trim_end_matches('/').to_string();
-    let token = handle.token.clone();
+    let login = crate::support::Login::from_handle(&handle);
+    let token = login.token().await;
     Emu {
         handle: Some(handle),
         dir,
-        http: reqwest::Client::new(),
-        base,
+        http: login.http(),
+        base: login.url.clone(),
         token,
+        login,
     }
 }
 
@@ -175,6 +178,7 @@ impl Emu {
         azure_mgmt_compute::Client::builder(credential)
             .endpoint(azure_core::Url::parse(&self.base).unwrap())
             .retry(azure_core::RetryOptions::none())
+            .transport(azure_core::TransportOptions::new(Arc::new(self.http.clone())))
             .build()
             .unwrap()
     }
@@ -195,7 +199,8 @@ impl Drop for Emu {
     }
 }
 
-/// A credential that hands out the emulator's token (never the default Azure chain).
+/// A credential that hands out a token the emulator's Entra endpoint issued (never the default
+/// Azure chain).
 #[derive(Debug)]
 pub struct FixedToken(pub String);
 

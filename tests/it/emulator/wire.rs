@@ -92,8 +92,35 @@ async fn requests_without_the_token_get_arm_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_versions_are_checked_per_resource_type() {
     let emu = start(0.01).await;
+    // Every version the judged clients send is served (see routes.rs for their sources).
+    for v in ["2023-04-02", "2023-10-02", "2024-03-02", "2025-01-02", "2026-03-02"] {
+        let r = emu
+            .send("GET", &format!("{}?api-version={v}", disk(BROKEN_OS)), None)
+            .await;
+        assert_eq!(r.status(), 200, "disks at {v}");
+    }
+    for v in ["2022-11-01", "2024-07-01", "2024-11-01", "2025-11-01", "2026-04-01"] {
+        let r = emu
+            .send("GET", &format!("{}?api-version={v}", vm(BROKEN)), None)
+            .await;
+        assert_eq!(r.status(), 200, "virtualMachines at {v}");
+    }
+    // A provider's type at an unknown version: NoRegisteredProviderFound, listing what is.
     let r = emu
         .send("GET", &format!("{}?{VM_API}", disk(BROKEN_OS)), None)
+        .await;
+    assert_eq!(r.status(), 400);
+    let e = r.json::<Value>().await.unwrap()["error"].clone();
+    assert_eq!(e["code"], "NoRegisteredProviderFound");
+    assert_eq!(
+        e["message"],
+        "No registered resource provider found for location 'westeurope' and API version '2024-07-01' for type \
+         'disks'. The supported api-versions are '2026-03-02, 2025-01-02, 2024-03-02, 2023-10-02, 2023-04-02'. \
+         The supported locations are 'westeurope'."
+    );
+    // ARM's own types answer InvalidApiVersionParameter.
+    let r = emu
+        .send("GET", &format!("/subscriptions/{SUB}/resourcegroups/{RG}?api-version=2019-01-01"), None)
         .await;
     assert_eq!(r.status(), 400);
     assert_eq!(

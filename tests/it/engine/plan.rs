@@ -255,10 +255,10 @@ fn target_flags_are_checked_before_anything_runs() {
         "--emulator and --emulator-url conflict"
     );
     let out = rescue(state.path())
-        .env_remove("RESCUE_EMULATOR_TOKEN")
         .args(demo)
-        .args(["--emulator-url", "http://127.0.0.1:1"])
+        .args(["--emulator-url", "https://127.0.0.1:1", "--emulator-ca", "no/such/ca.pem"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "--emulator-url needs a token");
+    assert_eq!(out.status.code(), Some(2), "--emulator-ca must exist");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--emulator-ca no/such/ca.pem: no such file"));
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use rescue::actions::{ActionError, Env, StepContext, StepHost};
-use rescue::azure::{Azure, Target};
+use rescue::azure::Azure;
 use serde_json::{Map, Value};
 
 pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
@@ -24,9 +24,8 @@ pub struct Rehearsal {
     pub dir: tempfile::TempDir,
     pub runtime: tokio::runtime::Runtime,
     handle: Option<rescue::emulator::Handle>,
-    pub endpoint: String,
-    pub token: String,
     pub subscription: String,
+    pub login: crate::support::Login,
 }
 
 impl Rehearsal {
@@ -67,15 +66,14 @@ impl Rehearsal {
             data_dir: dir.path().join("emulator"),
             port: 0,
             time_scale: 0.01,
-            token: None,
             log: Some(dir.path().join("requests.jsonl")),
+            tls: true,
         };
         let handle = runtime
             .block_on(rescue::emulator::start(config))
             .expect("the emulator starts");
         Rehearsal {
-            endpoint: handle.endpoint.as_str().trim_end_matches('/').to_string(),
-            token: handle.token.clone(),
+            login: crate::support::Login::from_handle(&handle),
             subscription: handle.subscription_id.clone(),
             handle: Some(handle),
             runtime,
@@ -89,12 +87,10 @@ impl Rehearsal {
         let bin = std::env::var_os("RESCUE_TEST_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
-        Command::new(bin)
+        self.login
+            .apply(&mut Command::new(bin))
             .args(args)
             .env("RESCUE_STATE_DIR", self.dir.path().join("state"))
-            .env("RESCUE_EMULATOR_URL", &self.endpoint)
-            .env("RESCUE_EMULATOR_TOKEN", &self.token)
-            .env("AZURE_SUBSCRIPTION_ID", &self.subscription)
             .env_remove("RESCUE_TEST_KILL_AT")
             .stdin(Stdio::null())
             .output()
@@ -116,13 +112,8 @@ impl Rehearsal {
     }
 
     pub fn azure(&self) -> Azure {
-        let target = Target::Emulator {
-            endpoint: self.endpoint.parse().unwrap(),
-            token: self.token.clone(),
-            subscription: self.subscription.clone(),
-        };
         self.runtime
-            .block_on(Azure::connect(target))
+            .block_on(Azure::connect(self.login.target()))
             .expect("connect to the emulator")
     }
 
