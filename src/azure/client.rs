@@ -334,7 +334,11 @@ impl Azure {
             .ok()?;
         let uri = body.get("serialConsoleLogBlobUri")?.as_str()?;
         // A SAS URL on a storage account (or on the emulator): it carries its own authorization.
-        let text = reqwest::get(uri)
+        // Our client, so that an emulator target's CA is trusted here too.
+        let text = self
+            .http()
+            .get(uri)
+            .send()
             .await
             .ok()?
             .error_for_status()

@@ -53,6 +53,8 @@ pub struct Azure {
     endpoint: url::Url,
     timing: PollTiming,
     emulated: bool,
+    /// The HTTP client under the pipeline (with an emulator's CA when the target is one).
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Azure {
@@ -152,7 +154,7 @@ impl Azure {
         timing: PollTiming,
         emulated: bool,
     ) -> Result<Azure, ActionError> {
-        let transport = azure_core::TransportOptions::new(Arc::new(http));
+        let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
         let retry = azure_core::RetryOptions::custom(Arc::new(retry::ArmRetry::new(&timing)));
         let client = Client::builder(credential.clone())
             .endpoint(endpoint.clone())
@@ -181,6 +183,7 @@ impl Azure {
             endpoint,
             timing,
             emulated,
+            http,
         })
     }
 
@@ -215,6 +218,10 @@ impl Azure {
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn timing(&self) -> &PollTiming {

@@ -1,8 +1,25 @@
 //! Shared helpers for the integration tests: how a client reaches and signs in to an emulator
 //! (its endpoint, CA and service principal, as `rescue emulator serve` prints them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Every line of an emulator's request log (`--log`), sign-ins to its Entra endpoint included.
+pub fn logged_requests(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The requests that reached ARM: the log without the Entra (`entra.*`) ones.
+pub fn arm_requests(log: &Path) -> Vec<serde_json::Value> {
+    logged_requests(log)
+        .into_iter()
+        .filter(|r| !r["operation"].as_str().unwrap_or("").starts_with("entra."))
+        .collect()
+}
 
 /// An emulator's coordinates and its first service principal.
 #[derive(Clone, Debug)]

@@ -167,13 +167,9 @@ impl Served {
             .join(disk["image"].as_str().unwrap())
     }
 
-    /// The logged requests.
+    /// The logged ARM requests (sign-ins left out).
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::support::arm_requests(&self.log)
     }
 
     /// Stops it; its data dir is then a pristine copy source.

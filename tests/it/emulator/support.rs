@@ -184,11 +184,7 @@ impl Emu {
     }
 
     pub fn request_log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("requests.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::support::logged_requests(&self.dir.path().join("requests.jsonl"))
     }
 }
 

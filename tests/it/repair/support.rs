@@ -159,13 +159,9 @@ impl Rehearsal {
         data.join("images").join(volume["image"].as_str().unwrap())
     }
 
-    /// The requests the emulator logged: (method, path).
+    /// The ARM requests the emulator logged (sign-ins left out).
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("requests.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::support::arm_requests(&self.dir.path().join("requests.jsonl"))
     }
 
     /// Requests logged after the first `skip` (the emulator keeps its log file open: it cannot
