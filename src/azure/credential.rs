@@ -84,6 +84,21 @@ impl ClientSecret {
 
 /// What to do when the emulator's token endpoint refused us.
 pub fn emulator_login_error(error: &azure_core::Error) -> ActionError {
-    ActionError::fatal(format!("cannot get an access token from the emulator: {error}"))
+    // The token endpoint's reason (an AADSTS code) is in the error's sources.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    // oauth2 keeps Entra's description out of its Display; it is in the Debug form.
+    let debug = format!("{error:?}");
+    if let Some(m) = regex::Regex::new(r"AADSTS\d+: [^\\\x22]*")
+        .expect("a valid regex")
+        .find(&debug)
+    {
+        text.push_str(&format!(" ({})", m.as_str().trim_end()));
+    }
+    ActionError::fatal(format!("cannot get an access token from the emulator: {text}"))
         .with_hint(EMULATOR_LOGIN_HINT)
 }

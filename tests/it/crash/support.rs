@@ -46,13 +46,34 @@ pub struct Served {
 
 impl Served {
     pub fn start(data_dir: &Path, scenario: Option<&Path>) -> Served {
+        Self::start_with(Command::new(bin()), TIME_SCALE, data_dir, scenario)
+    }
+
+    /// In a network namespace of its own with only loopback up: whatever runs beside it
+    /// (`in_netns`) can reach nothing but 127.0.0.1.
+    pub fn start_isolated(data_dir: &Path, time_scale: &str) -> Served {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+            .arg(bin());
+        Self::start_with(cmd, time_scale, data_dir, None)
+    }
+
+    /// `program` run in the emulator's network namespace (its pid is the emulator's: `unshare`
+    /// and `sh` exec it).
+    pub fn in_netns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/proc/{}/ns/net", self.child.id()))
+            .arg(program);
+        cmd
+    }
+
+    fn start_with(mut cmd: Command, time_scale: &str, data_dir: &Path, scenario: Option<&Path>) -> Served {
         let log = data_dir.with_extension("requests.jsonl");
-        let mut cmd = Command::new(bin());
         cmd.args([
             "emulator",
             "serve",
             "--time-scale",
-            TIME_SCALE,
+            time_scale,
             "--data-dir",
         ])
         .arg(data_dir)

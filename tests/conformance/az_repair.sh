@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The manual OS-disk swap with azure-cli, command for command as a user types it against Azure,
+# run against `rescue emulator serve` (eval its export lines first). Only the configuration
+# block differs from real Azure: a registered cloud whose resource manager is the emulator
+# (azure-cli reads the rest from its /metadata/endpoints), a config dir of its own, the
+# emulator's CA, and MSAL's instance discovery off (it would ask login.microsoftonline.com).
+# Usage: AZ=path/to/az az_repair.sh   (exits non-zero at the first step that goes wrong)
+set -euo pipefail
+AZ=${AZ:-az}
+: "${RESCUE_EMULATOR_URL:?eval the export lines of rescue emulator serve}"
+RG=${RG:-MC_prod-rg_prod-aks_westeurope}
+VM=${VM:-aks-nodepool1-31415926-vm2}
+RESCUE=${RESCUE_VM:-rescue-vm}
+step() { printf '== %s\n' "$*"; }
+expect() { # expect WHAT EXPECTED ACTUAL
+  if [ "$2" != "$3" ]; then printf 'FAILED: %s: expected %q, got %q\n' "$1" "$2" "$3" >&2; exit 1; fi
+  printf 'ok: %s\n' "$1"
+}
+
+# --- configuration
+export AZURE_CONFIG_DIR=${AZURE_CONFIG_DIR:-$(mktemp -d)}
+export REQUESTS_CA_BUNDLE=$RESCUE_EMULATOR_CA
+export AZURE_CORE_COLLECT_TELEMETRY=false
+"$AZ" config set core.instance_discovery=false --only-show-errors
+"$AZ" cloud register --name RescueEmulator --endpoint-resource-manager "$RESCUE_EMULATOR_URL/" --only-show-errors
+"$AZ" cloud set --name RescueEmulator --only-show-errors
+
+# --- the procedure
+step login
+expect "signed in to the subscription" "$AZURE_SUBSCRIPTION_ID" \
+  "$("$AZ" login --service-principal -u "$AZURE_CLIENT_ID" -p "$AZURE_CLIENT_SECRET" --tenant "$AZURE_TENANT_ID" --query '[0].id' -o tsv)"
+step "vm show"
+OS_DISK=$("$AZ" vm show -g "$RG" -n "$VM" --query storageProfile.osDisk.managedDisk.id -o tsv)
+ZONE=$("$AZ" vm show -g "$RG" -n "$VM" --query 'zones[0]' -o tsv)
+step "vm deallocate"
+"$AZ" vm deallocate -g "$RG" -n "$VM"
+expect "VM deallocated" "VM deallocated" \
+  "$("$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.statuses[1].displayStatus' -o tsv)"
+step "snapshot create"
+expect "snapshot created" Succeeded \
+  "$("$AZ" snapshot create -g "$RG" -n vm2-os-snap --source "$OS_DISK" --query provisioningState -o tsv)"
+step "disk create --source"
+expect "disk copied" Succeeded \
+  "$("$AZ" disk create -g "$RG" -n vm2-os-fixed --source vm2-os-snap --zone "$ZONE" --query provisioningState -o tsv)"
+step "vm disk attach"
+"$AZ" vm disk attach -g "$RG" --vm-name "$RESCUE" --name vm2-os-fixed -o none
+LUN=$("$AZ" vm show -g "$RG" -n "$RESCUE" --query "storageProfile.dataDisks[?name=='vm2-os-fixed'].lun | [0]" -o tsv)
+expect "copy attached at LUN 0" 0 "$LUN"
+step "vm run-command invoke (fdisk -l, e2fsck -fy)"
+OUT=$("$AZ" vm run-command invoke -g "$RG" -n "$RESCUE" --command-id RunShellScript \
+  --scripts "fdisk -l" "e2fsck -fy /dev/disk/azure/scsi1/lun$LUN-part1; echo fsck-exit=\$?" \
+  --query 'value[0].message' -o tsv)
+printf '%s\n' "$OUT" | sed 's/^/  | /'
+expect "fdisk shows the copy's partitions" yes "$(grep -q 'lun0-part1\|Linux filesystem' <<<"$OUT" && echo yes || echo no)"
+expect "e2fsck corrected errors (exit 1)" yes "$(grep -q 'fsck-exit=1' <<<"$OUT" && echo yes || echo no)"
+step "vm disk detach"
+"$AZ" vm disk detach -g "$RG" --vm-name "$RESCUE" --name vm2-os-fixed -o none
+expect "copy detached" Unattached "$("$AZ" disk show -g "$RG" -n vm2-os-fixed --query diskState -o tsv)"
+step "vm update --os-disk"
+expect "OS disk swapped" vm2-os-fixed \
+  "$("$AZ" vm update -g "$RG" -n "$VM" --os-disk vm2-os-fixed --query storageProfile.osDisk.name -o tsv)"
+step "vm start"
+"$AZ" vm start -g "$RG" -n "$VM"
+step "vm get-instance-view"
+expect "VM agent Ready" Ready \
+  "$("$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.vmAgent.statuses[0].displayStatus' -o tsv)"
+echo "azure-cli repair: done"
