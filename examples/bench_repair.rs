@@ -59,7 +59,10 @@ fn main() {
             "RESCUE_EMULATOR_URL",
             emulator.endpoint.as_str().trim_end_matches('/'),
         )
-        .env("RESCUE_EMULATOR_CA", emulator.ca_pem.as_ref().expect("HTTPS"))
+        .env(
+            "RESCUE_EMULATOR_CA",
+            emulator.ca_pem.as_ref().expect("HTTPS"),
+        )
         .env("AZURE_SUBSCRIPTION_ID", &emulator.subscription_id)
         .env("AZURE_TENANT_ID", &emulator.tenant_id)
         .env("AZURE_CLIENT_ID", &emulator.client_id)
@@ -140,7 +143,10 @@ fn request_counts(log: &Path) -> BTreeMap<String, usize> {
     for line in std::fs::read_to_string(log).expect("request log").lines() {
         let entry: Value = serde_json::from_str(line).expect("a JSON line");
         // Sign-in requests go to Entra, not ARM.
-        if entry["operation"].as_str().is_some_and(|o| o.starts_with("entra.")) {
+        if entry["operation"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("entra."))
+        {
             continue;
         }
         *counts

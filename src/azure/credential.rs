@@ -57,7 +57,10 @@ impl ClientSecret {
                     ActionError::fatal(format!("{name} is not set")).with_hint(EMULATOR_LOGIN_HINT)
                 })
         };
-        let authority_host = match std::env::var("AZURE_AUTHORITY_HOST").ok().filter(|v| !v.is_empty()) {
+        let authority_host = match std::env::var("AZURE_AUTHORITY_HOST")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             None => default_authority.clone(),
             Some(v) => url::Url::parse(&v).map_err(|e| {
                 ActionError::fatal(format!("AZURE_AUTHORITY_HOST {v:?} is not a URL: {e}"))
@@ -99,6 +102,8 @@ pub fn emulator_login_error(error: &azure_core::Error) -> ActionError {
     {
         text.push_str(&format!(" ({})", m.as_str().trim_end()));
     }
-    ActionError::fatal(format!("cannot get an access token from the emulator: {text}"))
-        .with_hint(EMULATOR_LOGIN_HINT)
+    ActionError::fatal(format!(
+        "cannot get an access token from the emulator: {text}"
+    ))
+    .with_hint(EMULATOR_LOGIN_HINT)
 }

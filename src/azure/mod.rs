@@ -37,7 +37,7 @@ pub enum Target {
     Emulator {
         endpoint: url::Url,
         ca: Option<std::path::PathBuf>,
-        login: credential::ClientSecret,
+        login: Box<credential::ClientSecret>,
         subscription: String,
     },
 }
@@ -74,8 +74,11 @@ fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, ActionEr
     let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
     if let Some(path) = ca {
         let pem = std::fs::read(path).map_err(|e| {
-            ActionError::fatal(format!("cannot read the emulator's CA {}: {e}", path.display()))
-                .with_hint("RESCUE_EMULATOR_CA is printed by `rescue emulator serve`")
+            ActionError::fatal(format!(
+                "cannot read the emulator's CA {}: {e}",
+                path.display()
+            ))
+            .with_hint("RESCUE_EMULATOR_CA is printed by `rescue emulator serve`")
         })?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
             ActionError::fatal(format!("{} is not a PEM certificate: {e}", path.display()))

@@ -111,7 +111,7 @@ pub async fn connect(
         } => {
             let subscription =
                 subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
-            let login = azure::ClientSecret::from_env(&endpoint)?;
+            let login = Box::new(azure::ClientSecret::from_env(&endpoint)?);
             (
                 azure::Target::Emulator {
                     endpoint,
@@ -145,12 +145,12 @@ pub async fn connect(
             let target = azure::Target::Emulator {
                 endpoint: handle.endpoint.clone(),
                 ca: handle.ca_pem.clone(),
-                login: azure::ClientSecret {
+                login: Box::new(azure::ClientSecret {
                     authority_host: handle.endpoint.clone(),
                     tenant_id: handle.tenant_id.clone(),
                     client_id: handle.client_id.clone(),
                     client_secret: handle.client_secret.clone(),
-                },
+                }),
                 subscription: handle.subscription_id.clone(),
             };
             (target, Some(handle))

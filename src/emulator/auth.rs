@@ -21,7 +21,12 @@ pub fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<(), Reply> {
     };
     let presented = value.strip_prefix("Bearer ").unwrap_or("");
     let audiences = super::entra::audiences(&emu.base);
-    match token::verify(&emu.token_key, &emu.directory.tenant_id, presented, &audiences) {
+    match token::verify(
+        &emu.token_key,
+        &emu.directory.tenant_id,
+        presented,
+        &audiences,
+    ) {
         Ok(_) => Ok(()),
         Err(Rejection::Invalid) => Err(unauthorized(
             emu,
@@ -35,7 +40,10 @@ pub fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<(), Reply> {
             "ExpiredAuthenticationToken",
             format!(
                 "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
-                dotnet_time(time::OffsetDateTime::from_unix_timestamp(exp).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)),
+                dotnet_time(
+                    time::OffsetDateTime::from_unix_timestamp(exp)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                ),
                 dotnet_time(time::OffsetDateTime::now_utc())
             ),
         )),

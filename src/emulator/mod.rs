@@ -206,8 +206,7 @@ fn banner(h: &Handle) -> String {
 /// Single-quotes a value for `eval` unless it is plainly safe.
 fn shell_quote(v: &str) -> String {
     if !v.is_empty()
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:~".contains(c))
     {
         v.to_string()
@@ -228,7 +227,10 @@ fn default_data_dir() -> PathBuf {
 mod tests {
     #[test]
     fn shell_quote_leaves_plain_values_alone() {
-        assert_eq!(super::shell_quote("https://127.0.0.1:4242"), "https://127.0.0.1:4242");
+        assert_eq!(
+            super::shell_quote("https://127.0.0.1:4242"),
+            "https://127.0.0.1:4242"
+        );
         assert_eq!(super::shell_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(super::shell_quote(""), "''");
     }

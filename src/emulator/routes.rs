@@ -237,8 +237,12 @@ impl Route {
             (Route::Subscription, _) => ("subscriptions.get", "subscription.get"),
             (Route::Locations, _) => ("subscriptions.listLocations", "subscription.locations"),
             (Route::ResourceGroups, _) => ("resourceGroups.list", "group.list"),
-            (Route::ResourceGroup { .. }, "PUT") => ("resourceGroups.createOrUpdate", "group.create"),
-            (Route::ResourceGroup { .. }, "HEAD") => ("resourceGroups.checkExistence", "group.exists"),
+            (Route::ResourceGroup { .. }, "PUT") => {
+                ("resourceGroups.createOrUpdate", "group.create")
+            }
+            (Route::ResourceGroup { .. }, "HEAD") => {
+                ("resourceGroups.checkExistence", "group.exists")
+            }
             (Route::ResourceGroup { .. }, _) => ("resourceGroups.get", "group.get"),
             _ => ("unsupported", "unsupported"),
         }
@@ -298,17 +302,18 @@ const COMPUTE_VERSIONS: &[(&str, &str)] = &[
 ];
 
 const RESOURCES_VERSIONS: &[(&str, &str)] = &[
-    ("2024-11-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_RESOURCES"),
-    ("2025-04-01", "azure-mgmt-resource 26.0.0 ResourceManagementClient default"),
+    ("2024-11-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_RESOURCES (az snapshot/disk create read the group's location)"),
 ];
 
-const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[
-    ("2022-12-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_SUBSCRIPTIONS (az login lists subscriptions)"),
-];
+const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[(
+    "2022-12-01",
+    "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_SUBSCRIPTIONS (az login lists subscriptions)",
+)];
 
-const METADATA_VERSIONS: &[(&str, &str)] = &[
-    ("2022-09-01", "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)"),
-];
+const METADATA_VERSIONS: &[(&str, &str)] = &[(
+    "2022-09-01",
+    "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)",
+)];
 
 impl Api {
     pub fn versions(self) -> &'static [(&'static str, &'static str)] {
@@ -348,7 +353,11 @@ impl Route {
 /// - Unknown, for ARM's own types (resource groups, subscriptions): 400
 ///   `InvalidApiVersionParameter` listing the versions (samples: Azure/azure-rest-api-specs#11711,
 ///   Azure/azure-cli#28038).
-pub fn check_api_version(route: &Route, given: Option<&str>, location: &str) -> Result<(), ArmError> {
+pub fn check_api_version(
+    route: &Route,
+    given: Option<&str>,
+    location: &str,
+) -> Result<(), ArmError> {
     let Some(api) = route.api() else {
         return Ok(());
     };

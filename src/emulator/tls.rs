@@ -31,10 +31,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Tls> {
     let dir = data_dir.join("tls");
     private_dir(&dir)?;
     // The CA certificate is public; the directory must let others reach it.
-    std::fs::set_permissions(
-        &dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let (ca, cert, key) = (dir.join(CA), dir.join(CERT), dir.join(KEY));
     if !(ca.exists() && cert.exists() && key.exists()) {
         create(&ca, &cert, &key)?;
@@ -45,12 +42,13 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Tls> {
         .with_context(|| format!("{} is not a PEM certificate", cert.display()))?;
     let private = PrivateKeyDer::from_pem_file(&key)
         .with_context(|| format!("{} is not a PEM private key", key.display()))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, private)
-            .context("the emulator's TLS certificate and key do not match")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .context("the emulator's TLS certificate and key do not match")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
         ca_pem: ca,

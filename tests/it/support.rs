@@ -99,12 +99,12 @@ impl Login {
         rescue::azure::Target::Emulator {
             endpoint: url.clone(),
             ca: self.ca.clone(),
-            login: rescue::azure::ClientSecret {
+            login: Box::new(rescue::azure::ClientSecret {
                 authority_host: url,
                 tenant_id: self.tenant.clone(),
                 client_id: self.client_id.clone(),
                 client_secret: self.secret.clone(),
-            },
+            }),
             subscription: self.subscription.clone(),
         }
     }

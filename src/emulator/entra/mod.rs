@@ -101,7 +101,13 @@ pub struct Issuer<'a> {
     pub key: &'a [u8],
 }
 
-pub fn handle(issuer: &Issuer<'_>, route: &Route, method: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Reply {
+pub fn handle(
+    issuer: &Issuer<'_>,
+    route: &Route,
+    method: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Reply {
     match (route, method) {
         (Route::OpenIdConfiguration { tenant, v2 }, "GET") => openid_configuration(issuer, tenant, *v2),
         (Route::InstanceDiscovery, "GET") => instance_discovery(issuer),
@@ -165,7 +171,10 @@ fn openid_configuration(issuer: &Issuer<'_>, tenant: &str, v2: bool) -> Reply {
 /// MSAL's instance discovery answer (`tenant_discovery_endpoint` is what MSAL Python reads,
 /// authority.py `_initialize_entra_authority`; the metadata lists this host's aliases).
 fn instance_discovery(issuer: &Issuer<'_>) -> Reply {
-    let host = issuer.base.trim_start_matches("https://").trim_start_matches("http://");
+    let host = issuer
+        .base
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     Reply::json(
         200,
         json!({
@@ -178,7 +187,12 @@ fn instance_discovery(issuer: &Issuer<'_>) -> Reply {
 
 /// `POST /{tenant}/oauth2/v2.0/token`, grant_type=client_credentials with a client secret
 /// (in the body, `client_secret_post`, or as HTTP Basic, `client_secret_basic`).
-fn token_request(issuer: &Issuer<'_>, tenant: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Reply {
+fn token_request(
+    issuer: &Issuer<'_>,
+    tenant: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Reply {
     let d = issuer.directory;
     if !tenant.eq_ignore_ascii_case(&d.tenant_id) {
         return tenant_not_found(tenant);
@@ -291,10 +305,17 @@ fn basic_auth(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
     let v = headers.get("authorization")?.to_str().ok()?;
     let encoded = v.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let unescape = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
     Some((unescape(id), unescape(secret)))
 }
 
@@ -307,7 +328,9 @@ fn missing(parameter: &str) -> Reply {
         400,
         "invalid_request",
         900144,
-        &format!("AADSTS900144: The request body must contain the following parameter: '{parameter}'."),
+        &format!(
+            "AADSTS900144: The request body must contain the following parameter: '{parameter}'."
+        ),
     )
 }
 

@@ -80,10 +80,34 @@ pub fn locations(emu: &Emu) -> Reply {
 /// "westeurope" → "West Europe": Azure's display names split the region's words.
 fn display_name(region: &str) -> String {
     let words = [
-        "west", "east", "north", "south", "central", "europe", "us", "asia", "uk", "france",
-        "germany", "japan", "australia", "canada", "india", "korea", "brazil", "norway",
-        "sweden", "switzerland", "uae", "italy", "poland", "spain", "mexico", "israel",
-        "qatar", "africa",
+        "west",
+        "east",
+        "north",
+        "south",
+        "central",
+        "europe",
+        "us",
+        "asia",
+        "uk",
+        "france",
+        "germany",
+        "japan",
+        "australia",
+        "canada",
+        "india",
+        "korea",
+        "brazil",
+        "norway",
+        "sweden",
+        "switzerland",
+        "uae",
+        "italy",
+        "poland",
+        "spain",
+        "mexico",
+        "israel",
+        "qatar",
+        "africa",
     ];
     let mut out = Vec::new();
     let mut rest = region;
@@ -94,7 +118,9 @@ fn display_name(region: &str) -> String {
                     w.to_ascii_uppercase()
                 } else {
                     let mut c = w.chars();
-                    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
                 });
                 rest = r;
                 continue 'outer;
@@ -156,7 +182,10 @@ pub fn group(emu: &Emu, call: &Call, rg: &str) -> ArmResult<Reply> {
                 .or_insert_with(|| rg.to_string())
                 .clone();
             emu.save(&state)?;
-            Ok(Reply::json(if created { 201 } else { 200 }, group_body(&state, &name)))
+            Ok(Reply::json(
+                if created { 201 } else { 200 },
+                group_body(&state, &name),
+            ))
         }
         m => Err(ArmError::new(
             405,

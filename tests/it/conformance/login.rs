@@ -31,12 +31,23 @@ fn rescue_gets_its_token_from_the_authority_host_and_a_wrong_secret_stops_before
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(stderr.contains("AADSTS7000215"), "Entra's reason is shown: {stderr}");
+    assert!(
+        stderr.contains("AADSTS7000215"),
+        "Entra's reason is shown: {stderr}"
+    );
     assert!(
         stderr.contains("AZURE_CLIENT_SECRET") && stderr.contains("rescue emulator serve"),
         "the error says how to sign in: {stderr}"
     );
-    assert_eq!(served.requests().len(), arm_before, "no ARM request after a refused sign-in");
+    assert_eq!(
+        served.requests().len(),
+        arm_before,
+        "no ARM request after a refused sign-in"
+    );
     let refused = crate::support::logged_requests(&served.log);
-    assert_eq!(refused.last().unwrap()["status"], 401, "the last request was the refused sign-in");
+    assert_eq!(
+        refused.last().unwrap()["status"],
+        401,
+        "the last request was the refused sign-in"
+    );
 }

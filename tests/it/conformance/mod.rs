@@ -33,12 +33,25 @@ fn venv(which: &str, program: &str) -> PathBuf {
 
 /// Runs a judge beside an isolated emulator; returns its output, the emulator's ARM requests
 /// and the emulator (for a look at its disks).
-fn judge(name: &str, program: PathBuf, args: &[PathBuf], extra_env: &[(&str, String)]) -> (Output, Vec<Value>, tempfile::TempDir) {
+fn judge(
+    name: &str,
+    program: PathBuf,
+    args: &[PathBuf],
+    extra_env: &[(&str, String)],
+) -> (Output, Vec<Value>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start_isolated(&dir.path().join("data"), TIME_SCALE);
-    let links = served.in_netns("ip").args(["-o", "link", "show"]).output().unwrap();
+    let links = served
+        .in_netns("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout).to_string();
-    assert_eq!(links.lines().count(), 1, "the namespace has loopback only:\n{links}");
+    assert_eq!(
+        links.lines().count(),
+        1,
+        "the namespace has loopback only:\n{links}"
+    );
     assert!(links.contains(": lo:"), "{links}");
 
     let started = Instant::now();
@@ -46,7 +59,12 @@ fn judge(name: &str, program: PathBuf, args: &[PathBuf], extra_env: &[(&str, Str
     cmd.args(args)
         .env("AZURE_CONFIG_DIR", dir.path().join("azure-cli"))
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in served.login.env().into_iter().chain(extra_env.iter().cloned()) {
+    for (k, v) in served
+        .login
+        .env()
+        .into_iter()
+        .chain(extra_env.iter().cloned())
+    {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run the judge");
@@ -73,10 +91,19 @@ fn assert_clean(requests: &[Value], allowed_404: &[&str]) {
 /// The repaired copy's root filesystem is clean.
 fn assert_copy_clean(dir: &std::path::Path, name: &str) {
     let data = dir.join("data");
-    let state: Value = serde_json::from_slice(&std::fs::read(data.join("state.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(data.join("state.json")).unwrap()).unwrap();
     let key = format!("{}/{}", RG.to_ascii_lowercase(), name.to_ascii_lowercase());
-    let image = data.join("images").join(state["disks"][&key]["image"].as_str().expect("the copy exists"));
-    assert_eq!(e2fsck_partitions(&image), vec![0], "e2fsck -fn on the swapped-in copy");
+    let image = data.join("images").join(
+        state["disks"][&key]["image"]
+            .as_str()
+            .expect("the copy exists"),
+    );
+    assert_eq!(
+        e2fsck_partitions(&image),
+        vec![0],
+        "e2fsck -fn on the swapped-in copy"
+    );
 }
 
 #[test]
@@ -89,7 +116,11 @@ fn azure_cli_runs_the_manual_repair_unchanged() {
         &[("AZ", az.display().to_string())],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("azure-cli repair: done"), "{}", text(&out));
+    assert!(
+        out.status.success() && stdout.contains("azure-cli repair: done"),
+        "{}",
+        text(&out)
+    );
     assert_clean(&requests, &["snapshots.get", "disks.get"]);
     assert_copy_clean(dir.path(), "vm2-os-fixed");
 }
@@ -104,7 +135,11 @@ fn python_sdk_runs_the_repair_through_its_own_pollers() {
         &[],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("ok: restarted"), "{}", text(&out));
+    assert!(
+        out.status.success() && stdout.contains("ok: restarted"),
+        "{}",
+        text(&out)
+    );
     let count: usize = stdout
         .lines()
         .find_map(|l| l.strip_prefix("sdk_arm_requests="))
@@ -113,7 +148,11 @@ fn python_sdk_runs_the_repair_through_its_own_pollers() {
         .unwrap();
     eprintln!("sdk_arm_requests={count}");
     // The SDK counted what the emulator saw (the repair is the first part of the script).
-    assert!(count > 20 && count < requests.len(), "{count} of {}", requests.len());
+    assert!(
+        count > 20 && count < requests.len(),
+        "{count} of {}",
+        requests.len()
+    );
     assert_clean(&requests, &["virtualMachines.get"]);
     assert_copy_clean(dir.path(), "vm2-os-sdk-fixed");
 }

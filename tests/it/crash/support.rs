@@ -25,11 +25,22 @@ pub fn bin() -> PathBuf {
 pub fn banner(child: &mut Child) -> Vec<String> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut out = Vec::new();
-    let first = lines.next().expect("a banner line").expect("read the banner");
-    assert!(first.starts_with("rescue emulator listening on "), "{first:?}");
+    let first = lines
+        .next()
+        .expect("a banner line")
+        .expect("read the banner");
+    assert!(
+        first.starts_with("rescue emulator listening on "),
+        "{first:?}"
+    );
     out.push(first);
     for _ in 0..7 {
-        out.push(lines.next().expect("an export line").expect("read the banner"));
+        out.push(
+            lines
+                .next()
+                .expect("an export line")
+                .expect("read the banner"),
+        );
     }
     out
 }
@@ -67,7 +78,12 @@ impl Served {
         cmd
     }
 
-    fn start_with(mut cmd: Command, time_scale: &str, data_dir: &Path, scenario: Option<&Path>) -> Served {
+    fn start_with(
+        mut cmd: Command,
+        time_scale: &str,
+        data_dir: &Path,
+        scenario: Option<&Path>,
+    ) -> Served {
         let log = data_dir.with_extension("requests.jsonl");
         cmd.args([
             "emulator",

@@ -3,6 +3,7 @@
 
 mod boot;
 mod client;
+mod entra;
 mod faults;
 mod lifecycle;
 mod persistence;
@@ -10,4 +11,5 @@ mod rules;
 mod runcommand;
 mod scenarios;
 mod support;
+mod surface;
 mod wire;

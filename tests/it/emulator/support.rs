@@ -106,6 +106,17 @@ impl Emu {
         req.send().await.expect("request reaches the emulator")
     }
 
+    /// A GET without a token (metadata and Entra serve anyone): (status, JSON body).
+    pub async fn get_anonymous(&self, path_and_query: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .expect("request reaches the emulator");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get_json(&self, path_and_query: &str) -> Value {
         let r = self.send("GET", path_and_query, None).await;
         assert_eq!(r.status(), 200, "GET {path_and_query}");
@@ -178,7 +189,9 @@ impl Emu {
         azure_mgmt_compute::Client::builder(credential)
             .endpoint(azure_core::Url::parse(&self.base).unwrap())
             .retry(azure_core::RetryOptions::none())
-            .transport(azure_core::TransportOptions::new(Arc::new(self.http.clone())))
+            .transport(azure_core::TransportOptions::new(Arc::new(
+                self.http.clone(),
+            )))
             .build()
             .unwrap()
     }

@@ -93,17 +93,29 @@ async fn requests_without_the_token_get_arm_401() {
 async fn api_versions_are_checked_per_resource_type() {
     let emu = start(0.01).await;
     // Every version the judged clients send is served (see routes.rs for their sources).
-    for v in ["2023-04-02", "2023-10-02", "2024-03-02", "2025-01-02", "2026-03-02"] {
+    let disk_versions = [
+        "2023-04-02",
+        "2023-10-02",
+        "2024-03-02",
+        "2025-01-02",
+        "2026-03-02",
+    ];
+    let vm_versions = [
+        "2022-11-01",
+        "2024-07-01",
+        "2024-11-01",
+        "2025-11-01",
+        "2026-04-01",
+    ];
+    let served = disk_versions
+        .map(|v| (disk(BROKEN_OS), v))
+        .into_iter()
+        .chain(vm_versions.map(|v| (vm(BROKEN), v)));
+    for (path, v) in served {
         let r = emu
-            .send("GET", &format!("{}?api-version={v}", disk(BROKEN_OS)), None)
+            .send("GET", &format!("{path}?api-version={v}"), None)
             .await;
-        assert_eq!(r.status(), 200, "disks at {v}");
-    }
-    for v in ["2022-11-01", "2024-07-01", "2024-11-01", "2025-11-01", "2026-04-01"] {
-        let r = emu
-            .send("GET", &format!("{}?api-version={v}", vm(BROKEN)), None)
-            .await;
-        assert_eq!(r.status(), 200, "virtualMachines at {v}");
+        assert_eq!(r.status(), 200, "{path} at {v}");
     }
     // A provider's type at an unknown version: NoRegisteredProviderFound, listing what is.
     let r = emu
@@ -120,7 +132,11 @@ async fn api_versions_are_checked_per_resource_type() {
     );
     // ARM's own types answer InvalidApiVersionParameter.
     let r = emu
-        .send("GET", &format!("/subscriptions/{SUB}/resourcegroups/{RG}?api-version=2019-01-01"), None)
+        .send(
+            "GET",
+            &format!("/subscriptions/{SUB}/resourcegroups/{RG}?api-version=2019-01-01"),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 400);
     assert_eq!(

@@ -256,9 +256,16 @@ fn target_flags_are_checked_before_anything_runs() {
     );
     let out = rescue(state.path())
         .args(demo)
-        .args(["--emulator-url", "https://127.0.0.1:1", "--emulator-ca", "no/such/ca.pem"])
+        .args([
+            "--emulator-url",
+            "https://127.0.0.1:1",
+            "--emulator-ca",
+            "no/such/ca.pem",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--emulator-ca must exist");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--emulator-ca no/such/ca.pem: no such file"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--emulator-ca no/such/ca.pem: no such file")
+    );
 }
