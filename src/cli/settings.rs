@@ -164,12 +164,14 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
         });
     }
     if let Some(endpoint) = &t.emulator_url {
-        if let Some(ca) = t.emulator_ca.as_ref().filter(|p| !p.is_file()) {
+        // `serve --http` exports an empty RESCUE_EMULATOR_CA: no CA to trust.
+        let ca = t.emulator_ca.clone().filter(|p| !p.as_os_str().is_empty());
+        if let Some(ca) = ca.as_ref().filter(|p| !p.is_file()) {
             return Err(format!("--emulator-ca {}: no such file", ca.display()));
         }
         return Ok(Target::Emulator {
             endpoint: endpoint.clone(),
-            ca: t.emulator_ca.clone(),
+            ca,
             subscription: t.subscription.clone(),
         });
     }
