@@ -25,17 +25,17 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A directory for secrets, owner only.
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+/// A directory with this mode (0700 for secrets only).
+pub fn dir_with_mode(dir: &Path, mode: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
     Ok(())
 }
 
 /// A random 32-byte key at `DATA_DIR/keys/NAME`, made on first use.
 pub fn key(data_dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
     let dir = data_dir.join("keys");
-    private_dir(&dir)?;
+    dir_with_mode(&dir, 0o700)?;
     let path = dir.join(name);
     match std::fs::read(&path) {
         Ok(bytes) => bytes

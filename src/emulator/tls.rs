@@ -14,7 +14,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::keys::{private_dir, write_file};
+use super::keys::{dir_with_mode, write_file};
 
 pub struct Tls {
     /// The CA certificate clients trust (0644).
@@ -29,9 +29,8 @@ const KEY: &str = "server.key";
 /// Loads `DATA_DIR/tls`, creating the CA and server certificate on first use.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Tls> {
     let dir = data_dir.join("tls");
-    private_dir(&dir)?;
-    // The CA certificate is public; the directory must let others reach it.
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    // The CA certificate is public (other users' clients must read it); the key is 0600.
+    dir_with_mode(&dir, 0o755)?;
     let (ca, cert, key) = (dir.join(CA), dir.join(CERT), dir.join(KEY));
     if !(ca.exists() && cert.exists() && key.exists()) {
         create(&ca, &cert, &key)?;
@@ -83,9 +82,9 @@ fn create(ca_path: &Path, cert_path: &Path, key_path: &Path) -> anyhow::Result<(
     server.use_authority_key_identifier_extension = true;
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
 
+    // A set left incomplete by a crash lacks a file and is made anew on the next start.
     write_file(key_path, server_key.serialize_pem().as_bytes(), 0o600)?;
     write_file(cert_path, server_cert.pem().as_bytes(), 0o644)?;
-    // Written last: its presence means the set is complete.
     write_file(ca_path, ca_cert.pem().as_bytes(), 0o644)?;
     Ok(())
 }

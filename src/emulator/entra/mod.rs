@@ -112,12 +112,13 @@ pub fn handle(
         (Route::OpenIdConfiguration { tenant, v2 }, "GET") => openid_configuration(issuer, tenant, *v2),
         (Route::InstanceDiscovery, "GET") => instance_discovery(issuer),
         (Route::Token { tenant }, "POST") => token_request(issuer, tenant, headers, body),
-        _ => error(
+        (Route::Token { .. }, _) => error(
             405,
             "invalid_request",
             90056,
-            "AADSTS90056: This endpoint only accepts POST, OPTIONS requests. Received a GET request.",
+            &format!("AADSTS90056: This endpoint only accepts POST, OPTIONS requests. Received a {method} request."),
         ),
+        _ => Reply::empty(405),
     }
 }
 
