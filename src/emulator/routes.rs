@@ -281,10 +281,11 @@ pub enum Api {
 /// reading the clients and confirmed from the emulator's request log while they ran the repair
 /// (`tests/conformance/`).
 ///
-/// Shapes: for the fields this emulator serves, these versions share one shape (the swagger
-/// `Disk`/`Snapshot` definitions of DiskRP 2023-04-02 to 2026-03-02 and `VirtualMachine` of
-/// ComputeRP 2022-11-01 to 2026-04-01 only add optional properties the emulator never sets), so
-/// the emulator answers every listed version alike.
+/// Shapes: the emulator answers every listed version alike. No difference between these versions
+/// is known for the fields it serves or reads (both judges and azure_mgmt_compute 0.21
+/// deserialize the same answers, `tests/it/conformance/`, `tests/it/emulator/client.rs`); newer
+/// versions add optional properties and operations (e.g. attachDetachDataDisks) that clients of
+/// older versions simply do not send.
 const DISK_VERSIONS: &[(&str, &str)] = &[
     ("2023-04-02", "azure-cli 2.91.0 profile latest, disks (azure/cli/core/profiles/_shared.py)"),
     ("2023-10-02", "azure-cli 2.91.0 profile latest, snapshots (same table)"),
