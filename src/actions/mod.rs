@@ -173,6 +173,9 @@ pub struct ActionError {
     /// Someone else holds what the step needs (a VM claimed by another run): exit 3, not 1.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// A pre-flight refusal: what was asked cannot work, and nothing was changed (exit 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl ActionError {
@@ -182,6 +185,7 @@ impl ActionError {
             hint: None,
             retryable: false,
             locked: false,
+            refused: false,
         }
     }
     pub fn retryable(message: impl Into<String>) -> Self {
@@ -190,6 +194,7 @@ impl ActionError {
             hint: None,
             retryable: true,
             locked: false,
+            refused: false,
         }
     }
     /// Held by someone else; the run stops with exit 3.
@@ -199,6 +204,14 @@ impl ActionError {
             hint: None,
             retryable: false,
             locked: true,
+            refused: false,
+        }
+    }
+    /// What was asked cannot work; refused before any change (exit 2).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            refused: true,
+            ..Self::fatal(message)
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -240,6 +253,8 @@ pub struct Env {
     pub workflow_dir: Option<std::path::PathBuf>,
     /// `--force-unlock RUN_ID`: a VM lock held by this (dead) run may be taken over.
     pub force_unlock: Option<String>,
+    /// The VM locks this run holds; every Azure write checks them first.
+    pub locks: Arc<azure::HeldLocks>,
 }
 
 impl Env {
@@ -267,6 +282,8 @@ pub struct StepContext {
     pub step_id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When the run was started (its journal's creation).
+    pub run_started: time::OffsetDateTime,
     pub env: Env,
     /// Checkpoints recorded by an earlier attempt or an earlier process.
     pub checkpoints: Map<String, Value>,
@@ -340,6 +357,10 @@ pub trait Action: Send + Sync {
     ) -> Result<Reconciled, ActionError> {
         Ok(Reconciled::Redo)
     }
+
+    /// Called, on resume and before a rollback, for each step that had succeeded: rebuild what
+    /// the run holds in memory (the VM locks it took). The default does nothing.
+    fn resumed(&self, _env: &Env, _args: &Args, _outputs: &Outputs) {}
 
     /// One line saying what undo would do, for `rollback --dry-run`; None if nothing to undo.
     fn describe_undo(&self, _args: &Args, _outputs: &Outputs) -> Option<String> {

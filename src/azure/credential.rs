@@ -4,20 +4,16 @@ use std::sync::Arc;
 
 use azure_core::auth::{AccessToken, TokenCredential};
 
-use crate::actions::ActionError;
-
-const LOGIN_HINT: &str = "log in with `az login` (and `az account set -s SUBSCRIPTION`), or set \
-AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE) for a \
-service principal; to rehearse without Azure, add `--emulator`";
+use super::error::{Error, Kind};
 
 /// Environment / workload identity, managed identity, then the Azure CLI's login.
-pub fn default_chain() -> Result<Arc<dyn TokenCredential>, ActionError> {
+pub fn default_chain() -> Result<Arc<dyn TokenCredential>, Error> {
     azure_identity::create_default_credential().map_err(|e| login_error(&e))
 }
 
-/// What to do when no credential in the chain produced a token.
-pub fn login_error(error: &azure_core::Error) -> ActionError {
-    ActionError::fatal(format!("cannot get an Azure access token: {error}")).with_hint(LOGIN_HINT)
+/// No credential in the chain produced a token.
+pub fn login_error(error: &azure_core::Error) -> Error {
+    Error::new(Kind::Auth, "get an Azure access token", error.to_string())
 }
 
 /// The emulator's bearer token: always the same, never expires.

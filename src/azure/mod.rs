@@ -1,18 +1,26 @@
-//! The Azure layer: the only module that talks to Azure Resource Manager.
+//! The Azure layer: the only module that talks to Azure Resource Manager. It knows resources,
+//! requests and operations, never steps, runs or workflows.
 //!
-//! Requests are built by azure_mgmt_compute 0.21 and sent with `.send()`; everything around them
-//! is ours: the retry policy ([`retry`]), the long-running-operation poller ([`lro`]), and the
-//! translation of ARM errors into messages that say what to do ([`errors`]). The SDK's own
-//! `.await` polling is broken for ARM LROs (see the wire contract), so it is never used.
+//! - [`transport`]: the one door to the network (TLS roots, the throttling gate, safe retries);
+//! - [`requests`]: the calls, built by azure_mgmt_compute 0.21 and sent with `.send()`;
+//! - [`lro`]: our long-running-operation poller (the SDK's own `.await` polling is broken for
+//!   ARM, see the wire contract);
+//! - [`converge`]: one loop that brings a resource to a desired state;
+//! - [`script`]: a script run at most once (managed Run Command);
+//! - [`error`]: errors classified by HTTP status and ARM code;
+//! - [`model`]: typed views of what is read.
 
-mod client;
+pub mod converge;
 mod credential;
-pub mod errors;
+pub mod error;
 pub mod ids;
 pub mod kill_hook;
 pub mod lro;
+pub mod model;
 pub mod progress;
-mod retry;
+pub mod requests;
+pub mod script;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +28,10 @@ use std::time::Duration;
 use azure_core::auth::TokenCredential;
 use azure_mgmt_compute::Client;
 
-use crate::actions::ActionError;
-pub use client::VmAction;
-pub use lro::{FinalVia, Operation, PollTiming, Started};
-pub use retry::human as retry_human;
+pub use error::{Error, Kind as ErrorKind};
+pub use lro::{Ended, Operation, Started};
+pub use requests::{VmAction, Write};
+pub use transport::TransportOptions;
 
 /// Where rescue talks to: real Azure, or a local emulator.
 #[derive(Clone, Debug)]
@@ -42,13 +50,15 @@ pub enum Target {
 pub struct Azure {
     client: Client,
     subscription: String,
-    /// Our own pipeline (same retry policy) for operation-status polls.
+    /// Our own pipeline (no retry policy: the transport retries) for operation-status polls.
     pipeline: azure_core::Pipeline,
+    transport: Arc<transport::Transport>,
     credential: Arc<dyn TokenCredential>,
     scopes: Vec<String>,
     endpoint: url::Url,
-    timing: PollTiming,
-    emulated: bool,
+    /// Endpoints this target had before (an emulator restarted on another port): operation URLs
+    /// checkpointed there are polled here.
+    previous_endpoints: Vec<url::Url>,
 }
 
 impl std::fmt::Debug for Azure {
@@ -60,104 +70,94 @@ impl std::fmt::Debug for Azure {
     }
 }
 
-/// Requests that hang this long are cut and retried (a dropped connection must not stall a run).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
-
 impl Azure {
-    /// Connect to `target`. For real Azure this asks the credential chain for a token right away,
-    /// so a missing login fails here with instructions, not in the middle of a repair.
-    pub async fn connect(target: Target) -> Result<Azure, ActionError> {
-        match target {
-            Target::Azure { subscription } => {
-                let subscription = subscription
-                    .filter(|s| !s.is_empty())
-                    .or_else(|| std::env::var("AZURE_SUBSCRIPTION_ID").ok().filter(|s| !s.is_empty()))
-                    .ok_or_else(|| {
-                        ActionError::fatal("no Azure subscription given").with_hint(
-                            "pass --subscription ID or set AZURE_SUBSCRIPTION_ID (`az account show --query id -o tsv` prints yours)",
-                        )
-                    })?;
-                let endpoint = url::Url::parse(
-                    azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
-                )
-                .expect("the public cloud endpoint is a valid URL");
-                let credential = credential::default_chain()?;
-                let azure = Self::build(
+    /// Connect to `target`. This asks the credential for a token right away, so a missing
+    /// login fails here, not in the middle of a repair.
+    pub async fn connect(target: Target, options: TransportOptions) -> Result<Azure, Error> {
+        let (endpoint, credential, subscription): (url::Url, Arc<dyn TokenCredential>, String) =
+            match target {
+                Target::Azure { subscription } => {
+                    let subscription = subscription
+                        .filter(|s| !s.is_empty())
+                        .or_else(|| {
+                            std::env::var("AZURE_SUBSCRIPTION_ID")
+                                .ok()
+                                .filter(|s| !s.is_empty())
+                        })
+                        .ok_or_else(|| Error::setup("no Azure subscription given"))?;
+                    let endpoint = url::Url::parse(
+                        azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
+                    )
+                    .expect("the public cloud endpoint is a valid URL");
+                    (endpoint, credential::default_chain()?, subscription)
+                }
+                Target::Emulator {
                     endpoint,
-                    credential,
+                    token,
                     subscription,
-                    PollTiming::azure(),
-                    false,
-                )?;
-                azure.check_login().await?;
-                Ok(azure)
-            }
-            Target::Emulator {
-                endpoint,
-                token,
-                subscription,
-            } => {
-                let credential: Arc<dyn TokenCredential> =
-                    Arc::new(credential::FixedToken::new(token));
-                Self::build(
+                } => (
                     endpoint,
-                    credential,
+                    Arc::new(credential::FixedToken::new(token)),
                     subscription,
-                    PollTiming::emulator(),
-                    true,
-                )
-            }
-        }
+                ),
+            };
+        let azure = Self::build(endpoint, credential, subscription, options)?;
+        azure.token().await?;
+        Ok(azure)
     }
 
     fn build(
         endpoint: url::Url,
         credential: Arc<dyn TokenCredential>,
         subscription: String,
-        timing: PollTiming,
-        emulated: bool,
-    ) -> Result<Azure, ActionError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| ActionError::fatal(format!("cannot build the HTTP client: {e}")))?;
-        let transport = azure_core::TransportOptions::new(Arc::new(http));
-        let retry = azure_core::RetryOptions::custom(Arc::new(retry::ArmRetry::new(&timing)));
+        options: TransportOptions,
+    ) -> Result<Azure, Error> {
+        let transport = transport::Transport::new(options)?;
+        let http: Arc<dyn azure_core::HttpClient> = transport.clone();
+        let transport_options = azure_core::TransportOptions::new(http);
+        // azure_core's retry policy re-sends mutations after a lost answer; the transport
+        // retries only what is safe, and the converge loop handles the rest.
         let client = Client::builder(credential.clone())
             .endpoint(endpoint.clone())
-            .retry(retry.clone())
-            .transport(transport.clone())
+            .retry(azure_core::RetryOptions::none())
+            .transport(transport_options.clone())
             .build()
-            .map_err(|e| ActionError::fatal(format!("cannot build the Azure client: {e}")))?;
-        let options = azure_core::ClientOptions::new(transport).retry(retry);
+            .map_err(|e| Error::setup(format!("cannot build the Azure client: {e}")))?;
+        let pipeline_options = azure_core::ClientOptions::new(transport_options)
+            .retry(azure_core::RetryOptions::none());
         let pipeline = azure_core::Pipeline::new(
             Some("rescue"),
             Some(env!("CARGO_PKG_VERSION")),
-            options,
+            pipeline_options,
             Vec::new(),
             Vec::new(),
         );
         let scope = endpoint
             .join(azure_core::auth::DEFAULT_SCOPE_SUFFIX)
-            .map_err(|e| ActionError::fatal(format!("bad endpoint {endpoint}: {e}")))?
+            .map_err(|e| Error::setup(format!("bad endpoint {endpoint}: {e}")))?
             .to_string();
         Ok(Azure {
             client,
             subscription,
             pipeline,
+            transport,
             credential,
             scopes: vec![scope],
             endpoint,
-            timing,
-            emulated,
+            previous_endpoints: Vec::new(),
         })
     }
 
-    async fn check_login(&self) -> Result<(), ActionError> {
-        self.token().await.map(|_| ())
+    /// Operation URLs checkpointed on `old` (this target's endpoint in an earlier process) are
+    /// polled on this endpoint.
+    pub fn with_previous_endpoint(mut self, old: url::Url) -> Self {
+        if old.origin() != self.endpoint.origin() {
+            self.previous_endpoints.push(old);
+        }
+        self
     }
 
-    pub(crate) async fn token(&self) -> Result<String, ActionError> {
+    pub(crate) async fn token(&self) -> Result<String, Error> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         let token = self
             .credential
@@ -177,21 +177,36 @@ impl Azure {
         &self.endpoint
     }
 
-    /// True when talking to the emulator rather than Azure.
-    pub fn is_emulated(&self) -> bool {
-        self.emulated
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.transport.requests()
     }
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    pub fn timing(&self) -> &PollTiming {
-        &self.timing
+    pub(crate) fn pipeline(&self) -> &azure_core::Pipeline {
+        &self.pipeline
     }
 
-    /// Pause between two looks at a VM's health (no Retry-After applies to GETs).
-    pub fn health_poll_interval(&self, polls: u32) -> Duration {
-        self.timing.next(polls, None)
+    pub(crate) fn transport(&self) -> &Arc<transport::Transport> {
+        &self.transport
+    }
+
+    pub(crate) fn previous_endpoints(&self) -> &[url::Url] {
+        &self.previous_endpoints
+    }
+}
+
+/// "8 s", "1.5 s", "50 ms": readable on a progress line.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 0.1 {
+        format!("{} ms", d.as_millis())
+    } else if secs >= 10.0 {
+        format!("{} s", secs.round())
+    } else {
+        format!("{:.1} s", secs)
     }
 }

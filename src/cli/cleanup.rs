@@ -13,7 +13,8 @@ use super::settings::{StateArgs, YesArgs};
 use super::{Flags, Settings};
 use crate::actions::azure::RUN_TAG;
 use crate::azure::ids::ResourceId;
-use crate::azure::{Azure, Started};
+use crate::azure::model::Resource;
+use crate::azure::{Azure, Write};
 use crate::engine::journal::{Journal, RunStatus};
 use crate::exit;
 
@@ -62,10 +63,9 @@ fn old_disks(journal: &Journal) -> Vec<String> {
         .collect()
 }
 
-fn in_use(resource: &Value) -> Option<String> {
+fn in_use(resource: &Resource) -> Option<String> {
     resource
-        .get("managedBy")
-        .and_then(Value::as_str)
+        .str("/managedBy")
         .filter(|m| !m.is_empty())
         .map(|vm| format!("in use by VM {}", vm.rsplit('/').next().unwrap_or(vm)))
 }
@@ -78,13 +78,10 @@ async fn leftovers(
     let mut found = Vec::new();
     for record in &journal.resources {
         let id = ResourceId::parse(&record.resource.id)?;
-        let Some(resource) = azure.find(&id).await? else {
+        let Some(resource) = azure.read(&id).await? else {
             continue;
         };
-        let ours = resource
-            .pointer(&format!("/tags/{RUN_TAG}"))
-            .and_then(Value::as_str)
-            == Some(journal.run_id.as_str());
+        let ours = resource.tag(RUN_TAG) == Some(journal.run_id.as_str());
         let kept = match (ours, in_use(&resource)) {
             (false, _) => Some(format!("its {RUN_TAG} tag is not this run's: not deleted")),
             (true, Some(used)) => Some(format!("{used}: kept")),
@@ -98,7 +95,7 @@ async fn leftovers(
     }
     for old in old_disks(journal) {
         let id = ResourceId::parse(&old)?;
-        let Some(resource) = azure.find(&id).await? else {
+        let Some(resource) = azure.read(&id).await? else {
             continue;
         };
         let kept = match (in_use(&resource), old_disk_named) {
@@ -116,14 +113,15 @@ async fn leftovers(
 }
 
 async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::ActionError> {
-    match azure
-        .delete(id, &format!("delete {} {}", id.kind.noun(), id.name))
-        .await?
-    {
-        Started::Done(_) => Ok(()),
-        Started::Pending(op) => azure.wait(&op).await.map(|_| ()),
-    }
+    let label = format!("delete {} {}", id.kind.noun(), id.name);
+    azure
+        .apply(id, &Write::Delete, &label, CLEANUP_DEADLINE)
+        .await?;
+    Ok(())
 }
+
+/// How long one deletion may take before cleanup gives up on it (it can be run again).
+const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
     let (_, lock, journal) = match super::open_run(settings, &args.run_id) {

@@ -187,13 +187,18 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             }
             ExitCode::from(exit::SUCCESS)
         }
-        Ok(Outcome::Failed { step }) if held_by_another(&recorder.read(), &step) => {
-            eprintln!("step {step}: the VM is held by another run; this run did nothing to it and is saved.");
-            print_resume(
-                &run_id,
-                "once that run is done (or after --force-unlock), continue with",
-            );
+        Ok(Outcome::Failed { step })
+            if step_error(&recorder.read(), &step).is_some_and(|e| e.locked) =>
+        {
+            eprintln!("step {step}: the VM is another run's (see above); this run changes nothing more. It is saved as {run_id}.");
+            eprintln!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile:\n  rescue resume {run_id}");
             ExitCode::from(exit::LOCKED)
+        }
+        Ok(Outcome::Failed { step })
+            if step_error(&recorder.read(), &step).is_some_and(|e| e.refused) =>
+        {
+            eprintln!("step {step} refused the run before any change to Azure (see above). Run {run_id} is saved; after fixing the inputs, start a new run.");
+            ExitCode::from(exit::INVALID)
         }
         Ok(Outcome::Failed { step }) => {
             eprintln!("step {step} failed; the run is saved.");
@@ -218,12 +223,12 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     }
 }
 
-/// The step failed because another run holds what it needs (exit 3, not 1).
-fn held_by_another(journal: &Journal, step: &str) -> bool {
-    journal
-        .step(step)
-        .and_then(|s| s.error.as_ref())
-        .is_some_and(|e| e.locked)
+/// How the step failed: held by another run (exit 3), refused up front (exit 2), or else (1).
+fn step_error<'j>(
+    journal: &'j Journal,
+    step: &str,
+) -> Option<&'j crate::engine::journal::StepError> {
+    journal.step(step).and_then(|s| s.error.as_ref())
 }
 
 fn print_resume(run_id: &str, lead: &str) {

@@ -93,9 +93,8 @@ pub async fn connect(
     if !needs_azure {
         return Ok(Connected {
             env: Env {
-                azure: None,
                 workflow_dir,
-                force_unlock: None,
+                ..Env::default()
             },
             emulator: None,
         });
@@ -146,12 +145,12 @@ pub async fn connect(
             (target, Some(handle))
         }
     };
-    match Azure::connect(target).await {
+    match Azure::connect(target, azure::TransportOptions::default()).await {
         Ok(azure) => Ok(Connected {
             env: Env {
                 azure: Some(Arc::new(azure)),
                 workflow_dir,
-                force_unlock: None,
+                ..Env::default()
             },
             emulator: handle,
         }),
@@ -159,7 +158,7 @@ pub async fn connect(
             if let Some(handle) = handle {
                 handle.shutdown().await;
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -71,6 +71,10 @@ pub enum Outcome {
     },
 }
 
+/// A step without `timeout:` gets this one: no step may hang a run forever. (Each Azure
+/// operation also has its own, shorter deadline.)
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
 pub struct Executor {
     pub steps: Vec<StepDef>,
     pub resolver: Arc<dyn Resolver>,
@@ -180,6 +184,10 @@ impl Executor {
             .cloned()
             .expect("journal has every step");
         if record.status.is_done() {
+            if record.status == StepStatus::Succeeded {
+                step.action
+                    .resumed(&self.options.env, &record.args, &record.outputs);
+            }
             return Ok(Outcome::Succeeded);
         }
 
@@ -350,17 +358,15 @@ impl Executor {
         intent: &Intent,
     ) -> Attempt {
         let call = step.action.execute(ctx, args, intent);
+        let limit = step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
         let bounded = async {
-            match step.timeout {
-                None => call.await,
-                Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                    Err(ActionError::retryable(format!(
-                        "timed out after {}",
-                        humantime::format_duration(limit)
-                    ))
-                    .with_hint("raise the step's `timeout`, or resume to try again"))
-                }),
-            }
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(ActionError::retryable(format!(
+                    "timed out after {}",
+                    humantime::format_duration(limit)
+                ))
+                .with_hint("raise the step's `timeout`, or resume to try again"))
+            })
         };
         // On Ctrl-C the call is abandoned where it waits; the step stays `running` in the
         // journal, so resume asks the action to reconcile it.
@@ -397,6 +403,11 @@ impl Executor {
         error: &ActionError,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
+        // Hints name commands with a RUN_ID placeholder; the engineer gets this run's id.
+        let run_id = self.recorder.read().run_id.clone();
+        let mut error = error.clone();
+        error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
+        let error = &error;
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
@@ -424,6 +435,7 @@ impl Executor {
             run_id: journal.run_id.clone(),
             step_id: step.id.clone(),
             attempt,
+            run_started: journal.created,
             env: self.options.env.clone(),
             checkpoints,
             host: Arc::new(Host {

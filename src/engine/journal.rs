@@ -80,6 +80,9 @@ pub struct StepError {
     /// Refused because someone else holds the VM (exit 3).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// Refused before any change: what was asked cannot work (exit 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl From<&ActionError> for StepError {
@@ -88,6 +91,7 @@ impl From<&ActionError> for StepError {
             message: e.message.clone(),
             hint: e.hint.clone(),
             locked: e.locked,
+            refused: e.refused,
         }
     }
 }
@@ -387,6 +391,7 @@ mod v1 {
                             message,
                             hint: None,
                             locked: false,
+                            refused: false,
                         }),
                     })
                     .collect(),

@@ -195,7 +195,16 @@ pub async fn execute(
             undos: undos.clone(),
         });
     })?;
-    let run_id = recorder.read().run_id.clone();
+    let (run_id, run_started) = {
+        let j = recorder.read();
+        // What the run held when it stopped (its VM locks) fences the undos as it fenced the run.
+        for step in j.steps.iter().filter(|s| s.status == StepStatus::Succeeded) {
+            if let Some(action) = registry.get(&step.uses) {
+                action.resumed(&env, &step.args, &step.outputs);
+            }
+        }
+        (j.run_id.clone(), j.created)
+    };
     for (index, undo) in undos.iter().enumerate() {
         if matches!(undo.status, UndoStatus::Done | UndoStatus::Kept) {
             continue;
@@ -216,6 +225,7 @@ pub async fn execute(
             run_id: run_id.clone(),
             step_id: undo.step.clone(),
             attempt: 1,
+            run_started,
             env: env.clone(),
             checkpoints: undo.checkpoints.clone(),
             host: Arc::new(UndoHost {

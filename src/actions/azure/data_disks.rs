@@ -1,12 +1,15 @@
-//! `azure.vm.attach_disk` and `azure.vm.detach_disk`: data disks of the rescue VM, through a VM
-//! PATCH of `storageProfile.dataDisks` (detach with `toBeDetached`, since an empty list vanishes
-//! from the SDK's body).
+//! `azure.vm.attach_disk` and `azure.vm.detach_disk`: data disks of the rescue VM, through
+//! `attachDetachDataDisks`, which names only the disk concerned. A PUT or PATCH of the whole
+//! `dataDisks` list would rewrite every other disk too, so two repairs sharing a rescue VM could
+//! detach each other's copy mid-fsck.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::model::{DataDisk, Vm};
+use crate::azure::requests::not_found;
 
 pub struct Attach;
 pub struct Detach;
@@ -54,102 +57,150 @@ static DETACH: ActionSpec = ActionSpec {
 /// Azure's maximum LUN.
 const MAX_LUN: u64 = 63;
 
-fn lun_of(disks: &[Value], disk_id: &str) -> Option<u64> {
-    disks
-        .iter()
-        .find(|d| {
-            d.pointer("/managedDisk/id")
-                .and_then(Value::as_str)
-                .is_some_and(|id| same_id(id, disk_id))
-        })
-        .and_then(|d| d.get("lun"))
-        .and_then(Value::as_u64)
+pub(crate) fn first_free_lun(disks: &[DataDisk]) -> Option<u32> {
+    (0..=MAX_LUN as u32).find(|l| !disks.iter().any(|d| d.lun == *l))
 }
 
-pub(crate) fn first_free_lun(disks: &[Value]) -> Option<u64> {
-    let used: Vec<u64> = disks
-        .iter()
-        .filter_map(|d| d.get("lun").and_then(Value::as_u64))
-        .collect();
-    (0..=MAX_LUN).find(|l| !used.contains(l))
-}
-
-/// Existing data disks as a PATCH needs them (the typed model wants lun + createOption).
-fn keep(disk: &Value) -> Value {
-    let mut d = json!({
-        "lun": disk.get("lun"),
-        "createOption": disk.get("createOption").cloned().unwrap_or(json!("Attach")),
-    });
-    for k in [
-        "name",
-        "caching",
-        "managedDisk",
-        "toBeDetached",
-        "writeAcceleratorEnabled",
-    ] {
-        if let Some(v) = disk.get(k).filter(|v| !v.is_null()) {
-            d[k] = v.clone();
-        }
-    }
-    d
-}
-
-fn patch_data_disks(disks: Vec<Value>) -> Value {
-    json!({"properties": {"storageProfile": {"dataDisks": disks}}})
-}
-
-fn lun_output(lun: u64) -> Outputs {
+fn lun_output(lun: u32) -> Outputs {
     let mut out = Outputs::new();
     out.insert("lun".into(), json!(lun));
     out
 }
 
-/// Detach `disk` from `vm` if attached; true when a detach was sent.
+/// "Disk `disk` is a data disk of VM `vm`" (at `lun` when given, else where Azure puts it).
+/// Through `attachDetachDataDisks`, which changes only this disk: other runs' disks on a
+/// shared rescue VM are never rewritten.
+struct Attached<'a> {
+    vm: &'a ResourceId,
+    disk: &'a ResourceId,
+    lun: Option<u32>,
+}
+
+impl Desired<ActionError> for Attached<'_> {
+    fn id(&self) -> &ResourceId {
+        self.vm
+    }
+
+    fn label(&self) -> String {
+        format!("attach {} to {}", self.disk.name, self.vm.name)
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        let vm = Vm::parse(
+            now.cloned()
+                .ok_or_else(|| ActionError::from(not_found(self.vm)))?,
+        );
+        if vm.lun_of(&self.disk.to_string()).is_some() {
+            return Ok(Next::Done);
+        }
+        if let Some(l) = self.lun {
+            if vm.data_disks.iter().any(|d| d.lun == l) {
+                return Err(ActionError::fatal(format!(
+                    "LUN {l} of VM {} is taken by another disk",
+                    self.vm.name
+                ))
+                .with_hint("leave `lun` unset so Azure picks a free one"));
+            }
+        } else if first_free_lun(&vm.data_disks).is_none() {
+            return Err(ActionError::fatal(format!(
+                "VM {} has no free LUN (64 data disks attached)",
+                self.vm.name
+            )));
+        }
+        let mut attach = json!({"diskId": self.disk.to_string()});
+        if let Some(l) = self.lun {
+            attach["lun"] = json!(l);
+        }
+        Ok(Next::Write(Write::AttachDetach(
+            json!({"dataDisksToAttach": [attach]}),
+        )))
+    }
+
+    fn deadline(&self) -> std::time::Duration {
+        VM_UPDATE_DEADLINE
+    }
+}
+
+/// "Disk `disk` is not a data disk of VM `vm`".
+struct Detached<'a> {
+    vm: &'a ResourceId,
+    disk: &'a ResourceId,
+}
+
+impl Desired<ActionError> for Detached<'_> {
+    fn id(&self) -> &ResourceId {
+        self.vm
+    }
+
+    fn label(&self) -> String {
+        format!("detach {} from {}", self.disk.name, self.vm.name)
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        let Some(now) = now else {
+            return Ok(Next::Done);
+        };
+        if Vm::parse(now.clone())
+            .lun_of(&self.disk.to_string())
+            .is_none()
+        {
+            return Ok(Next::Done);
+        }
+        Ok(Next::Write(Write::AttachDetach(
+            json!({"dataDisksToDetach": [{"diskId": self.disk.to_string()}]}),
+        )))
+    }
+
+    fn deadline(&self) -> std::time::Duration {
+        VM_UPDATE_DEADLINE
+    }
+}
+
+/// "The disk no longer belongs to `vm`" (`managedBy`): Azure releases it when the detach
+/// completes; only then can it become another VM's OS disk.
+struct Released<'a> {
+    vm: &'a ResourceId,
+    disk: &'a ResourceId,
+}
+
+impl Desired<ActionError> for Released<'_> {
+    fn id(&self) -> &ResourceId {
+        self.disk
+    }
+
+    fn label(&self) -> String {
+        format!("release of disk {}", self.disk.name)
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        let owner = now.and_then(|d| d.str("/managedBy")).unwrap_or_default();
+        Ok(if same_id(owner, &self.vm.to_string()) {
+            Next::Wait(format!("still held by {}", self.vm.name))
+        } else {
+            Next::Done
+        })
+    }
+
+    fn deadline(&self) -> std::time::Duration {
+        VM_UPDATE_DEADLINE
+    }
+}
+
+/// Detach `disk` from `vm` if attached; true when it was attached.
 pub(crate) async fn detach(
     ctx: &StepContext,
-    azure: &Azure,
     vm: &ResourceId,
     disk: &ResourceId,
+    key: &str,
 ) -> Result<bool, ActionError> {
-    let key = OPERATION;
-    if let Some(result) = resume_pending(ctx, azure, key).await {
-        result?;
-    }
-    when_idle(
-        ctx,
-        azure,
-        &format!("detach {} from {}", disk.name, vm.name),
-        || async {
-            let current = azure.get(vm).await?;
-            let disks = data_disks(&current);
-            if lun_of(&disks, &disk.to_string()).is_none() {
-                return Ok(false);
-            }
-            let patched: Vec<Value> = disks
-                .iter()
-                .map(|d| {
-                    let mut d = keep(d);
-                    if d.pointer("/managedDisk/id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| same_id(id, &disk.to_string()))
-                    {
-                        d["toBeDetached"] = json!(true);
-                    }
-                    d
-                })
-                .collect();
-            let started = azure
-                .patch_vm(
-                    vm,
-                    patch_data_disks(patched),
-                    &format!("detach {} from {}", disk.name, vm.name),
-                )
-                .await?;
-            finish(ctx, azure, started, key).await?;
-            Ok(true)
-        },
-    )
-    .await
+    let azure = azure(ctx)?;
+    let was_attached = azure
+        .read_vm(vm, false)
+        .await?
+        .is_some_and(|v| v.lun_of(&disk.to_string()).is_some());
+    ensure(ctx, &Detached { vm, disk }, key).await?;
+    ensure(ctx, &Released { vm, disk }, key).await?;
+    Ok(was_attached)
 }
 
 #[async_trait]
@@ -173,9 +224,9 @@ impl Action for Attach {
         if let (Some(id), None) = (&id, &lun) {
             match plan_read(ctx, id).await {
                 Ok(Some(vm)) => {
-                    let disks = data_disks(&vm);
-                    notes.push(format!("{} data disk(s) attached now", disks.len()));
-                    lun = first_free_lun(&disks).map(|l| format!("{l} (first free now)"));
+                    let vm = Vm::parse(vm);
+                    notes.push(format!("{} data disk(s) attached now", vm.data_disks.len()));
+                    lun = first_free_lun(&vm.data_disks).map(|l| format!("{l} (first free now)"));
                 }
                 Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
                 Err(e) => notes.push(e),
@@ -191,9 +242,9 @@ impl Action for Attach {
             calls: vec![
                 call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
                 call(
-                    "PATCH",
+                    "POST",
                     id.as_ref(),
-                    " (storageProfile.dataDisks += the disk)",
+                    "/attachDetachDataDisks (dataDisksToAttach: the disk)",
                     ".../virtualMachines/VM",
                 ),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
@@ -218,54 +269,38 @@ impl Action for Attach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        with_progress(ctx, async {
-            let key = OPERATION;
-            if let Some(result) = resume_pending(ctx, azure, key).await {
-                result?;
+        let lun = match args.get("lun").and_then(Value::as_u64) {
+            Some(l) if l > MAX_LUN => {
+                return Err(ActionError::fatal(format!(
+                    "LUN {l} is above Azure's maximum {MAX_LUN}"
+                )))
             }
-            when_idle(ctx, azure, &format!("attach {} to {}", disk.name, vm.name), || async {
-                let current = azure.get(&vm).await?;
-                let disks = data_disks(&current);
-                if let Some(lun) = lun_of(&disks, &disk.to_string()) {
-                    ctx.status(format!("{} is attached at LUN {lun}", disk.name));
-                    return Ok(lun_output(lun));
-                }
-                let lun = match args.get("lun").and_then(Value::as_u64) {
-                    Some(l) if disks.iter().any(|d| d.get("lun").and_then(Value::as_u64) == Some(l)) => {
-                        return Err(ActionError::fatal(format!("LUN {l} of VM {} is taken by another disk", vm.name))
-                            .with_hint("leave `lun` unset so rescue picks the first free one"));
-                    }
-                    Some(l) if l > MAX_LUN => return Err(ActionError::fatal(format!("LUN {l} is above Azure's maximum {MAX_LUN}"))),
-                    Some(l) => l,
-                    None => first_free_lun(&disks)
-                        .ok_or_else(|| ActionError::fatal(format!("VM {} has no free LUN (64 data disks attached)", vm.name)))?,
-                };
-                let mut patched: Vec<Value> = disks.iter().map(keep).collect();
-                patched.push(json!({"lun": lun, "name": disk.name, "createOption": "Attach", "managedDisk": {"id": disk.to_string()}}));
-                let started = azure.patch_vm(&vm, patch_data_disks(patched), &format!("attach {} to {}", disk.name, vm.name)).await?;
-                finish(ctx, azure, started, key).await?;
-                Ok(lun_output(lun))
-            })
-            .await
+            other => other.map(|l| l as u32),
+        };
+        with_progress(ctx, async {
+            let now = ensure(
+                ctx,
+                &Attached {
+                    vm: &vm,
+                    disk: &disk,
+                    lun,
+                },
+                OPERATION,
+            )
+            .await?;
+            let lun = now
+                .map(Vm::parse)
+                .and_then(|v| v.lun_of(&disk.to_string()))
+                .ok_or_else(|| {
+                    ActionError::retryable(format!(
+                        "{} is not listed on {} after the attach",
+                        disk.name, vm.name
+                    ))
+                })?;
+            ctx.status(format!("{} is attached at LUN {lun}", disk.name));
+            Ok(lun_output(lun))
         })
         .await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        let azure = azure(ctx)?;
-        let vm = vm_id(azure, args, "resource_group", "vm")?;
-        let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        if pending_operation(ctx, OPERATION).is_some() {
-            return Ok(Reconciled::Redo);
-        }
-        Ok(adopt_if(
-            lun_of(&data_disks(&azure.get(&vm).await?), &disk.to_string()).map(lun_output),
-        ))
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -285,7 +320,7 @@ impl Action for Attach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        with_progress(ctx, detach(ctx, azure, &vm, &disk))
+        with_progress(ctx, detach(ctx, &vm, &disk, "undo_operation"))
             .await
             .map(|_| ())
     }
@@ -312,9 +347,9 @@ impl Action for Detach {
             calls: vec![
                 call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
                 call(
-                    "PATCH",
+                    "POST",
                     id.as_ref(),
-                    " (the disk's dataDisks entry toBeDetached: true)",
+                    "/attachDetachDataDisks (dataDisksToDetach: the disk)",
                     ".../virtualMachines/VM",
                 ),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
@@ -339,7 +374,7 @@ impl Action for Detach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        let detached = with_progress(ctx, detach(ctx, azure, &vm, &disk)).await?;
+        let detached = with_progress(ctx, detach(ctx, &vm, &disk, OPERATION)).await?;
         let mut out = Outputs::new();
         out.insert("detached".into(), json!(detached));
         Ok(out)
@@ -352,12 +387,14 @@ mod tests {
 
     #[test]
     fn first_free_lun_fills_gaps() {
+        let disk = |lun| DataDisk {
+            lun,
+            disk_id: "/d".into(),
+            to_be_detached: false,
+        };
         assert_eq!(first_free_lun(&[]), Some(0));
-        assert_eq!(
-            first_free_lun(&[json!({"lun":0}), json!({"lun":2})]),
-            Some(1)
-        );
-        let full: Vec<Value> = (0..=MAX_LUN).map(|l| json!({"lun": l})).collect();
+        assert_eq!(first_free_lun(&[disk(0), disk(2)]), Some(1));
+        let full: Vec<DataDisk> = (0..=MAX_LUN as u32).map(disk).collect();
         assert_eq!(first_free_lun(&full), None);
     }
 }

@@ -1,14 +1,16 @@
 //! `azure.vm.wait_healthy`: wait for the VM agent to report Ready; otherwise fail with the tail of
 //! the boot-diagnostics serial log, which is where a VM that does not boot says why.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
-use crate::azure::retry_human as human;
+use crate::azure::human;
+use crate::azure::model::Vm;
+use crate::azure::requests::not_found;
 
 pub struct WaitHealthy;
 
@@ -92,32 +94,75 @@ impl Action for WaitHealthy {
                 .unwrap_or(600.0)
                 .max(0.0),
         );
-        let started = Instant::now();
-        with_progress(ctx, async {
-            let mut polls = 0u32;
-            loop {
-                let vm = azure.get_vm_with_instance_view(&id).await?;
-                let (power, agent) = (power_state(&vm), agent_status(&vm));
-                if power == "running" && agent.eq_ignore_ascii_case("ready") {
-                    let mut out = Outputs::new();
-                    out.insert("agent_status".into(), json!(agent));
-                    out.insert("power_state".into(), json!(power));
-                    return Ok(out);
-                }
-                if started.elapsed() >= timeout {
-                    let log = azure.serial_log_tail(&id, 30).await.unwrap_or_else(|| "(no boot diagnostics available)".into());
-                    return Err(ActionError::fatal(format!(
-                        "VM {} is not healthy after {}: power {power}, agent {agent}. Serial log tail:\n{log}",
-                        id.name,
-                        human(started.elapsed())
-                    ))
-                    .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"));
-                }
-                ctx.status(format!("waiting for {}: {power}, agent {agent}, {}", id.name, human(started.elapsed())));
-                tokio::time::sleep(azure.health_poll_interval(polls)).await;
-                polls += 1;
+        let waited =
+            with_progress(ctx, ensure(ctx, &Healthy { id: &id, timeout }, OPERATION)).await;
+        match waited {
+            Ok(_) => {
+                let mut out = Outputs::new();
+                out.insert("agent_status".into(), json!("Ready"));
+                out.insert("power_state".into(), json!("running"));
+                Ok(out)
             }
-        })
-        .await
+            Err(e) if e.retryable => {
+                let log = azure
+                    .serial_log(&id)
+                    .await
+                    .map(|text| tail(&text, 30))
+                    .unwrap_or_else(|| "(no boot diagnostics available)".into());
+                Err(ActionError::fatal(format!(
+                    "VM {} is not healthy after {}: {}. Serial log tail:\n{log}",
+                    id.name,
+                    human(timeout),
+                    e.message
+                ))
+                .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"))
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// "VM `id` runs and its agent is Ready": nothing to write, only to wait for.
+struct Healthy<'a> {
+    id: &'a ResourceId,
+    timeout: Duration,
+}
+
+impl Desired<ActionError> for Healthy<'_> {
+    fn id(&self) -> &ResourceId {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        format!("health of {}", self.id.name)
+    }
+
+    fn instance_view(&self) -> bool {
+        true
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        let vm = Vm::parse(
+            now.cloned()
+                .ok_or_else(|| ActionError::from(not_found(self.id)))?,
+        );
+        let power = vm.power.unwrap_or_else(|| "unknown".into());
+        let agent = vm.agent.unwrap_or_else(|| "unknown".into());
+        Ok(
+            if power == "running" && agent.eq_ignore_ascii_case("ready") {
+                Next::Done
+            } else {
+                Next::Wait(format!("power {power}, agent {agent}"))
+            },
+        )
+    }
+
+    fn deadline(&self) -> Duration {
+        self.timeout
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

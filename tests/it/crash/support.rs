@@ -141,21 +141,26 @@ impl Served {
             subscription: self.subscription.clone(),
         };
         self.runtime
-            .block_on(Azure::connect(target))
+            .block_on(Azure::connect(target, Default::default()))
             .expect("connect to the emulator")
     }
 
     pub fn vm(&self, name: &str) -> Value {
         let id = ResourceId::new(&self.subscription, RG, Kind::VirtualMachine, name);
         self.runtime
-            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .block_on(self.azure().read_existing_vm(&id, true))
             .expect("GET vm")
+            .resource
+            .raw
     }
 
     pub fn list(&self, kind: Kind) -> Vec<Value> {
         self.runtime
             .block_on(self.azure().list(&self.subscription, RG, kind))
             .expect("list")
+            .into_iter()
+            .map(|r| r.raw)
+            .collect()
     }
 
     /// The image file behind a disk, from the emulator's saved state.

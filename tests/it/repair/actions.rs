@@ -97,7 +97,7 @@ fn a_checkpointed_operation_is_polled_not_sent_again() {
         "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": source.to_string()}, "incremental": true}});
     let started = r
         .runtime
-        .block_on(azure.put(&snap, body, "snapshot"))
+        .block_on(azure.write(&snap, &rescue::azure::Write::Put(body), None, "snapshot"))
         .unwrap();
     let rescue::azure::Started::Pending(op) = started else {
         panic!("the emulator answered a disk PUT synchronously")

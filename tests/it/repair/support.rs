@@ -122,7 +122,7 @@ impl Rehearsal {
             subscription: self.subscription.clone(),
         };
         self.runtime
-            .block_on(Azure::connect(target))
+            .block_on(Azure::connect(target, Default::default()))
             .expect("connect to the emulator")
     }
 
@@ -130,8 +130,9 @@ impl Rehearsal {
     pub fn get(&self, kind: rescue::azure::ids::Kind, name: &str) -> Value {
         let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, kind, name);
         self.runtime
-            .block_on(self.azure().get(&id))
+            .block_on(self.azure().read_existing(&id))
             .unwrap_or_else(|e| panic!("GET {id}: {e}"))
+            .raw
     }
 
     pub fn vm(&self, name: &str) -> Value {
@@ -142,14 +143,19 @@ impl Rehearsal {
             name,
         );
         self.runtime
-            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .block_on(self.azure().read_existing_vm(&id, true))
             .expect("GET vm")
+            .resource
+            .raw
     }
 
     pub fn list(&self, kind: rescue::azure::ids::Kind) -> Vec<Value> {
         self.runtime
             .block_on(self.azure().list(&self.subscription, RG, kind))
             .expect("list")
+            .into_iter()
+            .map(|r| r.raw)
+            .collect()
     }
 
     /// The emulator's image file behind a disk or snapshot, from its saved state.
@@ -265,10 +271,11 @@ impl Rehearsal {
             run_id: run_id.into(),
             step_id: step_id.into(),
             attempt: 1,
+            run_started: time::OffsetDateTime::now_utc(),
             env: Env {
                 azure: Some(Arc::new(self.azure())),
                 workflow_dir: Some(repo("workflows")),
-                force_unlock: None,
+                ..Env::default()
             },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
             host: host.clone(),
