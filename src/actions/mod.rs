@@ -124,12 +124,58 @@ impl PlanArgs {
 pub struct Description {
     /// One sentence, e.g. "create snapshot aks-node-2-snap-20261126 of disk aks-node-2_OsDisk".
     pub summary: String,
+    /// The changes it would make, one per resource and effect (none for a read-only step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     /// The Azure calls it would make, e.g. "PUT .../snapshots/NAME".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
     /// Facts read from current state that make the plan concrete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What, in current state, would make the step fail or needs attention: always shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The kinds of change a plan shows, as Terraform marks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// `+`: a resource that does not exist yet.
+    Create,
+    /// `~`: a resource changed in place.
+    Update,
+    /// `-`: a resource removed.
+    Delete,
+    /// `>`: an action on a resource (deallocate, start, a script run).
+    Action,
+}
+
+impl ChangeKind {
+    pub fn mark(self) -> char {
+        match self {
+            ChangeKind::Create => '+',
+            ChangeKind::Update => '~',
+            ChangeKind::Delete => '-',
+            ChangeKind::Action => '>',
+        }
+    }
+}
+
+/// One change to one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The ARM type, e.g. `Microsoft.Compute/snapshots`.
+    pub resource_type: String,
+    /// The resource's name, or "(known after step X)".
+    pub name: String,
+    /// Its ARM id, when known at plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What happens to it: "deallocate", "tag rescue-run = RUN_ID", "OS disk A -> B".
+    pub what: String,
 }
 
 /// A resource a step is about to create; recorded in the journal BEFORE it exists.
@@ -323,10 +369,11 @@ pub trait Action: Send + Sync {
         args: &PlanArgs,
     ) -> Result<Description, ActionError>;
 
-    /// A read-only action may produce its outputs while planning (GETs only), so that the plan
-    /// of later steps names the real disk and VM instead of "(known after step X)".
+    /// The step's outputs, when they are known before it runs: a read-only action reads them
+    /// (GETs only), one that creates a deterministically named resource predicts them. Later
+    /// steps then plan with the real disk and VM instead of "(known after step X)".
     /// Called before `describe`, which finds the result in `PlanContext::read`.
-    /// `None`: this action is not read at plan time (the default).
+    /// `None`: not known at plan time (the default).
     async fn read_for_plan(
         &self,
         _ctx: &PlanContext,

@@ -25,6 +25,9 @@ pub struct PlanArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Also show each step's arguments, notes and the Azure calls it would make.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl PlanArgs {
@@ -40,11 +43,11 @@ impl PlanArgs {
 }
 
 pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
-    show(&args.file, settings)
+    show(&args.file, settings, args.verbose)
 }
 
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
-pub fn show(file: &Path, settings: &Settings) -> ExitCode {
+pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
     let registry = Registry::builtin();
     let (wf, inputs) = match super::load_with_inputs(file, settings, &registry) {
         Ok(loaded) => loaded,
@@ -82,6 +85,12 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
         );
         let planned = plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID)
             .await
+            .map(|mut plan| {
+                if wf.needs_azure() {
+                    plan.target = Some(where_it_acts(&settings.target, &env));
+                }
+                plan
+            })
             .map_err(|e| e.to_string());
         if let Some(connected) = connected {
             connected.close().await;
@@ -98,11 +107,32 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
     let text = if settings.json() {
         serde_json::to_string_pretty(&plan).expect("a plan is JSON") + "\n"
     } else {
-        plan::render_text(&plan, &run_command(file, settings))
+        plan::render_text(&plan, &run_command(file, settings), verbose)
     };
     // A closed pipe (`rescue plan ... | head`) is not worth a panic.
     let _ = std::io::stdout().write_all(text.as_bytes());
     ExitCode::from(exit::SUCCESS)
+}
+
+/// Where the run would act, for the plan's header.
+pub(crate) fn where_it_acts(target: &Target, env: &Env) -> String {
+    let Some(azure) = &env.azure else {
+        return "not connected: current state was not read".into();
+    };
+    let subscription = azure.subscription();
+    match target {
+        Target::Azure { .. } => format!("Azure, subscription {subscription}"),
+        Target::InProcessEmulator { scenario, .. } => format!(
+            "an emulator in this process ({}), subscription {subscription}",
+            scenario
+                .as_ref()
+                .map(|p| format!("scenario {}", p.display()))
+                .unwrap_or_else(|| "the incident scenario".into())
+        ),
+        Target::Emulator { endpoint, .. } => {
+            format!("the emulator at {endpoint}, subscription {subscription}")
+        }
+    }
 }
 
 /// The `rescue run` command line with the same file and inputs.

@@ -58,7 +58,7 @@ impl RunArgs {
 
 pub fn run(args: &RunArgs, settings: &Settings) -> ExitCode {
     if args.dry_run {
-        return super::plan::show(&args.file, settings);
+        return super::plan::show(&args.file, settings, false);
     }
     block_on(start(settings, &args.file, args.force_unlock.clone()))
 }

@@ -247,9 +247,17 @@ impl Action for Attach {
                     "/attachDetachDataDisks (dataDisksToAttach: the disk)",
                     ".../virtualMachines/VM",
                 ),
-                "GET <Azure-AsyncOperation> until Succeeded".into(),
+                "GET <Location> until Succeeded".into(),
             ],
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("attach disk {} as a data disk", short(&args.display("disk_id"))),
+            )],
             notes,
+            ..Default::default()
         })
     }
 
@@ -352,9 +360,16 @@ impl Action for Detach {
                     "/attachDetachDataDisks (dataDisksToDetach: the disk)",
                     ".../virtualMachines/VM",
                 ),
-                "GET <Azure-AsyncOperation> until Succeeded".into(),
+                "GET <Location> until Succeeded".into(),
             ],
-            notes: Vec::new(),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("detach disk {}", short(&args.display("disk_id"))),
+            )],
+            ..Default::default()
         })
     }
 

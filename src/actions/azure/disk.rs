@@ -71,19 +71,21 @@ impl Action for CreateFromSnapshot {
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
+        let mut warnings = Vec::new();
         let source = args
             .str("source_disk_id")
             .and_then(|s| ResourceId::parse(s).ok());
         if let Some(source) = &source {
             match plan_read(ctx, source).await {
-                Ok(Some(d)) => notes.push(format!(
-                    "copy will match the source disk: {}",
-                    disk_summary(&d)
-                )),
-                Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
+                Ok(Some(d)) => {
+                    notes.push(format!("copy will match the source disk: {}", disk_summary(&d)));
+                    warnings.extend(copy::refusal(&d));
+                }
+                Ok(None) => warnings.push(format!("disk {} does not exist now", source.name)),
                 Err(e) => notes.push(e),
             }
         }
+        let known = target(&args.known, &ctx.run_id).ok();
         let name = source
             .as_ref()
             .map(|s| {
@@ -98,13 +100,35 @@ impl Action for CreateFromSnapshot {
                 args.display("snapshot_id"),
                 ctx.run_id
             ),
+            changes: vec![change(
+                ChangeKind::Create,
+                Kind::Disk,
+                known.as_ref().map(|(_, _, disk)| disk),
+                &name,
+                "from the snapshot, with the source disk's zone, SKU, generation, encryption and security",
+            )],
             calls: vec![
                 format!("GET {}", source.as_ref().map(|s| s.to_string()).unwrap_or(".../disks/SOURCE".into())),
                 format!("PUT .../disks/{name}"),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
             ],
             notes,
+            warnings,
         })
+    }
+
+    /// The copy's name and id follow from the run id: later steps plan with them.
+    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+        let (_, source, disk) = target(args, &ctx.run_id).ok()?;
+        let zone = match plan_read(ctx, &source).await {
+            Ok(Some(d)) => d.zone().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        let mut out = Outputs::new();
+        out.insert("id".into(), json!(disk.to_string()));
+        out.insert("name".into(), json!(disk.name));
+        out.insert("zone".into(), json!(zone));
+        Some(Ok(out))
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {

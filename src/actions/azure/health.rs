@@ -72,7 +72,7 @@ impl Action for WaitHealthy {
                     ".../virtualMachines/VM",
                 ),
             ],
-            notes: Vec::new(),
+            ..Default::default()
         })
     }
 

@@ -217,6 +217,7 @@ impl Action for Inspect {
                 "GET .../disks/OS_DISK".into(),
             ],
             notes,
+            ..Default::default()
         })
     }
 
@@ -320,7 +321,7 @@ impl Action for CheckCompatible {
     ) -> Result<Description, ActionError> {
         let broken = plan_vm_id(ctx, args, "resource_group", "vm");
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
-        let mut notes = Vec::new();
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
         if let (Some(b), Some(r), Some(azure)) = (&broken, &rescue, &ctx.env.azure) {
             match (read_vm(azure, b).await, read_vm(azure, r).await) {
                 (Ok(b), Ok(r)) => {
@@ -328,7 +329,7 @@ impl Action for CheckCompatible {
                     if problems.is_empty() {
                         notes.push("compatible now".into());
                     }
-                    notes.extend(problems.into_iter().map(|p| format!("would fail now: {p}")));
+                    warnings.extend(problems.into_iter().map(|p| format!("the run would stop here: {p}")));
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     notes.push(format!("cannot read it now: {}", e.message))
@@ -356,6 +357,8 @@ impl Action for CheckCompatible {
                 ),
             ],
             notes,
+            warnings,
+            ..Default::default()
         })
     }
 

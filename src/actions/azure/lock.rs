@@ -285,17 +285,17 @@ impl Action for Lock {
         ctx: &PlanContext,
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
-        let mut notes = Vec::new();
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
         if let Some(id) = plan_vm_id(ctx, args, "resource_group", "vm") {
             match plan_read(ctx, &id).await {
-                Ok(Some(vm)) => notes.push(match holder(&vm) {
-                    Some(h) => format!(
-                        "held now by run {} on {} since {}: the run would be refused",
-                        h.run_id, h.host, h.started
-                    ),
-                    None => "free now".into(),
-                }),
-                Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
+                Ok(Some(vm)) => match holder(&vm) {
+                    Some(h) => warnings.push(format!(
+                        "VM {} is held now by run {} on {} since {}: the run would stop here (exit 3)",
+                        id.name, h.run_id, h.host, h.started
+                    )),
+                    None => notes.push("free now".into()),
+                },
+                Ok(None) => warnings.push(format!("VM {} does not exist now", id.name)),
                 Err(e) => notes.push(e),
             }
         }
@@ -305,8 +305,16 @@ impl Action for Lock {
                 args.display("vm"),
                 ctx.run_id
             ),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("tag {RUN_TAG} = {} (the run's lock)", ctx.run_id),
+            )],
             calls: describe_calls(ctx, args, "= this run"),
             notes,
+            warnings,
         })
     }
 
@@ -382,8 +390,15 @@ impl Action for Unlock {
     ) -> Result<Description, ActionError> {
         Ok(Description {
             summary: format!("release this run's claim on VM {}", args.display("vm")),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("remove tag {RUN_TAG}, set {LAST_RUN_TAG}"),
+            )],
             calls: describe_calls(ctx, args, "removed"),
-            notes: Vec::new(),
+            ..Default::default()
         })
     }
 

@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, ResourceRef,
-    StepContext,
+    Action, ActionError, Args, Change, ChangeKind, Outputs, Param, ParamType, PlanArgs, PlanContext,
+    ResourceRef, StepContext,
 };
 use crate::azure::converge::{self, Desired, Hooks, Next};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
@@ -377,6 +377,22 @@ pub(crate) fn plan_vm_id(
         Kind::VirtualMachine,
         args.str(vm_key)?,
     ))
+}
+
+/// An ARM id as a person reads it in a plan line: its last segment (the name).
+pub(crate) fn short(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
+/// A change for the plan: `id` when known, else `name` says when it will be.
+pub(crate) fn change(kind: ChangeKind, resource: Kind, id: Option<&ResourceId>, name: &str, what: impl Into<String>) -> Change {
+    Change {
+        kind,
+        resource_type: format!("Microsoft.Compute/{}", resource.segment()),
+        name: id.map(|i| i.name.clone()).unwrap_or_else(|| name.to_string()),
+        id: id.map(ResourceId::to_string),
+        what: what.into(),
+    }
 }
 
 /// "GET .../virtualMachines/NAME" for the plan's call list.

@@ -100,6 +100,13 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
     };
     Description {
         summary: format!("{} VM {}", action.verb(), args.display("vm")),
+        changes: vec![change(
+            ChangeKind::Action,
+            Kind::VirtualMachine,
+            id.as_ref(),
+            &args.display("vm"),
+            action.verb(),
+        )],
         calls: vec![
             call(
                 "GET",
@@ -116,6 +123,7 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
             "GET <Azure-AsyncOperation> until Succeeded".into(),
         ],
         notes,
+        ..Default::default()
     }
 }
 

@@ -213,7 +213,15 @@ impl Action for RunCommand {
                     ".../virtualMachines/VM",
                 ),
             ],
+            changes: vec![change(
+                ChangeKind::Action,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("run {} once (managed Run Command), parameters {}", args.display("script"), args.display("parameters")),
+            )],
             notes,
+            ..Default::default()
         })
     }
 

@@ -87,11 +87,23 @@ impl Action for CreateSnapshot {
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
-        let (summary, calls) = match target(&args.known, &ctx.run_id) {
-            Ok((source, snap)) => {
+        let mut warnings = Vec::new();
+        let known = target(&args.known, &ctx.run_id).ok();
+        let changes = vec![change(
+            ChangeKind::Create,
+            Kind::Snapshot,
+            known.as_ref().map(|(_, snap)| snap),
+            &format!("(named after the disk of {})", args.display("disk_id")),
+            format!(
+                "of disk {}, incremental, kept as the safety copy",
+                known.as_ref().map(|(s, _)| s.name.clone()).unwrap_or_else(|| args.display("disk_id")),
+            ),
+        )];
+        let (summary, calls) = match known {
+            Some((source, snap)) => {
                 match plan_read(ctx, &source).await {
                     Ok(Some(d)) => notes.push(format!("source disk: {}", disk_summary(&d))),
-                    Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
+                    Ok(None) => warnings.push(format!("disk {} does not exist now", source.name)),
                     Err(e) => notes.push(e),
                 }
                 (
@@ -106,7 +118,7 @@ impl Action for CreateSnapshot {
                     ],
                 )
             }
-            Err(_) => (
+            None => (
                 format!(
                     "snapshot disk {} (incremental, tagged with the run id)",
                     args.display("disk_id")
@@ -120,9 +132,17 @@ impl Action for CreateSnapshot {
         };
         Ok(Description {
             summary,
+            changes,
             calls,
             notes,
+            warnings,
         })
+    }
+
+    /// The snapshot's name and id follow from the run id: later steps plan with them.
+    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+        let (source, snap) = target(args, &ctx.run_id).ok()?;
+        Some(Ok(outputs(None, &snap, &source)))
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {

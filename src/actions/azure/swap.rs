@@ -152,7 +152,14 @@ impl Action for SwapOsDisk {
                 ),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
             ],
-            notes: Vec::new(),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("OS disk {} -> {} (the old disk is kept)", short(&args.display("original_disk_id")), short(&args.display("disk_id"))),
+            )],
+            ..Default::default()
         })
     }
 
