@@ -198,12 +198,13 @@ fn plan_reads_current_state_with_get_requests_only() {
         workflow.to_str().unwrap(),
         "--inputs",
         inputs.to_str().unwrap(),
+        "-v",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("PUT") && stdout.contains("/snapshots/"),
-        "the plan lists the ARM calls:\n{stdout}"
+        "the verbose plan lists the ARM calls:\n{stdout}"
     );
     let requests = r.requests_after(before);
     assert!(
