@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::actions::{Action, ChangeKind, Description, Env, Outputs, PlanArgs, PlanContext, Registry};
+use crate::actions::{
+    Action, ChangeKind, Description, Env, Outputs, PlanArgs, PlanContext, Registry,
+};
 use crate::workflow::{expr, Scope, StepScope, Workflow};
 
 pub use render::render_text;
@@ -60,10 +62,10 @@ impl Totals {
             }
             for change in &effect.changes {
                 match change.kind {
-                ChangeKind::Create => t.add += 1,
-                ChangeKind::Update => t.change += 1,
-                ChangeKind::Delete => t.destroy += 1,
-                ChangeKind::Action => t.actions += 1,
+                    ChangeKind::Create => t.add += 1,
+                    ChangeKind::Update => t.change += 1,
+                    ChangeKind::Delete => t.destroy += 1,
+                    ChangeKind::Action => t.actions += 1,
                 }
             }
         }

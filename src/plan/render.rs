@@ -40,20 +40,36 @@ fn noun(resource_type: &str) -> &str {
 
 /// One line per change of `step`, or one `<=` line for a step that only reads.
 fn change_lines(step: &PlannedStep, id_width: usize, out: &mut Vec<(String, String)>) {
-    let asks = if step.confirm.is_some() { "  [asks first]" } else { "" };
+    let asks = if step.confirm.is_some() {
+        "  [asks first]"
+    } else {
+        ""
+    };
     let Some(effect) = &step.effect else {
-        out.push(("  ".into(), format!("{:<id_width$}  skipped ({})", step.id, condition_text(step))));
+        out.push((
+            "  ".into(),
+            format!("{:<id_width$}  skipped ({})", step.id, condition_text(step)),
+        ));
         return;
     };
     if effect.changes.is_empty() {
         let mark = if step.mutates { ">" } else { "<=" };
-        out.push((mark.into(), format!("{:<id_width$}  {}{asks}", step.id, effect.summary)));
+        out.push((
+            mark.into(),
+            format!("{:<id_width$}  {}{asks}", step.id, effect.summary),
+        ));
         return;
     }
     for c in &effect.changes {
         out.push((
             c.kind.mark().to_string(),
-            format!("{:<id_width$}  {} {}  {}{asks}", step.id, noun(&c.resource_type), c.name, c.what),
+            format!(
+                "{:<id_width$}  {} {}  {}{asks}",
+                step.id,
+                noun(&c.resource_type),
+                c.name,
+                c.what
+            ),
         ));
     }
 }
@@ -67,7 +83,9 @@ fn condition_text(step: &PlannedStep) -> String {
             (Decision::AtRunTime, Some(after)) => {
                 format!("if {}: decided after step {after}", c.expression.trim())
             }
-            (Decision::AtRunTime, None) => format!("if {}: decided at run time", c.expression.trim()),
+            (Decision::AtRunTime, None) => {
+                format!("if {}: decided at run time", c.expression.trim())
+            }
         },
     }
 }
@@ -122,7 +140,9 @@ pub fn render_text(plan: &Plan, run_command: &str, verbose: bool) -> String {
         if let Some(description) = &wf.description {
             for line in textwrap::wrap(
                 description.trim(),
-                textwrap::Options::new(96).initial_indent("  ").subsequent_indent("  "),
+                textwrap::Options::new(96)
+                    .initial_indent("  ")
+                    .subsequent_indent("  "),
             ) {
                 let _ = writeln!(out, "{line}");
             }
@@ -193,7 +213,10 @@ pub fn render_text(plan: &Plan, run_command: &str, verbose: bool) -> String {
     }
     let _ = writeln!(out, "\nNothing was changed. To run it: {run_command}");
     if !verbose {
-        let _ = writeln!(out, "(-v shows each step's arguments, notes and Azure calls)");
+        let _ = writeln!(
+            out,
+            "(-v shows each step's arguments, notes and Azure calls)"
+        );
     }
     out
 }

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 use crate::azure::model::{DataDisk, Vm};
-use crate::azure::requests::not_found;
 
 pub struct Attach;
 pub struct Detach;
@@ -70,120 +69,37 @@ fn lun_output(lun: u32) -> Outputs {
 /// "Disk `disk` is a data disk of VM `vm`" (at `lun` when given, else where Azure puts it).
 /// Through `attachDetachDataDisks`, which changes only this disk: other runs' disks on a
 /// shared rescue VM are never rewritten.
-struct Attached<'a> {
-    vm: &'a ResourceId,
-    disk: &'a ResourceId,
+fn attached(
+    now: Option<&Resource>,
+    vm_id: &ResourceId,
+    disk: &ResourceId,
     lun: Option<u32>,
-}
-
-impl Desired<ActionError> for Attached<'_> {
-    fn id(&self) -> &ResourceId {
-        self.vm
+) -> Result<Next, ActionError> {
+    let vm = existing_vm(now, vm_id)?;
+    if vm.lun_of(&disk.to_string()).is_some() {
+        return Ok(Next::Done);
     }
-
-    fn label(&self) -> String {
-        format!("attach {} to {}", self.disk.name, self.vm.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let vm = Vm::parse(
-            now.cloned()
-                .ok_or_else(|| ActionError::from(not_found(self.vm)))?,
-        );
-        if vm.lun_of(&self.disk.to_string()).is_some() {
-            return Ok(Next::Done);
-        }
-        if let Some(l) = self.lun {
-            if vm.data_disks.iter().any(|d| d.lun == l) {
-                return Err(ActionError::fatal(format!(
-                    "LUN {l} of VM {} is taken by another disk",
-                    self.vm.name
-                ))
-                .with_hint("leave `lun` unset so Azure picks a free one"));
-            }
-        } else if first_free_lun(&vm.data_disks).is_none() {
+    if let Some(l) = lun {
+        if vm.data_disks.iter().any(|d| d.lun == l) {
             return Err(ActionError::fatal(format!(
-                "VM {} has no free LUN (64 data disks attached)",
-                self.vm.name
-            )));
+                "LUN {l} of VM {} is taken by another disk",
+                vm_id.name
+            ))
+            .with_hint("leave `lun` unset so Azure picks a free one"));
         }
-        let mut attach = json!({"diskId": self.disk.to_string()});
-        if let Some(l) = self.lun {
-            attach["lun"] = json!(l);
-        }
-        Ok(Next::Write(Write::AttachDetach(
-            json!({"dataDisksToAttach": [attach]}),
-        )))
+    } else if first_free_lun(&vm.data_disks).is_none() {
+        return Err(ActionError::fatal(format!(
+            "VM {} has no free LUN (64 data disks attached)",
+            vm_id.name
+        )));
     }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
+    let mut attach = json!({"diskId": disk.to_string()});
+    if let Some(l) = lun {
+        attach["lun"] = json!(l);
     }
-}
-
-/// "Disk `disk` is not a data disk of VM `vm`".
-struct Detached<'a> {
-    vm: &'a ResourceId,
-    disk: &'a ResourceId,
-}
-
-impl Desired<ActionError> for Detached<'_> {
-    fn id(&self) -> &ResourceId {
-        self.vm
-    }
-
-    fn label(&self) -> String {
-        format!("detach {} from {}", self.disk.name, self.vm.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let Some(now) = now else {
-            return Ok(Next::Done);
-        };
-        if Vm::parse(now.clone())
-            .lun_of(&self.disk.to_string())
-            .is_none()
-        {
-            return Ok(Next::Done);
-        }
-        Ok(Next::Write(Write::AttachDetach(
-            json!({"dataDisksToDetach": [{"diskId": self.disk.to_string()}]}),
-        )))
-    }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
-    }
-}
-
-/// "The disk no longer belongs to `vm`" (`managedBy`): Azure releases it when the detach
-/// completes; only then can it become another VM's OS disk.
-struct Released<'a> {
-    vm: &'a ResourceId,
-    disk: &'a ResourceId,
-}
-
-impl Desired<ActionError> for Released<'_> {
-    fn id(&self) -> &ResourceId {
-        self.disk
-    }
-
-    fn label(&self) -> String {
-        format!("release of disk {}", self.disk.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let owner = now.and_then(|d| d.str("/managedBy")).unwrap_or_default();
-        Ok(if same_id(owner, &self.vm.to_string()) {
-            Next::Wait(format!("still held by {}", self.vm.name))
-        } else {
-            Next::Done
-        })
-    }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
-    }
+    Ok(Next::Write(Write::AttachDetach(
+        json!({"dataDisksToAttach": [attach]}),
+    )))
 }
 
 /// Detach `disk` from `vm` if attached; true when it was attached.
@@ -198,8 +114,39 @@ pub(crate) async fn detach(
         .read_vm(vm, false)
         .await?
         .is_some_and(|v| v.lun_of(&disk.to_string()).is_some());
-    ensure(ctx, &Detached { vm, disk }, key).await?;
-    ensure(ctx, &Released { vm, disk }, key).await?;
+    let detached = Want::new(
+        vm,
+        format!("detach {} from {}", disk.name, vm.name),
+        VM_UPDATE_DEADLINE,
+        |now| {
+            let attached =
+                now.is_some_and(|r| Vm::parse(r.clone()).lun_of(&disk.to_string()).is_some());
+            Ok(if attached {
+                Next::Write(Write::AttachDetach(
+                    json!({"dataDisksToDetach": [{"diskId": disk.to_string()}]}),
+                ))
+            } else {
+                Next::Done
+            })
+        },
+    );
+    ensure(ctx, &detached, key).await?;
+    // Azure releases the disk (`managedBy`) when the detach completes; only then can it become
+    // another VM's OS disk.
+    let released = Want::new(
+        disk,
+        format!("release of disk {}", disk.name),
+        VM_UPDATE_DEADLINE,
+        |now| {
+            let owner = now.and_then(|d| d.str("/managedBy")).unwrap_or_default();
+            Ok(if same_id(owner, &vm.to_string()) {
+                Next::Wait(format!("still held by {}", vm.name))
+            } else {
+                Next::Done
+            })
+        },
+    );
+    ensure(ctx, &released, key).await?;
     Ok(was_attached)
 }
 
@@ -254,7 +201,10 @@ impl Action for Attach {
                 Kind::VirtualMachine,
                 plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
                 &args.display("vm"),
-                format!("attach disk {} as a data disk", short(&args.display("disk_id"))),
+                format!(
+                    "attach disk {} as a data disk",
+                    short(&args.display("disk_id"))
+                ),
             )],
             notes,
             ..Default::default()
@@ -286,16 +236,13 @@ impl Action for Attach {
             other => other.map(|l| l as u32),
         };
         with_progress(ctx, async {
-            let now = ensure(
-                ctx,
-                &Attached {
-                    vm: &vm,
-                    disk: &disk,
-                    lun,
-                },
-                OPERATION,
-            )
-            .await?;
+            let desired = Want::new(
+                &vm,
+                format!("attach {} to {}", disk.name, vm.name),
+                VM_UPDATE_DEADLINE,
+                |now| attached(now, &vm, &disk, lun),
+            );
+            let now = ensure(ctx, &desired, OPERATION).await?;
             let lun = now
                 .map(Vm::parse)
                 .and_then(|v| v.lun_of(&disk.to_string()))

@@ -78,7 +78,10 @@ impl Action for CreateFromSnapshot {
         if let Some(source) = &source {
             match plan_read(ctx, source).await {
                 Ok(Some(d)) => {
-                    notes.push(format!("copy will match the source disk: {}", disk_summary(&d)));
+                    notes.push(format!(
+                        "copy will match the source disk: {}",
+                        disk_summary(&d)
+                    ));
                     warnings.extend(copy::refusal(&d));
                 }
                 Ok(None) => warnings.push(format!("disk {} does not exist now", source.name)),
@@ -118,7 +121,11 @@ impl Action for CreateFromSnapshot {
     }
 
     /// The copy's name and id follow from the run id: later steps plan with them.
-    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
         let (_, source, disk) = target(args, &ctx.run_id).ok()?;
         let zone = match plan_read(ctx, &source).await {
             Ok(Some(d)) => d.zone().unwrap_or_default().to_string(),
@@ -156,13 +163,7 @@ impl Action for CreateFromSnapshot {
                 run_tags(&ctx.run_id, &[("rescue-source", &snapshot.to_string())]),
                 Map::new(),
             );
-            let desired = Created {
-                id: &disk,
-                run_id: &ctx.run_id,
-                body,
-                deadline: DISK_DEADLINE,
-            };
-            let created = ensure(ctx, &desired, OPERATION).await?;
+            let created = create(ctx, &disk, body, DISK_DEADLINE).await?;
             Ok(outputs(created.as_ref(), &disk))
         })
         .await

@@ -9,8 +9,6 @@ use serde_json::{json, Value};
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 use crate::azure::human;
-use crate::azure::model::Vm;
-use crate::azure::requests::not_found;
 
 pub struct WaitHealthy;
 
@@ -94,8 +92,20 @@ impl Action for WaitHealthy {
                 .unwrap_or(600.0)
                 .max(0.0),
         );
-        let waited =
-            with_progress(ctx, ensure(ctx, &Healthy { id: &id, timeout }, OPERATION)).await;
+        let healthy = Want::new(&id, format!("health of {}", id.name), timeout, |now| {
+            let vm = existing_vm(now, &id)?;
+            let power = vm.power.unwrap_or_else(|| "unknown".into());
+            let agent = vm.agent.unwrap_or_else(|| "unknown".into());
+            Ok(
+                if power == "running" && agent.eq_ignore_ascii_case("ready") {
+                    Next::Done
+                } else {
+                    Next::Wait(format!("power {power}, agent {agent}"))
+                },
+            )
+        })
+        .with_instance_view();
+        let waited = with_progress(ctx, ensure(ctx, &healthy, OPERATION)).await;
         match waited {
             Ok(_) => {
                 let mut out = Outputs::new();
@@ -119,46 +129,6 @@ impl Action for WaitHealthy {
             }
             Err(e) => Err(e),
         }
-    }
-}
-
-/// "VM `id` runs and its agent is Ready": nothing to write, only to wait for.
-struct Healthy<'a> {
-    id: &'a ResourceId,
-    timeout: Duration,
-}
-
-impl Desired<ActionError> for Healthy<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
-    }
-
-    fn label(&self) -> String {
-        format!("health of {}", self.id.name)
-    }
-
-    fn instance_view(&self) -> bool {
-        true
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let vm = Vm::parse(
-            now.cloned()
-                .ok_or_else(|| ActionError::from(not_found(self.id)))?,
-        );
-        let power = vm.power.unwrap_or_else(|| "unknown".into());
-        let agent = vm.agent.unwrap_or_else(|| "unknown".into());
-        Ok(
-            if power == "running" && agent.eq_ignore_ascii_case("ready") {
-                Next::Done
-            } else {
-                Next::Wait(format!("power {power}, agent {agent}"))
-            },
-        )
-    }
-
-    fn deadline(&self) -> Duration {
-        self.timeout
     }
 }
 

@@ -329,7 +329,11 @@ impl Action for CheckCompatible {
                     if problems.is_empty() {
                         notes.push("compatible now".into());
                     }
-                    warnings.extend(problems.into_iter().map(|p| format!("the run would stop here: {p}")));
+                    warnings.extend(
+                        problems
+                            .into_iter()
+                            .map(|p| format!("the run would stop here: {p}")),
+                    );
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     notes.push(format!("cannot read it now: {}", e.message))

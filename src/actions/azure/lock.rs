@@ -124,111 +124,77 @@ impl HeldLocks {
     }
 }
 
-/// "VM `id` carries this run's lock tag."
-struct Claimed<'a> {
-    id: &'a ResourceId,
-    ctx: &'a StepContext,
-    value: String,
-}
-
-impl Desired<ActionError> for Claimed<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
-    }
-
-    fn label(&self) -> String {
-        format!("lock of VM {}", self.id.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let vm =
-            now.ok_or_else(|| ActionError::from(crate::azure::requests::not_found(self.id)))?;
-        match holder(vm) {
-            Some(h) if h.run_id == self.ctx.run_id => return Ok(Next::Done),
-            Some(h) if self.ctx.env.force_unlock.as_deref() == Some(h.run_id.as_str()) => {
-                self.ctx.status(format!(
-                    "taking VM {} over from run {} (--force-unlock)",
-                    self.id.name, h.run_id
-                ));
-            }
-            Some(h) => return Err(refused(self.id, &h)),
-            None => {}
+/// What comes next for "VM `vm_id` carries this run's lock tag `value`".
+fn claimed(
+    ctx: &StepContext,
+    vm_id: &ResourceId,
+    value: &str,
+    now: Option<&Resource>,
+) -> Result<Next, ActionError> {
+    let vm = now.ok_or_else(|| ActionError::from(crate::azure::requests::not_found(vm_id)))?;
+    match holder(vm) {
+        Some(h) if h.run_id == ctx.run_id => return Ok(Next::Done),
+        Some(h) if ctx.env.force_unlock.as_deref() == Some(h.run_id.as_str()) => {
+            ctx.status(format!(
+                "taking VM {} over from run {} (--force-unlock)",
+                vm_id.name, h.run_id
+            ));
         }
-        if let Some(last) = vm.tag(LAST_RUN_TAG).map(Holder::parse) {
-            let ended = OffsetDateTime::parse(
-                &last.started,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .ok();
-            if last.run_id != self.ctx.run_id && ended.is_some_and(|t| t > self.ctx.run_started) {
-                return Err(ActionError::locked(format!(
-                    "VM {} was repaired by run {} on {}, which finished at {}, after this run started: \
-                     this run's view of the VM is out of date, and it stops before changing anything",
-                    self.id.name, last.run_id, last.host, last.started
-                ))
-                .with_hint(format!(
-                    "see `rescue status {}` on {}; if the VM is broken again, start a new run (`rescue run ...`)",
-                    last.run_id, last.host
-                )));
-            }
-        }
-        if vm.etag.is_none() {
-            return Err(ActionError::fatal(format!(
-                "Azure returned VM {} without an ETag: rescue cannot lock it safely, and does not try",
-                self.id.name
+        Some(h) => return Err(refused(vm_id, &h)),
+        None => {}
+    }
+    if let Some(last) = vm.tag(LAST_RUN_TAG).map(Holder::parse) {
+        let ended = OffsetDateTime::parse(
+            &last.started,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        if last.run_id != ctx.run_id && ended.is_some_and(|t| t > ctx.run_started) {
+            return Err(ActionError::locked(format!(
+                "VM {} was repaired by run {} on {}, which finished at {}, after this run started: \
+                 this run's view of the VM is out of date, and it stops before changing anything",
+                vm_id.name, last.run_id, last.host, last.started
+            ))
+            .with_hint(format!(
+                "see `rescue status {}` on {}; if the VM is broken again, start a new run (`rescue run ...`)",
+                last.run_id, last.host
             )));
         }
-        let mut tags = vm.tags();
-        tags.insert(RUN_TAG.into(), json!(self.value));
-        Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
     }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
+    if vm.etag.is_none() {
+        return Err(ActionError::fatal(format!(
+            "Azure returned VM {} without an ETag: rescue cannot lock it safely, and does not try",
+            vm_id.name
+        )));
     }
+    let mut tags = vm.tags();
+    tags.insert(RUN_TAG.into(), json!(value));
+    Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
 }
 
-/// "VM `id` does not carry this run's lock tag" (another run's is left alone), and says that
-/// this run was the last to repair it.
-struct Released<'a> {
-    id: &'a ResourceId,
-    run_id: &'a str,
-}
-
-impl Desired<ActionError> for Released<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
+/// What comes next for "VM `vm_id` does not carry this run's lock tag" (another run's is left
+/// alone), leaving word that this run was the last to repair it.
+fn released(run_id: &str, now: Option<&Resource>) -> Next {
+    let Some(vm) = now else { return Next::Done };
+    if holder(vm).is_none_or(|h| h.run_id != run_id) {
+        return Next::Done;
     }
-
-    fn label(&self) -> String {
-        format!("release of VM {}", self.id.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let Some(vm) = now else { return Ok(Next::Done) };
-        if holder(vm).is_none_or(|h| h.run_id != self.run_id) {
-            return Ok(Next::Done);
-        }
-        let mut tags = vm.tags();
-        tags.remove(RUN_TAG);
-        tags.insert(
-            LAST_RUN_TAG.into(),
-            json!(Holder::tag_value(self.run_id, "ended")),
-        );
-        Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
-    }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
-    }
+    let mut tags = vm.tags();
+    tags.remove(RUN_TAG);
+    tags.insert(
+        LAST_RUN_TAG.into(),
+        json!(Holder::tag_value(run_id, "ended")),
+    );
+    Next::Write(Write::PatchVm(json!({"tags": tags})))
 }
 
 async fn claim(ctx: &StepContext, id: &ResourceId, value: &str) -> Result<String, ActionError> {
-    let desired = Claimed {
+    let desired = Want::new(
         id,
-        ctx,
-        value: value.to_string(),
-    };
+        format!("lock of VM {}", id.name),
+        VM_UPDATE_DEADLINE,
+        |now| claimed(ctx, id, value, now),
+    );
     let vm = ensure(ctx, &desired, OPERATION).await?;
     ctx.env.locks.add(id);
     Ok(vm
@@ -246,10 +212,12 @@ async fn release(ctx: &StepContext, id: &ResourceId, key: &str) -> Result<bool, 
         .await?
         .and_then(|vm| holder(&vm))
         .is_some_and(|h| h.run_id == ctx.run_id);
-    let desired = Released {
+    let desired = Want::new(
         id,
-        run_id: &ctx.run_id,
-    };
+        format!("release of VM {}", id.name),
+        VM_UPDATE_DEADLINE,
+        |now| Ok(released(&ctx.run_id, now)),
+    );
     ensure(ctx, &desired, key).await?;
     ctx.env.locks.remove(id);
     Ok(held)

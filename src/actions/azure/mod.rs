@@ -27,12 +27,12 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, ActionError, Args, Change, ChangeKind, Outputs, Param, ParamType, PlanArgs, PlanContext,
-    ResourceRef, StepContext,
+    Action, ActionError, Args, Change, ChangeKind, Outputs, Param, ParamType, PlanArgs,
+    PlanContext, ResourceRef, StepContext,
 };
 use crate::azure::converge::{self, Desired, Hooks, Next};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
-use crate::azure::model::{same_id, Resource};
+use crate::azure::model::{same_id, Provisioning, Resource};
 use crate::azure::{progress, Azure, Operation, VmAction, Write};
 
 pub use lock::HeldLocks;
@@ -215,6 +215,72 @@ pub(crate) async fn ensure(
     converge::converge(azure, desired, &hooks).await
 }
 
+/// A desired state given by a function of the resource as it is now: most steps need no more
+/// than that (which resource, how to say it, how long it may take, what comes next).
+pub(crate) struct Want<'a, F> {
+    id: &'a ResourceId,
+    label: String,
+    deadline: Duration,
+    instance_view: bool,
+    next: F,
+}
+
+impl<'a, F> Want<'a, F>
+where
+    F: Fn(Option<&Resource>) -> Result<Next, ActionError> + Send + Sync,
+{
+    pub(crate) fn new(id: &'a ResourceId, label: String, deadline: Duration, next: F) -> Self {
+        Want {
+            id,
+            label,
+            deadline,
+            instance_view: false,
+            next,
+        }
+    }
+
+    /// Read VMs with their instance view (power state, agent).
+    pub(crate) fn with_instance_view(mut self) -> Self {
+        self.instance_view = true;
+        self
+    }
+}
+
+impl<F> Desired<ActionError> for Want<'_, F>
+where
+    F: Fn(Option<&Resource>) -> Result<Next, ActionError> + Send + Sync,
+{
+    fn id(&self) -> &ResourceId {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn instance_view(&self) -> bool {
+        self.instance_view
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        (self.next)(now)
+    }
+
+    fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
+
+/// The VM as read, or the error of a VM that is gone.
+pub(crate) fn existing_vm(
+    now: Option<&Resource>,
+    id: &ResourceId,
+) -> Result<crate::azure::model::Vm, ActionError> {
+    now.cloned()
+        .map(crate::azure::model::Vm::parse)
+        .ok_or_else(|| ActionError::from(crate::azure::requests::not_found(id)))
+}
+
 /// Deadlines of the operation kinds, waits included (Azure's own operations take minutes; these
 /// are for operations that are stuck, not slow).
 pub(crate) const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(2 * 3600);
@@ -255,85 +321,56 @@ pub(crate) fn ensure_ours(
 }
 
 /// "This run's resource `id` exists, with `body`": created if absent, adopted if ours and
-/// succeeded, deleted and created again if its creation failed.
-pub(crate) struct Created<'a> {
-    pub id: &'a ResourceId,
-    pub run_id: &'a str,
-    pub body: Value,
-    pub deadline: Duration,
-}
-
-impl Desired<ActionError> for Created<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
-    }
-
-    fn label(&self) -> String {
-        format!("{} {}", self.id.kind.noun(), self.id.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let Some(now) = now else {
-            return Ok(Next::Write(Write::Put(self.body.clone())));
-        };
-        ensure_ours(now, self.id, self.run_id)?;
-        Ok(match now.provisioning {
-            // Azure does not update a resource whose creation failed: remove ours, start over.
-            crate::azure::model::Provisioning::Failed
-            | crate::azure::model::Provisioning::Canceled => Next::Write(Write::Delete),
-            _ => Next::Done,
-        })
-    }
-
-    fn deadline(&self) -> Duration {
-        self.deadline
-    }
-}
-
-/// "`id` does not exist": a resource this run created is deleted; anything without this run's
-/// tag is refused (so never the original disk).
-pub(crate) struct Deleted<'a> {
-    pub id: &'a ResourceId,
-    pub run_id: &'a str,
-}
-
-impl Desired<ActionError> for Deleted<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
-    }
-
-    fn label(&self) -> String {
-        format!("delete {} {}", self.id.kind.noun(), self.id.name)
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        match now {
-            None => Ok(Next::Done),
-            Some(now) => {
-                ensure_ours(now, self.id, self.run_id).map_err(|e| {
-                    ActionError::fatal(format!(
-                        "refusing to delete {} {}: {}",
-                        self.id.kind.noun(),
-                        self.id.name,
-                        e.message
-                    ))
-                })?;
-                Ok(Next::Write(Write::Delete))
-            }
-        }
-    }
-
-    fn deadline(&self) -> Duration {
-        DELETE_DEADLINE
-    }
-}
-
-/// Delete a resource this run created (undo, cleanup).
-pub(crate) async fn delete_created(ctx: &StepContext, id: &ResourceId) -> Result<(), ActionError> {
-    let desired = Deleted {
+/// settled, deleted and created again if its creation failed (Azure does not update a resource
+/// whose creation failed).
+pub(crate) async fn create(
+    ctx: &StepContext,
+    id: &ResourceId,
+    body: Value,
+    deadline: Duration,
+) -> Result<Option<Resource>, ActionError> {
+    let run_id = ctx.run_id.clone();
+    let desired = Want::new(
         id,
-        run_id: &ctx.run_id,
-    };
+        format!("{} {}", id.kind.noun(), id.name),
+        deadline,
+        move |now| {
+            let Some(now) = now else {
+                return Ok(Next::Write(Write::Put(body.clone())));
+            };
+            ensure_ours(now, id, &run_id)?;
+            Ok(match now.provisioning {
+                Provisioning::Failed | Provisioning::Canceled => Next::Write(Write::Delete),
+                _ => Next::Done,
+            })
+        },
+    );
+    ensure(ctx, &desired, OPERATION).await
+}
+
+/// Delete a resource this run created (undo, cleanup); anything without this run's tag is
+/// refused (so never the original disk).
+pub(crate) async fn delete_created(ctx: &StepContext, id: &ResourceId) -> Result<(), ActionError> {
+    let run_id = ctx.run_id.clone();
+    let desired = Want::new(
+        id,
+        format!("delete {} {}", id.kind.noun(), id.name),
+        DELETE_DEADLINE,
+        move |now| {
+            let Some(now) = now else {
+                return Ok(Next::Done);
+            };
+            ensure_ours(now, id, &run_id).map_err(|e| {
+                ActionError::fatal(format!(
+                    "refusing to delete {} {}: {}",
+                    id.kind.noun(),
+                    id.name,
+                    e.message
+                ))
+            })?;
+            Ok(Next::Write(Write::Delete))
+        },
+    );
     ensure(ctx, &desired, "undo_operation").await.map(|_| ())
 }
 
@@ -385,11 +422,19 @@ pub(crate) fn short(id: &str) -> String {
 }
 
 /// A change for the plan: `id` when known, else `name` says when it will be.
-pub(crate) fn change(kind: ChangeKind, resource: Kind, id: Option<&ResourceId>, name: &str, what: impl Into<String>) -> Change {
+pub(crate) fn change(
+    kind: ChangeKind,
+    resource: Kind,
+    id: Option<&ResourceId>,
+    name: &str,
+    what: impl Into<String>,
+) -> Change {
     Change {
         kind,
         resource_type: format!("Microsoft.Compute/{}", resource.segment()),
-        name: id.map(|i| i.name.clone()).unwrap_or_else(|| name.to_string()),
+        name: id
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| name.to_string()),
         id: id.map(ResourceId::to_string),
         what: what.into(),
     }

@@ -5,8 +5,6 @@ use serde_json::json;
 
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
-use crate::azure::model::Vm;
-use crate::azure::requests::not_found;
 
 /// `azure.vm.deallocate` (`to: Deallocate`) and `azure.vm.start` (`to: Start`): one action that
 /// brings a VM to a power state, two names.
@@ -39,45 +37,6 @@ static START: ActionSpec = ActionSpec {
 /// Power states a VM passes through on its way somewhere: wait, do not send another action.
 fn transitional(state: &str) -> bool {
     matches!(state, "starting" | "stopping" | "deallocating")
-}
-
-/// "VM `id` is in the power state `action` leads to."
-struct Powered<'a> {
-    id: &'a ResourceId,
-    action: VmAction,
-}
-
-impl Desired<ActionError> for Powered<'_> {
-    fn id(&self) -> &ResourceId {
-        self.id
-    }
-
-    fn label(&self) -> String {
-        format!("{} {}", self.action.verb(), self.id.name)
-    }
-
-    fn instance_view(&self) -> bool {
-        true
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let vm = Vm::parse(
-            now.cloned()
-                .ok_or_else(|| ActionError::from(not_found(self.id)))?,
-        );
-        let power = vm.power.unwrap_or_else(|| "unknown".into());
-        Ok(if power == self.action.target() {
-            Next::Done
-        } else if transitional(&power) {
-            Next::Wait(power)
-        } else {
-            Next::Write(Write::Power(self.action))
-        })
-    }
-
-    fn deadline(&self) -> std::time::Duration {
-        POWER_DEADLINE
-    }
 }
 
 async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) -> Description {
@@ -134,7 +93,25 @@ pub(crate) async fn set_power(
     action: VmAction,
     key: &str,
 ) -> Result<Outputs, ActionError> {
-    ensure(ctx, &Powered { id, action }, key).await?;
+    let desired = Want::new(
+        id,
+        format!("{} {}", action.verb(), id.name),
+        POWER_DEADLINE,
+        |now| {
+            let power = existing_vm(now, id)?
+                .power
+                .unwrap_or_else(|| "unknown".into());
+            Ok(if power == action.target() {
+                Next::Done
+            } else if transitional(&power) {
+                Next::Wait(power)
+            } else {
+                Next::Write(Write::Power(action))
+            })
+        },
+    )
+    .with_instance_view();
+    ensure(ctx, &desired, key).await?;
     let mut out = Outputs::new();
     out.insert("power_state".into(), json!(action.target()));
     Ok(out)

@@ -218,7 +218,11 @@ impl Action for RunCommand {
                 Kind::VirtualMachine,
                 plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
                 &args.display("vm"),
-                format!("run {} once (managed Run Command), parameters {}", args.display("script"), args.display("parameters")),
+                format!(
+                    "run {} once (managed Run Command), parameters {}",
+                    args.display("script"),
+                    args.display("parameters")
+                ),
             )],
             notes,
             ..Default::default()

@@ -96,7 +96,10 @@ impl Action for CreateSnapshot {
             &format!("(named after the disk of {})", args.display("disk_id")),
             format!(
                 "of disk {}, incremental, kept as the safety copy",
-                known.as_ref().map(|(s, _)| s.name.clone()).unwrap_or_else(|| args.display("disk_id")),
+                known
+                    .as_ref()
+                    .map(|(s, _)| s.name.clone())
+                    .unwrap_or_else(|| args.display("disk_id")),
             ),
         )];
         let (summary, calls) = match known {
@@ -140,7 +143,11 @@ impl Action for CreateSnapshot {
     }
 
     /// The snapshot's name and id follow from the run id: later steps plan with them.
-    async fn read_for_plan(&self, ctx: &PlanContext, args: &Args) -> Option<Result<Outputs, ActionError>> {
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
         let (source, snap) = target(args, &ctx.run_id).ok()?;
         Some(Ok(outputs(None, &snap, &source)))
     }
@@ -179,13 +186,7 @@ impl Action for CreateSnapshot {
                 extra,
             );
             body["sku"] = json!({"name": opt_str(args, "sku").unwrap_or("Standard_LRS")});
-            let desired = Created {
-                id: &snap,
-                run_id: &ctx.run_id,
-                body,
-                deadline: SNAPSHOT_DEADLINE,
-            };
-            let created = ensure(ctx, &desired, OPERATION).await?;
+            let created = create(ctx, &snap, body, SNAPSHOT_DEADLINE).await?;
             Ok(outputs(created.as_ref(), &snap, &source))
         })
         .await

@@ -7,8 +7,6 @@ use serde_json::{json, Value};
 use super::power::set_power;
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
-use crate::azure::model::Vm;
-use crate::azure::requests::not_found;
 
 pub struct SwapOsDisk;
 
@@ -48,52 +46,38 @@ static SPEC: ActionSpec = ActionSpec {
 /// Set the VM's OS disk to `disk`, keeping `createOption` (changing it is a 409).
 /// "VM `vm` boots from `new`", reached only from `original` on a deallocated VM: anything else
 /// is refused, never forced.
-struct Swapped<'a> {
-    vm: &'a ResourceId,
-    new: &'a ResourceId,
-    original: &'a ResourceId,
-}
-
-impl Desired<ActionError> for Swapped<'_> {
-    fn id(&self) -> &ResourceId {
-        self.vm
-    }
-
-    fn label(&self) -> String {
-        format!("OS disk swap of {} to {}", self.vm.name, self.new.name)
-    }
-
-    fn instance_view(&self) -> bool {
-        true
-    }
-
-    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
-        let now = now.ok_or_else(|| ActionError::from(not_found(self.vm)))?;
-        let vm = Vm::parse(now.clone());
-        if self.new.same_as(&vm.os_disk_id) {
+async fn swap(
+    ctx: &StepContext,
+    vm: &ResourceId,
+    new: &ResourceId,
+    original: &ResourceId,
+    key: &str,
+) -> Result<(), ActionError> {
+    let label = format!("OS disk swap of {} to {}", vm.name, new.name);
+    let desired = Want::new(vm, label, VM_UPDATE_DEADLINE, |now| {
+        let current = existing_vm(now, vm)?;
+        if new.same_as(&current.os_disk_id) {
             return Ok(Next::Done);
         }
-        if !self.original.same_as(&vm.os_disk_id) {
+        if !original.same_as(&current.os_disk_id) {
             return Err(ActionError::fatal(format!(
                 "VM {}'s OS disk is {}, not {} as when the run started: refusing to swap",
-                self.vm.name, vm.os_disk_id, self.original
+                vm.name, current.os_disk_id, original
             ))
             .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
         }
-        let power = vm.power.clone().unwrap_or_else(|| "unknown".into());
+        let power = current.power.clone().unwrap_or_else(|| "unknown".into());
         if power != "deallocated" {
             return Err(ActionError::fatal(format!(
                 "VM {} is {power}: it must be deallocated before its OS disk can be swapped",
-                self.vm.name
+                vm.name
             ))
             .with_hint("run the workflow's `azure.vm.deallocate` step first (os-disk-swap.yaml does it in step `deallocate`), then `rescue resume RUN_ID`"));
         }
-        Ok(Next::Write(Write::PatchVm(os_disk_patch(now, self.new))))
-    }
-
-    fn deadline(&self) -> std::time::Duration {
-        VM_UPDATE_DEADLINE
-    }
+        Ok(Next::Write(Write::PatchVm(os_disk_patch(&current.resource, new))))
+    })
+    .with_instance_view();
+    ensure(ctx, &desired, key).await.map(|_| ())
 }
 
 /// The PATCH that makes `disk` the OS disk. `createOption` stays what it is (changing it is
@@ -157,7 +141,11 @@ impl Action for SwapOsDisk {
                 Kind::VirtualMachine,
                 plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
                 &args.display("vm"),
-                format!("OS disk {} -> {} (the old disk is kept)", short(&args.display("original_disk_id")), short(&args.display("disk_id"))),
+                format!(
+                    "OS disk {} -> {} (the old disk is kept)",
+                    short(&args.display("original_disk_id")),
+                    short(&args.display("disk_id"))
+                ),
             )],
             ..Default::default()
         })
@@ -180,12 +168,7 @@ impl Action for SwapOsDisk {
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let new = id_arg(args, "disk_id", Kind::Disk)?;
         let original = id_arg(args, "original_disk_id", Kind::Disk)?;
-        let desired = Swapped {
-            vm: &vm,
-            new: &new,
-            original: &original,
-        };
-        with_progress(ctx, ensure(ctx, &desired, OPERATION)).await?;
+        with_progress(ctx, swap(ctx, &vm, &new, &original, OPERATION)).await?;
         Ok(outputs(&original, &new))
     }
 
@@ -219,12 +202,7 @@ impl Action for SwapOsDisk {
             let now = azure.read_existing_vm(&vm_id, false).await?;
             if !original.same_as(&now.os_disk_id) {
                 set_power(ctx, &vm_id, VmAction::Deallocate, "undo_deallocate").await?;
-                let back = Swapped {
-                    vm: &vm_id,
-                    new: &original,
-                    original: &new,
-                };
-                ensure(ctx, &back, "undo_operation").await?;
+                swap(ctx, &vm_id, &original, &new, "undo_operation").await?;
             }
             set_power(ctx, &vm_id, VmAction::Start, "undo_start")
                 .await

@@ -222,7 +222,10 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
         "{stderr}"
     );
     assert!(stdout.contains("(known after step inspect)"), "{stdout}");
-    assert!(stdout.contains("Plan: 2 to add, 5 to change, 0 to destroy, 3 actions."), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 2 to add, 5 to change, 0 to destroy, 3 actions."),
+        "{stdout}"
+    );
     assert!(stdout.contains("To run it: rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"), "{stdout}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
