@@ -303,8 +303,3 @@ pub fn awaiting_boot(state: &State) -> Vec<(String, String)> {
         })
         .collect()
 }
-
-/// `Retry-After` seconds for a real-Azure value, scaled (never below 1).
-pub fn retry_after(seconds: f64, scale: f64) -> u64 {
-    (seconds * scale).ceil().max(1.0) as u64
-}

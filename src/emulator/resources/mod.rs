@@ -64,14 +64,14 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
     if !monitor {
         let reply = Reply::json(200, op.status_body());
         return Ok(if op.status == Status::InProgress {
-            reply.header("Retry-After", emu.retry_after(10.0))
+            reply.retry_after(10.0, emu.time_scale)
         } else {
             reply
         });
     }
     match op.status {
         Status::InProgress => {
-            let reply = Reply::empty(202).header("Retry-After", emu.retry_after(10.0));
+            let reply = Reply::empty(202).retry_after(10.0, emu.time_scale);
             Ok(emu.lro_headers(&state, op, reply, true))
         }
         Status::Succeeded => Ok(match &op.output {

@@ -136,7 +136,7 @@ pub async fn create(
     let vm = &state.vms[&key];
     let reply = Reply::json(201, render(emu, &state, vm, false))
         .header("ETag", etag(vm))
-        .header("Retry-After", emu.retry_after(10.0));
+        .retry_after(10.0, emu.time_scale);
     Ok(emu.lro_headers(&state, &op, reply, false))
 }
 

@@ -297,7 +297,7 @@ async fn put(
     let op = emu.begin(&mut state, Family::Disk, kind, seconds, call);
     emu.save(&state)?;
     let body = render(&state, &key, snapshot).expect("just inserted");
-    let reply = Reply::json(202, body).header("Retry-After", emu.retry_after(2.0));
+    let reply = Reply::json(202, body).retry_after(2.0, emu.time_scale);
     Ok(emu.lro_headers(&state, &op, reply, true))
 }
 
@@ -442,7 +442,7 @@ fn apply_update(
     );
     emu.save(state)?;
     let reply = Reply::json(status, render(state, key, snapshot).expect("present"))
-        .header("Retry-After", emu.retry_after(2.0));
+        .retry_after(2.0, emu.time_scale);
     Ok(emu.lro_headers(state, &op, reply, true))
 }
 
