@@ -14,6 +14,13 @@ pub struct ArmError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// What few errors carry besides code and message (boxed: errors travel in every Result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// CRP's `innererror.internalErrorCode`, where a recorded response shows one.
@@ -29,38 +36,42 @@ impl ArmError {
             status,
             code: code.to_string(),
             message: message.into(),
-            target: None,
-            internal_code: None,
-            details: Vec::new(),
+            extra: None,
         }
     }
 
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
     pub fn with_target(mut self, target: &str) -> Self {
-        self.target = Some(target.to_string());
+        self.extra().target = Some(target.to_string());
         self
     }
 
     pub fn with_internal_code(mut self, code: &str) -> Self {
-        self.internal_code = Some(code.to_string());
+        self.extra().internal_code = Some(code.to_string());
         self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
-        self.details.push(detail);
+        self.extra().details.push(detail);
         self
     }
 
     /// The `error` object (also what a Failed operation-status body carries).
     pub fn object(&self) -> Value {
         let mut e = json!({ "code": self.code, "message": self.message });
-        if let Some(t) = &self.target {
-            e["target"] = json!(t);
-        }
-        if let Some(c) = &self.internal_code {
-            e["innererror"] = json!({ "internalErrorCode": c });
-        }
-        if !self.details.is_empty() {
-            e["details"] = json!(self.details);
+        if let Some(x) = &self.extra {
+            if let Some(t) = &x.target {
+                e["target"] = json!(t);
+            }
+            if let Some(c) = &x.internal_code {
+                e["innererror"] = json!({ "internalErrorCode": c });
+            }
+            if !x.details.is_empty() {
+                e["details"] = json!(x.details);
+            }
         }
         e
     }

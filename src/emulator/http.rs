@@ -52,7 +52,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
-    pub text: Option<String>,
+    /// A non-JSON body and its content type (blobs and their XML errors).
+    pub raw: Option<(&'static str, Vec<u8>)>,
 }
 
 impl Reply {
@@ -61,7 +62,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Some(body),
-            text: None,
+            raw: None,
         }
     }
 
@@ -70,7 +71,16 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: None,
-            text: None,
+            raw: None,
+        }
+    }
+
+    pub fn raw(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: None,
+            raw: Some((content_type, bytes)),
         }
     }
 
@@ -139,12 +149,9 @@ pub fn to_response(reply: Reply, rate: Option<Remaining>) -> Response {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         Body::from(serde_json::to_vec(&json).expect("json serializes"))
-    } else if let Some(text) = reply.text {
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Body::from(text)
+    } else if let Some((content_type, bytes)) = reply.raw {
+        h.insert("content-type", HeaderValue::from_static(content_type));
+        Body::from(bytes)
     } else {
         Body::empty()
     };

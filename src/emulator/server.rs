@@ -95,17 +95,6 @@ impl Emu {
         }
         reply.header("Azure-AsyncOperation", url)
     }
-
-    /// The boot diagnostics serial log URL: SAS-like, signed so only this emulator's clients
-    /// can guess it.
-    pub fn serial_log_url(&self, vm_id: &str) -> String {
-        format!(
-            "{}{}{vm_id}/serialconsole.log?sig={}",
-            self.base,
-            routes::SERIAL_LOG_PREFIX,
-            super::auth::sign(&self.token, vm_id)
-        )
-    }
 }
 
 pub async fn start(config: Config) -> anyhow::Result<Handle> {
@@ -144,7 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             seeded
         }
     };
-    if operations::fail_interrupted(&mut state) > 0 {
+    if operations::interrupted(&mut state) > 0 {
         // A killed emulator could not detach the loop devices of its Run Command.
         let imgs = images.clone();
         tokio::task::spawn_blocking(move || super::runcommand::detach_stale(&imgs)).await?;
@@ -272,9 +261,9 @@ async fn handle(
         }
     };
     let (operation, alias) = route.operation(method);
-    if let Route::SerialLog { vm_id } = &route {
+    if let Route::SerialLog { blob } = &route {
         return (
-            super::resources::vm::serial_log(emu, vm_id, &query),
+            super::resources::vm::serial_log(emu, blob, &query),
             operation,
             None,
             None,
