@@ -71,16 +71,16 @@ impl RateLimits {
                 .as_secs_f64()
                 / self.time_scale
         };
-        if remaining.in_30_min == 0 {
-            Remaining {
-                reset_in: q.front().map_or(0.0, |t| frees(t, w30)),
-                measured: q.len() as u64,
-                ..remaining
-            }
-        } else if remaining.in_3_min == 0 {
+        if remaining.in_3_min == 0 {
             Remaining {
                 reset_in: in3.last().map_or(0.0, |t| frees(t, w3)),
                 measured: in3.len() as u64,
+                ..remaining
+            }
+        } else if remaining.in_30_min == 0 {
+            Remaining {
+                reset_in: q.front().map_or(0.0, |t| frees(t, w30)),
+                measured: q.len() as u64,
                 ..remaining
             }
         } else {
@@ -121,10 +121,10 @@ impl Remaining {
     /// the client should wait" (the article's example: 1200, its window's end). Scaled by the
     /// time scale like every other wait.
     pub fn throttled(&self, time_scale: f64) -> Reply {
-        let (group, allowed, window) = if self.in_30_min == 0 {
-            (format!("{}30Min", self.bucket), LIMIT_30, WINDOW_30)
-        } else {
+        let (group, allowed, window) = if self.in_3_min == 0 {
             (format!("{}3Min", self.bucket), LIMIT_3, WINDOW_3)
+        } else {
+            (format!("{}30Min", self.bucket), LIMIT_30, WINDOW_30)
         };
         let end = arm::now() + time::Duration::seconds_f64(self.reset_in * time_scale);
         let start = end - time::Duration::seconds_f64(window * time_scale);
