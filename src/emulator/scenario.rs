@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::arm;
 use super::faults::FaultRule;
 use super::generate::{self, Corruption, Fs, Recipe, Tree};
-use super::state::{Creation, DataDiskRef, Power, State, Vm, Volume};
+use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, Volume};
 
 /// The embedded default: the incident's cluster.
 pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incident.yaml");
@@ -24,6 +24,10 @@ pub struct Scenario {
     pub resource_groups: Vec<GroupSpec>,
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// How long a finished operation's status URL answers, in Azure time (e.g. `24h`, `10m`;
+    /// scaled by the time scale like every other duration). Default 24h.
+    #[serde(default)]
+    pub operation_retention: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +59,31 @@ pub struct DiskSpec {
     pub content: Option<Content>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// A disk encryption set resource id: the disk is encrypted with a customer-managed key.
+    #[serde(default)]
+    pub encryption_set: Option<String>,
+    /// TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey, ...
+    #[serde(default)]
+    pub security_type: Option<String>,
+    /// x64 or Arm64.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// AllowAll, AllowPrivate (with `disk_access`) or DenyAll.
+    #[serde(default)]
+    pub network_access_policy: Option<String>,
+    #[serde(default)]
+    pub disk_access: Option<String>,
+    /// Enabled or Disabled.
+    #[serde(default)]
+    pub public_network_access: Option<String>,
+    /// SCSI, NVMe or "SCSI, NVMe".
+    #[serde(default)]
+    pub disk_controller_types: Option<String>,
+    /// A performance tier such as P10.
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub bursting: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +126,15 @@ pub struct VmSpec {
     pub data_disks: Vec<DataDiskSpec>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// TrustedLaunch or ConfidentialVM (default: Standard).
+    #[serde(default)]
+    pub security_type: Option<String>,
+    /// x64 (default) or Arm64.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// A storage account URI for boot diagnostics (default: managed storage).
+    #[serde(default)]
+    pub boot_diagnostics_storage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +172,9 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
 fn check(s: &Scenario) -> anyhow::Result<()> {
     for f in &s.faults {
         f.validate().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(r) = &s.operation_retention {
+        retention(r)?;
     }
     for g in &s.resource_groups {
         let disks: BTreeMap<String, &DiskSpec> = g
@@ -202,6 +243,12 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn retention(text: &str) -> anyhow::Result<f64> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_secs_f64())
+        .with_context(|| format!("operation_retention `{text}`: expected e.g. 24h or 10m"))
+}
+
 fn parse_power(p: &str) -> anyhow::Result<Power> {
     Ok(match p {
         "running" => Power::Running,
@@ -239,6 +286,9 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     std::fs::create_dir_all(&images)?;
     let mut state = State::new(s.subscription.clone(), s.location.clone());
     state.faults = s.faults.clone();
+    if let Some(r) = &s.operation_retention {
+        state.operation_retention = retention(r)?;
+    }
     let created = arm::now();
     for g in &s.resource_groups {
         state
@@ -274,6 +324,22 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 unique_id: arm::guid(),
                 image: file,
                 incremental: false,
+                settings: DiskSettings {
+                    encryption_type: d
+                        .encryption_set
+                        .as_ref()
+                        .map(|_| "EncryptionAtRestWithCustomerKey".to_string()),
+                    disk_encryption_set_id: d.encryption_set.clone(),
+                    security_type: d.security_type.clone(),
+                    network_access_policy: d.network_access_policy.clone(),
+                    disk_access_id: d.disk_access.clone(),
+                    public_network_access: d.public_network_access.clone(),
+                    architecture: d.architecture.clone(),
+                    disk_controller_types: d.disk_controller_types.clone(),
+                    tier: d.tier.clone(),
+                    bursting_enabled: d.bursting,
+                    ..Default::default()
+                },
             };
             state.disks.insert(arm::key(&g.name, &d.name), vol);
         }
@@ -318,6 +384,13 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 vm_id: arm::guid(),
                 time_created: created,
                 busy: None,
+                security_type: v.security_type.clone(),
+                architecture: v.architecture.clone(),
+                boot_diagnostics_storage: v.boot_diagnostics_storage.clone(),
+                run_command: None,
+                run_commands: Default::default(),
+                scripts_run: 0,
+                run_command_seq: 0,
             };
             state.vms.insert(arm::key(&g.name, &v.name), vm);
         }

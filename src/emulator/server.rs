@@ -95,21 +95,6 @@ impl Emu {
         }
         reply.header("Azure-AsyncOperation", url)
     }
-
-    pub fn retry_after(&self, seconds: f64) -> String {
-        operations::retry_after(seconds, self.time_scale).to_string()
-    }
-
-    /// The boot diagnostics serial log URL: SAS-like, signed so only this emulator's clients
-    /// can guess it.
-    pub fn serial_log_url(&self, vm_id: &str) -> String {
-        format!(
-            "{}{}{vm_id}/serialconsole.log?sig={}",
-            self.base,
-            routes::SERIAL_LOG_PREFIX,
-            super::auth::sign(&self.token, vm_id)
-        )
-    }
 }
 
 pub async fn start(config: Config) -> anyhow::Result<Handle> {
@@ -148,7 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             seeded
         }
     };
-    if operations::fail_interrupted(&mut state) > 0 {
+    if operations::interrupted(&mut state) > 0 {
         // A killed emulator could not detach the loop devices of its Run Command.
         let imgs = images.clone();
         tokio::task::spawn_blocking(move || super::runcommand::detach_stale(&imgs)).await?;
@@ -276,9 +261,9 @@ async fn handle(
         }
     };
     let (operation, alias) = route.operation(method);
-    if let Route::SerialLog { vm_id } = &route {
+    if let Route::SerialLog { blob } = &route {
         return (
-            super::resources::vm::serial_log(emu, vm_id, &query),
+            super::resources::vm::serial_log(emu, blob, &query),
             operation,
             None,
             None,
@@ -329,37 +314,9 @@ async fn handle(
         }
         fault
     };
-    if remaining.in_3_min == 0 || remaining.in_30_min == 0 {
-        return (remaining.throttled(10), operation, None, rate);
-    }
-    match fault {
-        Some(FaultKind::Http500) => {
-            let e = ArmError::new(500, "InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '', subscription id '', tracking id '', request correlation id ''.");
-            return (e.into(), operation, fault, rate);
-        }
-        Some(FaultKind::Http503) => {
-            let e = ArmError::new(
-                503,
-                "ServiceUnavailable",
-                "The service is currently unavailable. Please retry the request after some time.",
-            );
-            return (
-                Reply::from(e).header("Retry-After", "1"),
-                operation,
-                fault,
-                rate,
-            );
-        }
-        Some(FaultKind::Throttle { retry_after }) => {
-            let exhausted = Remaining::exhausted(remaining.bucket);
-            return (
-                exhausted.throttled(retry_after),
-                operation,
-                fault,
-                Some(exhausted),
-            );
-        }
-        _ => {}
+    let subscription = emu.lock().subscription.clone();
+    if let Some((reply, rate)) = faults::refusal(fault, remaining, &subscription, emu.time_scale) {
+        return (reply, operation, fault, Some(rate));
     }
     let call = Call { fault, ..call };
     let reply = super::resources::dispatch(emu, &call)

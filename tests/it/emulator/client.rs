@@ -256,7 +256,7 @@ async fn run_command_result_deserializes_from_the_location_answer() {
     );
     assert_eq!(
         status.message.as_deref(),
-        Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n\n")
+        Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n")
     );
     let _: Value = serde_json::from_slice(&body).unwrap();
 }

@@ -48,11 +48,20 @@ async fn fault_rules_fire_on_the_calls_they_name() {
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
     let throttled = emu.send("GET", &get, None).await;
     assert_eq!(throttled.status(), 429);
-    assert_eq!(throttled.headers()["retry-after"], "3");
     assert!(throttled.headers()["x-ms-ratelimit-remaining-resource"]
         .to_str()
         .unwrap()
         .contains("LowCostGet3Min;0"));
+    assert_eq!(
+        throttled.headers()["retry-after"],
+        "1",
+        "3 s at time scale 0.002, rounded up to Retry-After's whole seconds"
+    );
+    assert_eq!(throttled.headers()["retry-after-ms"], "6");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "OperationNotAllowed");
+    assert_eq!(body["error"]["details"][0]["code"], "TooManyRequests");
+    assert_eq!(body["error"]["details"][0]["target"], "LowCostGet3Min");
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
     let dropped = emu
         .http

@@ -12,6 +12,7 @@ pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
 pub const BROKEN: &str = "aks-nodepool1-31415926-vm2";
 pub const BROKEN_OS: &str = "aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927";
 pub const HEALTHY: &str = "aks-nodepool1-31415926-vm0";
+pub const HEALTHY_OS: &str = "aks-nodepool1-31415926-vm0_OsDisk_1_0c6f8a3e2b7d4f19a5e1c3d7b9f20a41";
 pub const PVC: &str = "pvc-8e2f4a61-93c7-4d0b-b5e8-2a7f1c9d3b40";
 pub const RESCUE: &str = "rescue-vm";
 pub const DISK_API: &str = "api-version=2024-03-02";
@@ -235,11 +236,24 @@ impl Emu {
         )
     }
 
-    /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure).
+    /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure),
+    /// naming the source's generation and OS type, which DiskRP does not copy on its own.
     pub async fn copy_disk(&self, source: &str, name: &str) {
+        self.copy_disk_with(source, name, serde_json::json!({"hyperVGeneration": "V2", "osType": "Linux"}))
+            .await
+    }
+
+    /// `copy_disk` with these `properties` besides `creationData` on both copies.
+    pub async fn copy_disk_with(&self, source: &str, name: &str, props: Value) {
         let snap = format!("{name}-snap");
+        let with = |mut p: Value, extra: &Value| {
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
         let body = serde_json::json!({"location": "westeurope", "sku": {"name": "Standard_LRS"},
-            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}});
+            "properties": with(serde_json::json!({"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}), &props)});
         assert_eq!(
             self.run(
                 "PUT",
@@ -250,7 +264,7 @@ impl Emu {
             "Succeeded"
         );
         let body = serde_json::json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
-            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}});
+            "properties": with(serde_json::json!({"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}), &props)});
         assert_eq!(
             self.run("PUT", &format!("{}?{DISK_API}", disk(name)), Some(body))
                 .await["status"],
