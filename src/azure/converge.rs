@@ -86,6 +86,9 @@ where
     let mut waits = 0u32;
     let mut failed: Option<Error> = None;
     let mut conflicts = 0u32;
+    if let Some(op) = hooks.pending() {
+        progress::report(format!("resuming: polling {} again", op.label));
+    }
     loop {
         if let Some(op) = hooks.pending() {
             match azure.poll(&op, deadline).await? {
@@ -155,7 +158,7 @@ where
                             // The answer was lost: whether the change happened, the next read says.
                             Kind::Transient => progress::report(format!(
                                 "{label}: {}; reading the resource to see whether it took effect",
-                                e.message
+                                answer(&e)
                             )),
                             _ => return Err(e.into()),
                         }
@@ -163,6 +166,15 @@ where
                 }
             }
         }
+    }
+}
+
+/// "Azure answered 503 (ServiceUnavailable)", or what went wrong on the way.
+fn answer(e: &Error) -> String {
+    match e.status {
+        Some(status) if e.code.is_empty() => format!("Azure answered {status}"),
+        Some(status) => format!("Azure answered {status} ({})", e.code),
+        None => e.message.clone(),
     }
 }
 

@@ -197,8 +197,18 @@ pub async fn execute(
     })?;
     let (run_id, run_started) = {
         let j = recorder.read();
-        // What the run held when it stopped (its VM locks) fences the undos as it fenced the run.
-        for step in j.steps.iter().filter(|s| s.status == StepStatus::Succeeded) {
+        // What the run still holds (the VM locks of steps not yet undone) fences the undos as
+        // it fenced the run.
+        let undone = |id: &str| {
+            undos
+                .iter()
+                .any(|u| u.step == id && matches!(u.status, UndoStatus::Done))
+        };
+        for step in j
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Succeeded && !undone(&s.id))
+        {
             if let Some(action) = registry.get(&step.uses) {
                 action.resumed(&env, &step.args, &step.outputs);
             }
