@@ -59,8 +59,8 @@ pub enum FinalVia {
     Location,
 }
 
-/// Waits between polls when Azure gives no hint: 1 s, doubling to 10 s.
-const UNHINTED_FIRST: Duration = Duration::from_secs(1);
+/// Waits between polls when Azure gives no hint: 0.5 s, doubling to 10 s.
+const UNHINTED_FIRST: Duration = Duration::from_millis(500);
 const UNHINTED_MAX: Duration = Duration::from_secs(10);
 
 pub(crate) fn unhinted(polls: u32) -> Duration {
@@ -292,8 +292,8 @@ mod tests {
 
     #[test]
     fn unhinted_polls_grow_to_ten_seconds() {
-        assert_eq!(unhinted(0), Duration::from_secs(1));
-        assert_eq!(unhinted(1), Duration::from_secs(2));
+        assert_eq!(unhinted(0), Duration::from_millis(500));
+        assert_eq!(unhinted(1), Duration::from_secs(1));
         assert_eq!(unhinted(9), Duration::from_secs(10));
     }
 }

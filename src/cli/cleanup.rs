@@ -166,7 +166,7 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
             return ExitCode::from(exit::INVALID);
         }
     }
-    let connected = match super::connect_recorded(&journal).await {
+    let connected = match super::connect_recorded(&journal, settings).await {
         Ok(c) => c,
         Err(code) => return code,
     };

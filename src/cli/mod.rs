@@ -179,6 +179,7 @@ pub(crate) fn open_run(
 /// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
 pub(crate) async fn connect_recorded(
     journal: &crate::engine::journal::Journal,
+    settings: &Settings,
 ) -> Result<target::Connected, ExitCode> {
     let record = target::TargetRecord::from_value(&journal.target);
     let workflow_dir = journal
@@ -187,7 +188,7 @@ pub(crate) async fn connect_recorded(
         .parent()
         .map(std::path::Path::to_path_buf);
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
-    target::connect(&record, needs_azure, workflow_dir)
+    target::connect(&record, needs_azure, workflow_dir, &settings.transport)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");

@@ -66,7 +66,13 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
         let workflow_dir = file.parent().map(Path::to_path_buf);
         // Actions read current state through the connection to make the plan concrete;
         // without one they describe the step from its arguments alone.
-        let connected = match target::connect(&record, wf.needs_azure(), workflow_dir.clone()).await
+        let connected = match target::connect(
+            &record,
+            wf.needs_azure(),
+            workflow_dir.clone(),
+            &settings.transport,
+        )
+        .await
         {
             Ok(connected) => Some(connected),
             Err(e) => {

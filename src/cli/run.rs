@@ -142,18 +142,19 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         .steps
         .iter()
         .any(|s| s.uses.value.starts_with("azure."));
-    let connected = match target::connect(&ex.target, needs_azure, workflow_dir).await {
-        Ok(mut c) => {
-            c.env.force_unlock = ex.force_unlock.clone();
-            c
-        }
-        Err(e) => {
-            let _ = recorder.update(|j| j.status = RunStatus::Failed);
-            eprintln!("error: {e}");
-            print_resume(&run_id, "after fixing the cause, continue with");
-            return ExitCode::from(exit::STEP_FAILED);
-        }
-    };
+    let connected =
+        match target::connect(&ex.target, needs_azure, workflow_dir, &settings.transport).await {
+            Ok(mut c) => {
+                c.env.force_unlock = ex.force_unlock.clone();
+                c
+            }
+            Err(e) => {
+                let _ = recorder.update(|j| j.status = RunStatus::Failed);
+                eprintln!("error: {e}");
+                print_resume(&run_id, "after fixing the cause, continue with");
+                return ExitCode::from(exit::STEP_FAILED);
+            }
+        };
 
     let style = Style::detect(settings.json());
     let executor = Executor {

@@ -79,6 +79,10 @@ pub struct TargetArgs {
         default_value_t = 0.05
     )]
     pub time_scale: f64,
+    /// The most one request may wait for Azure's throttling (its Retry-After) before the step
+    /// fails, resumably. Azure's waits are honoured in full up to this.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_wait: std::time::Duration,
 }
 
 /// Where Azure calls go.
@@ -108,6 +112,8 @@ pub struct Settings {
     pub input_pairs: Vec<String>,
     pub inputs_file: Option<PathBuf>,
     pub target: Target,
+    /// How requests to Azure behave (throttling limit).
+    pub transport: crate::azure::TransportOptions,
 }
 
 /// The flag groups a subcommand has; absent groups take their defaults.
@@ -136,7 +142,12 @@ impl Settings {
                 return Err(format!("--inputs {}: no such file", file.display()));
             }
         }
+        let mut transport = crate::azure::TransportOptions::default();
+        if let Some(t) = flags.target {
+            transport.max_wait = t.max_wait;
+        }
         Ok(Settings {
+            transport,
             state_dir,
             output: flags.output.map_or(OutputFormat::Text, |o| o.output),
             yes: flags.yes.is_some_and(|y| y.yes),

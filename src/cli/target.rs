@@ -89,6 +89,7 @@ pub async fn connect(
     record: &TargetRecord,
     needs_azure: bool,
     workflow_dir: Option<PathBuf>,
+    transport: &azure::TransportOptions,
 ) -> Result<Connected, ActionError> {
     if !needs_azure {
         return Ok(Connected {
@@ -145,7 +146,7 @@ pub async fn connect(
             (target, Some(handle))
         }
     };
-    match Azure::connect(target, azure::TransportOptions::default()).await {
+    match Azure::connect(target, transport.clone()).await {
         Ok(azure) => Ok(Connected {
             env: Env {
                 azure: Some(Arc::new(azure)),

@@ -42,7 +42,9 @@ fn hint(e: &Error) -> Option<&'static str> {
 
 impl From<Error> for ActionError {
     fn from(e: Error) -> ActionError {
-        let retryable = e.is_transient();
+        // A throttle past --max-wait or a passed deadline would only be waited for again:
+        // those stop the step (resumably); only a lost answer or a 5xx is retried here.
+        let retryable = e.kind == ErrorKind::Transient;
         let mut out = ActionError::fatal(e.to_string());
         out.retryable = retryable;
         match hint(&e) {

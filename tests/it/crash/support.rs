@@ -13,7 +13,7 @@ use serde_json::Value;
 pub use crate::repair::support::{e2fsck_partitions, repo, sha256, text, RESCUE_VM, RG, VM};
 
 /// Azure-like latencies divided by 250: a repair takes a few seconds.
-const TIME_SCALE: &str = "0.004";
+pub const TIME_SCALE: &str = "0.004";
 
 pub fn bin() -> PathBuf {
     std::env::var_os("RESCUE_TEST_BIN")
@@ -423,8 +423,11 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
 pub mod mutation {
     pub const LOCK: u64 = 1;
     pub const SNAPSHOT: u64 = 3;
+    pub const ATTACH: u64 = 5;
+    /// The managed Run Command's PUT (its DELETE is 7).
     pub const RUN_COMMAND: u64 = 6;
-    pub const START: u64 = 9;
+    pub const SWAP: u64 = 9;
+    pub const START: u64 = 10;
 }
 
 /// One fresh emulator (the incident, or `scenario`) and a state dir; None (test skipped) without
