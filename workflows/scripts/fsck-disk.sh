@@ -19,7 +19,7 @@
 set -u -o pipefail
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
-LUN="${1:-}"
+LUN="${LUN:-${1:-}}"
 DISK_DIR="${2:-${RESCUE_DISK_DIR:-/dev/disk/azure/scsi1}}"
 LOG_DIR="${RESCUE_LOG_DIR:-/var/log/rescue}"
 

@@ -423,10 +423,8 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
 pub mod mutation {
     pub const LOCK: u64 = 1;
     pub const SNAPSHOT: u64 = 3;
-    pub const ATTACH: u64 = 5;
     /// The managed Run Command's PUT (its DELETE is 7).
     pub const RUN_COMMAND: u64 = 6;
-    pub const SWAP: u64 = 9;
     pub const START: u64 = 10;
 }
 
