@@ -119,11 +119,13 @@ impl Azure {
         let mut polls = 0u32;
         if let Some(url) = &op.async_operation {
             loop {
-                let (status, headers, body) = self.get_url(url, &op.label).await?;
+                let (headers, body) = match self.get_url(url, &op.label).await {
+                    Ok((_, headers, body)) => (headers, body),
+                    // ARM no longer keeps this operation: the resource tells the outcome.
+                    Err(e) if e.is_not_found() => return Ok(Ended::Gone),
+                    Err(e) => return Err(e),
+                };
                 kill_hook::after_poll();
-                if matches!(status.into(), 404u16 | 410) {
-                    return Ok(Ended::Gone);
-                }
                 let state = body.get("status").and_then(Value::as_str).ok_or_else(|| {
                     Error::protocol(
                         format!("poll {}", op.label),
@@ -168,18 +170,16 @@ impl Azure {
     ) -> Result<Ended> {
         let mut polls = 0u32;
         loop {
-            let (status, headers, body) = self.get_url(url, &op.label).await?;
+            let (status, headers, body) = match self.get_url(url, &op.label).await {
+                Ok(answer) => answer,
+                Err(e) if e.is_not_found() => return Ok(Ended::Gone),
+                // Location answers the operation's own failure with its error status.
+                Err(e) if !e.is_transient() && e.status.is_some() => return Ok(Ended::Failed(e)),
+                Err(e) => return Err(e),
+            };
             kill_hook::after_poll();
-            match u16::from(status) {
-                202 => {}
-                404 | 410 => return Ok(Ended::Gone),
-                200..=299 => return Ok(Ended::Succeeded(body)),
-                code => {
-                    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                    return Ok(Ended::Failed(Error::from_response(
-                        &op.label, code, &bytes, None,
-                    )));
-                }
+            if status != StatusCode::Accepted {
+                return Ok(Ended::Succeeded(body));
             }
             self.pause(op, "InProgress", &headers, polls, started, deadline)
                 .await?;
@@ -217,7 +217,7 @@ impl Azure {
     }
 
     /// GET an absolute URL on this ARM endpoint (an operation URL Azure gave us), with our token.
-    /// 404/410 come back as a status, not an error: for operations they mean "expired".
+    /// An error status is an `Error` with that status (for operations, 404/410 mean "expired").
     pub(crate) async fn get_url(
         &self,
         url: &str,
@@ -236,22 +236,13 @@ impl Azure {
         .await;
         let (status, headers, bytes) = match sent {
             Ok(response) => collect(response, doing).await?,
+            // azure_core turns every error status into an error (its retry policy checks it).
             Err(e) => {
-                // Our pipeline has no status check; an HTTP error here is ours (throttling).
                 return Err(
                     Error::from_core(&e, &format!("poll {doing}")).with_correlation(correlation)
                 );
             }
         };
-        let code = u16::from(status);
-        if code >= 400 && !matches!(code, 404 | 410) {
-            return Err(Error::from_response(
-                &format!("poll {doing}"),
-                code,
-                &bytes,
-                correlation,
-            ));
-        }
         Ok((status, headers, parse_body(&bytes)))
     }
 

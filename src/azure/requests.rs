@@ -163,14 +163,7 @@ impl Azure {
         let mut next = Some(url.to_string());
         let mut all = Vec::new();
         while let Some(url) = next.take() {
-            let (status, _, page) = self.get_url(&url, &doing).await?;
-            if !status.is_success() {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    doing,
-                    format!("resource group {resource_group} not found"),
-                ));
-            }
+            let (_, _, page) = self.get_url(&url, &doing).await?;
             all.extend(
                 page.get("value")
                     .and_then(Value::as_array)

@@ -92,42 +92,55 @@ impl Action for WaitHealthy {
                 .unwrap_or(600.0)
                 .max(0.0),
         );
-        let healthy = Want::new(&id, format!("health of {}", id.name), timeout, |now| {
-            let vm = existing_vm(now, &id)?;
-            let power = vm.power.unwrap_or_else(|| "unknown".into());
-            let agent = vm.agent.unwrap_or_else(|| "unknown".into());
-            Ok(
-                if power == "running" && agent.eq_ignore_ascii_case("ready") {
-                    Next::Done
-                } else {
-                    Next::Wait(format!("power {power}, agent {agent}"))
-                },
-            )
-        })
+        let last = std::sync::Mutex::new(String::new());
+        // The timeout is this step's own; the loop's deadline only guards against a stuck read.
+        let healthy = Want::new(
+            &id,
+            format!("health of {}", id.name),
+            timeout + timeout,
+            |now| {
+                let vm = existing_vm(now, &id)?;
+                let power = vm.power.unwrap_or_else(|| "unknown".into());
+                let agent = vm.agent.unwrap_or_else(|| "unknown".into());
+                Ok(
+                    if power == "running" && agent.eq_ignore_ascii_case("ready") {
+                        Next::Done
+                    } else {
+                        let seen = format!("power {power}, agent {agent}");
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = seen.clone();
+                        Next::Wait(seen)
+                    },
+                )
+            },
+        )
         .with_instance_view();
-        let waited = with_progress(ctx, ensure(ctx, &healthy, OPERATION)).await;
+        let waited = tokio::time::timeout(
+            timeout,
+            with_progress(ctx, ensure(ctx, &healthy, OPERATION)),
+        )
+        .await;
         match waited {
-            Ok(_) => {
+            Ok(Ok(_)) => {
                 let mut out = Outputs::new();
                 out.insert("agent_status".into(), json!("Ready"));
                 out.insert("power_state".into(), json!("running"));
                 Ok(out)
             }
-            Err(e) if e.retryable => {
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
                 let log = azure
                     .serial_log(&id)
                     .await
                     .map(|text| tail(&text, 30))
                     .unwrap_or_else(|| "(no boot diagnostics available)".into());
+                let seen = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 Err(ActionError::fatal(format!(
-                    "VM {} is not healthy after {}: {}. Serial log tail:\n{log}",
+                    "VM {} is not healthy after {}: {seen}. Serial log tail:\n{log}",
                     id.name,
                     human(timeout),
-                    e.message
                 ))
                 .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"))
             }
-            Err(e) => Err(e),
         }
     }
 }

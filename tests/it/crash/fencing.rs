@@ -194,3 +194,88 @@ fn a_long_throttle_is_waited_out_in_full_and_shown() {
         "waited less than Azure asked"
     );
 }
+
+#[test]
+fn two_repairs_sharing_one_rescue_vm_leave_each_other_alone() {
+    // vm3's disk is broken too; both repairs use the one rescue VM at the same time.
+    let vm3_disk = "aks-nodepool1-31415926-vm3_OsDisk_1_e4b1d8a6c3f94b27a1e5d0c8b2f76a93";
+    let healthy = format!("      - name: {vm3_disk}\n        size_gb: 128\n        zone: \"1\"\n        generation: V2\n        os_type: Linux\n        content: {{ generate: {{ fs: ext4 }} }}");
+    assert!(
+        rescue::emulator::INCIDENT_SCENARIO.contains(&healthy),
+        "the incident scenario changed"
+    );
+    let scenario = rescue::emulator::INCIDENT_SCENARIO.replace(
+        &healthy,
+        &healthy.replace("{ fs: ext4 }", "{ fs: ext4, corrupt: overlay2-init }"),
+    );
+    let Some(f) = Fixture::new(Some(&scenario)) else {
+        return;
+    };
+    let dir = f.dir.path();
+    let spawn = |state: &str, vm: &str| {
+        let mut cmd = f.emulator.command(&dir.join(state));
+        cmd.args([
+            "run",
+            repo("workflows/os-disk-swap.yaml").to_str().unwrap(),
+            "--inputs",
+        ])
+        .arg(repo("examples/incident-inputs.yaml"))
+        .args(["--input", &format!("vm={vm}"), "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn("a", VM), spawn("b", "aks-nodepool1-31415926-vm3"));
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for out in &outs {
+        assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    }
+    for (state, vm) in [("a", VM), ("b", "aks-nodepool1-31415926-vm3")] {
+        let run = only_run(&dir.join(state));
+        let now = f.emulator.vm(vm);
+        assert_eq!(agent(&now), "Ready", "{vm} did not come back");
+        assert!(
+            name_of_id(&os_disk(&now)).contains(&format!("fixed-{run}")),
+            "{vm} runs {}",
+            os_disk(&now)
+        );
+    }
+    assert!(
+        data_disks(&f.emulator.vm(RESCUE_VM)).is_empty(),
+        "a copy was left on the rescue VM"
+    );
+    assert_eq!(sha256(&f.emulator.image(&f.original)), f.original_hash);
+}
+
+#[test]
+fn an_expired_operation_url_is_dropped_and_the_resource_read_instead() {
+    // ARM forgets finished operations after a while; the emulator's retention is scaled.
+    let scenario = rescue::emulator::INCIDENT_SCENARIO
+        .replace("\nfaults: []", "\noperation_retention: 1s\nfaults: []");
+    let Some(f) = Fixture::new(Some(&scenario)) else {
+        return;
+    };
+    // Killed while polling: the journal holds an operation URL.
+    let out = f.emulator.repair(
+        &f.state,
+        &[],
+        &[("RESCUE_TEST_KILL_AFTER_POLL", "3".into())],
+    );
+    assert!(killed(&out), "{}", text(&out));
+    let run = only_run(&f.state);
+    // Long past the retention (1 s of Azure time), the URL answers 404.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = f.emulator.requests().len();
+    let out = f.emulator.rescue(&f.state, &["resume", &run, "--yes"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let expired = f.emulator.requests()[before..]
+        .iter()
+        .filter(|r| r["operation"] == "operations.get" && r["status"] == 404)
+        .count();
+    assert!(
+        expired >= 1,
+        "the resumed run never met the expired operation URL"
+    );
+    f.emulator
+        .assert_invariants(&f.state, &run, &f.original, &f.original_hash, "expired URL");
+}

@@ -102,9 +102,18 @@ impl Served {
 
     /// `rescue ARGS` against this emulator with `state` as the state dir and `env` added.
     pub fn rescue(&self, state: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut cmd = self.command(state);
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("spawn rescue")
+    }
+
+    /// `rescue` pointed at this emulator with `state` as its state dir, no arguments yet.
+    pub fn command(&self, state: &Path) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .env("RESCUE_STATE_DIR", state)
+        cmd.env("RESCUE_STATE_DIR", state)
             .env("RESCUE_EMULATOR_URL", &self.endpoint)
             .env("RESCUE_EMULATOR_TOKEN", &self.token)
             .env("AZURE_SUBSCRIPTION_ID", &self.subscription)
@@ -113,10 +122,7 @@ impl Served {
             .env_remove("RESCUE_TEST_KILL_AFTER_POLL")
             .env_remove("RESCUE_TEST_KILL_IN_WRITE")
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("spawn rescue")
+        cmd
     }
 
     /// `rescue run workflows/os-disk-swap.yaml --yes` on the incident inputs.
