@@ -78,10 +78,17 @@ impl ArmError {
 
     fn retryable(&self) -> bool {
         matches!(self.status, Some(408 | 429) | Some(500..=599))
+            || self.busy()
             || self
                 .message
                 .to_ascii_lowercase()
                 .contains("another operation")
+    }
+
+    /// 409 `Conflict`: ARM's "conflict with a concurrent request" and Run Command's "execution is
+    /// in progress" both say the resource is busy for now.
+    fn busy(&self) -> bool {
+        self.status == Some(409) && self.code == "Conflict"
     }
 
     fn into_action_error(self, doing: &str) -> ActionError {
@@ -147,7 +154,8 @@ pub fn operation_failed(label: &str, status: &str, error: Option<&Value>) -> Act
 /// request, accepted just before its connection dropped, then sent again by the retry policy.)
 pub fn is_busy(error: &ActionError) -> bool {
     let m = error.message.to_ascii_lowercase();
-    m.contains("another operation")
+    m.contains("(conflict) [http 409]")
+        || m.contains("another operation")
         || m.contains("provisioning state is updating")
         || m.contains("provisioning state is creating")
 }

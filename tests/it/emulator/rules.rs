@@ -77,7 +77,10 @@ async fn disk_and_vm_rules_are_refused_with_azure_codes() {
     let body = json!({"properties": {"storageProfile": {"osDisk": {"createOption": "Attach"}}}});
     let (s, code, msg, _) = refused(emu.send("PATCH", &vm_url(BROKEN), Some(body)).await).await;
     assert_eq!((s, code.as_str()), (409, "PropertyChangeNotAllowed"));
-    assert_eq!(msg, "Changing property 'osDisk.createOption' is not allowed.");
+    assert_eq!(
+        msg,
+        "Changing property 'osDisk.createOption' is not allowed."
+    );
 
     // Growing the OS disk of a running VM, through the disk or through the VM.
     let (s, code, msg, err) = refused(
@@ -117,7 +120,10 @@ async fn disk_and_vm_rules_are_refused_with_azure_codes() {
     )
     .await;
     assert_eq!((s, code.as_str()), (400, "BadRequest"));
-    assert!(msg.starts_with(&format!("The disk {PVC} cannot be resized down.")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("The disk {PVC} cannot be resized down.")),
+        "{msg}"
+    );
 
     // A stale ETag, and If-None-Match: * on a VM that exists.
     let r = emu.send("GET", &vm_url(RESCUE), None).await;
@@ -141,7 +147,9 @@ async fn disk_and_vm_rules_are_refused_with_azure_codes() {
     assert_eq!((s, code.as_str()), (412, "PreconditionFailed"));
     assert_eq!(
         msg,
-        format!("Etag provided in if-match header {etag} does not match etag {new_etag} of resource.")
+        format!(
+            "Etag provided in if-match header {etag} does not match etag {new_etag} of resource."
+        )
     );
     let (s, code, _, _) = refused(write("If-None-Match", "*".into(), "run-3").await.unwrap()).await;
     assert_eq!((s, code.as_str()), (412, "PreconditionFailed"));
@@ -167,7 +175,10 @@ async fn disk_and_vm_rules_are_refused_with_azure_codes() {
     )
     .await;
     assert_eq!((s, code.as_str()), (409, "OperationNotAllowed"));
-    assert_eq!(msg, "The operation requires the VM to be running (or set to run).");
+    assert_eq!(
+        msg,
+        "The operation requires the VM to be running (or set to run)."
+    );
     // ... where the agent is down (the broken VM) it is accepted and fails once CRP gives up on
     // the agent.
     let done = emu

@@ -61,6 +61,10 @@ async fn output_keeps_only_the_last_4_kib_of_each_stream() {
     let out = out.strip_prefix("Enable succeeded: \n[stdout]\n").unwrap();
     assert_eq!(out.len(), 4096, "the last 4 KiB of stdout");
     assert!(out.ends_with("2999\n3000\n"));
-    assert_eq!(err.len(), 4096, "the last 4 KiB of stderr, nothing after it");
+    assert_eq!(
+        err.len(),
+        4096,
+        "the last 4 KiB of stderr, nothing after it"
+    );
     assert!(err.ends_with("2000\n"));
 }

@@ -239,8 +239,12 @@ impl Emu {
     /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure),
     /// naming the source's generation and OS type, which DiskRP does not copy on its own.
     pub async fn copy_disk(&self, source: &str, name: &str) {
-        self.copy_disk_with(source, name, serde_json::json!({"hyperVGeneration": "V2", "osType": "Linux"}))
-            .await
+        self.copy_disk_with(
+            source,
+            name,
+            serde_json::json!({"hyperVGeneration": "V2", "osType": "Linux"}),
+        )
+        .await
     }
 
     /// `copy_disk` with these `properties` besides `creationData` on both copies.

@@ -58,7 +58,10 @@ async fn snapshot_put_is_a_202_lro_ending_with_the_snapshot_in_output() {
         out["properties"]["hyperVGeneration"].is_null(),
         "DiskRP does not copy the generation: the client names it"
     );
-    assert_eq!(out["properties"]["osType"], "Linux", "kept from the source disk");
+    assert_eq!(
+        out["properties"]["osType"], "Linux",
+        "kept from the source disk"
+    );
 
     let loc = emu.get_url(h["location"].to_str().unwrap()).await;
     assert_eq!(loc.status(), 200);

@@ -26,8 +26,8 @@ fn throttling_5xx_and_a_lost_answer_are_retried_and_shown() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
-        all.contains("throttled by Azure, retrying in 2.0 s"),
-        "the throttle wait (8 s asked, capped) is not shown:\n{all}"
+        all.contains("throttled by Azure, retrying in 80 ms"),
+        "the throttle wait (8 s asked, scaled by the time scale 0.01) is not shown:\n{all}"
     );
     assert!(all.contains("Azure answered 503"), "{all}");
     assert!(
