@@ -229,6 +229,35 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
                     bail!("vm {}: disk {name} is attached twice", vm.name);
                 }
             }
+            let os = &disks[&vm.os_disk.to_ascii_lowercase()];
+            let standard = |t: &Option<String>| {
+                t.clone()
+                    .filter(|t| !t.eq_ignore_ascii_case("Standard"))
+                    .map(|t| t.to_ascii_lowercase())
+            };
+            if standard(&vm.security_type) != standard(&os.security_type) {
+                bail!(
+                    "vm {}: security_type {:?} differs from its OS disk {}'s {:?} (Azure refuses that pair)",
+                    vm.name,
+                    vm.security_type,
+                    os.name,
+                    os.security_type
+                );
+            }
+            let arch = |a: &Option<String>| {
+                a.clone()
+                    .unwrap_or_else(|| "x64".into())
+                    .to_ascii_lowercase()
+            };
+            if arch(&vm.architecture) != arch(&os.architecture) {
+                bail!(
+                    "vm {}: architecture {} differs from its OS disk {}'s {}",
+                    vm.name,
+                    arch(&vm.architecture),
+                    os.name,
+                    arch(&os.architecture)
+                );
+            }
             for dd in &vm.data_disks {
                 if !(0..64).contains(&dd.lun) || !luns.insert(dd.lun) {
                     bail!(

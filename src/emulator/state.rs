@@ -324,6 +324,15 @@ impl State {
     }
 }
 
+/// The data dir and its images are the owner's only (0700): they hold disk contents and what
+/// root scripts wrote.
+pub fn secure(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    super::runcommand::private_dir(&images_dir(data_dir))?;
+    std::fs::set_permissions(images_dir(data_dir), std::fs::Permissions::from_mode(0o700))
+}
+
 pub fn images_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("images")
 }

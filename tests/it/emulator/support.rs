@@ -317,6 +317,63 @@ impl Emu {
             .to_string()
     }
 
+    /// The saved state (what a restarted emulator would read).
+    pub fn state(&self) -> Value {
+        let data = self.dir.path().join("data");
+        serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap()).unwrap()
+    }
+
+    fn vm_state(&self, vm_name: &str) -> Value {
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            vm_name.to_ascii_lowercase()
+        );
+        self.state()["vms"][&key].clone()
+    }
+
+    /// How many scripts (action and managed Run Command) the VM has run.
+    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+        self.vm_state(vm_name)["scripts_run"].as_u64().unwrap_or(0)
+    }
+
+    /// The VM's own files (its /var/lib, /var/log, /tmp) in the data dir.
+    pub fn vm_root(&self, vm_name: &str) -> std::path::PathBuf {
+        let id = self.vm_state(vm_name)["vm_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.dir.path().join("data").join("vms").join(id)
+    }
+
+    /// Runs a RunShellScript with parameters and returns the result message.
+    pub async fn run_script_with(
+        &self,
+        vm_name: &str,
+        lines: &[&str],
+        parameters: Value,
+    ) -> String {
+        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters});
+        let r = self
+            .send(
+                "POST",
+                &format!("{}/runCommand?{VM_API}", vm(vm_name)),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        let url = r.headers()["azure-asyncoperation"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (done, _) = self.wait_async(&url).await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
+        done["properties"]["output"]["value"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn agent_status(&self, vm_name: &str) -> String {
         let v = self
             .get_json(&format!("{}/instanceView?{VM_API}", vm(vm_name)))
