@@ -5,6 +5,7 @@ mod boot;
 mod client;
 mod faults;
 mod lifecycle;
+mod managed;
 mod persistence;
 mod rules;
 mod runcommand;
