@@ -10,5 +10,6 @@ mod persistence;
 mod rules;
 mod runcommand;
 mod scenarios;
+mod security;
 mod support;
 mod wire;
