@@ -188,3 +188,48 @@ fn eventually(check: impl Fn() -> bool) -> bool {
         }
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_run_command_cut_by_a_restart_reads_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = start_with(dir, |d| config(d, 0.01)).await;
+    let rc = format!("{}/runCommands/long?{VM_API}", vm(RESCUE));
+    let r = emu
+        .send(
+            "PUT",
+            &rc,
+            Some(json!({"location": "westeurope", "properties": {"source": {"script": "sleep 41.3"}}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let op_path = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .split_once("/subscriptions/")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(eventually(|| running("sleep 41.3")), "the script runs");
+    emu.stop().await;
+    assert!(eventually(|| !running("sleep 41.3")));
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    let emu2 = start_with(dir, |d| config(d, 0.01)).await;
+    let (done, _) = emu2
+        .wait_async(&emu2.url(&format!("/subscriptions/{op_path}")))
+        .await;
+    assert_eq!(done["status"], "Succeeded");
+    let got = emu2
+        .get_json(&format!(
+            "{}/runCommands/long?$expand=instanceView&{VM_API}",
+            vm(RESCUE)
+        ))
+        .await;
+    let view = &got["properties"]["instanceView"];
+    assert_eq!(view["executionState"], "Unknown", "{got}");
+    assert_eq!(view["executionMessage"], "The script has been executed. However, the instanceView's execution state, output, error are unknown.");
+    assert_eq!(
+        emu2.scripts_run(RESCUE),
+        1,
+        "not run again after the restart"
+    );
+}
