@@ -77,17 +77,7 @@ pub fn attachable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
         // #1378, recorded 2022: "Cannot attach the disk pvc-… to VM /subscriptions/… because it
         // is already attached to VM /subscriptions/…. A disk can be attached to only one VM at a
         // time.").
-        return Err(ArmError::conflict(
-            "ConflictingUserInput",
-            format!(
-                "Cannot attach the disk {} to VM {} because it is already attached to VM {}. \
-                 A disk can be attached to only one VM at a time.",
-                disk.name,
-                state.vm_id(vm),
-                state.vm_id(owner)
-            ),
-        )
-        .with_target(&disk_id));
+        return Err(attached_to(state, vm, disk_key, owner));
     }
     match (&disk.zone, &vm.zone) {
         (a, b) if a == b => Ok(()),
@@ -243,9 +233,9 @@ pub fn data_disks(state: &State, vm: &Vm, wanted: Vec<WantedDisk>) -> ArmResult<
     Ok(next)
 }
 
-/// A disk this VM already has, attached again elsewhere in its list: the owner rule's answer
-/// with the VM as its own owner (inferred).
-fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
+/// The owner rule's error; a disk this VM already has, attached again elsewhere in its list,
+/// gets it with the VM as its own owner (inferred).
+fn attached_to(state: &State, vm: &Vm, disk_key: &str, owner: &Vm) -> ArmError {
     let disk = &state.disks[disk_key];
     ArmError::conflict(
         "ConflictingUserInput",
@@ -254,10 +244,14 @@ fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
              A disk can be attached to only one VM at a time.",
             disk.name,
             state.vm_id(vm),
-            state.vm_id(vm)
+            state.vm_id(owner)
         ),
     )
     .with_target(&state.disk_id(disk))
+}
+
+fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
+    attached_to(state, vm, disk_key, vm)
 }
 
 /// 409 `OperationNotAllowed` "The operation requires the VM to be running (or set to run)." for

@@ -75,7 +75,7 @@ pub struct Volume {
 /// snapshot (the DiskRP 2024-03-02 `DiskProperties` / `SnapshotProperties` of those names).
 /// `None` is "not set": rendered as DiskRP's default where the spec or a recording shows one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiskSettings {
     /// `encryption.type`; `None` = EncryptionAtRestWithPlatformKey.
     pub encryption_type: Option<String>,

@@ -250,15 +250,7 @@ async fn several_run_in_parallel_and_async_execution_provisions_at_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_run_command_is_refused_where_azure_refuses_it() {
     let emu = start(0.002).await;
-    assert_eq!(
-        emu.run(
-            "POST",
-            &format!("{}/deallocate?{VM_API}", vm(HEALTHY)),
-            None
-        )
-        .await["status"],
-        "Succeeded"
-    );
+    emu.deallocate(&vm(HEALTHY)).await;
     let r = emu
         .put_rc(HEALTHY, "x", json!({"source": {"script": "true"}}))
         .await;

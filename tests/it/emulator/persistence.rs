@@ -19,13 +19,7 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    let op_path = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .split_once("/subscriptions/")
-        .unwrap()
-        .1
-        .to_string();
+    let op_path = operation_path(&r);
     let r = emu
         .send(
             "POST",
@@ -34,13 +28,7 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    let rc_path = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .split_once("/subscriptions/")
-        .unwrap()
-        .1
-        .to_string();
+    let rc_path = operation_path(&r);
     assert!(eventually(|| running("sleep 31.8")), "the script runs");
     emu.stop().await;
     assert!(
@@ -78,6 +66,17 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     assert!(msg.contains("again"), "the VM is free again: {msg}");
     let pvc = emu2.get_json(&format!("{}?{DISK_API}", disk(PVC))).await;
     assert_eq!(pvc["managedBy"], vm(BROKEN));
+}
+
+/// The path of a mutation's operation URL, to poll it on a restarted emulator.
+fn operation_path(r: &reqwest::Response) -> String {
+    r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .split_once("/subscriptions/")
+        .unwrap()
+        .1
+        .to_string()
 }
 
 /// A loop device on an emulator image; detached at the end whatever happens.
@@ -202,13 +201,7 @@ async fn a_managed_run_command_cut_by_a_restart_reads_unknown() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    let op_path = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .split_once("/subscriptions/")
-        .unwrap()
-        .1
-        .to_string();
+    let op_path = operation_path(&r);
     assert!(eventually(|| running("sleep 41.3")), "the script runs");
     emu.stop().await;
     assert!(eventually(|| !running("sleep 41.3")));

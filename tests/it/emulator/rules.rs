@@ -156,15 +156,7 @@ async fn disk_and_vm_rules_are_refused_with_azure_codes() {
 
     // Run Command on a deallocated VM is refused at once ...
     let body = json!({"commandId": "RunShellScript", "script": ["true"]});
-    assert_eq!(
-        emu.run(
-            "POST",
-            &format!("{}/deallocate?{VM_API}", vm(HEALTHY)),
-            None
-        )
-        .await["status"],
-        "Succeeded"
-    );
+    emu.deallocate(&vm(HEALTHY)).await;
     let (s, code, msg, _) = refused(
         emu.send(
             "POST",

@@ -34,6 +34,16 @@ async fn secure(scale: f64) -> Emu {
     .await
 }
 
+/// A Standard x64 V2 disk: a copy of the rescue VM's OS disk.
+async fn copy_of_the_rescue_disk(emu: &Emu, name: &str) {
+    let body = json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
+        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": sdisk("secure-rescue-os")}, "hyperVGeneration": "V2", "osType": "Linux"}});
+    let done = emu
+        .run("PUT", &format!("{}?{DISK_API}", sdisk(name)), Some(body))
+        .await;
+    assert_eq!(done["status"], "Succeeded");
+}
+
 fn swap(disk_id: &str, name: &str) -> Value {
     json!({"properties": {"storageProfile": {"osDisk": {"name": name, "managedDisk": {"id": disk_id}}}}})
 }
@@ -69,7 +79,7 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
     assert_eq!(snap["networkAccessPolicy"], "AllowAll", "not inherited");
 
     // A disk copied from it: the security type follows the bits, the key only if asked for.
-    let copy = |name: &str, extra: Value| {
+    let copy = |extra: Value| {
         let mut props = json!({"creationData": {"createOption": "Copy", "sourceResourceId": ssnap("tl-snap")}, "hyperVGeneration": "V2", "osType": "Linux"});
         for (k, v) in extra.as_object().unwrap() {
             props[k] = v.clone();
@@ -80,7 +90,7 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
         .run(
             "PUT",
             &format!("{}?{DISK_API}", sdisk("plain-copy")),
-            Some(copy("plain-copy", json!({}))),
+            Some(copy(json!({}))),
         )
         .await;
     let pp = &plain["properties"]["output"]["properties"];
@@ -90,9 +100,7 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
         .run(
             "PUT",
             &format!("{}?{DISK_API}", sdisk("cmk-copy")),
-            Some(copy(
-                "cmk-copy",
-                json!({"encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": DES},
+            Some(copy(json!({"encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": DES},
                        "networkAccessPolicy": "DenyAll", "publicNetworkAccess": "Disabled"}),
             )),
         )
@@ -106,7 +114,6 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
             "PUT",
             &format!("{}?{DISK_API}", sdisk("named")),
             Some(copy(
-                "named",
                 json!({"securityProfile": {"securityType": "TrustedLaunch"}}),
             )),
         )
@@ -116,26 +123,8 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
 
     // The Trusted Launch VM takes the Trusted Launch copy, not a Standard disk; the Standard VM
     // does not take the Trusted Launch copy.
-    assert_eq!(
-        emu.run(
-            "POST",
-            &format!("{}/deallocate?{VM_API}", svm("tl-node")),
-            None
-        )
-        .await["status"],
-        "Succeeded"
-    );
-    let body = json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
-        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": sdisk("secure-rescue-os")}, "hyperVGeneration": "V2", "osType": "Linux"}});
-    assert_eq!(
-        emu.run(
-            "PUT",
-            &format!("{}?{DISK_API}", sdisk("std-copy")),
-            Some(body)
-        )
-        .await["status"],
-        "Succeeded"
-    );
+    emu.deallocate(&svm("tl-node")).await;
+    copy_of_the_rescue_disk(&emu, "std-copy").await;
     let r = emu
         .send(
             "PATCH",
@@ -169,17 +158,7 @@ async fn copies_keep_what_diskrp_keeps_and_swaps_check_the_security_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_arm64_vm_takes_only_arm64_disks_and_has_no_managed_run_command() {
     let emu = secure(0.002).await;
-    let body = json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
-        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": sdisk("secure-rescue-os")}, "hyperVGeneration": "V2", "osType": "Linux"}});
-    assert_eq!(
-        emu.run(
-            "PUT",
-            &format!("{}?{DISK_API}", sdisk("x64-copy")),
-            Some(body)
-        )
-        .await["status"],
-        "Succeeded"
-    );
+    copy_of_the_rescue_disk(&emu, "x64-copy").await;
     let r = emu
         .send(
             "PATCH",

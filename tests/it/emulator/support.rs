@@ -296,7 +296,12 @@ impl Emu {
 
     /// Runs a RunShellScript on the VM at `vm_path` and returns the result message.
     pub async fn run_script_at(&self, vm_path: &str, lines: &[&str]) -> String {
-        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
+        self.run_script_on(vm_path, lines, Value::Array(Vec::new()))
+            .await
+    }
+
+    async fn run_script_on(&self, vm_path: &str, lines: &[&str], parameters: Value) -> String {
+        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters});
         let r = self
             .send(
                 "POST",
@@ -315,6 +320,14 @@ impl Emu {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Deallocates a VM and waits for it.
+    pub async fn deallocate(&self, vm_path: &str) {
+        let done = self
+            .run("POST", &format!("{vm_path}/deallocate?{VM_API}"), None)
+            .await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
     }
 
     /// The saved state (what a restarted emulator would read).
@@ -353,25 +366,7 @@ impl Emu {
         lines: &[&str],
         parameters: Value,
     ) -> String {
-        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters});
-        let r = self
-            .send(
-                "POST",
-                &format!("{}/runCommand?{VM_API}", vm(vm_name)),
-                Some(body),
-            )
-            .await;
-        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-        let url = r.headers()["azure-asyncoperation"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let (done, _) = self.wait_async(&url).await;
-        assert_eq!(done["status"], "Succeeded", "{done}");
-        done["properties"]["output"]["value"][0]["message"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.run_script_on(&vm(vm_name), lines, parameters).await
     }
 
     pub async fn agent_status(&self, vm_name: &str) -> String {
