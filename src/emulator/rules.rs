@@ -132,7 +132,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
             .filter(|t| !t.eq_ignore_ascii_case("Standard"))
             .map(|t| t.to_ascii_lowercase())
     };
-    if standard(&disk.settings.security_type) != standard(&vm.security_type) {
+    if standard(&disk.settings.security_type) != standard(&vm.settings.security_type) {
         return Err(ArmError::bad_request(
             "BadRequest",
             "Security type of VM is not compatible with the security type of attached OS Disk.",
@@ -147,7 +147,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
 /// (Azure/azure-cli-extensions#5826, recorded 2023 on create; a swap is checked the same way,
 /// inferred).
 pub fn architecture_matches(vm: &Vm, disk_architecture: Option<&str>) -> ArmResult<()> {
-    let vm_arch = vm.architecture.as_deref().unwrap_or("x64");
+    let vm_arch = vm.settings.architecture.as_deref().unwrap_or("x64");
     let disk_arch = disk_architecture.unwrap_or("x64");
     if vm_arch.eq_ignore_ascii_case(disk_arch) {
         return Ok(());
@@ -306,6 +306,7 @@ pub fn extensions_modifiable(vm: &Vm) -> ArmResult<()> {
 /// per run-command-handler-linux misc/manifest.xml).
 pub fn managed_run_command_available(vm: &Vm) -> ArmResult<()> {
     let arm64 = vm
+        .settings
         .architecture
         .as_deref()
         .is_some_and(|a| a.eq_ignore_ascii_case("Arm64"));

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::arm;
 use super::faults::FaultRule;
 use super::generate::{self, Corruption, Fs, Recipe, Tree};
-use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, Volume};
+use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, VmSettings, Volume};
 
 /// The embedded default: the incident's cluster.
 pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incident.yaml");
@@ -109,15 +109,10 @@ pub struct VmSpec {
     pub data_disks: Vec<DataDiskSpec>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// TrustedLaunch or ConfidentialVM (default: Standard).
+    /// `security_type` (TrustedLaunch, ConfidentialVM; default Standard), `architecture` (x64,
+    /// Arm64), `boot_diagnostics_storage` (a storage account URI; default managed storage).
     #[serde(default)]
-    pub security_type: Option<String>,
-    /// x64 (default) or Arm64.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// A storage account URI for boot diagnostics (default: managed storage).
-    #[serde(default)]
-    pub boot_diagnostics_storage: Option<String>,
+    pub settings: VmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,11 +213,11 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
                     .filter(|t| !t.eq_ignore_ascii_case("Standard"))
                     .map(|t| t.to_ascii_lowercase())
             };
-            if standard(&vm.security_type) != standard(&os.settings.security_type) {
+            if standard(&vm.settings.security_type) != standard(&os.settings.security_type) {
                 bail!(
                     "vm {}: security_type {:?} differs from its OS disk {}'s {:?} (Azure refuses that pair)",
                     vm.name,
-                    vm.security_type,
+                    vm.settings.security_type,
                     os.name,
                     os.settings.security_type
                 );
@@ -232,11 +227,11 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
                     .unwrap_or_else(|| "x64".into())
                     .to_ascii_lowercase()
             };
-            if arch(&vm.architecture) != arch(&os.settings.architecture) {
+            if arch(&vm.settings.architecture) != arch(&os.settings.architecture) {
                 bail!(
                     "vm {}: architecture {} differs from its OS disk {}'s {}",
                     vm.name,
-                    arch(&vm.architecture),
+                    arch(&vm.settings.architecture),
                     os.name,
                     arch(&os.settings.architecture)
                 );
@@ -389,9 +384,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 vm_id: arm::guid(),
                 time_created: created,
                 busy: None,
-                security_type: v.security_type.clone(),
-                architecture: v.architecture.clone(),
-                boot_diagnostics_storage: v.boot_diagnostics_storage.clone(),
+                settings: v.settings.clone(),
                 run_command: None,
                 run_commands: Default::default(),
                 scripts_run: 0,
