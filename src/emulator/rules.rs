@@ -77,17 +77,7 @@ pub fn attachable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
         // #1378, recorded 2022: "Cannot attach the disk pvc-… to VM /subscriptions/… because it
         // is already attached to VM /subscriptions/…. A disk can be attached to only one VM at a
         // time.").
-        return Err(ArmError::conflict(
-            "ConflictingUserInput",
-            format!(
-                "Cannot attach the disk {} to VM {} because it is already attached to VM {}. \
-                 A disk can be attached to only one VM at a time.",
-                disk.name,
-                state.vm_id(vm),
-                state.vm_id(owner)
-            ),
-        )
-        .with_target(&disk_id));
+        return Err(attached_to(state, vm, disk_key, owner));
     }
     match (&disk.zone, &vm.zone) {
         (a, b) if a == b => Ok(()),
@@ -142,7 +132,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
             .filter(|t| !t.eq_ignore_ascii_case("Standard"))
             .map(|t| t.to_ascii_lowercase())
     };
-    if standard(&disk.settings.security_type) != standard(&vm.security_type) {
+    if standard(&disk.settings.security_type) != standard(&vm.settings.security_type) {
         return Err(ArmError::bad_request(
             "BadRequest",
             "Security type of VM is not compatible with the security type of attached OS Disk.",
@@ -157,7 +147,7 @@ pub fn os_swappable(state: &State, vm: &Vm, disk_key: &str) -> ArmResult<()> {
 /// (Azure/azure-cli-extensions#5826, recorded 2023 on create; a swap is checked the same way,
 /// inferred).
 pub fn architecture_matches(vm: &Vm, disk_architecture: Option<&str>) -> ArmResult<()> {
-    let vm_arch = vm.architecture.as_deref().unwrap_or("x64");
+    let vm_arch = vm.settings.architecture.as_deref().unwrap_or("x64");
     let disk_arch = disk_architecture.unwrap_or("x64");
     if vm_arch.eq_ignore_ascii_case(disk_arch) {
         return Ok(());
@@ -243,9 +233,9 @@ pub fn data_disks(state: &State, vm: &Vm, wanted: Vec<WantedDisk>) -> ArmResult<
     Ok(next)
 }
 
-/// A disk this VM already has, attached again elsewhere in its list: the owner rule's answer
-/// with the VM as its own owner (inferred).
-fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
+/// The owner rule's error; a disk this VM already has, attached again elsewhere in its list,
+/// gets it with the VM as its own owner (inferred).
+fn attached_to(state: &State, vm: &Vm, disk_key: &str, owner: &Vm) -> ArmError {
     let disk = &state.disks[disk_key];
     ArmError::conflict(
         "ConflictingUserInput",
@@ -254,10 +244,14 @@ fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
              A disk can be attached to only one VM at a time.",
             disk.name,
             state.vm_id(vm),
-            state.vm_id(vm)
+            state.vm_id(owner)
         ),
     )
     .with_target(&state.disk_id(disk))
+}
+
+fn already_attached(state: &State, vm: &Vm, disk_key: &str) -> ArmError {
+    attached_to(state, vm, disk_key, vm)
 }
 
 /// 409 `OperationNotAllowed` "The operation requires the VM to be running (or set to run)." for
@@ -312,6 +306,7 @@ pub fn extensions_modifiable(vm: &Vm) -> ArmResult<()> {
 /// per run-command-handler-linux misc/manifest.xml).
 pub fn managed_run_command_available(vm: &Vm) -> ArmResult<()> {
     let arm64 = vm
+        .settings
         .architecture
         .as_deref()
         .is_some_and(|a| a.eq_ignore_ascii_case("Arm64"));

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::arm;
 use super::faults::FaultRule;
 use super::generate::{self, Corruption, Fs, Recipe, Tree};
-use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, Volume};
+use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, VmSettings, Volume};
 
 /// The embedded default: the incident's cluster.
 pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incident.yaml");
@@ -59,31 +59,14 @@ pub struct DiskSpec {
     pub content: Option<Content>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// A disk encryption set resource id: the disk is encrypted with a customer-managed key.
+    /// DiskRP's encryption, security, access and performance settings, by their state names:
+    /// `disk_encryption_set_id` (a customer-managed key; `encryption_type` then defaults to
+    /// EncryptionAtRestWithCustomerKey), `security_type` (TrustedLaunch, ...), `architecture`
+    /// (x64, Arm64), `network_access_policy`, `disk_access_id`, `public_network_access`,
+    /// `disk_controller_types`, `accelerated_network`, `data_access_auth_mode`, `tier`,
+    /// `bursting_enabled`, `secure_vm_disk_encryption_set_id`.
     #[serde(default)]
-    pub encryption_set: Option<String>,
-    /// TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey, ...
-    #[serde(default)]
-    pub security_type: Option<String>,
-    /// x64 or Arm64.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// AllowAll, AllowPrivate (with `disk_access`) or DenyAll.
-    #[serde(default)]
-    pub network_access_policy: Option<String>,
-    #[serde(default)]
-    pub disk_access: Option<String>,
-    /// Enabled or Disabled.
-    #[serde(default)]
-    pub public_network_access: Option<String>,
-    /// SCSI, NVMe or "SCSI, NVMe".
-    #[serde(default)]
-    pub disk_controller_types: Option<String>,
-    /// A performance tier such as P10.
-    #[serde(default)]
-    pub tier: Option<String>,
-    #[serde(default)]
-    pub bursting: Option<bool>,
+    pub settings: DiskSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,15 +109,10 @@ pub struct VmSpec {
     pub data_disks: Vec<DataDiskSpec>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// TrustedLaunch or ConfidentialVM (default: Standard).
+    /// `security_type` (TrustedLaunch, ConfidentialVM; default Standard), `architecture` (x64,
+    /// Arm64), `boot_diagnostics_storage` (a storage account URI; default managed storage).
     #[serde(default)]
-    pub security_type: Option<String>,
-    /// x64 (default) or Arm64.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// A storage account URI for boot diagnostics (default: managed storage).
-    #[serde(default)]
-    pub boot_diagnostics_storage: Option<String>,
+    pub settings: VmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +206,35 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
                 if !used.insert(name.to_ascii_lowercase()) {
                     bail!("vm {}: disk {name} is attached twice", vm.name);
                 }
+            }
+            let os = &disks[&vm.os_disk.to_ascii_lowercase()];
+            let standard = |t: &Option<String>| {
+                t.clone()
+                    .filter(|t| !t.eq_ignore_ascii_case("Standard"))
+                    .map(|t| t.to_ascii_lowercase())
+            };
+            if standard(&vm.settings.security_type) != standard(&os.settings.security_type) {
+                bail!(
+                    "vm {}: security_type {:?} differs from its OS disk {}'s {:?} (Azure refuses that pair)",
+                    vm.name,
+                    vm.settings.security_type,
+                    os.name,
+                    os.settings.security_type
+                );
+            }
+            let arch = |a: &Option<String>| {
+                a.clone()
+                    .unwrap_or_else(|| "x64".into())
+                    .to_ascii_lowercase()
+            };
+            if arch(&vm.settings.architecture) != arch(&os.settings.architecture) {
+                bail!(
+                    "vm {}: architecture {} differs from its OS disk {}'s {}",
+                    vm.name,
+                    arch(&vm.settings.architecture),
+                    os.name,
+                    arch(&os.settings.architecture)
+                );
             }
             for dd in &vm.data_disks {
                 if !(0..64).contains(&dd.lun) || !luns.insert(dd.lun) {
@@ -325,20 +332,13 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 image: file,
                 incremental: false,
                 settings: DiskSettings {
-                    encryption_type: d
-                        .encryption_set
-                        .as_ref()
-                        .map(|_| "EncryptionAtRestWithCustomerKey".to_string()),
-                    disk_encryption_set_id: d.encryption_set.clone(),
-                    security_type: d.security_type.clone(),
-                    network_access_policy: d.network_access_policy.clone(),
-                    disk_access_id: d.disk_access.clone(),
-                    public_network_access: d.public_network_access.clone(),
-                    architecture: d.architecture.clone(),
-                    disk_controller_types: d.disk_controller_types.clone(),
-                    tier: d.tier.clone(),
-                    bursting_enabled: d.bursting,
-                    ..Default::default()
+                    encryption_type: d.settings.encryption_type.clone().or_else(|| {
+                        d.settings
+                            .disk_encryption_set_id
+                            .as_ref()
+                            .map(|_| "EncryptionAtRestWithCustomerKey".to_string())
+                    }),
+                    ..d.settings.clone()
                 },
             };
             state.disks.insert(arm::key(&g.name, &d.name), vol);
@@ -384,9 +384,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 vm_id: arm::guid(),
                 time_created: created,
                 busy: None,
-                security_type: v.security_type.clone(),
-                architecture: v.architecture.clone(),
-                boot_diagnostics_storage: v.boot_diagnostics_storage.clone(),
+                settings: v.settings.clone(),
                 run_command: None,
                 run_commands: Default::default(),
                 scripts_run: 0,

@@ -105,6 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating emulator data dir {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.canonicalize()?;
+    state::secure(&data_dir)?;
     let images = state::images_dir(&data_dir);
     let loaded = State::load(&data_dir)?;
     let mut state = match loaded {

@@ -75,7 +75,7 @@ pub struct Volume {
 /// snapshot (the DiskRP 2024-03-02 `DiskProperties` / `SnapshotProperties` of those names).
 /// `None` is "not set": rendered as DiskRP's default where the spec or a recording shows one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiskSettings {
     /// `encryption.type`; `None` = EncryptionAtRestWithPlatformKey.
     pub encryption_type: Option<String>,
@@ -162,15 +162,8 @@ pub struct Vm {
     pub time_created: OffsetDateTime,
     /// The VM operation in flight; a newer one preempts it, as CRP does.
     pub busy: Option<String>,
-    /// `securityProfile.securityType` (TrustedLaunch, ConfidentialVM); `None` = Standard.
     #[serde(default)]
-    pub security_type: Option<String>,
-    /// The CPU architecture of its size and OS disk; `None` = x64.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// `bootDiagnostics.storageUri`; `None` = managed boot diagnostics storage.
-    #[serde(default)]
-    pub boot_diagnostics_storage: Option<String>,
+    pub settings: VmSettings,
     /// The action Run Command in flight (one at a time per VM).
     #[serde(default)]
     pub run_command: Option<String>,
@@ -183,6 +176,18 @@ pub struct Vm {
     /// RunCommandLinux's sequence number: one per action Run Command.
     #[serde(default)]
     pub run_command_seq: u64,
+}
+
+/// A VM's security type, architecture and boot diagnostics storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VmSettings {
+    /// `securityProfile.securityType` (TrustedLaunch, ConfidentialVM); `None` = Standard.
+    pub security_type: Option<String>,
+    /// The CPU architecture of its size and OS disk; `None` = x64.
+    pub architecture: Option<String>,
+    /// `bootDiagnostics.storageUri`; `None` = managed boot diagnostics storage.
+    pub boot_diagnostics_storage: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,6 +327,15 @@ impl State {
             Some(_) => "Attached",
         }
     }
+}
+
+/// The data dir and its images are the owner's only (0700): they hold disk contents and what
+/// root scripts wrote.
+pub fn secure(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    super::runcommand::private_dir(&images_dir(data_dir))?;
+    std::fs::set_permissions(images_dir(data_dir), std::fs::Permissions::from_mode(0o700))
 }
 
 pub fn images_dir(data_dir: &Path) -> PathBuf {

@@ -94,7 +94,7 @@ pub fn render(state: &State, vm: &Vm, expand: bool) -> Value {
     // Trusted Launch and confidential VMs carry their security type and UEFI settings (the
     // spec's VirtualMachine_Create_WithSecurityTypeTrustedLaunch... examples); a Standard VM has
     // no securityProfile.
-    if let Some(t) = &vm.security_type {
+    if let Some(t) = &vm.settings.security_type {
         props["securityProfile"] = json!({
             "securityType": t,
             "uefiSettings": { "secureBootEnabled": true, "vTpmEnabled": true },
@@ -146,7 +146,7 @@ pub fn instance_view(state: &State, vm: &Vm) -> Value {
         "disks": disks,
         "statuses": [ provisioning, { "code": vm.power.code(), "level": "Info", "displayStatus": vm.power.display() } ],
     });
-    if let Some(storage) = &vm.boot_diagnostics_storage {
+    if let Some(storage) = &vm.settings.boot_diagnostics_storage {
         view["bootDiagnostics"] = unmanaged_boot_diagnostics(storage, vm);
     }
     if vm.power == Power::Running {
@@ -164,7 +164,7 @@ pub fn instance_view(state: &State, vm: &Vm) -> Value {
 /// (the spec's BootDiagnostics: "If storageUri is not specified while enabling boot
 /// diagnostics, managed storage will be used").
 fn boot_diagnostics_profile(vm: &Vm) -> Value {
-    match &vm.boot_diagnostics_storage {
+    match &vm.settings.boot_diagnostics_storage {
         None => json!({ "enabled": true }),
         Some(uri) => json!({ "enabled": true, "storageUri": uri }),
     }

@@ -40,7 +40,7 @@ pub async fn action(
                 .and_then(|m| m.parse::<f64>().ok())
                 .unwrap_or(120.0)
                 .clamp(1.0, 1440.0);
-            let uris = match &vm.boot_diagnostics_storage {
+            let uris = match &vm.settings.boot_diagnostics_storage {
                 None => super::vm::boot_diagnostics_urls(emu, vm, minutes),
                 Some(_) => super::vm::instance_view(&state, vm)["bootDiagnostics"].clone(),
             };

@@ -191,15 +191,17 @@ fn register(
         vm_id: arm::guid(),
         time_created: arm::now(),
         busy: None,
-        security_type: str_at(&["properties", "securityProfile", "securityType"])
-            .filter(|t| !t.eq_ignore_ascii_case("Standard")),
-        architecture: None,
-        boot_diagnostics_storage: str_at(&[
-            "properties",
-            "diagnosticsProfile",
-            "bootDiagnostics",
-            "storageUri",
-        ]),
+        settings: super::super::state::VmSettings {
+            security_type: str_at(&["properties", "securityProfile", "securityType"])
+                .filter(|t| !t.eq_ignore_ascii_case("Standard")),
+            architecture: None,
+            boot_diagnostics_storage: str_at(&[
+                "properties",
+                "diagnosticsProfile",
+                "bootDiagnostics",
+                "storageUri",
+            ]),
+        },
         run_command: None,
         run_commands: Default::default(),
         scripts_run: 0,
@@ -250,7 +252,7 @@ fn register(
                     image: file.clone(),
                     incremental: false,
                     settings: super::super::state::DiskSettings {
-                        security_type: vm.security_type.clone(),
+                        security_type: vm.settings.security_type.clone(),
                         ..Default::default()
                     },
                 },
@@ -276,7 +278,7 @@ fn register(
                 .hyper_v_generation
                 .clone()
                 .unwrap_or_else(|| "V1".into());
-            vm.architecture = disk.settings.architecture.clone();
+            vm.settings.architecture = disk.settings.architecture.clone();
             rules::os_swappable(&state, &vm, &k)?;
             k
         }

@@ -296,7 +296,12 @@ impl Emu {
 
     /// Runs a RunShellScript on the VM at `vm_path` and returns the result message.
     pub async fn run_script_at(&self, vm_path: &str, lines: &[&str]) -> String {
-        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
+        self.run_script_on(vm_path, lines, Value::Array(Vec::new()))
+            .await
+    }
+
+    async fn run_script_on(&self, vm_path: &str, lines: &[&str], parameters: Value) -> String {
+        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters});
         let r = self
             .send(
                 "POST",
@@ -315,6 +320,53 @@ impl Emu {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Deallocates a VM and waits for it.
+    pub async fn deallocate(&self, vm_path: &str) {
+        let done = self
+            .run("POST", &format!("{vm_path}/deallocate?{VM_API}"), None)
+            .await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
+    }
+
+    /// The saved state (what a restarted emulator would read).
+    pub fn state(&self) -> Value {
+        let data = self.dir.path().join("data");
+        serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap()).unwrap()
+    }
+
+    fn vm_state(&self, vm_name: &str) -> Value {
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            vm_name.to_ascii_lowercase()
+        );
+        self.state()["vms"][&key].clone()
+    }
+
+    /// How many scripts (action and managed Run Command) the VM has run.
+    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+        self.vm_state(vm_name)["scripts_run"].as_u64().unwrap_or(0)
+    }
+
+    /// The VM's own files (its /var/lib, /var/log, /tmp) in the data dir.
+    pub fn vm_root(&self, vm_name: &str) -> std::path::PathBuf {
+        let id = self.vm_state(vm_name)["vm_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.dir.path().join("data").join("vms").join(id)
+    }
+
+    /// Runs a RunShellScript with parameters and returns the result message.
+    pub async fn run_script_with(
+        &self,
+        vm_name: &str,
+        lines: &[&str],
+        parameters: Value,
+    ) -> String {
+        self.run_script_on(&vm(vm_name), lines, parameters).await
     }
 
     pub async fn agent_status(&self, vm_name: &str) -> String {
