@@ -58,6 +58,11 @@ fn under_fault(rule: &str, stop_message: Option<&str>) {
     );
     assert_ne!(&os_disk(&vm), original, "{rule}: not swapped");
     assert!(data_disks(&emulator.vm(RESCUE_VM)).is_empty(), "{rule}");
+    assert_eq!(
+        emulator.scripts_run(RESCUE_VM),
+        1,
+        "{rule}: fsck did not run exactly once"
+    );
     let fired: Vec<_> = emulator
         .requests()
         .into_iter()
@@ -116,4 +121,11 @@ fn a_dropped_connection_on_the_swap_is_retried() {
 #[test]
 fn a_slow_run_command_is_waited_for() {
     under_fault("{operation: runCommand.put, call: 1, kind: slow(20)}", None);
+}
+
+#[test]
+fn a_lost_run_command_answer_never_runs_fsck_twice() {
+    // The PUT of the managed Run Command reaches Azure (fsck starts), its answer does not.
+    let rule = "{operation: runCommand.put, call: 1, kind: drop_connection}";
+    under_fault(rule, None);
 }

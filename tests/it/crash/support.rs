@@ -169,6 +169,20 @@ impl Served {
             .collect()
     }
 
+    /// How many scripts (Run Command, either kind) a VM has run, from the emulator's state.
+    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
+        )
+        .unwrap();
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            vm_name.to_ascii_lowercase()
+        );
+        state["vms"][&key]["scripts_run"].as_u64().unwrap_or(0)
+    }
+
     /// The image file behind a disk, from the emulator's saved state.
     pub fn image(&self, name: &str) -> PathBuf {
         let state: Value = serde_json::from_slice(
@@ -312,6 +326,8 @@ pub struct EndState {
     pub snapshots: Vec<String>,
     /// e2fsck -fn exit codes of the VM's OS disk partitions (0: clean).
     pub os_disk_fsck: Vec<i32>,
+    /// Scripts the rescue VM ran: fsck, exactly once however the run was interrupted.
+    pub fsck_runs: u64,
 }
 
 impl Served {
@@ -340,6 +356,7 @@ impl Served {
             disks: names(Kind::Disk),
             snapshots: names(Kind::Snapshot),
             os_disk_fsck: e2fsck_partitions(&self.image(&os_disk(&vm))),
+            fsck_runs: self.scripts_run(RESCUE_VM),
         }
     }
 

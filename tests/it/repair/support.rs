@@ -234,6 +234,19 @@ pub fn e2fsck_partitions(image: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// The real `rescue` binary with its own state dir and no terminal, pointed at nothing yet.
+pub fn rescue_cmd(state: &Path) -> Command {
+    let bin = std::env::var_os("RESCUE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+    let mut cmd = Command::new(bin);
+    cmd.env("RESCUE_STATE_DIR", state)
+        .env_remove("RESCUE_EMULATOR_URL")
+        .env_remove("RESCUE_TEST_KILL_AT")
+        .stdin(Stdio::null());
+    cmd
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "--- stdout\n{}\n--- stderr\n{}",
