@@ -2,6 +2,8 @@
 //!
 //! - `rescue plan` wall time on a 12-step workflow, spawning the real release binary (process
 //!   start included); target < 50 ms.
+//! - refusing a YAML alias bomb (`tests/it/engine/fixtures/bomb.yaml`, 10^9 nodes expanded) as
+//!   `--inputs` of `rescue run`, process start included; target < 1 s.
 //! - journal write latency (temp file + fsync + rename + fsync dir) on the disk that holds
 //!   `target/`; target p99 < 5 ms. Printed next to the floor any durable write pays on that
 //!   disk: one append + fdatasync.
@@ -45,6 +47,30 @@ fn main() {
         &plan,
         Duration::from_millis(50),
         0.5,
+    );
+
+    let bomb = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/engine/fixtures/bomb.yaml");
+    let refusal = measure(PLAN_RUNS, || {
+        let out = Command::new(&rescue)
+            .arg("run")
+            .arg(&workflow)
+            .arg("--inputs")
+            .arg(&bomb)
+            .env("RESCUE_STATE_DIR", work.join("state"))
+            .output()
+            .expect("spawn rescue");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "the bomb was not refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    report(
+        "rescue run refusing a YAML alias bomb in --inputs",
+        &refusal,
+        Duration::from_secs(1),
+        0.99,
     );
 
     let dir = tempfile::tempdir_in(&work).expect("journal dir");

@@ -126,6 +126,8 @@ const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Pro
 
 /// Parses and checks a scenario; errors name the file and, from serde_yaml, line and column.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
+    // The same size and alias-expansion limits as every YAML file rescue reads.
+    crate::workflow::yaml::check_limits(&crate::workflow::Source::new(origin, text))?;
     let s: Scenario = serde_yaml::from_str(text).with_context(|| format!("scenario {origin}"))?;
     check(&s).with_context(|| format!("scenario {origin}"))?;
     Ok(s)

@@ -22,10 +22,8 @@ use crate::actions::Registry;
 /// Reads, parses and checks a workflow file. Every problem found is returned, each with its
 /// file, line and column.
 pub fn load(path: &Path, registry: &Registry) -> Result<Workflow, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Problem::plain(format!("cannot read workflow {}: {e}", path.display()))
-            .help("check the path; `rescue validate FILE` takes a workflow YAML file")
-    })?;
+    let text = yaml::read_file(path, "workflow")
+        .map_err(|p| p.help("check the path; `rescue validate FILE` takes a workflow YAML file"))?;
     parse(Source::new(path.display().to_string(), text), registry)
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: engine.
 
+mod bad_input;
 mod kill;
 mod lock;
 mod plan;

@@ -181,3 +181,36 @@ pub fn lines_of(path: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Runs `cmd` to the end and returns its output with the child's peak resident set size in
+/// bytes, read from the kernel's accounting of that one child (wait4's `ru_maxrss`).
+pub fn output_with_peak_rss(mut cmd: Command) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    // Drain both pipes while the child runs, so a chatty child cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        out.read_to_end(&mut buf).expect("read stdout");
+        buf
+    });
+    let mut stderr = Vec::new();
+    err.read_to_end(&mut stderr).expect("read stderr");
+    let mut status = 0;
+    // SAFETY: plain syscall on our own child; `rusage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4 failed");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: reader.join().unwrap(),
+        stderr,
+    };
+    // Linux reports ru_maxrss in KiB.
+    (output, usage.ru_maxrss as u64 * 1024)
+}
