@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rescue::engine::journal::{Journal, StepRecord, StepStatus, WorkflowRecord};
+use rescue::workflow::Origin;
 use serde_json::{json, Map};
 
 const PLAN_RUNS: usize = 30;
@@ -204,7 +205,7 @@ fn sample_journal() -> Journal {
             s
         })
         .collect();
-    let record = WorkflowRecord::new("bench.yaml".into(), text);
+    let record = WorkflowRecord::new(&Origin::File("/bench.yaml".into()), &text);
     Journal::new(
         "20261126-120000-beef".into(),
         record,

@@ -12,6 +12,7 @@ pub mod settings;
 mod status;
 mod target;
 mod validate;
+mod workflows;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -71,6 +72,11 @@ pub enum Command {
     /// Show a run's steps, durations, outputs and errors.
     #[command(after_help = "Example:\n  rescue status 20261126-101500-ab12")]
     Status(status::StatusArgs),
+    /// List the built-in workflows with their inputs; `workflows show NAME` prints one.
+    #[command(
+        after_help = "Examples:\n  rescue workflows\n  rescue workflows --output json\n  rescue workflows show os-disk-swap > my-repair.yaml"
+    )]
+    Workflows(workflows::WorkflowsArgs),
     /// Print the JSON Schema of workflow files (for editors).
     #[command(after_help = "Example:\n  rescue schema > workflow.schema.json")]
     Schema(schema::SchemaArgs),
@@ -110,6 +116,7 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Cleanup(args) => settings(args.flags()).map(|s| cleanup::run(args, &s)),
         Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
         Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
+        Command::Workflows(args) => settings(args.flags()).map(|s| workflows::run(args, &s)),
         Command::Schema(args) => Ok(schema::run(args)),
         Command::Emulator(EmulatorCommand::Serve(args)) => Ok(serve_emulator(args.clone())),
     };
@@ -129,27 +136,38 @@ fn serve_emulator(args: crate::emulator::ServeArgs) -> ExitCode {
     }
 }
 
-/// Loads and checks `file` and resolves the inputs given by the flags: what plan and run
-/// both start from. On problems, prints them and gives exit 2.
+/// A workflow checked with its inputs and the files its steps name: what plan and run start
+/// from.
+pub(crate) struct Loaded {
+    pub origin: crate::workflow::Origin,
+    pub workflow: crate::workflow::Workflow,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    pub files: Vec<crate::workflow::FileRead>,
+}
+
+/// Finds `given` (a file, or a built-in's name), checks it, resolves the inputs the flags give
+/// and reads the files its steps name. On problems, prints them and gives exit 2.
 pub(crate) fn load_with_inputs(
-    file: &std::path::Path,
+    given: &std::path::Path,
     settings: &Settings,
     registry: &crate::actions::Registry,
-) -> Result<
-    (
-        crate::workflow::Workflow,
-        serde_json::Map<String, serde_json::Value>,
-    ),
-    ExitCode,
-> {
-    let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
+) -> Result<Loaded, ExitCode> {
+    let origin = crate::workflow::Origin::resolve(given).map_err(|p| report_invalid(&p))?;
+    let workflow = crate::workflow::load(&origin, registry).map_err(|p| report_invalid(&p))?;
     let inputs = crate::workflow::resolve_inputs(
-        &wf,
+        &workflow,
         &settings.input_pairs,
         settings.inputs_file.as_deref(),
     )
     .map_err(|p| report_invalid(&p))?;
-    Ok((wf, inputs))
+    let files = crate::workflow::referenced_files(&workflow, &origin, &inputs, registry)
+        .map_err(|p| report_invalid(&p))?;
+    Ok(Loaded {
+        origin,
+        workflow,
+        inputs,
+        files,
+    })
 }
 
 /// A recorded run opened for changing: its directory, its lock (held until dropped) and its
@@ -181,13 +199,9 @@ pub(crate) async fn connect_recorded(
     journal: &crate::engine::journal::Journal,
 ) -> Result<target::Connected, ExitCode> {
     let record = target::TargetRecord::from_value(&journal.target);
-    let workflow_dir = journal
-        .workflow
-        .path
-        .parent()
-        .map(std::path::Path::to_path_buf);
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
-    target::connect(&record, needs_azure, workflow_dir)
+    // Undo and cleanup read no workflow files.
+    target::connect(&record, needs_azure, None)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");

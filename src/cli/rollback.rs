@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::run::{block_on, fatal};
+use super::run::{block_on, stopped, Next};
 use super::settings::{StateArgs, YesArgs};
 use super::{Flags, Settings};
 use crate::actions::Registry;
@@ -101,7 +101,7 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
     connected.close().await;
     drop(lock);
     match outcome {
-        Err(e) => fatal(&e.context("cannot write the journal")),
+        Err(e) => stopped(&args.run_id, &e, Next::Rollback),
         Ok(Outcome::Succeeded) => {
             eprintln!("run {} rolled back", args.run_id);
             ExitCode::SUCCESS

@@ -25,7 +25,7 @@ pub struct StateArgs {
 #[derive(Args, Clone, Debug, Default)]
 pub struct OutputArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 

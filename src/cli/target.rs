@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::settings::Target;
-use crate::actions::{ActionError, Env};
+use crate::actions::{ActionError, Env, Files};
 use crate::azure::{self, Azure};
 use crate::emulator;
 use crate::engine::store::create_private_dir;
@@ -88,13 +88,13 @@ impl Connected {
 pub async fn connect(
     record: &TargetRecord,
     needs_azure: bool,
-    workflow_dir: Option<PathBuf>,
+    files: Option<Arc<dyn Files>>,
 ) -> Result<Connected, ActionError> {
     if !needs_azure {
         return Ok(Connected {
             env: Env {
                 azure: None,
-                workflow_dir,
+                files,
                 force_unlock: None,
             },
             emulator: None,
@@ -150,7 +150,7 @@ pub async fn connect(
         Ok(azure) => Ok(Connected {
             env: Env {
                 azure: Some(Arc::new(azure)),
-                workflow_dir,
+                files,
                 force_unlock: None,
             },
             emulator: handle,

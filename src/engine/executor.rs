@@ -93,6 +93,17 @@ impl Executor {
             let j = self.recorder.read();
             (j.run_id.clone(), j.workflow.path.display().to_string())
         };
+        let ids: Vec<(String, String)> = self
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.uses.clone()))
+            .collect();
+        self.recorder.read().check_steps(&ids).map_err(|problem| {
+            super::journal::DamagedJournal {
+                path: self.recorder.journal_path(),
+                problem,
+            }
+        })?;
         self.recorder.update(|j| j.status = RunStatus::Running)?;
         let steps = self
             .steps
@@ -173,12 +184,10 @@ impl Executor {
 
     async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {
         let step = &self.steps[index];
-        let record = self
-            .recorder
-            .read()
-            .step(&step.id)
-            .cloned()
-            .expect("journal has every step");
+        let Some(record) = self.recorder.read().step(&step.id).cloned() else {
+            // `run` checked the journal against the steps; this is a second line of defence.
+            anyhow::bail!("the journal has no record of step `{}`", step.id);
+        };
         if record.status.is_done() {
             return Ok(Outcome::Succeeded);
         }

@@ -57,6 +57,10 @@ impl Recorder {
         }
     }
 
+    pub fn journal_path(&self) -> PathBuf {
+        Journal::path(&self.dir)
+    }
+
     /// Read access; never hold it across an await.
     pub fn read(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())

@@ -92,8 +92,8 @@ pub fn resolve_inputs(
     };
 
     if let Some(path) = file {
-        match yaml::read_file(path, "inputs file") {
-            Err(p) => problems.push(p.help("check the path given to --inputs")),
+        match yaml::read_file(path, "inputs file", "check the path given to --inputs") {
+            Err(d) => problems.extend(d),
             Ok(text) => {
                 let source = Source::new(path.display().to_string(), text);
                 match yaml::parse(&source) {

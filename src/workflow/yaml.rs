@@ -108,24 +108,22 @@ pub const LIMITS: Limits = Limits {
 };
 
 /// Reads a YAML file, refusing one larger than [`LIMITS`] without reading all of it.
-/// `what` names the file in the error ("workflow", "inputs file").
-pub fn read_file(path: &Path, what: &str) -> Result<String, Problem> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        Problem::plain(format!("cannot read {what} {}: {e}", path.display()))
-    };
+/// `what` names the file in the error ("workflow", "inputs file"), `help` says what to check.
+pub fn read_file(path: &Path, what: &str, help: &str) -> Result<String, Diagnostics> {
+    let problem = |message: String| Diagnostics::from(Problem::plain(message).help(help));
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(LIMITS.bytes as u64 + 1).read_to_end(&mut bytes))
-        .map_err(|e| cannot(&e))?;
+        .map_err(|e| problem(format!("cannot read {what} {}: {e}", path.display())))?;
     if bytes.len() > LIMITS.bytes {
-        return Err(Problem::plain(format!(
+        return Err(problem(format!(
             "{what} {} is larger than {} (the limit for a YAML file rescue reads)",
             path.display(),
             size(LIMITS.bytes as u64)
-        ))
-        .help("check that this is the file you meant"));
+        )));
     }
-    String::from_utf8(bytes).map_err(|e| cannot(&e))
+    String::from_utf8(bytes)
+        .map_err(|e| problem(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 fn size(bytes: u64) -> String {

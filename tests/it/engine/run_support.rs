@@ -184,6 +184,8 @@ pub fn lines_of(path: &Path) -> Vec<String> {
 
 /// Runs `cmd` to the end and returns its output with the child's peak resident set size in
 /// bytes, read from the kernel's accounting of that one child (wait4's `ru_maxrss`).
+// The child is reaped by wait4 (which std's wait cannot do: it drops the rusage).
+#[allow(clippy::zombie_processes)]
 pub fn output_with_peak_rss(mut cmd: Command) -> (Output, u64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;

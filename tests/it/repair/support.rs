@@ -267,7 +267,10 @@ impl Rehearsal {
             attempt: 1,
             env: Env {
                 azure: Some(Arc::new(self.azure())),
-                workflow_dir: Some(repo("workflows")),
+                // Scripts are read beside the repository's workflows.
+                files: Some(Arc::new(rescue::workflow::Origin::File(repo(
+                    "workflows/os-disk-swap.yaml",
+                )))),
                 force_unlock: None,
             },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
