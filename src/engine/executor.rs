@@ -406,10 +406,14 @@ impl Executor {
         error: &ActionError,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
+        // Actions write `rescue resume RUN_ID`; what the engineer reads names this run.
+        let run_id = self.recorder.read().run_id.clone();
+        let mut error = error.clone();
+        error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
-            s.error = Some(StepError::from(error));
+            s.error = Some(StepError::from(&error));
             s.ended = Some(OffsetDateTime::now_utc());
         })?;
         self.sink.emit(Event::StepFailed {

@@ -324,7 +324,8 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Reads a journal's text and checks that it holds together.
+    /// Reads a journal's text and checks that it holds together. Errors name the field
+    /// (`steps[1].attempts`) and the line and column.
     pub fn parse(text: &str) -> anyhow::Result<Journal> {
         let value: Value = serde_json::from_str(text)?;
         let version = value
@@ -332,10 +333,9 @@ impl Journal {
             .and_then(Value::as_u64)
             .context("no `format_version` (a whole number)")?;
         let journal = match version {
-            1 => v1::JournalV1::deserialize(value)?.upgrade(),
-            // serde_json's message names the field ("invalid type: ..., expected ...").
+            1 => located(text).map(v1::JournalV1::upgrade)?,
             // Version 3 only moved the text out; a version 2 journal reads as it is.
-            2 | 3 => serde_json::from_value(value)?,
+            2 | 3 => located(text)?,
             n => bail!(
                 "journal format version {n} is newer than this rescue understands ({FORMAT_VERSION}); \
                  use the rescue version that started the run"
@@ -440,6 +440,16 @@ impl Journal {
         let bytes = serde_json::to_vec_pretty(self)?;
         write_durably(&Self::path(run_dir), &bytes)
     }
+}
+
+/// Deserializes `text`, naming the field that does not fit (`steps[1].attempts: invalid type
+/// ... at line 12 column 20`).
+fn located<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("`{path}`: {}", e.into_inner())
+    })
 }
 
 /// A journal rescue did not write as it is: edited, truncated, or another run's. Nothing is

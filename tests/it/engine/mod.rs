@@ -1,6 +1,8 @@
 //! Integration tests: engine.
 
 mod bad_input;
+mod builtin;
+mod journal;
 mod kill;
 mod lock;
 mod plan;
