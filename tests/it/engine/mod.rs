@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod builtin;
+mod disk_full;
 mod journal;
 mod kill;
 mod lock;
