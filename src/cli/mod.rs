@@ -4,6 +4,7 @@
 mod cleanup;
 mod plan;
 mod resume;
+mod retarget;
 mod rollback;
 mod run;
 mod runs;
@@ -95,18 +96,41 @@ pub enum EmulatorCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    dispatch(cli.command)
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    dispatch(cli.command, &on_command_line(&matches))
 }
 
-fn settings(flags: Flags) -> Result<Settings, ExitCode> {
-    Settings::resolve(flags).map_err(|message| {
-        eprintln!("error: {message}");
-        ExitCode::from(exit::INVALID)
-    })
+/// The ids of the arguments typed on the command line (not taken from the environment or a
+/// default) of the subcommand that runs: a command continuing a recorded run refuses a flag
+/// typed for another target, but only notes an environment variable that does not apply.
+fn on_command_line(matches: &clap::ArgMatches) -> std::collections::BTreeSet<String> {
+    let mut innermost = matches;
+    while let Some((_, sub)) = innermost.subcommand() {
+        innermost = sub;
+    }
+    innermost
+        .ids()
+        .filter(|id| {
+            innermost.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.to_string())
+        .collect()
 }
 
-fn dispatch(command: Command) -> ExitCode {
+fn dispatch(command: Command, explicit: &std::collections::BTreeSet<String>) -> ExitCode {
+    let settings = |flags: Flags| {
+        Settings::resolve(flags)
+            .map(|mut s| {
+                s.on_command_line = explicit.clone();
+                s
+            })
+            .map_err(|message| {
+                eprintln!("error: {message}");
+                ExitCode::from(exit::INVALID)
+            })
+    };
     let result = match &command {
         Command::Validate(args) => Ok(validate::run(args)),
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
@@ -194,19 +218,28 @@ pub(crate) fn open_run(
     Ok((run_dir, lock, journal))
 }
 
-/// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
+/// Connects to where a recorded run acted (the journal's target, with what the flags may
+/// change), and records in the journal what the connection changed (the emulator's port).
+/// Exit 2 when the flags ask for another target, 1 when connecting fails.
 pub(crate) async fn connect_recorded(
-    journal: &crate::engine::journal::Journal,
+    journal: &mut crate::engine::journal::Journal,
+    run_dir: &std::path::Path,
+    settings: &Settings,
 ) -> Result<target::Connected, ExitCode> {
-    let record = target::TargetRecord::from_value(&journal.target);
+    let record = retarget::recorded_target(journal, run_dir, settings).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::INVALID)
+    })?;
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
     // Undo and cleanup read no workflow files.
-    target::connect(&record, needs_azure, None)
+    let connected = target::connect(&record, needs_azure, None)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(exit::STEP_FAILED)
-        })
+        })?;
+    journal.target = record.connected(&connected).to_value();
+    Ok(connected)
 }
 
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.

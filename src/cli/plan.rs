@@ -35,6 +35,7 @@ impl PlanArgs {
             output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
+            retarget: false,
             yes: None,
         }
     }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::retarget::recorded_target;
 use super::run::{block_on, execute, fatal, Execution};
 use super::settings::{OutputArgs, StateArgs, TargetArgs, YesArgs};
-use super::target::TargetRecord;
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::bind;
@@ -52,6 +52,7 @@ impl ResumeArgs {
             output: Some(&self.output),
             inputs: None,
             target: Some(&self.target),
+            retarget: true,
             yes: Some(&self.yes),
         }
     }
@@ -102,10 +103,17 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         eprintln!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)");
         return ExitCode::from(exit::SUCCESS);
     }
+    let target = match recorded_target(&journal, &run_dir, settings) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    journal.target = target.to_value();
     if let Err(e) = journal.save(&run_dir) {
         return fatal(&e);
     }
-    let target = TargetRecord::from_value(&journal.target);
     execute(
         settings,
         Execution {

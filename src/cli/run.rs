@@ -54,6 +54,7 @@ impl RunArgs {
             output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
+            retarget: false,
             yes: Some(&self.yes),
         }
     }
@@ -185,6 +186,12 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     let connected = match target::connect(&ex.target, needs_azure, Some(files)).await {
         Ok(mut c) => {
             c.env.force_unlock = ex.force_unlock.clone();
+            // Before any step: the port goes to the journal, so a restart can bind it again.
+            let record = ex.target.clone().connected(&c).to_value();
+            if let Err(e) = recorder.update(|j| j.target = record) {
+                c.close().await;
+                return stopped(&run_id, &e, Next::Resume);
+            }
             c
         }
         Err(e) => {

@@ -5,4 +5,4 @@ mod faults;
 mod kill;
 mod lock;
 mod rollback;
-mod support;
+pub(crate) mod support;
