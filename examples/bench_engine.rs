@@ -30,18 +30,12 @@ fn main() {
     let workflow = work.join("twelve-steps.yaml");
     std::fs::write(&workflow, twelve_step_workflow()).expect("write workflow");
     let plan = measure(PLAN_RUNS, || {
-        let out = Command::new(&rescue)
-            .arg("plan")
+        let mut cmd = Command::new(&rescue);
+        cmd.arg("plan")
             .arg(&workflow)
             .arg("--input")
-            .arg("name=bench")
-            .output()
-            .expect("spawn rescue");
-        assert!(
-            out.status.success(),
-            "rescue plan failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg("name=bench");
+        expect_exit(&mut cmd, 0, "rescue plan");
     });
     report(
         "rescue plan, 12 steps (process start included)",
@@ -52,20 +46,10 @@ fn main() {
 
     let bomb = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/engine/fixtures/bomb.yaml");
     let refusal = measure(PLAN_RUNS, || {
-        let out = Command::new(&rescue)
-            .arg("run")
-            .arg(&workflow)
-            .arg("--inputs")
-            .arg(&bomb)
-            .env("RESCUE_STATE_DIR", work.join("state"))
-            .output()
-            .expect("spawn rescue");
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "the bomb was not refused: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(&rescue);
+        cmd.arg("run").arg(&workflow).arg("--inputs").arg(&bomb);
+        cmd.env("RESCUE_STATE_DIR", work.join("state"));
+        expect_exit(&mut cmd, 2, "refusing the bomb");
     });
     report(
         "rescue run refusing a YAML alias bomb in --inputs",
@@ -129,6 +113,16 @@ fn release_binary() -> PathBuf {
         .join("rescue");
     assert!(bin.is_file(), "no release binary at {}", bin.display());
     bin
+}
+
+fn expect_exit(cmd: &mut Command, code: i32, what: &str) {
+    let out = cmd.output().expect("spawn rescue");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn measure(n: usize, mut f: impl FnMut()) -> Vec<Duration> {

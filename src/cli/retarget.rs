@@ -13,26 +13,27 @@ use crate::engine::journal::Journal;
 struct Given<'a, T> {
     value: Option<&'a T>,
     typed: bool,
-    flag: &'static str,
+    /// `--emulator-url`
+    flag: String,
     env: &'static str,
 }
 
-impl<'a, T> Given<'a, T> {
-    fn new(
-        value: Option<&'a T>,
-        settings: &Settings,
-        id: &str,
-        flag: &'static str,
-        env: &'static str,
-    ) -> Self {
+/// The ids of the arguments typed on the command line.
+struct Typed<'a>(&'a std::collections::BTreeSet<String>);
+
+impl Typed<'_> {
+    /// `id` is clap's (the field's name); the flag is spelled from it.
+    fn of<'v, T>(&self, value: Option<&'v T>, id: &str, env: &'static str) -> Given<'v, T> {
         Given {
             value,
-            typed: settings.on_command_line.contains(id),
-            flag,
+            typed: self.0.contains(id),
+            flag: format!("--{}", id.replace('_', "-")),
             env,
         }
     }
+}
 
+impl<T> Given<'_, T> {
     /// Refused when typed, noted when from the environment: it does not apply to this run.
     fn not_for(&self, run: &str, why: &str) -> Result<(), String> {
         match (self.value, self.typed) {
@@ -57,41 +58,24 @@ pub fn recorded_target(
 ) -> Result<TargetRecord, String> {
     let run = format!("run {}", journal.run_id);
     let args: &TargetArgs = &settings.target_args;
-    let subscription = Given::new(
+    let typed = Typed(&settings.on_command_line);
+    let subscription = typed.of(
         args.subscription.as_ref(),
-        settings,
         "subscription",
-        "--subscription",
         "AZURE_SUBSCRIPTION_ID",
     );
-    let emulator = Given::new(
-        args.emulator.as_ref(),
-        settings,
-        "emulator",
-        "--emulator",
-        "--emulator",
-    );
-    let url = Given::new(
+    let emulator = typed.of(args.emulator.as_ref(), "emulator", "");
+    let url = typed.of(
         args.emulator_url.as_ref(),
-        settings,
         "emulator_url",
-        "--emulator-url",
         "RESCUE_EMULATOR_URL",
     );
-    let token = Given::new(
+    let token = typed.of(
         args.emulator_token.as_ref(),
-        settings,
         "emulator_token",
-        "--emulator-token",
         "RESCUE_EMULATOR_TOKEN",
     );
-    let time_scale = Given::new(
-        args.time_scale.as_ref(),
-        settings,
-        "time_scale",
-        "--time-scale",
-        "RESCUE_TIME_SCALE",
-    );
+    let time_scale = typed.of(args.time_scale.as_ref(), "time_scale", "RESCUE_TIME_SCALE");
 
     let recorded = TargetRecord::from_value(&journal.target).map_err(|problem| {
         crate::engine::journal::DamagedJournal {

@@ -7,23 +7,13 @@ use serde_json::{json, Value};
 
 use super::run_support::*;
 
-const WORKFLOW: &str = r#"
-name: tamper
-inputs:
-  who:
-    type: string
-    default: me
-steps:
-  - id: one
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "one\n", append: true }
-  - id: two
-    uses: core.fail
-    with: { times: 1, message: "try again" }
-  - id: three
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "three ${{ inputs.who }}\n", append: true }
-"#;
+/// TWO_STEPS with an input, for the cases that tamper with recorded inputs.
+fn workflow() -> String {
+    TWO_STEPS.replace(
+        "steps:",
+        "inputs:\n  who:\n    type: string\n    default: me\nsteps:",
+    )
+}
 
 /// How a case damages the run: its journal's JSON, or its raw text.
 enum Tamper {
@@ -216,7 +206,7 @@ fn assert_refused(out: &std::process::Output, what: &str, case: &str) {
 #[test]
 fn tampered_journals_are_refused_with_exit_2_saying_what_is_wrong() {
     let base = Scratch::new();
-    let wf = base.workflow("wf.yaml", WORKFLOW);
+    let wf = base.workflow("wf.yaml", &workflow());
     assert_exit(&base.run(&["run", wf.to_str().unwrap()]), 1);
     let id = base.run_id();
 

@@ -21,6 +21,21 @@ steps:
     with: { path: "{dir}/count", content: "after\n", append: true }
 "#;
 
+/// Writes `one`, fails once in `two`, writes `three`: a run that stops resumable mid-way.
+pub const TWO_STEPS: &str = r#"
+name: two-steps
+steps:
+  - id: one
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "one\n", append: true }
+  - id: two
+    uses: core.fail
+    with: { times: 1, message: "try again" }
+  - id: three
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "three\n", append: true }
+"#;
+
 /// A scratch directory holding the state dir, workflows and files the steps write.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
