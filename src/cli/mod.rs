@@ -49,7 +49,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Run a workflow, journaling every step so it can be resumed.
     #[command(
-        after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml --emulator"
+        after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run os-disk-swap --inputs examples/incident-inputs.yaml --emulator"
     )]
     Run(run::RunArgs),
     /// Continue a stopped or failed run from its first unfinished step.
@@ -90,7 +90,7 @@ pub enum Command {
 pub enum EmulatorCommand {
     /// Serve the emulator until Ctrl-C; prints the `export` lines that point rescue at it.
     #[command(
-        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"
+        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  export RESCUE_EMULATOR_URL=... RESCUE_EMULATOR_TOKEN=... AZURE_SUBSCRIPTION_ID=...\n  rescue run os-disk-swap --inputs examples/incident-inputs.yaml"
     )]
     Serve(crate::emulator::ServeArgs),
 }

@@ -180,6 +180,9 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
                     path.display()
                 ));
             }
+            // A bad scenario is bad input: refused before a run is recorded.
+            crate::emulator::check_scenario(path)
+                .map_err(|e| format!("--emulator={}: {e:#}", path.display()))?;
         }
         return Ok(Target::InProcessEmulator {
             scenario,

@@ -230,8 +230,7 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
 
 /// Reads and checks a scenario file without building anything.
 pub fn check_file(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let text = crate::workflow::yaml::read_file(path, "scenario", "check the scenario's path")?;
     parse(&text, &path.display().to_string()).map(drop)
 }
 

@@ -100,3 +100,16 @@ fn an_oversized_yaml_file_is_refused_without_reading_it_all() {
     );
     assert!(rss < MAX_RSS, "peak RSS {} MiB", rss / (1024 * 1024));
 }
+
+#[test]
+fn alias_bomb_as_an_emulator_scenario_is_refused_before_a_run_is_recorded() {
+    let s = Scratch::new();
+    let wf = s.workflow("wf.yaml", ONE_INPUT);
+    let scenario = s.workflow("scenario.yaml", BOMB);
+    let emulator = format!("--emulator={}", scenario.display());
+    assert_bomb_refused(
+        &s,
+        &["run", wf.to_str().unwrap(), "--input", "vm=x", &emulator],
+        &scenario,
+    );
+}
