@@ -33,12 +33,15 @@ pub enum ParamType {
     List,
     Object,
     Any,
+    /// A path to a file the step reads (a script): a string to the analyzer; the run stores
+    /// the file's content when it starts, and the step reads it through `Env::read_file`.
+    File,
 }
 
 impl ParamType {
     pub fn accepts(self, value: &Value) -> bool {
         match self {
-            ParamType::String => value.is_string(),
+            ParamType::String | ParamType::File => value.is_string(),
             ParamType::Integer => value.is_i64() || value.is_u64(),
             ParamType::Boolean => value.is_boolean(),
             ParamType::Number => value.is_number(),
@@ -59,6 +62,7 @@ impl fmt::Display for ParamType {
             ParamType::List => "list",
             ParamType::Object => "object",
             ParamType::Any => "any",
+            ParamType::File => "file path",
         };
         f.write_str(s)
     }
@@ -289,27 +293,42 @@ pub trait StepHost: Send + Sync {
     async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError>;
 }
 
+/// The one door through which actions read the files a workflow names (parameters of type
+/// [`ParamType::File`]). A run reads from the copies stored with it, so that a resumed run runs
+/// what it started with; a plan reads beside the workflow.
+pub trait Files: Send + Sync {
+    fn read(&self, path: &str) -> Result<FileText, ActionError>;
+}
+
+/// A file read through [`Files`].
+#[derive(Clone, Debug)]
+pub struct FileText {
+    /// Where it came from, for messages (a path, `builtin:...`, or the run's stored copy).
+    pub origin: String,
+    pub text: String,
+}
+
 /// Services the actions may use. Built by the CLI; opaque to the engine.
 #[derive(Clone, Default)]
 pub struct Env {
     /// Present when the workflow targets Azure or the emulator.
     pub azure: Option<Arc<crate::azure::Azure>>,
-    /// Directory of the workflow file: relative paths in `with:` (e.g. the script of
-    /// `azure.vm.run_command`) resolve against it. None: the current directory.
-    pub workflow_dir: Option<std::path::PathBuf>,
     /// `--force-unlock RUN_ID`: a VM lock held by this (dead) run may be taken over.
     pub force_unlock: Option<String>,
     /// The VM locks this run holds; every Azure write checks them first.
     pub locks: Arc<azure::HeldLocks>,
+    /// Where `read_file` reads: the run's stored copies, or beside the workflow for a plan.
+    pub files: Option<Arc<dyn Files>>,
 }
 
 impl Env {
-    /// `path` as given if absolute, else relative to the workflow's directory.
-    pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
-        let path = std::path::Path::new(path);
-        match &self.workflow_dir {
-            Some(dir) if path.is_relative() => dir.join(path),
-            _ => path.to_path_buf(),
+    /// A file a step names (`script:`), as the workflow gives it.
+    pub fn read_file(&self, path: &str) -> Result<FileText, ActionError> {
+        match &self.files {
+            Some(files) => files.read(path),
+            None => Err(ActionError::fatal(format!(
+                "cannot read {path}: this step runs without the workflow's files"
+            ))),
         }
     }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::run::block_on;
-use super::settings::{StateArgs, YesArgs};
+use super::settings::{StateArgs, TargetArgs, YesArgs};
 use super::{Flags, Settings};
 use crate::actions::azure::RUN_TAG;
 use crate::azure::ids::ResourceId;
@@ -29,6 +29,10 @@ pub struct CleanupArgs {
     pub yes: YesArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Where the run acted is its journal's; these may only give a moved emulator's endpoint
+    /// and the secrets that are never journaled.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 impl CleanupArgs {
@@ -36,6 +40,8 @@ impl CleanupArgs {
         Flags {
             state: Some(&self.state),
             yes: Some(&self.yes),
+            target: Some(&self.target),
+            retarget: true,
             ..Flags::default()
         }
     }
@@ -124,7 +130,7 @@ async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::Ac
 const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
-    let (_, lock, journal) = match super::open_run(settings, &args.run_id) {
+    let (run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -166,7 +172,7 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
             return ExitCode::from(exit::INVALID);
         }
     }
-    let connected = match super::connect_recorded(&journal, settings).await {
+    let connected = match super::connect_recorded(&mut journal, &run_dir, settings).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -3,19 +3,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
 use super::target::{self, TargetRecord};
 use super::{Flags, Settings, Target};
-use crate::actions::{Env, Registry};
+use crate::actions::{Env, Files, Registry};
 use crate::exit;
 use crate::plan;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// The workflow file.
+    /// The workflow: a file, or the name of a built-in (`rescue workflows` lists them).
     pub file: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -37,6 +38,7 @@ impl PlanArgs {
             output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
+            retarget: false,
             yes: None,
         }
     }
@@ -49,7 +51,12 @@ pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
 pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
     let registry = Registry::builtin();
-    let (wf, inputs) = match super::load_with_inputs(file, settings, &registry) {
+    let super::Loaded {
+        origin,
+        workflow: wf,
+        inputs,
+        ..
+    } = match super::load_with_inputs(file, settings, &registry) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -63,13 +70,14 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
         let scratch =
             tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
         let record = TargetRecord::for_new_run(&settings.target, scratch.path());
-        let workflow_dir = file.parent().map(Path::to_path_buf);
+        // A plan reads the workflow's files where they are now; a run reads its stored copies.
+        let files: Arc<dyn Files> = Arc::new(origin);
         // Actions read current state through the connection to make the plan concrete;
         // without one they describe the step from its arguments alone.
         let connected = match target::connect(
             &record,
             wf.needs_azure(),
-            workflow_dir.clone(),
+            Some(files.clone()),
             &settings.transport,
         )
         .await
@@ -84,7 +92,7 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
         };
         let env = connected.as_ref().map_or_else(
             || Env {
-                workflow_dir,
+                files: Some(files),
                 ..Env::default()
             },
             |c| c.env.clone(),

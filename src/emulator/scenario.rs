@@ -142,6 +142,8 @@ const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Pro
 
 /// Parses and checks a scenario; errors name the file and, from serde_yaml, line and column.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
+    // The same size and alias-expansion limits as every YAML file rescue reads.
+    crate::workflow::yaml::check_limits(&crate::workflow::Source::new(origin, text))?;
     let s: Scenario = serde_yaml::from_str(text).with_context(|| format!("scenario {origin}"))?;
     check(&s).with_context(|| format!("scenario {origin}"))?;
     Ok(s)
@@ -282,8 +284,7 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
 
 /// Reads and checks a scenario file without building anything.
 pub fn check_file(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let text = crate::workflow::yaml::read_file(path, "scenario", "check the scenario's path")?;
     parse(&text, &path.display().to_string()).map(drop)
 }
 

@@ -118,8 +118,11 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
                     std::env::current_dir()?,
                 ),
                 Some(p) => (
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading scenario {}", p.display()))?,
+                    crate::workflow::yaml::read_file(
+                        p,
+                        "scenario",
+                        "check the --emulator=FILE path",
+                    )?,
                     p.display().to_string(),
                     p.parent().map(|d| d.to_path_buf()).unwrap_or_default(),
                 ),

@@ -97,6 +97,17 @@ impl Executor {
             let j = self.recorder.read();
             (j.run_id.clone(), j.workflow.path.display().to_string())
         };
+        let ids: Vec<(String, String)> = self
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.uses.clone()))
+            .collect();
+        self.recorder.read().check_steps(&ids).map_err(|problem| {
+            super::journal::DamagedJournal {
+                path: self.recorder.journal_path(),
+                problem,
+            }
+        })?;
         self.recorder.update(|j| j.status = RunStatus::Running)?;
         let steps = self
             .steps
@@ -177,12 +188,10 @@ impl Executor {
 
     async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {
         let step = &self.steps[index];
-        let record = self
-            .recorder
-            .read()
-            .step(&step.id)
-            .cloned()
-            .expect("journal has every step");
+        let Some(record) = self.recorder.read().step(&step.id).cloned() else {
+            // `run` checked the journal against the steps; this is a second line of defence.
+            anyhow::bail!("the journal has no record of step `{}`", step.id);
+        };
         if record.status.is_done() {
             if record.status == StepStatus::Succeeded {
                 step.action
@@ -403,15 +412,14 @@ impl Executor {
         error: &ActionError,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
-        // Hints name commands with a RUN_ID placeholder; the engineer gets this run's id.
+        // Actions write `rescue resume RUN_ID`; what the engineer reads names this run.
         let run_id = self.recorder.read().run_id.clone();
         let mut error = error.clone();
         error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
-        let error = &error;
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
-            s.error = Some(StepError::from(error));
+            s.error = Some(StepError::from(&error));
             s.ended = Some(OffsetDateTime::now_utc());
         })?;
         self.sink.emit(Event::StepFailed {

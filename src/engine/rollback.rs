@@ -346,7 +346,7 @@ mod tests {
         ];
         Journal::new(
             "r".into(),
-            WorkflowRecord::new("w.yaml".into(), String::new()),
+            WorkflowRecord::new(&crate::workflow::Origin::File("/w.yaml".into()), ""),
             Map::new(),
             Value::Null,
             steps,

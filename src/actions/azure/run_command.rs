@@ -30,7 +30,7 @@ static SPEC: ActionSpec = ActionSpec {
         P_VM,
         Param {
             name: "script",
-            ty: ParamType::String,
+            ty: ParamType::File,
             required: true,
             description: "script file, relative to the workflow file",
         },
@@ -156,20 +156,15 @@ fn read_script(
     ctx_env: &crate::actions::Env,
     args: &Args,
 ) -> Result<(String, String), ActionError> {
-    let given = str_arg(args, "script")?;
-    let path = ctx_env.resolve_path(given);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ActionError::fatal(format!("cannot read script {}: {e}", path.display()))
-            .with_hint("`script` is relative to the workflow file's directory")
-    })?;
-    if text.len() > MAX_SCRIPT {
+    let file = ctx_env.read_file(str_arg(args, "script")?)?;
+    if file.text.len() > MAX_SCRIPT {
         return Err(ActionError::fatal(format!(
             "script {} is {} KiB; Run Command accepts at most 256 KiB",
-            path.display(),
-            text.len() / 1024
+            file.origin,
+            file.text.len() / 1024
         )));
     }
-    Ok((path.display().to_string(), text))
+    Ok((file.origin, file.text))
 }
 
 #[async_trait]
@@ -186,10 +181,9 @@ impl Action for RunCommand {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         let mut notes = Vec::new();
         if let Some(script) = args.str("script") {
-            let path = ctx.env.resolve_path(script);
-            match std::fs::metadata(&path) {
-                Ok(m) => notes.push(format!("script {} ({} bytes)", path.display(), m.len())),
-                Err(e) => notes.push(format!("script {} cannot be read: {e}", path.display())),
+            match ctx.env.read_file(script) {
+                Ok(f) => notes.push(format!("script {} ({} bytes)", f.origin, f.text.len())),
+                Err(e) => notes.push(format!("script {script} cannot be read: {}", e.message)),
             }
         }
         Ok(Description {

@@ -6,4 +6,4 @@ mod fencing;
 mod kill;
 mod lock;
 mod rollback;
-mod support;
+pub(crate) mod support;

@@ -287,7 +287,10 @@ impl Rehearsal {
             run_started: time::OffsetDateTime::now_utc(),
             env: Env {
                 azure: Some(Arc::new(self.azure())),
-                workflow_dir: Some(repo("workflows")),
+                // Scripts are read beside the repository's workflows.
+                files: Some(Arc::new(rescue::workflow::Origin::File(repo(
+                    "workflows/os-disk-swap.yaml",
+                )))),
                 ..Env::default()
             },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
