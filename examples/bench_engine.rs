@@ -2,6 +2,8 @@
 //!
 //! - `rescue plan` wall time on a 12-step workflow, spawning the real release binary (process
 //!   start included); target < 50 ms.
+//! - refusing a YAML alias bomb (`tests/it/engine/fixtures/bomb.yaml`, 10^9 nodes expanded) as
+//!   `--inputs` of `rescue run`, process start included; target < 1 s.
 //! - journal write latency (temp file + fsync + rename + fsync dir) on the disk that holds
 //!   `target/`; target p99 < 5 ms. Printed next to the floor any durable write pays on that
 //!   disk: one append + fdatasync.
@@ -14,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rescue::engine::journal::{Journal, StepRecord, StepStatus, WorkflowRecord};
+use rescue::workflow::Origin;
 use serde_json::{json, Map};
 
 const PLAN_RUNS: usize = 30;
@@ -27,24 +30,32 @@ fn main() {
     let workflow = work.join("twelve-steps.yaml");
     std::fs::write(&workflow, twelve_step_workflow()).expect("write workflow");
     let plan = measure(PLAN_RUNS, || {
-        let out = Command::new(&rescue)
-            .arg("plan")
+        let mut cmd = Command::new(&rescue);
+        cmd.arg("plan")
             .arg(&workflow)
             .arg("--input")
-            .arg("name=bench")
-            .output()
-            .expect("spawn rescue");
-        assert!(
-            out.status.success(),
-            "rescue plan failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg("name=bench");
+        expect_exit(&mut cmd, 0, "rescue plan");
     });
     report(
         "rescue plan, 12 steps (process start included)",
         &plan,
         Duration::from_millis(50),
         0.5,
+    );
+
+    let bomb = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/engine/fixtures/bomb.yaml");
+    let refusal = measure(PLAN_RUNS, || {
+        let mut cmd = Command::new(&rescue);
+        cmd.arg("run").arg(&workflow).arg("--inputs").arg(&bomb);
+        cmd.env("RESCUE_STATE_DIR", work.join("state"));
+        expect_exit(&mut cmd, 2, "refusing the bomb");
+    });
+    report(
+        "rescue run refusing a YAML alias bomb in --inputs",
+        &refusal,
+        Duration::from_secs(1),
+        0.99,
     );
 
     let dir = tempfile::tempdir_in(&work).expect("journal dir");
@@ -102,6 +113,16 @@ fn release_binary() -> PathBuf {
         .join("rescue");
     assert!(bin.is_file(), "no release binary at {}", bin.display());
     bin
+}
+
+fn expect_exit(cmd: &mut Command, code: i32, what: &str) {
+    let out = cmd.output().expect("spawn rescue");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn measure(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -178,7 +199,7 @@ fn sample_journal() -> Journal {
             s
         })
         .collect();
-    let record = WorkflowRecord::new("bench.yaml".into(), text);
+    let record = WorkflowRecord::new(&Origin::File("/bench.yaml".into()), &text);
     Journal::new(
         "20261126-120000-beef".into(),
         record,

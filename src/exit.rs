@@ -4,7 +4,7 @@
 pub const SUCCESS: u8 = 0;
 /// A step failed; the run is journaled and `rescue resume RUN_ID` continues it.
 pub const STEP_FAILED: u8 = 1;
-/// Invalid workflow, inputs or usage; nothing was changed.
+/// Invalid workflow, inputs, journal or usage; nothing was changed.
 pub const INVALID: u8 = 2;
 /// Another process (or another engineer's run) holds the lock.
 pub const LOCKED: u8 = 3;
@@ -16,6 +16,6 @@ pub const HELP: &str = "\
 Exit codes:
   0    success
   1    a step failed; the run is saved, `rescue resume RUN_ID` continues it
-  2    invalid workflow, inputs or usage; nothing was changed
+  2    invalid workflow, inputs, journal or usage; nothing was changed
   3    locked: another process or run holds the run or the VM
   130  interrupted; the run is saved, `rescue resume RUN_ID` continues it";

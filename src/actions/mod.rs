@@ -33,12 +33,15 @@ pub enum ParamType {
     List,
     Object,
     Any,
+    /// A path to a file the step reads (a script): a string to the analyzer; the run stores
+    /// the file's content when it starts, and the step reads it through `Env::read_file`.
+    File,
 }
 
 impl ParamType {
     pub fn accepts(self, value: &Value) -> bool {
         match self {
-            ParamType::String => value.is_string(),
+            ParamType::String | ParamType::File => value.is_string(),
             ParamType::Integer => value.is_i64() || value.is_u64(),
             ParamType::Boolean => value.is_boolean(),
             ParamType::Number => value.is_number(),
@@ -59,6 +62,7 @@ impl fmt::Display for ParamType {
             ParamType::List => "list",
             ParamType::Object => "object",
             ParamType::Any => "any",
+            ParamType::File => "file path",
         };
         f.write_str(s)
     }
@@ -124,12 +128,58 @@ impl PlanArgs {
 pub struct Description {
     /// One sentence, e.g. "create snapshot aks-node-2-snap-20261126 of disk aks-node-2_OsDisk".
     pub summary: String,
+    /// The changes it would make, one per resource and effect (none for a read-only step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
     /// The Azure calls it would make, e.g. "PUT .../snapshots/NAME".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
     /// Facts read from current state that make the plan concrete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What, in current state, would make the step fail or needs attention: always shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The kinds of change a plan shows, as Terraform marks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// `+`: a resource that does not exist yet.
+    Create,
+    /// `~`: a resource changed in place.
+    Update,
+    /// `-`: a resource removed.
+    Delete,
+    /// `>`: an action on a resource (deallocate, start, a script run).
+    Action,
+}
+
+impl ChangeKind {
+    pub fn mark(self) -> char {
+        match self {
+            ChangeKind::Create => '+',
+            ChangeKind::Update => '~',
+            ChangeKind::Delete => '-',
+            ChangeKind::Action => '>',
+        }
+    }
+}
+
+/// One change to one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The ARM type, e.g. `Microsoft.Compute/snapshots`.
+    pub resource_type: String,
+    /// The resource's name, or "(known after step X)".
+    pub name: String,
+    /// Its ARM id, when known at plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What happens to it: "deallocate", "tag rescue-run = RUN_ID", "OS disk A -> B".
+    pub what: String,
 }
 
 /// A resource a step is about to create; recorded in the journal BEFORE it exists.
@@ -173,6 +223,9 @@ pub struct ActionError {
     /// Someone else holds what the step needs (a VM claimed by another run): exit 3, not 1.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// A pre-flight refusal: what was asked cannot work, and nothing was changed (exit 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl ActionError {
@@ -182,6 +235,7 @@ impl ActionError {
             hint: None,
             retryable: false,
             locked: false,
+            refused: false,
         }
     }
     pub fn retryable(message: impl Into<String>) -> Self {
@@ -190,6 +244,7 @@ impl ActionError {
             hint: None,
             retryable: true,
             locked: false,
+            refused: false,
         }
     }
     /// Held by someone else; the run stops with exit 3.
@@ -199,6 +254,14 @@ impl ActionError {
             hint: None,
             retryable: false,
             locked: true,
+            refused: false,
+        }
+    }
+    /// What was asked cannot work; refused before any change (exit 2).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            refused: true,
+            ..Self::fatal(message)
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -230,25 +293,42 @@ pub trait StepHost: Send + Sync {
     async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError>;
 }
 
+/// The one door through which actions read the files a workflow names (parameters of type
+/// [`ParamType::File`]). A run reads from the copies stored with it, so that a resumed run runs
+/// what it started with; a plan reads beside the workflow.
+pub trait Files: Send + Sync {
+    fn read(&self, path: &str) -> Result<FileText, ActionError>;
+}
+
+/// A file read through [`Files`].
+#[derive(Clone, Debug)]
+pub struct FileText {
+    /// Where it came from, for messages (a path, `builtin:...`, or the run's stored copy).
+    pub origin: String,
+    pub text: String,
+}
+
 /// Services the actions may use. Built by the CLI; opaque to the engine.
 #[derive(Clone, Default)]
 pub struct Env {
     /// Present when the workflow targets Azure or the emulator.
     pub azure: Option<Arc<crate::azure::Azure>>,
-    /// Directory of the workflow file: relative paths in `with:` (e.g. the script of
-    /// `azure.vm.run_command`) resolve against it. None: the current directory.
-    pub workflow_dir: Option<std::path::PathBuf>,
     /// `--force-unlock RUN_ID`: a VM lock held by this (dead) run may be taken over.
     pub force_unlock: Option<String>,
+    /// The VM locks this run holds; every Azure write checks them first.
+    pub locks: Arc<azure::HeldLocks>,
+    /// Where `read_file` reads: the run's stored copies, or beside the workflow for a plan.
+    pub files: Option<Arc<dyn Files>>,
 }
 
 impl Env {
-    /// `path` as given if absolute, else relative to the workflow's directory.
-    pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
-        let path = std::path::Path::new(path);
-        match &self.workflow_dir {
-            Some(dir) if path.is_relative() => dir.join(path),
-            _ => path.to_path_buf(),
+    /// A file a step names (`script:`), as the workflow gives it.
+    pub fn read_file(&self, path: &str) -> Result<FileText, ActionError> {
+        match &self.files {
+            Some(files) => files.read(path),
+            None => Err(ActionError::fatal(format!(
+                "cannot read {path}: this step runs without the workflow's files"
+            ))),
         }
     }
 
@@ -267,6 +347,8 @@ pub struct StepContext {
     pub step_id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When the run was started (its journal's creation).
+    pub run_started: time::OffsetDateTime,
     pub env: Env,
     /// Checkpoints recorded by an earlier attempt or an earlier process.
     pub checkpoints: Map<String, Value>,
@@ -306,10 +388,11 @@ pub trait Action: Send + Sync {
         args: &PlanArgs,
     ) -> Result<Description, ActionError>;
 
-    /// A read-only action may produce its outputs while planning (GETs only), so that the plan
-    /// of later steps names the real disk and VM instead of "(known after step X)".
+    /// The step's outputs, when they are known before it runs: a read-only action reads them
+    /// (GETs only), one that creates a deterministically named resource predicts them. Later
+    /// steps then plan with the real disk and VM instead of "(known after step X)".
     /// Called before `describe`, which finds the result in `PlanContext::read`.
-    /// `None`: this action is not read at plan time (the default).
+    /// `None`: not known at plan time (the default).
     async fn read_for_plan(
         &self,
         _ctx: &PlanContext,
@@ -340,6 +423,10 @@ pub trait Action: Send + Sync {
     ) -> Result<Reconciled, ActionError> {
         Ok(Reconciled::Redo)
     }
+
+    /// Called, on resume and before a rollback, for each step that had succeeded: rebuild what
+    /// the run holds in memory (the VM locks it took). The default does nothing.
+    fn resumed(&self, _env: &Env, _args: &Args, _outputs: &Outputs) {}
 
     /// One line saying what undo would do, for `rollback --dry-run`; None if nothing to undo.
     fn describe_undo(&self, _args: &Args, _outputs: &Outputs) -> Option<String> {

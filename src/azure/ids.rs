@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::actions::ActionError;
+use super::error::{Error, Kind as ErrorKind};
 
 /// The kinds of compute resources rescue works with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +59,16 @@ impl ResourceId {
     }
 
     /// Parse an ARM id (case-insensitive segment names, as ARM itself treats them).
-    pub fn parse(id: &str) -> Result<Self, ActionError> {
+    pub fn parse(id: &str) -> Result<Self, Error> {
         let bad = || {
-            ActionError::fatal(format!("`{id}` is not a Microsoft.Compute disk, snapshot or VM id"))
-                .with_hint("expected /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/disks/NAME")
+            Error::new(
+                ErrorKind::Invalid,
+                "read a resource id",
+                format!(
+                    "`{id}` is not a Microsoft.Compute disk, snapshot or VM id (expected \
+                 /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/disks/NAME)"
+                ),
+            )
         };
         let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
         if parts.len() != 8

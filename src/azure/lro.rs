@@ -1,69 +1,21 @@
-//! Our long-running-operation poller (azure_mgmt_compute 0.21's own polling re-sends PUTs and never
-//! reads `Azure-AsyncOperation`).
+//! Long-running operations, polled by us (azure_mgmt_compute 0.21's own polling re-sends PUTs and
+//! never reads `Azure-AsyncOperation`; see the wire contract).
 //!
-//! After a mutation's first response, [`Azure::begin`] reads `Azure-AsyncOperation`, else
-//! `Location`, into an [`Operation`] that the caller checkpoints so a resumed step can keep polling
-//! instead of sending the mutation again. [`Azure::wait`] polls it, sleeping what `Retry-After`
-//! says (never longer, and bounded), reporting each poll's status, and returns the final resource.
+//! A mutation's first response names its operation (`Azure-AsyncOperation`, else `Location`).
+//! The caller checkpoints that [`Operation`] so that a resumed process polls it instead of
+//! sending the mutation again. [`Azure::poll`] follows it to the end, sleeping what Azure asks
+//! (`retry-after-ms`, then `Retry-After`, else a growing default), within a deadline. An
+//! operation URL that answers 404/410 has expired: the outcome is then read from the resource.
 
 use std::time::{Duration, Instant};
 
-use azure_core::headers::HeaderName;
 use azure_core::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::errors;
-use super::retry::human;
-use super::{progress, Azure};
-use crate::actions::ActionError;
-
-/// How long to wait between polls and retries.
-#[derive(Clone, Debug)]
-pub struct PollTiming {
-    /// First wait when the service gives no `Retry-After`; doubles up to `max_unhinted`.
-    pub first: Duration,
-    pub max_unhinted: Duration,
-    /// Upper bound on a `Retry-After` wait between polls.
-    pub max_hinted: Duration,
-    /// Backoff base and `Retry-After` cap of the retry policy.
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-}
-
-impl PollTiming {
-    pub fn azure() -> Self {
-        Self {
-            first: Duration::from_secs(1),
-            max_unhinted: Duration::from_secs(10),
-            max_hinted: Duration::from_secs(60),
-            retry_base: Duration::from_secs(1),
-            retry_cap: Duration::from_secs(30),
-        }
-    }
-
-    /// The emulator runs Azure's latencies scaled down (its Retry-After never goes below 1 s):
-    /// poll at a matching pace, so that a run idles at most ~50 ms past each operation's end.
-    pub fn emulator() -> Self {
-        Self {
-            first: Duration::from_millis(20),
-            max_unhinted: Duration::from_millis(50),
-            max_hinted: Duration::from_millis(50),
-            retry_base: Duration::from_millis(50),
-            retry_cap: Duration::from_secs(2),
-        }
-    }
-
-    pub(crate) fn next(&self, polls: u32, hinted: Option<Duration>) -> Duration {
-        match hinted {
-            Some(asked) => asked.min(self.max_hinted),
-            None => self
-                .first
-                .saturating_mul(1u32 << polls.min(16))
-                .min(self.max_unhinted),
-        }
-    }
-}
+use super::error::{Error, Kind, Result};
+use super::transport::{header, retry_after};
+use super::{human, kill_hook, progress, Azure};
 
 /// An operation in flight, as checkpointed in the journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,50 +26,47 @@ pub struct Operation {
     pub async_operation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    /// GET this once the operation succeeded (PUT/PATCH); None for POST actions and deletes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_url: Option<String>,
-    /// The result is Location's final body (runCommand, attachDetachDataDisks).
+    /// The result is Location's final body (POSTs with a result: attachDetachDataDisks).
     #[serde(default)]
     pub final_via_location: bool,
 }
 
 /// The outcome of sending a mutation.
+#[derive(Debug)]
 pub enum Started {
     /// Finished synchronously; the response body (Null when empty).
     Done(Value),
     Pending(Operation),
 }
 
-/// How the final result of an operation is found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FinalVia {
-    /// PUT/PATCH: `properties.output`, else GET the resource.
-    Resource,
-    /// POST with a result body (runCommand): Location's final body.
-    Location,
-    /// Actions and deletes: nothing to return.
-    Nothing,
+/// How an operation ended, when we could find out.
+#[derive(Debug)]
+pub enum Ended {
+    /// Its final body (`properties.output`, Location's answer) or Null.
+    Succeeded(Value),
+    /// Failed or Canceled, with Azure's error verbatim.
+    Failed(Error),
+    /// The operation URL answers 404/410: ARM no longer keeps it. Read the resource instead.
+    Gone,
 }
 
-const AZURE_ASYNC_OPERATION: HeaderName = HeaderName::from_static("azure-asyncoperation");
-const LOCATION: HeaderName = HeaderName::from_static("location");
+/// Where an operation's result is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinalVia {
+    /// PUT/PATCH/DELETE and actions: the resource itself (the caller re-reads it).
+    Resource,
+    /// A POST with a result body: Location's final answer.
+    Location,
+}
 
-/// `retry-after-ms` (what Azure sends for sub-second hints), else `Retry-After` in seconds.
-fn retry_after(response_headers: &azure_core::headers::Headers) -> Option<Duration> {
-    for ms in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(v) = response_headers.get_optional_str(&HeaderName::from_static(ms)) {
-            if let Ok(n) = v.trim().parse::<u64>() {
-                return Some(Duration::from_millis(n));
-            }
-        }
-    }
-    let secs = response_headers.get_optional_str(&HeaderName::from_static("retry-after"))?;
-    secs.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+/// Waits between polls when Azure gives no hint: 0.5 s, doubling to 10 s.
+const UNHINTED_FIRST: Duration = Duration::from_millis(500);
+const UNHINTED_MAX: Duration = Duration::from_secs(10);
+
+pub(crate) fn unhinted(polls: u32) -> Duration {
+    UNHINTED_FIRST
+        .saturating_mul(1u32 << polls.min(8))
+        .min(UNHINTED_MAX)
 }
 
 fn parse_body(bytes: &[u8]) -> Value {
@@ -128,163 +77,203 @@ fn parse_body(bytes: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-fn is_terminal(status: &str) -> bool {
-    matches!(
-        status.to_ascii_lowercase().as_str(),
-        "succeeded" | "failed" | "canceled" | "cancelled"
-    )
+pub(crate) async fn collect(
+    response: Response,
+    doing: &str,
+) -> Result<(StatusCode, azure_core::headers::Headers, Vec<u8>)> {
+    let (status, headers, body) = response.deconstruct();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| Error::from_core(&e, doing))?;
+    Ok((status, headers, bytes.to_vec()))
 }
 
 impl Azure {
-    /// Turn a mutation's first response into a finished result or an operation to poll.
-    pub async fn begin(
+    /// Turn a mutation's first (successful) response into a finished result or an operation.
+    pub(crate) async fn started(
         &self,
         response: Response,
-        label: impl Into<String>,
-        resource_url: Option<String>,
+        label: &str,
         final_via: FinalVia,
-    ) -> Result<Started, ActionError> {
-        super::kill_hook::after_mutation();
-        let (status, headers, body) = response.deconstruct();
-        let async_operation = headers.get_optional_string(&AZURE_ASYNC_OPERATION);
-        let location = headers.get_optional_string(&LOCATION);
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| errors::translate(e, "read Azure's answer"))?;
+    ) -> Result<Started> {
+        let (status, headers, body) = collect(response, label).await?;
+        let async_operation = header(&headers, "azure-asyncoperation").map(str::to_string);
+        let location = header(&headers, "location").map(str::to_string);
         let pending = status == StatusCode::Accepted || async_operation.is_some();
         if !pending || (async_operation.is_none() && location.is_none()) {
             return Ok(Started::Done(parse_body(&body)));
         }
         Ok(Started::Pending(Operation {
-            label: label.into(),
+            label: label.to_string(),
             async_operation,
             location,
-            resource_url: if final_via == FinalVia::Resource {
-                resource_url
-            } else {
-                None
-            },
             final_via_location: final_via == FinalVia::Location,
         }))
     }
 
-    /// Poll `op` until it ends; its final resource (or Null) on success, its `error` verbatim on failure.
-    pub async fn wait(&self, op: &Operation) -> Result<Value, ActionError> {
-        self.wait_outcome(op).await?
-    }
-
-    /// Like [`Azure::wait`], but tells apart "the operation ended (in success or failure)" (`Ok`)
-    /// from "could not find out" (`Err`: polling failed, the operation may still be running).
-    pub async fn wait_outcome(
-        &self,
-        op: &Operation,
-    ) -> Result<Result<Value, ActionError>, ActionError> {
+    /// Follow `op` to its end, or fail: `Transient` when polling itself failed (the operation
+    /// may still be running; poll again later), `Deadline` past `deadline`.
+    pub async fn poll(&self, op: &Operation, deadline: Instant) -> Result<Ended> {
         let started = Instant::now();
         let mut polls = 0u32;
         if let Some(url) = &op.async_operation {
             loop {
-                let (_, headers, body) = self.get_raw(url).await?;
-                super::kill_hook::after_poll();
-                let status = body
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("InProgress")
-                    .to_string();
-                if is_terminal(&status) {
-                    if !status.eq_ignore_ascii_case("succeeded") {
-                        return Ok(Err(errors::operation_failed(
-                            &op.label,
-                            &status,
-                            body.get("error"),
-                        )));
+                let (headers, body) = match self.get_url(url, &op.label).await {
+                    Ok((_, headers, body)) => (headers, body),
+                    // ARM no longer keeps this operation: the resource tells the outcome.
+                    Err(e) if e.is_not_found() => return Ok(Ended::Gone),
+                    Err(e) => return Err(e),
+                };
+                kill_hook::after_poll();
+                let state = body.get("status").and_then(Value::as_str).ok_or_else(|| {
+                    Error::protocol(
+                        format!("poll {}", op.label),
+                        format!("the operation status has no `status` field: {body}"),
+                    )
+                })?;
+                match state.to_ascii_lowercase().as_str() {
+                    "succeeded" => {
+                        if op.final_via_location {
+                            if let Some(location) = &op.location {
+                                return self.poll_location(op, location, started, deadline).await;
+                            }
+                        }
+                        let output = body.pointer("/properties/output").cloned();
+                        return Ok(Ended::Succeeded(output.unwrap_or(Value::Null)));
                     }
-                    if let Some(output) = body.pointer("/properties/output") {
-                        return Ok(Ok(output.clone()));
+                    "failed" | "canceled" | "cancelled" => {
+                        let e = Error::operation_failed(&op.label, state, body.get("error"));
+                        return Ok(Ended::Failed(e));
                     }
-                    break;
+                    _ => {}
                 }
-                let delay = self.timing().next(polls, retry_after(&headers));
-                progress::report(format!(
-                    "waiting for {}: {status}, {}",
-                    op.label,
-                    human(started.elapsed())
-                ));
-                tokio::time::sleep(delay).await;
+                self.pause(op, state, &headers, polls, started, deadline)
+                    .await?;
                 polls += 1;
             }
-            if op.final_via_location {
-                if let Some(location) = &op.location {
-                    return self.poll_location(op, location, started).await.map(Ok);
-                }
-            }
-        } else if let Some(location) = &op.location {
-            let body = self.poll_location(op, location, started).await?;
-            if !body.is_null() || op.resource_url.is_none() {
-                return Ok(Ok(body));
-            }
         }
-        match &op.resource_url {
-            Some(url) => Ok(Ok(self.get_raw(url).await?.2)),
-            None => Ok(Ok(Value::Null)),
+        match &op.location {
+            Some(location) => self.poll_location(op, location, started, deadline).await,
+            None => Ok(Ended::Succeeded(Value::Null)),
         }
     }
 
-    /// `Location` answers 202 while running, then the final result (200/201, or 204 when empty).
+    /// `Location` answers 202 while running, then the final result (200/201, or 204 when
+    /// empty); an error status there is the operation's failure.
     async fn poll_location(
         &self,
         op: &Operation,
         url: &str,
         started: Instant,
-    ) -> Result<Value, ActionError> {
+        deadline: Instant,
+    ) -> Result<Ended> {
         let mut polls = 0u32;
         loop {
-            let (status, headers, body) = self.get_raw(url).await?;
-            super::kill_hook::after_poll();
+            let (status, headers, body) = match self.get_url(url, &op.label).await {
+                Ok(answer) => answer,
+                Err(e) if e.is_not_found() => return Ok(Ended::Gone),
+                // Location answers the operation's own failure with its error status.
+                Err(e) if !e.is_transient() && e.status.is_some() => return Ok(Ended::Failed(e)),
+                Err(e) => return Err(e),
+            };
+            kill_hook::after_poll();
             if status != StatusCode::Accepted {
-                return Ok(body);
+                return Ok(Ended::Succeeded(body));
             }
-            let delay = self.timing().next(polls, retry_after(&headers));
-            progress::report(format!(
-                "waiting for {}: InProgress, {}",
-                op.label,
-                human(started.elapsed())
-            ));
-            tokio::time::sleep(delay).await;
+            self.pause(op, "InProgress", &headers, polls, started, deadline)
+                .await?;
             polls += 1;
         }
     }
 
-    /// GET an absolute URL on this ARM endpoint through our pipeline (auth + retry policy).
-    pub(crate) async fn get_raw(
+    async fn pause(
+        &self,
+        op: &Operation,
+        state: &str,
+        headers: &azure_core::headers::Headers,
+        polls: u32,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<()> {
+        let delay = retry_after(headers).unwrap_or_else(|| unhinted(polls));
+        if Instant::now() + delay > deadline {
+            return Err(Error::new(
+                Kind::Deadline,
+                format!("wait for {}", op.label),
+                format!(
+                    "still {state} after {}, past its deadline; it may still finish",
+                    human(started.elapsed())
+                ),
+            ));
+        }
+        progress::report(format!(
+            "waiting for {}: {state}, {}",
+            op.label,
+            human(started.elapsed())
+        ));
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// GET an absolute URL on this ARM endpoint (an operation URL Azure gave us), with our token.
+    /// An error status is an `Error` with that status (for operations, 404/410 mean "expired").
+    pub(crate) async fn get_url(
         &self,
         url: &str,
-    ) -> Result<(StatusCode, azure_core::headers::Headers, Value), ActionError> {
-        let url = url::Url::parse(url).map_err(|e| {
-            ActionError::fatal(format!("Azure sent a bad operation URL {url}: {e}"))
-        })?;
-        // The bearer token only ever goes to the endpoint it was issued for.
-        if url.origin() != self.endpoint().origin() {
-            return Err(ActionError::fatal(format!(
-                "Azure sent an operation URL on another host ({url}); refusing to send credentials there"
-            )));
-        }
+        doing: &str,
+    ) -> Result<(StatusCode, azure_core::headers::Headers, Value)> {
+        let url = self.on_this_endpoint(url)?;
         let mut request = Request::new(url, Method::Get);
         request.insert_header(
             azure_core::headers::AUTHORIZATION,
             format!("Bearer {}", self.token().await?),
         );
-        let response = self
-            .pipeline
-            .send(&azure_core::Context::new(), &mut request)
-            .await
-            .map_err(|e| errors::translate(e, "poll the operation"))?;
-        let (status, headers, body) = response.deconstruct();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| errors::translate(e, "read Azure's answer"))?;
-        Ok((status, headers, parse_body(&body)))
+        let (sent, correlation) = super::transport::with_correlation(
+            self.pipeline()
+                .send(&azure_core::Context::new(), &mut request),
+        )
+        .await;
+        let (status, headers, bytes) = match sent {
+            Ok(response) => collect(response, doing).await?,
+            // azure_core turns every error status into an error (its retry policy checks it).
+            Err(e) => {
+                return Err(
+                    Error::from_core(&e, &format!("poll {doing}")).with_correlation(correlation)
+                );
+            }
+        };
+        Ok((status, headers, parse_body(&bytes)))
+    }
+
+    /// The bearer token only goes to the endpoint it was issued for. An operation URL on an
+    /// endpoint this target used before (an emulator restarted on another port) is moved here.
+    fn on_this_endpoint(&self, url: &str) -> Result<url::Url> {
+        let mut parsed = url::Url::parse(url).map_err(|e| {
+            Error::protocol("poll an operation", format!("bad operation URL {url}: {e}"))
+        })?;
+        if parsed.origin() == self.endpoint().origin() {
+            return Ok(parsed);
+        }
+        if self
+            .previous_endpoints()
+            .iter()
+            .any(|old| old.origin() == parsed.origin())
+        {
+            let here = self.endpoint();
+            parsed
+                .set_scheme(here.scheme())
+                .and_then(|_| parsed.set_host(here.host_str()).map_err(|_| ()))
+                .and_then(|_| parsed.set_port(here.port()))
+                .map_err(|_| {
+                    Error::protocol("poll an operation", format!("cannot move {url} to {here}"))
+                })?;
+            return Ok(parsed);
+        }
+        Err(Error::protocol(
+            "poll an operation",
+            format!("Azure sent an operation URL on another host ({url}); refusing to send credentials there"),
+        ))
     }
 }
 
@@ -293,26 +282,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn polls_never_wait_longer_than_retry_after() {
-        let t = PollTiming::azure();
-        assert_eq!(
-            t.next(0, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            t.next(5, Some(Duration::from_secs(600))),
-            Duration::from_secs(60)
-        );
-        assert_eq!(t.next(0, None), Duration::from_secs(1));
-        assert_eq!(t.next(10, None), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn retry_after_prefers_milliseconds() {
-        let mut h = azure_core::headers::Headers::new();
-        h.insert("retry-after", "10");
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(10)));
-        h.insert("retry-after-ms", "250");
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+    fn unhinted_polls_grow_to_ten_seconds() {
+        assert_eq!(unhinted(0), Duration::from_millis(500));
+        assert_eq!(unhinted(1), Duration::from_secs(1));
+        assert_eq!(unhinted(9), Duration::from_secs(10));
     }
 }

@@ -1,18 +1,26 @@
-//! The Azure layer: the only module that talks to Azure Resource Manager.
+//! The Azure layer: the only module that talks to Azure Resource Manager. It knows resources,
+//! requests and operations, never steps, runs or workflows.
 //!
-//! Requests are built by azure_mgmt_compute 0.21 and sent with `.send()`; everything around them
-//! is ours: the retry policy ([`retry`]), the long-running-operation poller ([`lro`]), and the
-//! translation of ARM errors into messages that say what to do ([`errors`]). The SDK's own
-//! `.await` polling is broken for ARM LROs (see the wire contract), so it is never used.
+//! - [`transport`]: the one door to the network (TLS roots, the throttling gate, safe retries);
+//! - [`requests`]: the calls, built by azure_mgmt_compute 0.21 and sent with `.send()`;
+//! - [`lro`]: our long-running-operation poller (the SDK's own `.await` polling is broken for
+//!   ARM, see the wire contract);
+//! - [`converge`]: one loop that brings a resource to a desired state;
+//! - [`script`]: a script run at most once (managed Run Command);
+//! - [`error`]: errors classified by HTTP status and ARM code;
+//! - [`model`]: typed views of what is read.
 
-mod client;
+pub mod converge;
 mod credential;
-pub mod errors;
+pub mod error;
 pub mod ids;
 pub mod kill_hook;
 pub mod lro;
+pub mod model;
 pub mod progress;
-mod retry;
+pub mod requests;
+pub mod script;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +28,11 @@ use std::time::Duration;
 use azure_core::auth::TokenCredential;
 use azure_mgmt_compute::Client;
 
-use crate::actions::ActionError;
-pub use client::VmAction;
 pub use credential::ClientSecret;
-pub use lro::{FinalVia, Operation, PollTiming, Started};
-pub use retry::human as retry_human;
+pub use error::{Error, Kind as ErrorKind};
+pub use lro::{Ended, Operation, Started};
+pub use requests::{VmAction, Write};
+pub use transport::TransportOptions;
 
 /// Where rescue talks to: real Azure, or a local emulator.
 #[derive(Clone, Debug)]
@@ -32,8 +40,9 @@ pub enum Target {
     Azure {
         subscription: Option<String>,
     },
-    /// An emulator: its CA is trusted for this target only, and the token comes from its own
-    /// Entra endpoint through azure_identity's client-secret credential.
+    /// An emulator: its CA is trusted for this target only (added to the transport's roots),
+    /// and the token comes from its own Entra endpoint through azure_identity's client-secret
+    /// credential.
     Emulator {
         endpoint: url::Url,
         ca: Option<std::path::PathBuf>,
@@ -46,15 +55,15 @@ pub enum Target {
 pub struct Azure {
     client: Client,
     subscription: String,
-    /// Our own pipeline (same retry policy) for operation-status polls.
+    /// Our own pipeline (no retry policy: the transport retries) for operation-status polls.
     pipeline: azure_core::Pipeline,
+    transport: Arc<transport::Transport>,
     credential: Arc<dyn TokenCredential>,
     scopes: Vec<String>,
     endpoint: url::Url,
-    timing: PollTiming,
-    emulated: bool,
-    /// The HTTP client under the pipeline (with an emulator's CA when the target is one).
-    http: reqwest::Client,
+    /// Endpoints this target had before (an emulator restarted on another port): operation URLs
+    /// checkpointed there are polled here.
+    previous_endpoints: Vec<url::Url>,
 }
 
 impl std::fmt::Debug for Azure {
@@ -66,135 +75,98 @@ impl std::fmt::Debug for Azure {
     }
 }
 
-/// Requests that hang this long are cut and retried (a dropped connection must not stall a run).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
-
-/// The HTTP client; `ca`: also trust this CA (an emulator's), never instead of verifying.
-fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, ActionError> {
-    let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
-    if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|e| {
-            ActionError::fatal(format!(
-                "cannot read the emulator's CA {}: {e}",
-                path.display()
-            ))
-            .with_hint("RESCUE_EMULATOR_CA is printed by `rescue emulator serve`")
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-            ActionError::fatal(format!("{} is not a PEM certificate: {e}", path.display()))
-        })?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder
-        .build()
-        .map_err(|e| ActionError::fatal(format!("cannot build the HTTP client: {e}")))
-}
-
 impl Azure {
-    /// Connect to `target`. For real Azure this asks the credential chain for a token right away,
-    /// so a missing login fails here with instructions, not in the middle of a repair.
-    pub async fn connect(target: Target) -> Result<Azure, ActionError> {
-        match target {
-            Target::Azure { subscription } => {
-                let subscription = subscription
-                    .filter(|s| !s.is_empty())
-                    .or_else(|| std::env::var("AZURE_SUBSCRIPTION_ID").ok().filter(|s| !s.is_empty()))
-                    .ok_or_else(|| {
-                        ActionError::fatal("no Azure subscription given").with_hint(
-                            "pass --subscription ID or set AZURE_SUBSCRIPTION_ID (`az account show --query id -o tsv` prints yours)",
-                        )
-                    })?;
-                let endpoint = url::Url::parse(
-                    azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
-                )
-                .expect("the public cloud endpoint is a valid URL");
-                let credential = credential::default_chain()?;
-                let http = http_client(None)?;
-                let azure = Self::build(
-                    endpoint,
-                    http,
-                    credential,
-                    subscription,
-                    PollTiming::azure(),
-                    false,
-                )?;
-                azure.check_login().await?;
-                Ok(azure)
-            }
-            Target::Emulator {
-                endpoint,
-                ca,
-                login,
-                subscription,
-            } => {
-                let http = http_client(ca.as_deref())?;
-                let credential = login.credential(Arc::new(http.clone()));
-                let azure = Self::build(
-                    endpoint,
-                    http,
-                    credential,
-                    subscription,
-                    PollTiming::emulator(),
-                    true,
-                )?;
-                // As for Azure: a refused login stops here, before any ARM request.
-                let scopes: Vec<&str> = azure.scopes.iter().map(String::as_str).collect();
-                azure
-                    .credential
-                    .get_token(&scopes)
-                    .await
-                    .map_err(|e| credential::emulator_login_error(&e))?;
-                Ok(azure)
-            }
+    /// Connect to `target`. This asks the credential for a token right away, so a missing
+    /// login fails here, not in the middle of a repair.
+    pub async fn connect(target: Target, mut options: TransportOptions) -> Result<Azure, Error> {
+        if let Target::Emulator { ca: Some(ca), .. } = &target {
+            options.extra_ca = Some(ca.clone());
         }
+        let transport = transport::Transport::new(options)?;
+        let (endpoint, credential, subscription): (url::Url, Arc<dyn TokenCredential>, String) =
+            match target {
+                Target::Azure { subscription } => {
+                    let subscription = subscription
+                        .filter(|s| !s.is_empty())
+                        .or_else(|| {
+                            std::env::var("AZURE_SUBSCRIPTION_ID")
+                                .ok()
+                                .filter(|s| !s.is_empty())
+                        })
+                        .ok_or_else(|| Error::setup("no Azure subscription given"))?;
+                    let endpoint = url::Url::parse(
+                        azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
+                    )
+                    .expect("the public cloud endpoint is a valid URL");
+                    (endpoint, credential::default_chain()?, subscription)
+                }
+                Target::Emulator {
+                    endpoint,
+                    login,
+                    subscription,
+                    ..
+                } => (
+                    endpoint,
+                    login.credential(Arc::new(transport.http())),
+                    subscription,
+                ),
+            };
+        let azure = Self::build(endpoint, credential, subscription, transport)?;
+        azure.token().await?;
+        Ok(azure)
     }
 
     fn build(
         endpoint: url::Url,
-        http: reqwest::Client,
         credential: Arc<dyn TokenCredential>,
         subscription: String,
-        timing: PollTiming,
-        emulated: bool,
-    ) -> Result<Azure, ActionError> {
-        let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
-        let retry = azure_core::RetryOptions::custom(Arc::new(retry::ArmRetry::new(&timing)));
+        transport: Arc<transport::Transport>,
+    ) -> Result<Azure, Error> {
+        let http: Arc<dyn azure_core::HttpClient> = transport.clone();
+        let transport_options = azure_core::TransportOptions::new(http);
+        // azure_core's retry policy re-sends mutations after a lost answer; the transport
+        // retries only what is safe, and the converge loop handles the rest.
         let client = Client::builder(credential.clone())
             .endpoint(endpoint.clone())
-            .retry(retry.clone())
-            .transport(transport.clone())
+            .retry(azure_core::RetryOptions::none())
+            .transport(transport_options.clone())
             .build()
-            .map_err(|e| ActionError::fatal(format!("cannot build the Azure client: {e}")))?;
-        let options = azure_core::ClientOptions::new(transport).retry(retry);
+            .map_err(|e| Error::setup(format!("cannot build the Azure client: {e}")))?;
+        let pipeline_options = azure_core::ClientOptions::new(transport_options)
+            .retry(azure_core::RetryOptions::none());
         let pipeline = azure_core::Pipeline::new(
             Some("rescue"),
             Some(env!("CARGO_PKG_VERSION")),
-            options,
+            pipeline_options,
             Vec::new(),
             Vec::new(),
         );
         let scope = endpoint
             .join(azure_core::auth::DEFAULT_SCOPE_SUFFIX)
-            .map_err(|e| ActionError::fatal(format!("bad endpoint {endpoint}: {e}")))?
+            .map_err(|e| Error::setup(format!("bad endpoint {endpoint}: {e}")))?
             .to_string();
         Ok(Azure {
             client,
             subscription,
             pipeline,
+            transport,
             credential,
             scopes: vec![scope],
             endpoint,
-            timing,
-            emulated,
-            http,
+            previous_endpoints: Vec::new(),
         })
     }
 
-    async fn check_login(&self) -> Result<(), ActionError> {
-        self.token().await.map(|_| ())
+    /// Operation URLs checkpointed on `old` (this target's endpoint in an earlier process) are
+    /// polled on this endpoint.
+    pub fn with_previous_endpoint(mut self, old: url::Url) -> Self {
+        if old.origin() != self.endpoint.origin() {
+            self.previous_endpoints.push(old);
+        }
+        self
     }
 
-    pub(crate) async fn token(&self) -> Result<String, ActionError> {
+    pub(crate) async fn token(&self) -> Result<String, Error> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         let token = self
             .credential
@@ -214,25 +186,36 @@ impl Azure {
         &self.endpoint
     }
 
-    /// True when talking to the emulator rather than Azure.
-    pub fn is_emulated(&self) -> bool {
-        self.emulated
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.transport.requests()
     }
 
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+    pub(crate) fn pipeline(&self) -> &azure_core::Pipeline {
+        &self.pipeline
     }
 
-    pub fn timing(&self) -> &PollTiming {
-        &self.timing
+    pub(crate) fn transport(&self) -> &Arc<transport::Transport> {
+        &self.transport
     }
 
-    /// Pause between two looks at a VM's health (no Retry-After applies to GETs).
-    pub fn health_poll_interval(&self, polls: u32) -> Duration {
-        self.timing.next(polls, None)
+    pub(crate) fn previous_endpoints(&self) -> &[url::Url] {
+        &self.previous_endpoints
+    }
+}
+
+/// "8 s", "1.5 s", "50 ms": readable on a progress line.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 0.1 {
+        format!("{} ms", d.as_millis())
+    } else if secs >= 10.0 {
+        format!("{} s", secs.round())
+    } else {
+        format!("{:.1} s", secs)
     }
 }

@@ -9,11 +9,12 @@ use clap::Args;
 use serde_json::Value;
 
 use super::run::block_on;
-use super::settings::{StateArgs, YesArgs};
+use super::settings::{StateArgs, TargetArgs, YesArgs};
 use super::{Flags, Settings};
 use crate::actions::azure::RUN_TAG;
 use crate::azure::ids::ResourceId;
-use crate::azure::{Azure, Started};
+use crate::azure::model::Resource;
+use crate::azure::{Azure, Write};
 use crate::engine::journal::{Journal, RunStatus};
 use crate::exit;
 
@@ -28,6 +29,10 @@ pub struct CleanupArgs {
     pub yes: YesArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Where the run acted is its journal's; these may only give a moved emulator's endpoint
+    /// and the secrets that are never journaled.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 impl CleanupArgs {
@@ -35,6 +40,8 @@ impl CleanupArgs {
         Flags {
             state: Some(&self.state),
             yes: Some(&self.yes),
+            target: Some(&self.target),
+            retarget: true,
             ..Flags::default()
         }
     }
@@ -62,10 +69,9 @@ fn old_disks(journal: &Journal) -> Vec<String> {
         .collect()
 }
 
-fn in_use(resource: &Value) -> Option<String> {
+fn in_use(resource: &Resource) -> Option<String> {
     resource
-        .get("managedBy")
-        .and_then(Value::as_str)
+        .str("/managedBy")
         .filter(|m| !m.is_empty())
         .map(|vm| format!("in use by VM {}", vm.rsplit('/').next().unwrap_or(vm)))
 }
@@ -78,13 +84,10 @@ async fn leftovers(
     let mut found = Vec::new();
     for record in &journal.resources {
         let id = ResourceId::parse(&record.resource.id)?;
-        let Some(resource) = azure.find(&id).await? else {
+        let Some(resource) = azure.read(&id).await? else {
             continue;
         };
-        let ours = resource
-            .pointer(&format!("/tags/{RUN_TAG}"))
-            .and_then(Value::as_str)
-            == Some(journal.run_id.as_str());
+        let ours = resource.tag(RUN_TAG) == Some(journal.run_id.as_str());
         let kept = match (ours, in_use(&resource)) {
             (false, _) => Some(format!("its {RUN_TAG} tag is not this run's: not deleted")),
             (true, Some(used)) => Some(format!("{used}: kept")),
@@ -98,7 +101,7 @@ async fn leftovers(
     }
     for old in old_disks(journal) {
         let id = ResourceId::parse(&old)?;
-        let Some(resource) = azure.find(&id).await? else {
+        let Some(resource) = azure.read(&id).await? else {
             continue;
         };
         let kept = match (in_use(&resource), old_disk_named) {
@@ -116,17 +119,18 @@ async fn leftovers(
 }
 
 async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::ActionError> {
-    match azure
-        .delete(id, &format!("delete {} {}", id.kind.noun(), id.name))
-        .await?
-    {
-        Started::Done(_) => Ok(()),
-        Started::Pending(op) => azure.wait(&op).await.map(|_| ()),
-    }
+    let label = format!("delete {} {}", id.kind.noun(), id.name);
+    azure
+        .apply(id, &Write::Delete, &label, CLEANUP_DEADLINE)
+        .await?;
+    Ok(())
 }
 
+/// How long one deletion may take before cleanup gives up on it (it can be run again).
+const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
-    let (_, lock, journal) = match super::open_run(settings, &args.run_id) {
+    let (run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -168,7 +172,7 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
             return ExitCode::from(exit::INVALID);
         }
     }
-    let connected = match super::connect_recorded(&journal).await {
+    let connected = match super::connect_recorded(&mut journal, &run_dir, settings).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -4,6 +4,7 @@
 mod cleanup;
 mod plan;
 mod resume;
+mod retarget;
 mod rollback;
 mod run;
 mod runs;
@@ -12,6 +13,7 @@ pub mod settings;
 mod status;
 mod target;
 mod validate;
+mod workflows;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -47,7 +49,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Run a workflow, journaling every step so it can be resumed.
     #[command(
-        after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml --emulator"
+        after_help = "Examples:\n  rescue run workflows/demo.yaml --input message=hello\n  rescue run os-disk-swap --inputs examples/incident-inputs.yaml --emulator"
     )]
     Run(run::RunArgs),
     /// Continue a stopped or failed run from its first unfinished step.
@@ -71,6 +73,11 @@ pub enum Command {
     /// Show a run's steps, durations, outputs and errors.
     #[command(after_help = "Example:\n  rescue status 20261126-101500-ab12")]
     Status(status::StatusArgs),
+    /// List the built-in workflows with their inputs; `workflows show NAME` prints one.
+    #[command(
+        after_help = "Examples:\n  rescue workflows\n  rescue workflows --output json\n  rescue workflows show os-disk-swap > my-repair.yaml"
+    )]
+    Workflows(workflows::WorkflowsArgs),
     /// Print the JSON Schema of workflow files (for editors).
     #[command(after_help = "Example:\n  rescue schema > workflow.schema.json")]
     Schema(schema::SchemaArgs),
@@ -83,24 +90,47 @@ pub enum Command {
 pub enum EmulatorCommand {
     /// Serve the emulator until Ctrl-C; prints the `export` lines that point rescue at it.
     #[command(
-        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  eval \"$(rescue emulator serve ... | tail -n +2)\"   # or paste its export lines\n  rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"
+        after_help = "Example (one terminal serves, another runs against it):\n  rescue emulator serve --port 8443 --time-scale 0.05\n  eval \"$(rescue emulator serve ... | tail -n +2)\"   # or paste its export lines\n  rescue run os-disk-swap --inputs examples/incident-inputs.yaml"
     )]
     Serve(crate::emulator::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    dispatch(cli.command)
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    dispatch(cli.command, &on_command_line(&matches))
 }
 
-fn settings(flags: Flags) -> Result<Settings, ExitCode> {
-    Settings::resolve(flags).map_err(|message| {
-        eprintln!("error: {message}");
-        ExitCode::from(exit::INVALID)
-    })
+/// The ids of the arguments typed on the command line (not taken from the environment or a
+/// default) of the subcommand that runs: a command continuing a recorded run refuses a flag
+/// typed for another target, but only notes an environment variable that does not apply.
+fn on_command_line(matches: &clap::ArgMatches) -> std::collections::BTreeSet<String> {
+    let mut innermost = matches;
+    while let Some((_, sub)) = innermost.subcommand() {
+        innermost = sub;
+    }
+    innermost
+        .ids()
+        .filter(|id| {
+            innermost.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.to_string())
+        .collect()
 }
 
-fn dispatch(command: Command) -> ExitCode {
+fn dispatch(command: Command, explicit: &std::collections::BTreeSet<String>) -> ExitCode {
+    let settings = |flags: Flags| {
+        Settings::resolve(flags)
+            .map(|mut s| {
+                s.on_command_line = explicit.clone();
+                s
+            })
+            .map_err(|message| {
+                eprintln!("error: {message}");
+                ExitCode::from(exit::INVALID)
+            })
+    };
     let result = match &command {
         Command::Validate(args) => Ok(validate::run(args)),
         Command::Plan(args) => settings(args.flags()).map(|s| plan::run(args, &s)),
@@ -110,6 +140,7 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Cleanup(args) => settings(args.flags()).map(|s| cleanup::run(args, &s)),
         Command::Runs(args) => settings(args.flags()).map(|s| runs::run(args, &s)),
         Command::Status(args) => settings(args.flags()).map(|s| status::run(args, &s)),
+        Command::Workflows(args) => settings(args.flags()).map(|s| workflows::run(args, &s)),
         Command::Schema(args) => Ok(schema::run(args)),
         Command::Emulator(EmulatorCommand::Serve(args)) => Ok(serve_emulator(args.clone())),
     };
@@ -129,27 +160,38 @@ fn serve_emulator(args: crate::emulator::ServeArgs) -> ExitCode {
     }
 }
 
-/// Loads and checks `file` and resolves the inputs given by the flags: what plan and run
-/// both start from. On problems, prints them and gives exit 2.
+/// A workflow checked with its inputs and the files its steps name: what plan and run start
+/// from.
+pub(crate) struct Loaded {
+    pub origin: crate::workflow::Origin,
+    pub workflow: crate::workflow::Workflow,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    pub files: Vec<crate::workflow::FileRead>,
+}
+
+/// Finds `given` (a file, or a built-in's name), checks it, resolves the inputs the flags give
+/// and reads the files its steps name. On problems, prints them and gives exit 2.
 pub(crate) fn load_with_inputs(
-    file: &std::path::Path,
+    given: &std::path::Path,
     settings: &Settings,
     registry: &crate::actions::Registry,
-) -> Result<
-    (
-        crate::workflow::Workflow,
-        serde_json::Map<String, serde_json::Value>,
-    ),
-    ExitCode,
-> {
-    let wf = crate::workflow::load(file, registry).map_err(|p| report_invalid(&p))?;
+) -> Result<Loaded, ExitCode> {
+    let origin = crate::workflow::Origin::resolve(given).map_err(|p| report_invalid(&p))?;
+    let workflow = crate::workflow::load(&origin, registry).map_err(|p| report_invalid(&p))?;
     let inputs = crate::workflow::resolve_inputs(
-        &wf,
+        &workflow,
         &settings.input_pairs,
         settings.inputs_file.as_deref(),
     )
     .map_err(|p| report_invalid(&p))?;
-    Ok((wf, inputs))
+    let files = crate::workflow::referenced_files(&workflow, &origin, &inputs, registry)
+        .map_err(|p| report_invalid(&p))?;
+    Ok(Loaded {
+        origin,
+        workflow,
+        inputs,
+        files,
+    })
 }
 
 /// A recorded run opened for changing: its directory, its lock (held until dropped) and its
@@ -176,23 +218,28 @@ pub(crate) fn open_run(
     Ok((run_dir, lock, journal))
 }
 
-/// Connects to where a recorded run acted (the journal's target); exit 1 when that fails.
+/// Connects to where a recorded run acted (the journal's target, with what the flags may
+/// change), and records in the journal what the connection changed (the emulator's port).
+/// Exit 2 when the flags ask for another target, 1 when connecting fails.
 pub(crate) async fn connect_recorded(
-    journal: &crate::engine::journal::Journal,
+    journal: &mut crate::engine::journal::Journal,
+    run_dir: &std::path::Path,
+    settings: &Settings,
 ) -> Result<target::Connected, ExitCode> {
-    let record = target::TargetRecord::from_value(&journal.target);
-    let workflow_dir = journal
-        .workflow
-        .path
-        .parent()
-        .map(std::path::Path::to_path_buf);
+    let record = retarget::recorded_target(journal, run_dir, settings).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::INVALID)
+    })?;
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
-    target::connect(&record, needs_azure, workflow_dir)
+    // Undo and cleanup read no workflow files.
+    let connected = target::connect(&record, needs_azure, None, &settings.transport)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(exit::STEP_FAILED)
-        })
+        })?;
+    journal.target = record.connected(&connected).to_value();
+    Ok(connected)
 }
 
 /// Prints workflow/input problems to stderr (colored on a terminal) and returns exit 2.

@@ -3,19 +3,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
 use super::target::{self, TargetRecord};
 use super::{Flags, Settings, Target};
-use crate::actions::{Env, Registry};
+use crate::actions::{Env, Files, Registry};
 use crate::exit;
 use crate::plan;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// The workflow file.
+    /// The workflow: a file, or the name of a built-in (`rescue workflows` lists them).
     pub file: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -25,6 +26,9 @@ pub struct PlanArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Also show each step's arguments, notes and the Azure calls it would make.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl PlanArgs {
@@ -34,19 +38,25 @@ impl PlanArgs {
             output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
+            retarget: false,
             yes: None,
         }
     }
 }
 
 pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
-    show(&args.file, settings)
+    show(&args.file, settings, args.verbose)
 }
 
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
-pub fn show(file: &Path, settings: &Settings) -> ExitCode {
+pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
     let registry = Registry::builtin();
-    let (wf, inputs) = match super::load_with_inputs(file, settings, &registry) {
+    let super::Loaded {
+        origin,
+        workflow: wf,
+        inputs,
+        ..
+    } = match super::load_with_inputs(file, settings, &registry) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -60,10 +70,17 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
         let scratch =
             tempfile::tempdir().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
         let record = TargetRecord::for_new_run(&settings.target, scratch.path());
-        let workflow_dir = file.parent().map(Path::to_path_buf);
+        // A plan reads the workflow's files where they are now; a run reads its stored copies.
+        let files: Arc<dyn Files> = Arc::new(origin);
         // Actions read current state through the connection to make the plan concrete;
         // without one they describe the step from its arguments alone.
-        let connected = match target::connect(&record, wf.needs_azure(), workflow_dir.clone()).await
+        let connected = match target::connect(
+            &record,
+            wf.needs_azure(),
+            Some(files.clone()),
+            &settings.transport,
+        )
+        .await
         {
             Ok(connected) => Some(connected),
             Err(e) => {
@@ -75,13 +92,19 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
         };
         let env = connected.as_ref().map_or_else(
             || Env {
-                workflow_dir,
+                files: Some(files),
                 ..Env::default()
             },
             |c| c.env.clone(),
         );
         let planned = plan::build(&wf, inputs, &registry, &env, plan::PLACEHOLDER_RUN_ID)
             .await
+            .map(|mut plan| {
+                if wf.needs_azure() {
+                    plan.target = Some(where_it_acts(&settings.target, &env));
+                }
+                plan
+            })
             .map_err(|e| e.to_string());
         if let Some(connected) = connected {
             connected.close().await;
@@ -98,11 +121,32 @@ pub fn show(file: &Path, settings: &Settings) -> ExitCode {
     let text = if settings.json() {
         serde_json::to_string_pretty(&plan).expect("a plan is JSON") + "\n"
     } else {
-        plan::render_text(&plan, &run_command(file, settings))
+        plan::render_text(&plan, &run_command(file, settings), verbose)
     };
     // A closed pipe (`rescue plan ... | head`) is not worth a panic.
     let _ = std::io::stdout().write_all(text.as_bytes());
     ExitCode::from(exit::SUCCESS)
+}
+
+/// Where the run would act, for the plan's header.
+pub(crate) fn where_it_acts(target: &Target, env: &Env) -> String {
+    let Some(azure) = &env.azure else {
+        return "not connected: current state was not read".into();
+    };
+    let subscription = azure.subscription();
+    match target {
+        Target::Azure { .. } => format!("Azure, subscription {subscription}"),
+        Target::InProcessEmulator { scenario, .. } => format!(
+            "an emulator in this process ({}), subscription {subscription}",
+            scenario
+                .as_ref()
+                .map(|p| format!("scenario {}", p.display()))
+                .unwrap_or_else(|| "the incident scenario".into())
+        ),
+        Target::Emulator { endpoint, .. } => {
+            format!("the emulator at {endpoint}, subscription {subscription}")
+        }
+    }
 }
 
 /// The `rescue run` command line with the same file and inputs.

@@ -1,21 +1,26 @@
 //! `rescue resume RUN_ID`: continue a run from its first step not done.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 
+use super::retarget::recorded_target;
 use super::run::{block_on, execute, fatal, Execution};
 use super::settings::{OutputArgs, StateArgs, TargetArgs, YesArgs};
-use super::target::TargetRecord;
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::bind;
-use crate::engine::journal::{Journal, RunStatus, WorkflowRecord};
+use crate::engine::files::FileStore;
+use crate::engine::journal::{
+    sha256_hex, DamagedJournal, Journal, RunStatus, StoredFile, WorkflowRecord,
+};
 use crate::engine::lock::RunLock;
 use crate::engine::resume::{align_steps, first_unfinished, reset_from, workflow_changes};
 use crate::engine::store::Store;
 use crate::exit;
+use crate::workflow::{Origin, Source, Workflow};
 
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
@@ -47,6 +52,7 @@ impl ResumeArgs {
             output: Some(&self.output),
             inputs: None,
             target: Some(&self.target),
+            retarget: true,
             yes: Some(&self.yes),
         }
     }
@@ -83,40 +89,10 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         );
         return ExitCode::from(exit::INVALID);
     }
-    let path = journal.workflow.path.clone();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!(
-                "error: cannot read the run's workflow {}: {e}",
-                path.display()
-            );
-            eprintln!("  hint: restore the file at that path, then resume again");
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let changed = workflow_changes(&journal, &text);
-    if let Some(diff) = &changed {
-        if !force {
-            eprintln!(
-                "error: the workflow {} changed since run {run_id} started:",
-                path.display()
-            );
-            eprintln!("{diff}");
-            eprintln!("  hint: restore it, or resume anyway with --force (steps already done are not repeated)");
-            return ExitCode::from(exit::INVALID);
-        }
-        eprintln!("warning: the workflow changed since the run started; going on because of --force:\n{diff}");
-    }
-    let registry = Registry::builtin();
-    let workflow = match crate::workflow::load(&path, &registry) {
+    let workflow = match workflow_to_resume(&mut journal, &run_dir, force) {
         Ok(wf) => wf,
-        Err(problems) => return super::report_invalid(&problems),
+        Err(code) => return code,
     };
-    if changed.is_some() {
-        align_steps(&mut journal, &bind::step_ids(&workflow));
-        journal.workflow = WorkflowRecord::new(path, text);
-    }
     if let Some(step) = from_step {
         if let Err(e) = reset_from(&mut journal, step) {
             eprintln!("error: {e}");
@@ -127,10 +103,17 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         eprintln!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)");
         return ExitCode::from(exit::SUCCESS);
     }
+    let target = match recorded_target(&journal, &run_dir, settings) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    journal.target = target.to_value();
     if let Err(e) = journal.save(&run_dir) {
         return fatal(&e);
     }
-    let target = TargetRecord::from_value(&journal.target);
     execute(
         settings,
         Execution {
@@ -144,4 +127,146 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         },
     )
     .await
+}
+
+/// The workflow a resume runs: the text the run started with, from its file store (or, for old
+/// journals, the copy in the journal or the file). The workflow file edited since is refused
+/// unless `--force` adopts the edit; a deleted one does not matter.
+fn workflow_to_resume(
+    journal: &mut Journal,
+    run_dir: &Path,
+    force: bool,
+) -> Result<Workflow, ExitCode> {
+    let refused = || ExitCode::from(exit::INVALID);
+    let run_id = journal.run_id.clone();
+    let origin = journal.workflow.origin();
+    let store = FileStore::new(run_dir);
+    // Format 1 kept no copy; without one, only the very same text at the origin will do.
+    let stored = if journal.workflow.text.is_empty() {
+        store
+            .get_text_if_present(&journal.workflow.sha256)
+            .map_err(|e| fatal(&e))?
+    } else {
+        Some(journal.workflow.text.clone())
+    };
+    let current = origin.read().ok().map(|source| source.text.to_string());
+    let mut adopt = false;
+    let text = match (&origin, stored, current) {
+        (_, None, None) => {
+            eprintln!(
+                "error: cannot read the run's workflow {}, and this run (started by an older rescue) keeps no copy of it",
+                origin.display()
+            );
+            eprintln!("  hint: restore the file at that path, then resume again");
+            return Err(refused());
+        }
+        (_, Some(stored), None) => {
+            eprintln!(
+                "note: {} is gone; resuming from the copy stored with run {run_id}",
+                origin.display()
+            );
+            stored
+        }
+        (Origin::Builtin(name), Some(stored), Some(current)) => {
+            if current != stored {
+                eprintln!("note: this rescue's built-in workflow `{name}` differs from the one run {run_id} started with; the run goes on with its own copy");
+            }
+            stored
+        }
+        (_, stored, Some(current)) => {
+            let mut changes: Vec<String> =
+                workflow_changes(&journal.workflow.sha256, stored.as_deref(), &current)
+                    .into_iter()
+                    .collect();
+            changes.extend(changed_files(journal, &origin));
+            if changes.is_empty() {
+                current
+            } else if !force {
+                eprintln!(
+                    "error: the workflow {} changed since run {run_id} started:",
+                    origin.display()
+                );
+                eprintln!("{}", changes.join("\n"));
+                eprintln!("  hint: restore it, or resume anyway with --force to run the changed workflow (steps already done are not repeated)");
+                return Err(refused());
+            } else {
+                eprintln!("warning: the workflow changed since the run started; going on with the changed one because of --force:\n{}", changes.join("\n"));
+                adopt = true;
+                current
+            }
+        }
+    };
+    let registry = Registry::builtin();
+    let workflow = crate::workflow::parse(Source::new(origin.display(), text), &registry)
+        .map_err(|problems| super::report_invalid(&problems))?;
+    if adopt {
+        adopt_changes(journal, &workflow, &origin, &store).map_err(|e| fatal(&e))?;
+    } else if let Err(problem) = journal
+        .check_steps(&bind::step_ids(&workflow))
+        .and_then(|()| check_inputs(journal, &workflow))
+    {
+        let damaged = DamagedJournal {
+            path: Journal::path(run_dir),
+            problem,
+        };
+        return Err(fatal(&damaged.into()));
+    }
+    Ok(workflow)
+}
+
+/// The files the run stored whose original now reads differently, one line each.
+fn changed_files(journal: &Journal, origin: &Origin) -> Vec<String> {
+    journal
+        .workflow
+        .files
+        .iter()
+        .filter_map(|(given, file)| {
+            let (shown, now) = origin.read_relative(given).ok()?;
+            (sha256_hex(&now) != file.sha256)
+                .then(|| format!("  ~ {shown} (named by the workflow as `{given}`) changed"))
+        })
+        .collect()
+}
+
+/// `--force`: the run goes on with the workflow and files as they are now; steps whose id and
+/// action are unchanged keep their record.
+fn adopt_changes(
+    journal: &mut Journal,
+    workflow: &Workflow,
+    origin: &Origin,
+    store: &FileStore,
+) -> anyhow::Result<()> {
+    align_steps(journal, &bind::step_ids(workflow));
+    let text = &workflow.source.text;
+    store.put(text.as_bytes())?;
+    let mut record = WorkflowRecord::new(origin, text);
+    record.files = std::mem::take(&mut journal.workflow.files);
+    for (given, file) in record.files.iter_mut() {
+        // A file gone since keeps its stored copy; one that changed is stored anew.
+        if let Ok((shown, now)) = origin.read_relative(given) {
+            if sha256_hex(&now) != file.sha256 {
+                *file = StoredFile {
+                    sha256: store.put(&now)?,
+                    origin: shown,
+                };
+            }
+        }
+    }
+    journal.workflow = record;
+    Ok(())
+}
+
+/// The journal's inputs fit the workflow's declarations (an edited journal may not).
+fn check_inputs(journal: &Journal, workflow: &Workflow) -> Result<(), String> {
+    for (name, value) in &journal.inputs {
+        let Some(input) = workflow.inputs.get(name) else {
+            return Err(format!(
+                "input `{name}` is recorded, but the workflow declares no such input"
+            ));
+        };
+        input
+            .check(value)
+            .map_err(|e| format!("recorded input `{name}`: {e}"))?;
+    }
+    Ok(())
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::run::{block_on, fatal};
-use super::settings::{StateArgs, YesArgs};
+use super::run::{block_on, stopped, Next};
+use super::settings::{StateArgs, TargetArgs, YesArgs};
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::journal::Journal;
@@ -31,6 +31,10 @@ pub struct RollbackArgs {
     pub yes: YesArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Where the run acted is its journal's; these may only give a moved emulator's endpoint
+    /// and the secrets that are never journaled.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 impl RollbackArgs {
@@ -38,6 +42,8 @@ impl RollbackArgs {
         Flags {
             state: Some(&self.state),
             yes: Some(&self.yes),
+            target: Some(&self.target),
+            retarget: true,
             ..Flags::default()
         }
     }
@@ -72,7 +78,7 @@ fn preview(journal: &Journal, undos: &[UndoRecord]) -> String {
 }
 
 async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
-    let (run_dir, lock, journal) = match super::open_run(settings, &args.run_id) {
+    let (run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -90,7 +96,7 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         return ExitCode::from(exit::INVALID);
     }
 
-    let connected = match super::connect_recorded(&journal).await {
+    let connected = match super::connect_recorded(&mut journal, &run_dir, settings).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -101,7 +107,7 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
     connected.close().await;
     drop(lock);
     match outcome {
-        Err(e) => fatal(&e.context("cannot write the journal")),
+        Err(e) => stopped(&args.run_id, &e, Next::Rollback),
         Ok(Outcome::Succeeded) => {
             eprintln!("run {} rolled back", args.run_id);
             ExitCode::SUCCESS

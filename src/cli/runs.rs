@@ -66,7 +66,12 @@ pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
                 j.status.as_str(),
                 j.workflow.path.display()
             ),
-            Err(e) => println!("{id:<22} {:<21} {:<22} {e:#}", "?", "unreadable"),
+            Err(e) => {
+                // The hint is for `status` or `resume`; the table keeps one line per run.
+                let reason = format!("{e:#}");
+                let first = reason.lines().next().unwrap_or_default();
+                println!("{id:<22} {:<21} {:<22} {first}", "?", "unreadable")
+            }
         }
     }
     ExitCode::from(exit::SUCCESS)

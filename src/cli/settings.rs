@@ -25,7 +25,7 @@ pub struct StateArgs {
 #[derive(Args, Clone, Debug, Default)]
 pub struct OutputArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -62,14 +62,28 @@ pub struct TargetArgs {
     /// The emulator's CA certificate to trust (printed by `rescue emulator serve`).
     #[arg(long, env = "RESCUE_EMULATOR_CA", value_name = "FILE")]
     pub emulator_ca: Option<PathBuf>,
-    /// Latency scale of the in-process emulator (1.0 = Azure-like waits).
-    #[arg(
-        long,
-        env = "RESCUE_TIME_SCALE",
-        value_name = "F",
-        default_value_t = 0.05
-    )]
-    pub time_scale: f64,
+    /// Latency scale of the in-process emulator (1.0 = Azure-like waits) [default: 0.05]
+    #[arg(long, env = "RESCUE_TIME_SCALE", value_name = "F")]
+    pub time_scale: Option<f64>,
+    /// The most one request may wait for Azure's throttling (its Retry-After) before the step
+    /// fails, resumably. Azure's waits are honoured in full up to this.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_wait: std::time::Duration,
+}
+
+/// The in-process emulator's latency scale when `--time-scale` is not given.
+pub const DEFAULT_TIME_SCALE: f64 = 0.05;
+
+impl TargetArgs {
+    /// `--time-scale`, checked.
+    pub fn time_scale(&self) -> Result<Option<f64>, String> {
+        match self.time_scale {
+            Some(f) if !(f.is_finite() && f > 0.0) => Err(format!(
+                "--time-scale {f} must be a number above 0 (e.g. 0.05)"
+            )),
+            other => Ok(other),
+        }
+    }
 }
 
 /// Where Azure calls go.
@@ -99,6 +113,13 @@ pub struct Settings {
     pub input_pairs: Vec<String>,
     pub inputs_file: Option<PathBuf>,
     pub target: Target,
+    /// How requests to Azure behave (throttling limit).
+    pub transport: crate::azure::TransportOptions,
+    /// The target flags as given (from the command line or the environment), for commands
+    /// that continue a recorded run: they honour or refuse each (see `cli::retarget`).
+    pub target_args: TargetArgs,
+    /// Ids of the arguments typed on the command line (the rest came from the environment).
+    pub on_command_line: std::collections::BTreeSet<String>,
 }
 
 /// The flag groups a subcommand has; absent groups take their defaults.
@@ -109,6 +130,9 @@ pub struct Flags<'a> {
     pub inputs: Option<&'a InputArgs>,
     pub yes: Option<&'a YesArgs>,
     pub target: Option<&'a TargetArgs>,
+    /// The target flags only adjust a recorded run's target (`cli::retarget`), so they need
+    /// not make a target of their own (resume, rollback, cleanup).
+    pub retarget: bool,
 }
 
 impl Settings {
@@ -118,8 +142,12 @@ impl Settings {
             None => default_state_dir()?,
         };
         let target = match flags.target {
+            Some(t) if !flags.retarget => target(t)?,
+            Some(t) => {
+                t.time_scale()?;
+                Target::Azure { subscription: None }
+            }
             None => Target::Azure { subscription: None },
-            Some(t) => target(t)?,
         };
         let inputs = flags.inputs.cloned().unwrap_or_default();
         if let Some(file) = &inputs.inputs {
@@ -127,13 +155,20 @@ impl Settings {
                 return Err(format!("--inputs {}: no such file", file.display()));
             }
         }
+        let mut transport = crate::azure::TransportOptions::default();
+        if let Some(t) = flags.target {
+            transport.max_wait = t.max_wait;
+        }
         Ok(Settings {
+            transport,
             state_dir,
             output: flags.output.map_or(OutputFormat::Text, |o| o.output),
             yes: flags.yes.is_some_and(|y| y.yes),
             input_pairs: inputs.input,
             inputs_file: inputs.inputs,
             target,
+            target_args: flags.target.cloned().unwrap_or_default(),
+            on_command_line: Default::default(),
         })
     }
 
@@ -143,12 +178,7 @@ impl Settings {
 }
 
 fn target(t: &TargetArgs) -> Result<Target, String> {
-    if !(t.time_scale.is_finite() && t.time_scale > 0.0) {
-        return Err(format!(
-            "--time-scale {} must be a number above 0 (e.g. 0.05)",
-            t.time_scale
-        ));
-    }
+    let time_scale = t.time_scale()?.unwrap_or(DEFAULT_TIME_SCALE);
     if let Some(scenario) = t.emulator.clone() {
         if let Some(path) = &scenario {
             if !path.is_file() {
@@ -157,10 +187,13 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
                     path.display()
                 ));
             }
+            // A bad scenario is bad input: refused before a run is recorded.
+            crate::emulator::check_scenario(path)
+                .map_err(|e| format!("--emulator={}: {e:#}", path.display()))?;
         }
         return Ok(Target::InProcessEmulator {
             scenario,
-            time_scale: t.time_scale,
+            time_scale,
         });
     }
     if let Some(endpoint) = &t.emulator_url {

@@ -46,6 +46,11 @@ pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
         }
     };
     if json {
+        let mut journal = journal;
+        // Through the record, which has no place for secrets an older journal may hold.
+        if let Ok(Some(target)) = super::target::TargetRecord::from_value(&journal.target) {
+            journal.target = target.to_value();
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&journal).expect("journal serializes")
@@ -65,6 +70,7 @@ pub fn render(j: &Journal) -> String {
     line(format!("run       {}", j.run_id));
     line(format!("workflow  {}", j.workflow.path.display()));
     line(format!("status    {}", j.status.as_str()));
+    line(format!("target    {}", target_line(&j.target)));
     if let Some(rollback) = &j.rollback {
         let status = match rollback.status {
             crate::engine::rollback::RollbackStatus::Succeeded => "rolled back",
@@ -131,6 +137,25 @@ pub fn render(j: &Journal) -> String {
         line(format!("continue with: rescue resume {}", j.run_id));
     }
     out
+}
+
+/// Where the run acts, in words.
+fn target_line(target: &Value) -> String {
+    use super::target::TargetRecord;
+    match TargetRecord::from_value(target) {
+        Ok(None) => "not recorded".into(),
+        Err(e) => format!("unreadable: {e}"),
+        Ok(Some(TargetRecord::Azure { subscription })) => match subscription {
+            Some(s) => format!("Azure, subscription {s}"),
+            None => "Azure (no subscription given)".into(),
+        },
+        Ok(Some(TargetRecord::Emulator { endpoint, .. })) => format!("the emulator at {endpoint}"),
+        Ok(Some(TargetRecord::InProcessEmulator { data_dir, port, .. })) => format!(
+            "the emulator inside rescue ({}{})",
+            data_dir.display(),
+            port.map(|p| format!(", port {p}")).unwrap_or_default()
+        ),
+    }
 }
 
 fn mark(status: StepStatus) -> &'static str {

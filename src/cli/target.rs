@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::settings::Target;
-use crate::actions::{ActionError, Env};
+use crate::actions::{ActionError, Env, Files};
 use crate::azure::{self, Azure};
 use crate::emulator;
 use crate::engine::store::create_private_dir;
@@ -26,6 +26,10 @@ pub enum TargetRecord {
         scenario: Option<PathBuf>,
         time_scale: f64,
         data_dir: PathBuf,
+        /// The port it listened on: a restart binds it again if it can, so that the operation
+        /// URLs the run checkpointed still answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
     },
     /// A `rescue emulator serve` running elsewhere. Its credentials are never journaled: they
     /// come from the environment on every run and resume.
@@ -48,6 +52,7 @@ impl TargetRecord {
                 scenario,
                 time_scale,
                 data_dir: run_dir.join("emulator"),
+                port: None,
             },
             Target::Emulator {
                 endpoint,
@@ -61,13 +66,37 @@ impl TargetRecord {
         }
     }
 
+    /// The record once connected: an in-process emulator's port, for the next restart.
+    pub fn connected(self, connected: &Connected) -> TargetRecord {
+        match self {
+            TargetRecord::InProcessEmulator {
+                scenario,
+                time_scale,
+                data_dir,
+                ..
+            } => TargetRecord::InProcessEmulator {
+                scenario,
+                time_scale,
+                data_dir,
+                port: connected.emulator_port(),
+            },
+            other => other,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("plain enum")
     }
 
-    /// The journal's record; runs journaled without one acted on nothing but core actions.
-    pub fn from_value(value: &Value) -> TargetRecord {
-        serde_json::from_value(value.clone()).unwrap_or(TargetRecord::Azure { subscription: None })
+    /// The journal's record. None: not recorded (format 1 journals, from before rescue acted
+    /// on Azure). A record that does not parse is an error, never a fall back to Azure.
+    pub fn from_value(value: &Value) -> Result<Option<TargetRecord>, String> {
+        if value.is_null() {
+            return Ok(None);
+        }
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| format!("its `target` is not one rescue writes: {e} (found {value})"))
     }
 }
 
@@ -78,6 +107,11 @@ pub struct Connected {
 }
 
 impl Connected {
+    /// The port the in-process emulator listens on, if there is one.
+    pub fn emulator_port(&self) -> Option<u16> {
+        self.emulator.as_ref().and_then(|h| h.endpoint.port())
+    }
+
     /// Stops the in-process emulator, if any, after its state is saved.
     pub async fn close(self) {
         if let Some(handle) = self.emulator {
@@ -90,14 +124,14 @@ impl Connected {
 pub async fn connect(
     record: &TargetRecord,
     needs_azure: bool,
-    workflow_dir: Option<PathBuf>,
+    files: Option<Arc<dyn Files>>,
+    transport: &azure::TransportOptions,
 ) -> Result<Connected, ActionError> {
     if !needs_azure {
         return Ok(Connected {
             env: Env {
-                azure: None,
-                workflow_dir,
-                force_unlock: None,
+                files,
+                ..Env::default()
             },
             emulator: None,
         });
@@ -111,7 +145,10 @@ pub async fn connect(
         } => {
             let subscription =
                 subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
-            let login = Box::new(azure::ClientSecret::from_env(&endpoint)?);
+            let login = match azure::ClientSecret::from_env(&endpoint) {
+                Ok(login) => Box::new(login),
+                Err(e) => return Err(emulator_login(e)),
+            };
             (
                 azure::Target::Emulator {
                     endpoint,
@@ -126,6 +163,7 @@ pub async fn connect(
             scenario,
             time_scale,
             data_dir,
+            port,
         } => {
             // Disk images of the rehearsal are state too: owner only, like the journal.
             create_private_dir(&data_dir).map_err(|e| ActionError::fatal(format!("{e:#}")))?;
@@ -133,11 +171,18 @@ pub async fn connect(
                 scenario,
                 log: Some(data_dir.join("requests.jsonl")),
                 data_dir,
-                port: 0,
+                port: port.unwrap_or(0),
                 time_scale,
                 tls: true,
             };
-            let handle = emulator::start(config).await.map_err(|e| {
+            let started = match emulator::start(config.clone()).await {
+                Err(e) if config.port != 0 => {
+                    eprintln!("note: the emulator cannot listen on port {} again ({e:#}); it restarts on another, and operations in flight are read again", config.port);
+                    emulator::start(emulator::Config { port: 0, ..config }).await
+                }
+                started => started,
+            };
+            let handle = started.map_err(|e| {
                 ActionError::fatal(format!("cannot start the emulator: {e:#}")).with_hint(
                     "check that the state directory is writable and loop devices are available",
                 )
@@ -156,21 +201,41 @@ pub async fn connect(
             (target, Some(handle))
         }
     };
-    match Azure::connect(target).await {
+    match Azure::connect(target, transport.clone()).await {
         Ok(azure) => Ok(Connected {
             env: Env {
                 azure: Some(Arc::new(azure)),
-                workflow_dir,
-                force_unlock: None,
+                files,
+                ..Env::default()
             },
             emulator: handle,
         }),
         Err(e) => {
+            let emulated = handle.is_some() || matches!(record, TargetRecord::Emulator { .. });
             if let Some(handle) = handle {
                 handle.shutdown().await;
             }
-            Err(e)
+            Err(if emulated {
+                emulator_login(e)
+            } else {
+                e.into()
+            })
         }
+    }
+}
+
+/// An emulator refused the sign-in (or its CA could not be read): say how to sign in there.
+fn emulator_login(e: azure::Error) -> ActionError {
+    let auth = matches!(e.kind, azure::ErrorKind::Auth);
+    let error = ActionError::from(e);
+    if auth {
+        error.with_hint(
+            "set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST to the \
+             values `rescue emulator serve` printed (`eval` its export lines), or use `--emulator` for \
+             an emulator inside rescue",
+        )
+    } else {
+        error
     }
 }
 

@@ -7,15 +7,24 @@ use clap::Args;
 
 use crate::actions::Registry;
 use crate::exit;
+use crate::workflow::{referenced_files, Origin};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
-    /// The workflow file.
+    /// The workflow: a file, or the name of a built-in (`rescue workflows` lists them).
     pub file: PathBuf,
 }
 
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    match crate::workflow::load(&args.file, &Registry::builtin()) {
+    let registry = Registry::builtin();
+    let origin = match Origin::resolve(&args.file) {
+        Ok(origin) => origin,
+        Err(problems) => return super::report_invalid(&problems),
+    };
+    // Files named outright must be there; those that depend on inputs are checked by plan and run.
+    let checked = crate::workflow::load(&origin, &registry)
+        .and_then(|wf| referenced_files(&wf, &origin, &Default::default(), &registry).map(|_| wf));
+    match checked {
         Ok(wf) => {
             let n = wf.steps.len();
             println!(

@@ -6,12 +6,28 @@ use serde_json::{json, Value};
 pub const DISK_API: &str = "2024-03-02";
 pub const COMPUTE_API: &str = "2024-07-01";
 
-/// An ARM error: HTTP status plus `{"error":{"code","message"}}`.
+/// An ARM error: HTTP status plus `{"error":{"code","message"[,"target"][,"innererror"]}}`, the
+/// CloudError shape of the REST specs' common types. Recorded CRP errors carry no `details`
+/// array unless there are details (e.g. kubernetes/kubernetes#96706 quotes a whole body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// What few errors carry besides code and message (boxed: errors travel in every Result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// CRP's `innererror.internalErrorCode`, where a recorded response shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Value>,
 }
 
 impl ArmError {
@@ -20,11 +36,48 @@ impl ArmError {
             status,
             code: code.to_string(),
             message: message.into(),
+            extra: None,
         }
     }
 
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    pub fn with_target(mut self, target: &str) -> Self {
+        self.extra().target = Some(target.to_string());
+        self
+    }
+
+    pub fn with_internal_code(mut self, code: &str) -> Self {
+        self.extra().internal_code = Some(code.to_string());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.extra().details.push(detail);
+        self
+    }
+
+    /// The `error` object (also what a Failed operation-status body carries).
+    pub fn object(&self) -> Value {
+        let mut e = json!({ "code": self.code, "message": self.message });
+        if let Some(x) = &self.extra {
+            if let Some(t) = &x.target {
+                e["target"] = json!(t);
+            }
+            if let Some(c) = &x.internal_code {
+                e["innererror"] = json!({ "internalErrorCode": c });
+            }
+            if !x.details.is_empty() {
+                e["details"] = json!(x.details);
+            }
+        }
+        e
+    }
+
     pub fn body(&self) -> Value {
-        json!({ "error": { "code": self.code, "message": self.message, "details": [] } })
+        json!({ "error": self.object() })
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -35,6 +88,9 @@ impl ArmError {
         Self::new(409, code, message)
     }
 
+    /// ARM's 404 for a missing resource, as recorded (e.g. ansible-collections/azure#1199:
+    /// "The Resource 'Microsoft.Compute/virtualMachines/rhel8-brboot' under resource group 'disks'
+    /// was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix").
     pub fn not_found(kind: &str, rg: &str, name: &str) -> Self {
         Self::new(
             404,
@@ -46,6 +102,21 @@ impl ArmError {
         )
     }
 
+    /// CRP's answer for an entity it does not know under a location (an unknown run command id
+    /// in the Run Command docs, MicrosoftDocs azure-compute-docs linux/run-command.md: "The entity
+    /// was not found in this Azure location"); used for unknown or expired operation ids too
+    /// (inferred: no recording of an expired operation URL was found).
+    pub fn entity_not_found() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "The entity was not found in this Azure location.",
+        )
+    }
+
+    /// 500 for the emulator's own failures (an unwritable data dir, a failed image copy). Azure
+    /// shows `InternalServerError` with a diagnostic sentence (see `faults`); here the sentence
+    /// says what failed, since only an emulator bug or a full disk gets here.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalServerError", message)
     }

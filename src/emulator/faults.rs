@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::arm::{self, ArmError};
+use super::http::Reply;
+use super::ratelimit::Remaining;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
@@ -155,6 +159,55 @@ pub fn pick(
         .iter()
         .find(|r| r.matches(name, alias) && r.fires(name, call))
         .map(|r| r.kind)
+}
+
+/// The answer that replaces the handler's: an exhausted rate-limit window (no fault), or a fault
+/// that refuses the call. Returns the reply and the rate-limit state to report with it.
+pub fn refusal(
+    fault: Option<FaultKind>,
+    remaining: Remaining,
+    subscription: &str,
+    time_scale: f64,
+) -> Option<(Reply, Remaining)> {
+    if remaining.exhausted() {
+        return Some((remaining.throttled(time_scale), remaining));
+    }
+    match fault? {
+        FaultKind::Http500 => {
+            // ARM's text for an internal error, with its four diagnostic fields filled in as ARM
+            // does (Azure/azure-powershell#11291: "Encountered internal server error. Diagnostic
+            // information: timestamp '20200310T111055Z', subscription id '<subscription id >',
+            // tracking id '135c8729-…', request correlation id '135c8729-…'."). The tracking and
+            // correlation ids are one id there.
+            let stamp = arm::now()
+                .format(time::macros::format_description!(
+                    "[year][month][day]T[hour][minute][second]Z"
+                ))
+                .expect("timestamp formats");
+            let e = ArmError::new(
+                500,
+                "InternalServerError",
+                format!(
+                    "Encountered internal server error. Diagnostic information: timestamp '{stamp}', \
+                     subscription id '{subscription}', tracking id '{id}', request correlation id '{id}'.",
+                    id = arm::guid()
+                ),
+            );
+            Some((e.into(), remaining))
+        }
+        // No recorded CRP 503 was found; the code is HTTP's and the text the one Azure's front
+        // ends are seen to send ("The service is unavailable.", microsoft/vscode-azureappservice
+        // #1593). No Retry-After: no source shows one on a 503.
+        FaultKind::Http503 => Some((
+            ArmError::new(503, "ServiceUnavailable", "The service is unavailable.").into(),
+            remaining,
+        )),
+        FaultKind::Throttle { retry_after } => {
+            let emptied = Remaining::emptied(remaining.bucket, retry_after as f64);
+            Some((emptied.throttled(time_scale), emptied))
+        }
+        _ => None,
+    }
 }
 
 fn splitmix64(mut z: u64) -> u64 {

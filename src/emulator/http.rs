@@ -52,7 +52,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
-    pub text: Option<String>,
+    /// A non-JSON body and its content type (blobs and their XML errors).
+    pub raw: Option<(&'static str, Vec<u8>)>,
 }
 
 impl Reply {
@@ -61,7 +62,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Some(body),
-            text: None,
+            raw: None,
         }
     }
 
@@ -70,7 +71,16 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: None,
-            text: None,
+            raw: None,
+        }
+    }
+
+    pub fn raw(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: None,
+            raw: Some((content_type, bytes)),
         }
     }
 
@@ -78,6 +88,28 @@ impl Reply {
         self.headers.push((name.to_string(), value.into()));
         self
     }
+
+    /// The wait Azure asks with `Retry-After: azure_seconds`, scaled by the emulator's time
+    /// scale. `Retry-After` stays whole seconds (the RPC's async-api-reference: "Retry-After
+    /// should be (integer), will not support http-date"), rounded up so a wait Azure asks never
+    /// becomes 0; `retry-after-ms` carries the scaled wait to the millisecond, the header the
+    /// Azure SDKs read before `Retry-After` (azure-core's retry policy, Azure/azure-sdk-for-rust
+    /// PR #1517: "looking for the <xxx>-ms headers before the retry-after header", as the
+    /// JavaScript SDK does).
+    pub fn retry_after(self, azure_seconds: f64, time_scale: f64) -> Self {
+        let (seconds, millis) = scaled_wait(azure_seconds, time_scale);
+        self.header("Retry-After", seconds.to_string())
+            .header("retry-after-ms", millis.to_string())
+    }
+}
+
+/// (whole seconds rounded up, at least 1; milliseconds rounded up, at least 1) of a scaled wait.
+pub fn scaled_wait(azure_seconds: f64, time_scale: f64) -> (u64, u64) {
+    let scaled = (azure_seconds * time_scale).max(0.0);
+    (
+        scaled.ceil().max(1.0) as u64,
+        (scaled * 1000.0).ceil().max(1.0) as u64,
+    )
 }
 
 impl From<ArmError> for Reply {
@@ -117,14 +149,23 @@ pub fn to_response(reply: Reply, rate: Option<Remaining>) -> Response {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         Body::from(serde_json::to_vec(&json).expect("json serializes"))
-    } else if let Some(text) = reply.text {
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Body::from(text)
+    } else if let Some((content_type, bytes)) = reply.raw {
+        h.insert("content-type", HeaderValue::from_static(content_type));
+        Body::from(bytes)
     } else {
         Body::empty()
     };
     builder.body(body).expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn waits_round_up_and_never_reach_zero() {
+        assert_eq!(super::scaled_wait(10.0, 0.05), (1, 500));
+        assert_eq!(super::scaled_wait(600.0, 0.05), (30, 30_000));
+        assert_eq!(super::scaled_wait(2.0, 0.002), (1, 4));
+        assert_eq!(super::scaled_wait(10.0, 1.0), (10, 10_000));
+        assert_eq!(super::scaled_wait(3.0, 0.3333), (1, 1000));
+    }
 }

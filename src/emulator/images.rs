@@ -3,11 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use anyhow::Context;
+
+/// Disk images hold a VM's data: readable by their owner only.
+pub const IMAGE_MODE: u32 = 0o600;
 
 /// Linux `FICLONE` ioctl: share all extents (btrfs, XFS with reflink, ...).
 const FICLONE: libc::c_ulong = 0x4004_9409;
@@ -19,6 +22,7 @@ pub fn copy_image(src: &Path, dst: &Path) -> anyhow::Result<()> {
     let to = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(IMAGE_MODE)
         .open(dst)
         .with_context(|| format!("creating {}", dst.display()))?;
     // SAFETY: both descriptors are open for the duration of the call.
@@ -124,6 +128,7 @@ pub fn create_sparse(path: &Path, bytes: u64) -> anyhow::Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(IMAGE_MODE)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     f.set_len(bytes)?;
@@ -137,6 +142,7 @@ pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) -> anyhow::Result<
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(IMAGE_MODE)
         .open(dst)?;
     copy_range(&from, offset, len, &to, 0)?;
     to.set_len(len)?;
@@ -172,7 +178,11 @@ pub fn import(src: &Path, dst: &Path) -> anyhow::Result<()> {
         );
     }
     let data_len = if vhd { len - 512 } else { len };
-    let to = OpenOptions::new().write(true).create_new(true).open(dst)?;
+    let to = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(IMAGE_MODE)
+        .open(dst)?;
     copy_range(&from, 0, data_len, &to, 0)?;
     to.set_len(data_len)?;
     Ok(())

@@ -19,3 +19,14 @@ pub const RESTART: f64 = 40.0;
 pub const VM_CREATE: f64 = 90.0;
 pub const VM_DELETE: f64 = 45.0;
 pub const RUN_COMMAND_MIN: f64 = 20.0;
+/// Action Run Command's limit: "The maximum time a script can run is 90 minutes. After that, the
+/// script will time out." (Microsoft's linux/run-command.md).
+pub const RUN_COMMAND_TIMEOUT: f64 = 90.0 * 60.0;
+/// How long CRP waits for an agent that does not report before failing the operation with
+/// VMAgentStatusCommunicationError: 25 min 22 s in the one recording with both times
+/// (Azure/azure-powershell#5741: StartTime 10:57:51, EndTime 11:23:13).
+pub const AGENT_STATUS_TIMEOUT: f64 = 25.0 * 60.0 + 22.0;
+/// Before the agent starts a managed Run Command's script its execution state is Pending
+/// (inferred: the handler reports Running when it starts, commandProcessor.go; how long the
+/// agent takes to pick the goal state up is not documented).
+pub const MANAGED_PICKUP: f64 = 10.0;

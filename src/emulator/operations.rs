@@ -44,9 +44,22 @@ pub enum OpKind {
         target: Power,
         boot: Option<super::boot::BootOutcome>,
     },
+    /// Action Run Command: done once the agent's result is in.
     RunCommand {
         vm: String,
         result: Option<Result<Value, ArmError>>,
+    },
+    /// PUT of a managed Run Command: done once its provisioning is (the script ended, or started
+    /// under `asyncExecution`).
+    ManagedRunCommand {
+        vm: String,
+        name: String,
+        done: bool,
+    },
+    /// DELETE of a managed Run Command.
+    ManagedRunCommandDelete {
+        vm: String,
+        name: String,
     },
     /// Deletes the VM; its disks stay (deleteOption Detach) and become Unattached.
     VmDelete {
@@ -101,6 +114,8 @@ impl Operation {
             | OpKind::AttachDetach { vm }
             | OpKind::VmPower { vm, .. }
             | OpKind::RunCommand { vm, .. }
+            | OpKind::ManagedRunCommand { vm, .. }
+            | OpKind::ManagedRunCommandDelete { vm, .. }
             | OpKind::VmDelete { vm } => Some(vm),
             _ => None,
         }
@@ -111,7 +126,9 @@ impl Operation {
             && self.due <= now
             && !matches!(
                 self.kind,
-                OpKind::RunCommand { result: None, .. } | OpKind::VmPower { boot: None, .. }
+                OpKind::RunCommand { result: None, .. }
+                    | OpKind::VmPower { boot: None, .. }
+                    | OpKind::ManagedRunCommand { done: false, .. }
             )
     }
 
@@ -134,7 +151,7 @@ impl Operation {
             body["properties"] = json!({ "output": out });
         }
         if let Some(e) = &self.error {
-            body["error"] = json!({ "code": e.code, "message": e.message });
+            body["error"] = e.object();
         }
         body
     }
@@ -248,13 +265,33 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
                 v.provisioning_state = "Succeeded".into();
             }
         }
-        OpKind::RunCommand { result, .. } => match result {
-            Some(Ok(out)) => op.output = Some(out.clone()),
-            Some(Err(e)) => op.error = Some(e.clone()),
-            None => {}
-        },
+        OpKind::RunCommand { vm, result } => {
+            match result {
+                Some(Ok(out)) => op.output = Some(out.clone()),
+                Some(Err(e)) => op.error = Some(e.clone()),
+                None => {}
+            }
+            if let Some(v) = state.vms.get_mut(vm) {
+                if v.run_command.as_deref() == Some(id) {
+                    v.run_command = None;
+                }
+            }
+        }
+        OpKind::ManagedRunCommand { .. } => {}
+        OpKind::ManagedRunCommandDelete { vm, name } => {
+            if let Some(v) = state.vms.get_mut(vm) {
+                v.run_commands.remove(name);
+            }
+        }
     }
-    if let Some(vm) = op.vm_key().map(str::to_string) {
+    let vm_level = matches!(
+        op.kind,
+        OpKind::VmUpdate { .. }
+            | OpKind::AttachDetach { .. }
+            | OpKind::VmPower { .. }
+            | OpKind::VmDelete { .. }
+    );
+    if let Some(vm) = op.vm_key().filter(|_| vm_level).map(str::to_string) {
         state.released(&vm);
         if let Some(v) = state.vms.get_mut(&vm) {
             if v.busy.as_deref() == Some(id) {
@@ -275,25 +312,94 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
     state.operations.insert(op.id.clone(), op);
 }
 
-/// After a restart, a Run Command that was executing has lost its process: it ends Failed,
-/// as Azure reports when the VM agent restarts mid-command.
-pub fn fail_interrupted(state: &mut State) -> usize {
-    let mut interrupted = 0;
+/// After a restart, the scripts that were executing have lost their process, as on a VM whose
+/// agent restarted. RunCommandLinux, enabled again for a sequence number it already processed
+/// with no process left, reports success with "Last script execution didn't finish."
+/// (cmds.go `enablePre`). RunCommandHandlerLinux keeps no outcome for such a run; its own text
+/// for a run it cannot account for is executionState Unknown, "The script has been executed.
+/// However, the instanceView's execution state, output, error are unknown." (cmds.go
+/// `createDummyStatusFilesIfNeeded`). Returns how many runs were interrupted.
+pub fn interrupted(state: &mut State) -> usize {
+    let mut count = 0;
     for op in state.operations.values_mut() {
-        if let OpKind::RunCommand {
-            result: result @ None,
-            ..
-        } = &mut op.kind
-        {
-            interrupted += 1;
-            *result = Some(Err(ArmError::new(
-                500,
-                "VMAgentRestarted",
-                "The VM agent restarted while the command was running; the command's outcome is unknown.",
-            )));
+        match &mut op.kind {
+            OpKind::RunCommand {
+                result: result @ None,
+                ..
+            } => {
+                count += 1;
+                *result = Some(Ok(super::runcommand::action_result(
+                    "Last script execution didn't finish.",
+                )));
+            }
+            OpKind::ManagedRunCommand { vm, name, done } if !*done => {
+                count += 1;
+                *done = true;
+                if let Some(rc) = state
+                    .vms
+                    .get_mut(vm.as_str())
+                    .and_then(|v| v.run_commands.get_mut(name.as_str()))
+                {
+                    rc.provisioning_state = "Succeeded".into();
+                    rc.execution = None;
+                    rc.view.execution_state = "Unknown".into();
+                    rc.view.execution_message = "The script has been executed. However, the instanceView's execution state, output, error are unknown.".into();
+                }
+            }
+            _ => {}
         }
     }
-    interrupted
+    for vm in state.vms.values_mut() {
+        for rc in vm
+            .run_commands
+            .values_mut()
+            .filter(|rc| rc.execution.is_some())
+        {
+            count += 1;
+            rc.execution = None;
+            rc.view.execution_state = "Unknown".into();
+            rc.view.execution_message = "The script has been executed. However, the instanceView's execution state, output, error are unknown.".into();
+        }
+    }
+    count
+}
+
+/// CRP lets a newer operation on a VM preempt the one in flight, which ends Canceled with
+/// `OperationPreempted` (Azure/azure-sdk-for-java#1783: "status": "Canceled", "error":
+/// {"code": "OperationPreempted", ...}; osbuild/osbuild-composer#1447 and
+/// Azure/azure-rest-api-specs#22434 quote today's text, "Operation execution has been preempted
+/// by a more recent operation."). Its effect stands as far as it got: here, as if it had
+/// finished, since the newer operation then changes the VM from there.
+pub fn preempt(state: &mut State, images: &std::path::Path, vm_key: &str) {
+    let Some(id) = state.vms.get(vm_key).and_then(|v| v.busy.clone()) else {
+        return;
+    };
+    if !state
+        .operations
+        .get(&id)
+        .is_some_and(|op| op.status == Status::InProgress)
+    {
+        return;
+    }
+    complete(state, images, &id);
+    if let Some(op) = state.operations.get_mut(&id) {
+        op.status = Status::Canceled;
+        op.end = Some(arm::now());
+        op.output = None;
+        op.error = Some(ArmError::new(
+            200,
+            "OperationPreempted",
+            "Operation execution has been preempted by a more recent operation.",
+        ));
+    }
+}
+
+/// Finished operations older than the retention are forgotten: their URLs answer 404.
+pub fn forget_expired(state: &mut State, retention_seconds: f64, now: OffsetDateTime) {
+    let keep = time::Duration::seconds_f64(retention_seconds.max(0.0));
+    state
+        .operations
+        .retain(|_, op| op.end.is_none_or(|end| end + keep > now));
 }
 
 /// Start operations still waiting for their boot check: (operation id, VM key).
@@ -307,9 +413,4 @@ pub fn awaiting_boot(state: &State) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
-}
-
-/// `Retry-After` seconds for a real-Azure value, scaled (never below 1).
-pub fn retry_after(seconds: f64, scale: f64) -> u64 {
-    (seconds * scale).ceil().max(1.0) as u64
 }

@@ -29,11 +29,12 @@ impl RequestLog {
         let file = match path {
             None => None,
             Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("opening request log {}", p.display()))?,
+                std::os::unix::fs::OpenOptionsExt::mode(
+                    std::fs::OpenOptions::new().create(true).append(true),
+                    0o600,
+                )
+                .open(p)
+                .with_context(|| format!("opening request log {}", p.display()))?,
             )),
         };
         Ok(RequestLog { file })

@@ -37,13 +37,23 @@ pub enum Route {
         name: String,
         action: String,
     },
+    /// Managed Run Commands of a VM (`.../virtualMachines/{vm}/runCommands`).
+    VmRunCommands {
+        rg: String,
+        name: String,
+    },
+    VmRunCommand {
+        rg: String,
+        name: String,
+        command: String,
+    },
     Operation {
         id: String,
         family: Family,
     },
-    /// The boot diagnostics "blob" (a SAS-style URL, no bearer token).
+    /// A boot diagnostics blob (a SAS-style URL, no bearer token): `{vmId}/{blob name}`.
     SerialLog {
-        vm_id: String,
+        blob: String,
     },
     /// `/metadata/endpoints`: the cloud's endpoints, served without a token.
     Metadata,
@@ -65,8 +75,12 @@ pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
 /// Parses a path; the subscription is returned for the caller to check.
 pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
     if let Some(rest) = path.strip_prefix(SERIAL_LOG_PREFIX) {
-        let vm_id = rest.split('/').next().unwrap_or("").to_string();
-        return Ok((Route::SerialLog { vm_id }, None));
+        return Ok((
+            Route::SerialLog {
+                blob: rest.to_string(),
+            },
+            None,
+        ));
     }
     let s: Vec<&str> = path.trim_matches('/').split('/').collect();
     let is = |i: usize, word: &str| s.get(i).is_some_and(|x| x.eq_ignore_ascii_case(word));
@@ -139,6 +153,15 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
             rg,
             name: name.unwrap(),
         },
+        ("virtualmachines", 9) if is(8, "runCommands") => Route::VmRunCommands {
+            rg,
+            name: name.unwrap(),
+        },
+        ("virtualmachines", 10) if is(8, "runCommands") => Route::VmRunCommand {
+            rg,
+            name: name.unwrap(),
+            command: s[9].to_string(),
+        },
         ("virtualmachines", 9) if is(8, "instanceView") => Route::VmInstanceView {
             rg,
             name: name.unwrap(),
@@ -177,6 +200,8 @@ impl Route {
             | Route::Vm { .. }
             | Route::VmInstanceView { .. }
             | Route::VmAction { .. }
+            | Route::VmRunCommands { .. }
+            | Route::VmRunCommand { .. }
             | Route::Operation {
                 family: Family::Compute,
                 ..
@@ -229,6 +254,20 @@ impl Route {
                 ),
                 _ => ("virtualMachines.unknownAction", "vm.unknown"),
             },
+            (Route::VmRunCommands { .. }, _) => (
+                "virtualMachineRunCommands.listByVirtualMachine",
+                "runCommand.list",
+            ),
+            (Route::VmRunCommand { .. }, "GET") => (
+                "virtualMachineRunCommands.getByVirtualMachine",
+                "runCommand.get",
+            ),
+            (Route::VmRunCommand { .. }, "PUT") => {
+                ("virtualMachineRunCommands.createOrUpdate", "runCommand.put")
+            }
+            (Route::VmRunCommand { .. }, "DELETE") => {
+                ("virtualMachineRunCommands.delete", "runCommand.delete")
+            }
             (Route::Operation { .. }, _) => ("operations.get", "operation.get"),
             (Route::SerialLog { .. }, _) => ("bootDiagnostics.serialLog", "vm.serialLog"),
             (Route::Metadata, _) => ("metadata.endpoints", "metadata"),

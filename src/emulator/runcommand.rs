@@ -1,149 +1,192 @@
-//! Run Command (RunShellScript), run for real: the script runs as root on this machine in a
-//! private mount namespace where `/dev/disk/azure/scsi1/lunN[-partK]` point at loop devices of
-//! the VM's data disks, exactly the paths an Azure Linux VM's udev rules create. Like Azure's
-//! Linux agent it returns the last 4 KiB of stdout and stderr and reports success whatever the
-//! script's exit status.
+//! Run Command, run for real, as Azure's Linux agents run it: the script runs as root on this
+//! machine in a private mount namespace where `/dev/disk/azure/scsi1/lunN[-partK]` point at loop
+//! devices of the VM's data disks (the paths an Azure Linux VM's udev rules create), and the VM's
+//! own `/var/lib`, `/var/log` and `/tmp` are directories under the emulator's data dir.
+//!
+//! Two flavours, each after its agent's source:
+//! - action Run Command (`POST .../runCommand`, RunShellScript), executed by RunCommandLinux
+//!   (github.com/Azure/run-command-extension-linux, v1.0.12): see [`action_script`] and
+//!   [`Launch::Action`];
+//! - managed Run Command (`.../runCommands/{name}`, see `resources::vm_run_commands`), executed
+//!   by RunCommandHandlerLinux (github.com/Azure/run-command-handler-linux, v1.3.28): see
+//!   [`Launch::Managed`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::arm::{self, ArmError, ArmResult};
-use super::http::{Call, Reply};
-use super::latency::*;
-use super::operations::{Family, OpKind};
-use super::resources::field;
-use super::rules;
-use super::server::Emu;
+/// RunCommandLinux and RunCommandHandlerLinux keep only the tail of each stream
+/// (`maxTailLen = 4 * 1024` in both cmds.go).
+pub const TAIL: usize = 4 * 1024;
 
-/// Azure's limit on a script.
-const MAX_SCRIPT: usize = 256 * 1024;
-/// Azure's agent keeps only the tail of each stream.
-const TAIL: usize = 4 * 1024;
-/// Azure's Run Command timeout.
-const TIMEOUT: Duration = Duration::from_secs(90 * 60);
+/// The environment the agent gives an extension, as a script sees it (Azure/azure-cli#9596:
+/// `printenv` in a RunShellScript prints only PATH, PWD, LANG, SHLVL and `_`).
+const AGENT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+const AGENT_LANG: &str = "en_US.UTF-8";
 
-pub async fn handle(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
-    let body = call.json()?;
-    let command = field(&body, &["commandId"])
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if command != "RunShellScript" {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!(
-                "commandId '{command}' is not available on this Linux VM: use 'RunShellScript'."
-            ),
-        ));
+/// Where each agent keeps a run's script and output on the VM: RunCommandLinux's
+/// `/var/lib/waagent/run-command/download/<seqnum>` (main.go `dataDir`, `downloadDir`) and
+/// RunCommandHandlerLinux's `/var/lib/waagent/run-command-handler/download/<name>/<seqnum>`
+/// (constants.go `DataDir`, `DownloadFolder`).
+pub fn action_dir(seq: u64) -> String {
+    format!("/var/lib/waagent/run-command/download/{seq}")
+}
+
+pub fn managed_dir(name: &str, seq: u64) -> String {
+    format!("/var/lib/waagent/run-command-handler/download/{name}/{seq}")
+}
+
+/// The script file action Run Command runs. CRP adds the parameters as shell lines
+/// (`export name=value ...` then `set -- value ...`, unquoted: koralski in Azure/azure-cli#10400,
+/// "These parameters are parsed and added at the top of your script in the format:
+/// export arg1=hello arg2=world / set -- hello world"). When the first `script` entry is a
+/// shebang line they go right after it: Azure/azure-powershell#14415 shows bash failing on
+/// "script.sh: line 2: export: -=: invalid option" for a script whose line 1 was `#!/bin/bash`,
+/// and a script sent as one entry that begins with a shebang loses its parameters because they
+/// land after the whole script (Azure/azure-cli#9596 and #10400: `az --scripts @file` sends the
+/// file as one entry). RunCommandLinux then strips a UTF-8 BOM and turns CRLF into LF
+/// (files.go `postProcessFile`, preprocess/bom.go, preprocess/dos.go).
+pub fn action_script(lines: &[String], params: &[(String, String)]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = lines;
+    if let Some(first) = lines.first().filter(|l| l.starts_with("#!")) {
+        out.push(first.clone());
+        rest = &lines[1..];
     }
-    let script: String = match field(&body, &["script"]) {
-        Some(Value::Array(lines)) => lines
-            .iter()
-            .map(|l| l.as_str().unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => {
-            return Err(ArmError::bad_request(
-                "InvalidParameter",
-                "Required parameter 'script' is missing (null).",
-            ))
-        }
-    };
-    if script.len() > MAX_SCRIPT {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            format!(
-                "The script's length ({}) exceeded the maximum allowed length of {MAX_SCRIPT}.",
-                script.len()
-            ),
-        ));
+    if !params.is_empty() {
+        let exports: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let values: Vec<&str> = params.iter().map(|(_, v)| v.as_str()).collect();
+        out.push(format!("export {}", exports.join(" ")));
+        out.push(format!("set -- {}", values.join(" ")));
     }
-    let params: Vec<(String, String)> = field(&body, &["parameters"])
-        .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .map(|p| {
-                    let s = |k| {
-                        field(p, &[k])
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string()
-                    };
-                    (s("name"), s("value"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let (op, disks, work) = {
-        let mut state = emu.lock();
-        let rgname = super::resources::group(&state, rg)?.to_string();
-        let key = arm::key(&rgname, name);
-        let vm = state
-            .vms
-            .get(&key)
-            .ok_or_else(|| ArmError::not_found("virtualMachines", &rgname, name))?
-            .clone();
-        rules::run_command_allowed(&state, &vm)?;
-        environment()
-            .map_err(|e| ArmError::new(500, "EmulatorRunCommandUnavailable", format!("{e:#}")))?;
-        let disks: Vec<(i32, PathBuf)> = vm
-            .data_disks
-            .iter()
-            .map(|d| (d.lun, emu.images.join(&state.disks[&d.disk].image)))
-            .collect();
-        let op = emu.begin(
-            &mut state,
-            Family::Compute,
-            OpKind::RunCommand {
-                vm: key.clone(),
-                result: None,
-            },
-            RUN_COMMAND_MIN,
-            call,
-        );
-        state.vms.get_mut(&key).expect("found").busy = Some(op.id.clone());
-        emu.save(&state)?;
-        let work = emu.data_dir.join("runcommand").join(&op.id);
-        (op, disks, work)
-    };
-    let task_emu = emu.clone();
-    let op_id = op.id.clone();
-    let failed = call.lro_failed();
-    let task = tokio::spawn(async move {
-        let result = execute(&script, &params, &disks, &work).await.map_err(|e| {
-            ArmError::new(
-                500,
-                "VMExtensionProvisioningError",
-                format!("Run Command could not run the script: {e:#}"),
-            )
-        });
-        let _ = std::fs::remove_dir_all(&work);
-        let mut state = task_emu.lock();
-        if let Some(OpKind::RunCommand { result: slot, .. }) =
-            state.operations.get_mut(&op_id).map(|o| &mut o.kind)
-        {
-            *slot = Some(if failed {
-                Err(ArmError::internal("lro_failed"))
+    out.extend(rest.iter().cloned());
+    let text = out.join("\n");
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    text.replace("\r\n", "\n")
+}
+
+/// RunCommandLinux refuses a script whose settings value (base64) is longer than this
+/// (cmds.go `maxScriptSize`, checked in `writeTempScript` on the encoded script).
+pub const MAX_ENCODED_SCRIPT: usize = 256 * 1024;
+
+pub fn encoded_len(script: &str) -> usize {
+    script.len().div_ceil(3) * 4
+}
+
+/// How an agent starts the script file.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// RunCommandLinux: `/bin/sh -c <dir>/script.sh` in the run's dir (exec.go `Exec`), so the
+    /// kernel honours a shebang and a script without one runs under /bin/sh.
+    Action,
+    /// RunCommandHandlerLinux: named parameters set in its environment, unnamed ones appended to
+    /// the command line unquoted, empty values dropped, run as `/bin/bash -c "<path> <args>"`
+    /// (exec.go `Exec` and `SetEnvironmentVariables`).
+    Managed {
+        env: Vec<(String, String)>,
+        args: String,
+    },
+}
+
+impl Launch {
+    /// The handler's split of parameters (public first, then protected).
+    pub fn managed(params: &[(String, String)]) -> Self {
+        let mut env = Vec::new();
+        let mut args = String::new();
+        for (name, value) in params.iter().filter(|(_, v)| !v.is_empty()) {
+            if name.is_empty() {
+                args.push(' ');
+                args.push_str(value);
             } else {
-                result
-            });
+                env.push((name.clone(), value.clone()));
+            }
         }
-        let _ = task_emu.save(&state);
-    });
-    let mut tasks = emu.tasks.lock().expect("task lock");
-    tasks.retain(|t| !t.is_finished());
-    tasks.push(task);
-    drop(tasks);
-    let state = emu.lock();
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+        Launch::Managed { env, args }
+    }
+}
+
+/// One script run on a VM.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The VM's own files (`/var/lib`, `/var/log`, `/tmp`) under the data dir.
+    pub vm_root: PathBuf,
+    /// The run's directory as the VM sees it, e.g. [`action_dir`].
+    pub dir: String,
+    pub script: String,
+    pub launch: Launch,
+    pub timeout: Option<Duration>,
+    /// (LUN, image) of the VM's data disks.
+    pub disks: Vec<(i32, PathBuf)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The script's exit status; `None` when it was killed at its timeout.
+    pub exit: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A managed Run Command resource (`Microsoft.Compute/virtualMachines/runCommands`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Managed {
+    pub name: String,
+    pub location: String,
+    pub tags: serde_json::Map<String, Value>,
+    /// `properties` as given, without `protectedParameters` and `runAsPassword` (GET never
+    /// returns those: see the REST spec's VirtualMachineRunCommand_Get example).
+    pub properties: Value,
+    /// What the handler's settings are made of, public and protected; a PUT that leaves it
+    /// unchanged starts no new run.
+    pub settings: Value,
+    /// The handler's sequence number for this run command.
+    pub seq: u64,
+    pub provisioning_state: String,
+    pub view: InstanceView,
+    /// The operation of the latest PUT.
+    pub operation: Option<String>,
+    /// The execution in flight (for a re-PUT or a DELETE to stop it).
+    #[serde(default)]
+    pub execution: Option<String>,
+}
+
+/// The handler's instance view (types/instanceview.go `RunCommandInstanceView`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub execution_state: String,
+    pub execution_message: String,
+    pub exit_code: i32,
+    pub output: String,
+    pub error: String,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+}
+
+impl InstanceView {
+    pub fn render(&self) -> Value {
+        let mut v = serde_json::json!({
+            "executionState": self.execution_state,
+            "executionMessage": self.execution_message,
+            "exitCode": self.exit_code,
+            "output": self.output,
+            "error": self.error,
+        });
+        if let Some(t) = &self.start_time {
+            v["startTime"] = serde_json::json!(t);
+        }
+        if let Some(t) = &self.end_time {
+            v["endTime"] = serde_json::json!(t);
+        }
+        v
+    }
 }
 
 /// Root and loop devices are needed; say so plainly when they are missing.
-fn environment() -> anyhow::Result<()> {
+pub fn environment() -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
@@ -235,25 +278,73 @@ pub fn detach_stale(images: &Path) {
     }
 }
 
-/// The shell lines that build `/dev/disk/azure/scsi1` inside the namespace.
-fn device_links(links: &[(String, String)]) -> String {
+/// The VM's own directories, bind-mounted over the host's inside the script's namespace so that
+/// nothing a script writes to them lands outside the data dir.
+const VM_DIRS: [&str; 3] = ["var/lib", "var/log", "tmp"];
+
+/// The shell that prepares the namespace: `/dev/disk/azure/scsi1` (a tmpfs over `/dev/disk`, or,
+/// where the host has no `/dev/disk` to mount over, a private copy of `/dev`), the VM's
+/// directories, then the run's working dir; it then execs its arguments.
+fn namespace_setup(links: &[(String, String)]) -> String {
     let mut sh = String::from(
-        "set -e\nmkdir -p /dev/disk\nmount -t tmpfs -o mode=0755 azure-disks /dev/disk\nmkdir -p /dev/disk/azure/scsi1\n",
+        r#"set -e
+vm="$1"; dir="$2"; shift 2
+if [ -d /dev/disk ]; then
+    mount -t tmpfs -o mode=0755 azure-disks /dev/disk
+else
+    mkdir -p "$vm/.dev"
+    mount --bind /dev "$vm/.dev"
+    mount -t tmpfs -o mode=0755 vm-dev /dev
+    for e in "$vm"/.dev/*; do
+        n="/dev/${e##*/}"
+        if [ -L "$e" ]; then cp -P "$e" "$n"
+        elif [ -d "$e" ]; then mkdir "$n" && mount --rbind "$e" "$n"
+        else : > "$n" && mount --bind "$e" "$n"
+        fi
+    done
+    mkdir /dev/disk
+fi
+mkdir -p /dev/disk/azure/scsi1
+"#,
     );
     for (name, dev) in links {
         sh.push_str(&format!("ln -s '{dev}' '/dev/disk/azure/scsi1/{name}'\n"));
     }
+    for d in VM_DIRS {
+        sh.push_str(&format!("mount --bind \"$vm/{d}\" /{d}\n"));
+    }
+    sh.push_str("cd \"$dir\"\nset +e\nexec \"$@\"\n");
     sh
 }
 
-async fn execute(
-    script: &str,
-    params: &[(String, String)],
-    disks: &[(i32, PathBuf)],
-    work: &Path,
-) -> anyhow::Result<Value> {
-    std::fs::create_dir_all(work)?;
-    let images: Vec<(i32, PathBuf)> = disks.to_vec();
+/// Creates a directory and its parents with mode 0700 (the data dir holds disk images and what
+/// root scripts wrote).
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+fn private_file(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Runs a job to its end (or its timeout) and returns the tails of its streams.
+pub async fn execute(job: Job) -> anyhow::Result<Outcome> {
+    for d in VM_DIRS {
+        private_dir(&job.vm_root.join(d))?;
+    }
+    let host_dir = job.vm_root.join(job.dir.trim_start_matches('/'));
+    private_dir(&host_dir)?;
+    let images = job.disks.clone();
     let (loops, links) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<(Loops, Vec<(String, String)>)> {
             let mut loops = Loops(Vec::new());
@@ -270,89 +361,146 @@ async fn execute(
             Ok((loops, links))
         })
         .await??;
-    let script_path = work.join("script.sh");
-    std::fs::write(&script_path, script)?;
-    std::fs::set_permissions(
-        &script_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
-    let setup = work.join("setup.sh");
-    // Positional arguments, in order, as Azure's agent passes them; named ones also as
-    // environment variables when the name is a valid shell identifier.
-    let runner = if script.starts_with("#!") {
-        "exec \"$@\""
-    } else {
-        "exec /bin/bash \"$@\""
-    };
-    std::fs::write(
-        &setup,
-        format!(
-            "{}set +e\ncd '{}'\n{runner}\n",
-            device_links(&links),
-            work.display()
-        ),
-    )?;
-    let stdout = std::fs::File::create(work.join("stdout"))?;
-    let stderr = std::fs::File::create(work.join("stderr"))?;
+    // Both agents write the script with mode 0500 (cmds.go `writeTempScript`, files.go
+    // `SaveScriptFile`) and the streams to ./stdout and ./stderr with 0600 (exec.go).
+    let script_in_vm = format!("{}/script.sh", job.dir);
+    {
+        use std::io::Write;
+        let mut f = private_file(&host_dir.join("script.sh"), 0o500)?;
+        f.write_all(job.script.as_bytes())?;
+    }
+    let setup = host_dir.join(".namespace.sh");
+    std::fs::write(&setup, namespace_setup(&links))?;
+    let stdout = private_file(&host_dir.join("stdout"), 0o600)?;
+    let stderr = private_file(&host_dir.join("stderr"), 0o600)?;
     let mut cmd = tokio::process::Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "/bin/sh"])
         .arg(&setup)
-        .arg(&script_path)
-        .args(params.iter().map(|(_, v)| v))
-        .current_dir(work)
+        .arg(&job.vm_root)
+        .arg(&job.dir)
+        .args(["env", "-i"])
+        .arg(format!("PATH={AGENT_PATH}"))
+        .arg(format!("LANG={AGENT_LANG}"));
+    match &job.launch {
+        Launch::Action => {
+            cmd.args(["/bin/sh", "-c", &script_in_vm]);
+        }
+        Launch::Managed { env, args } => {
+            cmd.args(env.iter().map(|(k, v)| format!("{k}={v}")));
+            cmd.args(["/bin/bash", "-c", &format!("{script_in_vm}{args}")]);
+        }
+    }
+    cmd.current_dir(&job.vm_root)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    for (name, value) in params {
-        if !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-        {
-            cmd.env(name, value);
-        }
-    }
     let mut child = cmd.spawn().context("starting the script with unshare")?;
     // Dropped before `loops`: the script's whole process group dies before its devices go.
-    let _group = child.id().map(|pid| ProcessGroup(pid as i32));
-    match tokio::time::timeout(TIMEOUT, child.wait()).await {
-        Ok(status) => {
-            status?;
-        }
-        Err(_) => {
-            let _ = child.kill().await;
-            bail!("the script ran longer than Run Command's 90-minute limit and was stopped");
-        }
-    }
+    let group = child.id().map(|pid| ProcessGroup(pid as i32));
+    let waited = match job.timeout {
+        Some(t) => tokio::time::timeout(t, child.wait()).await.ok(),
+        None => Some(child.wait().await),
+    };
+    let exit = match waited {
+        Some(status) => Some(status?.code().unwrap_or(-1)),
+        None => None,
+    };
+    drop(group);
+    let _ = child.wait().await;
     drop(loops);
-    let out = tail(&work.join("stdout"))?;
-    let err = tail(&work.join("stderr"))?;
-    Ok(result(&out, &err))
+    let _ = std::fs::remove_file(&setup);
+    Ok(Outcome {
+        exit,
+        stdout: tail(&host_dir.join("stdout"))?,
+        stderr: tail(&host_dir.join("stderr"))?,
+    })
 }
 
-/// The last 4 KiB of a stream, as Azure's agent keeps.
+/// The last 4 KiB of a stream, as the agents keep (files/logtail.go `TailFile`).
 fn tail(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)?;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     let start = bytes.len().saturating_sub(TAIL);
     Ok(String::from_utf8_lossy(&bytes[start..]).into_owned())
 }
 
-/// The RunCommandResult Azure returns for a finished RunShellScript.
-fn result(stdout: &str, stderr: &str) -> Value {
-    json!({
+/// The RunCommandResult of a finished RunShellScript: RunCommandLinux's status message is
+/// "Enable succeeded: " (status.go `statusMsg`) followed by
+/// "\n[stdout]\n%s\n[stderr]\n%s" (cmds.go `enable`), reported as succeeded whatever the
+/// script's exit status ("extension should not fail if script throws error"); Azure/azure-cli
+/// #9923 shows one: "Enable succeeded: \n[stdout]\n\n\n[stderr]\n".
+pub fn action_result(message: &str) -> Value {
+    serde_json::json!({
         "value": [{
             "code": "ProvisioningState/succeeded",
             "level": "Info",
             "displayStatus": "Provisioning succeeded",
-            "message": format!("Enable succeeded: \n[stdout]\n{stdout}\n[stderr]\n{stderr}\n"),
+            "message": format!("Enable succeeded: {message}"),
         }]
     })
+}
+
+pub fn streams(out: &Outcome) -> String {
+    format!("\n[stdout]\n{}\n[stderr]\n{}", out.stdout, out.stderr)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(s: &[&str]) -> Vec<String> {
+        s.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn parameters_are_prepended_unquoted() {
+        let p = vec![
+            ("arg1".into(), "hello".into()),
+            ("arg2".into(), "world".into()),
+        ];
+        assert_eq!(
+            action_script(&lines(&["echo $1 $arg2"]), &p),
+            "export arg1=hello arg2=world\nset -- hello world\necho $1 $arg2"
+        );
+    }
+
+    #[test]
+    fn a_shebang_entry_keeps_line_one_and_a_shebang_script_in_one_entry_loses_them() {
+        let p = vec![("arg1".into(), "x".into())];
+        assert_eq!(
+            action_script(&lines(&["#!/bin/bash", "echo $1"]), &p),
+            "#!/bin/bash\nexport arg1=x\nset -- x\necho $1"
+        );
+        assert_eq!(
+            action_script(&lines(&["#!/bin/bash\r\necho $1"]), &p),
+            "#!/bin/bash\necho $1\nexport arg1=x\nset -- x"
+        );
+        assert_eq!(action_script(&lines(&["\u{feff}true"]), &[]), "true");
+    }
+
+    #[test]
+    fn managed_parameters_split_into_environment_and_arguments() {
+        let l = Launch::managed(&[
+            ("LUN".into(), "0".into()),
+            (String::new(), "a b".into()),
+            ("EMPTY".into(), String::new()),
+            (String::new(), "c".into()),
+        ]);
+        match l {
+            Launch::Managed { env, args } => {
+                assert_eq!(env, vec![("LUN".to_string(), "0".to_string())]);
+                assert_eq!(args, " a b c");
+            }
+            Launch::Action => unreachable!(),
+        }
+    }
 
     #[test]
     fn tail_keeps_the_last_4_kib() {
@@ -366,10 +514,11 @@ mod tests {
 
     #[test]
     fn links_name_luns_and_partitions() {
-        let sh = device_links(&[
+        let sh = namespace_setup(&[
             ("lun0".into(), "/dev/loop3".into()),
             ("lun0-part1".into(), "/dev/loop4".into()),
         ]);
         assert!(sh.contains("ln -s '/dev/loop4' '/dev/disk/azure/scsi1/lun0-part1'"));
+        assert!(sh.contains("mount --bind \"$vm/var/log\" /var/log"));
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::arm;
 use super::faults::FaultRule;
 use super::generate::{self, Corruption, Fs, Recipe, Tree};
-use super::state::{Creation, DataDiskRef, Power, State, Vm, Volume};
+use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, VmSettings, Volume};
 
 /// The embedded default: the incident's cluster.
 pub const INCIDENT_SCENARIO: &str = include_str!("../../examples/emulator/incident.yaml");
@@ -33,6 +33,10 @@ pub struct Scenario {
     pub resource_groups: Vec<GroupSpec>,
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// How long a finished operation's status URL answers, in Azure time (e.g. `24h`, `10m`;
+    /// scaled by the time scale like every other duration). Default 24h.
+    #[serde(default)]
+    pub operation_retention: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +76,14 @@ pub struct DiskSpec {
     pub content: Option<Content>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// DiskRP's encryption, security, access and performance settings, by their state names:
+    /// `disk_encryption_set_id` (a customer-managed key; `encryption_type` then defaults to
+    /// EncryptionAtRestWithCustomerKey), `security_type` (TrustedLaunch, ...), `architecture`
+    /// (x64, Arm64), `network_access_policy`, `disk_access_id`, `public_network_access`,
+    /// `disk_controller_types`, `accelerated_network`, `data_access_auth_mode`, `tier`,
+    /// `bursting_enabled`, `secure_vm_disk_encryption_set_id`.
+    #[serde(default)]
+    pub settings: DiskSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +126,10 @@ pub struct VmSpec {
     pub data_disks: Vec<DataDiskSpec>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `security_type` (TrustedLaunch, ConfidentialVM; default Standard), `architecture` (x64,
+    /// Arm64), `boot_diagnostics_storage` (a storage account URI; default managed storage).
+    #[serde(default)]
+    pub settings: VmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +159,8 @@ const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Pro
 
 /// Parses and checks a scenario; errors name the file and, from serde_yaml, line and column.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
+    // The same size and alias-expansion limits as every YAML file rescue reads.
+    crate::workflow::yaml::check_limits(&crate::workflow::Source::new(origin, text))?;
     let s: Scenario = serde_yaml::from_str(text).with_context(|| format!("scenario {origin}"))?;
     check(&s).with_context(|| format!("scenario {origin}"))?;
     Ok(s)
@@ -151,6 +169,9 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
 fn check(s: &Scenario) -> anyhow::Result<()> {
     for f in &s.faults {
         f.validate().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(r) = &s.operation_retention {
+        retention(r)?;
     }
     for g in &s.resource_groups {
         let disks: BTreeMap<String, &DiskSpec> = g
@@ -205,6 +226,35 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
                     bail!("vm {}: disk {name} is attached twice", vm.name);
                 }
             }
+            let os = &disks[&vm.os_disk.to_ascii_lowercase()];
+            let standard = |t: &Option<String>| {
+                t.clone()
+                    .filter(|t| !t.eq_ignore_ascii_case("Standard"))
+                    .map(|t| t.to_ascii_lowercase())
+            };
+            if standard(&vm.settings.security_type) != standard(&os.settings.security_type) {
+                bail!(
+                    "vm {}: security_type {:?} differs from its OS disk {}'s {:?} (Azure refuses that pair)",
+                    vm.name,
+                    vm.settings.security_type,
+                    os.name,
+                    os.settings.security_type
+                );
+            }
+            let arch = |a: &Option<String>| {
+                a.clone()
+                    .unwrap_or_else(|| "x64".into())
+                    .to_ascii_lowercase()
+            };
+            if arch(&vm.settings.architecture) != arch(&os.settings.architecture) {
+                bail!(
+                    "vm {}: architecture {} differs from its OS disk {}'s {}",
+                    vm.name,
+                    arch(&vm.settings.architecture),
+                    os.name,
+                    arch(&os.settings.architecture)
+                );
+            }
             for dd in &vm.data_disks {
                 if !(0..64).contains(&dd.lun) || !luns.insert(dd.lun) {
                     bail!(
@@ -217,6 +267,12 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn retention(text: &str) -> anyhow::Result<f64> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_secs_f64())
+        .with_context(|| format!("operation_retention `{text}`: expected e.g. 24h or 10m"))
 }
 
 fn parse_power(p: &str) -> anyhow::Result<Power> {
@@ -245,8 +301,7 @@ fn parse_size(text: &str) -> anyhow::Result<u64> {
 
 /// Reads and checks a scenario file without building anything.
 pub fn check_file(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let text = crate::workflow::yaml::read_file(path, "scenario", "check the scenario's path")?;
     parse(&text, &path.display().to_string()).map(drop)
 }
 
@@ -258,6 +313,9 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     state.faults = s.faults.clone();
     state.directory = directory(s);
     state.list_page_size = s.list_page_size;
+    if let Some(r) = &s.operation_retention {
+        state.operation_retention = retention(r)?;
+    }
     let created = arm::now();
     for g in &s.resource_groups {
         state
@@ -293,6 +351,15 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 unique_id: arm::guid(),
                 image: file,
                 incremental: false,
+                settings: DiskSettings {
+                    encryption_type: d.settings.encryption_type.clone().or_else(|| {
+                        d.settings
+                            .disk_encryption_set_id
+                            .as_ref()
+                            .map(|_| "EncryptionAtRestWithCustomerKey".to_string())
+                    }),
+                    ..d.settings.clone()
+                },
             };
             state.disks.insert(arm::key(&g.name, &d.name), vol);
         }
@@ -337,6 +404,11 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 vm_id: arm::guid(),
                 time_created: created,
                 busy: None,
+                settings: v.settings.clone(),
+                run_command: None,
+                run_commands: Default::default(),
+                scripts_run: 0,
+                run_command_seq: 0,
             };
             state.vms.insert(arm::key(&g.name, &v.name), vm);
         }

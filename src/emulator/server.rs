@@ -102,21 +102,6 @@ impl Emu {
         }
         reply.header("Azure-AsyncOperation", url)
     }
-
-    pub fn retry_after(&self, seconds: f64) -> String {
-        operations::retry_after(seconds, self.time_scale).to_string()
-    }
-
-    /// The boot diagnostics serial log URL: SAS-like, signed so only this emulator's clients
-    /// can guess it.
-    pub fn serial_log_url(&self, vm_id: &str) -> String {
-        format!(
-            "{}{}{vm_id}/serialconsole.log?sig={}",
-            self.base,
-            routes::SERIAL_LOG_PREFIX,
-            super::auth::sign(&self.sas_key, vm_id)
-        )
-    }
 }
 
 pub async fn start(config: Config) -> anyhow::Result<Handle> {
@@ -127,6 +112,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating emulator data dir {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.canonicalize()?;
+    state::secure(&data_dir)?;
     let images = state::images_dir(&data_dir);
     let loaded = State::load(&data_dir)?;
     let mut state = match loaded {
@@ -139,8 +125,11 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
                     std::env::current_dir()?,
                 ),
                 Some(p) => (
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading scenario {}", p.display()))?,
+                    crate::workflow::yaml::read_file(
+                        p,
+                        "scenario",
+                        "check the --emulator=FILE path",
+                    )?,
                     p.display().to_string(),
                     p.parent().map(|d| d.to_path_buf()).unwrap_or_default(),
                 ),
@@ -155,7 +144,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
             seeded
         }
     };
-    if operations::fail_interrupted(&mut state) > 0 {
+    if operations::interrupted(&mut state) > 0 {
         // A killed emulator could not detach the loop devices of its Run Command.
         let imgs = images.clone();
         tokio::task::spawn_blocking(move || super::runcommand::detach_stale(&imgs)).await?;
@@ -329,9 +318,9 @@ async fn handle(
         .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
         .map(|(_, v)| v.clone());
     match &route {
-        Route::SerialLog { vm_id } => {
+        Route::SerialLog { blob } => {
             return (
-                super::resources::vm::serial_log(emu, vm_id, &query),
+                super::resources::vm::serial_log(emu, blob, &query),
                 operation,
                 None,
                 None,
@@ -392,37 +381,9 @@ async fn handle(
         }
         fault
     };
-    if remaining.in_3_min == 0 || remaining.in_30_min == 0 {
-        return (remaining.throttled(10), operation, None, rate);
-    }
-    match fault {
-        Some(FaultKind::Http500) => {
-            let e = ArmError::new(500, "InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '', subscription id '', tracking id '', request correlation id ''.");
-            return (e.into(), operation, fault, rate);
-        }
-        Some(FaultKind::Http503) => {
-            let e = ArmError::new(
-                503,
-                "ServiceUnavailable",
-                "The service is currently unavailable. Please retry the request after some time.",
-            );
-            return (
-                Reply::from(e).header("Retry-After", "1"),
-                operation,
-                fault,
-                rate,
-            );
-        }
-        Some(FaultKind::Throttle { retry_after }) => {
-            let exhausted = Remaining::exhausted(remaining.bucket);
-            return (
-                exhausted.throttled(retry_after),
-                operation,
-                fault,
-                Some(exhausted),
-            );
-        }
-        _ => {}
+    let subscription = emu.lock().subscription.clone();
+    if let Some((reply, rate)) = faults::refusal(fault, remaining, &subscription, emu.time_scale) {
+        return (reply, operation, fault, Some(rate));
     }
     let call = Call { fault, ..call };
     let reply = super::resources::dispatch(emu, &call)

@@ -31,12 +31,25 @@ pub struct State {
     /// as on Azure, so a workflow that does not wait for a detach fails here too.
     #[serde(default)]
     pub releasing: BTreeMap<String, String>,
+    /// How long (Azure seconds, scaled like every wait) a finished operation's status URL keeps
+    /// answering. No document gives Azure's figure; the RPC expects clients to lose the URL
+    /// ("the Location or Azure-AsyncOperation URI will be lost if user closes the portal",
+    /// async-api-reference.md) and offers a proxy resource for runs longer than a day, so a day
+    /// is the default.
+    #[serde(default = "default_retention")]
+    pub operation_retention: f64,
     /// The Entra tenant and the service principals that may sign in.
     #[serde(default)]
     pub directory: super::entra::Directory,
     /// Items per page of a subscription-wide list.
     #[serde(default)]
     pub list_page_size: Option<usize>,
+}
+
+pub const DEFAULT_RETENTION: f64 = 24.0 * 3600.0;
+
+fn default_retention() -> f64 {
+    DEFAULT_RETENTION
 }
 
 /// A managed disk or a snapshot: both are an image file plus ARM metadata.
@@ -60,6 +73,32 @@ pub struct Volume {
     pub image: String,
     /// Snapshots only.
     pub incremental: bool,
+    #[serde(default)]
+    pub settings: DiskSettings,
+}
+
+/// The encryption, security, access and performance settings DiskRP keeps on a disk or
+/// snapshot (the DiskRP 2024-03-02 `DiskProperties` / `SnapshotProperties` of those names).
+/// `None` is "not set": rendered as DiskRP's default where the spec or a recording shows one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskSettings {
+    /// `encryption.type`; `None` = EncryptionAtRestWithPlatformKey.
+    pub encryption_type: Option<String>,
+    pub disk_encryption_set_id: Option<String>,
+    /// `securityProfile.securityType` (TrustedLaunch, ConfidentialVM_...).
+    pub security_type: Option<String>,
+    pub secure_vm_disk_encryption_set_id: Option<String>,
+    pub network_access_policy: Option<String>,
+    pub disk_access_id: Option<String>,
+    pub public_network_access: Option<String>,
+    /// `supportedCapabilities.architecture` (x64, Arm64).
+    pub architecture: Option<String>,
+    pub disk_controller_types: Option<String>,
+    pub accelerated_network: Option<bool>,
+    pub data_access_auth_mode: Option<String>,
+    pub tier: Option<String>,
+    pub bursting_enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,8 +166,34 @@ pub struct Vm {
     pub vm_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub time_created: OffsetDateTime,
-    /// The operation that holds the VM (one at a time, as on Azure).
+    /// The VM operation in flight; a newer one preempts it, as CRP does.
     pub busy: Option<String>,
+    #[serde(default)]
+    pub settings: VmSettings,
+    /// The action Run Command in flight (one at a time per VM).
+    #[serde(default)]
+    pub run_command: Option<String>,
+    /// Managed Run Commands (`virtualMachines/{vm}/runCommands/{name}`) by lowercase name.
+    #[serde(default)]
+    pub run_commands: BTreeMap<String, super::runcommand::Managed>,
+    /// Scripts this VM has executed (action and managed Run Command), for tests to count.
+    #[serde(default)]
+    pub scripts_run: u64,
+    /// RunCommandLinux's sequence number: one per action Run Command.
+    #[serde(default)]
+    pub run_command_seq: u64,
+}
+
+/// A VM's security type, architecture and boot diagnostics storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VmSettings {
+    /// `securityProfile.securityType` (TrustedLaunch, ConfidentialVM); `None` = Standard.
+    pub security_type: Option<String>,
+    /// The CPU architecture of its size and OS disk; `None` = x64.
+    pub architecture: Option<String>,
+    /// `bootDiagnostics.storageUri`; `None` = managed boot diagnostics storage.
+    pub boot_diagnostics_storage: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +220,7 @@ impl State {
             releasing: BTreeMap::new(),
             directory: Default::default(),
             list_page_size: None,
+            operation_retention: DEFAULT_RETENTION,
         }
     }
 
@@ -179,9 +245,18 @@ impl State {
 
     /// Writes the state atomically (temp file + rename) so a kill never leaves half a file.
     pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = data_dir.join(format!("{STATE_FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(self)?;
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, data_dir.join(STATE_FILE))?;
         Ok(())
     }
@@ -262,6 +337,20 @@ impl State {
     }
 }
 
+/// The data dir and its images are the owner's only (0700): they hold disk contents and what
+/// root scripts wrote.
+pub fn secure(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    super::runcommand::private_dir(&images_dir(data_dir))?;
+    std::fs::set_permissions(images_dir(data_dir), std::fs::Permissions::from_mode(0o700))
+}
+
 pub fn images_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("images")
+}
+
+/// A VM's own files (what its Run Command scripts write to `/var/lib`, `/var/log`, `/tmp`).
+pub fn vm_root(data_dir: &Path, vm: &Vm) -> PathBuf {
+    data_dir.join("vms").join(&vm.vm_id)
 }

@@ -71,6 +71,10 @@ pub enum Outcome {
     },
 }
 
+/// A step without `timeout:` gets this one: no step may hang a run forever. (Each Azure
+/// operation also has its own, shorter deadline.)
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
 pub struct Executor {
     pub steps: Vec<StepDef>,
     pub resolver: Arc<dyn Resolver>,
@@ -93,6 +97,17 @@ impl Executor {
             let j = self.recorder.read();
             (j.run_id.clone(), j.workflow.path.display().to_string())
         };
+        let ids: Vec<(String, String)> = self
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.uses.clone()))
+            .collect();
+        self.recorder.read().check_steps(&ids).map_err(|problem| {
+            super::journal::DamagedJournal {
+                path: self.recorder.journal_path(),
+                problem,
+            }
+        })?;
         self.recorder.update(|j| j.status = RunStatus::Running)?;
         let steps = self
             .steps
@@ -173,13 +188,15 @@ impl Executor {
 
     async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {
         let step = &self.steps[index];
-        let record = self
-            .recorder
-            .read()
-            .step(&step.id)
-            .cloned()
-            .expect("journal has every step");
+        let Some(record) = self.recorder.read().step(&step.id).cloned() else {
+            // `run` checked the journal against the steps; this is a second line of defence.
+            anyhow::bail!("the journal has no record of step `{}`", step.id);
+        };
         if record.status.is_done() {
+            if record.status == StepStatus::Succeeded {
+                step.action
+                    .resumed(&self.options.env, &record.args, &record.outputs);
+            }
             return Ok(Outcome::Succeeded);
         }
 
@@ -350,17 +367,15 @@ impl Executor {
         intent: &Intent,
     ) -> Attempt {
         let call = step.action.execute(ctx, args, intent);
+        let limit = step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
         let bounded = async {
-            match step.timeout {
-                None => call.await,
-                Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                    Err(ActionError::retryable(format!(
-                        "timed out after {}",
-                        humantime::format_duration(limit)
-                    ))
-                    .with_hint("raise the step's `timeout`, or resume to try again"))
-                }),
-            }
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(ActionError::retryable(format!(
+                    "timed out after {}",
+                    humantime::format_duration(limit)
+                ))
+                .with_hint("raise the step's `timeout`, or resume to try again"))
+            })
         };
         // On Ctrl-C the call is abandoned where it waits; the step stays `running` in the
         // journal, so resume asks the action to reconcile it.
@@ -397,10 +412,14 @@ impl Executor {
         error: &ActionError,
         started: Instant,
     ) -> anyhow::Result<Outcome> {
+        // Actions write `rescue resume RUN_ID`; what the engineer reads names this run.
+        let run_id = self.recorder.read().run_id.clone();
+        let mut error = error.clone();
+        error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
-            s.error = Some(StepError::from(error));
+            s.error = Some(StepError::from(&error));
             s.ended = Some(OffsetDateTime::now_utc());
         })?;
         self.sink.emit(Event::StepFailed {
@@ -424,6 +443,7 @@ impl Executor {
             run_id: journal.run_id.clone(),
             step_id: step.id.clone(),
             attempt,
+            run_started: journal.created,
             env: self.options.env.clone(),
             checkpoints,
             host: Arc::new(Host {

@@ -5,6 +5,9 @@
 //! SIGKILL itself at the N-th crash point. Crash points are every durable journal write and the
 //! moment an action's `execute` returns, before its result is recorded; together they are every
 //! step boundary a real crash can hit.
+//!
+//! `RESCUE_TEST_SIGNAL=INT` makes every such hook (these and `azure::kill_hook`'s) raise SIGINT
+//! instead: a Ctrl-C at an exact point, which the run handles as it handles a real one.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::journal::Journal;
 
 pub const KILL_AT_ENV: &str = "RESCUE_TEST_KILL_AT";
+pub const SIGNAL_ENV: &str = "RESCUE_TEST_SIGNAL";
 
 /// A process-wide test hook: SIGKILL the process at the N-th time `hit` is called, N from the
 /// environment variable (unset: never). Used for crash points that have no Recorder at hand.
@@ -36,8 +40,12 @@ impl KillSwitch {
             .kill_at
             .get_or_init(|| std::env::var(self.env).ok().and_then(|v| v.parse().ok()));
         if kill_at.is_some_and(|n| self.seen.fetch_add(1, Ordering::SeqCst) + 1 == n) {
+            let signal = match std::env::var(SIGNAL_ENV).as_deref() {
+                Ok("INT") => libc::SIGINT,
+                _ => libc::SIGKILL,
+            };
             // SAFETY: raising a signal in our own process has no memory-safety preconditions.
-            unsafe { libc::raise(libc::SIGKILL) };
+            unsafe { libc::raise(signal) };
         }
     }
 }
@@ -55,6 +63,10 @@ impl Recorder {
             dir,
             journal: Mutex::new(journal),
         }
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        Journal::path(&self.dir)
     }
 
     /// Read access; never hold it across an await.

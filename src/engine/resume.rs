@@ -7,16 +7,20 @@ use super::journal::{sha256_hex, Journal, StepRecord};
 /// Lines of diff shown at most when the workflow changed.
 const MAX_DIFF_LINES: usize = 20;
 
-/// None when the workflow text is the one the run started with; else a short line diff
-/// (`-` old, `+` new, with line numbers) that says what changed.
-pub fn workflow_changes(journal: &Journal, current_text: &str) -> Option<String> {
-    if sha256_hex(current_text) == journal.workflow.sha256 {
+/// None when `current_text` is the text the run started with (`started_sha`); else a short
+/// line diff (`-` old, `+` new, with line numbers) from `started_text`, when the run kept it.
+pub fn workflow_changes(
+    started_sha: &str,
+    started_text: Option<&str>,
+    current_text: &str,
+) -> Option<String> {
+    if sha256_hex(current_text) == started_sha {
         return None;
     }
-    if journal.workflow.text.is_empty() {
+    let Some(started_text) = started_text else {
         return Some("  (this run's journal keeps no copy of the workflow text, so the change cannot be shown)".into());
-    }
-    let diff = TextDiff::from_lines(journal.workflow.text.as_str(), current_text);
+    };
+    let diff = TextDiff::from_lines(started_text, current_text);
     let mut lines = Vec::new();
     for change in diff.iter_all_changes() {
         let (sign, line) = match change.tag() {
@@ -85,7 +89,7 @@ mod tests {
         ];
         Journal::new(
             "r".into(),
-            WorkflowRecord::new("w.yaml".into(), text.into()),
+            WorkflowRecord::new(&crate::workflow::Origin::File("/w.yaml".into()), text),
             Default::default(),
             Default::default(),
             steps,
@@ -94,9 +98,10 @@ mod tests {
 
     #[test]
     fn diff_names_changed_lines() {
-        let j = journal("name: x\nsteps: []\n");
-        assert!(workflow_changes(&j, "name: x\nsteps: []\n").is_none());
-        let diff = workflow_changes(&j, "name: y\nsteps: []\n").unwrap();
+        let old = "name: x\nsteps: []\n";
+        let sha = sha256_hex(old);
+        assert!(workflow_changes(&sha, Some(old), old).is_none());
+        let diff = workflow_changes(&sha, Some(old), "name: y\nsteps: []\n").unwrap();
         assert!(
             diff.contains("-    1 | name: x") && diff.contains("+    1 | name: y"),
             "{diff}"

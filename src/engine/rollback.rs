@@ -195,7 +195,26 @@ pub async fn execute(
             undos: undos.clone(),
         });
     })?;
-    let run_id = recorder.read().run_id.clone();
+    let (run_id, run_started) = {
+        let j = recorder.read();
+        // What the run still holds (the VM locks of steps not yet undone) fences the undos as
+        // it fenced the run.
+        let undone = |id: &str| {
+            undos
+                .iter()
+                .any(|u| u.step == id && matches!(u.status, UndoStatus::Done))
+        };
+        for step in j
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Succeeded && !undone(&s.id))
+        {
+            if let Some(action) = registry.get(&step.uses) {
+                action.resumed(&env, &step.args, &step.outputs);
+            }
+        }
+        (j.run_id.clone(), j.created)
+    };
     for (index, undo) in undos.iter().enumerate() {
         if matches!(undo.status, UndoStatus::Done | UndoStatus::Kept) {
             continue;
@@ -216,6 +235,7 @@ pub async fn execute(
             run_id: run_id.clone(),
             step_id: undo.step.clone(),
             attempt: 1,
+            run_started,
             env: env.clone(),
             checkpoints: undo.checkpoints.clone(),
             host: Arc::new(UndoHost {
@@ -326,7 +346,7 @@ mod tests {
         ];
         Journal::new(
             "r".into(),
-            WorkflowRecord::new("w.yaml".into(), String::new()),
+            WorkflowRecord::new(&crate::workflow::Origin::File("/w.yaml".into()), ""),
             Map::new(),
             Value::Null,
             steps,

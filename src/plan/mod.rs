@@ -11,13 +11,16 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::actions::{Action, Description, Env, Outputs, PlanArgs, PlanContext, Registry};
+use crate::actions::{
+    Action, ChangeKind, Description, Env, Outputs, PlanArgs, PlanContext, Registry,
+};
 use crate::workflow::{expr, Scope, StepScope, Workflow};
 
 pub use render::render_text;
 
-/// Bumped when the JSON shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the JSON shape changes incompatibly (2: changes per step, totals, outputs as
+/// planned values).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The run id shown in a plan made outside a run. Valid in Azure names, so a name derived from
 /// it reads `...-snap-RUN_ID` rather than a sanitised `...-snap--run-`.
@@ -28,11 +31,46 @@ pub struct Plan {
     pub format_version: u32,
     pub workflow: WorkflowInfo,
     pub inputs: Map<String, Value>,
+    /// Where the plan would act ("Azure subscription …", "the emulator at …"), set by the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub steps: Vec<PlannedStep>,
-    /// Workflow outputs, as expressions (all are known only after the run).
-    pub outputs: BTreeMap<String, String>,
+    /// Workflow outputs: their value when known now, else the step they wait for.
+    pub outputs: BTreeMap<String, PlannedArg>,
     /// Steps that would change something outside rescue (Azure).
     pub mutating_steps: usize,
+    pub totals: Totals,
+}
+
+/// `Plan: N to add, M to change, K to destroy, J actions.`
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    pub actions: usize,
+}
+
+impl Totals {
+    fn of(steps: &[PlannedStep]) -> Totals {
+        let mut t = Totals::default();
+        for step in steps {
+            let Some(effect) = &step.effect else { continue };
+            // A step that changes something outside Azure (a file) is one action.
+            if step.mutates && effect.changes.is_empty() {
+                t.actions += 1;
+            }
+            for change in &effect.changes {
+                match change.kind {
+                    ChangeKind::Create => t.add += 1,
+                    ChangeKind::Update => t.change += 1,
+                    ChangeKind::Delete => t.destroy += 1,
+                    ChangeKind::Action => t.actions += 1,
+                }
+            }
+        }
+        t
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,7 +108,10 @@ pub struct PlannedStep {
 #[serde(rename_all = "snake_case")]
 pub enum PlannedArg {
     Value(Value),
+    /// The id of the step that produces it.
     KnownAfter(String),
+    /// Only the finished run will tell.
+    KnownAfterRun,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -99,27 +140,35 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Reads a read-only step's outputs now, so later steps plan with real values. A failed read
-/// is a note, not a failed plan: the run reads again and decides then.
-async fn read_now(
+/// A step's outputs when known now: read (read-only steps) or predicted (deterministic names),
+/// so later steps plan with real values. A failed read is a note, not a failed plan: the run
+/// reads again and decides then. A read that shows the plan cannot work (a VM that does not
+/// exist) is `Err`: the plan fails.
+async fn known_now(
     action: &dyn Action,
     ctx: &PlanContext,
     args: &PlanArgs,
     notes: &mut Vec<String>,
-) -> Option<Outputs> {
+) -> Result<Option<Outputs>, String> {
     if !args.unknown.is_empty() {
-        return None;
+        return Ok(None);
     }
-    match action.read_for_plan(ctx, &args.known).await? {
+    let Some(read) = action.read_for_plan(ctx, &args.known).await else {
+        return Ok(None);
+    };
+    match read {
         Ok(outputs) => {
-            notes.push(
-                "read now; later steps plan with these values (the run reads them again)".into(),
-            );
-            Some(outputs)
+            notes.push(if action.spec().mutates {
+                "its outputs follow from the run id: later steps plan with them".into()
+            } else {
+                "read now; later steps plan with these values (the run reads them again)".into()
+            });
+            Ok(Some(outputs))
         }
+        Err(e) if e.refused => Err(e.to_string()),
         Err(e) => {
             notes.push(format!("could not read now: {}", e.message));
-            None
+            Ok(None)
         }
     }
 }
@@ -182,7 +231,12 @@ pub async fn build(
                 read: None,
             };
             let mut read_notes = Vec::new();
-            ctx.read = read_now(action.as_ref(), &ctx, &plan_args, &mut read_notes).await;
+            ctx.read = known_now(action.as_ref(), &ctx, &plan_args, &mut read_notes)
+                .await
+                .map_err(|message| PlanError {
+                    step: step.id.value.clone(),
+                    message,
+                })?;
             let mut effect = action
                 .describe(&ctx, &plan_args)
                 .await
@@ -222,8 +276,21 @@ pub async fn build(
                 .map(|t| humantime::format_duration(t).to_string()),
         });
     }
+    let outputs = expr::plan_outputs(wf, &scope)
+        .into_iter()
+        .map(|(name, planned)| {
+            let arg = match planned {
+                Ok(v) => PlannedArg::Value(v),
+                Err(step) if step.is_empty() => PlannedArg::KnownAfterRun,
+                Err(step) => PlannedArg::KnownAfter(step),
+            };
+            (name, arg)
+        })
+        .collect();
     Ok(Plan {
         format_version: FORMAT_VERSION,
+        target: None,
+        totals: Totals::of(&steps),
         workflow: WorkflowInfo {
             name: wf.name.clone(),
             description: wf.description.clone(),
@@ -236,10 +303,6 @@ pub async fn build(
             .filter(|s| s.mutates && s.effect.is_some())
             .count(),
         steps,
-        outputs: wf
-            .outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect(),
+        outputs,
     })
 }

@@ -1,10 +1,12 @@
-//! The plan as text for people: aligned, one block per step.
+//! The plan as text for people, as Terraform shows one: a line per change, marked `+` create,
+//! `~` update, `-` delete, `>` action, `<=` read, then the totals. `verbose` adds each step's
+//! arguments, notes and ARM calls. Warnings (what would stop the run) are always shown.
 
 use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::{Decision, Plan, PlannedArg};
+use super::{Decision, Plan, PlannedArg, PlannedStep};
 
 fn show(value: &Value) -> String {
     match value {
@@ -14,148 +16,207 @@ fn show(value: &Value) -> String {
     }
 }
 
+fn show_arg(arg: &PlannedArg) -> String {
+    match arg {
+        PlannedArg::Value(v) => show(v),
+        PlannedArg::KnownAfter(step) => format!("(known after step {step})"),
+        PlannedArg::KnownAfterRun => "(known after the run)".into(),
+    }
+}
+
 fn width<'a>(names: impl Iterator<Item = &'a String>) -> usize {
     names.map(|n| n.chars().count()).max().unwrap_or(0)
 }
 
-/// `run_command` is the command that would run this plan, shown in the footer.
-pub fn render_text(plan: &Plan, run_command: &str) -> String {
-    let mut out = String::new();
-    let wf = &plan.workflow;
-    let _ = writeln!(out, "Plan: {} ({})", wf.name, wf.path);
-    if let Some(description) = &wf.description {
-        for line in textwrap::wrap(
-            description.trim(),
-            textwrap::Options::new(96)
-                .initial_indent("  ")
-                .subsequent_indent("  "),
-        ) {
-            let _ = writeln!(out, "{line}");
-        }
+/// "VM", "disk", "snapshot": the resource type as an engineer says it.
+fn noun(resource_type: &str) -> &str {
+    match resource_type.rsplit('/').next().unwrap_or(resource_type) {
+        "virtualMachines" => "VM",
+        "disks" => "disk",
+        "snapshots" => "snapshot",
+        other => other,
     }
-
-    if !plan.inputs.is_empty() {
-        let _ = writeln!(out, "\nInputs:");
-        let w = width(plan.inputs.keys());
-        for (name, value) in &plan.inputs {
-            let _ = writeln!(out, "  {name:<w$}  {}", show(value));
-        }
-    }
-
-    let _ = writeln!(out, "\nSteps:");
-    let number_width = plan.steps.len().to_string().len();
-    let id_width = width(plan.steps.iter().map(|s| &s.id));
-    let uses_width = width(plan.steps.iter().map(|s| &s.uses));
-    let indent = " ".repeat(2 + number_width + 2);
-    for (i, step) in plan.steps.iter().enumerate() {
-        let mut marks = Vec::new();
-        if step.mutates {
-            marks.push(changes(&step.uses).to_string());
-        }
-        if step.confirm.is_some() {
-            marks.push("asks first".to_string());
-        }
-        if step.max_attempts > 1 {
-            marks.push(format!("up to {} attempts", step.max_attempts));
-        }
-        if let Some(timeout) = &step.timeout {
-            marks.push(format!("timeout {timeout}"));
-        }
-        let marks = if marks.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", marks.join(", "))
-        };
-        let line = format!(
-            "  {:>number_width$}  {:<id_width$}  {:<uses_width$}{marks}",
-            i + 1,
-            step.id,
-            step.uses
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
-        if let Some(name) = &step.name {
-            let _ = writeln!(out, "{indent}{name}");
-        }
-        if let Some(condition) = &step.condition {
-            let decided = match (condition.decision, &condition.known_after) {
-                (Decision::Runs, _) => "true now: runs".to_string(),
-                (Decision::Skipped, _) => "false now: skipped".to_string(),
-                (Decision::AtRunTime, Some(after)) => {
-                    format!("decided at run time, after step {after}")
-                }
-                (Decision::AtRunTime, None) => "decided at run time".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{indent}if: {} ({decided})",
-                condition.expression.trim()
-            );
-        }
-        match &step.effect {
-            Some(effect) => {
-                let _ = writeln!(out, "{indent}→ {}", effect.summary);
-                for call in &effect.calls {
-                    let _ = writeln!(out, "{indent}    {call}");
-                }
-                for note in &effect.notes {
-                    let _ = writeln!(out, "{indent}  note: {note}");
-                }
-            }
-            None => {
-                let _ = writeln!(out, "{indent}→ skipped");
-            }
-        }
-        if let Some(question) = &step.confirm {
-            let _ = writeln!(out, "{indent}confirm: {question}");
-        }
-        let w = width(step.args.keys());
-        for (name, arg) in &step.args {
-            let value = match arg {
-                PlannedArg::Value(v) => show(v),
-                PlannedArg::KnownAfter(step) => format!("(known after step {step})"),
-            };
-            let mut lines = value.lines();
-            let first = lines.next().unwrap_or("");
-            let _ = writeln!(out, "{indent}  {name:<w$}  {first}");
-            for line in lines {
-                let _ = writeln!(out, "{indent}  {:<w$}  {line}", "");
-            }
-        }
-    }
-
-    if !plan.outputs.is_empty() {
-        let _ = writeln!(out, "\nOutputs (known after the run):");
-        let w = width(plan.outputs.keys());
-        for (name, expression) in &plan.outputs {
-            let _ = writeln!(out, "  {name:<w$}  {expression}");
-        }
-    }
-
-    let n = plan.steps.len();
-    let m = plan.mutating_steps;
-    let (n_s, m_s) = (if n == 1 { "" } else { "s" }, if m == 1 { "s" } else { "" });
-    let effect = if plan
-        .steps
-        .iter()
-        .filter(|s| s.mutates)
-        .all(|s| s.uses.starts_with("azure."))
-    {
-        format!("change{m_s} Azure")
-    } else {
-        format!("make{m_s} changes")
-    };
-    let _ = writeln!(
-        out,
-        "\n{n} step{n_s}, {m} {effect}; run with `{run_command}`"
-    );
-    out
 }
 
-/// What a mutating step changes, by its action's family.
-fn changes(uses: &str) -> &'static str {
-    if uses.starts_with("azure.") {
-        "changes Azure"
+/// One line per change of `step`, or one `<=` line for a step that only reads.
+fn change_lines(step: &PlannedStep, id_width: usize, out: &mut Vec<(String, String)>) {
+    let asks = if step.confirm.is_some() {
+        "  [asks first]"
     } else {
-        "makes changes"
+        ""
+    };
+    let Some(effect) = &step.effect else {
+        out.push((
+            "  ".into(),
+            format!("{:<id_width$}  skipped ({})", step.id, condition_text(step)),
+        ));
+        return;
+    };
+    if effect.changes.is_empty() {
+        let mark = if step.mutates { ">" } else { "<=" };
+        out.push((
+            mark.into(),
+            format!("{:<id_width$}  {}{asks}", step.id, effect.summary),
+        ));
+        return;
     }
+    for c in &effect.changes {
+        out.push((
+            c.kind.mark().to_string(),
+            format!(
+                "{:<id_width$}  {} {}  {}{asks}",
+                step.id,
+                noun(&c.resource_type),
+                c.name,
+                c.what
+            ),
+        ));
+    }
+}
+
+fn condition_text(step: &PlannedStep) -> String {
+    match &step.condition {
+        None => String::new(),
+        Some(c) => match (c.decision, &c.known_after) {
+            (Decision::Runs, _) => format!("if {}: true now", c.expression.trim()),
+            (Decision::Skipped, _) => format!("if {}: false now", c.expression.trim()),
+            (Decision::AtRunTime, Some(after)) => {
+                format!("if {}: decided after step {after}", c.expression.trim())
+            }
+            (Decision::AtRunTime, None) => {
+                format!("if {}: decided at run time", c.expression.trim())
+            }
+        },
+    }
+}
+
+/// The details `-v` adds under a step.
+fn details(step: &PlannedStep, out: &mut String) {
+    let indent = "        ";
+    if let Some(name) = &step.name {
+        let _ = writeln!(out, "{indent}{name}");
+    }
+    if step.condition.is_some() && step.effect.is_some() {
+        let _ = writeln!(out, "{indent}{}", condition_text(step));
+    }
+    if let Some(effect) = &step.effect {
+        for call in &effect.calls {
+            let _ = writeln!(out, "{indent}  {call}");
+        }
+        for note in &effect.notes {
+            let _ = writeln!(out, "{indent}  note: {note}");
+        }
+    }
+    let mut marks = Vec::new();
+    if step.max_attempts > 1 {
+        marks.push(format!("up to {} attempts", step.max_attempts));
+    }
+    if let Some(timeout) = &step.timeout {
+        marks.push(format!("timeout {timeout}"));
+    }
+    if !marks.is_empty() {
+        let _ = writeln!(out, "{indent}  ({})", marks.join(", "));
+    }
+    let w = width(step.args.keys());
+    for (name, arg) in &step.args {
+        let value = show_arg(arg);
+        let mut lines = value.lines();
+        let _ = writeln!(out, "{indent}  {name:<w$}  {}", lines.next().unwrap_or(""));
+        for line in lines {
+            let _ = writeln!(out, "{indent}  {:<w$}  {line}", "");
+        }
+    }
+}
+
+/// `run_command` is the command that would run this plan, shown last.
+pub fn render_text(plan: &Plan, run_command: &str, verbose: bool) -> String {
+    let mut out = String::new();
+    let wf = &plan.workflow;
+    let _ = writeln!(out, "Plan for {} ({})", wf.name, wf.path);
+    if let Some(target) = &plan.target {
+        let _ = writeln!(out, "Target: {target}");
+    }
+    if verbose {
+        if let Some(description) = &wf.description {
+            for line in textwrap::wrap(
+                description.trim(),
+                textwrap::Options::new(96)
+                    .initial_indent("  ")
+                    .subsequent_indent("  "),
+            ) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    if !plan.inputs.is_empty() {
+        let shown: Vec<String> = plan
+            .inputs
+            .iter()
+            .filter(|(_, v)| !matches!(v, Value::String(s) if s.is_empty()))
+            .map(|(k, v)| format!("{k}={}", show(v)))
+            .collect();
+        let _ = writeln!(out, "Inputs: {}", shown.join(", "));
+    }
+    out.push('\n');
+
+    let id_width = width(plan.steps.iter().map(|s| &s.id));
+    let mut reads: Vec<&str> = Vec::new();
+    let flush = |reads: &mut Vec<&str>, out: &mut String| {
+        if !reads.is_empty() {
+            let _ = writeln!(out, "  <= {} (read only)", reads.join(", "));
+            reads.clear();
+        }
+    };
+    for step in &plan.steps {
+        let read_only = !step.mutates
+            && step
+                .effect
+                .as_ref()
+                .is_some_and(|e| e.changes.is_empty() && e.warnings.is_empty());
+        if read_only && !verbose {
+            reads.push(&step.id);
+            continue;
+        }
+        flush(&mut reads, &mut out);
+        let mut lines = Vec::new();
+        change_lines(step, id_width, &mut lines);
+        for (mark, line) in lines {
+            let _ = writeln!(out, "  {mark:<2} {line}");
+        }
+        if let Some(effect) = &step.effect {
+            for warning in &effect.warnings {
+                let _ = writeln!(out, "     ! {warning}");
+            }
+        }
+        if verbose {
+            details(step, &mut out);
+        }
+    }
+    flush(&mut reads, &mut out);
+
+    let t = &plan.totals;
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to change, {} to destroy, {} action{}.",
+        t.add,
+        t.change,
+        t.destroy,
+        t.actions,
+        if t.actions == 1 { "" } else { "s" }
+    );
+    if !plan.outputs.is_empty() {
+        let _ = writeln!(out, "\nOutputs:");
+        let w = width(plan.outputs.keys());
+        for (name, value) in &plan.outputs {
+            let _ = writeln!(out, "  {name:<w$}  {}", show_arg(value));
+        }
+    }
+    let _ = writeln!(out, "\nNothing was changed. To run it: {run_command}");
+    if !verbose {
+        let _ = writeln!(
+            out,
+            "(-v shows each step's arguments, notes and Azure calls)"
+        );
+    }
+    out
 }

@@ -125,11 +125,11 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
             hint,
             elapsed_ms,
         } => {
-            let hint = hint
-                .as_deref()
-                .map(|h| format!("\n  hint: {h}"))
-                .unwrap_or_default();
-            format!("{step}: failed after {}: {error}{hint}", secs(*elapsed_ms))
+            format!(
+                "{step}: failed after {}: {error}{}",
+                secs(*elapsed_ms),
+                hint_note(hint.as_deref())
+            )
         }
         Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
         Event::AwaitingConfirmation { step, prompt } => {
@@ -146,6 +146,11 @@ pub(crate) fn attempt_note(attempt: u32) -> String {
     } else {
         String::new()
     }
+}
+
+/// A step's hint on its own line under the failure, on every output.
+pub fn hint_note(hint: Option<&str>) -> String {
+    hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default()
 }
 
 pub fn secs(ms: u64) -> String {

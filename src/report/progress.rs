@@ -97,12 +97,16 @@ impl EventSink for ProgressReporter {
             Event::StepFailed {
                 step,
                 error,
+                hint,
                 elapsed_ms,
-                ..
             } => self.finish(
                 step,
                 "✘",
-                format!("failed after {}: {error}", super::secs(*elapsed_ms)),
+                format!(
+                    "failed after {}: {error}{}",
+                    super::secs(*elapsed_ms),
+                    super::hint_note(hint.as_deref())
+                ),
             ),
             Event::StepSkipped { step, reason } => {
                 self.finish(step, "-", format!("skipped ({reason})"))

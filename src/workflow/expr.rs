@@ -298,6 +298,22 @@ pub fn condition_waits_for(step: &Step, scope: &Scope) -> Option<String> {
     )
 }
 
+/// The workflow's `outputs:` at plan time: each value, or the step it waits for.
+pub fn plan_outputs(wf: &Workflow, scope: &Scope) -> BTreeMap<String, Result<Value, String>> {
+    let ctx = context(scope);
+    wf.outputs
+        .iter()
+        .map(|(name, expr)| {
+            let value = Value::String(expr.value.clone());
+            let planned = match waits_for(&value, scope) {
+                Some(step) => Err(step),
+                None => eval_string(&expr.value, &ctx).map_err(|_| String::new()),
+            };
+            (name.clone(), planned)
+        })
+        .collect()
+}
+
 /// The workflow's `outputs:`, evaluated after the run.
 pub fn eval_outputs(wf: &Workflow, scope: &Scope) -> Result<Map<String, Value>, EvalError> {
     let ctx = context(scope);

@@ -92,11 +92,8 @@ pub fn resolve_inputs(
     };
 
     if let Some(path) = file {
-        match std::fs::read_to_string(path) {
-            Err(e) => problems.push(
-                Problem::plain(format!("cannot read inputs file {}: {e}", path.display()))
-                    .help("check the path given to --inputs"),
-            ),
+        match yaml::read_file(path, "inputs file", "check the path given to --inputs") {
+            Err(d) => problems.extend(d),
             Ok(text) => {
                 let source = Source::new(path.display().to_string(), text);
                 match yaml::parse(&source) {

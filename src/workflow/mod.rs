@@ -3,30 +3,27 @@
 
 mod analyze;
 mod build;
+pub mod builtin;
 pub mod diag;
 pub mod expr;
 mod inputs;
 pub mod model;
+pub mod origin;
 pub mod schema;
 pub mod yaml;
-
-use std::path::Path;
 
 pub use diag::{Diagnostics, Problem, Source, Span};
 pub use expr::{eval_args, eval_condition, eval_outputs, plan_args, EvalError, Scope, StepScope};
 pub use inputs::resolve_inputs;
 pub use model::{Input, InputType, Retry, Spanned, Step, Workflow};
+pub use origin::{referenced_files, FileRead, Origin};
 
 use crate::actions::Registry;
 
-/// Reads, parses and checks a workflow file. Every problem found is returned, each with its
-/// file, line and column.
-pub fn load(path: &Path, registry: &Registry) -> Result<Workflow, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Problem::plain(format!("cannot read workflow {}: {e}", path.display()))
-            .help("check the path; `rescue validate FILE` takes a workflow YAML file")
-    })?;
-    parse(Source::new(path.display().to_string(), text), registry)
+/// Reads, parses and checks a workflow file or built-in. Every problem found is returned, each
+/// with its file, line and column.
+pub fn load(origin: &Origin, registry: &Registry) -> Result<Workflow, Diagnostics> {
+    parse(origin.read()?, registry)
 }
 
 /// Parses and checks a workflow already in memory.

@@ -57,7 +57,7 @@ fn with_for(spec: &ActionSpec) -> Value {
 /// A parameter's type; any parameter may also be an expression, checked at run time.
 fn param_type(ty: ParamType) -> Value {
     let json_type = match ty {
-        ParamType::String => return json!({"type": "string"}),
+        ParamType::String | ParamType::File => return json!({"type": "string"}),
         ParamType::Any => return json!({}),
         ParamType::Integer => "integer",
         ParamType::Boolean => "boolean",

@@ -1,7 +1,13 @@
 //! YAML as a tree that remembers where every node is, so the analyzer can report all problems
 //! with a line and column (serde stops at the first one and forgets positions).
+//!
+//! Every YAML file rescue reads (workflows, `--inputs`, emulator scenarios) first passes
+//! [`check_limits`]: an alias repeats its anchored node, so a few hundred bytes of nested aliases
+//! ("billion laughs") would otherwise expand to gigabytes before any check could run.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
 
 use serde_json::Value;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -79,8 +85,185 @@ pub fn key_text(key: &Node) -> String {
     }
 }
 
-/// Parses the first document of `source`. Syntax errors and duplicate keys are problems.
+/// What a YAML file rescue reads may hold. Real workflows, inputs and scenarios are a few KiB
+/// with a few hundred nodes; the limits are far above that and far below what hurts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Size of the file itself.
+    pub bytes: usize,
+    /// Nodes of the document once every alias is expanded (each node costs ~100 bytes in
+    /// memory, so this bounds the tree at ~10 MB).
+    pub nodes: u64,
+    /// Text of all scalars once every alias is expanded.
+    pub scalar_bytes: u64,
+    /// Nesting of lists and mappings (the tree is walked recursively).
+    pub depth: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    bytes: 1024 * 1024,
+    nodes: 100_000,
+    scalar_bytes: 4 * 1024 * 1024,
+    depth: 64,
+};
+
+/// Reads a YAML file, refusing one larger than [`LIMITS`] without reading all of it.
+/// `what` names the file in the error ("workflow", "inputs file"), `help` says what to check.
+pub fn read_file(path: &Path, what: &str, help: &str) -> Result<String, Diagnostics> {
+    let problem = |message: String| Diagnostics::from(Problem::plain(message).help(help));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(LIMITS.bytes as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| problem(format!("cannot read {what} {}: {e}", path.display())))?;
+    if bytes.len() > LIMITS.bytes {
+        return Err(problem(format!(
+            "{what} {} is larger than {} (the limit for a YAML file rescue reads)",
+            path.display(),
+            size(LIMITS.bytes as u64)
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| problem(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Refuses a document that is too large, too deep, or expands too far through aliases, with the
+/// place where the limit was crossed. Streams parser events and counts what the expanded tree
+/// would hold, so nothing is expanded to find out.
+pub fn check_limits(source: &Source) -> Result<(), Diagnostics> {
+    let text = &source.text;
+    if text.len() > LIMITS.bytes {
+        return Err(Problem::at(
+            source,
+            Span::new(0, 0),
+            format!(
+                "the file is {} bytes, more than {} (the limit for a YAML file rescue reads)",
+                text.len(),
+                size(LIMITS.bytes as u64)
+            ),
+        )
+        .help("check that this is the file you meant")
+        .into());
+    }
+    let mut meter = Meter {
+        lines: line_starts(text),
+        text,
+        open: Vec::new(),
+        anchors: HashMap::new(),
+        nodes: 0,
+        scalar_bytes: 0,
+        exceeded: None,
+    };
+    // Syntax errors are `parse`'s to report, with its wording; only the limits matter here.
+    let _ = Parser::new_from_str(text).load(&mut meter, true);
+    match meter.exceeded {
+        None => Ok(()),
+        Some((offset, message, label)) => {
+            let span = Span::new(offset, 1);
+            Err(Problem::at(source, span, message)
+                .label(label)
+                .help("YAML aliases (`*name`) repeat their anchored node; a file that expands this far is an alias bomb or a mistake: write the values out, or use fewer aliases")
+                .into())
+        }
+    }
+}
+
+/// Counts the nodes and scalar text of the tree the events describe, aliases expanded.
+struct Meter<'a> {
+    text: &'a str,
+    lines: Vec<usize>,
+    /// Open lists/mappings: (anchor, nodes and scalar bytes counted before it opened).
+    open: Vec<(usize, u64, u64)>,
+    /// Cost of each anchored node: (nodes, scalar bytes).
+    anchors: HashMap<usize, (u64, u64)>,
+    nodes: u64,
+    scalar_bytes: u64,
+    /// The first limit crossed: (offset, message, label).
+    exceeded: Option<(usize, String, &'static str)>,
+}
+
+impl Meter<'_> {
+    fn add(&mut self, nodes: u64, scalar_bytes: u64, mark: &Marker, via_alias: bool) {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.scalar_bytes = self.scalar_bytes.saturating_add(scalar_bytes);
+        if self.exceeded.is_some() {
+            return;
+        }
+        let how = if via_alias {
+            "with its aliases expanded, the document"
+        } else {
+            "the document"
+        };
+        let label = if via_alias { "this alias" } else { "here" };
+        let message = if self.nodes > LIMITS.nodes {
+            format!(
+                "{how} has more than {} nodes (the limit for a YAML file rescue reads)",
+                LIMITS.nodes
+            )
+        } else if self.scalar_bytes > LIMITS.scalar_bytes {
+            format!(
+                "{how} holds more than {} of text (the limit for a YAML file rescue reads)",
+                size(LIMITS.scalar_bytes)
+            )
+        } else {
+            return;
+        };
+        self.exceeded = Some((offset(self.text, &self.lines, mark), message, label));
+    }
+}
+
+impl MarkedEventReceiver for Meter<'_> {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(value, _, anchor, _) => {
+                let bytes = value.len() as u64;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, (1, bytes));
+                }
+                self.add(1, bytes, &mark, false);
+            }
+            Event::Alias(id) => {
+                let (nodes, bytes) = self.anchors.get(&id).copied().unwrap_or((1, 0));
+                self.add(nodes, bytes, &mark, true);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((anchor, self.nodes, self.scalar_bytes));
+                self.add(1, 0, &mark, false);
+                if self.open.len() > LIMITS.depth && self.exceeded.is_none() {
+                    self.exceeded = Some((
+                        offset(self.text, &self.lines, &mark),
+                        format!(
+                            "lists and mappings are nested more than {} levels deep (the limit for a YAML file rescue reads)",
+                            LIMITS.depth
+                        ),
+                        "too deep",
+                    ));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, nodes, bytes)) = self.open.pop() {
+                    if anchor > 0 {
+                        self.anchors
+                            .insert(anchor, (self.nodes - nodes, self.scalar_bytes - bytes));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses the first document of `source`, within [`LIMITS`]. Syntax errors and duplicate keys
+/// are problems.
 pub fn parse(source: &Source) -> Result<Node, Diagnostics> {
+    check_limits(source)?;
     let mut builder = Builder {
         source,
         lines: line_starts(&source.text),
@@ -135,6 +318,19 @@ struct Builder<'a> {
     problems: Diagnostics,
 }
 
+/// Byte offset of a marker (its line is 1-based, its column counts chars from 0).
+fn offset(text: &str, lines: &[usize], mark: &Marker) -> usize {
+    let Some(&line_start) = lines.get(mark.line().saturating_sub(1)) else {
+        return text.len();
+    };
+    let line = &text[line_start..];
+    let in_line = line
+        .char_indices()
+        .nth(mark.col())
+        .map_or(line.len(), |(i, _)| i);
+    line_start + in_line
+}
+
 fn line_starts(text: &str) -> Vec<usize> {
     std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
@@ -142,18 +338,8 @@ fn line_starts(text: &str) -> Vec<usize> {
 }
 
 impl Builder<'_> {
-    /// Byte offset of a marker (its line is 1-based, its column counts chars from 0).
     fn offset(&self, mark: &Marker) -> usize {
-        let text = &self.source.text;
-        let Some(&line_start) = self.lines.get(mark.line().saturating_sub(1)) else {
-            return text.len();
-        };
-        let line = &text[line_start..];
-        let in_line = line
-            .char_indices()
-            .nth(mark.col())
-            .map_or(line.len(), |(i, _)| i);
-        line_start + in_line
+        offset(&self.source.text, &self.lines, mark)
     }
 
     /// A span from `start` covering `len` bytes but not past the end of the line.
@@ -339,6 +525,51 @@ mod tests {
             root,
             serde_json::json!({"a": 1, "b": "x", "c": true, "d": "2", "e": null})
         );
+    }
+
+    /// The classic "billion laughs": nine levels of nine aliases, 10^9 strings when expanded.
+    const BOMB: &str = include_str!("../../tests/it/engine/fixtures/bomb.yaml");
+
+    #[test]
+    fn an_alias_bomb_is_refused_where_it_crosses_the_limit() {
+        let err = parse(&src(BOMB)).unwrap_err();
+        let problem = &err.0[0];
+        // e holds 9^4 * 10-ish nodes; the first alias past 100000 is on line 6 (f).
+        assert_eq!(
+            problem.location.as_deref().map(|l| &l[..9]),
+            Some("t.yaml:6:")
+        );
+        assert!(
+            problem.message.contains("100000 nodes"),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn long_text_through_aliases_and_deep_nesting_are_refused() {
+        let long = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(100_000),
+            ["*a"; 50].join(",")
+        );
+        let err = parse(&src(&long)).unwrap_err();
+        assert!(
+            err.0[0].message.contains("4 MiB of text"),
+            "{}",
+            err.0[0].message
+        );
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        let err = parse(&src(&deep)).unwrap_err();
+        assert!(
+            err.0[0].message.contains("64 levels"),
+            "{}",
+            err.0[0].message
+        );
+        assert_eq!(err.0[0].location.as_deref(), Some("t.yaml:1:65"));
+        // Anchors and aliases in normal use are fine.
+        let ok = "base: &base {sku: Premium_LRS, zone: '1'}\ndisks: [*base, *base]\n";
+        assert!(parse(&src(ok)).is_ok());
     }
 
     #[test]

@@ -32,16 +32,19 @@ expect "signed in to the subscription" "$AZURE_SUBSCRIPTION_ID" \
 step "vm show"
 OS_DISK=$("$AZ" vm show -g "$RG" -n "$VM" --query storageProfile.osDisk.managedDisk.id -o tsv)
 ZONE=$("$AZ" vm show -g "$RG" -n "$VM" --query 'zones[0]' -o tsv)
+# A copy must keep the source's Hyper-V generation or the swap is refused; az does not carry it
+# over by itself (Azure/azure-cli#27266; Microsoft's "Create a VM from a snapshot" sample).
+GEN=$("$AZ" disk show --ids "$OS_DISK" --query hyperVGeneration -o tsv)
 step "vm deallocate"
 "$AZ" vm deallocate -g "$RG" -n "$VM"
 expect "VM deallocated" "VM deallocated" \
   "$("$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.statuses[1].displayStatus' -o tsv)"
 step "snapshot create"
 expect "snapshot created" Succeeded \
-  "$("$AZ" snapshot create -g "$RG" -n vm2-os-snap --source "$OS_DISK" --query provisioningState -o tsv)"
+  "$("$AZ" snapshot create -g "$RG" -n vm2-os-snap --source "$OS_DISK" --hyper-v-generation "$GEN" --query provisioningState -o tsv)"
 step "disk create --source"
 expect "disk copied" Succeeded \
-  "$("$AZ" disk create -g "$RG" -n vm2-os-fixed --source vm2-os-snap --zone "$ZONE" --query provisioningState -o tsv)"
+  "$("$AZ" disk create -g "$RG" -n vm2-os-fixed --source vm2-os-snap --zone "$ZONE" --hyper-v-generation "$GEN" --query provisioningState -o tsv)"
 step "vm disk attach"
 "$AZ" vm disk attach -g "$RG" --vm-name "$RESCUE" --name vm2-os-fixed -o none
 LUN=$("$AZ" vm show -g "$RG" -n "$RESCUE" --query "storageProfile.dataDisks[?name=='vm2-os-fixed'].lun | [0]" -o tsv)

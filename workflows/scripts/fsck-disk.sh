@@ -1,13 +1,17 @@
 #!/bin/bash
 # Check and repair the filesystems of a disk attached to this (rescue) VM.
 #
-# Runs through Azure Run Command (RunShellScript). Values arrive ONLY as positional parameters,
-# never spliced into this text:
-#   $1  LUN of the data disk to repair (0-63); the disk is /dev/disk/azure/scsi1/lun$1
-#   $2  optional: directory holding the lunN links (default /dev/disk/azure/scsi1)
+# Runs through Azure Run Command. Values arrive as parameters, never spliced into this text:
+#   LUN  LUN of the data disk to repair (0-63); the disk is /dev/disk/azure/scsi1/lun$LUN.
+#        A named parameter `LUN`. Managed Run Command puts named parameters in the environment
+#        only; action Run Command (RunShellScript) adds `export LUN=...` and `set -- ...` lines
+#        after this file's first line, so $1 carries it too. `$1` is the fallback for callers
+#        that pass the LUN unnamed.
+#   $2, or RESCUE_DISK_DIR: directory holding the lunN links (default /dev/disk/azure/scsi1)
 #
 # Run Command returns only the last 4 KiB of output and always reports "succeeded", so the full
-# log stays on this VM (/var/log/rescue/) and the LAST line printed is always
+# log stays on this VM (/var/log/rescue/, readable by root only) and the LAST line printed is
+# always
 #   RESCUE-STATUS {"verdict":"repaired|clean|failed",...}
 # which rescue parses. Exit status: 0 repaired or clean, 1 failed.
 #
@@ -17,9 +21,10 @@
 # swap, EFI/vfat, BIOS boot, LVM and unknown partitions are left untouched.
 
 set -u -o pipefail
+umask 077
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
-LUN="${1:-}"
+LUN="${LUN:-${1:-}}"
 DISK_DIR="${2:-${RESCUE_DISK_DIR:-/dev/disk/azure/scsi1}}"
 LOG_DIR="${RESCUE_LOG_DIR:-/var/log/rescue}"
 
@@ -49,7 +54,7 @@ status() { # verdict reason partitions-json
 }
 
 if ! [[ "$LUN" =~ ^[0-9]+$ ]] || [ "$LUN" -gt 63 ]; then
-    echo "usage: fsck-disk.sh LUN [DISK_DIR]   (LUN 0-63, got '${LUN}')"
+    echo "usage: LUN=N fsck-disk.sh, or fsck-disk.sh N [DISK_DIR]   (LUN 0-63, got '${LUN}')"
     LOG=""; status failed "bad LUN parameter" ""
     exit 1
 fi

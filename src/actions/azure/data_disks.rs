@@ -1,12 +1,14 @@
-//! `azure.vm.attach_disk` and `azure.vm.detach_disk`: data disks of the rescue VM, through a VM
-//! PATCH of `storageProfile.dataDisks` (detach with `toBeDetached`, since an empty list vanishes
-//! from the SDK's body).
+//! `azure.vm.attach_disk` and `azure.vm.detach_disk`: data disks of the rescue VM, through
+//! `attachDetachDataDisks`, which names only the disk concerned. A PUT or PATCH of the whole
+//! `dataDisks` list would rewrite every other disk too, so two repairs sharing a rescue VM could
+//! detach each other's copy mid-fsck.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::model::{DataDisk, Vm};
 
 pub struct Attach;
 pub struct Detach;
@@ -54,102 +56,98 @@ static DETACH: ActionSpec = ActionSpec {
 /// Azure's maximum LUN.
 const MAX_LUN: u64 = 63;
 
-fn lun_of(disks: &[Value], disk_id: &str) -> Option<u64> {
-    disks
-        .iter()
-        .find(|d| {
-            d.pointer("/managedDisk/id")
-                .and_then(Value::as_str)
-                .is_some_and(|id| same_id(id, disk_id))
-        })
-        .and_then(|d| d.get("lun"))
-        .and_then(Value::as_u64)
+pub(crate) fn first_free_lun(disks: &[DataDisk]) -> Option<u32> {
+    (0..=MAX_LUN as u32).find(|l| !disks.iter().any(|d| d.lun == *l))
 }
 
-pub(crate) fn first_free_lun(disks: &[Value]) -> Option<u64> {
-    let used: Vec<u64> = disks
-        .iter()
-        .filter_map(|d| d.get("lun").and_then(Value::as_u64))
-        .collect();
-    (0..=MAX_LUN).find(|l| !used.contains(l))
-}
-
-/// Existing data disks as a PATCH needs them (the typed model wants lun + createOption).
-fn keep(disk: &Value) -> Value {
-    let mut d = json!({
-        "lun": disk.get("lun"),
-        "createOption": disk.get("createOption").cloned().unwrap_or(json!("Attach")),
-    });
-    for k in [
-        "name",
-        "caching",
-        "managedDisk",
-        "toBeDetached",
-        "writeAcceleratorEnabled",
-    ] {
-        if let Some(v) = disk.get(k).filter(|v| !v.is_null()) {
-            d[k] = v.clone();
-        }
-    }
-    d
-}
-
-fn patch_data_disks(disks: Vec<Value>) -> Value {
-    json!({"properties": {"storageProfile": {"dataDisks": disks}}})
-}
-
-fn lun_output(lun: u64) -> Outputs {
+fn lun_output(lun: u32) -> Outputs {
     let mut out = Outputs::new();
     out.insert("lun".into(), json!(lun));
     out
 }
 
-/// Detach `disk` from `vm` if attached; true when a detach was sent.
+/// "Disk `disk` is a data disk of VM `vm`" (at `lun` when given, else where Azure puts it).
+/// Through `attachDetachDataDisks`, which changes only this disk: other runs' disks on a
+/// shared rescue VM are never rewritten.
+fn attached(
+    now: Option<&Resource>,
+    vm_id: &ResourceId,
+    disk: &ResourceId,
+    lun: Option<u32>,
+) -> Result<Next, ActionError> {
+    let vm = existing_vm(now, vm_id)?;
+    if vm.lun_of(&disk.to_string()).is_some() {
+        return Ok(Next::Done);
+    }
+    if let Some(l) = lun {
+        if vm.data_disks.iter().any(|d| d.lun == l) {
+            return Err(ActionError::fatal(format!(
+                "LUN {l} of VM {} is taken by another disk",
+                vm_id.name
+            ))
+            .with_hint("leave `lun` unset so Azure picks a free one"));
+        }
+    } else if first_free_lun(&vm.data_disks).is_none() {
+        return Err(ActionError::fatal(format!(
+            "VM {} has no free LUN (64 data disks attached)",
+            vm_id.name
+        )));
+    }
+    let mut attach = json!({"diskId": disk.to_string()});
+    if let Some(l) = lun {
+        attach["lun"] = json!(l);
+    }
+    Ok(Next::Write(Write::AttachDetach(
+        json!({"dataDisksToAttach": [attach]}),
+    )))
+}
+
+/// Detach `disk` from `vm` if attached; true when it was attached.
 pub(crate) async fn detach(
     ctx: &StepContext,
-    azure: &Azure,
     vm: &ResourceId,
     disk: &ResourceId,
+    key: &str,
 ) -> Result<bool, ActionError> {
-    let key = OPERATION;
-    if let Some(result) = resume_pending(ctx, azure, key).await {
-        result?;
-    }
-    when_idle(
-        ctx,
-        azure,
-        &format!("detach {} from {}", disk.name, vm.name),
-        || async {
-            let current = azure.get(vm).await?;
-            let disks = data_disks(&current);
-            if lun_of(&disks, &disk.to_string()).is_none() {
-                return Ok(false);
-            }
-            let patched: Vec<Value> = disks
-                .iter()
-                .map(|d| {
-                    let mut d = keep(d);
-                    if d.pointer("/managedDisk/id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| same_id(id, &disk.to_string()))
-                    {
-                        d["toBeDetached"] = json!(true);
-                    }
-                    d
-                })
-                .collect();
-            let started = azure
-                .patch_vm(
-                    vm,
-                    patch_data_disks(patched),
-                    &format!("detach {} from {}", disk.name, vm.name),
-                )
-                .await?;
-            finish(ctx, azure, started, key).await?;
-            Ok(true)
+    let azure = azure(ctx)?;
+    let was_attached = azure
+        .read_vm(vm, false)
+        .await?
+        .is_some_and(|v| v.lun_of(&disk.to_string()).is_some());
+    let detached = Want::new(
+        vm,
+        format!("detach {} from {}", disk.name, vm.name),
+        VM_UPDATE_DEADLINE,
+        |now| {
+            let attached =
+                now.is_some_and(|r| Vm::parse(r.clone()).lun_of(&disk.to_string()).is_some());
+            Ok(if attached {
+                Next::Write(Write::AttachDetach(
+                    json!({"dataDisksToDetach": [{"diskId": disk.to_string()}]}),
+                ))
+            } else {
+                Next::Done
+            })
         },
-    )
-    .await
+    );
+    ensure(ctx, &detached, key).await?;
+    // Azure releases the disk (`managedBy`) when the detach completes; only then can it become
+    // another VM's OS disk.
+    let released = Want::new(
+        disk,
+        format!("release of disk {}", disk.name),
+        VM_UPDATE_DEADLINE,
+        |now| {
+            let owner = now.and_then(|d| d.str("/managedBy")).unwrap_or_default();
+            Ok(if same_id(owner, &vm.to_string()) {
+                Next::Wait(format!("still held by {}", vm.name))
+            } else {
+                Next::Done
+            })
+        },
+    );
+    ensure(ctx, &released, key).await?;
+    Ok(was_attached)
 }
 
 #[async_trait]
@@ -173,9 +171,9 @@ impl Action for Attach {
         if let (Some(id), None) = (&id, &lun) {
             match plan_read(ctx, id).await {
                 Ok(Some(vm)) => {
-                    let disks = data_disks(&vm);
-                    notes.push(format!("{} data disk(s) attached now", disks.len()));
-                    lun = first_free_lun(&disks).map(|l| format!("{l} (first free now)"));
+                    let vm = Vm::parse(vm);
+                    notes.push(format!("{} data disk(s) attached now", vm.data_disks.len()));
+                    lun = first_free_lun(&vm.data_disks).map(|l| format!("{l} (first free now)"));
                 }
                 Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
                 Err(e) => notes.push(e),
@@ -191,14 +189,25 @@ impl Action for Attach {
             calls: vec![
                 call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
                 call(
-                    "PATCH",
+                    "POST",
                     id.as_ref(),
-                    " (storageProfile.dataDisks += the disk)",
+                    "/attachDetachDataDisks (dataDisksToAttach: the disk)",
                     ".../virtualMachines/VM",
                 ),
-                "GET <Azure-AsyncOperation> until Succeeded".into(),
+                "GET <Location> until Succeeded".into(),
             ],
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!(
+                    "attach disk {} as a data disk",
+                    short(&args.display("disk_id"))
+                ),
+            )],
             notes,
+            ..Default::default()
         })
     }
 
@@ -218,54 +227,35 @@ impl Action for Attach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        with_progress(ctx, async {
-            let key = OPERATION;
-            if let Some(result) = resume_pending(ctx, azure, key).await {
-                result?;
+        let lun = match args.get("lun").and_then(Value::as_u64) {
+            Some(l) if l > MAX_LUN => {
+                return Err(ActionError::fatal(format!(
+                    "LUN {l} is above Azure's maximum {MAX_LUN}"
+                )))
             }
-            when_idle(ctx, azure, &format!("attach {} to {}", disk.name, vm.name), || async {
-                let current = azure.get(&vm).await?;
-                let disks = data_disks(&current);
-                if let Some(lun) = lun_of(&disks, &disk.to_string()) {
-                    ctx.status(format!("{} is attached at LUN {lun}", disk.name));
-                    return Ok(lun_output(lun));
-                }
-                let lun = match args.get("lun").and_then(Value::as_u64) {
-                    Some(l) if disks.iter().any(|d| d.get("lun").and_then(Value::as_u64) == Some(l)) => {
-                        return Err(ActionError::fatal(format!("LUN {l} of VM {} is taken by another disk", vm.name))
-                            .with_hint("leave `lun` unset so rescue picks the first free one"));
-                    }
-                    Some(l) if l > MAX_LUN => return Err(ActionError::fatal(format!("LUN {l} is above Azure's maximum {MAX_LUN}"))),
-                    Some(l) => l,
-                    None => first_free_lun(&disks)
-                        .ok_or_else(|| ActionError::fatal(format!("VM {} has no free LUN (64 data disks attached)", vm.name)))?,
-                };
-                let mut patched: Vec<Value> = disks.iter().map(keep).collect();
-                patched.push(json!({"lun": lun, "name": disk.name, "createOption": "Attach", "managedDisk": {"id": disk.to_string()}}));
-                let started = azure.patch_vm(&vm, patch_data_disks(patched), &format!("attach {} to {}", disk.name, vm.name)).await?;
-                finish(ctx, azure, started, key).await?;
-                Ok(lun_output(lun))
-            })
-            .await
+            other => other.map(|l| l as u32),
+        };
+        with_progress(ctx, async {
+            let desired = Want::new(
+                &vm,
+                format!("attach {} to {}", disk.name, vm.name),
+                VM_UPDATE_DEADLINE,
+                |now| attached(now, &vm, &disk, lun),
+            );
+            let now = ensure(ctx, &desired, OPERATION).await?;
+            let lun = now
+                .map(Vm::parse)
+                .and_then(|v| v.lun_of(&disk.to_string()))
+                .ok_or_else(|| {
+                    ActionError::retryable(format!(
+                        "{} is not listed on {} after the attach",
+                        disk.name, vm.name
+                    ))
+                })?;
+            ctx.status(format!("{} is attached at LUN {lun}", disk.name));
+            Ok(lun_output(lun))
         })
         .await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        let azure = azure(ctx)?;
-        let vm = vm_id(azure, args, "resource_group", "vm")?;
-        let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        if pending_operation(ctx, OPERATION).is_some() {
-            return Ok(Reconciled::Redo);
-        }
-        Ok(adopt_if(
-            lun_of(&data_disks(&azure.get(&vm).await?), &disk.to_string()).map(lun_output),
-        ))
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -285,7 +275,7 @@ impl Action for Attach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        with_progress(ctx, detach(ctx, azure, &vm, &disk))
+        with_progress(ctx, detach(ctx, &vm, &disk, "undo_operation"))
             .await
             .map(|_| ())
     }
@@ -312,14 +302,21 @@ impl Action for Detach {
             calls: vec![
                 call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
                 call(
-                    "PATCH",
+                    "POST",
                     id.as_ref(),
-                    " (the disk's dataDisks entry toBeDetached: true)",
+                    "/attachDetachDataDisks (dataDisksToDetach: the disk)",
                     ".../virtualMachines/VM",
                 ),
-                "GET <Azure-AsyncOperation> until Succeeded".into(),
+                "GET <Location> until Succeeded".into(),
             ],
-            notes: Vec::new(),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("detach disk {}", short(&args.display("disk_id"))),
+            )],
+            ..Default::default()
         })
     }
 
@@ -339,7 +336,7 @@ impl Action for Detach {
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        let detached = with_progress(ctx, detach(ctx, azure, &vm, &disk)).await?;
+        let detached = with_progress(ctx, detach(ctx, &vm, &disk, OPERATION)).await?;
         let mut out = Outputs::new();
         out.insert("detached".into(), json!(detached));
         Ok(out)
@@ -352,12 +349,14 @@ mod tests {
 
     #[test]
     fn first_free_lun_fills_gaps() {
+        let disk = |lun| DataDisk {
+            lun,
+            disk_id: "/d".into(),
+            to_be_detached: false,
+        };
         assert_eq!(first_free_lun(&[]), Some(0));
-        assert_eq!(
-            first_free_lun(&[json!({"lun":0}), json!({"lun":2})]),
-            Some(1)
-        );
-        let full: Vec<Value> = (0..=MAX_LUN).map(|l| json!({"lun": l})).collect();
+        assert_eq!(first_free_lun(&[disk(0), disk(2)]), Some(1));
+        let full: Vec<DataDisk> = (0..=MAX_LUN as u32).map(disk).collect();
         assert_eq!(first_free_lun(&full), None);
     }
 }

@@ -1,11 +1,11 @@
 //! `azure.disk.create_from_snapshot`: the working copy that gets repaired and swapped in.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::snapshot::{create_owned, disk_summary};
+use super::snapshot::disk_summary;
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 
 pub struct CreateFromSnapshot;
 
@@ -42,52 +42,21 @@ fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, Resource
     ))
 }
 
-fn outputs(created: &Value, disk: &ResourceId) -> Outputs {
+fn outputs(created: Option<&Resource>, disk: &ResourceId) -> Outputs {
     let mut out = Outputs::new();
     out.insert(
         "id".into(),
         json!(created
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .map(|r| r.id().to_string())
+            .filter(|id| !id.is_empty())
             .unwrap_or(disk.to_string())),
     );
     out.insert("name".into(), json!(disk.name));
-    out.insert("zone".into(), json!(zone(created).unwrap_or_default()));
+    out.insert(
+        "zone".into(),
+        json!(created.and_then(|r| r.zone()).unwrap_or_default()),
+    );
     out
-}
-
-/// The copy: same location, zone, SKU, size, generation, OS type and architecture as the source.
-fn body(source_disk: &Value, snapshot: &ResourceId, run_id: &str) -> Value {
-    let p = |k: &str| {
-        source_disk
-            .pointer(&format!("/properties/{k}"))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let mut body = json!({
-        "location": location(source_disk),
-        "tags": run_tags(run_id, &[("rescue-source", &snapshot.to_string())]),
-        "sku": source_disk.get("sku").cloned().unwrap_or(json!({"name": "Standard_LRS"})),
-        "properties": {
-            "creationData": {"createOption": "Copy", "sourceResourceId": snapshot.to_string()},
-            "osType": p("osType"),
-            "hyperVGeneration": p("hyperVGeneration"),
-            "diskSizeGB": p("diskSizeGB"),
-            "supportedCapabilities": p("supportedCapabilities"),
-        }
-    });
-    if let Some(zones) = source_disk
-        .get("zones")
-        .filter(|z| z.as_array().is_some_and(|a| !a.is_empty()))
-    {
-        body["zones"] = zones.clone();
-    }
-    // Nulls would fail the SDK's typed model; absent means "service default".
-    if let Some(props) = body["properties"].as_object_mut() {
-        props.retain(|_, v| !v.is_null());
-    }
-    body
 }
 
 #[async_trait]
@@ -102,19 +71,24 @@ impl Action for CreateFromSnapshot {
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
+        let mut warnings = Vec::new();
         let source = args
             .str("source_disk_id")
             .and_then(|s| ResourceId::parse(s).ok());
         if let Some(source) = &source {
             match plan_read(ctx, source).await {
-                Ok(Some(d)) => notes.push(format!(
-                    "copy will match the source disk: {}",
-                    disk_summary(&d)
-                )),
-                Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
+                Ok(Some(d)) => {
+                    notes.push(format!(
+                        "copy will match the source disk: {}",
+                        disk_summary(&d)
+                    ));
+                    warnings.extend(copy::refusal(&d));
+                }
+                Ok(None) => warnings.push(format!("disk {} does not exist now", source.name)),
                 Err(e) => notes.push(e),
             }
         }
+        let known = target(&args.known, &ctx.run_id).ok();
         let name = source
             .as_ref()
             .map(|s| {
@@ -129,13 +103,39 @@ impl Action for CreateFromSnapshot {
                 args.display("snapshot_id"),
                 ctx.run_id
             ),
+            changes: vec![change(
+                ChangeKind::Create,
+                Kind::Disk,
+                known.as_ref().map(|(_, _, disk)| disk),
+                &name,
+                "from the snapshot, with the source disk's zone, SKU, generation, encryption and security",
+            )],
             calls: vec![
                 format!("GET {}", source.as_ref().map(|s| s.to_string()).unwrap_or(".../disks/SOURCE".into())),
                 format!("PUT .../disks/{name}"),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
             ],
             notes,
+            warnings,
         })
+    }
+
+    /// The copy's name and id follow from the run id: later steps plan with them.
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
+        let (_, source, disk) = target(args, &ctx.run_id).ok()?;
+        let zone = match plan_read(ctx, &source).await {
+            Ok(Some(d)) => d.zone().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        let mut out = Outputs::new();
+        out.insert("id".into(), json!(disk.to_string()));
+        out.insert("name".into(), json!(disk.name));
+        out.insert("zone".into(), json!(zone));
+        Some(Ok(out))
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
@@ -155,28 +155,18 @@ impl Action for CreateFromSnapshot {
         let azure = azure(ctx)?;
         let (snapshot, source, disk) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
-            let created = create_owned(ctx, azure, &disk, &source, |src| {
-                body(src, &snapshot, &ctx.run_id)
-            })
-            .await?;
-            Ok(outputs(&created, &disk))
+            let source_disk = azure.read_existing(&source).await?;
+            let body = copy::body(
+                &source_disk,
+                Kind::Disk,
+                &snapshot,
+                run_tags(&ctx.run_id, &[("rescue-source", &snapshot.to_string())]),
+                Map::new(),
+            );
+            let created = create(ctx, &disk, body, DISK_DEADLINE).await?;
+            Ok(outputs(created.as_ref(), &disk))
         })
         .await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        let azure = azure(ctx)?;
-        let (_, _, disk) = target(args, &ctx.run_id)?;
-        Ok(adopt_if(
-            created_earlier(ctx, azure, &disk)
-                .await?
-                .map(|r| outputs(&r, &disk)),
-        ))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
@@ -192,35 +182,7 @@ impl Action for CreateFromSnapshot {
         _args: &Args,
         outputs: &Outputs,
     ) -> Result<(), ActionError> {
-        let azure = azure(ctx)?;
-        let id = ResourceId::parse(
-            outputs
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )?;
-        with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_copy_keeps_zone_sku_generation_and_os_type() {
-        let src = json!({"location":"westeurope","zones":["1"],"sku":{"name":"Premium_LRS"},
-            "properties":{"osType":"Linux","hyperVGeneration":"V2","diskSizeGB":30}});
-        let snap = ResourceId::parse(
-            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/x",
-        )
-        .unwrap();
-        let b = body(&src, &snap, "r1");
-        assert_eq!(b["zones"], json!(["1"]));
-        assert_eq!(b["sku"]["name"], "Premium_LRS");
-        assert_eq!(b["properties"]["hyperVGeneration"], "V2");
-        assert_eq!(b["properties"]["osType"], "Linux");
-        assert_eq!(b["tags"][RUN_TAG], "r1");
-        assert!(b["properties"].get("supportedCapabilities").is_none());
+        let id = output_id(outputs, "id")?;
+        with_progress(ctx, delete_created(ctx, &id)).await
     }
 }

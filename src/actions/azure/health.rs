@@ -1,14 +1,14 @@
 //! `azure.vm.wait_healthy`: wait for the VM agent to report Ready; otherwise fail with the tail of
 //! the boot-diagnostics serial log, which is where a VM that does not boot says why.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
-use crate::azure::retry_human as human;
+use crate::azure::human;
 
 pub struct WaitHealthy;
 
@@ -70,7 +70,7 @@ impl Action for WaitHealthy {
                     ".../virtualMachines/VM",
                 ),
             ],
-            notes: Vec::new(),
+            ..Default::default()
         })
     }
 
@@ -92,32 +92,60 @@ impl Action for WaitHealthy {
                 .unwrap_or(600.0)
                 .max(0.0),
         );
-        let started = Instant::now();
-        with_progress(ctx, async {
-            let mut polls = 0u32;
-            loop {
-                let vm = azure.get_vm_with_instance_view(&id).await?;
-                let (power, agent) = (power_state(&vm), agent_status(&vm));
-                if power == "running" && agent.eq_ignore_ascii_case("ready") {
-                    let mut out = Outputs::new();
-                    out.insert("agent_status".into(), json!(agent));
-                    out.insert("power_state".into(), json!(power));
-                    return Ok(out);
-                }
-                if started.elapsed() >= timeout {
-                    let log = azure.serial_log_tail(&id, 30).await.unwrap_or_else(|| "(no boot diagnostics available)".into());
-                    return Err(ActionError::fatal(format!(
-                        "VM {} is not healthy after {}: power {power}, agent {agent}. Serial log tail:\n{log}",
-                        id.name,
-                        human(started.elapsed())
-                    ))
-                    .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"));
-                }
-                ctx.status(format!("waiting for {}: {power}, agent {agent}, {}", id.name, human(started.elapsed())));
-                tokio::time::sleep(azure.health_poll_interval(polls)).await;
-                polls += 1;
+        let last = std::sync::Mutex::new(String::new());
+        // The timeout is this step's own; the loop's deadline only guards against a stuck read.
+        let healthy = Want::new(
+            &id,
+            format!("health of {}", id.name),
+            timeout + timeout,
+            |now| {
+                let vm = existing_vm(now, &id)?;
+                let power = vm.power.unwrap_or_else(|| "unknown".into());
+                let agent = vm.agent.unwrap_or_else(|| "unknown".into());
+                Ok(
+                    if power == "running" && agent.eq_ignore_ascii_case("ready") {
+                        Next::Done
+                    } else {
+                        let seen = format!("power {power}, agent {agent}");
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = seen.clone();
+                        Next::Wait(seen)
+                    },
+                )
+            },
+        )
+        .with_instance_view();
+        let waited = tokio::time::timeout(
+            timeout,
+            with_progress(ctx, ensure(ctx, &healthy, OPERATION)),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => {
+                let mut out = Outputs::new();
+                out.insert("agent_status".into(), json!("Ready"));
+                out.insert("power_state".into(), json!("running"));
+                Ok(out)
             }
-        })
-        .await
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                let log = azure
+                    .serial_log(&id)
+                    .await
+                    .map(|text| tail(&text, 30))
+                    .unwrap_or_else(|| "(no boot diagnostics available)".into());
+                let seen = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                Err(ActionError::fatal(format!(
+                    "VM {} is not healthy after {}: {seen}. Serial log tail:\n{log}",
+                    id.name,
+                    human(timeout),
+                ))
+                .with_hint("the VM did not come up on the repaired disk; `rescue rollback RUN_ID` swaps the original disk back"))
+            }
+        }
     }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

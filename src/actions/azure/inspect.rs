@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::model::Vm;
 
 pub struct Inspect;
 
@@ -82,19 +83,23 @@ static INSPECT: ActionSpec = ActionSpec {
 };
 
 /// Everything inspect reports, from a VM (with instance view) and its OS disk.
-pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> Outputs {
-    let os = vm
+pub(crate) fn facts(vm_id: &ResourceId, vm: &Vm, os_disk: Option<&Resource>) -> Outputs {
+    let raw = &vm.resource.raw;
+    let os = raw
         .pointer("/properties/storageProfile/osDisk")
         .cloned()
         .unwrap_or(Value::Null);
-    let disk_prop = |p: &str| os_disk.and_then(|d| d.pointer(p)).cloned();
-    let generation = vm
+    let disk_prop = |p: &str| os_disk.and_then(|d| d.raw.pointer(p)).cloned();
+    let generation = raw
         .pointer("/properties/instanceView/hyperVGeneration")
         .cloned()
         .or_else(|| disk_prop("/properties/hyperVGeneration"))
         .unwrap_or(json!("V1"));
-    let data: Vec<Value> = data_disks(vm)
-        .iter()
+    let data: Vec<Value> = raw
+        .pointer("/properties/storageProfile/dataDisks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .map(|d| json!({"lun": d.get("lun"), "name": d.get("name"), "id": d.pointer("/managedDisk/id")}))
         .collect();
     let mut out = Outputs::new();
@@ -102,11 +107,11 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> 
     out.insert("name".into(), json!(vm_id.name));
     out.insert("resource_group".into(), json!(vm_id.resource_group));
     out.insert("subscription".into(), json!(vm_id.subscription));
-    out.insert("location".into(), json!(location(vm)));
-    out.insert("zone".into(), json!(zone(vm).unwrap_or_default()));
+    out.insert("location".into(), json!(vm.resource.location()));
+    out.insert("zone".into(), json!(vm.resource.zone().unwrap_or_default()));
     out.insert(
         "vm_size".into(),
-        vm.pointer("/properties/hardwareProfile/vmSize")
+        raw.pointer("/properties/hardwareProfile/vmSize")
             .cloned()
             .unwrap_or(Value::Null),
     );
@@ -118,10 +123,7 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> 
             .unwrap_or(Value::Null),
     );
     out.insert("hyper_v_generation".into(), generation);
-    out.insert(
-        "os_disk_id".into(),
-        json!(os_disk_id(vm).unwrap_or_default()),
-    );
+    out.insert("os_disk_id".into(), json!(vm.os_disk_id));
     out.insert(
         "os_disk_name".into(),
         os.get("name").cloned().unwrap_or(Value::Null),
@@ -134,20 +136,39 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Value, os_disk: Option<&Value>) -> 
         "os_disk_size_gb".into(),
         disk_prop("/properties/diskSizeGB").unwrap_or(Value::Null),
     );
-    out.insert("power_state".into(), json!(power_state(vm)));
-    out.insert("agent_status".into(), json!(agent_status(vm)));
+    out.insert(
+        "power_state".into(),
+        json!(vm.power.as_deref().unwrap_or("unknown")),
+    );
+    out.insert(
+        "agent_status".into(),
+        json!(vm.agent.as_deref().unwrap_or("unknown")),
+    );
     out.insert("data_disks".into(), Value::Array(data));
     out
 }
 
-/// GET the VM (with instance view) and its OS disk.
-pub(crate) async fn read_vm(azure: &Azure, id: &ResourceId) -> Result<Outputs, ActionError> {
-    let vm = azure.get_vm_with_instance_view(id).await?;
-    let disk = match os_disk_id(&vm) {
-        Some(disk_id) => azure.find(&ResourceId::parse(disk_id)?).await?,
-        None => None,
+/// GET the VM (with instance view) and its OS disk; with the disk itself for checks.
+pub(crate) async fn read_vm_and_disk(
+    azure: &Azure,
+    id: &ResourceId,
+) -> Result<(Outputs, Option<Resource>), ActionError> {
+    let vm = azure.read_vm(id, true).await?.ok_or_else(|| {
+        ActionError::refused(format!(
+            "VM {} does not exist in resource group {} (subscription {})",
+            id.name, id.resource_group, id.subscription
+        ))
+        .with_hint("check the name and resource group: `az vm list -g RG -o table`")
+    })?;
+    let disk = match vm.os_disk_id.as_str() {
+        "" => None,
+        disk_id => azure.read(&ResourceId::parse(disk_id)?).await?,
     };
-    Ok(facts(id, &vm, disk.as_ref()))
+    Ok((facts(id, &vm, disk.as_ref()), disk))
+}
+
+pub(crate) async fn read_vm(azure: &Azure, id: &ResourceId) -> Result<Outputs, ActionError> {
+    Ok(read_vm_and_disk(azure, id).await?.0)
 }
 
 #[async_trait]
@@ -196,6 +217,7 @@ impl Action for Inspect {
                 "GET .../disks/OS_DISK".into(),
             ],
             notes,
+            ..Default::default()
         })
     }
 
@@ -299,7 +321,7 @@ impl Action for CheckCompatible {
     ) -> Result<Description, ActionError> {
         let broken = plan_vm_id(ctx, args, "resource_group", "vm");
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
-        let mut notes = Vec::new();
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
         if let (Some(b), Some(r), Some(azure)) = (&broken, &rescue, &ctx.env.azure) {
             match (read_vm(azure, b).await, read_vm(azure, r).await) {
                 (Ok(b), Ok(r)) => {
@@ -307,7 +329,11 @@ impl Action for CheckCompatible {
                     if problems.is_empty() {
                         notes.push("compatible now".into());
                     }
-                    notes.extend(problems.into_iter().map(|p| format!("would fail now: {p}")));
+                    warnings.extend(
+                        problems
+                            .into_iter()
+                            .map(|p| format!("the run would stop here: {p}")),
+                    );
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     notes.push(format!("cannot read it now: {}", e.message))
@@ -335,6 +361,8 @@ impl Action for CheckCompatible {
                 ),
             ],
             notes,
+            warnings,
+            ..Default::default()
         })
     }
 
@@ -347,22 +375,23 @@ impl Action for CheckCompatible {
         let azure = azure(ctx)?;
         let broken_id = vm_id(azure, args, "resource_group", "vm")?;
         let rescue_id = vm_id(azure, args, "rescue_resource_group", "rescue_vm")?;
-        let (broken, rescue) = with_progress(ctx, async {
+        let ((broken, disk), rescue) = with_progress(ctx, async {
             Ok::<_, ActionError>((
-                read_vm(azure, &broken_id).await?,
+                read_vm_and_disk(azure, &broken_id).await?,
                 read_vm(azure, &rescue_id).await?,
             ))
         })
         .await?;
-        let problems = incompatibilities(&broken, &rescue);
+        let mut problems = incompatibilities(&broken, &rescue);
+        problems.extend(disk.as_ref().and_then(copy::refusal));
         if !problems.is_empty() {
-            return Err(ActionError::fatal(format!(
+            return Err(ActionError::refused(format!(
                 "rescue VM {} cannot repair {}:\n  - {}",
                 rescue_id.name,
                 broken_id.name,
                 problems.join("\n  - ")
             ))
-            .with_hint("choose a running rescue VM in the broken VM's region and zone (`--input rescue_vm=NAME`); nothing was changed"));
+            .with_hint("nothing was changed; choose a running rescue VM in the broken VM's region and zone (`--input rescue_vm=NAME`)"));
         }
         let mut out = Outputs::new();
         out.insert("location".into(), broken["location"].clone());

@@ -4,11 +4,11 @@
 //! read the same ETag, Azure accepts one and answers the other 412, which then sees the winner.
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, Env, Intent, OutputSpec, Outputs};
 
 pub struct Lock;
 pub struct Unlock;
@@ -32,9 +32,6 @@ static UNLOCK: ActionSpec = ActionSpec {
     mutates: true,
 };
 
-/// Writers that lose an If-Match race re-read and try again this often before giving up.
-const RACES: u32 = 5;
-
 /// Who holds a VM, from its lock tag.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Holder {
@@ -44,7 +41,7 @@ pub(crate) struct Holder {
 }
 
 impl Holder {
-    fn parse(value: &str) -> Holder {
+    pub(crate) fn parse(value: &str) -> Holder {
         let mut words = value.split_whitespace();
         let run_id = words.next().unwrap_or_default().to_string();
         let mut holder = Holder {
@@ -55,29 +52,36 @@ impl Holder {
         for word in words {
             match word.split_once('=') {
                 Some(("host", h)) => holder.host = h.to_string(),
-                Some(("started", s)) => holder.started = s.to_string(),
+                Some(("started", s)) | Some(("ended", s)) => holder.started = s.to_string(),
                 _ => {}
             }
         }
         holder
     }
 
-    fn tag_value(run_id: &str) -> String {
+    fn tag_value(run_id: &str, word: &str) -> String {
         let host = gethostname::gethostname()
             .to_string_lossy()
             .replace(char::is_whitespace, "_");
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let started = now
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        format!("{run_id} host={host} started={started}")
+        format!("{run_id} host={host} {word}={}", now_rfc3339())
     }
 }
 
-pub(crate) fn holder(vm: &Value) -> Option<Holder> {
-    tag_of(vm, RUN_TAG)
+fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The tag the unlock leaves: which run last repaired the VM, and when it let go. A run that
+/// started before that, and comes to claim the VM afterwards, was about a VM that has been
+/// repaired since.
+pub const LAST_RUN_TAG: &str = "rescue-last-run";
+
+pub(crate) fn holder(vm: &Resource) -> Option<Holder> {
+    vm.tag(RUN_TAG)
         .filter(|v| !v.trim().is_empty())
         .map(Holder::parse)
 }
@@ -95,116 +99,128 @@ fn refused(vm: &ResourceId, h: &Holder) -> ActionError {
     ))
 }
 
-fn tags(vm: &Value) -> Map<String, Value> {
-    vm.get("tags")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
-}
+/// The VMs whose lock this run holds, in this process: every write of the run first checks
+/// that each still carries this run's tag ([`super::fence`]).
+#[derive(Debug, Default)]
+pub struct HeldLocks(std::sync::Mutex<Vec<ResourceId>>);
 
-/// PATCH the VM's tags if it is still at the ETag it was read with; false when another writer
-/// came first.
-async fn write_tags(
-    ctx: &StepContext,
-    azure: &Azure,
-    id: &ResourceId,
-    vm: &Value,
-    tags: Map<String, Value>,
-    label: &str,
-    key: &str,
-) -> Result<bool, ActionError> {
-    let etag = vm.get("etag").and_then(Value::as_str).unwrap_or("*");
-    let body = json!({"tags": tags});
-    match when_idle(ctx, azure, label, || {
-        azure.patch_vm_if_match(id, body.clone(), etag, label)
-    })
-    .await?
-    {
-        None => Ok(false),
-        Some(started) => finish(ctx, azure, started, key).await.map(|_| true),
+impl HeldLocks {
+    pub fn held(&self) -> Vec<ResourceId> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn add(&self, id: &ResourceId) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !held.contains(id) {
+            held.push(id.clone());
+        }
+    }
+
+    fn remove(&self, id: &ResourceId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|h| h != id);
     }
 }
 
-/// Claim `id` for `ctx.run_id` with the tag value `value`; idempotent.
-pub(crate) async fn claim(
+/// What comes next for "VM `vm_id` carries this run's lock tag `value`".
+fn claimed(
     ctx: &StepContext,
-    azure: &Azure,
-    id: &ResourceId,
+    vm_id: &ResourceId,
     value: &str,
-) -> Result<String, ActionError> {
-    let key = OPERATION;
-    if let Some(result) = resume_pending(ctx, azure, key).await {
-        result?;
-    }
-    for _ in 0..RACES {
-        let vm = azure.get(id).await?;
-        match holder(&vm) {
-            Some(h) if h.run_id == ctx.run_id => {
-                return Ok(tag_of(&vm, RUN_TAG).unwrap_or(value).to_string())
-            }
-            Some(h) if ctx.env.force_unlock.as_deref() == Some(h.run_id.as_str()) => {
-                ctx.status(format!(
-                    "taking VM {} over from run {} (--force-unlock)",
-                    id.name, h.run_id
-                ));
-            }
-            Some(h) => return Err(refused(id, &h)),
-            None => {}
+    now: Option<&Resource>,
+) -> Result<Next, ActionError> {
+    let vm = now.ok_or_else(|| ActionError::from(crate::azure::requests::not_found(vm_id)))?;
+    match holder(vm) {
+        Some(h) if h.run_id == ctx.run_id => return Ok(Next::Done),
+        Some(h) if ctx.env.force_unlock.as_deref() == Some(h.run_id.as_str()) => {
+            ctx.status(format!(
+                "taking VM {} over from run {} (--force-unlock)",
+                vm_id.name, h.run_id
+            ));
         }
-        let mut tags = tags(&vm);
-        tags.insert(RUN_TAG.into(), json!(value));
-        // Won or lost, the next read says who holds it.
-        write_tags(
-            ctx,
-            azure,
-            id,
-            &vm,
-            tags,
-            &format!("lock of VM {}", id.name),
-            key,
-        )
-        .await?;
+        Some(h) => return Err(refused(vm_id, &h)),
+        None => {}
     }
-    Err(ActionError::retryable(format!(
-        "VM {} kept changing while rescue tried to claim it",
-        id.name
-    )))
+    if let Some(last) = vm.tag(LAST_RUN_TAG).map(Holder::parse) {
+        let ended = OffsetDateTime::parse(
+            &last.started,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        if last.run_id != ctx.run_id && ended.is_some_and(|t| t > ctx.run_started) {
+            return Err(ActionError::locked(format!(
+                "VM {} was repaired by run {} on {}, which finished at {}, after this run started: \
+                 this run's view of the VM is out of date, and it stops before changing anything",
+                vm_id.name, last.run_id, last.host, last.started
+            ))
+            .with_hint(format!(
+                "see `rescue status {}` on {}; if the VM is broken again, start a new run (`rescue run ...`)",
+                last.run_id, last.host
+            )));
+        }
+    }
+    if vm.etag.is_none() {
+        return Err(ActionError::fatal(format!(
+            "Azure returned VM {} without an ETag: rescue cannot lock it safely, and does not try",
+            vm_id.name
+        )));
+    }
+    let mut tags = vm.tags();
+    tags.insert(RUN_TAG.into(), json!(value));
+    Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
 }
 
-/// Remove this run's claim on `id`; false when it held none. Never removes another run's.
-pub(crate) async fn release(
-    ctx: &StepContext,
-    azure: &Azure,
-    id: &ResourceId,
-    key: &str,
-) -> Result<bool, ActionError> {
-    if let Some(result) = resume_pending(ctx, azure, key).await {
-        result?;
+/// What comes next for "VM `vm_id` does not carry this run's lock tag" (another run's is left
+/// alone), leaving word that this run was the last to repair it.
+fn released(run_id: &str, now: Option<&Resource>) -> Next {
+    let Some(vm) = now else { return Next::Done };
+    if holder(vm).is_none_or(|h| h.run_id != run_id) {
+        return Next::Done;
     }
-    let mut released = false;
-    for _ in 0..RACES {
-        let vm = azure.get(id).await?;
-        match holder(&vm) {
-            Some(h) if h.run_id == ctx.run_id => {}
-            _ => return Ok(released),
-        }
-        let mut tags = tags(&vm);
-        tags.remove(RUN_TAG);
-        released |= write_tags(
-            ctx,
-            azure,
-            id,
-            &vm,
-            tags,
-            &format!("unlock of VM {}", id.name),
-            key,
-        )
-        .await?;
-    }
-    Err(ActionError::retryable(format!(
-        "VM {} kept changing while rescue tried to release it",
-        id.name
-    )))
+    let mut tags = vm.tags();
+    tags.remove(RUN_TAG);
+    tags.insert(
+        LAST_RUN_TAG.into(),
+        json!(Holder::tag_value(run_id, "ended")),
+    );
+    Next::Write(Write::PatchVm(json!({"tags": tags})))
+}
+
+async fn claim(ctx: &StepContext, id: &ResourceId, value: &str) -> Result<String, ActionError> {
+    let desired = Want::new(
+        id,
+        format!("lock of VM {}", id.name),
+        VM_UPDATE_DEADLINE,
+        |now| claimed(ctx, id, value, now),
+    );
+    let vm = ensure(ctx, &desired, OPERATION).await?;
+    ctx.env.locks.add(id);
+    Ok(vm
+        .as_ref()
+        .and_then(|v| v.tag(RUN_TAG))
+        .unwrap_or(value)
+        .to_string())
+}
+
+/// Release this run's lock; true when it held one.
+async fn release(ctx: &StepContext, id: &ResourceId, key: &str) -> Result<bool, ActionError> {
+    let azure = azure(ctx)?;
+    let held = azure
+        .read(id)
+        .await?
+        .and_then(|vm| holder(&vm))
+        .is_some_and(|h| h.run_id == ctx.run_id);
+    let desired = Want::new(
+        id,
+        format!("release of VM {}", id.name),
+        VM_UPDATE_DEADLINE,
+        |now| Ok(released(&ctx.run_id, now)),
+    );
+    ensure(ctx, &desired, key).await?;
+    ctx.env.locks.remove(id);
+    Ok(held)
 }
 
 fn describe_calls(ctx: &PlanContext, args: &PlanArgs, what: &str) -> Vec<String> {
@@ -237,17 +253,17 @@ impl Action for Lock {
         ctx: &PlanContext,
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
-        let mut notes = Vec::new();
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
         if let Some(id) = plan_vm_id(ctx, args, "resource_group", "vm") {
             match plan_read(ctx, &id).await {
-                Ok(Some(vm)) => notes.push(match holder(&vm) {
-                    Some(h) => format!(
-                        "held now by run {} on {} since {}: the run would be refused",
-                        h.run_id, h.host, h.started
-                    ),
-                    None => "free now".into(),
-                }),
-                Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
+                Ok(Some(vm)) => match holder(&vm) {
+                    Some(h) => warnings.push(format!(
+                        "VM {} is held now by run {} on {} since {}: the run would stop here (exit 3)",
+                        id.name, h.run_id, h.host, h.started
+                    )),
+                    None => notes.push("free now".into()),
+                },
+                Ok(None) => warnings.push(format!("VM {} does not exist now", id.name)),
                 Err(e) => notes.push(e),
             }
         }
@@ -257,14 +273,22 @@ impl Action for Lock {
                 args.display("vm"),
                 ctx.run_id
             ),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("tag {RUN_TAG} = {} (the run's lock)", ctx.run_id),
+            )],
             calls: describe_calls(ctx, args, "= this run"),
             notes,
+            warnings,
         })
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
         Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "tag": Holder::tag_value(run_id)}),
+            detail: json!({"vm": args.get("vm"), "tag": Holder::tag_value(run_id, "started")}),
             creates: Vec::new(),
         })
     }
@@ -282,11 +306,22 @@ impl Action for Lock {
             .get("tag")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| Holder::tag_value(&ctx.run_id));
-        let holder = with_progress(ctx, claim(ctx, azure, &id, &value)).await?;
+            .unwrap_or_else(|| Holder::tag_value(&ctx.run_id, "started"));
+        let holder = with_progress(ctx, claim(ctx, &id, &value)).await?;
         let mut out = Outputs::new();
         out.insert("holder".into(), json!(holder));
         Ok(out)
+    }
+
+    /// A resumed run holds the lock it took before it stopped: its writes are fenced again.
+    fn resumed(&self, env: &Env, args: &Args, _outputs: &Outputs) {
+        if let Some(id) = env
+            .azure
+            .as_ref()
+            .and_then(|a| vm_id(a, args, "resource_group", "vm").ok())
+        {
+            env.locks.add(&id);
+        }
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -304,7 +339,7 @@ impl Action for Lock {
     ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, release(ctx, azure, &id, "undo_operation"))
+        with_progress(ctx, release(ctx, &id, "undo_operation"))
             .await
             .map(|_| ())
     }
@@ -323,8 +358,15 @@ impl Action for Unlock {
     ) -> Result<Description, ActionError> {
         Ok(Description {
             summary: format!("release this run's claim on VM {}", args.display("vm")),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!("remove tag {RUN_TAG}, set {LAST_RUN_TAG}"),
+            )],
             calls: describe_calls(ctx, args, "removed"),
-            notes: Vec::new(),
+            ..Default::default()
         })
     }
 
@@ -343,10 +385,20 @@ impl Action for Unlock {
     ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        let released = with_progress(ctx, release(ctx, azure, &id, OPERATION)).await?;
+        let released = with_progress(ctx, release(ctx, &id, OPERATION)).await?;
         let mut out = Outputs::new();
         out.insert("released".into(), json!(released));
         Ok(out)
+    }
+
+    fn resumed(&self, env: &Env, args: &Args, _outputs: &Outputs) {
+        if let Some(id) = env
+            .azure
+            .as_ref()
+            .and_then(|a| vm_id(a, args, "resource_group", "vm").ok())
+        {
+            env.locks.remove(&id);
+        }
     }
 
     fn describe_undo(&self, args: &Args, _outputs: &Outputs) -> Option<String> {
@@ -366,9 +418,12 @@ impl Action for Unlock {
     ) -> Result<(), ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, claim(ctx, azure, &id, &Holder::tag_value(&ctx.run_id)))
-            .await
-            .map(|_| ())
+        with_progress(
+            ctx,
+            claim(ctx, &id, &Holder::tag_value(&ctx.run_id, "started")),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -378,7 +433,7 @@ mod tests {
 
     #[test]
     fn the_tag_names_run_host_and_start() {
-        let value = Holder::tag_value("20261126-170000-abcd");
+        let value = Holder::tag_value("20261126-170000-abcd", "started");
         let h = Holder::parse(&value);
         assert_eq!(h.run_id, "20261126-170000-abcd");
         assert_ne!(h.host, "?");

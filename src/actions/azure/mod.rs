@@ -1,13 +1,17 @@
-//! Azure actions (`azure.*`): each one a step of a repair, built on [`crate::azure`].
-//!
-//! Shared rules: every mutation's operation is checkpointed right after Azure accepts it, so
-//! `execute` called again after a crash (the default `reconcile` is Redo) keeps polling it instead
-//! of sending the mutation twice; what a step creates has a deterministic name from the run id and
-//! carries a `rescue-run` tag; undo deletes only resources carrying this run's tag.
+//! Azure actions (`azure.*`): each states the desired state of one resource and lets
+//! [`crate::azure::converge`] bring it about. What every action shares lives here:
+//! - [`StepHooks`]: the journal checkpoint of the operation in flight, and the VM-lock fence
+//!   checked before every write ([`fence`]);
+//! - what a step creates has a deterministic name from the run id and a `rescue-run` tag, and
+//!   only resources carrying this run's tag are ever adopted or deleted;
+//! - errors of the Azure layer become step errors with hints ([`hints`]).
 
+mod copy;
 mod data_disks;
 mod disk;
+mod fence;
 mod health;
+mod hints;
 mod inspect;
 mod lock;
 mod power;
@@ -16,16 +20,22 @@ mod snapshot;
 mod swap;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, ActionError, Args, Outputs, Param, ParamType, PlanArgs, PlanContext, Reconciled,
-    ResourceRef, StepContext,
+    Action, ActionError, Args, Change, ChangeKind, Outputs, Param, ParamType, PlanArgs,
+    PlanContext, ResourceRef, StepContext,
 };
+use crate::azure::converge::{self, Desired, Hooks, Next};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
-use crate::azure::{progress, Azure, Operation, Started, VmAction};
+use crate::azure::model::{same_id, Provisioning, Resource};
+use crate::azure::{progress, Azure, Operation, VmAction, Write};
+
+pub use lock::HeldLocks;
 
 pub fn all() -> Vec<Arc<dyn Action>> {
     vec![
@@ -127,101 +137,157 @@ pub(crate) fn id_arg(args: &Args, name: &str, kind: Kind) -> Result<ResourceId, 
     Ok(id)
 }
 
-/// Run `fut` with the Azure layer's progress (polls, retries) going to this step's status line.
+/// A resource id found in an earlier step's outputs.
+pub(crate) fn output_id(outputs: &Outputs, name: &str) -> Result<ResourceId, ActionError> {
+    Ok(ResourceId::parse(
+        outputs
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?)
+}
+
+/// Run `fut` with the Azure layer's progress (polls, throttling) going to this step's status line.
 pub(crate) async fn with_progress<F: Future>(ctx: &StepContext, fut: F) -> F::Output {
     let host = ctx.host.clone();
     let step = ctx.step_id.clone();
     progress::scope(Arc::new(move |m| host.status(&step, m)), fut).await
 }
 
+/// A step's side of the converge loop: the operation in flight is checkpointed under `key` in
+/// the step's journal entry, and every write first checks the run still holds its VM locks.
+pub(crate) struct StepHooks<'a> {
+    ctx: &'a StepContext,
+    key: String,
+    writing: ResourceId,
+    pending: Mutex<Option<Operation>>,
+}
+
+impl<'a> StepHooks<'a> {
+    pub(crate) fn new(ctx: &'a StepContext, key: &str, writing: &ResourceId) -> Self {
+        let pending = ctx
+            .checkpoints
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        StepHooks {
+            ctx,
+            key: key.to_string(),
+            writing: writing.clone(),
+            pending: Mutex::new(pending),
+        }
+    }
+}
+
+#[async_trait]
+impl Hooks<ActionError> for StepHooks<'_> {
+    fn pending(&self) -> Option<Operation> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn checkpoint(&self, op: Option<&Operation>) -> Result<(), ActionError> {
+        let value = op
+            .map(|o| serde_json::to_value(o).expect("an operation serializes"))
+            .unwrap_or(Value::Null);
+        self.ctx.checkpoint(&self.key, value).await?;
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = op.cloned();
+        Ok(())
+    }
+
+    async fn before_write(&self, now: Option<&Resource>) -> Result<(), ActionError> {
+        fence::check(self.ctx, &self.writing, now).await
+    }
+}
+
 /// Checkpoint key of a step's operation in flight.
 pub(crate) const OPERATION: &str = "operation";
 
-/// The operation an earlier attempt or process left in flight, if any.
-pub(crate) fn pending_operation(ctx: &StepContext, key: &str) -> Option<Operation> {
-    ctx.checkpoints
-        .get(key)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-}
-
-/// Finish a started mutation: checkpoint its operation (so a resumed step polls instead of
-/// re-sending), then poll it to the end.
-pub(crate) async fn finish(
+/// Bring `desired` about for this step (its operation checkpointed under `key`).
+pub(crate) async fn ensure(
     ctx: &StepContext,
-    azure: &Azure,
-    started: Started,
+    desired: &dyn Desired<ActionError>,
     key: &str,
-) -> Result<Value, ActionError> {
-    match started {
-        Started::Done(body) => Ok(body),
-        Started::Pending(op) => {
-            ctx.checkpoint(
-                key,
-                serde_json::to_value(&op).expect("an operation serializes"),
-            )
-            .await?;
-            poll_checkpointed(ctx, azure, &op, key).await
-        }
-    }
+) -> Result<Option<Resource>, ActionError> {
+    let azure = azure(ctx)?;
+    let hooks = StepHooks::new(ctx, key, desired.id());
+    converge::converge(azure, desired, &hooks).await
 }
 
-/// Poll a checkpointed operation. Once it has ended (either way) the checkpoint is cleared: a
-/// later attempt must look at the resource, not replay this outcome. When polling itself fails
-/// the checkpoint stays, so the next attempt polls the same operation again.
-async fn poll_checkpointed(
-    ctx: &StepContext,
-    azure: &Azure,
-    op: &Operation,
-    key: &str,
-) -> Result<Value, ActionError> {
-    let outcome = azure.wait_outcome(op).await?;
-    ctx.checkpoint(key, Value::Null).await?;
-    outcome
+/// A desired state given by a function of the resource as it is now: most steps need no more
+/// than that (which resource, how to say it, how long it may take, what comes next).
+pub(crate) struct Want<'a, F> {
+    id: &'a ResourceId,
+    label: String,
+    deadline: Duration,
+    instance_view: bool,
+    next: F,
 }
 
-/// Keep polling an operation checkpointed by an earlier attempt; None if there was none.
-pub(crate) async fn resume_pending(
-    ctx: &StepContext,
-    azure: &Azure,
-    key: &str,
-) -> Option<Result<Value, ActionError>> {
-    let op = pending_operation(ctx, key)?;
-    ctx.status(format!("resuming: polling {} again", op.label));
-    Some(poll_checkpointed(ctx, azure, &op, key).await)
-}
-
-/// How long a step waits for another operation on its VM to finish before giving up.
-const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// Run `attempt` (which re-reads state and sends its mutation only if still needed) until it is
-/// not refused with "another operation is in progress": that operation may be our own request,
-/// accepted by Azure just before its connection dropped and then retried.
-pub(crate) async fn when_idle<T, F, Fut>(
-    ctx: &StepContext,
-    azure: &Azure,
-    what: &str,
-    mut attempt: F,
-) -> Result<T, ActionError>
+impl<'a, F> Want<'a, F>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ActionError>>,
+    F: Fn(Option<&Resource>) -> Result<Next, ActionError> + Send + Sync,
 {
-    let since = std::time::Instant::now();
-    let mut waits = 0;
-    loop {
-        match attempt().await {
-            Err(e) if crate::azure::errors::is_busy(&e) && since.elapsed() < BUSY_LIMIT => {
-                ctx.status(format!(
-                    "{what}: another operation is running on it, waiting ({})",
-                    crate::azure::retry_human(since.elapsed())
-                ));
-                tokio::time::sleep(azure.health_poll_interval(waits)).await;
-                waits += 1;
-            }
-            other => return other,
+    pub(crate) fn new(id: &'a ResourceId, label: String, deadline: Duration, next: F) -> Self {
+        Want {
+            id,
+            label,
+            deadline,
+            instance_view: false,
+            next,
         }
     }
+
+    /// Read VMs with their instance view (power state, agent).
+    pub(crate) fn with_instance_view(mut self) -> Self {
+        self.instance_view = true;
+        self
+    }
 }
+
+impl<F> Desired<ActionError> for Want<'_, F>
+where
+    F: Fn(Option<&Resource>) -> Result<Next, ActionError> + Send + Sync,
+{
+    fn id(&self) -> &ResourceId {
+        self.id
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn instance_view(&self) -> bool {
+        self.instance_view
+    }
+
+    fn next(&self, now: Option<&Resource>) -> Result<Next, ActionError> {
+        (self.next)(now)
+    }
+
+    fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
+
+/// The VM as read, or the error of a VM that is gone.
+pub(crate) fn existing_vm(
+    now: Option<&Resource>,
+    id: &ResourceId,
+) -> Result<crate::azure::model::Vm, ActionError> {
+    now.cloned()
+        .map(crate::azure::model::Vm::parse)
+        .ok_or_else(|| ActionError::from(crate::azure::requests::not_found(id)))
+}
+
+/// Deadlines of the operation kinds, waits included (Azure's own operations take minutes; these
+/// are for operations that are stuck, not slow).
+pub(crate) const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const DISK_DEADLINE: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const VM_UPDATE_DEADLINE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const POWER_DEADLINE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const DELETE_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// `{"rescue-run": run_id}` plus extra tags.
 pub(crate) fn run_tags(run_id: &str, extra: &[(&str, &str)]) -> Value {
@@ -233,21 +299,14 @@ pub(crate) fn run_tags(run_id: &str, extra: &[(&str, &str)]) -> Value {
     Value::Object(tags)
 }
 
-pub(crate) fn tag_of<'a>(resource: &'a Value, tag: &str) -> Option<&'a str> {
-    resource
-        .get("tags")
-        .and_then(|t| t.get(tag))
-        .and_then(Value::as_str)
-}
-
 /// A resource found under our deterministic name must be ours (this run's tag), never adopted
 /// blindly: a name collision with someone else's resource stops the step.
 pub(crate) fn ensure_ours(
-    resource: &Value,
+    resource: &Resource,
     id: &ResourceId,
     run_id: &str,
 ) -> Result<(), ActionError> {
-    match tag_of(resource, RUN_TAG) {
+    match resource.tag(RUN_TAG) {
         Some(tag) if tag == run_id => Ok(()),
         other => Err(ActionError::fatal(format!(
             "{} {} already exists and was not created by this run (its {RUN_TAG} tag is {})",
@@ -261,59 +320,58 @@ pub(crate) fn ensure_ours(
     }
 }
 
-/// Delete a resource this run created; refuses anything without this run's tag (so never the
-/// original disk).
-pub(crate) async fn delete_created(
+/// "This run's resource `id` exists, with `body`": created if absent, adopted if ours and
+/// settled, deleted and created again if its creation failed (Azure does not update a resource
+/// whose creation failed).
+pub(crate) async fn create(
     ctx: &StepContext,
-    azure: &Azure,
     id: &ResourceId,
-    run_id: &str,
-) -> Result<(), ActionError> {
-    let Some(current) = azure.find(id).await? else {
-        return Ok(());
-    };
-    ensure_ours(&current, id, run_id).map_err(|e| {
-        ActionError::fatal(format!(
-            "refusing to delete {} {}: {}",
-            id.kind.noun(),
-            id.name,
-            e.message
-        ))
-    })?;
-    let started = azure
-        .delete(id, &format!("delete {} {}", id.kind.noun(), id.name))
-        .await?;
-    finish(ctx, azure, started, "undo_operation")
-        .await
-        .map(|_| ())
+    body: Value,
+    deadline: Duration,
+) -> Result<Option<Resource>, ActionError> {
+    let run_id = ctx.run_id.clone();
+    let desired = Want::new(
+        id,
+        format!("{} {}", id.kind.noun(), id.name),
+        deadline,
+        move |now| {
+            let Some(now) = now else {
+                return Ok(Next::Write(Write::Put(body.clone())));
+            };
+            ensure_ours(now, id, &run_id)?;
+            Ok(match now.provisioning {
+                Provisioning::Failed | Provisioning::Canceled => Next::Write(Write::Delete),
+                _ => Next::Done,
+            })
+        },
+    );
+    ensure(ctx, &desired, OPERATION).await
 }
 
-pub(crate) fn provisioning(resource: &Value) -> String {
-    resource
-        .pointer("/properties/provisioningState")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
-/// After a crash: the resource this step creates, when it exists complete and tagged with this
-/// run and no operation of ours is still in flight (then the step is adopted, not redone).
-pub(crate) async fn created_earlier(
-    ctx: &StepContext,
-    azure: &Azure,
-    id: &ResourceId,
-) -> Result<Option<Value>, ActionError> {
-    if pending_operation(ctx, OPERATION).is_some() {
-        return Ok(None);
-    }
-    Ok(azure.find(id).await?.filter(|r| {
-        tag_of(r, RUN_TAG) == Some(ctx.run_id.as_str()) && provisioning(r) == "succeeded"
-    }))
-}
-
-/// Adopt `outputs` when the step's effect is already in place, else redo (execute re-checks).
-pub(crate) fn adopt_if(outputs: Option<Outputs>) -> Reconciled {
-    outputs.map_or(Reconciled::Redo, Reconciled::Adopt)
+/// Delete a resource this run created (undo, cleanup); anything without this run's tag is
+/// refused (so never the original disk).
+pub(crate) async fn delete_created(ctx: &StepContext, id: &ResourceId) -> Result<(), ActionError> {
+    let run_id = ctx.run_id.clone();
+    let desired = Want::new(
+        id,
+        format!("delete {} {}", id.kind.noun(), id.name),
+        DELETE_DEADLINE,
+        move |now| {
+            let Some(now) = now else {
+                return Ok(Next::Done);
+            };
+            ensure_ours(now, id, &run_id).map_err(|e| {
+                ActionError::fatal(format!(
+                    "refusing to delete {} {}: {}",
+                    id.kind.noun(),
+                    id.name,
+                    e.message
+                ))
+            })?;
+            Ok(Next::Write(Write::Delete))
+        },
+    );
+    ensure(ctx, &desired, "undo_operation").await.map(|_| ())
 }
 
 pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {
@@ -324,9 +382,12 @@ pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {
 }
 
 /// Read-only state for `describe`, when an Azure target is configured; errors become notes.
-pub(crate) async fn plan_read(ctx: &PlanContext, id: &ResourceId) -> Result<Option<Value>, String> {
+pub(crate) async fn plan_read(
+    ctx: &PlanContext,
+    id: &ResourceId,
+) -> Result<Option<Resource>, String> {
     match &ctx.env.azure {
-        Some(azure) => azure.find(id).await.map_err(|e| e.message),
+        Some(azure) => azure.read(id).await.map_err(|e| e.to_string()),
         None => Err("no Azure target: current state not read".into()),
     }
 }
@@ -355,67 +416,34 @@ pub(crate) fn plan_vm_id(
     ))
 }
 
+/// An ARM id as a person reads it in a plan line: its last segment (the name).
+pub(crate) fn short(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
+/// A change for the plan: `id` when known, else `name` says when it will be.
+pub(crate) fn change(
+    kind: ChangeKind,
+    resource: Kind,
+    id: Option<&ResourceId>,
+    name: &str,
+    what: impl Into<String>,
+) -> Change {
+    Change {
+        kind,
+        resource_type: format!("Microsoft.Compute/{}", resource.segment()),
+        name: id
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| name.to_string()),
+        id: id.map(ResourceId::to_string),
+        what: what.into(),
+    }
+}
+
 /// "GET .../virtualMachines/NAME" for the plan's call list.
 pub(crate) fn call(method: &str, id: Option<&ResourceId>, suffix: &str, fallback: &str) -> String {
     match id {
         Some(id) => format!("{method} {id}{suffix}"),
         None => format!("{method} {fallback}{suffix}"),
     }
-}
-
-/// `properties.instanceView` (VM GET with $expand) or a bare instance view: power state code.
-pub(crate) fn power_state(vm: &Value) -> String {
-    status_code(vm, "PowerState/").unwrap_or_else(|| "unknown".into())
-}
-
-/// The VM agent's display status ("Ready", "Not Ready"), "unknown" when absent.
-pub(crate) fn agent_status(vm: &Value) -> String {
-    let view = vm.pointer("/properties/instanceView").unwrap_or(vm);
-    view.pointer("/vmAgent/statuses/0/displayStatus")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn status_code(vm: &Value, prefix: &str) -> Option<String> {
-    let view = vm.pointer("/properties/instanceView").unwrap_or(vm);
-    view.get("statuses")?
-        .as_array()?
-        .iter()
-        .filter_map(|s| s.get("code").and_then(Value::as_str))
-        .find_map(|c| c.strip_prefix(prefix).map(str::to_string))
-}
-
-pub(crate) fn os_disk_id(vm: &Value) -> Option<&str> {
-    vm.pointer("/properties/storageProfile/osDisk/managedDisk/id")
-        .and_then(Value::as_str)
-}
-
-pub(crate) fn data_disks(vm: &Value) -> Vec<Value> {
-    vm.pointer("/properties/storageProfile/dataDisks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-pub(crate) fn zone(resource: &Value) -> Option<String> {
-    resource
-        .get("zones")
-        .and_then(Value::as_array)
-        .and_then(|z| z.first())
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
-pub(crate) fn location(resource: &Value) -> String {
-    resource
-        .get("location")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-pub(crate) fn same_id(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }

@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
-use crate::azure::VmAction;
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 
 /// `azure.vm.deallocate` (`to: Deallocate`) and `azure.vm.start` (`to: Start`): one action that
 /// brings a VM to a power state, two names.
@@ -35,28 +34,38 @@ static START: ActionSpec = ActionSpec {
     mutates: true,
 };
 
-fn verb(action: VmAction) -> (&'static str, &'static str, &'static str) {
-    match action {
-        VmAction::Deallocate => ("deallocate", "deallocate", "deallocated"),
-        VmAction::Start => ("start", "start", "running"),
-    }
+/// Power states a VM passes through on its way somewhere: wait, do not send another action.
+fn transitional(state: &str) -> bool {
+    matches!(state, "starting" | "stopping" | "deallocating")
 }
 
 async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) -> Description {
-    let (word, path, target) = verb(action);
     let id = plan_vm_id(ctx, args, "resource_group", "vm");
     let mut notes = Vec::new();
     if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
-        match azure.get_vm_with_instance_view(id).await {
-            Ok(vm) if power_state(&vm) == target => {
-                notes.push(format!("already {target}: nothing to do"))
-            }
-            Ok(vm) => notes.push(format!("now {}", power_state(&vm))),
-            Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
+        match azure.read_vm(id, true).await {
+            Ok(Some(vm)) => notes.push(format!(
+                "now {}",
+                vm.power.unwrap_or_else(|| "unknown".into())
+            )),
+            Ok(None) => notes.push(format!("VM {} does not exist now", id.name)),
+            Err(e) => notes.push(format!("cannot read it now: {e}")),
         }
     }
+    let path = match action {
+        VmAction::Deallocate => "deallocate",
+        VmAction::Start => "start",
+        VmAction::PowerOff => "powerOff",
+    };
     Description {
-        summary: format!("{word} VM {}", args.display("vm")),
+        summary: format!("{} VM {}", action.verb(), args.display("vm")),
+        changes: vec![change(
+            ChangeKind::Action,
+            Kind::VirtualMachine,
+            id.as_ref(),
+            &args.display("vm"),
+            action.verb(),
+        )],
         calls: vec![
             call(
                 "GET",
@@ -73,58 +82,39 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
             "GET <Azure-AsyncOperation> until Succeeded".into(),
         ],
         notes,
+        ..Default::default()
     }
 }
 
 /// Bring the VM to the action's power state; a VM already there is left alone.
 pub(crate) async fn set_power(
     ctx: &StepContext,
-    azure: &Azure,
     id: &ResourceId,
     action: VmAction,
+    key: &str,
 ) -> Result<Outputs, ActionError> {
-    let (word, _, target) = verb(action);
-    let key = format!("{OPERATION}_{word}");
-    if let Some(result) = resume_pending(ctx, azure, &key).await {
-        result?;
-    }
-    when_idle(ctx, azure, &format!("{word} {}", id.name), || async {
-        let vm = azure.get_vm_with_instance_view(id).await?;
-        if power_state(&vm) != target {
-            ctx.status(format!("{word} {} (now {})", id.name, power_state(&vm)));
-            let started = azure
-                .vm_action(id, action, &format!("{word} {}", id.name))
-                .await?;
-            finish(ctx, azure, started, &key).await?;
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(power_output(target))
-}
-
-fn power_output(state: &str) -> Outputs {
+    let desired = Want::new(
+        id,
+        format!("{} {}", action.verb(), id.name),
+        POWER_DEADLINE,
+        |now| {
+            let power = existing_vm(now, id)?
+                .power
+                .unwrap_or_else(|| "unknown".into());
+            Ok(if power == action.target() {
+                Next::Done
+            } else if transitional(&power) {
+                Next::Wait(power)
+            } else {
+                Next::Write(Write::Power(action))
+            })
+        },
+    )
+    .with_instance_view();
+    ensure(ctx, &desired, key).await?;
     let mut out = Outputs::new();
-    out.insert("power_state".into(), json!(state));
-    out
-}
-
-/// Adopt when the VM already is where the step takes it and no operation of ours is in flight.
-async fn reconcile_power(
-    ctx: &StepContext,
-    args: &Args,
-    action: VmAction,
-) -> Result<Reconciled, ActionError> {
-    let azure = azure(ctx)?;
-    let id = vm_id(azure, args, "resource_group", "vm")?;
-    let (word, _, target) = verb(action);
-    if pending_operation(ctx, &format!("{OPERATION}_{word}")).is_some() {
-        return Ok(Reconciled::Redo);
-    }
-    let vm = azure.get_vm_with_instance_view(&id).await?;
-    Ok(adopt_if(
-        (power_state(&vm) == target).then(|| power_output(target)),
-    ))
+    out.insert("power_state".into(), json!(action.target()));
+    Ok(out)
 }
 
 #[async_trait]
@@ -132,7 +122,7 @@ impl Action for SetPower {
     fn spec(&self) -> &'static ActionSpec {
         match self.to {
             VmAction::Deallocate => &DEALLOCATE,
-            VmAction::Start => &START,
+            VmAction::Start | VmAction::PowerOff => &START,
         }
     }
 
@@ -145,9 +135,8 @@ impl Action for SetPower {
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        let (_, _, target) = verb(self.to);
         Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "to": target}),
+            detail: json!({"vm": args.get("vm"), "to": self.to.target()}),
             creates: Vec::new(),
         })
     }
@@ -160,16 +149,7 @@ impl Action for SetPower {
     ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, azure, &id, self.to)).await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        reconcile_power(ctx, args, self.to).await
+        with_progress(ctx, set_power(ctx, &id, self.to, OPERATION)).await
     }
 
     /// A deallocate is undone by starting the VM again; a start is left as it is (rollback
@@ -190,7 +170,7 @@ impl Action for SetPower {
         }
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, azure, &id, VmAction::Start))
+        with_progress(ctx, set_power(ctx, &id, VmAction::Start, "undo_operation"))
             .await
             .map(|_| ())
     }

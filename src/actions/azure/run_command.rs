@@ -1,7 +1,14 @@
-//! `azure.vm.run_command`: run a shell script on a VM through Run Command and read its verdict.
+//! `azure.vm.run_command`: run a shell script on a VM once, through managed Run Command, and
+//! read its verdict.
 //!
-//! Run Command returns only the last 4 KiB of stdout/stderr and reports "succeeded" whatever the
-//! script's exit status, so scripts end with one status line (`RESCUE-STATUS {json}`) that this
+//! At most once: the Run Command's name is chosen and journaled before it is created, and every
+//! later look (a lost answer, a retry, a resumed process) finds it by that name instead of
+//! sending the script again ([`crate::azure::script`]). Its verdict is journaled before the Run
+//! Command resource is deleted, so even a process killed in between never runs it twice. Only
+//! `--from-step` (which clears the step's checkpoints) runs it anew.
+//!
+//! Run Command keeps only the last 4 KiB of output and its status says nothing about the
+//! script's own verdict, so scripts end with one status line (`RESCUE-STATUS {json}`) that this
 //! action parses; a verdict listed in `fail_on` fails the step.
 
 use async_trait::async_trait;
@@ -9,19 +16,21 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::azure::script::{Script, ScriptResult};
+use crate::azure::Started;
 
 pub struct RunCommand;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "azure.vm.run_command",
     summary:
-        "run a shell script on a VM (Run Command); parameters are passed as positional arguments",
+        "run a shell script on a VM once (managed Run Command); parameters arrive as environment variables",
     params: &[
         P_RESOURCE_GROUP,
         P_VM,
         Param {
             name: "script",
-            ty: ParamType::String,
+            ty: ParamType::File,
             required: true,
             description: "script file, relative to the workflow file",
         },
@@ -29,7 +38,7 @@ static SPEC: ActionSpec = ActionSpec {
             name: "parameters",
             ty: ParamType::List,
             required: false,
-            description: "values given to the script as $1, $2, ... (never spliced into its text)",
+            description: "{name, value} pairs given to the script as environment variables (never spliced into its text); a bare value is named ARGn",
         },
         Param {
             name: "status_prefix",
@@ -70,42 +79,6 @@ static SPEC: ActionSpec = ActionSpec {
 /// Azure's limit on a Run Command script.
 const MAX_SCRIPT: usize = 256 * 1024;
 const DEFAULT_PREFIX: &str = "RESCUE-STATUS";
-
-/// stdout and stderr from a RunCommandResult (Linux: one message with [stdout]/[stderr] sections;
-/// Windows: separate StdOut/StdErr entries).
-pub(crate) fn split_output(result: &Value) -> (String, String) {
-    let entries = result
-        .get("value")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let message = |pred: &dyn Fn(&str) -> bool| {
-        entries
-            .iter()
-            .find(|e| e.get("code").and_then(Value::as_str).is_some_and(pred))
-            .and_then(|e| e.get("message").and_then(Value::as_str))
-            .map(str::to_string)
-    };
-    if let (Some(out), err) = (
-        message(&|c| c.contains("StdOut")),
-        message(&|c| c.contains("StdErr")),
-    ) {
-        return (out, err.unwrap_or_default());
-    }
-    let text = entries
-        .first()
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let after_stdout = text
-        .split_once("[stdout]\n")
-        .map(|(_, rest)| rest)
-        .unwrap_or(text);
-    match after_stdout.split_once("[stderr]\n") {
-        Some((out, err)) => (out.trim_end_matches('\n').to_string(), err.to_string()),
-        None => (after_stdout.to_string(), String::new()),
-    }
-}
 
 /// The JSON after the last `PREFIX ` line of stdout.
 pub(crate) fn parse_status(stdout: &str, prefix: &str) -> Option<Value> {
@@ -182,24 +155,16 @@ fn parameters(args: &Args) -> Result<Vec<Value>, ActionError> {
 fn read_script(
     ctx_env: &crate::actions::Env,
     args: &Args,
-) -> Result<(String, Vec<String>), ActionError> {
-    let given = str_arg(args, "script")?;
-    let path = ctx_env.resolve_path(given);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        ActionError::fatal(format!("cannot read script {}: {e}", path.display()))
-            .with_hint("`script` is relative to the workflow file's directory")
-    })?;
-    if text.len() > MAX_SCRIPT {
+) -> Result<(String, String), ActionError> {
+    let file = ctx_env.read_file(str_arg(args, "script")?)?;
+    if file.text.len() > MAX_SCRIPT {
         return Err(ActionError::fatal(format!(
             "script {} is {} KiB; Run Command accepts at most 256 KiB",
-            path.display(),
-            text.len() / 1024
+            file.origin,
+            file.text.len() / 1024
         )));
     }
-    Ok((
-        path.display().to_string(),
-        text.lines().map(str::to_string).collect(),
-    ))
+    Ok((file.origin, file.text))
 }
 
 #[async_trait]
@@ -216,10 +181,9 @@ impl Action for RunCommand {
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         let mut notes = Vec::new();
         if let Some(script) = args.str("script") {
-            let path = ctx.env.resolve_path(script);
-            match std::fs::metadata(&path) {
-                Ok(m) => notes.push(format!("script {} ({} bytes)", path.display(), m.len())),
-                Err(e) => notes.push(format!("script {} cannot be read: {e}", path.display())),
+            match ctx.env.read_file(script) {
+                Ok(f) => notes.push(format!("script {} ({} bytes)", f.origin, f.text.len())),
+                Err(e) => notes.push(format!("script {script} cannot be read: {}", e.message)),
             }
         }
         Ok(Description {
@@ -231,14 +195,31 @@ impl Action for RunCommand {
             ),
             calls: vec![
                 call(
-                    "POST",
+                    "PUT",
                     id.as_ref(),
-                    "/runCommand (RunShellScript)",
+                    "/runCommands/NAME (managed Run Command, the script inline)",
                     ".../virtualMachines/VM",
                 ),
-                "GET <Location> until the result arrives".into(),
+                call(
+                    "GET",
+                    id.as_ref(),
+                    "/runCommands/NAME?$expand=instanceView until it ends",
+                    ".../virtualMachines/VM",
+                ),
             ],
+            changes: vec![change(
+                ChangeKind::Action,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!(
+                    "run {} once (managed Run Command), parameters {}",
+                    args.display("script"),
+                    args.display("parameters")
+                ),
+            )],
             notes,
+            ..Default::default()
         })
     }
 
@@ -268,64 +249,148 @@ impl Action for RunCommand {
                     .collect()
             })
             .unwrap_or_else(|| vec!["failed".into()]);
-        let (script_path, lines) = read_script(&ctx.env, args)?;
+        let (script_path, text) = read_script(&ctx.env, args)?;
         let script_name = std::path::Path::new(&script_path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let result = with_progress(ctx, async {
-            if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
-                return result;
+        let result = match ctx.checkpoints.get(RESULT).cloned() {
+            Some(recorded) => serde_json::from_value(recorded).map_err(|e| {
+                ActionError::fatal(format!(
+                    "the journal's recorded Run Command result is unreadable: {e}"
+                ))
+            })?,
+            None => {
+                let name = command_name(ctx).await?;
+                let parameters = parameters(args)?
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p["name"].as_str().unwrap_or_default().to_string(),
+                            p["value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                let script = Script {
+                    name: name.clone(),
+                    label: format!("{script_name} on {}", vm.name),
+                    text,
+                    parameters,
+                    timeout: SCRIPT_TIMEOUT,
+                };
+                let result = with_progress(ctx, async {
+                    fence::check(ctx, &vm, None).await?;
+                    Ok::<_, ActionError>(azure.run_script_once(&vm, &script).await?)
+                })
+                .await?;
+                // The verdict is durable before the Run Command (the proof it ran) goes away.
+                ctx.checkpoint(
+                    RESULT,
+                    serde_json::to_value(&result).expect("a result serializes"),
+                )
+                .await?;
+                if let Err(e) = with_progress(ctx, delete_command(azure, &vm, &name)).await {
+                    ctx.status(format!(
+                        "could not delete Run Command {name}: {e} (cleanup deletes it)"
+                    ));
+                }
+                result
             }
-            let input = json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters(args)?});
-            let started = azure.run_command(&vm, input, &format!("{script_name} on {}", vm.name)).await?;
-            finish(ctx, azure, started, OPERATION).await
-        })
-        .await?;
-        let (stdout, stderr) = split_output(&result);
-        let Some(status) = parse_status(&stdout, prefix) else {
-            return Err(ActionError::fatal(format!(
-                "{script_name} on {} printed no `{prefix}` line (killed, timed out, or not a rescue script); last output:\n{}\n{}",
-                vm.name,
-                tail(&stdout, 15),
-                tail(&stderr, 5)
-            ))
-            .with_hint(format!("look at the script's log on {} (/var/log/rescue/), then `rescue resume RUN_ID` to run it again", vm.name)));
         };
-        let verdict = status
-            .get("verdict")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string();
-        if fail_on.contains(&verdict) {
-            let reason = status
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let log = status
-                .get("log")
-                .and_then(Value::as_str)
-                .unwrap_or("/var/log/rescue/");
-            let details = partition_lines(&status);
-            return Err(ActionError::fatal(format!(
-                "{script_name} on {}: verdict {verdict}: {reason}{}{}",
-                vm.name,
-                if details.is_empty() { "" } else { "\n  " },
-                details.join("\n  ")
-            ))
-            .with_hint(format!(
-                "nothing was swapped: the VM keeps its original disk. The full log is on {} at {log}; `rescue rollback RUN_ID` detaches and cleans up the copy",
-                vm.name
-            )));
-        }
-        ctx.status(format!("verdict: {verdict}"));
-        let mut out = Outputs::new();
-        out.insert("verdict".into(), json!(verdict));
-        out.insert("status".into(), status);
-        out.insert("stdout".into(), json!(stdout));
-        out.insert("stderr".into(), json!(stderr));
-        Ok(out)
+        verdict(&result, &vm, &script_name, prefix, &fail_on)
     }
+}
+
+/// Checkpoint keys: the Run Command's name (chosen before it exists) and its result.
+const NAME: &str = "run_command_name";
+const RESULT: &str = "run_command_result";
+/// What the script may take (fsck of a large disk), within Azure's 90-minute limit.
+const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90 * 60);
+
+/// This run of the script's Run Command name: journaled before the Run Command is created, new
+/// only when the step's checkpoints were cleared (`--from-step`).
+async fn command_name(ctx: &StepContext) -> Result<String, ActionError> {
+    if let Some(name) = ctx.checkpoints.get(NAME).and_then(Value::as_str) {
+        return Ok(name.to_string());
+    }
+    let nonce = hex::encode(rand::random::<[u8; 4]>());
+    let name = format!("rescue-{}-{}-{nonce}", ctx.run_id, ctx.step_id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect::<String>();
+    ctx.checkpoint(NAME, json!(name)).await?;
+    Ok(name)
+}
+
+async fn delete_command(azure: &Azure, vm: &ResourceId, name: &str) -> Result<(), ActionError> {
+    let label = format!("delete Run Command {name}");
+    if let Started::Pending(op) = azure.delete_run_command(vm, name, &label).await? {
+        azure
+            .poll(&op, std::time::Instant::now() + DELETE_DEADLINE)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The step's outputs from the script's status line, or its failure.
+fn verdict(
+    result: &ScriptResult,
+    vm: &ResourceId,
+    script_name: &str,
+    prefix: &str,
+    fail_on: &[String],
+) -> Result<Outputs, ActionError> {
+    let (stdout, stderr) = (&result.output, &result.error);
+    let Some(status) = parse_status(stdout, prefix) else {
+        return Err(ActionError::fatal(format!(
+            "{script_name} on {} ended {}{} and printed no `{prefix}` line (killed, timed out, or not a rescue script); last output:\n{}\n{}",
+            vm.name,
+            result.state,
+            result.exit_code.map(|c| format!(" with exit code {c}")).unwrap_or_default(),
+            tail(stdout, 15),
+            tail(stderr, 5)
+        ))
+        .with_hint(format!("look at the script's log on {} (/var/log/rescue/); `rescue resume RUN_ID --from-step STEP` runs it again", vm.name)));
+    };
+    let verdict = status
+        .get("verdict")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_string();
+    if fail_on.contains(&verdict) {
+        let reason = status
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let log = status
+            .get("log")
+            .and_then(Value::as_str)
+            .unwrap_or("/var/log/rescue/");
+        let details = partition_lines(&status);
+        return Err(ActionError::fatal(format!(
+            "{script_name} on {}: verdict {verdict}: {reason}{}{}",
+            vm.name,
+            if details.is_empty() { "" } else { "\n  " },
+            details.join("\n  ")
+        ))
+        .with_hint(format!(
+            "nothing was swapped: the VM keeps its original disk. The full log is on {} at {log}; `rescue rollback RUN_ID` detaches and cleans up the copy",
+            vm.name
+        )));
+    }
+    let mut out = Outputs::new();
+    out.insert("verdict".into(), json!(verdict));
+    out.insert("status".into(), status);
+    out.insert("stdout".into(), json!(stdout));
+    out.insert("stderr".into(), json!(stderr));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -333,21 +398,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn linux_output_is_split_and_the_last_status_line_wins() {
-        let result = json!({"value":[{"code":"ProvisioningState/succeeded",
-            "message":"Enable succeeded: \n[stdout]\nfdisk ...\nRESCUE-STATUS {\"verdict\":\"clean\"}\nRESCUE-STATUS {\"verdict\":\"repaired\"}\n\n[stderr]\nwarn\n"}]});
-        let (out, err) = split_output(&result);
-        assert!(out.starts_with("fdisk"), "{out}");
-        assert_eq!(err, "warn\n");
+    fn the_last_status_line_wins() {
+        let out = "fdisk ...\nRESCUE-STATUS {\"verdict\":\"clean\"}\nRESCUE-STATUS {\"verdict\":\"repaired\"}\n";
         assert_eq!(
-            parse_status(&out, DEFAULT_PREFIX).unwrap()["verdict"],
+            parse_status(out, DEFAULT_PREFIX).unwrap()["verdict"],
             "repaired"
         );
         assert!(parse_status("no marker here", DEFAULT_PREFIX).is_none());
     }
 
     #[test]
-    fn parameters_become_positional_strings() {
+    fn parameters_become_named_strings() {
         let mut args = Args::new();
         args.insert(
             "parameters".into(),

@@ -1,10 +1,10 @@
 //! `azure.snapshot.create`: an incremental, tagged snapshot of a disk (the safety copy, kept).
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 
 pub struct CreateSnapshot;
 
@@ -87,11 +87,26 @@ impl Action for CreateSnapshot {
         args: &PlanArgs,
     ) -> Result<Description, ActionError> {
         let mut notes = Vec::new();
-        let (summary, calls) = match target(&args.known, &ctx.run_id) {
-            Ok((source, snap)) => {
+        let mut warnings = Vec::new();
+        let known = target(&args.known, &ctx.run_id).ok();
+        let changes = vec![change(
+            ChangeKind::Create,
+            Kind::Snapshot,
+            known.as_ref().map(|(_, snap)| snap),
+            &format!("(named after the disk of {})", args.display("disk_id")),
+            format!(
+                "of disk {}, incremental, kept as the safety copy",
+                known
+                    .as_ref()
+                    .map(|(s, _)| s.name.clone())
+                    .unwrap_or_else(|| args.display("disk_id")),
+            ),
+        )];
+        let (summary, calls) = match known {
+            Some((source, snap)) => {
                 match plan_read(ctx, &source).await {
                     Ok(Some(d)) => notes.push(format!("source disk: {}", disk_summary(&d))),
-                    Ok(None) => notes.push(format!("disk {} does not exist now", source.name)),
+                    Ok(None) => warnings.push(format!("disk {} does not exist now", source.name)),
                     Err(e) => notes.push(e),
                 }
                 (
@@ -106,7 +121,7 @@ impl Action for CreateSnapshot {
                     ],
                 )
             }
-            Err(_) => (
+            None => (
                 format!(
                     "snapshot disk {} (incremental, tagged with the run id)",
                     args.display("disk_id")
@@ -120,9 +135,21 @@ impl Action for CreateSnapshot {
         };
         Ok(Description {
             summary,
+            changes,
             calls,
             notes,
+            warnings,
         })
+    }
+
+    /// The snapshot's name and id follow from the run id: later steps plan with them.
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
+        let (source, snap) = target(args, &ctx.run_id).ok()?;
+        Some(Ok(outputs(None, &snap, &source)))
     }
 
     fn intent(&self, run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
@@ -142,38 +169,27 @@ impl Action for CreateSnapshot {
         let azure = azure(ctx)?;
         let (source, snap) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
-            let body_for = |disk: &Value| {
-                json!({
-                    "location": location(disk),
-                    "tags": run_tags(&ctx.run_id, &[("rescue-source", &source.to_string())]),
-                    "sku": {"name": opt_str(args, "sku").unwrap_or("Standard_LRS")},
-                    "properties": {
-                        "creationData": {"createOption": "Copy", "sourceResourceId": source.to_string()},
-                        "incremental": args.get("incremental").and_then(Value::as_bool).unwrap_or(true),
-                        "osType": disk.pointer("/properties/osType"),
-                        "hyperVGeneration": disk.pointer("/properties/hyperVGeneration"),
-                    }
-                })
-            };
-            let created = create_owned(ctx, azure, &snap, &source, body_for).await?;
-            Ok(outputs(&created, &snap, &source))
+            let disk = azure.read_existing(&source).await?;
+            let mut extra = Map::new();
+            extra.insert(
+                "incremental".into(),
+                json!(args
+                    .get("incremental")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)),
+            );
+            let mut body = copy::body(
+                &disk,
+                Kind::Snapshot,
+                &source,
+                run_tags(&ctx.run_id, &[("rescue-source", &source.to_string())]),
+                extra,
+            );
+            body["sku"] = json!({"name": opt_str(args, "sku").unwrap_or("Standard_LRS")});
+            let created = create(ctx, &snap, body, SNAPSHOT_DEADLINE).await?;
+            Ok(outputs(created.as_ref(), &snap, &source))
         })
         .await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        let azure = azure(ctx)?;
-        let (source, snap) = target(args, &ctx.run_id)?;
-        Ok(adopt_if(
-            created_earlier(ctx, azure, &snap)
-                .await?
-                .map(|r| outputs(&r, &snap, &source)),
-        ))
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
@@ -189,25 +205,18 @@ impl Action for CreateSnapshot {
         _args: &Args,
         outputs: &Outputs,
     ) -> Result<(), ActionError> {
-        let azure = azure(ctx)?;
-        let id = ResourceId::parse(
-            outputs
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        )?;
-        with_progress(ctx, delete_created(ctx, azure, &id, &ctx.run_id)).await
+        let id = output_id(outputs, "id")?;
+        with_progress(ctx, delete_created(ctx, &id)).await
     }
 }
 
-fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
+fn outputs(created: Option<&Resource>, snap: &ResourceId, source: &ResourceId) -> Outputs {
     let mut out = Outputs::new();
     out.insert(
         "id".into(),
         json!(created
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .map(|r| r.id().to_string())
+            .filter(|id| !id.is_empty())
             .unwrap_or(snap.to_string())),
     );
     out.insert("name".into(), json!(snap.name));
@@ -216,76 +225,18 @@ fn outputs(created: &Value, snap: &ResourceId, source: &ResourceId) -> Outputs {
 }
 
 /// "30 GiB Premium_LRS, zone 1, V2, Attached"
-pub(crate) fn disk_summary(disk: &Value) -> String {
+pub(crate) fn disk_summary(disk: &Resource) -> String {
     format!(
         "{} GiB {}, {}, {}, {}",
-        disk.pointer("/properties/diskSizeGB")
+        disk.raw
+            .pointer("/properties/diskSizeGB")
             .map(Value::to_string)
             .unwrap_or("?".into()),
-        disk.pointer("/sku/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-        zone(disk)
+        disk.str("/sku/name").unwrap_or("?"),
+        disk.zone()
             .map(|z| format!("zone {z}"))
             .unwrap_or_else(|| "no zone".into()),
-        disk.pointer("/properties/hyperVGeneration")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-        disk.pointer("/properties/diskState")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
+        disk.str("/properties/hyperVGeneration").unwrap_or("?"),
+        disk.str("/properties/diskState").unwrap_or("?"),
     )
-}
-
-/// Create `id` from `source` (PUT with `body_for(source)`), or adopt it when an earlier attempt
-/// of this run already did: continue a checkpointed operation, or take the tagged resource.
-pub(crate) async fn create_owned(
-    ctx: &StepContext,
-    azure: &Azure,
-    id: &ResourceId,
-    source: &ResourceId,
-    body_for: impl Fn(&Value) -> Value,
-) -> Result<Value, ActionError> {
-    let key = OPERATION;
-    if let Some(result) = resume_pending(ctx, azure, key).await {
-        return result;
-    }
-    let label = format!("{} {}", id.kind.noun(), id.name);
-    let result = when_idle(ctx, azure, &label, || async {
-        if let Some(existing) = azure.find(id).await? {
-            ensure_ours(&existing, id, &ctx.run_id)?;
-            match provisioning(&existing).as_str() {
-                "succeeded" => {
-                    ctx.status(format!(
-                        "{label} already exists (created by this run): adopted"
-                    ));
-                    return Ok(existing);
-                }
-                // Azure refuses to update a resource whose creation failed: remove ours, start over.
-                "failed" => {
-                    ctx.status(format!(
-                        "{label} failed to create earlier: deleting it to create it again"
-                    ));
-                    delete_created(ctx, azure, id, &ctx.run_id).await?;
-                }
-                // Our own earlier request (its answer lost) is still creating it.
-                "creating" | "updating" => {
-                    return Err(ActionError::retryable(format!(
-                        "{label}: another operation (its creation) is still running"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let source_resource = azure.get(source).await?;
-        let started = azure.put(id, body_for(&source_resource), &label).await?;
-        finish(ctx, azure, started, key).await
-    })
-    .await?;
-    match provisioning(&result).as_str() {
-        "succeeded" | "" => Ok(result),
-        other => Err(ActionError::retryable(format!(
-            "{label} ended in provisioning state {other}"
-        ))),
-    }
 }

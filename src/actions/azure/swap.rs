@@ -6,8 +6,7 @@ use serde_json::{json, Value};
 
 use super::power::set_power;
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs, Reconciled};
-use crate::azure::VmAction;
+use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
 
 pub struct SwapOsDisk;
 
@@ -45,31 +44,55 @@ static SPEC: ActionSpec = ActionSpec {
 };
 
 /// Set the VM's OS disk to `disk`, keeping `createOption` (changing it is a 409).
-async fn set_os_disk(
+/// "VM `vm` boots from `new`", reached only from `original` on a deallocated VM: anything else
+/// is refused, never forced.
+async fn swap(
     ctx: &StepContext,
-    azure: &Azure,
-    vm_id: &ResourceId,
-    vm: &Value,
-    disk: &ResourceId,
+    vm: &ResourceId,
+    new: &ResourceId,
+    original: &ResourceId,
     key: &str,
 ) -> Result<(), ActionError> {
+    let label = format!("OS disk swap of {} to {}", vm.name, new.name);
+    let desired = Want::new(vm, label, VM_UPDATE_DEADLINE, |now| {
+        let current = existing_vm(now, vm)?;
+        if new.same_as(&current.os_disk_id) {
+            return Ok(Next::Done);
+        }
+        if !original.same_as(&current.os_disk_id) {
+            return Err(ActionError::fatal(format!(
+                "VM {}'s OS disk is {}, not {} as when the run started: refusing to swap",
+                vm.name, current.os_disk_id, original
+            ))
+            .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
+        }
+        let power = current.power.clone().unwrap_or_else(|| "unknown".into());
+        if power != "deallocated" {
+            return Err(ActionError::fatal(format!(
+                "VM {} is {power}: it must be deallocated before its OS disk can be swapped",
+                vm.name
+            ))
+            .with_hint("run the workflow's `azure.vm.deallocate` step first (os-disk-swap.yaml does it in step `deallocate`), then `rescue resume RUN_ID`"));
+        }
+        Ok(Next::Write(Write::PatchVm(os_disk_patch(&current.resource, new))))
+    })
+    .with_instance_view();
+    ensure(ctx, &desired, key).await.map(|_| ())
+}
+
+/// The PATCH that makes `disk` the OS disk. `createOption` stays what it is (changing it is
+/// `PropertyChangeNotAllowed`), and the SDK's typed model requires it.
+fn os_disk_patch(vm: &Resource, disk: &ResourceId) -> Value {
     let create_option = vm
+        .raw
         .pointer("/properties/storageProfile/osDisk/createOption")
         .cloned()
         .unwrap_or(json!("Attach"));
-    let body = json!({"properties": {"storageProfile": {"osDisk": {
+    json!({"properties": {"storageProfile": {"osDisk": {
         "createOption": create_option,
         "name": disk.name,
         "managedDisk": {"id": disk.to_string()},
-    }}}});
-    let started = azure
-        .patch_vm(
-            vm_id,
-            body,
-            &format!("OS disk swap of {} to {}", vm_id.name, disk.name),
-        )
-        .await?;
-    finish(ctx, azure, started, key).await.map(|_| ())
+    }}}})
 }
 
 fn outputs(original: &ResourceId, new: &ResourceId) -> Outputs {
@@ -77,11 +100,6 @@ fn outputs(original: &ResourceId, new: &ResourceId) -> Outputs {
     out.insert("original_disk_id".into(), json!(original.to_string()));
     out.insert("new_disk_id".into(), json!(new.to_string()));
     out
-}
-
-fn not_deallocated(vm: &ResourceId, state: &str) -> ActionError {
-    ActionError::fatal(format!("VM {} is {state}: it must be deallocated before its OS disk can be swapped", vm.name))
-        .with_hint("run the workflow's `azure.vm.deallocate` step first (os-disk-swap.yaml does it in step `deallocate`), then `rescue resume RUN_ID`")
 }
 
 #[async_trait]
@@ -118,7 +136,18 @@ impl Action for SwapOsDisk {
                 ),
                 "GET <Azure-AsyncOperation> until Succeeded".into(),
             ],
-            notes: Vec::new(),
+            changes: vec![change(
+                ChangeKind::Update,
+                Kind::VirtualMachine,
+                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
+                &args.display("vm"),
+                format!(
+                    "OS disk {} -> {} (the old disk is kept)",
+                    short(&args.display("original_disk_id")),
+                    short(&args.display("disk_id"))
+                ),
+            )],
+            ..Default::default()
         })
     }
 
@@ -136,56 +165,11 @@ impl Action for SwapOsDisk {
         _intent: &Intent,
     ) -> Result<Outputs, ActionError> {
         let azure = azure(ctx)?;
-        let vm_id = vm_id(azure, args, "resource_group", "vm")?;
+        let vm = vm_id(azure, args, "resource_group", "vm")?;
         let new = id_arg(args, "disk_id", Kind::Disk)?;
         let original = id_arg(args, "original_disk_id", Kind::Disk)?;
-        with_progress(ctx, async {
-            if let Some(result) = resume_pending(ctx, azure, OPERATION).await {
-                result?;
-            }
-            when_idle(ctx, azure, &format!("OS disk swap of {}", vm_id.name), || async {
-                let vm = azure.get_vm_with_instance_view(&vm_id).await?;
-                let current = os_disk_id(&vm).unwrap_or_default().to_string();
-                if !new.same_as(&current) {
-                    if !original.same_as(&current) {
-                        return Err(ActionError::fatal(format!(
-                            "VM {}'s OS disk is {current}, not {original} as when the run started: refusing to swap",
-                            vm_id.name
-                        ))
-                        .with_hint("someone changed the VM meanwhile; inspect it, then start a new run"));
-                    }
-                    let state = power_state(&vm);
-                    if state != "deallocated" {
-                        return Err(not_deallocated(&vm_id, &state));
-                    }
-                    set_os_disk(ctx, azure, &vm_id, &vm, &new, OPERATION).await?;
-                }
-                Ok(())
-            })
-            .await?;
-            Ok(outputs(&original, &new))
-        })
-        .await
-    }
-
-    async fn reconcile(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Reconciled, ActionError> {
-        let azure = azure(ctx)?;
-        let vm_id = vm_id(azure, args, "resource_group", "vm")?;
-        let new = id_arg(args, "disk_id", Kind::Disk)?;
-        let original = id_arg(args, "original_disk_id", Kind::Disk)?;
-        if pending_operation(ctx, OPERATION).is_some() {
-            return Ok(Reconciled::Redo);
-        }
-        let vm = azure.get(&vm_id).await?;
-        Ok(adopt_if(
-            new.same_as(os_disk_id(&vm).unwrap_or_default())
-                .then(|| outputs(&original, &new)),
-        ))
+        with_progress(ctx, swap(ctx, &vm, &new, &original, OPERATION)).await?;
+        Ok(outputs(&original, &new))
     }
 
     fn describe_undo(&self, args: &Args, outputs: &Outputs) -> Option<String> {
@@ -213,13 +197,14 @@ impl Action for SwapOsDisk {
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
         )?;
+        let new = output_id(outputs, "new_disk_id")?;
         with_progress(ctx, async {
-            let vm = azure.get(&vm_id).await?;
-            if !original.same_as(os_disk_id(&vm).unwrap_or_default()) {
-                set_power(ctx, azure, &vm_id, VmAction::Deallocate).await?;
-                set_os_disk(ctx, azure, &vm_id, &vm, &original, "undo_operation").await?;
+            let now = azure.read_existing_vm(&vm_id, false).await?;
+            if !original.same_as(&now.os_disk_id) {
+                set_power(ctx, &vm_id, VmAction::Deallocate, "undo_deallocate").await?;
+                swap(ctx, &vm_id, &original, &new, "undo_operation").await?;
             }
-            set_power(ctx, azure, &vm_id, VmAction::Start)
+            set_power(ctx, &vm_id, VmAction::Start, "undo_start")
                 .await
                 .map(|_| ())
         })

@@ -5,6 +5,7 @@ mod subscription;
 pub mod vm;
 pub mod vm_actions;
 mod vm_create;
+pub mod vm_run_command;
 pub mod volume;
 
 use std::sync::Arc;
@@ -46,7 +47,18 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         {
             vm_actions::action(emu, call, rg, name, action).await
         }
+        (Route::VmRunCommands { rg, name }, "GET") => vm_run_command::list(emu, call, rg, name),
+        (Route::VmRunCommand { rg, name, command }, "GET") => {
+            vm_run_command::get(emu, call, rg, name, command)
+        }
+        (Route::VmRunCommand { rg, name, command }, "PUT") => {
+            vm_run_command::put(emu, call, rg, name, command).await
+        }
+        (Route::VmRunCommand { rg, name, command }, "DELETE") => {
+            vm_run_command::delete(emu, call, rg, name, command)
+        }
         (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
+        // ARM's answer for a method a resource type does not have (inferred: no recording).
         _ => Err(ArmError::new(
             405,
             "MethodNotAllowed",
@@ -56,29 +68,30 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
 }
 
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).
+/// An operation the RP no longer keeps (or never had) is a 404 (see `ArmError::entity_not_found`);
+/// finished ones are kept `operation_retention` Azure seconds, scaled.
 fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
-    let state = emu.lock();
-    let op = state.operations.get(id).ok_or_else(|| {
-        ArmError::new(
-            404,
-            "NotFound",
-            format!("The operation '{id}' could not be found."),
-        )
-    })?;
+    let mut state = emu.lock();
+    let retention = state.operation_retention * emu.time_scale;
+    super::operations::forget_expired(&mut state, retention, super::arm::now());
+    let op = state
+        .operations
+        .get(id)
+        .ok_or_else(ArmError::entity_not_found)?;
     let monitor = call
         .query("monitor")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if !monitor {
         let reply = Reply::json(200, op.status_body());
         return Ok(if op.status == Status::InProgress {
-            reply.header("Retry-After", emu.retry_after(10.0))
+            reply.retry_after(10.0, emu.time_scale)
         } else {
             reply
         });
     }
     match op.status {
         Status::InProgress => {
-            let reply = Reply::empty(202).header("Retry-After", emu.retry_after(10.0));
+            let reply = Reply::empty(202).retry_after(10.0, emu.time_scale);
             Ok(emu.lro_headers(&state, op, reply, true))
         }
         Status::Succeeded => Ok(match &op.output {
@@ -90,7 +103,12 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
                 .error
                 .clone()
                 .unwrap_or_else(|| ArmError::internal("The operation failed."));
-            Err(e)
+            // The Location of a failed operation answers with the operation's error and the
+            // status the error carries (inferred: the RPC only says it must not be 202).
+            Err(ArmError {
+                status: if e.status >= 400 { e.status } else { 500 },
+                ..e
+            })
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn storage_profile(state: &State, vm: &Vm) -> Value {
     profile
 }
 
-pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
+pub fn render(state: &State, vm: &Vm, expand: bool) -> Value {
     let nic = format!(
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{}-nic",
         state.subscription, vm.resource_group, vm.name
@@ -87,16 +87,21 @@ pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
             "allowExtensionOperations": true,
         },
         "networkProfile": { "networkInterfaces": [ { "id": nic, "properties": { "primary": true } } ] },
-        "diagnosticsProfile": { "bootDiagnostics": { "enabled": true } },
+        "diagnosticsProfile": { "bootDiagnostics": boot_diagnostics_profile(vm) },
         "provisioningState": vm.provisioning_state,
         "timeCreated": arm::rfc3339(vm.time_created),
     });
-    if vm.generation == "V2" {
-        props["securityProfile"] =
-            json!({ "uefiSettings": { "secureBootEnabled": false, "vTpmEnabled": false } });
+    // Trusted Launch and confidential VMs carry their security type and UEFI settings (the
+    // spec's VirtualMachine_Create_WithSecurityTypeTrustedLaunch... examples); a Standard VM has
+    // no securityProfile.
+    if let Some(t) = &vm.settings.security_type {
+        props["securityProfile"] = json!({
+            "securityType": t,
+            "uefiSettings": { "secureBootEnabled": true, "vTpmEnabled": true },
+        });
     }
     if expand {
-        props["instanceView"] = instance_view(emu, state, vm);
+        props["instanceView"] = instance_view(state, vm);
     }
     let mut body = json!({
         "id": state.vm_id(vm),
@@ -114,7 +119,7 @@ pub fn render(emu: &Emu, state: &State, vm: &Vm, expand: bool) -> Value {
 }
 
 /// The VirtualMachineInstanceView: power state, VM agent, disks, boot diagnostics.
-pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
+pub fn instance_view(state: &State, vm: &Vm) -> Value {
     let now = arm::rfc3339(arm::now());
     let provisioning = match vm.provisioning_state.as_str() {
         "Succeeded" => {
@@ -139,9 +144,11 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
         "osVersion": "22.04",
         "hyperVGeneration": vm.generation,
         "disks": disks,
-        "bootDiagnostics": { "serialConsoleLogBlobUri": emu.serial_log_url(&vm.vm_id) },
         "statuses": [ provisioning, { "code": vm.power.code(), "level": "Info", "displayStatus": vm.power.display() } ],
     });
+    if let Some(storage) = &vm.settings.boot_diagnostics_storage {
+        view["bootDiagnostics"] = unmanaged_boot_diagnostics(storage, vm);
+    }
     if vm.power == Power::Running {
         let status = if vm.agent_ready {
             json!({ "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running", "time": now })
@@ -153,6 +160,42 @@ pub fn instance_view(emu: &Emu, state: &State, vm: &Vm) -> Value {
     view
 }
 
+/// `diagnosticsProfile.bootDiagnostics`: managed storage is `enabled` without a `storageUri`
+/// (the spec's BootDiagnostics: "If storageUri is not specified while enabling boot
+/// diagnostics, managed storage will be used").
+fn boot_diagnostics_profile(vm: &Vm) -> Value {
+    match &vm.settings.boot_diagnostics_storage {
+        None => json!({ "enabled": true }),
+        Some(uri) => json!({ "enabled": true, "storageUri": uri }),
+    }
+}
+
+/// The instance view's blob URIs, set only for a customer storage account: "This will not be
+/// set if boot diagnostics is currently enabled with managed storage" (the spec's
+/// BootDiagnosticsInstanceView). The blob names follow the container Azure creates in that
+/// account, `bootdiagnostics-<vm name, 9 chars>-<vmId>` (inferred); the emulator serves none of
+/// a customer's storage.
+fn unmanaged_boot_diagnostics(storage: &str, vm: &Vm) -> Value {
+    let short: String = vm
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(9)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let base = format!(
+        "{}/bootdiagnostics-{short}-{}/{}.{}",
+        storage.trim_end_matches('/'),
+        vm.vm_id,
+        vm.name,
+        vm.vm_id
+    );
+    json!({
+        "consoleScreenshotBlobUri": format!("{base}.screenshot.bmp"),
+        "serialConsoleLogBlobUri": format!("{base}.serialconsole.log"),
+    })
+}
+
 /// A resource group's VMs, or the subscription's (`rg: None`).
 pub fn list(emu: &Emu, call: &Call, rg: Option<&str>) -> ArmResult<Reply> {
     let state = emu.lock();
@@ -161,7 +204,7 @@ pub fn list(emu: &Emu, call: &Call, rg: Option<&str>) -> ArmResult<Reply> {
         .vms
         .iter()
         .filter(|(k, _)| k.starts_with(&prefix))
-        .map(|(_, vm)| render(emu, &state, vm, false))
+        .map(|(_, vm)| render(&state, vm, false))
         .collect();
     Ok(super::page(emu, &state, call, rg, value))
 }
@@ -172,13 +215,13 @@ pub fn get(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let expand = call
         .query("$expand")
         .is_some_and(|e| e.eq_ignore_ascii_case("instanceView"));
-    Ok(Reply::json(200, render(emu, &state, vm, expand)).header("ETag", etag(vm)))
+    Ok(Reply::json(200, render(&state, vm, expand)).header("ETag", etag(vm)))
 }
 
 pub fn instance_view_reply(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {
     let state = emu.lock();
     let (_, vm) = find(&state, rg, name)?;
-    Ok(Reply::json(200, instance_view(emu, &state, vm)))
+    Ok(Reply::json(200, instance_view(&state, vm)))
 }
 
 /// Reads one data-disk entry of a request body.
@@ -231,150 +274,328 @@ pub(super) fn disk_by_id(state: &State, id: &str) -> ArmResult<String> {
     }
 }
 
-/// PUT/PATCH of a VM: data disks, OS disk swap, tags.
+/// Starts an operation on a VM: the one in flight is preempted (`operations::preempt`), the new
+/// one holds the VM.
+pub(super) fn begin_vm_op(
+    emu: &Emu,
+    state: &mut State,
+    key: &str,
+    kind: OpKind,
+    seconds: f64,
+    call: &Call,
+) -> super::super::operations::Operation {
+    super::super::operations::preempt(state, &emu.images, key);
+    let op = emu.begin(state, Family::Compute, kind, seconds, call);
+    if let Some(v) = state.vms.get_mut(key) {
+        v.busy = Some(op.id.clone());
+    }
+    op
+}
+
+/// `If-Match` / `If-None-Match` on a VM write (the 2023-09-01 spec added both, Azure/azure-rest-api-specs
+/// #26368). A mismatch is 412 `PreconditionFailed` "Etag provided in if-match header \"2\" does not
+/// match etag \"3\" of resource." (kubernetes-sigs/cloud-provider-azure#9728, recorded 2025 on a
+/// scale set); the if-none-match text is the same sentence for that header (inferred).
+pub(super) fn preconditions(call: &Call, current: Option<&str>) -> ArmResult<()> {
+    let header = |name: &str| call.headers.get(name).and_then(|v| v.to_str().ok());
+    let failed = |h: &str, given: &str| {
+        ArmError::new(
+            412,
+            "PreconditionFailed",
+            format!(
+                "Etag provided in {h} header {given} does not match etag {} of resource.",
+                current.unwrap_or("\"\"")
+            ),
+        )
+    };
+    if let Some(m) = header("if-match") {
+        let matches = match current {
+            None => false,
+            Some(cur) => m.trim() == "*" || m.split(',').any(|e| e.trim() == cur),
+        };
+        if !matches {
+            return Err(failed("if-match", m));
+        }
+    }
+    if let Some(m) = header("if-none-match") {
+        let matches = match current {
+            None => false,
+            Some(cur) => m.trim() == "*" || m.split(',').any(|e| e.trim() == cur),
+        };
+        if matches {
+            return Err(failed("if-none-match", m));
+        }
+    }
+    Ok(())
+}
+
+/// PUT/PATCH of a VM: data disks, OS disk swap and size, tags, size.
 pub async fn update(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
     let body = call.json()?;
-    let exists = {
+    let current_etag = {
         let state = emu.lock();
         group(&state, rg)?;
-        find(&state, rg, name).is_ok()
+        find(&state, rg, name).ok().map(|(_, vm)| etag(vm))
     };
-    if !exists {
+    preconditions(call, current_etag.as_deref())?;
+    if current_etag.is_none() {
         if call.method == "PUT" {
             return super::vm_create::create(emu, call, rg, name, &body).await;
         }
         return Err(ArmError::not_found("virtualMachines", rg, name));
     }
-    let mut state = emu.lock();
-    let (key, vm) = find(&state, rg, name)?;
-    let vm = vm.clone();
-    if let Some(m) = call.headers.get("if-match").and_then(|v| v.to_str().ok()) {
-        if m != "*" && m != etag(&vm) {
-            return Err(ArmError::new(
-                412,
-                "PreconditionFailed",
-                format!("The condition specified using HTTP conditional header(s) is not met: If-Match {m}, current etag {}.", etag(&vm)),
-            ));
+    let (op, key, reboot) = {
+        let mut state = emu.lock();
+        let (key, vm) = find(&state, rg, name)?;
+        let vm = vm.clone();
+        preconditions(call, Some(&etag(&vm)))?;
+        rules::vm_accepts(&state, &vm, "Update VM")?;
+        let change = requested_change(&state, &vm, &body)?;
+        let reboot = change.os_disk.is_some() && vm.power == Power::Running;
+        let seconds = if change.os_disk.is_some() || change.size.is_some() {
+            OS_SWAP
+        } else if change.data_disks.is_some() {
+            VM_UPDATE
+        } else {
+            NO_OP
+        };
+        // A running VM restarts on a new OS disk (Azure/azure-powershell#4892): its operation
+        // boots it, as a restart does.
+        let kind = if reboot {
+            OpKind::VmPower {
+                vm: key.clone(),
+                target: Power::Running,
+                boot: None,
+            }
+        } else {
+            OpKind::VmUpdate { vm: key.clone() }
+        };
+        let op = begin_vm_op(emu, &mut state, &key, kind, seconds, call);
+        if !call.lro_failed() {
+            change.apply(&mut state, &key);
+        }
+        let v = state.vms.get_mut(&key).expect("found above");
+        v.etag += 1;
+        v.provisioning_state = "Updating".into();
+        if reboot && !call.lro_failed() {
+            v.power = Power::Starting;
+            v.agent_ready = false;
+        }
+        emu.save(&state)?;
+        (op, key, reboot && !call.lro_failed())
+    };
+    if reboot {
+        super::vm_actions::boot_into(emu, &op.id, &key).await?;
+    }
+    let state = emu.lock();
+    let vm = &state.vms[&key];
+    let reply = Reply::json(200, render(&state, vm, false)).header("ETag", etag(vm));
+    Ok(emu.lro_headers(&state, &op, reply, false))
+}
+
+/// What a VM PUT/PATCH asks to change, checked against Azure's rules.
+struct Change {
+    os_disk: Option<String>,
+    /// (disk key, new size) of the OS disk.
+    os_disk_size: Option<(String, u64)>,
+    data_disks: Option<Vec<super::super::state::DataDiskRef>>,
+    tags: Option<serde_json::Map<String, Value>>,
+    size: Option<String>,
+}
+
+impl Change {
+    fn apply(self, state: &mut State, key: &str) {
+        if let Some((disk, gb)) = &self.os_disk_size {
+            if let Some(d) = state.disks.get_mut(disk) {
+                d.size_gb = *gb;
+            }
+        }
+        state.set_disks(key, self.os_disk, self.data_disks);
+        let v = state.vms.get_mut(key).expect("caller found the VM");
+        if let Some(t) = self.tags {
+            v.tags = t;
+        }
+        if let Some(size) = self.size {
+            v.size = size;
         }
     }
-    let op_name = if call.method == "PUT" {
-        "createOrUpdate"
-    } else {
-        "update"
-    };
-    rules::vm_idle(&state, &vm, op_name)?;
-    let storage = field(&body, &["properties", "storageProfile"]);
+}
+
+fn requested_change(state: &State, vm: &Vm, body: &Value) -> ArmResult<Change> {
+    let storage = field(body, &["properties", "storageProfile"]);
     let os = storage.and_then(|s| field(s, &["osDisk"]));
     if let Some(opt) = os
         .and_then(|o| field(o, &["createOption"]))
         .and_then(Value::as_str)
     {
         if !opt.eq_ignore_ascii_case(&vm.os_create_option) {
+            // Azure/azure-sdk-for-net#37285: "Changing property 'osDisk.createOption' is not
+            // allowed." with HTTP 409.
             return Err(ArmError::conflict(
                 "PropertyChangeNotAllowed",
                 "Changing property 'osDisk.createOption' is not allowed.",
-            ));
+            )
+            .with_target("osDisk.createOption"));
         }
     }
-    let mut new_os = None;
+    let mut os_disk = None;
     if let Some(id) = os
         .and_then(|o| field(o, &["managedDisk", "id"]))
         .and_then(Value::as_str)
     {
-        let disk = disk_by_id(&state, id)?;
+        let disk = disk_by_id(state, id)?;
         if disk != vm.os_disk {
-            rules::os_swappable(
-                &state,
-                &vm,
-                &disk,
-                os.and_then(|o| field(o, &["name"])).and_then(Value::as_str),
-            )?;
-            new_os = Some(disk);
+            rules::os_swappable(state, vm, &disk)?;
+            os_disk = Some(disk);
         }
     }
-    let new_data = match storage.and_then(|s| field(s, &["dataDisks"])) {
+    let os_key = os_disk.clone().unwrap_or_else(|| vm.os_disk.clone());
+    let mut os_disk_size = None;
+    if let Some(gb) = os
+        .and_then(|o| field(o, &["diskSizeGB"]))
+        .and_then(Value::as_u64)
+    {
+        let d = &state.disks[&os_key];
+        if gb != d.size_gb {
+            // The OS disk is resized through the VM; DiskRP's rules apply (a swap whose body
+            // names the old, smaller size is refused this way: MicrosoftDocs/azure-docs#47704).
+            rules::not_smaller(&d.name, d.size_gb, gb)?;
+            rules::resizable_as_os_disk_of(state, vm, &os_key)?;
+            os_disk_size = Some((os_key.clone(), gb));
+        }
+    }
+    let data_disks = match storage.and_then(|s| field(s, &["dataDisks"])) {
         None => None,
         Some(Value::Array(entries)) => {
             let mut wanted = Vec::new();
             for e in entries {
-                wanted.extend(wanted_disk(&state, &vm, e)?);
+                wanted.extend(wanted_disk(state, vm, e)?);
             }
-            Some(rules::data_disks(&state, &vm, wanted)?)
+            Some(rules::data_disks(state, vm, wanted)?)
         }
+        // (inferred) ARM's deserialization error for a non-array.
         Some(_) => {
             return Err(ArmError::bad_request(
                 "InvalidRequestContent",
-                "'dataDisks' must be an array.",
+                "The request content was invalid and could not be deserialized: 'dataDisks' must be an array.",
             ))
         }
     };
-    let new_tags = tags(&body)?;
     // A resize is accepted as Azure does (a running VM restarts on the new size).
-    let new_size = field(&body, &["properties", "hardwareProfile", "vmSize"])
+    let size = field(body, &["properties", "hardwareProfile", "vmSize"])
         .and_then(Value::as_str)
         .filter(|s| !s.eq_ignore_ascii_case(&vm.size))
         .map(String::from);
-    let seconds = if new_os.is_some() || new_size.is_some() {
-        OS_SWAP
-    } else if new_data.is_some() {
-        VM_UPDATE
-    } else {
-        NO_OP
-    };
-    let op = emu.begin(
-        &mut state,
-        Family::Compute,
-        OpKind::VmUpdate { vm: key.clone() },
-        seconds,
-        call,
-    );
-    if !call.lro_failed() {
-        state.set_disks(&key, new_os, new_data);
-    }
-    let v = state.vms.get_mut(&key).expect("found above");
-    if !call.lro_failed() {
-        if let Some(t) = new_tags {
-            v.tags = t;
-        }
-        if let Some(size) = new_size {
-            v.size = size;
-        }
-    }
-    v.etag += 1;
-    v.provisioning_state = "Updating".into();
-    v.busy = Some(op.id.clone());
-    emu.save(&state)?;
-    let vm = &state.vms[&key];
-    let reply = Reply::json(200, render(emu, &state, vm, false)).header("ETag", etag(vm));
-    Ok(emu.lro_headers(&state, &op, reply, false))
+    Ok(Change {
+        os_disk,
+        os_disk_size,
+        data_disks,
+        tags: tags(body)?,
+        size,
+    })
 }
 
-/// The boot diagnostics serial log, served at a signed URL like a SAS blob.
-pub fn serial_log(emu: &Emu, vm_id: &str, query: &[(String, String)]) -> Reply {
-    let sig = query
-        .iter()
-        .find(|(k, _)| k == "sig")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if sig != super::super::auth::sign(&emu.sas_key, vm_id) {
-        return Reply::from(ArmError::new(
+/// The boot diagnostics blobs of managed storage, handed out by retrieveBootDiagnosticsData as
+/// SAS URIs: read-only (`sp=r`), of one blob (`sr=b`), valid until `se`, signed (`sig`) as Azure
+/// Storage's service SAS is (Microsoft's "Create a service SAS": sv, sr, sp, se, sig).
+pub fn boot_diagnostics_urls(emu: &Emu, vm: &Vm, minutes: f64) -> Value {
+    let expiry = arm::now() + time::Duration::seconds_f64(minutes * 60.0 * emu.time_scale);
+    let se = expiry
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let url = |blob: &str| {
+        let path = format!("{}/{blob}", vm.vm_id);
+        format!(
+            "{}{}{path}?sv=2021-08-06&sr=b&sp=r&se={}&sig={}",
+            emu.base,
+            super::super::routes::SERIAL_LOG_PREFIX,
+            url::form_urlencoded::byte_serialize(se.as_bytes()).collect::<String>(),
+            super::super::auth::sign(&emu.sas_key, &format!("{path}\n{se}"))
+        )
+    };
+    json!({
+        "consoleScreenshotBlobUri": url(SCREENSHOT),
+        "serialConsoleLogBlobUri": url(SERIAL_LOG),
+    })
+}
+
+const SERIAL_LOG: &str = "serialconsole.log";
+const SCREENSHOT: &str = "screenshot.bmp";
+
+/// An Azure Storage error: XML `<Error><Code/><Message/>...` with the service's texts
+/// (Microsoft's "Blob service error codes": BlobNotFound "The specified blob does not exist.",
+/// AuthenticationFailed "Server failed to authenticate the request. Make sure the value of
+/// Authorization header is formed correctly including the signature."); an expired SAS adds
+/// "Signature not valid in the specified time frame" as its AuthenticationErrorDetail.
+fn storage_error(status: u16, code: &str, message: &str, detail: Option<&str>) -> Reply {
+    let detail = detail
+        .map(|d| format!("<AuthenticationErrorDetail>{d}</AuthenticationErrorDetail>"))
+        .unwrap_or_default();
+    let xml = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{message}\nRequestId:{}\nTime:{}</Message>{detail}</Error>",
+        arm::guid(),
+        arm::rfc3339(arm::now())
+    );
+    Reply::raw(status, "application/xml", xml.into_bytes())
+}
+
+/// Serves a boot diagnostics blob at its SAS URI.
+pub fn serial_log(emu: &Emu, blob: &str, query: &[(String, String)]) -> Reply {
+    const AUTH: &str = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.";
+    let q = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let se = q("se");
+    if q("sig") != super::super::auth::sign(&emu.sas_key, &format!("{blob}\n{se}")) {
+        return storage_error(403, "AuthenticationFailed", AUTH, None);
+    }
+    let expired = time::OffsetDateTime::parse(se, &time::format_description::well_known::Rfc3339)
+        .map_or(true, |t| t < arm::now());
+    if expired {
+        return storage_error(
             403,
             "AuthenticationFailed",
-            "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-        ));
+            AUTH,
+            Some("Signature not valid in the specified time frame"),
+        );
     }
+    let (vm_id, name) = blob.split_once('/').unwrap_or((blob, ""));
     let state = emu.lock();
-    match state.vms.values().find(|v| v.vm_id == vm_id) {
-        Some(vm) => Reply {
-            status: 200,
-            headers: Vec::new(),
-            body: None,
-            text: Some(vm.serial_log.clone()),
-        },
-        None => Reply::from(ArmError::new(
+    match (state.vms.values().find(|v| v.vm_id == vm_id), name) {
+        (Some(vm), SERIAL_LOG) => Reply::raw(
+            200,
+            "text/plain; charset=utf-8",
+            vm.serial_log.clone().into_bytes(),
+        ),
+        (Some(_), SCREENSHOT) => Reply::raw(200, "image/bmp", console_screenshot()),
+        _ => storage_error(
             404,
             "BlobNotFound",
             "The specified blob does not exist.",
-        )),
+            None,
+        ),
     }
+}
+
+/// A console screenshot: a Linux VM's text console, black (8x8, 24-bit BMP).
+fn console_screenshot() -> Vec<u8> {
+    const SIDE: u32 = 8;
+    let pixels = (SIDE * SIDE * 3) as usize;
+    let mut bmp = Vec::with_capacity(54 + pixels);
+    bmp.extend_from_slice(b"BM");
+    bmp.extend_from_slice(&(54 + pixels as u32).to_le_bytes());
+    bmp.extend_from_slice(&[0, 0, 0, 0]);
+    bmp.extend_from_slice(&54u32.to_le_bytes());
+    bmp.extend_from_slice(&40u32.to_le_bytes());
+    bmp.extend_from_slice(&SIDE.to_le_bytes());
+    bmp.extend_from_slice(&SIDE.to_le_bytes());
+    bmp.extend_from_slice(&1u16.to_le_bytes());
+    bmp.extend_from_slice(&24u16.to_le_bytes());
+    bmp.extend_from_slice(&[0; 24]);
+    bmp.resize(54 + pixels, 0);
+    bmp
 }

@@ -1,18 +1,18 @@
 //! VM actions: deallocate, powerOff, start, restart (with the boot check), delete,
-//! attachDetachDataDisks, retrieveBootDiagnosticsData; Run Command lives in `runcommand`.
+//! attachDetachDataDisks, retrieveBootDiagnosticsData; Run Command lives in `vm_run_command`.
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::super::arm::{ArmError, ArmResult};
 use super::super::http::{Call, Reply};
 use super::super::latency::*;
-use super::super::operations::{Family, OpKind};
+use super::super::operations::OpKind;
 use super::super::rules::{self, WantedDisk};
 use super::super::server::Emu;
 use super::super::state::Power;
-use super::vm::{disk_by_id, find};
+use super::vm::{begin_vm_op, disk_by_id, find};
 use super::{field, group};
 
 pub async fn action(
@@ -28,17 +28,29 @@ pub async fn action(
         "start" => power(emu, call, rg, name, Power::Running).await,
         "restart" => power(emu, call, rg, name, Power::Starting).await,
         "attachdetachdatadisks" => attach_detach(emu, call, rg, name),
-        "runcommand" => super::super::runcommand::handle(emu, call, rg, name).await,
+        "runcommand" => super::vm_run_command::action(emu, call, rg, name).await,
         "retrievebootdiagnosticsdata" => {
             let state = emu.lock();
             let (_, vm) = find(&state, rg, name)?;
-            let url = emu.serial_log_url(&vm.vm_id);
-            Ok(Reply::json(200, json!({ "consoleScreenshotBlobUri": url.replace("serialconsole.log", "screenshot.bmp"), "serialConsoleLogBlobUri": url })))
+            // "Expiration duration in minutes for the SAS URIs with a value between 1 to 1440
+            // minutes. NOTE: If not specified, SAS URIs will be generated with a default
+            // expiration duration of 120 minutes." (the spec's sasUriExpirationTimeInMinutes).
+            let minutes = call
+                .query("sasUriExpirationTimeInMinutes")
+                .and_then(|m| m.parse::<f64>().ok())
+                .unwrap_or(120.0)
+                .clamp(1.0, 1440.0);
+            let uris = match &vm.settings.boot_diagnostics_storage {
+                None => super::vm::boot_diagnostics_urls(emu, vm, minutes),
+                Some(_) => super::vm::instance_view(&state, vm)["bootDiagnostics"].clone(),
+            };
+            Ok(Reply::json(200, uris))
         }
+        // (inferred) ARM's text for a resource type it does not know, as `routes::unknown`.
         other => Err(ArmError::new(
             404,
             "InvalidResourceType",
-            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute'."),
+            format!("The resource type 'virtualMachines/{other}' could not be found in the namespace 'Microsoft.Compute' for api version '{}'.", super::super::arm::COMPUTE_API),
         )),
     }
 }
@@ -63,12 +75,9 @@ async fn power(
             (_, true) => "restart",
             _ => "start",
         };
-        rules::vm_idle(&state, &vm, verb)?;
-        if restart && vm.power != Power::Running {
-            return Err(ArmError::conflict(
-                "OperationNotAllowed",
-                format!("Operation 'restart' is not allowed on VM '{}' since the VM is not running ({}).", vm.name, vm.power.display()),
-            ));
+        rules::vm_accepts(&state, &vm, verb)?;
+        if restart {
+            rules::running(&vm)?;
         }
         let already = vm.power == target && !restart;
         let seconds = match (already, target, restart) {
@@ -84,7 +93,7 @@ async fn power(
             target,
             boot: None,
         };
-        let mut op = emu.begin(&mut state, Family::Compute, kind, seconds, call);
+        let mut op = begin_vm_op(emu, &mut state, &key, kind, seconds, call);
         if !needs_boot {
             // No boot to wait for: the operation completes on its due time alone.
             if let OpKind::VmPower { boot, .. } = &mut op.kind {
@@ -96,7 +105,6 @@ async fn power(
             state.operations.insert(op.id.clone(), op.clone());
         }
         let v = state.vms.get_mut(&key).expect("found");
-        v.busy = Some(op.id.clone());
         if !already && !call.lro_failed() {
             v.power = match target {
                 Power::Deallocated => Power::Deallocating,
@@ -122,16 +130,28 @@ pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
         group(&state, rg)?;
         return Ok(Reply::empty(204));
     };
-    rules::vm_idle(&state, vm, "delete")?;
-    let op = emu.begin(
+    // "You can only retry the Delete operation (or wait for an ongoing one to complete)": a
+    // Delete of a VM being deleted gets the operation in flight.
+    if let Some(op) = vm
+        .busy
+        .as_ref()
+        .and_then(|id| state.operations.get(id))
+        .filter(|op| {
+            op.status == super::super::operations::Status::InProgress
+                && matches!(op.kind, OpKind::VmDelete { .. })
+        })
+    {
+        return Ok(emu.lro_headers(&state, op, Reply::empty(202), true));
+    }
+    let op = begin_vm_op(
+        emu,
         &mut state,
-        Family::Compute,
+        &key,
         OpKind::VmDelete { vm: key.clone() },
         VM_DELETE,
         call,
     );
     let v = state.vms.get_mut(&key).expect("found");
-    v.busy = Some(op.id.clone());
     v.provisioning_state = "Deleting".into();
     emu.save(&state)?;
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
@@ -171,7 +191,7 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
     let mut state = emu.lock();
     let (key, vm) = find(&state, rg, name)?;
     let vm = vm.clone();
-    rules::vm_idle(&state, &vm, "attachDetachDataDisks")?;
+    rules::vm_accepts(&state, &vm, "attachDetachDataDisks")?;
     let list = |k: &str| {
         field(&body, &[k])
             .and_then(Value::as_array)
@@ -180,10 +200,8 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
     };
     let (attach, detach) = (list("dataDisksToAttach"), list("dataDisksToDetach"));
     if attach.is_empty() && detach.is_empty() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            "At least one of 'dataDisksToAttach' or 'dataDisksToDetach' must be specified.",
-        ));
+        // (inferred) both lists are optional in the spec; a request with neither names no disk.
+        return Err(rules::missing("dataDisksToAttach"));
     }
     let mut wanted: Vec<WantedDisk> = vm
         .data_disks
@@ -195,12 +213,18 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
             caching: Some(d.caching.clone()),
         })
         .collect();
+    // The spec's DataDisksToDetach: `diskId` required, `detachOption` ForceDetach optional;
+    // DataDisksToAttach: `diskId` required, `lun` ("If not specified, lun would be auto
+    // assigned"), `caching`.
     for d in &detach {
-        let id = field(d, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let id = field(d, &["diskId"])
+            .and_then(Value::as_str)
+            .ok_or_else(|| rules::missing("dataDisksToDetach.diskId"))?;
         let disk = disk_by_id(&state, id)?;
         let before = wanted.len();
         wanted.retain(|w| w.disk != disk);
         if wanted.len() == before {
+            // (inferred) no recording of detaching a disk the VM does not have.
             return Err(ArmError::bad_request(
                 "InvalidParameter",
                 format!(
@@ -211,7 +235,9 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
         }
     }
     for a in &attach {
-        let id = field(a, &["diskId"]).and_then(Value::as_str).unwrap_or("");
+        let id = field(a, &["diskId"])
+            .and_then(Value::as_str)
+            .ok_or_else(|| rules::missing("dataDisksToAttach.diskId"))?;
         let disk = disk_by_id(&state, id)?;
         let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
             Some(l) => l as i32,
@@ -230,9 +256,10 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
         });
     }
     let next = rules::data_disks(&state, &vm, wanted)?;
-    let op = emu.begin(
+    let op = begin_vm_op(
+        emu,
         &mut state,
-        Family::Compute,
+        &key,
         OpKind::AttachDetach { vm: key.clone() },
         VM_UPDATE,
         call,
@@ -243,7 +270,6 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
     let v = state.vms.get_mut(&key).expect("found");
     v.etag += 1;
     v.provisioning_state = "Updating".into();
-    v.busy = Some(op.id.clone());
     emu.save(&state)?;
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
 }

@@ -28,34 +28,28 @@ pub async fn create(
     body: &Value,
 ) -> ArmResult<Reply> {
     let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
+    // ARM's own validation of a tracked resource without a location (inferred: no recording).
     let location = str_at(&["location"]).ok_or_else(|| {
         ArmError::bad_request(
             "LocationRequired",
             "The location property is required for this definition.",
         )
     })?;
-    let size = str_at(&["properties", "hardwareProfile", "vmSize"]).ok_or_else(|| {
-        ArmError::bad_request(
-            "InvalidParameter",
-            "Required parameter 'hardwareProfile.vmSize' is missing (null).",
-        )
-    })?;
+    let size = str_at(&["properties", "hardwareProfile", "vmSize"])
+        .ok_or_else(|| rules::missing("hardwareProfile.vmSize"))?;
     let zone = match field(body, &["zones"]).and_then(Value::as_array) {
         Some(z) if z.len() == 1 => z[0].as_str().map(String::from),
         Some(z) if z.len() > 1 => {
-            return Err(ArmError::bad_request(
-                "InvalidParameter",
-                "A VM can be in one zone only.",
-            ))
+            // (inferred) a VM lives in one zone.
+            return Err(
+                ArmError::bad_request("InvalidParameter", "A VM can be in one zone only.")
+                    .with_target("zones"),
+            );
         }
         _ => None,
     };
-    let os = field(body, &["properties", "storageProfile", "osDisk"]).ok_or_else(|| {
-        ArmError::bad_request(
-            "InvalidParameter",
-            "Required parameter 'osDisk' is missing (null).",
-        )
-    })?;
+    let os = field(body, &["properties", "storageProfile", "osDisk"])
+        .ok_or_else(|| rules::missing("osDisk"))?;
     let option = field(os, &["createOption"])
         .and_then(Value::as_str)
         .unwrap_or("")
@@ -63,10 +57,11 @@ pub async fn create(
     let from_image = match option.to_ascii_lowercase().as_str() {
         "fromimage" => true,
         "attach" => false,
+        // Not an Azure rule: the emulator creates VMs from an image or an existing disk only.
         other => {
             return Err(ArmError::bad_request(
                 "InvalidParameter",
-                format!("osDisk.createOption '{other}' is not supported: use FromImage or Attach."),
+                format!("osDisk.createOption '{other}' is not supported by the rescue emulator: use FromImage or Attach."),
             ))
         }
     };
@@ -84,10 +79,7 @@ pub async fn create(
             })
     });
     if from_image && image_text.is_none() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            "Required parameter 'imageReference' is missing (null).",
-        ));
+        return Err(rules::missing("imageReference"));
     }
 
     // Build the new OS disk's bytes outside the lock (generation may run mke2fs once).
@@ -134,9 +126,9 @@ pub async fn create(
     boot_into(emu, &op.id, &key).await?;
     let state = emu.lock();
     let vm = &state.vms[&key];
-    let reply = Reply::json(201, render(emu, &state, vm, false))
+    let reply = Reply::json(201, render(&state, vm, false))
         .header("ETag", etag(vm))
-        .header("Retry-After", emu.retry_after(10.0));
+        .retry_after(10.0, emu.time_scale);
     Ok(emu.lro_headers(&state, &op, reply, false))
 }
 
@@ -156,14 +148,12 @@ fn register(
     location: String,
     new_disk_file: Option<String>,
 ) -> ArmResult<(Operation, String)> {
+    let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
     let mut state = emu.lock();
     let rg = group(&state, rg)?.to_string();
     let key = arm::key(&rg, name);
     if state.vms.contains_key(&key) {
-        return Err(ArmError::conflict(
-            "OperationNotAllowed",
-            format!("VM '{name}' is being created by another request."),
-        ));
+        return Err(rules::concurrent_request());
     }
     if !location
         .replace(' ', "")
@@ -171,7 +161,7 @@ fn register(
     {
         return Err(ArmError::bad_request(
             "LocationNotAvailableForResourceType",
-            format!("The provided location '{location}' is not available here; this emulator's region is '{}'.", state.location),
+            format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/virtualMachines'. List of available regions for the resource type is '{}'.", state.location),
         ));
     }
     let generation = if image_text
@@ -201,6 +191,21 @@ fn register(
         vm_id: arm::guid(),
         time_created: arm::now(),
         busy: None,
+        settings: super::super::state::VmSettings {
+            security_type: str_at(&["properties", "securityProfile", "securityType"])
+                .filter(|t| !t.eq_ignore_ascii_case("Standard")),
+            architecture: None,
+            boot_diagnostics_storage: str_at(&[
+                "properties",
+                "diagnosticsProfile",
+                "bootDiagnostics",
+                "storageUri",
+            ]),
+        },
+        run_command: None,
+        run_commands: Default::default(),
+        scripts_run: 0,
+        run_command_seq: 0,
     };
     let new_os_key = match &new_disk_file {
         Some(file) => {
@@ -211,6 +216,7 @@ fn register(
             let disk_key = arm::key(&rg, &disk_name);
             if state.disks.contains_key(&disk_key) {
                 let _ = std::fs::remove_file(emu.images.join(file));
+                // (inferred) the OS disk a FromImage create would make exists already.
                 return Err(ArmError::conflict(
                     "ConflictingUserInput",
                     format!("A disk named '{disk_name}' already exists."),
@@ -245,6 +251,10 @@ fn register(
                     unique_id: arm::guid(),
                     image: file.clone(),
                     incremental: false,
+                    settings: super::super::state::DiskSettings {
+                        security_type: vm.settings.security_type.clone(),
+                        ..Default::default()
+                    },
                 },
             );
             Some(disk_key)
@@ -256,19 +266,20 @@ fn register(
         None => {
             let id = field(os, &["managedDisk", "id"])
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ArmError::bad_request(
-                        "InvalidParameter",
-                        "Required parameter 'osDisk.managedDisk.id' is missing (null).",
-                    )
-                })?;
+                .ok_or_else(|| rules::missing("osDisk.managedDisk.id"))?;
             let k = disk_by_id(&state, id)?;
-            rules::attachable(&state, &vm, &k)?;
-            rules::usable_as_os_disk(&state, &k)?;
-            vm.generation = state.disks[&k]
+            let disk = &state.disks[&k];
+            if disk.os_type.is_none() && field(os, &["osType"]).is_none() {
+                return Err(rules::missing("osDisk.osType"));
+            }
+            // The VM takes the disk's generation and architecture; its security type must
+            // match (rules::os_swappable cites the texts).
+            vm.generation = disk
                 .hyper_v_generation
                 .clone()
                 .unwrap_or_else(|| "V1".into());
+            vm.settings.architecture = disk.settings.architecture.clone();
+            rules::os_swappable(&state, &vm, &k)?;
             k
         }
     };

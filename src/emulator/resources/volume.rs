@@ -11,7 +11,7 @@ use super::super::latency::*;
 use super::super::operations::{Family, OpKind};
 use super::super::rules;
 use super::super::server::Emu;
-use super::super::state::{Creation, State, Volume};
+use super::super::state::{Creation, DiskSettings, State, Volume};
 use super::{field, group, tags};
 
 fn kind(snapshot: bool) -> &'static str {
@@ -69,13 +69,11 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
         "diskSizeGB": v.size_gb,
         "diskSizeBytes": v.size_gb << 30,
         "uniqueId": v.unique_id,
-        "encryption": { "type": "EncryptionAtRestWithPlatformKey" },
-        "networkAccessPolicy": "AllowAll",
-        "publicNetworkAccess": "Enabled",
         "timeCreated": arm::rfc3339(v.time_created),
         "provisioningState": v.provisioning_state,
         "diskState": if snapshot { "Unattached" } else { state.disk_state(key) },
     });
+    render_settings(&v.settings, &mut props, snapshot, &v.sku, v.size_gb);
     if let Some(os) = &v.os_type {
         props["osType"] = json!(os);
     }
@@ -106,6 +104,152 @@ pub fn render(state: &State, key: &str, snapshot: bool) -> Option<Value> {
         }
     }
     Some(body)
+}
+
+/// The DiskRP settings of a disk or snapshot, each as its recordings show it: `encryption` with
+/// `EncryptionAtRestWithPlatformKey` unless a key of the customer's is set (the spec's
+/// Disk_Get example), `networkAccessPolicy` AllowAll and `publicNetworkAccess` Enabled unless
+/// set (as the Python SDK recordings and `az disk show` print them), the rest only when set.
+fn render_settings(s: &DiskSettings, props: &mut Value, snapshot: bool, sku: &str, size_gb: u64) {
+    let mut encryption = json!({
+        "type": s.encryption_type.as_deref().unwrap_or("EncryptionAtRestWithPlatformKey"),
+    });
+    if let Some(des) = &s.disk_encryption_set_id {
+        encryption["diskEncryptionSetId"] = json!(des);
+    }
+    props["encryption"] = encryption;
+    props["networkAccessPolicy"] = json!(s.network_access_policy.as_deref().unwrap_or("AllowAll"));
+    props["publicNetworkAccess"] = json!(s.public_network_access.as_deref().unwrap_or("Enabled"));
+    if let Some(id) = &s.disk_access_id {
+        props["diskAccessId"] = json!(id);
+    }
+    if let Some(t) = &s.security_type {
+        let mut sp = json!({ "securityType": t });
+        if let Some(des) = &s.secure_vm_disk_encryption_set_id {
+            sp["secureVMDiskEncryptionSetId"] = json!(des);
+        }
+        props["securityProfile"] = sp;
+    }
+    let mut caps = serde_json::Map::new();
+    if let Some(a) = &s.architecture {
+        caps.insert("architecture".into(), json!(a));
+    }
+    if let Some(c) = &s.disk_controller_types {
+        caps.insert("diskControllerTypes".into(), json!(c));
+    }
+    if let Some(n) = s.accelerated_network {
+        caps.insert("acceleratedNetwork".into(), json!(n));
+    }
+    if !caps.is_empty() {
+        props["supportedCapabilities"] = Value::Object(caps);
+    }
+    if let Some(m) = &s.data_access_auth_mode {
+        props["dataAccessAuthMode"] = json!(m);
+    }
+    if !snapshot {
+        if let Some(tier) = s.tier.clone().or_else(|| premium_tier(sku, size_gb)) {
+            props["tier"] = json!(tier);
+        }
+        if let Some(b) = s.bursting_enabled {
+            props["burstingEnabled"] = json!(b);
+        }
+    }
+}
+
+/// The performance tier DiskRP gives a Premium SSD by its size when none is asked (the size
+/// table of Microsoft's disks-types.md, "Premium SSD sizes": P1 4 GiB ... P80 32 TiB).
+fn premium_tier(sku: &str, size_gb: u64) -> Option<String> {
+    if !sku.starts_with("Premium_") || size_gb == 0 {
+        return None;
+    }
+    const TIERS: [(u64, &str); 15] = [
+        (4, "P1"),
+        (8, "P2"),
+        (16, "P3"),
+        (32, "P4"),
+        (64, "P6"),
+        (128, "P10"),
+        (256, "P15"),
+        (512, "P20"),
+        (1024, "P30"),
+        (2048, "P40"),
+        (4096, "P50"),
+        (8192, "P60"),
+        (16384, "P70"),
+        (32767, "P80"),
+        (u64::MAX, "P80"),
+    ];
+    TIERS
+        .iter()
+        .find(|(max, _)| size_gb <= *max)
+        .map(|(_, t)| t.to_string())
+}
+
+/// The settings a request body gives (each `None` when the body leaves it out).
+fn requested_settings(body: &Value) -> DiskSettings {
+    let str_at = |path: &[&str]| {
+        let mut p = vec!["properties"];
+        p.extend_from_slice(path);
+        field(body, &p).and_then(Value::as_str).map(String::from)
+    };
+    DiskSettings {
+        encryption_type: str_at(&["encryption", "type"]),
+        disk_encryption_set_id: str_at(&["encryption", "diskEncryptionSetId"]),
+        security_type: str_at(&["securityProfile", "securityType"]),
+        secure_vm_disk_encryption_set_id: str_at(&[
+            "securityProfile",
+            "secureVMDiskEncryptionSetId",
+        ]),
+        network_access_policy: str_at(&["networkAccessPolicy"]),
+        disk_access_id: str_at(&["diskAccessId"]),
+        public_network_access: str_at(&["publicNetworkAccess"]),
+        architecture: str_at(&["supportedCapabilities", "architecture"]),
+        disk_controller_types: str_at(&["supportedCapabilities", "diskControllerTypes"]),
+        accelerated_network: field(
+            body,
+            &["properties", "supportedCapabilities", "acceleratedNetwork"],
+        )
+        .and_then(Value::as_bool),
+        data_access_auth_mode: str_at(&["dataAccessAuthMode"]),
+        tier: str_at(&["tier"]),
+        bursting_enabled: field(body, &["properties", "burstingEnabled"]).and_then(Value::as_bool),
+    }
+}
+
+/// What DiskRP does with each setting on `createOption: Copy`, by its sources:
+/// - `securityProfile` is the source's: a disk made from a Trusted Launch snapshot is Trusted
+///   Launch (Azure/azure-sdk-for-python#30479, step 3; MicrosoftDocs/azure-docs#112364: the
+///   security type "will be greyed out"), and a Copy that names one is refused (below);
+/// - `supportedCapabilities` describe the bits, so they follow them (inferred);
+/// - `encryption`: an incremental snapshot keeps its disk's customer-managed key ("If this
+///   feature is enabled for a disk with incremental snapshots, it can't be disabled on that disk
+///   or its snapshots", azure-docs includes/virtual-machines-disks-encryption-limitations.md);
+///   anything else is encrypted as the request says, by default with a platform key (the spec's
+///   `Encryption` default);
+/// - `hyperVGeneration` is not inherited: a copy made without it is a V1 disk
+///   (Azure/azure-cli#16321: "need to clone disk with --hyper-v-generation V2";
+///   MicrosoftDocs/SupportArticles-docs#338); `osType` is kept (inferred);
+/// - network access, disk access, data access mode, tier and bursting are properties of the new
+///   resource, defaulted when the request leaves them out (inferred).
+fn copied_settings(
+    mut wanted: DiskSettings,
+    src: &DiskSettings,
+    incremental_snapshot: bool,
+) -> DiskSettings {
+    wanted.security_type = src.security_type.clone();
+    wanted.secure_vm_disk_encryption_set_id = wanted
+        .secure_vm_disk_encryption_set_id
+        .or_else(|| src.secure_vm_disk_encryption_set_id.clone());
+    wanted.architecture = wanted.architecture.or_else(|| src.architecture.clone());
+    wanted.disk_controller_types = wanted
+        .disk_controller_types
+        .or_else(|| src.disk_controller_types.clone());
+    wanted.accelerated_network = wanted.accelerated_network.or(src.accelerated_network);
+    if incremental_snapshot && wanted.encryption_type.is_none() {
+        wanted.encryption_type = src.encryption_type.clone();
+        wanted.disk_encryption_set_id = src.disk_encryption_set_id.clone();
+    }
+    wanted
 }
 
 /// A resource group's disks or snapshots, or the subscription's (`rg: None`).
@@ -182,15 +326,11 @@ async fn put(
         {
             return Err(ArmError::bad_request(
                 "LocationNotAvailableForResourceType",
-                format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/{}'. This emulator's region is '{}'.", kind(snapshot), state.location),
+                format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/{}'. List of available regions for the resource type is '{}'.", kind(snapshot), state.location),
             ));
         }
-        let cd = field(&body, &["properties", "creationData"]).ok_or_else(|| {
-            ArmError::bad_request(
-                "InvalidParameter",
-                "Required parameter 'creationData' is missing (null).",
-            )
-        })?;
+        let cd = field(&body, &["properties", "creationData"])
+            .ok_or_else(|| rules::missing("creationData"))?;
         let option = field(cd, &["createOption"])
             .and_then(Value::as_str)
             .unwrap_or("");
@@ -225,36 +365,57 @@ async fn put(
             incremental: field(&body, &["properties", "incremental"])
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            settings: requested_settings(&body),
         };
         let (source, seconds) = match option.to_ascii_lowercase().as_str() {
             "empty" if !snapshot => {
-                let gb = size_gb.filter(|g| *g > 0).ok_or_else(|| {
-                    ArmError::bad_request("InvalidParameter", "Required parameter 'diskSizeGB' is missing (null).")
-                })?;
+                let gb = size_gb
+                    .filter(|g| *g > 0)
+                    .ok_or_else(|| rules::missing("diskSizeGB"))?;
                 (Source::Empty(gb), DISK_EMPTY)
             }
             "copy" => {
-                let src_id = field(cd, &["sourceResourceId"]).and_then(Value::as_str).ok_or_else(|| {
-                    ArmError::bad_request("InvalidParameter", "Required parameter 'creationData.sourceResourceId' is missing (null).")
-                })?;
+                let src_id = field(cd, &["sourceResourceId"])
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| rules::missing("creationData.sourceResourceId"))?;
                 let src = source_volume(&state, src_id)?;
-                if let Some(gb) = size_gb {
-                    if gb < src.size_gb {
+                if let Some(t) = &vol.settings.security_type {
+                    // Azure/azure-cli#22561 (recorded 2022): 400 BadRequest for a Copy that names
+                    // a security type.
+                    return Err(ArmError::bad_request(
+                        "BadRequest",
+                        format!("Security Type '{t}' is not supported for CreateOption 'Copy'. Supported create options are FromImage, Import, ImportSecure, UploadPreparedSecure."),
+                    ));
+                }
+                if let (Some(from), Some(to)) = (&src.zone, &vol.zone) {
+                    if to != from {
+                        // Azure/azure-sdk-for-java#11759 (recorded 2020).
                         return Err(ArmError::bad_request(
                             "BadRequest",
-                            format!("The specified disk size {gb} GB is smaller than the size of the corresponding disk snapshot or image {} GB.", src.size_gb),
+                            format!("The resource '{name}' in an availability zone cannot be copied from the source '{src_id}' in a different availability zone."),
                         ));
                     }
                 }
+                if let Some(gb) = size_gb {
+                    rules::not_smaller(name, src.size_gb, gb)?;
+                }
                 vol.size_gb = size_gb.unwrap_or(src.size_gb);
-                vol.hyper_v_generation = vol.hyper_v_generation.or(src.hyper_v_generation.clone());
                 vol.os_type = vol.os_type.or(src.os_type.clone());
+                vol.settings = copied_settings(
+                    vol.settings.clone(),
+                    &src.settings,
+                    snapshot && vol.incremental,
+                );
                 vol.creation.create_option = "Copy".into();
                 vol.creation.source_resource_id = Some(src_id.to_string());
                 vol.creation.source_unique_id = Some(src.unique_id.clone());
-                (Source::Copy(src.image.clone()), if snapshot { SNAPSHOT_CREATE } else { DISK_COPY })
+                (
+                    Source::Copy(src.image.clone()),
+                    if snapshot { SNAPSHOT_CREATE } else { DISK_COPY },
+                )
             }
             other => {
+                // Not an Azure rule: Azure has more create options; this emulator says which it has.
                 return Err(ArmError::bad_request(
                     "InvalidParameter",
                     format!(
@@ -262,7 +423,7 @@ async fn put(
                         kind(snapshot),
                         if snapshot { "" } else { " or Empty" }
                     ),
-                ))
+                ));
             }
         };
         (source, vol, seconds)
@@ -284,10 +445,7 @@ async fn put(
     let mut state = emu.lock();
     if map(&state, snapshot).contains_key(&key) {
         let _ = std::fs::remove_file(&dst);
-        return Err(ArmError::conflict(
-            "Conflict",
-            format!("'{name}' was created by a concurrent request; retry to update it."),
-        ));
+        return Err(rules::concurrent_request());
     }
     map_mut(&mut state, snapshot).insert(key.clone(), vol);
     let kind = OpKind::VolumeCreate {
@@ -297,11 +455,13 @@ async fn put(
     let op = emu.begin(&mut state, Family::Disk, kind, seconds, call);
     emu.save(&state)?;
     let body = render(&state, &key, snapshot).expect("just inserted");
-    let reply = Reply::json(202, body).header("Retry-After", emu.retry_after(2.0));
+    let reply = Reply::json(202, body).retry_after(2.0, emu.time_scale);
     Ok(emu.lro_headers(&state, &op, reply, true))
 }
 
 /// The disk or snapshot a copy reads from.
+/// (inferred) No recording shows DiskRP's words for a malformed or foreign source id; the texts
+/// name the parameter as CRP's "Required parameter" family does.
 fn source_volume<'a>(state: &'a State, id: &str) -> ArmResult<&'a Volume> {
     let (rg, kind, name) = arm::parse_resource_id(id).ok_or_else(|| {
         ArmError::bad_request("InvalidParameter", format!("The value '{id}' of parameter 'creationData.sourceResourceId' is not a valid resource id."))
@@ -320,13 +480,8 @@ fn source_volume<'a>(state: &'a State, id: &str) -> ArmResult<&'a Volume> {
         .get(&arm::key(&rg, &name))
         .ok_or_else(|| ArmError::not_found(&kind, &rg, &name))?;
     if v.provisioning_state != "Succeeded" {
-        return Err(ArmError::conflict(
-            "OperationNotAllowed",
-            format!(
-                "The source '{name}' cannot be copied while its provisioning state is {}.",
-                v.provisioning_state
-            ),
-        ));
+        // (inferred) a copy racing its source's own creation.
+        return Err(rules::concurrent_request());
     }
     Ok(v)
 }
@@ -364,10 +519,13 @@ fn update_existing(
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case(src))
         {
+            // ansible/ansible#38883: "PropertyChangeNotAllowed ... Changing property
+            // 'creationData' is not allowed. Target: creationData".
             return Err(ArmError::conflict(
                 "PropertyChangeNotAllowed",
-                "Changing property 'creationData.sourceResourceId' is not allowed.",
-            ));
+                "Changing property 'creationData' is not allowed.",
+            )
+            .with_target("creationData"));
         }
     }
     apply_update(emu, state, call, key, snapshot, existing, body, 200)
@@ -397,28 +555,19 @@ fn apply_update(
     status: u16,
 ) -> ArmResult<Reply> {
     if v.provisioning_state != "Succeeded" {
-        return Err(ArmError::conflict(
-            "OperationNotAllowed",
-            format!(
-                "The {} '{}' cannot be updated while its provisioning state is {}.",
-                &kind(snapshot)[..kind(snapshot).len() - 1],
-                v.name,
-                v.provisioning_state
-            ),
-        ));
+        // (inferred) an update racing the resource's own operation.
+        return Err(rules::concurrent_request());
     }
     if let Some(gb) = field(body, &["properties", "diskSizeGB"]).and_then(Value::as_u64) {
-        if gb < v.size_gb {
-            return Err(ArmError::bad_request(
-                "BadRequest",
-                format!(
-                    "Disk '{}' cannot be resized from {} GB to {gb} GB: disks can only grow.",
-                    v.name, v.size_gb
-                ),
-            ));
+        if gb != v.size_gb {
+            rules::not_smaller(&v.name, v.size_gb, gb)?;
+            if !snapshot {
+                rules::resizable(state, key)?;
+            }
         }
         v.size_gb = gb;
     }
+    v.settings = updated_settings(v.settings.clone(), requested_settings(body));
     if let Some(t) = tags(body)? {
         v.tags = t;
     }
@@ -442,8 +591,29 @@ fn apply_update(
     );
     emu.save(state)?;
     let reply = Reply::json(status, render(state, key, snapshot).expect("present"))
-        .header("Retry-After", emu.retry_after(2.0));
+        .retry_after(2.0, emu.time_scale);
     Ok(emu.lro_headers(state, &op, reply, true))
+}
+
+/// A PATCH (or PUT of an existing resource) changes what it names and keeps the rest.
+fn updated_settings(cur: DiskSettings, new: DiskSettings) -> DiskSettings {
+    DiskSettings {
+        encryption_type: new.encryption_type.or(cur.encryption_type),
+        disk_encryption_set_id: new.disk_encryption_set_id.or(cur.disk_encryption_set_id),
+        security_type: new.security_type.or(cur.security_type),
+        secure_vm_disk_encryption_set_id: new
+            .secure_vm_disk_encryption_set_id
+            .or(cur.secure_vm_disk_encryption_set_id),
+        network_access_policy: new.network_access_policy.or(cur.network_access_policy),
+        disk_access_id: new.disk_access_id.or(cur.disk_access_id),
+        public_network_access: new.public_network_access.or(cur.public_network_access),
+        architecture: new.architecture.or(cur.architecture),
+        disk_controller_types: new.disk_controller_types.or(cur.disk_controller_types),
+        accelerated_network: new.accelerated_network.or(cur.accelerated_network),
+        data_access_auth_mode: new.data_access_auth_mode.or(cur.data_access_auth_mode),
+        tier: new.tier.or(cur.tier),
+        bursting_enabled: new.bursting_enabled.or(cur.bursting_enabled),
+    }
 }
 
 fn delete(emu: &Emu, call: &Call, rg: &str, name: &str, snapshot: bool) -> ArmResult<Reply> {

@@ -58,6 +58,11 @@ fn under_fault(rule: &str, stop_message: Option<&str>) {
     );
     assert_ne!(&os_disk(&vm), original, "{rule}: not swapped");
     assert!(data_disks(&emulator.vm(RESCUE_VM)).is_empty(), "{rule}");
+    assert_eq!(
+        emulator.scripts_run(RESCUE_VM),
+        1,
+        "{rule}: fsck did not run exactly once"
+    );
     let fired: Vec<_> = emulator
         .requests()
         .into_iter()
@@ -81,8 +86,11 @@ fn http_500_on_the_snapshot_is_retried() {
 
 #[test]
 fn http_503_on_the_attach_is_retried() {
-    // vm.update calls: 1 lock, 2 attach.
-    under_fault("{operation: vm.update, call: 2, kind: http_503}", None);
+    // attachDetachDataDisks calls: 1 attach, 2 detach.
+    under_fault(
+        "{operation: vm.attachDetach, call: 1, kind: http_503}",
+        None,
+    );
 }
 
 #[test]
@@ -103,14 +111,21 @@ fn a_failed_copy_operation_stops_the_run_and_resume_finishes_it() {
 
 #[test]
 fn a_dropped_connection_on_the_swap_is_retried() {
-    // vm.update calls: 1 lock, 2 attach, 3 detach, 4 swap.
+    // vm.update calls: 1 lock, 2 swap, 3 unlock.
     under_fault(
-        "{operation: vm.update, call: 4, kind: drop_connection}",
+        "{operation: vm.update, call: 2, kind: drop_connection}",
         None,
     );
 }
 
 #[test]
 fn a_slow_run_command_is_waited_for() {
-    under_fault("{operation: vm.runCommand, call: 1, kind: slow(20)}", None);
+    under_fault("{operation: runCommand.put, call: 1, kind: slow(20)}", None);
+}
+
+#[test]
+fn a_lost_run_command_answer_never_runs_fsck_twice() {
+    // The PUT of the managed Run Command reaches Azure (fsck starts), its answer does not.
+    let rule = "{operation: runCommand.put, call: 1, kind: drop_connection}";
+    under_fault(rule, None);
 }

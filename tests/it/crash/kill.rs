@@ -17,6 +17,31 @@ const IN_WRITE_POINTS: [u64; 3] = [7, 19, 31];
 /// long-running mutation is polled at least once, so these early polls always happen.
 const POLL_POINTS: [u64; 4] = [2, 4, 6, 8];
 
+/// The polls (1-based, among all polls) of the managed Run Command's operation: its first and its
+/// last, so the run is killed while fsck runs and right after it finished, before the verdict
+/// is journaled.
+fn run_command_polls(requests: &[serde_json::Value]) -> Vec<u64> {
+    let mut polls = 0u64;
+    let mut during = Vec::new();
+    let mut running = false;
+    for r in requests {
+        if is_poll(r) {
+            polls += 1;
+            if running {
+                during.push(polls);
+            }
+        } else if r["operation"] == "virtualMachineRunCommands.createOrUpdate" {
+            running = true;
+        } else if is_mutation(r) {
+            running = false;
+        }
+    }
+    assert!(!during.is_empty(), "the Run Command was not polled");
+    let mut ends = vec![during[0], *during.last().unwrap()];
+    ends.dedup();
+    ends
+}
+
 #[test]
 fn killed_at_every_mutation_resumes_to_the_same_end_state() {
     if !crate::repair::images::is_root() {
@@ -42,13 +67,14 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
         (expected.vm_agent.as_str(), expected.vm_lock_tag.as_ref()),
         ("Ready", None)
     );
+    assert_eq!(expected.fsck_runs, 1, "the uninterrupted run ran fsck once");
     let requests = reference.requests();
     drop(reference);
     let mutations = requests.iter().filter(|r| is_mutation(r)).count() as u64;
     let polls = requests.iter().filter(|r| is_poll(r)).count() as u64;
     assert!(
         mutations >= 10,
-        "lock, deallocate, snapshot, copy, attach, fsck, detach, swap, start, unlock: {mutations}"
+        "lock, deallocate, snapshot, copy, attach, fsck (create, delete), detach, swap, start, unlock: {mutations}"
     );
 
     let mut points: Vec<(&str, String)> = (1..=mutations)
@@ -58,6 +84,7 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
     points.extend(
         POLL_POINTS
             .iter()
+            .chain(&run_command_polls(&requests))
             .map(|k| ("RESCUE_TEST_KILL_AFTER_POLL", k.to_string())),
     );
     points.extend(

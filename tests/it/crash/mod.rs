@@ -2,6 +2,7 @@
 
 mod cleanup;
 mod faults;
+mod fencing;
 mod kill;
 mod lock;
 mod rollback;

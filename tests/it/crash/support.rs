@@ -13,7 +13,7 @@ use serde_json::Value;
 pub use crate::repair::support::{e2fsck_partitions, repo, sha256, text, RESCUE_VM, RG, VM};
 
 /// Azure-like latencies divided by 250: a repair takes a few seconds.
-const TIME_SCALE: &str = "0.004";
+pub const TIME_SCALE: &str = "0.004";
 
 pub fn bin() -> PathBuf {
     std::env::var_os("RESCUE_TEST_BIN")
@@ -137,20 +137,26 @@ impl Served {
 
     /// `rescue ARGS` against this emulator with `state` as the state dir and `env` added.
     pub fn rescue(&self, state: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut cmd = self.command(state);
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("spawn rescue")
+    }
+
+    /// `rescue` pointed at this emulator with `state` as its state dir, no arguments yet.
+    pub fn command(&self, state: &Path) -> Command {
         let mut cmd = Command::new(bin());
         self.login
             .apply(&mut cmd)
-            .args(args)
             .env("RESCUE_STATE_DIR", state)
             .env_remove("RESCUE_TEST_KILL_AT")
             .env_remove("RESCUE_TEST_KILL_AFTER_MUTATION")
             .env_remove("RESCUE_TEST_KILL_AFTER_POLL")
             .env_remove("RESCUE_TEST_KILL_IN_WRITE")
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("spawn rescue")
+        cmd
     }
 
     /// `rescue run workflows/os-disk-swap.yaml --yes` on the incident inputs.
@@ -170,21 +176,40 @@ impl Served {
 
     pub fn azure(&self) -> Azure {
         self.runtime
-            .block_on(Azure::connect(self.login.target()))
+            .block_on(Azure::connect(self.login.target(), Default::default()))
             .expect("connect to the emulator")
     }
 
     pub fn vm(&self, name: &str) -> Value {
         let id = ResourceId::new(&self.subscription, RG, Kind::VirtualMachine, name);
         self.runtime
-            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .block_on(self.azure().read_existing_vm(&id, true))
             .expect("GET vm")
+            .resource
+            .raw
     }
 
     pub fn list(&self, kind: Kind) -> Vec<Value> {
         self.runtime
             .block_on(self.azure().list(&self.subscription, RG, kind))
             .expect("list")
+            .into_iter()
+            .map(|r| r.raw)
+            .collect()
+    }
+
+    /// How many scripts (Run Command, either kind) a VM has run, from the emulator's state.
+    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
+        )
+        .unwrap();
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            vm_name.to_ascii_lowercase()
+        );
+        state["vms"][&key]["scripts_run"].as_u64().unwrap_or(0)
     }
 
     /// The image file behind a disk, from the emulator's saved state.
@@ -326,6 +351,8 @@ pub struct EndState {
     pub snapshots: Vec<String>,
     /// e2fsck -fn exit codes of the VM's OS disk partitions (0: clean).
     pub os_disk_fsck: Vec<i32>,
+    /// Scripts the rescue VM ran: fsck, exactly once however the run was interrupted.
+    pub fsck_runs: u64,
 }
 
 impl Served {
@@ -354,6 +381,7 @@ impl Served {
             disks: names(Kind::Disk),
             snapshots: names(Kind::Snapshot),
             os_disk_fsck: e2fsck_partitions(&self.image(&os_disk(&vm))),
+            fsck_runs: self.scripts_run(RESCUE_VM),
         }
     }
 
@@ -443,8 +471,9 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
 pub mod mutation {
     pub const LOCK: u64 = 1;
     pub const SNAPSHOT: u64 = 3;
+    /// The managed Run Command's PUT (its DELETE is 7).
     pub const RUN_COMMAND: u64 = 6;
-    pub const START: u64 = 9;
+    pub const START: u64 = 10;
 }
 
 /// One fresh emulator (the incident, or `scenario`) and a state dir; None (test skipped) without

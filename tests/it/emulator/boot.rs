@@ -111,3 +111,68 @@ async fn the_incident_vm_boots_ready_after_its_disk_is_repaired_and_swapped_in()
         .await;
     assert_eq!(new["properties"]["diskState"], "Attached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_boot_diagnostics_hand_out_expiring_sas_uris() {
+    let emu = start(0.002).await;
+    let v = emu
+        .get_json(&format!("{}?$expand=instanceView&{VM_API}", vm(BROKEN)))
+        .await;
+    assert_eq!(
+        v["properties"]["diagnosticsProfile"]["bootDiagnostics"],
+        json!({"enabled": true})
+    );
+    assert!(
+        v["properties"]["instanceView"]["bootDiagnostics"].is_null(),
+        "managed storage: no blob URI in the instance view"
+    );
+    // 10 minutes of validity at time scale 0.002 is 1.2 s.
+    let r = emu
+        .send(
+            "POST",
+            &format!(
+                "{}/retrieveBootDiagnosticsData?sasUriExpirationTimeInMinutes=10&{VM_API}",
+                vm(BROKEN)
+            ),
+            None,
+        )
+        .await;
+    let uris: serde_json::Value = r.json().await.unwrap();
+    let log = uris["serialConsoleLogBlobUri"].as_str().unwrap();
+    let shot = uris["consoleScreenshotBlobUri"].as_str().unwrap();
+    assert!(log.contains("sr=b&sp=r&se="), "{log}");
+    let text = emu.http.get(log).send().await.unwrap();
+    assert_eq!(text.status(), 200);
+    assert!(text
+        .text()
+        .await
+        .unwrap()
+        .contains("structure needs cleaning"));
+    let img = emu.http.get(shot).send().await.unwrap();
+    assert_eq!(img.headers()["content-type"], "image/bmp");
+    assert!(img.bytes().await.unwrap().starts_with(b"BM"));
+    let forged = emu
+        .http
+        .get(log.replace("sig=", "sig=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged
+        .text()
+        .await
+        .unwrap()
+        .contains("<Code>AuthenticationFailed</Code>"));
+    let mut expired = None;
+    for _ in 0..300 {
+        let r = emu.http.get(log).send().await.unwrap();
+        if r.status() == 403 {
+            expired = Some(r.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(expired
+        .expect("the SAS URI expires")
+        .contains("Signature not valid in the specified time frame"));
+}

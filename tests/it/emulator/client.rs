@@ -256,7 +256,7 @@ async fn run_command_result_deserializes_from_the_location_answer() {
     );
     assert_eq!(
         status.message.as_deref(),
-        Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n\n")
+        Some("Enable succeeded: \n[stdout]\nhello brave world\n\n[stderr]\noops\n")
     );
     let _: Value = serde_json::from_slice(&body).unwrap();
 }
@@ -267,7 +267,9 @@ async fn attach_detach_result_is_a_storage_profile() {
     let emu = start(0.05).await;
     let c = emu.client();
     let mut request = models::AttachDetachDataDisksRequest::new();
-    request.data_disks_to_detach = vec![models::DataDisksToDetach::new(disk(PVC))];
+    let mut detach = models::DataDisksToDetach::new(disk(PVC));
+    detach.detach_option = Some(models::DetachOption::ForceDetach);
+    request.data_disks_to_detach = vec![detach];
     let r = sent!(c
         .virtual_machines_client()
         .attach_detach_data_disks(RG, BROKEN, request, SUB));
@@ -307,4 +309,58 @@ async fn attach_detach_result_is_a_storage_profile() {
     let profile: models::StorageProfile =
         serde_json::from_slice(&emu.location_result(&location).await).unwrap();
     assert_eq!(profile.data_disks[0].lun, 0, "the first free LUN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_run_command_round_trips_through_the_generated_client() {
+    let emu = start(0.002).await;
+    let c = emu.client();
+    let mut source = models::VirtualMachineRunCommandScriptSource::new();
+    source.script = Some("echo \"lun=$LUN\"".into());
+    let mut props = models::VirtualMachineRunCommandProperties::new();
+    props.source = Some(source);
+    props.parameters = vec![models::RunCommandInputParameter::new(
+        "LUN".into(),
+        "0".into(),
+    )];
+    let mut command =
+        models::VirtualMachineRunCommand::new(models::Resource::new("westeurope".into()));
+    command.properties = Some(props);
+    let r = sent!(c
+        .virtual_machine_run_commands_client()
+        .create_or_update(RG, RESCUE, "fsck-1", command, SUB));
+    assert_eq!(u16::from(r.status()), 201);
+    let created: models::VirtualMachineRunCommand =
+        serde_json::from_slice(&r.into_body().collect().await.unwrap()).unwrap();
+    assert_eq!(
+        created.properties.unwrap().provisioning_state.as_deref(),
+        Some("Creating")
+    );
+    let mut view = None;
+    for _ in 0..300 {
+        let got: models::VirtualMachineRunCommand = c
+            .virtual_machine_run_commands_client()
+            .get_by_virtual_machine(RG, RESCUE, "fsck-1", SUB)
+            .expand("instanceView")
+            .await
+            .unwrap();
+        let p = got.properties.unwrap();
+        if p.provisioning_state.as_deref() == Some("Succeeded") {
+            view = p.instance_view;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let view = view.expect("provisioned");
+    assert_eq!(view.output.as_deref(), Some("lun=0\n"));
+    assert_eq!(view.exit_code, Some(0));
+    assert!(view.start_time.is_some() && view.end_time.is_some());
+    let list = all(
+        c.virtual_machine_run_commands_client()
+            .list_by_virtual_machine(RG, RESCUE, SUB)
+            .into_stream(),
+        |p| p.value,
+    )
+    .await;
+    assert_eq!(list.len(), 1);
 }

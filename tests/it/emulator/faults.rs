@@ -48,11 +48,20 @@ async fn fault_rules_fire_on_the_calls_they_name() {
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
     let throttled = emu.send("GET", &get, None).await;
     assert_eq!(throttled.status(), 429);
-    assert_eq!(throttled.headers()["retry-after"], "3");
     assert!(throttled.headers()["x-ms-ratelimit-remaining-resource"]
         .to_str()
         .unwrap()
         .contains("LowCostGet3Min;0"));
+    assert_eq!(
+        throttled.headers()["retry-after"],
+        "1",
+        "3 s at time scale 0.002, rounded up to Retry-After's whole seconds"
+    );
+    assert_eq!(throttled.headers()["retry-after-ms"], "6");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "OperationNotAllowed");
+    assert_eq!(body["error"]["details"][0]["code"], "TooManyRequests");
+    assert_eq!(body["error"]["details"][0]["target"], "LowCostGet3Min");
     assert_eq!(emu.send("GET", &get, None).await.status(), 200);
     let dropped = emu
         .http
@@ -92,4 +101,33 @@ async fn fault_rules_fire_on_the_calls_they_name() {
     assert!(log
         .iter()
         .all(|l: &Value| l["duration_ms"].is_number() && l["operation"].is_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_throttle_asks_its_whole_wait_scaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("throttled.yaml");
+    std::fs::write(
+        &scenario,
+        rescue::emulator::INCIDENT_SCENARIO.replace(
+            "faults: []\n",
+            "faults:\n  - { operation: disks.get, call: 1, kind: throttle(600) }\n",
+        ),
+    )
+    .unwrap();
+    let emu = start_with(dir, move |d| rescue::emulator::Config {
+        scenario: Some(scenario),
+        ..config(d, 0.05)
+    })
+    .await;
+    let r = emu
+        .send("GET", &format!("{}?{DISK_API}", disk(PVC)), None)
+        .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "30", "600 s at time scale 0.05");
+    assert_eq!(r.headers()["retry-after-ms"], "30000");
+    let body: Value = r.json().await.unwrap();
+    let detail: Value =
+        serde_json::from_str(body["error"]["details"][0]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["operationGroup"], "LowCostGet3Min");
 }

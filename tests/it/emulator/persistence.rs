@@ -19,13 +19,7 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    let op_path = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .split_once("/subscriptions/")
-        .unwrap()
-        .1
-        .to_string();
+    let op_path = operation_path(&r);
     let r = emu
         .send(
             "POST",
@@ -34,13 +28,7 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    let rc_path = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .split_once("/subscriptions/")
-        .unwrap()
-        .1
-        .to_string();
+    let rc_path = operation_path(&r);
     assert!(eventually(|| running("sleep 31.8")), "the script runs");
     emu.stop().await;
     assert!(
@@ -66,15 +54,29 @@ async fn a_restart_from_the_data_dir_keeps_resources_and_running_operations() {
     let (rc, _) = emu2
         .wait_async(&emu2.url(&format!("/subscriptions/{rc_path}")))
         .await;
+    // RunCommandLinux, enabled again for a run it had started and whose process is gone,
+    // reports success with "Last script execution didn't finish." (cmds.go enablePre).
+    assert_eq!(rc["status"], "Succeeded", "{rc}");
     assert_eq!(
-        rc["status"], "Failed",
+        rc["properties"]["output"]["value"][0]["message"],
+        "Enable succeeded: Last script execution didn't finish.",
         "the script's process died with the emulator: {rc}"
     );
-    assert_eq!(rc["error"]["code"], "VMAgentRestarted");
     let msg = emu2.run_script(RESCUE, &["echo again"]).await;
     assert!(msg.contains("again"), "the VM is free again: {msg}");
     let pvc = emu2.get_json(&format!("{}?{DISK_API}", disk(PVC))).await;
     assert_eq!(pvc["managedBy"], vm(BROKEN));
+}
+
+/// The path of a mutation's operation URL, to poll it on a restarted emulator.
+fn operation_path(r: &reqwest::Response) -> String {
+    r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .split_once("/subscriptions/")
+        .unwrap()
+        .1
+        .to_string()
 }
 
 /// A loop device on an emulator image; detached at the end whatever happens.
@@ -184,4 +186,43 @@ fn eventually(check: impl Fn() -> bool) -> bool {
             false
         }
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_run_command_cut_by_a_restart_reads_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = start_with(dir, |d| config(d, 0.01)).await;
+    let rc = format!("{}/runCommands/long?{VM_API}", vm(RESCUE));
+    let r = emu
+        .send(
+            "PUT",
+            &rc,
+            Some(json!({"location": "westeurope", "properties": {"source": {"script": "sleep 41.3"}}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let op_path = operation_path(&r);
+    assert!(eventually(|| running("sleep 41.3")), "the script runs");
+    emu.stop().await;
+    assert!(eventually(|| !running("sleep 41.3")));
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    let emu2 = start_with(dir, |d| config(d, 0.01)).await;
+    let (done, _) = emu2
+        .wait_async(&emu2.url(&format!("/subscriptions/{op_path}")))
+        .await;
+    assert_eq!(done["status"], "Succeeded");
+    let got = emu2
+        .get_json(&format!(
+            "{}/runCommands/long?$expand=instanceView&{VM_API}",
+            vm(RESCUE)
+        ))
+        .await;
+    let view = &got["properties"]["instanceView"];
+    assert_eq!(view["executionState"], "Unknown", "{got}");
+    assert_eq!(view["executionMessage"], "The script has been executed. However, the instanceView's execution state, output, error are unknown.");
+    assert_eq!(
+        emu2.scripts_run(RESCUE),
+        1,
+        "not run again after the restart"
+    );
 }

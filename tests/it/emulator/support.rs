@@ -13,6 +13,7 @@ pub const RG: &str = "MC_prod-rg_prod-aks_westeurope";
 pub const BROKEN: &str = "aks-nodepool1-31415926-vm2";
 pub const BROKEN_OS: &str = "aks-nodepool1-31415926-vm2_OsDisk_1_3a9f5c7e1d2b4a68e0f4b6d8c1a5e927";
 pub const HEALTHY: &str = "aks-nodepool1-31415926-vm0";
+pub const HEALTHY_OS: &str = "aks-nodepool1-31415926-vm0_OsDisk_1_0c6f8a3e2b7d4f19a5e1c3d7b9f20a41";
 pub const PVC: &str = "pvc-8e2f4a61-93c7-4d0b-b5e8-2a7f1c9d3b40";
 pub const RESCUE: &str = "rescue-vm";
 pub const DISK_API: &str = "api-version=2024-03-02";
@@ -249,11 +250,28 @@ impl Emu {
         )
     }
 
-    /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure).
+    /// Snapshot `source` and create disk `name` from it (same zone, as Azure's procedure),
+    /// naming the source's generation and OS type, which DiskRP does not copy on its own.
     pub async fn copy_disk(&self, source: &str, name: &str) {
+        self.copy_disk_with(
+            source,
+            name,
+            serde_json::json!({"hyperVGeneration": "V2", "osType": "Linux"}),
+        )
+        .await
+    }
+
+    /// `copy_disk` with these `properties` besides `creationData` on both copies.
+    pub async fn copy_disk_with(&self, source: &str, name: &str, props: Value) {
         let snap = format!("{name}-snap");
+        let with = |mut p: Value, extra: &Value| {
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
         let body = serde_json::json!({"location": "westeurope", "sku": {"name": "Standard_LRS"},
-            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}});
+            "properties": with(serde_json::json!({"creationData": {"createOption": "Copy", "sourceResourceId": disk(source)}, "incremental": true}), &props)});
         assert_eq!(
             self.run(
                 "PUT",
@@ -264,7 +282,7 @@ impl Emu {
             "Succeeded"
         );
         let body = serde_json::json!({"location": "westeurope", "zones": ["1"], "sku": {"name": "Premium_LRS"},
-            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}});
+            "properties": with(serde_json::json!({"creationData": {"createOption": "Copy", "sourceResourceId": snapshot(&snap)}}), &props)});
         assert_eq!(
             self.run("PUT", &format!("{}?{DISK_API}", disk(name)), Some(body))
                 .await["status"],
@@ -292,7 +310,12 @@ impl Emu {
 
     /// Runs a RunShellScript on the VM at `vm_path` and returns the result message.
     pub async fn run_script_at(&self, vm_path: &str, lines: &[&str]) -> String {
-        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines});
+        self.run_script_on(vm_path, lines, Value::Array(Vec::new()))
+            .await
+    }
+
+    async fn run_script_on(&self, vm_path: &str, lines: &[&str], parameters: Value) -> String {
+        let body = serde_json::json!({"commandId": "RunShellScript", "script": lines, "parameters": parameters});
         let r = self
             .send(
                 "POST",
@@ -311,6 +334,53 @@ impl Emu {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Deallocates a VM and waits for it.
+    pub async fn deallocate(&self, vm_path: &str) {
+        let done = self
+            .run("POST", &format!("{vm_path}/deallocate?{VM_API}"), None)
+            .await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
+    }
+
+    /// The saved state (what a restarted emulator would read).
+    pub fn state(&self) -> Value {
+        let data = self.dir.path().join("data");
+        serde_json::from_str(&std::fs::read_to_string(data.join("state.json")).unwrap()).unwrap()
+    }
+
+    fn vm_state(&self, vm_name: &str) -> Value {
+        let key = format!(
+            "{}/{}",
+            RG.to_ascii_lowercase(),
+            vm_name.to_ascii_lowercase()
+        );
+        self.state()["vms"][&key].clone()
+    }
+
+    /// How many scripts (action and managed Run Command) the VM has run.
+    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+        self.vm_state(vm_name)["scripts_run"].as_u64().unwrap_or(0)
+    }
+
+    /// The VM's own files (its /var/lib, /var/log, /tmp) in the data dir.
+    pub fn vm_root(&self, vm_name: &str) -> std::path::PathBuf {
+        let id = self.vm_state(vm_name)["vm_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.dir.path().join("data").join("vms").join(id)
+    }
+
+    /// Runs a RunShellScript with parameters and returns the result message.
+    pub async fn run_script_with(
+        &self,
+        vm_name: &str,
+        lines: &[&str],
+        parameters: Value,
+    ) -> String {
+        self.run_script_on(&vm(vm_name), lines, parameters).await
     }
 
     pub async fn agent_status(&self, vm_name: &str) -> String {

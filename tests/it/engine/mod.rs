@@ -1,5 +1,9 @@
 //! Integration tests: engine.
 
+mod bad_input;
+mod builtin;
+mod disk_full;
+mod journal;
 mod kill;
 mod lock;
 mod plan;

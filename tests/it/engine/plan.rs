@@ -58,7 +58,7 @@ fn json_plan_marks_unknown_values_conditions_and_confirmations() {
             "wait=3",
         ],
     );
-    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["format_version"], 2);
     assert_eq!(plan["workflow"]["name"], "demo");
     assert_eq!(plan["workflow"]["sha256"].as_str().unwrap().len(), 64);
     let steps = plan["steps"].as_array().unwrap();
@@ -84,6 +84,11 @@ fn json_plan_marks_unknown_values_conditions_and_confirmations() {
     assert_eq!(steps[4]["if"]["known_after"], "check");
     assert_eq!(steps[4]["confirm"], "Sign off the rescue of this patient?");
     assert_eq!(plan["mutating_steps"], 2);
+    assert_eq!(
+        plan["totals"],
+        json!({"add": 0, "change": 0, "destroy": 0, "actions": 2}),
+        "a core step that writes a file is an action"
+    );
 }
 
 #[test]
@@ -102,18 +107,15 @@ fn conditions_on_inputs_are_decided_in_the_plan() {
     assert_eq!(plan["steps"][1]["effect"]["summary"], "echo HELLO");
 
     let out = rescue(state.path())
-        .args(["plan", wf, "--input", "loud=false"])
+        .args(["plan", wf, "--input", "loud=false", "-v"])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("if: ${{ inputs.loud }} (false now: skipped)"),
+        text.contains("skipped (if ${{ inputs.loud }}: false now)"),
         "{text}"
     );
-    assert!(
-        text.contains("if: not inputs.loud (true now: runs)"),
-        "{text}"
-    );
+    assert!(text.contains("if not inputs.loud: true now"), "{text}");
 }
 
 #[test]
@@ -220,7 +222,11 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
         "{stderr}"
     );
     assert!(stdout.contains("(known after step inspect)"), "{stdout}");
-    assert!(stdout.contains("14 steps, 10 change Azure; run with `rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml`"), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 2 to add, 5 to change, 0 to destroy, 3 actions."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("To run it: rescue run workflows/os-disk-swap.yaml --inputs examples/incident-inputs.yaml"), "{stdout}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
 
@@ -235,7 +241,7 @@ fn target_flags_are_checked_before_anything_runs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("run with `rescue run workflows/demo.yaml --input patient=vm2 --emulator`"));
+        .contains("To run it: rescue run workflows/demo.yaml --input patient=vm2 --emulator"));
     let out = rescue(state.path())
         .args(demo)
         .arg("--emulator=no/such/scenario.yaml")

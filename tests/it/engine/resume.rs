@@ -4,20 +4,6 @@ use std::time::{Duration, Instant};
 
 use super::run_support::*;
 
-const TWO_STEPS: &str = r#"
-name: two-steps
-steps:
-  - id: one
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "one\n", append: true }
-  - id: two
-    uses: core.fail
-    with: { times: 1, message: "try again" }
-  - id: three
-    uses: core.write_file
-    with: { path: "{dir}/count", content: "three\n", append: true }
-"#;
-
 #[test]
 fn changed_workflow_blocks_resume_unless_forced() {
     let s = Scratch::new();

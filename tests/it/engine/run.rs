@@ -240,7 +240,7 @@ fn old_journal_format_still_loads() {
     );
     let journal: Value =
         serde_json::from_str(&stdout(&s.run(&["status", id, "--output", "json"]))).unwrap();
-    assert_eq!(journal["format_version"], 2);
+    assert_eq!(journal["format_version"], 3);
     assert_eq!(step_field(&journal, "check", "attempts"), "2");
     assert!(stdout(&s.run(&["runs"])).contains(id));
 }

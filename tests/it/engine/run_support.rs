@@ -21,6 +21,21 @@ steps:
     with: { path: "{dir}/count", content: "after\n", append: true }
 "#;
 
+/// Writes `one`, fails once in `two`, writes `three`: a run that stops resumable mid-way.
+pub const TWO_STEPS: &str = r#"
+name: two-steps
+steps:
+  - id: one
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "one\n", append: true }
+  - id: two
+    uses: core.fail
+    with: { times: 1, message: "try again" }
+  - id: three
+    uses: core.write_file
+    with: { path: "{dir}/count", content: "three\n", append: true }
+"#;
+
 /// A scratch directory holding the state dir, workflows and files the steps write.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
@@ -180,4 +195,39 @@ pub fn lines_of(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// Runs `cmd` to the end and returns its output with the child's peak resident set size in
+/// bytes, read from the kernel's accounting of that one child (wait4's `ru_maxrss`).
+// The child is reaped by wait4 (which std's wait cannot do: it drops the rusage).
+#[allow(clippy::zombie_processes)]
+pub fn output_with_peak_rss(mut cmd: Command) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    // Drain both pipes while the child runs, so a chatty child cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        out.read_to_end(&mut buf).expect("read stdout");
+        buf
+    });
+    let mut stderr = Vec::new();
+    err.read_to_end(&mut stderr).expect("read stderr");
+    let mut status = 0;
+    // SAFETY: plain syscall on our own child; `rusage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4 failed");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: reader.join().unwrap(),
+        stderr,
+    };
+    // Linux reports ru_maxrss in KiB.
+    (output, usage.ru_maxrss as u64 * 1024)
 }

@@ -61,24 +61,22 @@ fn snapshot_is_created_once_tagged_and_progress_is_reported() {
         "no poll status reported:\n{statuses}"
     );
 
-    // Resumed with the step found `running`: the finished snapshot is adopted, not redone.
-    match r
-        .runtime
-        .block_on(action.reconcile(&r.step(&host, "run-1", "snapshot"), &a, &intent))
-        .unwrap()
-    {
-        rescue::actions::Reconciled::Adopt(outputs) => assert_eq!(outputs, first),
-        rescue::actions::Reconciled::Redo => {
-            panic!("a complete snapshot of this run was not adopted")
-        }
-    }
-    let other_run = action.intent("run-9", "snapshot", &a).unwrap();
+    // Resumed with the step found `running`: reconcile is the same converge loop, which finds
+    // the finished snapshot of this run and adopts it without sending anything.
+    let resumed = r.step(&host, "run-1", "snapshot");
     assert!(matches!(
         r.runtime
-            .block_on(action.reconcile(&r.step(&host, "run-9", "snapshot"), &a, &other_run))
+            .block_on(action.reconcile(&resumed, &a, &intent))
             .unwrap(),
         rescue::actions::Reconciled::Redo
     ));
+    let adopted = r
+        .runtime
+        .block_on(action.execute(&resumed, &a, &intent))
+        .unwrap();
+    assert_eq!(adopted, first);
+    let puts = r.requests().iter().filter(|q| q["method"] == "PUT").count();
+    assert_eq!(puts, 1, "the resumed step PUT the snapshot again");
 }
 
 #[test]
@@ -97,7 +95,7 @@ fn a_checkpointed_operation_is_polled_not_sent_again() {
         "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": source.to_string()}, "incremental": true}});
     let started = r
         .runtime
-        .block_on(azure.put(&snap, body, "snapshot"))
+        .block_on(azure.write(&snap, &rescue::azure::Write::Put(body), None, "snapshot"))
         .unwrap();
     let rescue::azure::Started::Pending(op) = started else {
         panic!("the emulator answered a disk PUT synchronously")

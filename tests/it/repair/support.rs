@@ -113,7 +113,7 @@ impl Rehearsal {
 
     pub fn azure(&self) -> Azure {
         self.runtime
-            .block_on(Azure::connect(self.login.target()))
+            .block_on(Azure::connect(self.login.target(), Default::default()))
             .expect("connect to the emulator")
     }
 
@@ -121,8 +121,9 @@ impl Rehearsal {
     pub fn get(&self, kind: rescue::azure::ids::Kind, name: &str) -> Value {
         let id = rescue::azure::ids::ResourceId::new(&self.subscription, RG, kind, name);
         self.runtime
-            .block_on(self.azure().get(&id))
+            .block_on(self.azure().read_existing(&id))
             .unwrap_or_else(|e| panic!("GET {id}: {e}"))
+            .raw
     }
 
     pub fn vm(&self, name: &str) -> Value {
@@ -133,14 +134,19 @@ impl Rehearsal {
             name,
         );
         self.runtime
-            .block_on(self.azure().get_vm_with_instance_view(&id))
+            .block_on(self.azure().read_existing_vm(&id, true))
             .expect("GET vm")
+            .resource
+            .raw
     }
 
     pub fn list(&self, kind: rescue::azure::ids::Kind) -> Vec<Value> {
         self.runtime
             .block_on(self.azure().list(&self.subscription, RG, kind))
             .expect("list")
+            .into_iter()
+            .map(|r| r.raw)
+            .collect()
     }
 
     /// The emulator's image file behind a disk or snapshot, from its saved state.
@@ -215,6 +221,19 @@ pub fn e2fsck_partitions(image: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// The real `rescue` binary with its own state dir and no terminal, pointed at nothing yet.
+pub fn rescue_cmd(state: &Path) -> Command {
+    let bin = std::env::var_os("RESCUE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("rescue"));
+    let mut cmd = Command::new(bin);
+    cmd.env("RESCUE_STATE_DIR", state)
+        .env_remove("RESCUE_EMULATOR_URL")
+        .env_remove("RESCUE_TEST_KILL_AT")
+        .stdin(Stdio::null());
+    cmd
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "--- stdout\n{}\n--- stderr\n{}",
@@ -252,10 +271,14 @@ impl Rehearsal {
             run_id: run_id.into(),
             step_id: step_id.into(),
             attempt: 1,
+            run_started: time::OffsetDateTime::now_utc(),
             env: Env {
                 azure: Some(Arc::new(self.azure())),
-                workflow_dir: Some(repo("workflows")),
-                force_unlock: None,
+                // Scripts are read beside the repository's workflows.
+                files: Some(Arc::new(rescue::workflow::Origin::File(repo(
+                    "workflows/os-disk-swap.yaml",
+                )))),
+                ..Env::default()
             },
             checkpoints: host.checkpoints.lock().unwrap().clone(),
             host: host.clone(),

@@ -198,12 +198,13 @@ fn plan_reads_current_state_with_get_requests_only() {
         workflow.to_str().unwrap(),
         "--inputs",
         inputs.to_str().unwrap(),
+        "-v",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("PUT") && stdout.contains("/snapshots/"),
-        "the plan lists the ARM calls:\n{stdout}"
+        "the verbose plan lists the ARM calls:\n{stdout}"
     );
     let requests = r.requests_after(before);
     assert!(
@@ -270,4 +271,54 @@ fn without_a_terminal_or_yes_the_run_stops_at_the_swap_and_resume_yes_finishes()
 
     let resumed = r.rescue(&["resume", &run_id(&r), "--yes"]);
     assert_repaired(&r, &original, &before, &resumed);
+}
+
+#[test]
+fn a_trusted_launch_vm_on_a_customer_key_disk_is_repaired_with_both_kept() {
+    if !images::is_root() {
+        return eprintln!("skipped: needs root for loop devices");
+    }
+    let state = tempfile::tempdir().unwrap();
+    let scenario = repo("examples/emulator/security.yaml");
+    let out = rescue_cmd(state.path())
+        .args(["run", repo("workflows/os-disk-swap.yaml").to_str().unwrap()])
+        .arg(format!("--emulator={}", scenario.display()))
+        .args([
+            "--input",
+            "resource_group=secure-rg",
+            "--input",
+            "vm=tl-node",
+        ])
+        .args(["--input", "rescue_vm=secure-rescue", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The in-process emulator keeps its state in the run directory.
+    let runs = state.path().join("runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let emulated: Value =
+        serde_json::from_slice(&std::fs::read(run.join("emulator/state.json")).unwrap()).unwrap();
+    let vm = &emulated["vms"]["secure-rg/tl-node"];
+    let os_disk = vm["os_disk"].as_str().unwrap();
+    let disk = &emulated["disks"][os_disk];
+    assert!(
+        disk["name"].as_str().unwrap().contains("-fixed-"),
+        "not swapped: {disk}"
+    );
+    let settings = &disk["settings"];
+    assert_eq!(settings["security_type"], "TrustedLaunch", "{settings}");
+    assert!(
+        settings["disk_encryption_set_id"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/cmk-des"),
+        "the copy lost its customer key: {settings}"
+    );
+    assert_eq!(settings["network_access_policy"], "DenyAll", "{settings}");
+    assert_eq!(settings["public_network_access"], "Disabled", "{settings}");
 }

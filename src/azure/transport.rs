@@ -1,0 +1,382 @@
+//! The one door to the network. Every request rescue sends to Azure (the SDK's, our operation
+//! polls, and the credential's token requests) goes through [`Transport`], which
+//! - trusts the TLS roots the target needs (the system's, plus a custom CA such as Azure Stack
+//!   Hub's or the emulator's: added, never replacing verification);
+//! - keeps one process-wide throttling gate per host: a 429 closes it for as long as Azure asks
+//!   (`retry-after-ms`, then `Retry-After`), so concurrent operations back off together;
+//! - retries what is safe to repeat: any request refused with 429 (Azure did not act on it), and
+//!   reads (GET/HEAD) that failed with 5xx or a dropped connection. A mutation that failed any
+//!   other way goes back to its caller, whose converge loop re-reads the resource to find out
+//!   whether it took effect: re-sending it blindly could act twice;
+//! - remembers the correlation id of the call in progress, for error messages;
+//! - with `--debug`, logs each request (method, URL without query secrets, status, time).
+//!
+//! azure_core's own retry policy is switched off (see [`super::Azure`]): it re-sends mutations.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use azure_core::headers::{HeaderName, Headers};
+use azure_core::{HttpClient, Method, Request, Response, StatusCode};
+use rand::Rng;
+
+use super::error::{Error, Kind};
+use super::{kill_hook, progress};
+
+/// How a transport behaves; from the command line.
+#[derive(Clone, Debug)]
+pub struct TransportOptions {
+    /// PEM file of an extra CA to trust (Azure Stack Hub, the emulator).
+    pub extra_ca: Option<std::path::PathBuf>,
+    /// The most one request may wait for Azure's throttling before its step fails (resumably).
+    pub max_wait: Duration,
+    /// Log every request to stderr.
+    pub debug: bool,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            extra_ca: None,
+            max_wait: Duration::from_secs(30 * 60),
+            debug: false,
+        }
+    }
+}
+
+/// Requests that hang this long are cut (a dropped connection must not stall a run).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
+/// Reads that failed with 5xx or a dropped connection are tried this many times in all.
+const READ_ATTEMPTS: u32 = 5;
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(8);
+
+#[derive(Debug)]
+pub struct Transport {
+    inner: reqwest::Client,
+    options: TransportOptions,
+    requests: AtomicU64,
+}
+
+impl Transport {
+    pub fn new(options: TransportOptions) -> Result<Arc<Transport>, Error> {
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(path) = &options.extra_ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::setup(format!(
+                    "cannot read the CA certificate {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                Error::setup(format!("{} is not a PEM certificate: {e}", path.display()))
+            })?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let inner = builder
+            .build()
+            .map_err(|e| Error::setup(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Arc::new(Transport {
+            inner,
+            options,
+            requests: AtomicU64::new(0),
+        }))
+    }
+
+    /// The HTTP client under the transport (same TLS roots), for sign-ins: a token request is
+    /// not an ARM call, so it takes no part in throttling gates or the kill hook's mutation
+    /// count, as the default credential chain's own client does not.
+    pub(crate) fn http(&self) -> reqwest::Client {
+        self.inner.clone()
+    }
+
+    /// Requests sent so far (retries included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    async fn send_once(&self, request: &Request) -> azure_core::Result<Response> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = self.inner.execute_request(request).await;
+        if let Ok(response) = &result {
+            if let Some(id) = header(response.headers(), "x-ms-correlation-request-id") {
+                note_correlation(id);
+            }
+        }
+        if self.options.debug {
+            let outcome = match &result {
+                Ok(r) => {
+                    let id = header(r.headers(), "x-ms-correlation-request-id").unwrap_or("-");
+                    format!("{} correlation={id}", u16::from(r.status()))
+                }
+                Err(e) => format!("failed: {e}"),
+            };
+            eprintln!(
+                "debug: {} {} -> {outcome} ({} ms)",
+                request.method(),
+                redacted(request.url()),
+                started.elapsed().as_millis()
+            );
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for Transport {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<Response> {
+        let host = request.url().origin().ascii_serialization();
+        let read = matches!(request.method(), Method::Get | Method::Head);
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            waited += gate_wait(&host, self.options.max_wait.saturating_sub(waited)).await?;
+            let result = self.send_once(request).await;
+            match &result {
+                Ok(r) if r.status() == StatusCode::TooManyRequests => {
+                    let asked = retry_after(r.headers()).unwrap_or(Duration::from_secs(10));
+                    if waited + asked > self.options.max_wait {
+                        return Err(throttled_past_limit(
+                            asked,
+                            self.options.max_wait,
+                            r.headers(),
+                        ));
+                    }
+                    close_gate(&host, asked, r.headers());
+                    continue;
+                }
+                Ok(r) if read && r.status().is_server_error() && attempt < READ_ATTEMPTS => {
+                    let delay = retry_after(r.headers()).unwrap_or_else(|| backoff(attempt));
+                    progress::report(format!(
+                        "Azure answered {} to a read, trying again in {}",
+                        u16::from(r.status()),
+                        super::human(delay)
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e)
+                    if read
+                        && *e.kind() == azure_core::error::ErrorKind::Io
+                        && attempt < READ_ATTEMPTS =>
+                {
+                    let delay = backoff(attempt);
+                    progress::report(format!(
+                        "connection to Azure failed, trying again in {}",
+                        super::human(delay)
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(r) => {
+                    if !read && r.status().is_success() {
+                        kill_hook::after_mutation();
+                    }
+                    return result;
+                }
+                Err(_) => return result,
+            }
+        }
+    }
+}
+
+/// `retry-after-ms` (Azure services send it for sub-second hints; azure-core honours it), then
+/// `x-ms-retry-after-ms`, then `Retry-After` in seconds.
+pub fn retry_after(headers: &Headers) -> Option<Duration> {
+    for ms in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(n) = header(headers, ms).and_then(|v| v.trim().parse::<u64>().ok()) {
+            return Some(Duration::from_millis(n));
+        }
+    }
+    header(headers, "retry-after")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+pub(crate) fn header<'h>(headers: &'h Headers, name: &'static str) -> Option<&'h str> {
+    headers.get_optional_str(&HeaderName::from_static(name))
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let full = BACKOFF_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(8))
+        .min(BACKOFF_CAP);
+    full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
+/// The throttling buckets Azure reported, for the message: "HighCostGet3Min;0".
+fn buckets(headers: &Headers) -> String {
+    let mut parts = Vec::new();
+    for (name, value) in headers.iter() {
+        if name.as_str().starts_with("x-ms-ratelimit-remaining") {
+            parts.push(format!("{}: {}", name.as_str(), value.as_str()));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn throttled_past_limit(asked: Duration, limit: Duration, headers: &Headers) -> azure_core::Error {
+    let until = clock_after(asked);
+    let mut error = Error::new(
+        Kind::Throttled,
+        "send the request",
+        format!(
+            "Azure is throttling this subscription until {until}{}: waiting {} would pass --max-wait {}",
+            buckets(headers),
+            super::human(asked),
+            super::human(limit)
+        ),
+    );
+    error.status = Some(429);
+    error.retry_after = Some(asked);
+    azure_core::Error::full(
+        azure_core::error::ErrorKind::Other,
+        error,
+        "throttled by Azure",
+    )
+}
+
+/// "14:03:27" (UTC) for a wait of `d` from now.
+fn clock_after(d: Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + d;
+    format!("{:02}:{:02}:{:02} UTC", at.hour(), at.minute(), at.second())
+}
+
+/// The process-wide throttling gates, by origin: when each opens again.
+fn gates() -> &'static Mutex<HashMap<String, Instant>> {
+    static GATES: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    GATES.get_or_init(Default::default)
+}
+
+fn close_gate(host: &str, asked: Duration, headers: &Headers) {
+    let until = Instant::now() + asked;
+    let mut gates = gates().lock().unwrap_or_else(|e| e.into_inner());
+    let entry = gates.entry(host.to_string()).or_insert(until);
+    *entry = (*entry).max(until);
+    drop(gates);
+    progress::report(format!(
+        "throttled by Azure until {}{}",
+        clock_after(asked),
+        buckets(headers)
+    ));
+}
+
+/// Wait while the gate of `host` is closed; how long we waited. Refuses a wait past `budget`.
+async fn gate_wait(host: &str, budget: Duration) -> azure_core::Result<Duration> {
+    let until = gates()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(host)
+        .copied();
+    let Some(until) = until else {
+        return Ok(Duration::ZERO);
+    };
+    let wait = until.saturating_duration_since(Instant::now());
+    if wait.is_zero() {
+        return Ok(Duration::ZERO);
+    }
+    if wait > budget {
+        return Err(throttled_past_limit(wait, budget, &Headers::new()));
+    }
+    tokio::time::sleep(wait).await;
+    Ok(wait)
+}
+
+/// The URL for a log line: SAS signatures and other query secrets are cut.
+fn redacted(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let secret = matches!(k.as_ref(), "sig" | "se" | "sv" | "skoid" | "sktid");
+            (
+                k.into_owned(),
+                if secret {
+                    "REDACTED".into()
+                } else {
+                    v.into_owned()
+                },
+            )
+        })
+        .collect();
+    if kept.is_empty() {
+        shown.set_query(None);
+    } else {
+        shown.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    shown.to_string()
+}
+
+tokio::task_local! {
+    static CORRELATION: Arc<Mutex<Option<String>>>;
+}
+
+fn note_correlation(id: &str) {
+    let _ = CORRELATION.try_with(|slot| {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
+    });
+}
+
+/// Run one call, and learn the correlation id of its last response (for its error message).
+pub async fn with_correlation<F: std::future::Future>(fut: F) -> (F::Output, Option<String>) {
+    let slot = Arc::new(Mutex::new(None));
+    let out = CORRELATION.scope(slot.clone(), fut).await;
+    let id = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    (out, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_prefers_milliseconds() {
+        let mut h = Headers::new();
+        h.insert("retry-after", "10");
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(10)));
+        h.insert("retry-after-ms", "250");
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        for n in 1..12 {
+            let d = backoff(n);
+            assert!(d <= BACKOFF_CAP && d >= BACKOFF_BASE / 2, "{n}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn log_lines_hide_sas_signatures() {
+        let url = url::Url::parse("https://h/x?api-version=1&sig=secret&se=2026").unwrap();
+        let shown = redacted(&url);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("api-version=1"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_past_the_budget_is_refused_at_once() {
+        let mut h = Headers::new();
+        h.insert("x-ms-ratelimit-remaining-subscription-writes", "0");
+        close_gate("https://gate-test.invalid", Duration::from_secs(600), &h);
+        let started = Instant::now();
+        let refused = gate_wait("https://gate-test.invalid", Duration::from_secs(5)).await;
+        assert!(refused.is_err());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let e = refused.unwrap_err();
+        let ours = find_error(&e).expect("our error inside");
+        assert_eq!(ours.kind, Kind::Throttled);
+        assert!(ours.message.contains("--max-wait"), "{}", ours.message);
+    }
+
+    fn find_error(e: &azure_core::Error) -> Option<&Error> {
+        std::error::Error::source(e).and_then(|s| s.downcast_ref::<Error>())
+    }
+}
