@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, OutputSpec, Outputs};
 use crate::azure::model::{DataDisk, Vm};
 
 pub struct Attach;
@@ -151,25 +151,19 @@ pub(crate) async fn detach(
 }
 
 #[async_trait]
-impl Action for Attach {
-    fn spec(&self) -> &'static ActionSpec {
-        &ATTACH
-    }
+impl AzureStep for Attach {
+    const SPEC: &'static ActionSpec = &ATTACH;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        let id = plan_vm_id(ctx, args, "resource_group", "vm");
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let mut notes = Vec::new();
         let mut lun = args
             .known
             .get("lun")
             .and_then(Value::as_u64)
             .map(|l| l.to_string());
-        if let (Some(id), None) = (&id, &lun) {
-            match plan_read(ctx, id).await {
+        if let (Some(id), None) = (p.vm(), &lun) {
+            match plan_read(ctx, &id).await {
                 Ok(Some(vm)) => {
                     let vm = Vm::parse(vm);
                     notes.push(format!("{} data disk(s) attached now", vm.data_disks.len()));
@@ -179,51 +173,31 @@ impl Action for Attach {
                 Err(e) => notes.push(e),
             }
         }
+        let summary = format!(
+            "attach disk {} to VM {} at LUN {}",
+            args.display("disk_id"),
+            args.display("vm"),
+            lun.unwrap_or_else(|| "(first free)".into())
+        );
+        let what = format!(
+            "attach disk {} as a data disk",
+            short(&args.display("disk_id"))
+        );
+        let calls = [
+            "GET {vm}",
+            "POST {vm}/attachDetachDataDisks (dataDisksToAttach: the disk)",
+            "GET <Location> until Succeeded",
+        ];
         Ok(Description {
-            summary: format!(
-                "attach disk {} to VM {} at LUN {}",
-                args.display("disk_id"),
-                args.display("vm"),
-                lun.unwrap_or_else(|| "(first free)".into())
-            ),
-            calls: vec![
-                call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
-                call(
-                    "POST",
-                    id.as_ref(),
-                    "/attachDetachDataDisks (dataDisksToAttach: the disk)",
-                    ".../virtualMachines/VM",
-                ),
-                "GET <Location> until Succeeded".into(),
-            ],
-            changes: vec![change(
-                ChangeKind::Update,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!(
-                    "attach disk {} as a data disk",
-                    short(&args.display("disk_id"))
-                ),
-            )],
             notes,
-            ..Default::default()
+            ..p.vm_change(ChangeKind::Update, what, summary, &calls)
         })
     }
 
-    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "disk_id": args.get("disk_id"), "lun": args.get("lun")}),
-            creates: Vec::new(),
-        })
-    }
+    const INTENT: &'static [&'static str] = &["vm", "disk_id", "lun"];
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
@@ -266,80 +240,44 @@ impl Action for Attach {
         ))
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _outputs: &Outputs,
-    ) -> Result<(), ActionError> {
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        let Undo { ctx, args, .. } = *u;
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        with_progress(ctx, detach(ctx, &vm, &disk, "undo_operation"))
-            .await
-            .map(|_| ())
+        detach(ctx, &vm, &disk, "undo_operation").await.map(|_| ())
     }
 }
 
 #[async_trait]
-impl Action for Detach {
-    fn spec(&self) -> &'static ActionSpec {
-        &DETACH
+impl AzureStep for Detach {
+    const SPEC: &'static ActionSpec = &DETACH;
+
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let disk = p.args.display("disk_id");
+        let summary = format!("detach disk {disk} from VM {}", p.args.display("vm"));
+        let calls = [
+            "GET {vm}",
+            "POST {vm}/attachDetachDataDisks (dataDisksToDetach: the disk)",
+            "GET <Location> until Succeeded",
+        ];
+        Ok(p.vm_change(
+            ChangeKind::Update,
+            format!("detach disk {}", short(&disk)),
+            summary,
+            &calls,
+        ))
     }
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        let id = plan_vm_id(ctx, args, "resource_group", "vm");
-        Ok(Description {
-            summary: format!(
-                "detach disk {} from VM {}",
-                args.display("disk_id"),
-                args.display("vm")
-            ),
-            calls: vec![
-                call("GET", id.as_ref(), "", ".../virtualMachines/VM"),
-                call(
-                    "POST",
-                    id.as_ref(),
-                    "/attachDetachDataDisks (dataDisksToDetach: the disk)",
-                    ".../virtualMachines/VM",
-                ),
-                "GET <Location> until Succeeded".into(),
-            ],
-            changes: vec![change(
-                ChangeKind::Update,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!("detach disk {}", short(&args.display("disk_id"))),
-            )],
-            ..Default::default()
-        })
-    }
+    const INTENT: &'static [&'static str] = &["vm", "disk_id"];
 
-    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "disk_id": args.get("disk_id")}),
-            creates: Vec::new(),
-        })
-    }
-
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
-        let detached = with_progress(ctx, detach(ctx, &vm, &disk, OPERATION)).await?;
-        let mut out = Outputs::new();
-        out.insert("detached".into(), json!(detached));
-        Ok(out)
+        let detached = detach(ctx, &vm, &disk, OPERATION).await?;
+        Ok(output("detached", json!(detached)))
     }
 }
 

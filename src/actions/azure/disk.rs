@@ -1,7 +1,7 @@
 //! `azure.disk.create_from_snapshot`: the working copy that gets repaired and swapped in.
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use super::snapshot::disk_summary;
 use super::*;
@@ -43,15 +43,7 @@ fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, Resource
 }
 
 fn outputs(created: Option<&Resource>, disk: &ResourceId) -> Outputs {
-    let mut out = Outputs::new();
-    out.insert(
-        "id".into(),
-        json!(created
-            .map(|r| r.id().to_string())
-            .filter(|id| !id.is_empty())
-            .unwrap_or(disk.to_string())),
-    );
-    out.insert("name".into(), json!(disk.name));
+    let mut out = created_outputs(created, disk);
     out.insert(
         "zone".into(),
         json!(created.and_then(|r| r.zone()).unwrap_or_default()),
@@ -60,16 +52,11 @@ fn outputs(created: Option<&Resource>, disk: &ResourceId) -> Outputs {
 }
 
 #[async_trait]
-impl Action for CreateFromSnapshot {
-    fn spec(&self) -> &'static ActionSpec {
-        &SPEC
-    }
+impl AzureStep for CreateFromSnapshot {
+    const SPEC: &'static ActionSpec = &SPEC;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let mut notes = Vec::new();
         let mut warnings = Vec::new();
         let source = args
@@ -121,11 +108,8 @@ impl Action for CreateFromSnapshot {
     }
 
     /// The copy's name and id follow from the run id: later steps plan with them.
-    async fn read_for_plan(
-        &self,
-        ctx: &PlanContext,
-        args: &Args,
-    ) -> Option<Result<Outputs, ActionError>> {
+    async fn read_now(&self, k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
+        let Known { ctx, args } = *k;
         let (_, source, disk) = target(args, &ctx.run_id).ok()?;
         let zone = match plan_read(ctx, &source).await {
             Ok(Some(d)) => d.zone().unwrap_or_default().to_string(),
@@ -146,12 +130,8 @@ impl Action for CreateFromSnapshot {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let (snapshot, source, disk) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
@@ -170,19 +150,10 @@ impl Action for CreateFromSnapshot {
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
-        Some(format!(
-            "delete disk {} (the copy; never the original)",
-            outputs.get("name").and_then(Value::as_str).unwrap_or("?")
-        ))
+        deletes("disk", outputs)
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        _args: &Args,
-        outputs: &Outputs,
-    ) -> Result<(), ActionError> {
-        let id = output_id(outputs, "id")?;
-        with_progress(ctx, delete_created(ctx, &id)).await
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        undo_created(u).await
     }
 }

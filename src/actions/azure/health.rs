@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, OutputSpec, Outputs};
 use crate::azure::human;
 
 pub struct WaitHealthy;
@@ -40,50 +40,23 @@ static SPEC: ActionSpec = ActionSpec {
 };
 
 #[async_trait]
-impl Action for WaitHealthy {
-    fn spec(&self) -> &'static ActionSpec {
-        &SPEC
+impl AzureStep for WaitHealthy {
+    const SPEC: &'static ActionSpec = &SPEC;
+
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let summary = format!(
+            "wait until VM {} runs and its agent is Ready",
+            p.args.display("vm")
+        );
+        let calls = [
+            "GET {vm}?$expand=instanceView (repeated until Ready)",
+            "POST {vm}/retrieveBootDiagnosticsData (only if it never gets Ready)",
+        ];
+        Ok(p.vm_calls(summary, &calls))
     }
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        let id = plan_vm_id(ctx, args, "resource_group", "vm");
-        Ok(Description {
-            summary: format!(
-                "wait until VM {} runs and its agent is Ready",
-                args.display("vm")
-            ),
-            calls: vec![
-                call(
-                    "GET",
-                    id.as_ref(),
-                    "?$expand=instanceView (repeated until Ready)",
-                    ".../virtualMachines/VM",
-                ),
-                call(
-                    "POST",
-                    id.as_ref(),
-                    "/retrieveBootDiagnosticsData (only if it never gets Ready)",
-                    ".../virtualMachines/VM",
-                ),
-            ],
-            ..Default::default()
-        })
-    }
-
-    fn intent(&self, _run_id: &str, _step_id: &str, _args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent::default())
-    }
-
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         let timeout = Duration::from_secs_f64(

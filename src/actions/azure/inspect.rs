@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, OutputSpec, Outputs};
 use crate::azure::model::Vm;
 
 pub struct Inspect;
@@ -172,16 +172,11 @@ pub(crate) async fn read_vm(azure: &Azure, id: &ResourceId) -> Result<Outputs, A
 }
 
 #[async_trait]
-impl Action for Inspect {
-    fn spec(&self) -> &'static ActionSpec {
-        &INSPECT
-    }
+impl AzureStep for Inspect {
+    const SPEC: &'static ActionSpec = &INSPECT;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let id = plan_vm_id(ctx, args, "resource_group", "vm");
         // The plan read the VM already (read_for_plan); show it, do not read it again.
         let notes = ctx.read.iter().map(|f| {
@@ -221,22 +216,15 @@ impl Action for Inspect {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, read_vm(azure, &id)).await
+        read_vm(azure, &id).await
     }
 
-    async fn read_for_plan(
-        &self,
-        ctx: &PlanContext,
-        args: &Args,
-    ) -> Option<Result<Outputs, ActionError>> {
+    async fn read_now(&self, k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
+        let Known { ctx, args } = *k;
         let azure = ctx.env.azure.as_ref()?;
         Some(match vm_id(azure, args, "resource_group", "vm") {
             Ok(id) => read_vm(azure, &id).await,
@@ -309,16 +297,11 @@ pub(crate) fn incompatibilities(broken: &Outputs, rescue: &Outputs) -> Vec<Strin
 }
 
 #[async_trait]
-impl Action for CheckCompatible {
-    fn spec(&self) -> &'static ActionSpec {
-        &CHECK
-    }
+impl AzureStep for CheckCompatible {
+    const SPEC: &'static ActionSpec = &CHECK;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let broken = plan_vm_id(ctx, args, "resource_group", "vm");
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
         let (mut notes, mut warnings) = (Vec::new(), Vec::new());
@@ -366,12 +349,8 @@ impl Action for CheckCompatible {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let broken_id = vm_id(azure, args, "resource_group", "vm")?;
         let rescue_id = vm_id(azure, args, "rescue_resource_group", "rescue_vm")?;

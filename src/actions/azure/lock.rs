@@ -13,24 +13,20 @@ use crate::actions::{ActionSpec, Description, Env, Intent, OutputSpec, Outputs};
 pub struct Lock;
 pub struct Unlock;
 
-static LOCK: ActionSpec = ActionSpec {
-    name: "azure.vm.lock",
-    summary: "claim a VM for this run (a `rescue-run` tag written with If-Match); refused (exit 3) while another run holds it",
-    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec { name: "holder", description: "the lock tag's value: RUN_ID host=HOST started=TIME" }],
-    mutates: true,
-};
+static LOCK: ActionSpec = vm_spec(
+    "azure.vm.lock",
+    "claim a VM for this run (a `rescue-run` tag written with If-Match); refused (exit 3) while another run holds it",
+    &[OutputSpec { name: "holder", description: "the lock tag's value: RUN_ID host=HOST started=TIME" }],
+);
 
-static UNLOCK: ActionSpec = ActionSpec {
-    name: "azure.vm.unlock",
-    summary: "release this run's claim on a VM (nothing to do when it holds none)",
-    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec {
+static UNLOCK: ActionSpec = vm_spec(
+    "azure.vm.unlock",
+    "release this run's claim on a VM (nothing to do when it holds none)",
+    &[OutputSpec {
         name: "released",
         description: "true when this run's lock tag was removed",
     }],
-    mutates: true,
-};
+);
 
 /// Who holds a VM, from its lock tag.
 #[derive(Debug, PartialEq, Eq)]
@@ -223,38 +219,21 @@ async fn release(ctx: &StepContext, id: &ResourceId, key: &str) -> Result<bool, 
     Ok(held)
 }
 
-fn describe_calls(ctx: &PlanContext, args: &PlanArgs, what: &str) -> Vec<String> {
-    let id = plan_vm_id(ctx, args, "resource_group", "vm");
-    vec![
-        call(
-            "GET",
-            id.as_ref(),
-            " (its ETag and tags)",
-            ".../virtualMachines/VM",
-        ),
-        call(
-            "PATCH",
-            id.as_ref(),
-            &format!(" If-Match: ETAG (tags.{RUN_TAG} {what})"),
-            ".../virtualMachines/VM",
-        ),
-        "GET <Azure-AsyncOperation> until Succeeded".into(),
-    ]
-}
+/// The calls of a lock or unlock, for the plan.
+const TAG_CALLS: &[&str] = &[
+    "GET {vm} (its ETag and tags)",
+    "PATCH {vm} If-Match: ETAG (tags)",
+    "GET <Azure-AsyncOperation> until Succeeded",
+];
 
 #[async_trait]
-impl Action for Lock {
-    fn spec(&self) -> &'static ActionSpec {
-        &LOCK
-    }
+impl AzureStep for Lock {
+    const SPEC: &'static ActionSpec = &LOCK;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let (mut notes, mut warnings) = (Vec::new(), Vec::new());
-        if let Some(id) = plan_vm_id(ctx, args, "resource_group", "vm") {
+        if let Some(id) = p.vm() {
             match plan_read(ctx, &id).await {
                 Ok(Some(vm)) => match holder(&vm) {
                     Some(h) => warnings.push(format!(
@@ -267,22 +246,16 @@ impl Action for Lock {
                 Err(e) => notes.push(e),
             }
         }
+        let summary = format!(
+            "claim VM {} for this run (tag {RUN_TAG}={} host=... started=...)",
+            args.display("vm"),
+            ctx.run_id
+        );
+        let what = format!("tag {RUN_TAG} = {} (the run's lock)", ctx.run_id);
         Ok(Description {
-            summary: format!(
-                "claim VM {} for this run (tag {RUN_TAG}={} host=... started=...)",
-                args.display("vm"),
-                ctx.run_id
-            ),
-            changes: vec![change(
-                ChangeKind::Update,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!("tag {RUN_TAG} = {} (the run's lock)", ctx.run_id),
-            )],
-            calls: describe_calls(ctx, args, "= this run"),
             notes,
             warnings,
+            ..p.vm_change(ChangeKind::Update, what, summary, TAG_CALLS)
         })
     }
 
@@ -293,12 +266,8 @@ impl Action for Lock {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, intent } = *r;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
         let value = intent
@@ -307,19 +276,13 @@ impl Action for Lock {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| Holder::tag_value(&ctx.run_id, "started"));
-        let holder = with_progress(ctx, claim(ctx, &id, &value)).await?;
-        let mut out = Outputs::new();
-        out.insert("holder".into(), json!(holder));
-        Ok(out)
+        let holder = claim(ctx, &id, &value).await?;
+        Ok(output("holder", json!(holder)))
     }
 
     /// A resumed run holds the lock it took before it stopped: its writes are fenced again.
     fn resumed(&self, env: &Env, args: &Args, _outputs: &Outputs) {
-        if let Some(id) = env
-            .azure
-            .as_ref()
-            .and_then(|a| vm_id(a, args, "resource_group", "vm").ok())
-        {
+        if let Some(id) = env_vm(env, args) {
             env.locks.add(&id);
         }
     }
@@ -331,72 +294,36 @@ impl Action for Lock {
         ))
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _outputs: &Outputs,
-    ) -> Result<(), ActionError> {
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        let Undo { ctx, args, .. } = *u;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, release(ctx, &id, "undo_operation"))
-            .await
-            .map(|_| ())
+        release(ctx, &id, "undo_operation").await.map(|_| ())
     }
 }
 
 #[async_trait]
-impl Action for Unlock {
-    fn spec(&self) -> &'static ActionSpec {
-        &UNLOCK
+impl AzureStep for Unlock {
+    const SPEC: &'static ActionSpec = &UNLOCK;
+
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let summary = format!("release this run's claim on VM {}", p.args.display("vm"));
+        let what = format!("remove tag {RUN_TAG}, set {LAST_RUN_TAG}");
+        Ok(p.vm_change(ChangeKind::Update, what, summary, TAG_CALLS))
     }
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        Ok(Description {
-            summary: format!("release this run's claim on VM {}", args.display("vm")),
-            changes: vec![change(
-                ChangeKind::Update,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!("remove tag {RUN_TAG}, set {LAST_RUN_TAG}"),
-            )],
-            calls: describe_calls(ctx, args, "removed"),
-            ..Default::default()
-        })
-    }
+    const INTENT: &'static [&'static str] = &["vm"];
 
-    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent {
-            detail: json!({"vm": args.get("vm")}),
-            creates: Vec::new(),
-        })
-    }
-
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        let released = with_progress(ctx, release(ctx, &id, OPERATION)).await?;
-        let mut out = Outputs::new();
-        out.insert("released".into(), json!(released));
-        Ok(out)
+        let released = release(ctx, &id, OPERATION).await?;
+        Ok(output("released", json!(released)))
     }
 
     fn resumed(&self, env: &Env, args: &Args, _outputs: &Outputs) {
-        if let Some(id) = env
-            .azure
-            .as_ref()
-            .and_then(|a| vm_id(a, args, "resource_group", "vm").ok())
-        {
+        if let Some(id) = env_vm(env, args) {
             env.locks.remove(&id);
         }
     }
@@ -410,20 +337,13 @@ impl Action for Unlock {
 
     /// Rolling back a finished run changes the VM again: hold it meanwhile (the lock step's undo,
     /// which runs last, releases it).
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _outputs: &Outputs,
-    ) -> Result<(), ActionError> {
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        let Undo { ctx, args, .. } = *u;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(
-            ctx,
-            claim(ctx, &id, &Holder::tag_value(&ctx.run_id, "started")),
-        )
-        .await
-        .map(|_| ())
+        claim(ctx, &id, &Holder::tag_value(&ctx.run_id, "started"))
+            .await
+            .map(|_| ())
     }
 }
 

@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Action, ActionError, Args, Change, ChangeKind, Outputs, Param, ParamType, PlanArgs,
-    PlanContext, ResourceRef, StepContext,
+    Action, ActionError, ActionSpec, Args, Change, ChangeKind, Description, Env, Intent,
+    OutputSpec, Outputs, Param, ParamType, PlanArgs, PlanContext, ResourceRef, StepContext,
 };
 use crate::azure::converge::{self, Desired, Hooks, Next};
 use crate::azure::ids::{derived_name, Kind, ResourceId};
@@ -38,25 +38,257 @@ use crate::azure::{progress, Azure, Operation, VmAction, Write};
 pub use lock::HeldLocks;
 
 pub fn all() -> Vec<Arc<dyn Action>> {
+    fn step<T: AzureStep>(action: T) -> Arc<dyn Action> {
+        Arc::new(Step(action))
+    }
     vec![
-        Arc::new(inspect::Inspect),
-        Arc::new(inspect::CheckCompatible),
-        Arc::new(lock::Lock),
-        Arc::new(lock::Unlock),
-        Arc::new(power::SetPower {
+        step(inspect::Inspect),
+        step(inspect::CheckCompatible),
+        step(lock::Lock),
+        step(lock::Unlock),
+        step(power::SetPower {
             to: VmAction::Deallocate,
         }),
-        Arc::new(power::SetPower {
+        step(power::SetPower {
             to: VmAction::Start,
         }),
-        Arc::new(snapshot::CreateSnapshot),
-        Arc::new(disk::CreateFromSnapshot),
-        Arc::new(data_disks::Attach),
-        Arc::new(data_disks::Detach),
-        Arc::new(run_command::RunCommand),
-        Arc::new(swap::SwapOsDisk),
-        Arc::new(health::WaitHealthy),
+        step(snapshot::CreateSnapshot),
+        step(disk::CreateFromSnapshot),
+        step(data_disks::Attach),
+        step(data_disks::Detach),
+        step(run_command::RunCommand),
+        step(swap::SwapOsDisk),
+        step(health::WaitHealthy),
     ]
+}
+
+/// What an Azure step is planned with.
+#[derive(Clone, Copy)]
+pub(crate) struct Plan<'a> {
+    pub ctx: &'a PlanContext,
+    pub args: &'a PlanArgs,
+}
+
+impl Plan<'_> {
+    /// The VM of the step's `resource_group` and `vm` arguments, when they are known.
+    pub fn vm(&self) -> Option<ResourceId> {
+        plan_vm_id(self.ctx, self.args, "resource_group", "vm")
+    }
+
+    /// The plan of a step that makes one change to its VM: `what` on the change line,
+    /// `summary` for the step, `calls` the ARM requests (`{vm}` stands for the VM's id).
+    pub fn vm_change(
+        &self,
+        kind: ChangeKind,
+        what: String,
+        summary: String,
+        calls: &[&str],
+    ) -> Description {
+        let change = change(
+            kind,
+            Kind::VirtualMachine,
+            self.vm().as_ref(),
+            &self.args.display("vm"),
+            what,
+        );
+        Description {
+            changes: vec![change],
+            ..self.vm_calls(summary, calls)
+        }
+    }
+
+    /// The plan of a step that only reads its VM.
+    pub fn vm_calls(&self, summary: String, calls: &[&str]) -> Description {
+        let vm = self
+            .vm()
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| ".../virtualMachines/VM".into());
+        Description {
+            summary,
+            calls: calls.iter().map(|c| c.replace("{vm}", &vm)).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a step's outputs are read (or predicted) with at plan time.
+#[derive(Clone, Copy)]
+pub(crate) struct Known<'a> {
+    pub ctx: &'a PlanContext,
+    pub args: &'a Args,
+}
+
+/// What an Azure step runs with.
+#[derive(Clone, Copy)]
+pub(crate) struct Run<'a> {
+    pub ctx: &'a StepContext,
+    pub args: &'a Args,
+    pub intent: &'a Intent,
+}
+
+/// What an Azure step's undo runs with.
+#[derive(Clone, Copy)]
+pub(crate) struct Undo<'a> {
+    pub ctx: &'a StepContext,
+    pub args: &'a Args,
+    pub outputs: &'a Outputs,
+}
+
+/// An Azure step: [`Action`] in the shape every `azure.*` action shares. [`Step`] adapts it,
+/// sending the Azure layer's progress (polls, throttling) to the step's status line.
+#[async_trait]
+pub(crate) trait AzureStep: Send + Sync + 'static {
+    const SPEC: &'static ActionSpec;
+    /// The arguments the intent records (journaled before the step acts).
+    const INTENT: &'static [&'static str] = &[];
+    fn spec(&self) -> &'static ActionSpec {
+        Self::SPEC
+    }
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError>;
+    async fn read_now(&self, _k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
+        None
+    }
+    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        Ok(Intent {
+            detail: detail_of(args, Self::INTENT),
+            creates: Vec::new(),
+        })
+    }
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError>;
+    fn resumed(&self, _env: &Env, _args: &Args, _outputs: &Outputs) {}
+    fn describe_undo(&self, _args: &Args, _outputs: &Outputs) -> Option<String> {
+        None
+    }
+    async fn undo(&self, _u: &Undo<'_>) -> Result<(), ActionError> {
+        Ok(())
+    }
+}
+
+/// An [`AzureStep`] as the engine's [`Action`]. Reconcile is the default (run again): every
+/// Azure step converges, so running it again after a crash adopts what is already done.
+pub(crate) struct Step<T>(pub T);
+
+#[async_trait]
+impl<T: AzureStep> Action for Step<T> {
+    fn spec(&self) -> &'static ActionSpec {
+        self.0.spec()
+    }
+
+    async fn describe(
+        &self,
+        ctx: &PlanContext,
+        args: &PlanArgs,
+    ) -> Result<Description, ActionError> {
+        self.0.plan(&Plan { ctx, args }).await
+    }
+
+    async fn read_for_plan(
+        &self,
+        ctx: &PlanContext,
+        args: &Args,
+    ) -> Option<Result<Outputs, ActionError>> {
+        self.0.read_now(&Known { ctx, args }).await
+    }
+
+    fn intent(&self, run_id: &str, step_id: &str, args: &Args) -> Result<Intent, ActionError> {
+        self.0.intent(run_id, step_id, args)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        intent: &Intent,
+    ) -> Result<Outputs, ActionError> {
+        with_progress(ctx, self.0.run(&Run { ctx, args, intent })).await
+    }
+
+    fn resumed(&self, env: &Env, args: &Args, outputs: &Outputs) {
+        self.0.resumed(env, args, outputs)
+    }
+
+    fn describe_undo(&self, args: &Args, outputs: &Outputs) -> Option<String> {
+        self.0.describe_undo(args, outputs)
+    }
+
+    async fn undo(
+        &self,
+        ctx: &StepContext,
+        args: &Args,
+        outputs: &Outputs,
+    ) -> Result<(), ActionError> {
+        with_progress(ctx, self.0.undo(&Undo { ctx, args, outputs })).await
+    }
+}
+
+/// The undo of a step that created a resource: delete it (only ever this run's own).
+pub(crate) async fn undo_created(u: &Undo<'_>) -> Result<(), ActionError> {
+    delete_created(u.ctx, &output_id(u.outputs, "id")?).await
+}
+
+/// The undo's line for `rescue rollback --dry-run`: "delete disk NAME".
+pub(crate) fn deletes(noun: &str, outputs: &Outputs) -> Option<String> {
+    Some(format!(
+        "delete {noun} {} (this run's; never the original)",
+        outputs.get("name").and_then(Value::as_str).unwrap_or("?")
+    ))
+}
+
+/// The outputs every creating step has: the resource's `id` (as Azure returned it) and `name`.
+pub(crate) fn created_outputs(created: Option<&Resource>, id: &ResourceId) -> Outputs {
+    let mut out = Outputs::new();
+    let returned = created
+        .map(|r| r.id().to_string())
+        .filter(|i| !i.is_empty());
+    out.insert(
+        "id".into(),
+        json!(returned.unwrap_or_else(|| id.to_string())),
+    );
+    out.insert("name".into(), json!(id.name));
+    out
+}
+
+/// The spec of a step on one VM (`resource_group`, `vm`, `subscription`) that changes it.
+pub(crate) const fn vm_spec(
+    name: &'static str,
+    summary: &'static str,
+    outputs: &'static [OutputSpec],
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        summary,
+        params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
+        outputs,
+        mutates: true,
+    }
+}
+
+/// One output: `{name: value}`.
+pub(crate) fn output(name: &str, value: Value) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert(name.into(), value);
+    out
+}
+
+/// The intent's detail: the named arguments as given.
+pub(crate) fn detail_of(args: &Args, names: &[&str]) -> Value {
+    Value::Object(
+        names
+            .iter()
+            .map(|n| {
+                (
+                    (*n).to_string(),
+                    args.get(*n).cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The VM named by a step's `resource_group` and `vm` arguments, outside a run (resume,
+/// rollback): None without an Azure target.
+pub(crate) fn env_vm(env: &Env, args: &Args) -> Option<ResourceId> {
+    vm_id(env.azure.as_ref()?, args, "resource_group", "vm").ok()
 }
 
 /// The tag every created resource carries: its value is the run id.

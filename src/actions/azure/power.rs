@@ -12,38 +12,33 @@ pub struct SetPower {
     pub to: VmAction,
 }
 
-static DEALLOCATE: ActionSpec = ActionSpec {
-    name: "azure.vm.deallocate",
-    summary: "stop a VM and release its compute (needed before its OS disk can be swapped)",
-    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec {
+static DEALLOCATE: ActionSpec = vm_spec(
+    "azure.vm.deallocate",
+    "stop a VM and release its compute (needed before its OS disk can be swapped)",
+    &[OutputSpec {
         name: "power_state",
         description: "the power state afterwards (deallocated)",
     }],
-    mutates: true,
-};
+);
 
-static START: ActionSpec = ActionSpec {
-    name: "azure.vm.start",
-    summary: "start a VM",
-    params: &[P_RESOURCE_GROUP, P_VM, P_SUBSCRIPTION],
-    outputs: &[OutputSpec {
+static START: ActionSpec = vm_spec(
+    "azure.vm.start",
+    "start a VM",
+    &[OutputSpec {
         name: "power_state",
         description: "the power state afterwards (running)",
     }],
-    mutates: true,
-};
+);
 
 /// Power states a VM passes through on its way somewhere: wait, do not send another action.
 fn transitional(state: &str) -> bool {
     matches!(state, "starting" | "stopping" | "deallocating")
 }
 
-async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) -> Description {
-    let id = plan_vm_id(ctx, args, "resource_group", "vm");
+async fn describe_power(p: &Plan<'_>, action: VmAction) -> Description {
     let mut notes = Vec::new();
-    if let (Some(id), Some(azure)) = (&id, &ctx.env.azure) {
-        match azure.read_vm(id, true).await {
+    if let (Some(id), Some(azure)) = (p.vm(), &p.ctx.env.azure) {
+        match azure.read_vm(&id, true).await {
             Ok(Some(vm)) => notes.push(format!(
                 "now {}",
                 vm.power.unwrap_or_else(|| "unknown".into())
@@ -57,32 +52,21 @@ async fn describe_power(ctx: &PlanContext, args: &PlanArgs, action: VmAction) ->
         VmAction::Start => "start",
         VmAction::PowerOff => "powerOff",
     };
+    let post = format!("POST {{vm}}/{path}");
+    let calls = [
+        "GET {vm}?$expand=instanceView",
+        post.as_str(),
+        "GET <Azure-AsyncOperation> until Succeeded",
+    ];
+    let summary = format!("{} VM {}", action.verb(), p.args.display("vm"));
     Description {
-        summary: format!("{} VM {}", action.verb(), args.display("vm")),
-        changes: vec![change(
-            ChangeKind::Action,
-            Kind::VirtualMachine,
-            id.as_ref(),
-            &args.display("vm"),
-            action.verb(),
-        )],
-        calls: vec![
-            call(
-                "GET",
-                id.as_ref(),
-                "?$expand=instanceView",
-                ".../virtualMachines/VM",
-            ),
-            call(
-                "POST",
-                id.as_ref(),
-                &format!("/{path}"),
-                ".../virtualMachines/VM",
-            ),
-            "GET <Azure-AsyncOperation> until Succeeded".into(),
-        ],
         notes,
-        ..Default::default()
+        ..p.vm_change(
+            ChangeKind::Action,
+            action.verb().to_string(),
+            summary,
+            &calls,
+        )
     }
 }
 
@@ -112,13 +96,14 @@ pub(crate) async fn set_power(
     )
     .with_instance_view();
     ensure(ctx, &desired, key).await?;
-    let mut out = Outputs::new();
-    out.insert("power_state".into(), json!(action.target()));
-    Ok(out)
+    Ok(output("power_state", json!(action.target())))
 }
 
 #[async_trait]
-impl Action for SetPower {
+impl AzureStep for SetPower {
+    // One action, two names: the spec depends on the power state it brings the VM to.
+    const SPEC: &'static ActionSpec = &DEALLOCATE;
+
     fn spec(&self) -> &'static ActionSpec {
         match self.to {
             VmAction::Deallocate => &DEALLOCATE,
@@ -126,12 +111,8 @@ impl Action for SetPower {
         }
     }
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        Ok(describe_power(ctx, args, self.to).await)
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        Ok(describe_power(p, self.to).await)
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
@@ -141,15 +122,11 @@ impl Action for SetPower {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, &id, self.to, OPERATION)).await
+        set_power(ctx, &id, self.to, OPERATION).await
     }
 
     /// A deallocate is undone by starting the VM again; a start is left as it is (rollback
@@ -159,18 +136,14 @@ impl Action for SetPower {
             .then(|| format!("start VM {} again", opt_str(args, "vm").unwrap_or("?")))
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _outputs: &Outputs,
-    ) -> Result<(), ActionError> {
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        let Undo { ctx, args, .. } = *u;
         if self.to != VmAction::Deallocate {
             return Ok(());
         }
         let azure = azure(ctx)?;
         let id = vm_id(azure, args, "resource_group", "vm")?;
-        with_progress(ctx, set_power(ctx, &id, VmAction::Start, "undo_operation"))
+        set_power(ctx, &id, VmAction::Start, "undo_operation")
             .await
             .map(|_| ())
     }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::{ActionSpec, Description, Intent, OutputSpec, Outputs};
+use crate::actions::{ActionSpec, Description, OutputSpec, Outputs};
 use crate::azure::script::{Script, ScriptResult};
 use crate::azure::Started;
 
@@ -168,17 +168,11 @@ fn read_script(
 }
 
 #[async_trait]
-impl Action for RunCommand {
-    fn spec(&self) -> &'static ActionSpec {
-        &SPEC
-    }
+impl AzureStep for RunCommand {
+    const SPEC: &'static ActionSpec = &SPEC;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        let id = plan_vm_id(ctx, args, "resource_group", "vm");
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let mut notes = Vec::new();
         if let Some(script) = args.str("script") {
             match ctx.env.read_file(script) {
@@ -186,56 +180,26 @@ impl Action for RunCommand {
                 Err(e) => notes.push(format!("script {script} cannot be read: {}", e.message)),
             }
         }
+        let (script, parameters) = (args.display("script"), args.display("parameters"));
+        let summary = format!(
+            "run {script} on VM {} with parameters {parameters}",
+            args.display("vm")
+        );
+        let what = format!("run {script} once (managed Run Command), parameters {parameters}");
+        let calls = [
+            "PUT {vm}/runCommands/NAME (managed Run Command, the script inline)",
+            "GET {vm}/runCommands/NAME?$expand=instanceView until it ends",
+        ];
         Ok(Description {
-            summary: format!(
-                "run {} on VM {} with parameters {}",
-                args.display("script"),
-                args.display("vm"),
-                args.display("parameters")
-            ),
-            calls: vec![
-                call(
-                    "PUT",
-                    id.as_ref(),
-                    "/runCommands/NAME (managed Run Command, the script inline)",
-                    ".../virtualMachines/VM",
-                ),
-                call(
-                    "GET",
-                    id.as_ref(),
-                    "/runCommands/NAME?$expand=instanceView until it ends",
-                    ".../virtualMachines/VM",
-                ),
-            ],
-            changes: vec![change(
-                ChangeKind::Action,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!(
-                    "run {} once (managed Run Command), parameters {}",
-                    args.display("script"),
-                    args.display("parameters")
-                ),
-            )],
             notes,
-            ..Default::default()
+            ..p.vm_change(ChangeKind::Action, what, summary, &calls)
         })
     }
 
-    fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
-        Ok(Intent {
-            detail: json!({"vm": args.get("vm"), "script": args.get("script"), "parameters": args.get("parameters")}),
-            creates: Vec::new(),
-        })
-    }
+    const INTENT: &'static [&'static str] = &["vm", "script", "parameters"];
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let prefix = opt_str(args, "status_prefix").unwrap_or(DEFAULT_PREFIX);
@@ -289,7 +253,7 @@ impl Action for RunCommand {
                     serde_json::to_value(&result).expect("a result serializes"),
                 )
                 .await?;
-                if let Err(e) = with_progress(ctx, delete_command(azure, &vm, &name)).await {
+                if let Err(e) = delete_command(azure, &vm, &name).await {
                     ctx.status(format!(
                         "could not delete Run Command {name}: {e} (cleanup deletes it)"
                     ));

@@ -76,16 +76,11 @@ pub(crate) fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceI
 }
 
 #[async_trait]
-impl Action for CreateSnapshot {
-    fn spec(&self) -> &'static ActionSpec {
-        &SPEC
-    }
+impl AzureStep for CreateSnapshot {
+    const SPEC: &'static ActionSpec = &SPEC;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let Plan { ctx, args } = *p;
         let mut notes = Vec::new();
         let mut warnings = Vec::new();
         let known = target(&args.known, &ctx.run_id).ok();
@@ -143,11 +138,8 @@ impl Action for CreateSnapshot {
     }
 
     /// The snapshot's name and id follow from the run id: later steps plan with them.
-    async fn read_for_plan(
-        &self,
-        ctx: &PlanContext,
-        args: &Args,
-    ) -> Option<Result<Outputs, ActionError>> {
+    async fn read_now(&self, k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
+        let Known { ctx, args } = *k;
         let (source, snap) = target(args, &ctx.run_id).ok()?;
         Some(Ok(outputs(None, &snap, &source)))
     }
@@ -160,12 +152,8 @@ impl Action for CreateSnapshot {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let (source, snap) = target(args, &ctx.run_id)?;
         with_progress(ctx, async {
@@ -193,33 +181,16 @@ impl Action for CreateSnapshot {
     }
 
     fn describe_undo(&self, _args: &Args, outputs: &Outputs) -> Option<String> {
-        Some(format!(
-            "delete snapshot {}",
-            outputs.get("name").and_then(Value::as_str).unwrap_or("?")
-        ))
+        deletes("snapshot", outputs)
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        _args: &Args,
-        outputs: &Outputs,
-    ) -> Result<(), ActionError> {
-        let id = output_id(outputs, "id")?;
-        with_progress(ctx, delete_created(ctx, &id)).await
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        undo_created(u).await
     }
 }
 
 fn outputs(created: Option<&Resource>, snap: &ResourceId, source: &ResourceId) -> Outputs {
-    let mut out = Outputs::new();
-    out.insert(
-        "id".into(),
-        json!(created
-            .map(|r| r.id().to_string())
-            .filter(|id| !id.is_empty())
-            .unwrap_or(snap.to_string())),
-    );
-    out.insert("name".into(), json!(snap.name));
+    let mut out = created_outputs(created, snap);
     out.insert("source_disk_id".into(), json!(source.to_string()));
     out
 }

@@ -103,52 +103,29 @@ fn outputs(original: &ResourceId, new: &ResourceId) -> Outputs {
 }
 
 #[async_trait]
-impl Action for SwapOsDisk {
-    fn spec(&self) -> &'static ActionSpec {
-        &SPEC
-    }
+impl AzureStep for SwapOsDisk {
+    const SPEC: &'static ActionSpec = &SPEC;
 
-    async fn describe(
-        &self,
-        ctx: &PlanContext,
-        args: &PlanArgs,
-    ) -> Result<Description, ActionError> {
-        let id = plan_vm_id(ctx, args, "resource_group", "vm");
-        Ok(Description {
-            summary: format!(
-                "swap VM {}'s OS disk {} for {} (the old disk is kept untouched)",
-                args.display("vm"),
-                args.display("original_disk_id"),
-                args.display("disk_id")
-            ),
-            calls: vec![
-                call(
-                    "GET",
-                    id.as_ref(),
-                    "?$expand=instanceView",
-                    ".../virtualMachines/VM",
-                ),
-                call(
-                    "PATCH",
-                    id.as_ref(),
-                    " (storageProfile.osDisk.managedDisk.id = the copy)",
-                    ".../virtualMachines/VM",
-                ),
-                "GET <Azure-AsyncOperation> until Succeeded".into(),
-            ],
-            changes: vec![change(
-                ChangeKind::Update,
-                Kind::VirtualMachine,
-                plan_vm_id(ctx, args, "resource_group", "vm").as_ref(),
-                &args.display("vm"),
-                format!(
-                    "OS disk {} -> {} (the old disk is kept)",
-                    short(&args.display("original_disk_id")),
-                    short(&args.display("disk_id"))
-                ),
-            )],
-            ..Default::default()
-        })
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let (old, new) = (
+            p.args.display("original_disk_id"),
+            p.args.display("disk_id"),
+        );
+        let summary = format!(
+            "swap VM {}'s OS disk {old} for {new} (the old disk is kept untouched)",
+            p.args.display("vm")
+        );
+        let what = format!(
+            "OS disk {} -> {} (the old disk is kept)",
+            short(&old),
+            short(&new)
+        );
+        let calls = [
+            "GET {vm}?$expand=instanceView",
+            "PATCH {vm} If-Match (storageProfile.osDisk.managedDisk.id = the copy)",
+            "GET <Azure-AsyncOperation> until Succeeded",
+        ];
+        Ok(p.vm_change(ChangeKind::Update, what, summary, &calls))
     }
 
     fn intent(&self, _run_id: &str, _step_id: &str, args: &Args) -> Result<Intent, ActionError> {
@@ -158,17 +135,13 @@ impl Action for SwapOsDisk {
         })
     }
 
-    async fn execute(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        _intent: &Intent,
-    ) -> Result<Outputs, ActionError> {
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let new = id_arg(args, "disk_id", Kind::Disk)?;
         let original = id_arg(args, "original_disk_id", Kind::Disk)?;
-        with_progress(ctx, swap(ctx, &vm, &new, &original, OPERATION)).await?;
+        swap(ctx, &vm, &new, &original, OPERATION).await?;
         Ok(outputs(&original, &new))
     }
 
@@ -183,12 +156,8 @@ impl Action for SwapOsDisk {
         ))
     }
 
-    async fn undo(
-        &self,
-        ctx: &StepContext,
-        args: &Args,
-        outputs: &Outputs,
-    ) -> Result<(), ActionError> {
+    async fn undo(&self, u: &Undo<'_>) -> Result<(), ActionError> {
+        let Undo { ctx, args, outputs } = *u;
         let azure = azure(ctx)?;
         let vm_id = vm_id(azure, args, "resource_group", "vm")?;
         let original = ResourceId::parse(
