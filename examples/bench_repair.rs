@@ -4,9 +4,12 @@
 //! Runs workflows/os-disk-swap.yaml with the real release binary against an in-process emulator
 //! whose Azure-like latencies are scaled by TIME_SCALE (default 0.05), then prints
 //! - wall time ÷ the sum of the emulated operation times (every operation of this workflow is on
-//!   the critical path: the steps are sequential); target ≤ 1.10, i.e. no idle waits beyond
-//!   what the operations themselves take;
-//! - ARM requests per long-running operation, from the emulator's request log.
+//!   the critical path: the steps are sequential), target ≤ 1.05;
+//! - the time from each operation's end to the poll that saw it: a client that honours Azure's
+//!   `Retry-After` (10 s on most polls, scaled) cannot see an end sooner, so the second ratio,
+//!   wall ÷ (critical path + those waits), is rescue's own overhead;
+//! - ARM requests, and the same count for Microsoft's Python SDK running the procedure by hand
+//!   (tests/conformance/sdk_repair.py) on its own emulator in the same run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-const TARGET_RATIO: f64 = 1.10;
+const TARGET_RATIO: f64 = 1.05;
 
 fn main() {
     let scale: f64 = std::env::args()
@@ -26,27 +29,13 @@ fn main() {
         .unwrap_or(0.05);
     let rescue = release_binary();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("requests.jsonl");
-    let data = dir.path().join("emulator");
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let config = rescue::emulator::Config {
-        scenario: None,
-        data_dir: data.clone(),
-        port: 0,
-        time_scale: scale,
-        log: Some(log.clone()),
-        tls: true,
-    };
-    let emulator = runtime
-        .block_on(rescue::emulator::start(config))
-        .expect("the emulator starts (are you root?)");
 
+    let ours = Emulated::start(&runtime, scale);
     let started = Instant::now();
     let out = Command::new(&rescue)
         .arg("run")
@@ -54,23 +43,8 @@ fn main() {
         .arg("--inputs")
         .arg(repo.join("examples/incident-inputs.yaml"))
         .arg("--yes")
-        .env("RESCUE_STATE_DIR", dir.path().join("state"))
-        .env(
-            "RESCUE_EMULATOR_URL",
-            emulator.endpoint.as_str().trim_end_matches('/'),
-        )
-        .env(
-            "RESCUE_EMULATOR_CA",
-            emulator.ca_pem.as_ref().expect("HTTPS"),
-        )
-        .env("AZURE_SUBSCRIPTION_ID", &emulator.subscription_id)
-        .env("AZURE_TENANT_ID", &emulator.tenant_id)
-        .env("AZURE_CLIENT_ID", &emulator.client_id)
-        .env("AZURE_CLIENT_SECRET", &emulator.client_secret)
-        .env(
-            "AZURE_AUTHORITY_HOST",
-            emulator.endpoint.as_str().trim_end_matches('/'),
-        )
+        .env("RESCUE_STATE_DIR", ours.dir.path().join("state"))
+        .envs(ours.env())
         .stdin(std::process::Stdio::null())
         .output()
         .expect("spawn rescue");
@@ -80,80 +54,226 @@ fn main() {
         "the repair failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    runtime.block_on(emulator.shutdown());
+    runtime.block_on(ours.handle.shutdown());
 
-    let operations = emulated_operations(&data);
-    let critical: f64 = operations.iter().map(|(_, s)| s).sum();
-    let requests = request_counts(&log);
-    let total: usize = requests.values().sum();
+    let operations = emulated_operations(&ours.data);
+    let critical: f64 = operations.iter().map(|o| o.seconds).sum();
+    let entries = arm_entries(&ours.log);
+    let detection: f64 = operations.iter().map(|o| o.seen_late(&entries)).sum();
+    let mut by_method: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &entries {
+        *by_method.entry(e.method.clone()).or_insert(0) += 1;
+    }
+    let total = entries.len();
 
     println!("os-disk-swap on the emulator, time scale {scale}");
-    for (kind, seconds) in &operations {
-        println!("  {kind:<24} {seconds:>7.3} s emulated");
+    for o in &operations {
+        println!("  {:<24} {:>7.3} s emulated", o.kind, o.seconds);
     }
     println!("  wall time                {wall:>7.3} s (process start included)");
     println!(
         "  critical path (emulated) {critical:>7.3} s over {} operations",
         operations.len()
     );
+    println!(
+        "  polling as Azure asks     {detection:>7.3} s (from each operation's end to the poll that saw it, at Azure's Retry-After)"
+    );
     let ratio = wall / critical;
+    let own = wall / (critical + detection);
     println!(
         "wall / critical path: {ratio:.3} (target <= {TARGET_RATIO}) {}",
-        if ratio <= TARGET_RATIO {
-            "OK"
-        } else {
-            "OVER TARGET"
-        }
+        verdict(ratio)
     );
-    let by_method: Vec<String> = requests.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    println!(
+        "wall / (critical path + Azure's polling intervals): {own:.3} (target <= {TARGET_RATIO}) {}",
+        verdict(own)
+    );
+    let methods: Vec<String> = by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
     println!(
         "ARM requests: {total} ({}), {:.1} per operation",
-        by_method.join(", "),
+        methods.join(", "),
         total as f64 / operations.len().max(1) as f64
     );
+    match sdk_requests(&runtime, scale, &repo) {
+        Some(sdk) => println!(
+            "azure-mgmt-compute 39.0.0, the same procedure by hand: {sdk} ARM requests; rescue / SDK: {:.2} (target <= 1.3) {}",
+            total as f64 / sdk as f64,
+            if total as f64 <= 1.3 * sdk as f64 { "OK" } else { "OVER TARGET" }
+        ),
+        None => println!("azure-mgmt-compute: not installed (bash .ci/setup installs it); no comparison"),
+    }
 }
 
-/// (kind, emulated seconds) of every long-running operation the emulator ran, in start order.
-fn emulated_operations(data: &Path) -> Vec<(String, f64)> {
+fn verdict(ratio: f64) -> &'static str {
+    if ratio <= TARGET_RATIO {
+        "OK"
+    } else {
+        "OVER TARGET"
+    }
+}
+
+/// An emulator on a fresh data dir, its request log kept.
+struct Emulated {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    log: PathBuf,
+    handle: rescue::emulator::Handle,
+}
+
+impl Emulated {
+    fn start(runtime: &tokio::runtime::Runtime, scale: f64) -> Emulated {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, log) = (
+            dir.path().join("emulator"),
+            dir.path().join("requests.jsonl"),
+        );
+        let config = rescue::emulator::Config {
+            scenario: None,
+            data_dir: data.clone(),
+            port: 0,
+            time_scale: scale,
+            log: Some(log.clone()),
+            tls: true,
+        };
+        let handle = runtime
+            .block_on(rescue::emulator::start(config))
+            .expect("the emulator starts (are you root?)");
+        Emulated {
+            dir,
+            data,
+            log,
+            handle,
+        }
+    }
+
+    /// What `rescue emulator serve` prints: every client signs in with these.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let h = &self.handle;
+        let url = h.endpoint.as_str().trim_end_matches('/').to_string();
+        vec![
+            ("RESCUE_EMULATOR_URL", url.clone()),
+            (
+                "RESCUE_EMULATOR_CA",
+                h.ca_pem.as_ref().expect("HTTPS").display().to_string(),
+            ),
+            ("AZURE_SUBSCRIPTION_ID", h.subscription_id.clone()),
+            ("AZURE_TENANT_ID", h.tenant_id.clone()),
+            ("AZURE_CLIENT_ID", h.client_id.clone()),
+            ("AZURE_CLIENT_SECRET", h.client_secret.clone()),
+            ("AZURE_AUTHORITY_HOST", url),
+        ]
+    }
+}
+
+/// The SDK's ARM requests for the same repair (tests/conformance/sdk_repair.py), on its own
+/// emulator at the same time scale; None when the SDK is not installed.
+fn sdk_requests(runtime: &tokio::runtime::Runtime, scale: f64, repo: &Path) -> Option<usize> {
+    let venv = std::env::var_os("RESCUE_CONFORMANCE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/rescue-conformance"));
+    let python = venv.join("sdk/bin/python");
+    if !python.is_file() {
+        return None;
+    }
+    let theirs = Emulated::start(runtime, scale);
+    let out = Command::new(python)
+        .arg(repo.join("tests/conformance/sdk_repair.py"))
+        .envs(theirs.env())
+        .output()
+        .expect("spawn python");
+    runtime.block_on(theirs.handle.shutdown());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK's repair failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sdk_arm_requests="))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// One long-running operation the emulator ran.
+struct Operation {
+    kind: String,
+    id: String,
+    end: OffsetDateTime,
+    seconds: f64,
+}
+
+impl Operation {
+    /// How long after its end the client's first poll of it came (0 when never polled after).
+    fn seen_late(&self, entries: &[Entry]) -> f64 {
+        entries
+            .iter()
+            .filter(|e| {
+                e.operation == "operations.get" && e.path.contains(&self.id) && e.time >= self.end
+            })
+            .map(|e| (e.time - self.end).as_seconds_f64())
+            .next()
+            .unwrap_or(0.0)
+    }
+}
+
+/// An ARM request from the emulator's log (sign-ins to Entra left out).
+struct Entry {
+    time: OffsetDateTime,
+    method: String,
+    path: String,
+    operation: String,
+}
+
+fn arm_entries(log: &Path) -> Vec<Entry> {
+    std::fs::read_to_string(log)
+        .expect("request log")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|e| {
+            !e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("entra."))
+        })
+        .map(|e| Entry {
+            time: OffsetDateTime::parse(e["time"].as_str().unwrap_or_default(), &Rfc3339)
+                .expect("a time"),
+            method: e["method"].as_str().unwrap_or("?").to_string(),
+            path: e["path"].as_str().unwrap_or_default().to_string(),
+            operation: e["operation"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+/// Every long-running operation the emulator ran, in start order.
+fn emulated_operations(data: &Path) -> Vec<Operation> {
     let state: Value =
         serde_json::from_slice(&std::fs::read(data.join("state.json")).expect("emulator state"))
             .expect("JSON");
     let time = |v: &Value| OffsetDateTime::parse(v.as_str().unwrap_or_default(), &Rfc3339).ok();
-    let mut ops: Vec<(OffsetDateTime, String, f64)> = state["operations"]
+    let mut ops: Vec<(OffsetDateTime, Operation)> = state["operations"]
         .as_object()
         .expect("operations")
-        .values()
-        .filter_map(|op| {
+        .iter()
+        .filter_map(|(id, op)| {
             let (start, end) = (time(&op["start"])?, time(&op["end"])?);
             let kind = op["kind"]
                 .as_object()
                 .and_then(|k| k.keys().next().cloned())
                 .unwrap_or_else(|| op["kind"].to_string());
-            Some((start, kind, (end - start).as_seconds_f64()))
+            let seconds = (end - start).as_seconds_f64();
+            Some((
+                start,
+                Operation {
+                    kind,
+                    id: id.clone(),
+                    end,
+                    seconds,
+                },
+            ))
         })
         .collect();
-    ops.sort_by_key(|(start, ..)| *start);
-    ops.into_iter()
-        .map(|(_, kind, secs)| (kind, secs))
-        .collect()
-}
-
-fn request_counts(log: &Path) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for line in std::fs::read_to_string(log).expect("request log").lines() {
-        let entry: Value = serde_json::from_str(line).expect("a JSON line");
-        // Sign-in requests go to Entra, not ARM.
-        if entry["operation"]
-            .as_str()
-            .is_some_and(|o| o.starts_with("entra."))
-        {
-            continue;
-        }
-        *counts
-            .entry(entry["method"].as_str().unwrap_or("?").to_string())
-            .or_insert(0) += 1;
-    }
-    counts
+    ops.sort_by_key(|(start, _)| *start);
+    ops.into_iter().map(|(_, op)| op).collect()
 }
 
 /// The release `rescue` next to this example (built here so the figure is always current);

@@ -29,6 +29,10 @@ pub struct Operation {
     /// The result is Location's final body (POSTs with a result: attachDetachDataDisks).
     #[serde(default)]
     pub final_via_location: bool,
+    /// How long Azure asked us to wait before the first poll (its first answer's Retry-After);
+    /// `None` once checkpointed: a process that resumes it polls at once.
+    #[serde(skip)]
+    pub first_wait: Option<Duration>,
 }
 
 /// The outcome of sending a mutation.
@@ -109,6 +113,7 @@ impl Azure {
             async_operation,
             location,
             final_via_location: final_via == FinalVia::Location,
+            first_wait: Some(retry_after(&headers).unwrap_or_else(|| unhinted(0))),
         }))
     }
 
@@ -116,7 +121,15 @@ impl Azure {
     /// may still be running; poll again later), `Deadline` past `deadline`.
     pub async fn poll(&self, op: &Operation, deadline: Instant) -> Result<Ended> {
         let started = Instant::now();
-        let mut polls = 0u32;
+        // Polling before the first answer's Retry-After has passed only costs a request: an
+        // SDK's poller waits it out too.
+        if let Some(wait) = op.first_wait {
+            if Instant::now() + wait <= deadline {
+                progress::report(format!("waiting for {}: accepted", op.label));
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let mut polls = 1u32;
         if let Some(url) = &op.async_operation {
             loop {
                 let (headers, body) = match self.get_url(url, &op.label).await {

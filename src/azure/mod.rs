@@ -11,7 +11,7 @@
 //! - [`model`]: typed views of what is read.
 
 pub mod converge;
-mod credential;
+pub mod credential;
 pub mod error;
 pub mod ids;
 pub mod kill_hook;
@@ -28,27 +28,22 @@ use std::time::Duration;
 use azure_core::auth::TokenCredential;
 use azure_mgmt_compute::Client;
 
-pub use credential::ClientSecret;
+pub use credential::{Auth, ClientSecret, Cloud, Login};
 pub use error::{Error, Kind as ErrorKind};
 pub use lro::{Ended, Operation, Started};
 pub use requests::{VmAction, Write};
 pub use transport::TransportOptions;
 
-/// Where rescue talks to: real Azure, or a local emulator.
+/// Where rescue talks to and as whom: a cloud (the public one, a national one, or endpoints
+/// of its own such as Azure Stack Hub's or an emulator's), a sign-in, and the subscription.
 #[derive(Clone, Debug)]
-pub enum Target {
-    Azure {
-        subscription: Option<String>,
-    },
-    /// An emulator: its CA is trusted for this target only (added to the transport's roots),
-    /// and the token comes from its own Entra endpoint through azure_identity's client-secret
-    /// credential.
-    Emulator {
-        endpoint: url::Url,
-        ca: Option<std::path::PathBuf>,
-        login: Box<credential::ClientSecret>,
-        subscription: String,
-    },
+pub struct Target {
+    pub cloud: Cloud,
+    pub login: Login,
+    /// Else `AZURE_SUBSCRIPTION_ID`.
+    pub subscription: Option<String>,
+    /// A CA to trust besides the system's (PEM), for this target only.
+    pub extra_ca: Option<std::path::PathBuf>,
 }
 
 /// A configured connection to ARM (real Azure or the emulator).
@@ -79,39 +74,30 @@ impl Azure {
     /// Connect to `target`. This asks the credential for a token right away, so a missing
     /// login fails here, not in the middle of a repair.
     pub async fn connect(target: Target, mut options: TransportOptions) -> Result<Azure, Error> {
-        if let Target::Emulator { ca: Some(ca), .. } = &target {
-            options.extra_ca = Some(ca.clone());
+        if target.extra_ca.is_some() {
+            options.extra_ca = target.extra_ca.clone();
         }
+        let subscription = target
+            .subscription
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                std::env::var("AZURE_SUBSCRIPTION_ID")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .ok_or_else(|| Error::setup("no Azure subscription given"))?;
         let transport = transport::Transport::new(options)?;
-        let (endpoint, credential, subscription): (url::Url, Arc<dyn TokenCredential>, String) =
-            match target {
-                Target::Azure { subscription } => {
-                    let subscription = subscription
-                        .filter(|s| !s.is_empty())
-                        .or_else(|| {
-                            std::env::var("AZURE_SUBSCRIPTION_ID")
-                                .ok()
-                                .filter(|s| !s.is_empty())
-                        })
-                        .ok_or_else(|| Error::setup("no Azure subscription given"))?;
-                    let endpoint = url::Url::parse(
-                        azure_mgmt_compute::package_2024_07_01::DEFAULT_ENDPOINT.as_str(),
-                    )
-                    .expect("the public cloud endpoint is a valid URL");
-                    (endpoint, credential::default_chain()?, subscription)
-                }
-                Target::Emulator {
-                    endpoint,
-                    login,
-                    subscription,
-                    ..
-                } => (
-                    endpoint,
-                    login.credential(Arc::new(transport.http())),
-                    subscription,
-                ),
-            };
-        let azure = Self::build(endpoint, credential, subscription, transport)?;
+        // Sign-ins go to Entra, not ARM: through the plain client, so that they are neither
+        // retried as ARM requests nor counted as mutations by the test hooks.
+        let credential =
+            credential::credential(&target.login, &target.cloud, Arc::new(transport.http()))?;
+        let azure = Self::build(
+            target.cloud.resource_manager.clone(),
+            credential,
+            subscription,
+            transport,
+        )?;
         azure.token().await?;
         Ok(azure)
     }

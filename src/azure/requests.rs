@@ -244,7 +244,8 @@ impl Azure {
                     )?,
                     s
                 )),
-                FinalVia::Location,
+                // Its result (the storage profile) is read from the VM anyway.
+                FinalVia::Resource,
             ),
             (Write::Delete, Kind::Snapshot) => (
                 call!(c.snapshots_client().delete(s, rg, n)),

@@ -232,7 +232,7 @@ pub(crate) async fn connect_recorded(
     })?;
     let needs_azure = journal.steps.iter().any(|s| s.uses.starts_with("azure."));
     // Undo and cleanup read no workflow files.
-    let connected = target::connect(&record, needs_azure, None, &settings.transport)
+    let connected = target::connect(&record, needs_azure, None, settings)
         .await
         .map_err(|e| {
             eprintln!("error: {e}");

@@ -74,22 +74,16 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
         let files: Arc<dyn Files> = Arc::new(origin);
         // Actions read current state through the connection to make the plan concrete;
         // without one they describe the step from its arguments alone.
-        let connected = match target::connect(
-            &record,
-            wf.needs_azure(),
-            Some(files.clone()),
-            &settings.transport,
-        )
-        .await
-        {
-            Ok(connected) => Some(connected),
-            Err(e) => {
-                eprintln!(
+        let connected =
+            match target::connect(&record, wf.needs_azure(), Some(files.clone()), settings).await {
+                Ok(connected) => Some(connected),
+                Err(e) => {
+                    eprintln!(
                     "warning: cannot read current state, so the plan shows the arguments only: {e}"
                 );
-                None
-            }
-        };
+                    None
+                }
+            };
         let env = connected.as_ref().map_or_else(
             || Env {
                 files: Some(files),
@@ -135,7 +129,10 @@ pub(crate) fn where_it_acts(target: &Target, env: &Env) -> String {
     };
     let subscription = azure.subscription();
     match target {
-        Target::Azure { .. } => format!("Azure, subscription {subscription}"),
+        Target::Azure { cloud, .. } => format!(
+            "Azure ({}), subscription {subscription}",
+            cloud.as_deref().unwrap_or("AzureCloud")
+        ),
         Target::InProcessEmulator { scenario, .. } => format!(
             "an emulator in this process ({}), subscription {subscription}",
             scenario

@@ -91,7 +91,10 @@ pub fn recorded_target(
             return Err(format!("{run}'s journal records no target (where its Azure steps act); a run started by this rescue always does"));
         }
         // Core actions only: nothing is connected to.
-        return Ok(TargetRecord::Azure { subscription: None });
+        return Ok(TargetRecord::Azure {
+            subscription: None,
+            cloud: None,
+        });
     };
     match recorded {
         TargetRecord::InProcessEmulator {
@@ -155,6 +158,7 @@ pub fn recorded_target(
         }
         TargetRecord::Azure {
             subscription: recorded_subscription,
+            cloud: recorded_cloud,
         } => {
             let why = format!("{run} acts on Azure");
             if emulator.value.is_some() {
@@ -165,8 +169,19 @@ pub fn recorded_target(
             url.not_for(&run, &why)?;
             ca.not_for(&run, &why)?;
             time_scale.not_for(&run, &why)?;
+            let cloud = typed.of(args.cloud.as_ref(), "cloud", "");
+            let recorded_name = recorded_cloud
+                .clone()
+                .unwrap_or_else(|| "AzureCloud".into());
+            if cloud
+                .value
+                .is_some_and(|c| !c.eq_ignore_ascii_case(&recorded_name))
+            {
+                cloud.not_for(&run, &format!("{run} acts in {recorded_name}"))?;
+            }
             Ok(TargetRecord::Azure {
                 subscription: same_subscription(&run, &subscription, recorded_subscription)?,
+                cloud: recorded_cloud,
             })
         }
     }

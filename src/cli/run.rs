@@ -183,25 +183,24 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         .steps
         .iter()
         .any(|s| s.uses.value.starts_with("azure."));
-    let connected =
-        match target::connect(&ex.target, needs_azure, Some(files), &settings.transport).await {
-            Ok(mut c) => {
-                c.env.force_unlock = ex.force_unlock.clone();
-                // Before any step: the port goes to the journal, so a restart can bind it again.
-                let record = ex.target.clone().connected(&c).to_value();
-                if let Err(e) = recorder.update(|j| j.target = record) {
-                    c.close().await;
-                    return stopped(&run_id, &e, Next::Resume);
-                }
-                c
+    let connected = match target::connect(&ex.target, needs_azure, Some(files), settings).await {
+        Ok(mut c) => {
+            c.env.force_unlock = ex.force_unlock.clone();
+            // Before any step: the port goes to the journal, so a restart can bind it again.
+            let record = ex.target.clone().connected(&c).to_value();
+            if let Err(e) = recorder.update(|j| j.target = record) {
+                c.close().await;
+                return stopped(&run_id, &e, Next::Resume);
             }
-            Err(e) => {
-                let _ = recorder.update(|j| j.status = RunStatus::Failed);
-                eprintln!("error: {e}");
-                print_resume(&run_id, "after fixing the cause, continue with");
-                return ExitCode::from(exit::STEP_FAILED);
-            }
-        };
+            c
+        }
+        Err(e) => {
+            let _ = recorder.update(|j| j.status = RunStatus::Failed);
+            eprintln!("error: {e}");
+            print_resume(&run_id, "after fixing the cause, continue with");
+            return ExitCode::from(exit::STEP_FAILED);
+        }
+    };
 
     let style = Style::detect(settings.json());
     let executor = Executor {

@@ -69,6 +69,20 @@ pub struct TargetArgs {
     /// fails, resumably. Azure's waits are honoured in full up to this.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub max_wait: std::time::Duration,
+    /// Which credential signs in: `default` (environment, managed identity, then `az login`),
+    /// `cli` (`az login`), `msi` (this machine's managed identity), `env` (a service principal
+    /// from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) or `workload`
+    /// (AZURE_FEDERATED_TOKEN_FILE). Naming one keeps, say, a jump box's managed identity from
+    /// winning over your `az login`.
+    #[arg(long, env = "AZURE_CREDENTIAL_KIND", value_name = "KIND", value_parser = parse_auth)]
+    pub auth: Option<crate::azure::Auth>,
+    /// The Azure cloud: AzureCloud (the default), AzureUSGovernment or AzureChinaCloud.
+    #[arg(long, value_name = "NAME")]
+    pub cloud: Option<String>,
+}
+
+fn parse_auth(s: &str) -> Result<crate::azure::Auth, String> {
+    s.parse()
 }
 
 /// The in-process emulator's latency scale when `--time-scale` is not given.
@@ -89,8 +103,12 @@ impl TargetArgs {
 /// Where Azure calls go.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
-    /// Real Azure; the subscription may come from the workflow inputs or `az` later.
-    Azure { subscription: Option<String> },
+    /// Real Azure (`cloud`: a national cloud's name, None for the public one); the
+    /// subscription may come from the workflow inputs or `az` later.
+    Azure {
+        subscription: Option<String>,
+        cloud: Option<String>,
+    },
     /// Start an emulator in this process. `scenario: None` = the embedded incident.
     InProcessEmulator {
         scenario: Option<PathBuf>,
@@ -115,6 +133,8 @@ pub struct Settings {
     pub target: Target,
     /// How requests to Azure behave (throttling limit).
     pub transport: crate::azure::TransportOptions,
+    /// Which credential signs in (`--auth`).
+    pub auth: crate::azure::Auth,
     /// The target flags as given (from the command line or the environment), for commands
     /// that continue a recorded run: they honour or refuse each (see `cli::retarget`).
     pub target_args: TargetArgs,
@@ -145,9 +165,15 @@ impl Settings {
             Some(t) if !flags.retarget => target(t)?,
             Some(t) => {
                 t.time_scale()?;
-                Target::Azure { subscription: None }
+                Target::Azure {
+                    subscription: None,
+                    cloud: None,
+                }
             }
-            None => Target::Azure { subscription: None },
+            None => Target::Azure {
+                subscription: None,
+                cloud: None,
+            },
         };
         let inputs = flags.inputs.cloned().unwrap_or_default();
         if let Some(file) = &inputs.inputs {
@@ -161,6 +187,7 @@ impl Settings {
         }
         Ok(Settings {
             transport,
+            auth: flags.target.and_then(|t| t.auth).unwrap_or_default(),
             state_dir,
             output: flags.output.map_or(OutputFormat::Text, |o| o.output),
             yes: flags.yes.is_some_and(|y| y.yes),
@@ -208,8 +235,12 @@ fn target(t: &TargetArgs) -> Result<Target, String> {
             subscription: t.subscription.clone(),
         });
     }
+    if let Some(cloud) = &t.cloud {
+        crate::azure::Cloud::named(cloud).map_err(|e| format!("--cloud: {}", e.message))?;
+    }
     Ok(Target::Azure {
         subscription: t.subscription.clone(),
+        cloud: t.cloud.clone(),
     })
 }
 

@@ -145,10 +145,16 @@ fn target_line(target: &Value) -> String {
     match TargetRecord::from_value(target) {
         Ok(None) => "not recorded".into(),
         Err(e) => format!("unreadable: {e}"),
-        Ok(Some(TargetRecord::Azure { subscription })) => match subscription {
-            Some(s) => format!("Azure, subscription {s}"),
-            None => "Azure (no subscription given)".into(),
-        },
+        Ok(Some(TargetRecord::Azure {
+            subscription,
+            cloud,
+        })) => {
+            let cloud = cloud.unwrap_or_else(|| "AzureCloud".into());
+            match subscription {
+                Some(s) => format!("Azure ({cloud}), subscription {s}"),
+                None => format!("Azure ({cloud}), no subscription given"),
+            }
+        }
         Ok(Some(TargetRecord::Emulator { endpoint, .. })) => format!("the emulator at {endpoint}"),
         Ok(Some(TargetRecord::InProcessEmulator { data_dir, port, .. })) => format!(
             "the emulator inside rescue ({}{})",

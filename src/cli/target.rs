@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::settings::Target;
+use super::settings::{Settings, Target};
 use crate::actions::{ActionError, Env, Files};
 use crate::azure::{self, Azure};
 use crate::emulator;
@@ -19,6 +19,9 @@ use crate::engine::store::create_private_dir;
 pub enum TargetRecord {
     Azure {
         subscription: Option<String>,
+        /// A national cloud's name; absent for the public cloud.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cloud: Option<String>,
     },
     /// An emulator inside the rescue process; its state lives in the run directory, so a
     /// resumed run restarts it where it stopped.
@@ -44,7 +47,13 @@ pub enum TargetRecord {
 impl TargetRecord {
     pub fn for_new_run(target: &Target, run_dir: &Path) -> TargetRecord {
         match target.clone() {
-            Target::Azure { subscription } => TargetRecord::Azure { subscription },
+            Target::Azure {
+                subscription,
+                cloud,
+            } => TargetRecord::Azure {
+                subscription,
+                cloud,
+            },
             Target::InProcessEmulator {
                 scenario,
                 time_scale,
@@ -125,7 +134,7 @@ pub async fn connect(
     record: &TargetRecord,
     needs_azure: bool,
     files: Option<Arc<dyn Files>>,
-    transport: &azure::TransportOptions,
+    settings: &Settings,
 ) -> Result<Connected, ActionError> {
     if !needs_azure {
         return Ok(Connected {
@@ -136,28 +145,48 @@ pub async fn connect(
             emulator: None,
         });
     }
-    let (target, handle) = match record.clone() {
-        TargetRecord::Azure { subscription } => (azure::Target::Azure { subscription }, None),
+    let auth = settings.auth;
+    let (target, handle, previous) = match record.clone() {
+        TargetRecord::Azure {
+            subscription,
+            cloud,
+        } => {
+            let cloud = azure::Cloud::named(cloud.as_deref().unwrap_or("AzureCloud"))?;
+            let target = azure::Target {
+                cloud,
+                login: azure::Login::Auth(auth),
+                subscription,
+                extra_ca: None,
+            };
+            (target, None, None)
+        }
         TargetRecord::Emulator {
             endpoint,
             ca,
             subscription,
         } => {
-            let subscription =
-                subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string());
-            let login = match azure::ClientSecret::from_env(&endpoint) {
-                Ok(login) => Box::new(login),
-                Err(e) => return Err(emulator_login(e)),
+            // A cloud of its own: its ARM endpoint, and its Entra at AZURE_AUTHORITY_HOST
+            // (what `serve` exports; the emulator itself when unset).
+            let cloud = azure::Cloud::custom(endpoint.clone(), endpoint.clone());
+            let login = match auth {
+                // Its own sign-in, the service principal it printed, unless told otherwise.
+                azure::Auth::Default => {
+                    let authority = azure::credential::authority(&cloud).map_err(emulator_login)?;
+                    azure::Login::Secret(
+                        azure::ClientSecret::from_env(&authority).map_err(emulator_login)?,
+                    )
+                }
+                other => azure::Login::Auth(other),
             };
-            (
-                azure::Target::Emulator {
-                    endpoint,
-                    ca,
-                    login,
-                    subscription,
-                },
-                None,
-            )
+            let target = azure::Target {
+                cloud,
+                login,
+                subscription: Some(
+                    subscription.unwrap_or_else(|| DEFAULT_EMULATOR_SUBSCRIPTION.to_string()),
+                ),
+                extra_ca: ca,
+            };
+            (target, None, None)
         }
         TargetRecord::InProcessEmulator {
             scenario,
@@ -177,7 +206,7 @@ pub async fn connect(
             };
             let started = match emulator::start(config.clone()).await {
                 Err(e) if config.port != 0 => {
-                    eprintln!("note: the emulator cannot listen on port {} again ({e:#}); it restarts on another, and operations in flight are read again", config.port);
+                    eprintln!("note: the emulator cannot listen on port {} again ({e:#}); it restarts on another, and operations in flight are polled there", config.port);
                     emulator::start(emulator::Config { port: 0, ..config }).await
                 }
                 started => started,
@@ -187,29 +216,42 @@ pub async fn connect(
                     "check that the state directory is writable and loop devices are available",
                 )
             })?;
-            let target = azure::Target::Emulator {
-                endpoint: handle.endpoint.clone(),
-                ca: handle.ca_pem.clone(),
-                login: Box::new(azure::ClientSecret {
-                    authority_host: handle.endpoint.clone(),
+            let endpoint = handle.endpoint.clone();
+            // Operation URLs checkpointed on the port the run used before are polled here.
+            let previous = port.and_then(|p| {
+                let mut old = endpoint.clone();
+                old.set_port(Some(p)).ok()?;
+                Some(old)
+            });
+            let target = azure::Target {
+                cloud: azure::Cloud::custom(endpoint.clone(), endpoint.clone()),
+                login: azure::Login::Secret(azure::ClientSecret {
+                    authority_host: endpoint,
                     tenant_id: handle.tenant_id.clone(),
                     client_id: handle.client_id.clone(),
                     client_secret: handle.client_secret.clone(),
                 }),
-                subscription: handle.subscription_id.clone(),
+                subscription: Some(handle.subscription_id.clone()),
+                extra_ca: handle.ca_pem.clone(),
             };
-            (target, Some(handle))
+            (target, Some(handle), previous)
         }
     };
-    match Azure::connect(target, transport.clone()).await {
-        Ok(azure) => Ok(Connected {
-            env: Env {
-                azure: Some(Arc::new(azure)),
-                files,
-                ..Env::default()
-            },
-            emulator: handle,
-        }),
+    match Azure::connect(target, settings.transport.clone()).await {
+        Ok(azure) => {
+            let azure = match previous {
+                Some(old) => azure.with_previous_endpoint(old),
+                None => azure,
+            };
+            Ok(Connected {
+                env: Env {
+                    azure: Some(Arc::new(azure)),
+                    files,
+                    ..Env::default()
+                },
+                emulator: handle,
+            })
+        }
         Err(e) => {
             let emulated = handle.is_some() || matches!(record, TargetRecord::Emulator { .. });
             if let Some(handle) = handle {

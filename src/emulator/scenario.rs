@@ -26,6 +26,9 @@ pub struct Scenario {
     /// Who may sign in (default: one service principal with a random secret).
     #[serde(default)]
     pub service_principals: Vec<PrincipalSpec>,
+    /// The managed identity of the host the client runs on, served at `/msi/token`.
+    #[serde(default)]
+    pub managed_identity: Option<ManagedIdentitySpec>,
     /// Items per page of a subscription-wide list (default 100).
     #[serde(default)]
     pub list_page_size: Option<usize>,
@@ -45,6 +48,26 @@ pub struct PrincipalSpec {
     pub display_name: String,
     pub client_id: String,
     pub secret: String,
+    /// Workload identity federation: external tokens this app accepts as client assertions.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSpec {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedIdentitySpec {
+    pub client_id: String,
+    /// The `IDENTITY_HEADER` the platform hands the app.
+    pub identity_header: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,6 +466,18 @@ fn directory(s: &Scenario) -> super::entra::Directory {
             secret: p.secret.clone(),
             display_name: p.display_name.clone(),
             object_id: arm::guid(),
+            federated: p
+                .federated_credentials
+                .iter()
+                .map(|f| super::entra::Federation {
+                    issuer: f.issuer.clone(),
+                    subject: f.subject.clone(),
+                    audiences: f
+                        .audiences
+                        .clone()
+                        .unwrap_or_else(|| vec!["api://AzureADTokenExchange".into()]),
+                })
+                .collect(),
         })
         .collect();
     if principals.is_empty() {
@@ -451,11 +486,20 @@ fn directory(s: &Scenario) -> super::entra::Directory {
             secret: random_secret(),
             display_name: "rescue-emulator".into(),
             object_id: arm::guid(),
+            federated: Vec::new(),
         });
     }
     super::entra::Directory {
         tenant_id: s.tenant_id.clone().unwrap_or_else(arm::guid),
         principals,
+        managed_identity: s
+            .managed_identity
+            .as_ref()
+            .map(|m| super::entra::ManagedIdentity {
+                client_id: m.client_id.clone(),
+                object_id: arm::guid(),
+                header: m.identity_header.clone(),
+            }),
     }
 }
 

@@ -296,7 +296,7 @@ async fn handle(
             base: &emu.base,
             key: &emu.token_key,
         };
-        let reply = super::entra::handle(&issuer, &route, method, &headers, &body);
+        let reply = super::entra::handle(&issuer, &route, method, &query, &headers, &body);
         return (reply, route.operation(), None, None);
     }
     let (route, sub) = match routes::parse(path) {

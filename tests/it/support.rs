@@ -96,16 +96,16 @@ impl Login {
     /// Our own client's target, signing in as the binary does.
     pub fn target(&self) -> rescue::azure::Target {
         let url: url::Url = format!("{}/", self.url).parse().unwrap();
-        rescue::azure::Target::Emulator {
-            endpoint: url.clone(),
-            ca: self.ca.clone(),
-            login: Box::new(rescue::azure::ClientSecret {
+        rescue::azure::Target {
+            cloud: rescue::azure::Cloud::custom(url.clone(), url.clone()),
+            login: rescue::azure::Login::Secret(rescue::azure::ClientSecret {
                 authority_host: url,
                 tenant_id: self.tenant.clone(),
                 client_id: self.client_id.clone(),
                 client_secret: self.secret.clone(),
             }),
-            subscription: self.subscription.clone(),
+            subscription: Some(self.subscription.clone()),
+            extra_ca: self.ca.clone(),
         }
     }
 

@@ -109,11 +109,9 @@ pub(crate) async fn detach(
     disk: &ResourceId,
     key: &str,
 ) -> Result<bool, ActionError> {
-    let azure = azure(ctx)?;
-    let was_attached = azure
-        .read_vm(vm, false)
-        .await?
-        .is_some_and(|v| v.lun_of(&disk.to_string()).is_some());
+    // Whether it was attached when the step began: the loop's first look says.
+    let was_attached = std::sync::atomic::AtomicBool::new(false);
+    let first_look = std::sync::Once::new();
     let detached = Want::new(
         vm,
         format!("detach {} from {}", disk.name, vm.name),
@@ -121,6 +119,8 @@ pub(crate) async fn detach(
         |now| {
             let attached =
                 now.is_some_and(|r| Vm::parse(r.clone()).lun_of(&disk.to_string()).is_some());
+            first_look
+                .call_once(|| was_attached.store(attached, std::sync::atomic::Ordering::Relaxed));
             Ok(if attached {
                 Next::Write(Write::AttachDetach(
                     json!({"dataDisksToDetach": [{"diskId": disk.to_string()}]}),
@@ -147,7 +147,7 @@ pub(crate) async fn detach(
         },
     );
     ensure(ctx, &released, key).await?;
-    Ok(was_attached)
+    Ok(was_attached.into_inner())
 }
 
 #[async_trait]

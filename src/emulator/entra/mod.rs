@@ -23,6 +23,30 @@ use super::http::Reply;
 pub struct Directory {
     pub tenant_id: String,
     pub principals: Vec<Principal>,
+    /// The identity of the host the client runs on, when the scenario gives it one: served at
+    /// `/msi/token` as App Service serves its identity endpoint.
+    #[serde(default)]
+    pub managed_identity: Option<ManagedIdentity>,
+}
+
+/// An App Service-style managed identity: `IDENTITY_ENDPOINT` is this emulator's `/msi/token`,
+/// `IDENTITY_HEADER` the secret the platform gives the app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManagedIdentity {
+    pub client_id: String,
+    pub object_id: String,
+    pub header: String,
+}
+
+/// A federated identity credential of an app (workload identity federation): tokens an external
+/// issuer signed for `subject` are exchanged for Entra tokens ("Workload identity federation",
+/// learn.microsoft.com/entra/workload-id/workload-identity-federation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Federation {
+    pub issuer: String,
+    pub subject: String,
+    /// Default `api://AzureADTokenExchange`, the audience Microsoft recommends.
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +56,8 @@ pub struct Principal {
     pub display_name: String,
     /// The service principal's object id (`oid` in its tokens).
     pub object_id: String,
+    #[serde(default)]
+    pub federated: Vec<Federation>,
 }
 
 /// The resources a token may be asked for (`{audience}/.default`): ARM's audiences as the
@@ -55,6 +81,8 @@ pub enum Route {
     InstanceDiscovery,
     /// `/{tenant}/oauth2/v2.0/token`.
     Token { tenant: String },
+    /// `/msi/token`: the managed identity endpoint (App Service's `IDENTITY_ENDPOINT`).
+    ManagedIdentity,
 }
 
 impl Route {
@@ -63,6 +91,7 @@ impl Route {
             Route::OpenIdConfiguration { .. } => "entra.openidConfiguration",
             Route::InstanceDiscovery => "entra.instanceDiscovery",
             Route::Token { .. } => "entra.token",
+            Route::ManagedIdentity => "entra.managedIdentity",
         }
     }
 }
@@ -72,6 +101,7 @@ pub fn parse(path: &str) -> Option<Route> {
     let s: Vec<&str> = path.trim_matches('/').split('/').collect();
     let is = |i: usize, w: &str| s.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
     match s.len() {
+        2 if is(0, "msi") && is(1, "token") => Some(Route::ManagedIdentity),
         3 if is(0, "common") && is(1, "discovery") && is(2, "instance") => {
             Some(Route::InstanceDiscovery)
         }
@@ -105,10 +135,12 @@ pub fn handle(
     issuer: &Issuer<'_>,
     route: &Route,
     method: &str,
+    query: &[(String, String)],
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Reply {
     match (route, method) {
+        (Route::ManagedIdentity, "GET") => managed_identity(issuer, query, headers),
         (Route::OpenIdConfiguration { tenant, v2 }, "GET") => openid_configuration(issuer, tenant, *v2),
         (Route::InstanceDiscovery, "GET") => instance_discovery(issuer),
         (Route::Token { tenant }, "POST") => token_request(issuer, tenant, headers, body),
@@ -241,17 +273,25 @@ fn token_request(
             ),
         );
     };
-    let Some(secret) = secret else {
-        return error(
-            401,
-            "invalid_client",
-            7000218,
-            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        );
-    };
-    if !constant_time_eq(secret.as_bytes(), principal.secret.as_bytes()) {
-        // HTTP 401 and this text as Entra sends them (sample body: Azure/sap-automation#418).
-        return error(
+    let assertion = (get("client_assertion_type").as_deref() == Some(JWT_BEARER))
+        .then(|| get("client_assertion"))
+        .flatten();
+    if let Some(assertion) = assertion {
+        if let Err(refusal) = federated(principal, &assertion) {
+            return refusal;
+        }
+    } else {
+        let Some(secret) = secret else {
+            return error(
+                401,
+                "invalid_client",
+                7000218,
+                "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        };
+        if !constant_time_eq(secret.as_bytes(), principal.secret.as_bytes()) {
+            // HTTP 401 and this text as Entra sends them (sample body: Azure/sap-automation#418).
+            return error(
             401,
             "invalid_client",
             7000215,
@@ -261,6 +301,7 @@ fn token_request(
                 principal.client_id
             ),
         );
+        }
     }
     let Some(scope) = get("scope") else {
         return missing("scope");
@@ -273,11 +314,7 @@ fn token_request(
             &format!("AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
         );
     };
-    let allowed = audiences(issuer.base);
-    if !allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/'))
-    {
+    if !known_resource(issuer, resource) {
         return error(
             400,
             "invalid_resource",
@@ -298,6 +335,140 @@ fn token_request(
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
             "access_token": access_token,
+        }),
+    )
+}
+
+/// RFC 7523's client assertion type, which Entra takes for certificates and federated tokens.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn known_resource(issuer: &Issuer<'_>, resource: &str) -> bool {
+    audiences(issuer.base)
+        .iter()
+        .any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/'))
+}
+
+/// A federated token presented as the client assertion: Entra matches its issuer, subject and
+/// audience against the app's federated credentials and checks its validity window
+/// (AADSTS70021 and AADSTS700024 in "Microsoft Entra authentication and authorization error
+/// codes"). Entra also checks its signature against the issuer's published keys; the emulator
+/// has no external issuer to ask on loopback, so it checks what Entra matches on.
+fn federated(p: &Principal, assertion: &str) -> Result<(), Reply> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iss: String,
+        sub: String,
+        #[serde(default)]
+        aud: serde_json::Value,
+        exp: i64,
+        #[serde(default)]
+        nbf: Option<i64>,
+    }
+    let mut v = jsonwebtoken::Validation::default();
+    v.insecure_disable_signature_validation();
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let invalid = || {
+        error(
+            400,
+            "invalid_client",
+            50027,
+            "AADSTS50027: JWT token is invalid or malformed.",
+        )
+    };
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
+    v.algorithms = vec![header.alg];
+    let c =
+        jsonwebtoken::decode::<Claims>(assertion, &jsonwebtoken::DecodingKey::from_secret(b""), &v)
+            .map_err(|_| invalid())?
+            .claims;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if c.exp <= now || c.nbf.is_some_and(|n| n > now) {
+        return Err(error(
+            400,
+            "invalid_client",
+            700024,
+            "AADSTS700024: Client assertion is not within its valid time range.",
+        ));
+    }
+    let audiences: Vec<String> = match &c.aud {
+        serde_json::Value::String(a) => vec![a.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let matched = p.federated.iter().any(|f| {
+        f.issuer == c.iss && f.subject == c.sub && audiences.iter().any(|a| f.audiences.contains(a))
+    });
+    if !matched {
+        return Err(error(
+            400,
+            "invalid_request",
+            70021,
+            &format!(
+                "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.",
+                c.iss,
+                c.sub,
+                audiences.join(",")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /msi/token?api-version=2019-08-01&resource=...` with `X-IDENTITY-HEADER`, answered as
+/// App Service's identity endpoint answers ("Managed identities for App Service: REST endpoint
+/// reference", learn.microsoft.com/azure/app-service/overview-managed-identity: `access_token`,
+/// `expires_on` in seconds since the epoch as a string, `resource`, `token_type`, `client_id`).
+fn managed_identity(
+    issuer: &Issuer<'_>,
+    query: &[(String, String)],
+    headers: &axum::http::HeaderMap,
+) -> Reply {
+    let Some(identity) = &issuer.directory.managed_identity else {
+        return Reply::empty(404);
+    };
+    let presented = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), identity.header.as_bytes()) {
+        return Reply::json(401, json!({"statusCode": 401, "message": "Unauthorized"}));
+    }
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("api-version") != Some("2019-08-01") {
+        return Reply::json(
+            400,
+            json!({"statusCode": 400, "message": "api-version 2019-08-01 is required"}),
+        );
+    }
+    let Some(resource) = get("resource").filter(|r| known_resource(issuer, r)) else {
+        return Reply::json(
+            400,
+            json!({"statusCode": 400, "message": "The requested resource is not known"}),
+        );
+    };
+    let me = Principal {
+        client_id: identity.client_id.clone(),
+        secret: String::new(),
+        display_name: "managed identity".into(),
+        object_id: identity.object_id.clone(),
+        federated: Vec::new(),
+    };
+    let (access_token, lifetime) =
+        token::issue(issuer.key, &issuer.directory.tenant_id, &me, resource);
+    let expires_on = time::OffsetDateTime::now_utc().unix_timestamp() + lifetime;
+    Reply::json(
+        200,
+        json!({
+            "access_token": access_token,
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": identity.client_id,
         }),
     )
 }
