@@ -194,6 +194,21 @@ pub struct VmSettings {
     pub architecture: Option<String>,
     /// `bootDiagnostics.storageUri`; `None` = managed boot diagnostics storage.
     pub boot_diagnostics_storage: Option<String>,
+    /// `storageProfile.diskControllerType` (SCSI, NVMe); `None` = SCSI.
+    pub disk_controller: Option<String>,
+    /// `storageProfile.osDisk.diffDiskSettings.placement` of an ephemeral OS disk (CacheDisk,
+    /// ResourceDisk, NvmeDisk); `None` = a managed OS disk.
+    pub ephemeral_os: Option<String>,
+    /// VM extensions, as `Publisher.Type` (e.g. `Microsoft.Azure.Security.AzureDiskEncryptionForLinux`).
+    pub extensions: Vec<String>,
+}
+
+impl VmSettings {
+    pub fn nvme(&self) -> bool {
+        self.disk_controller
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("NVMe"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -92,6 +92,7 @@ pub async fn create(
                 tree: Tree::Os,
                 corrupt: None,
                 image_mib: 256,
+                layout: Default::default(),
             })?;
             images::copy_image(&src, &dst)
         })
@@ -201,6 +202,7 @@ fn register(
                 "bootDiagnostics",
                 "storageUri",
             ]),
+            ..Default::default()
         },
         run_command: None,
         run_commands: Default::default(),
