@@ -169,7 +169,11 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
          {n}15 : start={}, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=UEFI\n",
         BIOS_BOOT.0, BIOS_BOOT.1, ESP.0, ESP.1
     );
-    let root_label = if recipe.fs == Fs::Ext4 { "cloudimg-rootfs" } else { "" };
+    let root_label = if recipe.fs == Fs::Ext4 {
+        "cloudimg-rootfs"
+    } else {
+        ""
+    };
     let esp = Volume {
         mount: "/boot/efi",
         fs: Fs::Vfat,
@@ -187,7 +191,10 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
     let mut lvm_pv = None;
     let (table, volumes) = match layout {
         Layout::Gpt => (
-            format!("{gpt_head}{n}1 : start={AFTER_ESP}, size={}, type=linux, name=cloudimg-rootfs\n", end - AFTER_ESP),
+            format!(
+                "{gpt_head}{n}1 : start={AFTER_ESP}, size={}, type=linux, name=cloudimg-rootfs\n",
+                end - AFTER_ESP
+            ),
             vec![root(bytes((AFTER_ESP, end - AFTER_ESP))), esp],
         ),
         Layout::Var => {
@@ -202,7 +209,10 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
             )
         }
         Layout::Mbr => (
-            format!("label: dos\n{n}1 : start=2048, size={}, type=83, bootable\n", sectors - 2048),
+            format!(
+                "label: dos\n{n}1 : start=2048, size={}, type=83, bootable\n",
+                sectors - 2048
+            ),
             vec![root(bytes((2048, sectors - 2048)))],
         ),
         Layout::Bare => (String::new(), vec![root((0, image_mib * MIB))]),
@@ -211,8 +221,16 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
             let mut boot = String::new();
             let mut pv_start = AFTER_ESP;
             if layout == Layout::LvmBoot {
-                vols.push(Volume { mount: "/boot", fs: Fs::Ext4, label: "boot", uuid: uuid("boot"), at: bytes((AFTER_ESP, BOOT_SECTORS)) });
-                boot = format!("{n}2 : start={AFTER_ESP}, size={BOOT_SECTORS}, type=linux, name=boot\n");
+                vols.push(Volume {
+                    mount: "/boot",
+                    fs: Fs::Ext4,
+                    label: "boot",
+                    uuid: uuid("boot"),
+                    at: bytes((AFTER_ESP, BOOT_SECTORS)),
+                });
+                boot = format!(
+                    "{n}2 : start={AFTER_ESP}, size={BOOT_SECTORS}, type=linux, name=boot\n"
+                );
                 pv_start += BOOT_SECTORS;
             }
             lvm_pv = Some(bytes((pv_start, end - pv_start)));
@@ -251,13 +269,22 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
         mkfs(v, &dir, &part, work)?;
         let target = match recipe.corrupt {
             Some(Corruption::Overlay2Init) => {
-                if layout == Layout::Var { "/var" } else { "/" }
+                if layout == Layout::Var {
+                    "/var"
+                } else {
+                    "/"
+                }
             }
             Some(_) => "/",
             None => "",
         };
         if v.mount == target {
-            corrupt(&part, v.fs, recipe.corrupt.expect("a target only with a corruption"), v.mount)?;
+            corrupt(
+                &part,
+                v.fs,
+                recipe.corrupt.expect("a target only with a corruption"),
+                v.mount,
+            )?;
         }
         super::images::implant(&part, img, v.at.0)?;
     }
@@ -267,14 +294,30 @@ fn build(recipe: &Recipe, work: &Path, img: &Path) -> anyhow::Result<()> {
 /// A UUID from a name: the same recipe always gets the same filesystem UUIDs.
 fn uuid_of(name: &str) -> String {
     let h = hex::encode(&Sha256::digest(name.as_bytes())[..16]);
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 fn mkfs(v: &Volume, dir: &Path, part: &Path, work: &Path) -> anyhow::Result<()> {
     match v.fs {
         Fs::Ext4 => {
             let mut cmd = Command::new("mke2fs");
-            cmd.args(["-q", "-F", "-t", "ext4", "-O", "^metadata_csum", "-U", &v.uuid]);
+            cmd.args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-O",
+                "^metadata_csum",
+                "-U",
+                &v.uuid,
+            ]);
             if !v.label.is_empty() {
                 cmd.args(["-L", v.label]);
             }
@@ -305,7 +348,9 @@ fn boot_files(tree: &Path, layout: Layout, volumes: &[Volume]) -> anyhow::Result
         _ if !v.label.is_empty() => format!("LABEL={}", v.label),
         _ => format!("UUID={}", v.uuid),
     };
-    let mut fstab = String::from("# CLOUD_IMG: This file was created/modified by the Cloud Image build process\n");
+    let mut fstab = String::from(
+        "# CLOUD_IMG: This file was created/modified by the Cloud Image build process\n",
+    );
     for v in volumes {
         let (ty, opts, pass) = match (v.fs, v.mount) {
             (Fs::Vfat, _) => ("vfat", "umask=0077", 1),
@@ -313,12 +358,20 @@ fn boot_files(tree: &Path, layout: Layout, volumes: &[Volume]) -> anyhow::Result
             (Fs::Ext4, _) => ("ext4", "defaults", 2),
             (Fs::Xfs, _) => ("xfs", "defaults", 0),
         };
-        fstab.push_str(&format!("{}\t{}\t{ty}\t{opts}\t0 {pass}\n", spec(v), v.mount));
+        fstab.push_str(&format!(
+            "{}\t{}\t{ty}\t{opts}\t0 {pass}\n",
+            spec(v),
+            v.mount
+        ));
     }
     fstab.push_str("/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,_netdev,comment=cloudconfig\t0\t2\n");
     std::fs::write(tree.join("etc/fstab"), fstab)?;
     let root = volumes.iter().find(|v| v.mount == "/").expect("a root");
-    let kernel = if layout == Layout::LvmBoot { "/vmlinuz-5.15.0-1075-azure" } else { "/boot/vmlinuz-5.15.0-1075-azure" };
+    let kernel = if layout == Layout::LvmBoot {
+        "/vmlinuz-5.15.0-1075-azure"
+    } else {
+        "/boot/vmlinuz-5.15.0-1075-azure"
+    };
     std::fs::write(
         tree.join("boot/grub/grub.cfg"),
         format!("set timeout=1\nmenuentry 'Ubuntu' {{\n  linux {kernel} root={} ro console=tty1 console=ttyS0 earlyprintk=ttyS0\n}}\n", spec(root)),
@@ -333,7 +386,14 @@ fn boot_files(tree: &Path, layout: Layout, volumes: &[Volume]) -> anyhow::Result
 /// writes the metadata (checked on this project's machines). Returns where the LV's bytes are.
 fn lvm_root(img: &Path, pv: (u64, u64), work: &Path) -> anyhow::Result<(u64, u64)> {
     let out = run(Command::new("losetup")
-        .args(["-f", "--show", "-o", &pv.0.to_string(), "--sizelimit", &pv.1.to_string()])
+        .args([
+            "-f",
+            "--show",
+            "-o",
+            &pv.0.to_string(),
+            "--sizelimit",
+            &pv.1.to_string(),
+        ])
         .arg(img))
     .context("an LVM layout needs a loop device (root)")?;
     let dev = out.trim().to_string();
@@ -349,13 +409,32 @@ fn lvm_root(img: &Path, pv: (u64, u64), work: &Path) -> anyhow::Result<(u64, u64
     let lvm = |args: &[&str]| -> anyhow::Result<String> {
         run(Command::new(args[0])
             .args(&args[1..])
-            .args(["--devices", &dev, "--config", "backup { backup=0 archive=0 }"])
+            .args([
+                "--devices",
+                &dev,
+                "--config",
+                "backup { backup=0 archive=0 }",
+            ])
             .env("LVM_SYSTEM_DIR", &etc))
         .with_context(|| format!("{} (is lvm2 installed?)", args[0]))
     };
     lvm(&["pvcreate", "-y", &dev])?;
     lvm(&["vgcreate", "rootvg", &dev])?;
-    lvm(&["lvcreate", "--driverloaded", "n", "--activate", "n", "--zero", "n", "-y", "-n", "rootlv", "-l", "100%FREE", "rootvg"])?;
+    lvm(&[
+        "lvcreate",
+        "--driverloaded",
+        "n",
+        "--activate",
+        "n",
+        "--zero",
+        "n",
+        "-y",
+        "-n",
+        "rootlv",
+        "-l",
+        "100%FREE",
+        "rootvg",
+    ])?;
     let lv = super::lvm::volumes(img, pv.0)?
         .into_iter()
         .find(|l| l.name == "rootlv")
@@ -374,7 +453,9 @@ fn corrupt(part: &Path, fs: Fs, how: Corruption, mount: &str) -> anyhow::Result<
     match (fs, how) {
         (_, Corruption::DirtyLog) => return dirty_log(part, fs, false),
         (Fs::Xfs, Corruption::UnreplayableLog) => return dirty_log(part, fs, true),
-        (_, Corruption::UnreplayableLog) => bail!("corruption `unreplayable-log` applies to XFS only"),
+        (_, Corruption::UnreplayableLog) => {
+            bail!("corruption `unreplayable-log` applies to XFS only")
+        }
         _ => {}
     }
     if fs == Fs::Xfs {
@@ -427,7 +508,9 @@ fn corrupt(part: &Path, fs: Fs, how: Corruption, mount: &str) -> anyhow::Result<
 /// then garbles the record at the log's tail: the mount's recovery cannot find the tail.
 fn dirty_log(part: &Path, fs: Fs, damage_tail: bool) -> anyhow::Result<()> {
     if fs == Fs::Ext4 {
-        let free = run(Command::new("debugfs").args(["-R", "ffb 1 20000"]).arg(part))?;
+        let free = run(Command::new("debugfs")
+            .args(["-R", "ffb 1 20000"])
+            .arg(part))?;
         let block = free
             .split_whitespace()
             .filter_map(|w| w.parse::<u64>().ok())
@@ -435,13 +518,21 @@ fn dirty_log(part: &Path, fs: Fs, damage_tail: bool) -> anyhow::Result<()> {
             .context("debugfs found no free block")?;
         let cmds = part.with_extension("jcmds");
         std::fs::write(&cmds, format!("jo\njw -b {block} /dev/zero\njc\n"))?;
-        run(Command::new("debugfs").arg("-w").arg("-f").arg(&cmds).arg(part))?;
+        run(Command::new("debugfs")
+            .arg("-w")
+            .arg("-f")
+            .arg(&cmds)
+            .arg(part))?;
         return Ok(());
     }
     let mnt = part.with_extension("mnt");
     std::fs::create_dir_all(&mnt)?;
-    run(Command::new("mount").arg("-o").arg("loop,nouuid").arg(part).arg(&mnt))
-        .context("an XFS log needs a mount (root)")?;
+    run(Command::new("mount")
+        .arg("-o")
+        .arg("loop,nouuid")
+        .arg(part)
+        .arg(&mnt))
+    .context("an XFS log needs a mount (root)")?;
     let written = (|| -> anyhow::Result<()> {
         for batch in 0..30 {
             let dir = mnt.join(format!("var/lib/docker/volumes/batch{batch}"));
@@ -451,21 +542,34 @@ fn dirty_log(part: &Path, fs: Fs, damage_tail: bool) -> anyhow::Result<()> {
             }
             run(Command::new("sync").arg("-f").arg(&dir))?;
         }
-        run(Command::new("xfs_io").args(["-x", "-c", "shutdown"]).arg(&mnt)).map(drop)
+        run(Command::new("xfs_io")
+            .args(["-x", "-c", "shutdown"])
+            .arg(&mnt))
+        .map(drop)
     })();
     let _ = Command::new("umount").arg(&mnt).status();
     written?;
     if damage_tail {
-        let logstart = run(Command::new("xfs_db").args(["-r", "-c", "sb 0", "-c", "p logstart"]).arg(part))?;
+        let logstart = run(Command::new("xfs_db")
+            .args(["-r", "-c", "sb 0", "-c", "p logstart"])
+            .arg(part))?;
         let fsb = logstart.split('=').nth(1).unwrap_or("").trim().to_string();
-        let at = run(Command::new("xfs_db").args(["-r", "-c", &format!("convert fsb {fsb} byte")]).arg(part))?;
+        let at = run(Command::new("xfs_db")
+            .args(["-r", "-c", &format!("convert fsb {fsb} byte")])
+            .arg(part))?;
         let base: u64 = at
             .split(['(', ')'])
             .nth(1)
             .and_then(|b| b.trim().parse().ok())
             .context("xfs_db gave no log offset")?;
         garble_log_tail(part, base)?;
-        let probe = Command::new("mount").arg("-o").arg("loop,ro,nouuid").arg(part).arg(&mnt).output()?.status;
+        let probe = Command::new("mount")
+            .arg("-o")
+            .arg("loop,ro,nouuid")
+            .arg(part)
+            .arg(&mnt)
+            .output()?
+            .status;
         if probe.success() {
             let _ = Command::new("umount").arg(&mnt).status();
             bail!("the damaged XFS log still replays: the generator's log damage no longer works");
@@ -479,7 +583,10 @@ fn dirty_log(part: &Path, fs: Fs, damage_tail: bool) -> anyhow::Result<()> {
 /// at 24, all big-endian; an LSN's low 32 bits are a block of the log).
 fn garble_log_tail(part: &Path, base: u64) -> anyhow::Result<()> {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(part)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(part)?;
     let mut log = vec![0u8; 8 << 20];
     let n = f.read_at(&mut log, base)?;
     log.truncate(n);
@@ -488,10 +595,16 @@ fn garble_log_tail(part: &Path, base: u64) -> anyhow::Result<()> {
         .map(|s| s * 512)
         .filter(|&o| log[o..o + 4] == [0xfe, 0xed, 0xba, 0xbe] && be32(&log, o + 12) > 0)
         .collect();
-    let newest = *records.iter().max_by_key(|&&o| be32(&log, o + 20)).context("no log records")?;
+    let newest = *records
+        .iter()
+        .max_by_key(|&&o| be32(&log, o + 20))
+        .context("no log records")?;
     let tail = be32(&log, newest + 28) as usize * 512;
     let len = be32(&log, tail + 12) as usize;
-    anyhow::ensure!(log[tail..tail + 4] == [0xfe, 0xed, 0xba, 0xbe] && len > 128, "no record at the log tail");
+    anyhow::ensure!(
+        log[tail..tail + 4] == [0xfe, 0xed, 0xba, 0xbe] && len > 128,
+        "no record at the log tail"
+    );
     let mut payload = log[tail + 512..tail + 512 + len].to_vec();
     for b in payload.iter_mut().skip(64).step_by(32).take(len / 32 - 4) {
         *b ^= 0xff;
@@ -655,4 +768,3 @@ fn protofile(tree: &Path) -> anyhow::Result<String> {
     out.push_str("$\n");
     Ok(out)
 }
-

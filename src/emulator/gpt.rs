@@ -26,9 +26,6 @@ pub struct Partition {
     pub type_id: String,
 }
 
-/// The GPT type GUID of an EFI system partition and the MBR type byte of one.
-pub const EFI_SYSTEM: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
-
 /// The partitions of an image: GPT, else MBR; empty when it has neither (a bare filesystem, or
 /// zeros).
 pub fn table(image: &Path) -> anyhow::Result<Vec<Partition>> {
@@ -156,14 +153,4 @@ pub fn partitions(image: &Path) -> anyhow::Result<Vec<Partition>> {
         });
     }
     Ok(parts)
-}
-
-/// The root filesystem's partition: the largest Linux filesystem partition (partition 1 on
-/// Azure's Linux images), else the largest partition.
-pub fn root_partition(parts: &[Partition]) -> Option<&Partition> {
-    parts
-        .iter()
-        .filter(|p| p.linux_fs)
-        .max_by_key(|p| p.size)
-        .or_else(|| parts.iter().max_by_key(|p| p.size))
 }

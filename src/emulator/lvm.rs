@@ -32,10 +32,6 @@ impl Lv {
             self.name.replace('-', "--")
         )
     }
-
-    pub fn size(&self) -> u64 {
-        self.extents.iter().map(|(_, l)| l).sum()
-    }
 }
 
 /// The logical volumes of the PV at `offset` (a partition, or 0 for a whole disk); empty when
@@ -81,7 +77,10 @@ pub fn volumes(image: &Path, offset: u64) -> anyhow::Result<Vec<Lv>> {
     };
     let mut mh = [0u8; 512];
     f.read_exact_at(&mut mh, offset + mda)?;
-    anyhow::ensure!(&mh[4..20] == MDA_MAGIC, "LVM metadata area without its magic");
+    anyhow::ensure!(
+        &mh[4..20] == MDA_MAGIC,
+        "LVM metadata area without its magic"
+    );
     let (text_off, text_len) = (u64_at(&mh, 40), u64_at(&mh, 48));
     let mut text = vec![0u8; text_len as usize];
     // The metadata area is a ring after its 512-byte header: the text may wrap to its start.
@@ -90,7 +89,9 @@ pub fn volumes(image: &Path, offset: u64) -> anyhow::Result<Vec<Lv>> {
     if first < text_len {
         f.read_exact_at(&mut text[first as usize..], offset + mda + SECTOR)?;
     }
-    let text = String::from_utf8_lossy(&text).trim_end_matches('\0').to_string();
+    let text = String::from_utf8_lossy(&text)
+        .trim_end_matches('\0')
+        .to_string();
     let tree = parse(&text);
     let Some((vg, Node::Section(vg_tree))) = tree
         .iter()
@@ -182,7 +183,11 @@ fn parse(text: &str) -> BTreeMap<String, Node> {
             }
         }
         let joined = std::mem::take(&mut pending);
-        let line = if joined.is_empty() { part } else { joined.trim() };
+        let line = if joined.is_empty() {
+            part
+        } else {
+            joined.trim()
+        };
         if line.is_empty() {
             continue;
         }

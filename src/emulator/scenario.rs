@@ -385,6 +385,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 generation: v.generation.clone(),
                 power,
                 agent_ready,
+                agent_ready_at: None,
                 serial_log,
                 os_disk: os_key,
                 os_create_option: "FromImage".into(),

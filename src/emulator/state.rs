@@ -155,6 +155,9 @@ pub struct Vm {
     pub generation: String,
     pub power: Power,
     pub agent_ready: bool,
+    /// A booting guest's agent reports Ready from then on.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub agent_ready_at: Option<OffsetDateTime>,
     pub serial_log: String,
     /// Key of the OS disk in `State::disks`.
     pub os_disk: String,

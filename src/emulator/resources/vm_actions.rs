@@ -100,6 +100,7 @@ async fn power(
                 *boot = Some(super::super::boot::BootOutcome {
                     ready: vm.agent_ready,
                     serial_log: vm.serial_log.clone(),
+                    ready_after: 0.0,
                 });
             }
             state.operations.insert(op.id.clone(), op.clone());
@@ -177,7 +178,13 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
             .unwrap_or_else(|e| super::super::boot::BootOutcome {
                 ready: false,
                 serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
+                ready_after: 0.0,
             });
+    // The guest boots in Azure time, like every other wait.
+    let outcome = super::super::boot::BootOutcome {
+        ready_after: outcome.ready_after * emu.time_scale,
+        ..outcome
+    };
     let mut state = emu.lock();
     if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
     {

@@ -182,6 +182,7 @@ fn register(
         generation: generation.into(),
         power: Power::Starting,
         agent_ready: false,
+        agent_ready_at: None,
         serial_log: String::new(),
         os_disk: String::new(),
         os_create_option: if from_image { "FromImage" } else { "Attach" }.into(),
