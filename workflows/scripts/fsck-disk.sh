@@ -264,6 +264,7 @@ check_part() { # id(json) device fstype name ptype
                     [ "$RESULT" = repaired ] && NOTE="rebuilt from a backup superblock; $NOTE"
                     record "$id" "$p" ext4 "$ACTION" "$CODE" "$RESULT" "$NOTE" ;;
                 5|f|85) record "$id" "$p" "" none null skipped "MBR extended partition (a container of others)" ;;
+                c12a7328-f81f-11d2-ba4b-00a0c93ec93b|ef) record "$id" "$p" "" none null skipped "EFI system partition without a filesystem (nothing to check)" ;;
                 *) record "$id" "$p" "" none null incomplete "no filesystem signature (partition type $ptype): nothing could be checked" ;;
             esac
             return ;;

@@ -76,6 +76,15 @@ async fn power(
             _ => "start",
         };
         rules::vm_accepts(&state, &vm, verb)?;
+        // "Stop-deallocated state: Not Supported" for ephemeral OS disks (Microsoft's
+        // "Ephemeral OS disks for Azure VMs"); Azure's ephemeral refusals carry the code
+        // NotSupported (cloudfoundry/bosh-azure-cpi-release#674); this text is inferred.
+        if target == Power::Deallocated && vm.settings.ephemeral_os.is_some() {
+            return Err(ArmError::bad_request(
+                "NotSupported",
+                format!("Operation 'deallocate' is not supported for VM '{}' because it has an ephemeral OS disk.", vm.name),
+            ));
+        }
         if restart {
             rules::running(&vm)?;
         }
