@@ -174,11 +174,14 @@ impl Copies<'_> {
     }
 }
 
+/// A device before probing: kernel name, aliases, extents.
+type Found = (String, Vec<String>, Vec<(u64, u64)>);
+
 /// The partitions (or the whole disk) and the LVM logical volumes on them, probed by blkid.
 fn devices(image: &Path) -> anyhow::Result<Vec<Dev>> {
     let len = std::fs::metadata(image)?.len();
     let parts = super::gpt::table(image)?;
-    let mut raw: Vec<(String, Vec<String>, Vec<(u64, u64)>)> = if parts.is_empty() {
+    let mut raw: Vec<Found> = if parts.is_empty() {
         vec![("sda".into(), Vec::new(), vec![(0, len)])]
     } else {
         parts
