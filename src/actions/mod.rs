@@ -291,6 +291,21 @@ pub trait StepHost: Send + Sync {
     /// Record a value durably in the step's journal entry (e.g. an operation URL just
     /// received) so that reconcile can use it after a crash.
     async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError>;
+    /// Keep a file the step fetched (the full fsck log) in the run directory under `name`,
+    /// replacing any earlier copy; where it went. `None`: this host keeps no files.
+    fn artifact(
+        &self,
+        _step_id: &str,
+        _name: &str,
+        _bytes: &[u8],
+    ) -> Result<Option<std::path::PathBuf>, ActionError> {
+        Ok(None)
+    }
+    /// Ask the person at the terminal a yes/no question, whatever `--yes` says (a step that
+    /// finds the run may do harm asks again). `None`: nobody can answer.
+    fn ask(&self, _step_id: &str, _question: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// The one door through which actions read the files a workflow names (parameters of type
@@ -362,6 +377,18 @@ impl StepContext {
 
     pub async fn checkpoint(&self, key: &str, value: Value) -> Result<(), ActionError> {
         self.host.checkpoint(&self.step_id, key, value).await
+    }
+
+    pub fn artifact(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Option<std::path::PathBuf>, ActionError> {
+        self.host.artifact(&self.step_id, name, bytes)
+    }
+
+    pub fn ask(&self, question: &str) -> Option<bool> {
+        self.host.ask(&self.step_id, question)
     }
 }
 

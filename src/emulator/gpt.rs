@@ -1,5 +1,7 @@
-//! Reads a GPT partition table from an image file (512-byte sectors), so that loop devices per
-//! partition and the boot check know where each partition is without udev or `losetup -P`.
+//! Reads a GPT or MBR partition table from an image file (512-byte sectors), so that loop devices
+//! per partition and the boot check know where each partition is without udev or `losetup -P`.
+//! Numbering is the kernel's: GPT entries by index, MBR primaries 1-4 and logical partitions
+//! from 5 in the order of the extended partition's chain (the `msdos` partition parser).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -20,6 +22,97 @@ pub struct Partition {
     pub offset: u64,
     pub size: u64,
     pub linux_fs: bool,
+    /// The type as sfdisk prints it: a GPT type GUID (lowercase) or an MBR type byte in hex.
+    pub type_id: String,
+}
+
+/// The partitions of an image: GPT, else MBR; empty when it has neither (a bare filesystem, or
+/// zeros).
+pub fn table(image: &Path) -> anyhow::Result<Vec<Partition>> {
+    let parts = partitions(image)?;
+    if !parts.is_empty() {
+        return Ok(parts);
+    }
+    mbr(image)
+}
+
+fn guid(b: &[u8]) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{}-{}",
+        u32::from_le_bytes(b[0..4].try_into().unwrap()),
+        u16::from_le_bytes(b[4..6].try_into().unwrap()),
+        u16::from_le_bytes(b[6..8].try_into().unwrap()),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..16])
+    )
+}
+
+/// MBR primaries and the logical partitions of an extended one (types 0x05, 0x0f, 0x85). A
+/// protective MBR (0xee) is GPT's, read by `partitions`.
+fn mbr(image: &Path) -> anyhow::Result<Vec<Partition>> {
+    let f = File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let read = |lba: u64| -> Option<[u8; 512]> {
+        let mut s = [0u8; 512];
+        f.read_exact_at(&mut s, lba * SECTOR).ok()?;
+        (s[510] == 0x55 && s[511] == 0xaa).then_some(s)
+    };
+    let entries = |s: &[u8; 512]| -> Vec<(u8, u64, u64)> {
+        (0..4)
+            .map(|i| {
+                let e = &s[446 + i * 16..446 + (i + 1) * 16];
+                let start = u32::from_le_bytes(e[8..12].try_into().unwrap()) as u64;
+                let count = u32::from_le_bytes(e[12..16].try_into().unwrap()) as u64;
+                (e[4], start, count)
+            })
+            .collect()
+    };
+    let Some(first) = read(0) else {
+        return Ok(Vec::new());
+    };
+    let is_extended = |t: u8| matches!(t, 0x05 | 0x0f | 0x85);
+    let mut parts = Vec::new();
+    let mut extended = None;
+    for (i, (t, start, count)) in entries(&first).into_iter().enumerate() {
+        if t == 0 || count == 0 {
+            continue;
+        }
+        if t == 0xee {
+            return Ok(Vec::new());
+        }
+        if is_extended(t) {
+            extended = Some(start);
+            continue;
+        }
+        parts.push(mbr_partition(i as u32 + 1, t, start, count));
+    }
+    // Each EBR holds a logical partition (relative to the EBR) and a link to the next EBR
+    // (relative to the extended partition's start).
+    if let Some(ext) = extended {
+        let mut ebr = ext;
+        for number in 5..64 {
+            let Some(s) = read(ebr) else { break };
+            let e = entries(&s);
+            let (t, start, count) = e[0];
+            if t != 0 && count > 0 {
+                parts.push(mbr_partition(number, t, ebr + start, count));
+            }
+            match e[1] {
+                (t, next, _) if is_extended(t) && next > 0 => ebr = ext + next,
+                _ => break,
+            }
+        }
+    }
+    Ok(parts)
+}
+
+fn mbr_partition(number: u32, t: u8, start: u64, count: u64) -> Partition {
+    Partition {
+        number,
+        offset: start * SECTOR,
+        size: count * SECTOR,
+        linux_fs: t == 0x83,
+        type_id: format!("{t:x}"),
+    }
 }
 
 /// The partitions of an image; empty when it has no GPT (a bare filesystem, or zeros).
@@ -56,17 +149,8 @@ pub fn partitions(image: &Path) -> anyhow::Result<Vec<Partition>> {
             offset: first * SECTOR,
             size: (last - first + 1) * SECTOR,
             linux_fs: e[0..16] == LINUX_FS,
+            type_id: guid(&e[0..16]),
         });
     }
     Ok(parts)
-}
-
-/// The root filesystem's partition: the largest Linux filesystem partition (partition 1 on
-/// Azure's Linux images), else the largest partition.
-pub fn root_partition(parts: &[Partition]) -> Option<&Partition> {
-    parts
-        .iter()
-        .filter(|p| p.linux_fs)
-        .max_by_key(|p| p.size)
-        .or_else(|| parts.iter().max_by_key(|p| p.size))
 }

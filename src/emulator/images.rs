@@ -135,20 +135,6 @@ pub fn create_sparse(path: &Path, bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies bytes `offset..offset+len` of an image into a new sparse file (a partition, say).
-pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) -> anyhow::Result<()> {
-    let from = File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    let to = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(IMAGE_MODE)
-        .open(dst)?;
-    copy_range(&from, offset, len, &to, 0)?;
-    to.set_len(len)?;
-    Ok(())
-}
-
 /// Writes a whole file into an image at `offset` (a filesystem into its partition).
 pub fn implant(part: &Path, image: &Path, offset: u64) -> anyhow::Result<()> {
     let from = File::open(part)?;

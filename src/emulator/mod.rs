@@ -22,6 +22,7 @@ mod http;
 mod images;
 mod keys;
 mod latency;
+mod lvm;
 mod operations;
 mod ratelimit;
 mod reqlog;

@@ -182,7 +182,15 @@ pub fn complete_due(state: &mut State, images: &std::path::Path, now: OffsetDate
     for (_, id) in &due {
         complete(state, images, id);
     }
-    !due.is_empty()
+    let mut booted = false;
+    for vm in state.vms.values_mut() {
+        if vm.agent_ready_at.is_some_and(|at| at <= now) {
+            vm.agent_ready_at = None;
+            vm.agent_ready = vm.power == Power::Running;
+            booted = true;
+        }
+    }
+    !due.is_empty() || booted
 }
 
 fn complete(state: &mut State, images: &std::path::Path, id: &str) {
@@ -250,10 +258,16 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
                     v.power = *target;
                     match (target, boot) {
                         (Power::Running, Some(b)) => {
-                            v.agent_ready = b.ready;
+                            v.agent_ready = false;
+                            v.agent_ready_at = b
+                                .ready
+                                .then(|| end + time::Duration::seconds_f64(b.ready_after.max(0.0)));
                             v.serial_log = b.serial_log.clone();
                         }
-                        _ => v.agent_ready = false,
+                        _ => {
+                            v.agent_ready = false;
+                            v.agent_ready_at = None;
+                        }
                     }
                 }
             }

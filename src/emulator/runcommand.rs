@@ -121,6 +121,9 @@ pub struct Job {
     pub timeout: Option<Duration>,
     /// (LUN, image) of the VM's data disks.
     pub disks: Vec<(i32, PathBuf)>,
+    /// An NVMe-controller VM: its data disks appear where azure-vm-utils' udev rules put them
+    /// (`/dev/disk/azure/data/by-lun/N` and `N-partK`, 80-azure-disk.rules), not under scsi1.
+    pub nvme: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,11 +307,11 @@ else
     done
     mkdir /dev/disk
 fi
-mkdir -p /dev/disk/azure/scsi1
+mkdir -p /dev/disk/azure/scsi1 /dev/disk/azure/data/by-lun
 "#,
     );
     for (name, dev) in links {
-        sh.push_str(&format!("ln -s '{dev}' '/dev/disk/azure/scsi1/{name}'\n"));
+        sh.push_str(&format!("ln -s '{dev}' '/dev/disk/azure/{name}'\n"));
     }
     for d in VM_DIRS {
         sh.push_str(&format!("mount --bind \"$vm/{d}\" /{d}\n"));
@@ -345,15 +348,21 @@ pub async fn execute(job: Job) -> anyhow::Result<Outcome> {
     let host_dir = job.vm_root.join(job.dir.trim_start_matches('/'));
     private_dir(&host_dir)?;
     let images = job.disks.clone();
+    let nvme = job.nvme;
     let (loops, links) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<(Loops, Vec<(String, String)>)> {
             let mut loops = Loops(Vec::new());
             let mut links = Vec::new();
             for (lun, image) in &images {
-                links.push((format!("lun{lun}"), loops.attach(image, None)?));
-                for p in super::gpt::partitions(image)? {
+                let disk = if nvme {
+                    format!("data/by-lun/{lun}")
+                } else {
+                    format!("scsi1/lun{lun}")
+                };
+                links.push((disk.clone(), loops.attach(image, None)?));
+                for p in super::gpt::table(image)? {
                     links.push((
-                        format!("lun{lun}-part{}", p.number),
+                        format!("{disk}-part{}", p.number),
                         loops.attach(image, Some((p.offset, p.size)))?,
                     ));
                 }
@@ -515,8 +524,8 @@ mod tests {
     #[test]
     fn links_name_luns_and_partitions() {
         let sh = namespace_setup(&[
-            ("lun0".into(), "/dev/loop3".into()),
-            ("lun0-part1".into(), "/dev/loop4".into()),
+            ("scsi1/lun0".into(), "/dev/loop3".into()),
+            ("scsi1/lun0-part1".into(), "/dev/loop4".into()),
         ]);
         assert!(sh.contains("ln -s '/dev/loop4' '/dev/disk/azure/scsi1/lun0-part1'"));
         assert!(sh.contains("mount --bind \"$vm/var/log\" /var/log"));

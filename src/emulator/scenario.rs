@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::arm;
 use super::faults::FaultRule;
-use super::generate::{self, Corruption, Fs, Recipe, Tree};
+use super::generate::{self, Corruption, Fs, Layout, Recipe, Tree};
 use super::state::{Creation, DataDiskRef, DiskSettings, Power, State, Vm, VmSettings, Volume};
 
 /// The embedded default: the incident's cluster.
@@ -130,6 +130,9 @@ pub struct GenerateSpec {
     /// Image file size such as `256MiB` or `1GiB` (default 256MiB; XFS needs 384MiB at least).
     #[serde(default)]
     pub size: Option<String>,
+    /// gpt (default: Azure's Ubuntu layout), mbr, bare, var, lvm, lvm-boot.
+    #[serde(default)]
+    pub layout: Option<Layout>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +408,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 generation: v.generation.clone(),
                 power,
                 agent_ready,
+                agent_ready_at: None,
                 serial_log,
                 os_disk: os_key,
                 os_create_option: "FromImage".into(),
@@ -537,6 +541,7 @@ fn write_content(d: &DiskSpec, base_dir: &Path, path: &Path) -> anyhow::Result<&
             .map(parse_size)
             .transpose()?
             .unwrap_or(256),
+        layout: g.layout.unwrap_or_default(),
     };
     let cached = generate::cached(&recipe)?;
     super::images::copy_image(&cached, path)?;

@@ -155,6 +155,9 @@ pub struct Vm {
     pub generation: String,
     pub power: Power,
     pub agent_ready: bool,
+    /// A booting guest's agent reports Ready from then on.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub agent_ready_at: Option<OffsetDateTime>,
     pub serial_log: String,
     /// Key of the OS disk in `State::disks`.
     pub os_disk: String,
@@ -194,6 +197,21 @@ pub struct VmSettings {
     pub architecture: Option<String>,
     /// `bootDiagnostics.storageUri`; `None` = managed boot diagnostics storage.
     pub boot_diagnostics_storage: Option<String>,
+    /// `storageProfile.diskControllerType` (SCSI, NVMe); `None` = SCSI.
+    pub disk_controller: Option<String>,
+    /// `storageProfile.osDisk.diffDiskSettings.placement` of an ephemeral OS disk (CacheDisk,
+    /// ResourceDisk, NvmeDisk); `None` = a managed OS disk.
+    pub ephemeral_os: Option<String>,
+    /// VM extensions, as `Publisher.Type` (e.g. `Microsoft.Azure.Security.AzureDiskEncryptionForLinux`).
+    pub extensions: Vec<String>,
+}
+
+impl VmSettings {
+    pub fn nvme(&self) -> bool {
+        self.disk_controller
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("NVMe"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -449,6 +449,7 @@ impl Executor {
             host: Arc::new(Host {
                 recorder: self.recorder.clone(),
                 sink: self.sink.clone(),
+                interactive: self.options.interactive,
             }),
         }
     }
@@ -469,6 +470,7 @@ async fn ask(sink: Arc<dyn EventSink>, question: String) -> bool {
 struct Host {
     recorder: Arc<Recorder>,
     sink: Arc<dyn EventSink>,
+    interactive: bool,
 }
 
 #[async_trait]
@@ -490,5 +492,28 @@ impl StepHost for Host {
             .map_err(|e| {
                 ActionError::fatal(format!("cannot record a checkpoint in the journal: {e:#}"))
             })
+    }
+
+    fn artifact(
+        &self,
+        _step_id: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Option<std::path::PathBuf>, ActionError> {
+        // A plain file name only: a step never writes outside its run's directory.
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(ActionError::fatal(format!(
+                "`{name}` is not a file name for the run directory"
+            )));
+        }
+        let path = self.recorder.dir().join(name);
+        super::journal::write_file_durably(&path, bytes)
+            .map_err(|e| ActionError::fatal(format!("cannot keep {name}: {e:#}")))?;
+        Ok(Some(path))
+    }
+
+    fn ask(&self, step_id: &str, question: &str) -> Option<bool> {
+        self.interactive
+            .then(|| self.sink.confirm(&format!("{step_id}: {question}")))
     }
 }

@@ -69,6 +69,11 @@ impl Recorder {
         Journal::path(&self.dir)
     }
 
+    /// The run directory: the journal's, and the files steps keep (`fsck.log`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Read access; never hold it across an await.
     pub fn read(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())

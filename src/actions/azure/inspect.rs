@@ -145,6 +145,58 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Vm, os_disk: Option<&Resource>) -> 
         json!(vm.agent.as_deref().unwrap_or("unknown")),
     );
     out.insert("data_disks".into(), Value::Array(data));
+    let str_at = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let ephemeral = os
+        .get("diffDiskSettings")
+        .map(|d| str_at(d.get("placement")))
+        .map(|p| if p.is_empty() { "Local".to_string() } else { p })
+        .unwrap_or_default();
+    out.insert("ephemeral_os".into(), json!(ephemeral));
+    out.insert(
+        "disk_controller".into(),
+        json!(Some(str_at(
+            raw.pointer("/properties/storageProfile/diskControllerType")
+        ))
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "SCSI".into())),
+    );
+    out.insert(
+        "architecture".into(),
+        json!(Some(str_at(
+            disk_prop("/properties/supportedCapabilities/architecture").as_ref()
+        ))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "x64".into())),
+    );
+    // Extensions come in the VM's `resources` (the REST spec's VirtualMachine.resources).
+    let extensions: Vec<String> = raw
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}.{}",
+                str_at(e.pointer("/properties/publisher")),
+                str_at(e.pointer("/properties/type"))
+            )
+        })
+        .collect();
+    let ade = extensions.iter().any(|e| e.contains("AzureDiskEncryption"))
+        || disk_prop("/properties/encryptionSettingsCollection/enabled") == Some(json!(true));
+    out.insert("extensions".into(), json!(extensions));
+    out.insert("disk_encryption".into(), json!(ade));
+    let aks: Vec<String> = vm
+        .resource
+        .raw
+        .get("tags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("aks-managed-"))
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    out.insert("aks_node".into(), json!(aks.join(", ")));
     out
 }
 
@@ -239,12 +291,14 @@ pub struct CheckCompatible;
 
 static CHECK: ActionSpec = ActionSpec {
     name: "azure.check.compatible",
-    summary: "check that a rescue VM can take the broken VM's disk: same region and zone, running, not the same VM",
+    summary: "pre-flight: refuse a VM whose OS disk cannot be swapped (VMSS instance, ephemeral, ADE, Windows) or a rescue VM that cannot take it (region, zone, architecture, generation, no free LUN); AKS nodes and healthy VMs need a go-ahead",
     params: &[
         P_RESOURCE_GROUP,
         P_VM,
-        Param { name: "rescue_resource_group", ty: ParamType::String, required: true, description: "resource group of the rescue VM" },
-        Param { name: "rescue_vm", ty: ParamType::String, required: true, description: "rescue VM name" },
+        Param { name: "rescue_resource_group", ty: ParamType::String, required: false, description: "resource group of the rescue VM (default the VM's)" },
+        Param { name: "rescue_vm", ty: ParamType::String, required: false, description: "rescue VM name (empty: check the broken VM alone)" },
+        Param { name: "allow_aks_node", ty: ParamType::Boolean, required: false, description: "repair an AKS node VM although AKS's support policy calls IaaS changes to nodes unsupported" },
+        Param { name: "force_healthy", ty: ParamType::Boolean, required: false, description: "repair a VM that looks healthy (agent Ready, no filesystem complaint at boot) without asking" },
         P_SUBSCRIPTION,
     ],
     outputs: &[
@@ -287,6 +341,31 @@ pub(crate) fn incompatibilities(broken: &Outputs, rescue: &Outputs) -> Vec<Strin
             z(s(rescue, "zone"))
         ));
     }
+    if !s(broken, "architecture").eq_ignore_ascii_case(&s(rescue, "architecture")) {
+        problems.push(format!(
+            "architectures differ: the broken VM is {}, the rescue VM {} (az vm repair makes its repair VM match the source's architecture; pick a rescue VM of the same one)",
+            s(broken, "architecture"),
+            s(rescue, "architecture")
+        ));
+    }
+    if s(broken, "hyper_v_generation") != s(rescue, "hyper_v_generation") {
+        problems.push(format!(
+            "Hyper-V generations differ: the broken VM is {}, the rescue VM {} (az vm repair makes its repair VM match the source's generation)",
+            s(broken, "hyper_v_generation"),
+            s(rescue, "hyper_v_generation")
+        ));
+    }
+    let used = rescue
+        .get("data_disks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if used >= 64 {
+        problems
+            .push("the rescue VM has no free LUN (0-63 all used): detach a data disk first".into());
+    }
+    if s(rescue, "os_type").eq_ignore_ascii_case("Windows") {
+        problems.push("the rescue VM runs Windows: the fsck script needs a Linux rescue VM".into());
+    }
     if s(rescue, "power_state") != "running" {
         problems.push(format!(
             "the rescue VM is {}, not running (start it first: attach the copy only after the rescue VM has booted)",
@@ -294,6 +373,96 @@ pub(crate) fn incompatibilities(broken: &Outputs, rescue: &Outputs) -> Vec<Strin
         ));
     }
     problems
+}
+
+/// Why the broken VM's OS disk cannot be repaired by a swap at all, one reason per line, each
+/// with what to do instead.
+pub(crate) fn unswappable(broken: &Outputs) -> Vec<String> {
+    let s = |k: &str| broken.get(k).and_then(Value::as_str).unwrap_or_default();
+    let mut problems = Vec::new();
+    if s("os_type").eq_ignore_ascii_case("Windows") {
+        problems.push("its OS disk is Windows: fsck-disk.sh repairs Linux filesystems (for Windows, `az vm repair` has its own scripts)".to_string());
+    }
+    if !s("ephemeral_os").is_empty() {
+        problems.push(format!(
+            "its OS disk is ephemeral (placement {}): Azure supports neither disk snapshots nor OS disk swaps of one, nor stop-deallocate (Microsoft's \"Ephemeral OS disks for Azure VMs\", Unsupported features); reimage or redeploy it instead (for an AKS node: aks-node-replace)",
+            s("ephemeral_os")
+        ));
+    }
+    if broken.get("disk_encryption") == Some(&json!(true)) {
+        problems.push("its disks use Azure Disk Encryption: a copy attached to a rescue VM is unreadable without the key in Key Vault; use `az vm repair create --unlock-encrypted-vm`, which unlocks it".to_string());
+    }
+    problems
+}
+
+/// An AKS node's tags, when the VM is one: AKS's support policy calls IaaS changes to node VMs
+/// unsupported (the AKS support policies: "Any modification ... to the IaaS resources of the
+/// agent nodes is not supported").
+fn aks_warning(broken: &Outputs) -> Option<String> {
+    let tags = broken
+        .get("aks_node")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    (!tags.is_empty()).then(|| format!(
+        "this VM is an AKS node ({tags}): AKS's support policy calls changes to node VMs through IaaS APIs unsupported. The supported path is to replace the node (workflow aks-node-replace); an OS-disk swap needs `--input allow_aks_node=true`"
+    ))
+}
+
+/// Signs of a filesystem in trouble in a serial log (the kernel's and fsck's own texts).
+const COMPLAINTS: &[&str] = &[
+    "contains a file system with errors",
+    "structure needs cleaning",
+    "UNEXPECTED INCONSISTENCY",
+    "EXT4-fs error",
+    "Metadata corruption detected",
+    "log mount failed",
+    "emergency mode",
+    "Dropping to a shell",
+    "requires a manual fsck",
+];
+
+/// The VM looks healthy: its agent is Ready and (when read) its serial log shows no filesystem
+/// complaint. Repairing it deallocates a working VM.
+fn healthy_warning(broken: &Outputs, serial: Option<&str>) -> Option<String> {
+    let ready = broken.get("agent_status").and_then(Value::as_str) == Some("Ready");
+    let complaint = serial.and_then(|log| COMPLAINTS.iter().find(|c| log.contains(**c)));
+    (ready && complaint.is_none()).then(|| {
+        format!(
+            "the VM looks healthy: its agent is Ready{}; repairing it deallocates a working VM",
+            if serial.is_some() {
+                " and its serial log shows no filesystem complaint"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+fn flag(args: &Args, name: &str) -> bool {
+    args.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Reads both VMs and finds what refuses the run; the broken VM's facts.
+async fn preflight(azure: &Azure, args: &Args) -> Result<(Outputs, Vec<String>), ActionError> {
+    let broken_id = vm_id(azure, args, "resource_group", "vm")?;
+    let (broken, disk) = read_vm_and_disk(azure, &broken_id).await?;
+    let mut problems = unswappable(&broken);
+    if let Some(rescue) = opt_str(args, "rescue_vm") {
+        let rg = opt_str(args, "rescue_resource_group").unwrap_or(&broken_id.resource_group);
+        let rescue_id = ResourceId::new(&broken_id.subscription, rg, Kind::VirtualMachine, rescue);
+        let rescue = read_vm(azure, &rescue_id).await?;
+        problems.extend(incompatibilities(&broken, &rescue));
+    }
+    problems.extend(disk.as_ref().and_then(copy::refusal));
+    Ok((broken, problems))
+}
+
+fn refusal(vm: &str, problems: &[String]) -> ActionError {
+    ActionError::refused(format!(
+        "VM {vm} cannot be repaired this way:\n  - {}",
+        problems.join("\n  - ")
+    ))
+    .with_hint("nothing was changed; each reason says what to do instead")
 }
 
 #[async_trait]
@@ -305,10 +474,9 @@ impl AzureStep for CheckCompatible {
         let broken = plan_vm_id(ctx, args, "resource_group", "vm");
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
         let (mut notes, mut warnings) = (Vec::new(), Vec::new());
-        if let (Some(b), Some(r), Some(azure)) = (&broken, &rescue, &ctx.env.azure) {
-            match (read_vm(azure, b).await, read_vm(azure, r).await) {
-                (Ok(b), Ok(r)) => {
-                    let problems = incompatibilities(&b, &r);
+        if let (Some(azure), true) = (&ctx.env.azure, args.unknown.is_empty()) {
+            match preflight(azure, &args.known).await {
+                Ok((broken, problems)) => {
                     if problems.is_empty() {
                         notes.push("compatible now".into());
                     }
@@ -317,17 +485,25 @@ impl AzureStep for CheckCompatible {
                             .into_iter()
                             .map(|p| format!("the run would stop here: {p}")),
                     );
+                    if let Some(w) =
+                        aks_warning(&broken).filter(|_| !flag(&args.known, "allow_aks_node"))
+                    {
+                        warnings.push(w);
+                    }
+                    if let Some(w) = healthy_warning(&broken, None)
+                        .filter(|_| !flag(&args.known, "force_healthy"))
+                    {
+                        warnings.push(format!("{w}: the run asks before going on, even with --yes (`--input force_healthy=true` does not ask)"));
+                    }
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    notes.push(format!("cannot read it now: {}", e.message))
-                }
+                Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
             }
         }
         Ok(Description {
             summary: format!(
-                "check rescue VM {} can repair {}: same region and zone, running",
-                args.display("rescue_vm"),
-                args.display("vm")
+                "check VM {} can be repaired (and rescue VM {} can take its disk)",
+                args.display("vm"),
+                args.display("rescue_vm")
             ),
             calls: vec![
                 call(
@@ -342,6 +518,8 @@ impl AzureStep for CheckCompatible {
                     "?$expand=instanceView",
                     ".../virtualMachines/RESCUE_VM",
                 ),
+                "POST .../virtualMachines/VM/retrieveBootDiagnosticsData (when its agent is Ready)"
+                    .into(),
             ],
             notes,
             warnings,
@@ -349,34 +527,61 @@ impl AzureStep for CheckCompatible {
         })
     }
 
+    async fn read_now(&self, k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
+        let Known { ctx, args } = *k;
+        let azure = ctx.env.azure.as_ref()?;
+        Some(match preflight(azure, args).await {
+            Ok((broken, problems)) if problems.is_empty() => Ok(located(&broken)),
+            Ok((broken, problems)) => {
+                Err(refusal(broken["name"].as_str().unwrap_or("?"), &problems))
+            }
+            Err(e) => Err(e),
+        })
+    }
+
     async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
         let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
-        let broken_id = vm_id(azure, args, "resource_group", "vm")?;
-        let rescue_id = vm_id(azure, args, "rescue_resource_group", "rescue_vm")?;
-        let ((broken, disk), rescue) = with_progress(ctx, async {
-            Ok::<_, ActionError>((
-                read_vm_and_disk(azure, &broken_id).await?,
-                read_vm(azure, &rescue_id).await?,
-            ))
-        })
-        .await?;
-        let mut problems = incompatibilities(&broken, &rescue);
-        problems.extend(disk.as_ref().and_then(copy::refusal));
+        let (broken, problems) = with_progress(ctx, preflight(azure, args)).await?;
+        let name = broken["name"].as_str().unwrap_or("?").to_string();
         if !problems.is_empty() {
-            return Err(ActionError::refused(format!(
-                "rescue VM {} cannot repair {}:\n  - {}",
-                rescue_id.name,
-                broken_id.name,
-                problems.join("\n  - ")
-            ))
-            .with_hint("nothing was changed; choose a running rescue VM in the broken VM's region and zone (`--input rescue_vm=NAME`)"));
+            return Err(refusal(&name, &problems));
         }
-        let mut out = Outputs::new();
-        out.insert("location".into(), broken["location"].clone());
-        out.insert("zone".into(), broken["zone"].clone());
-        Ok(out)
+        if let Some(w) = aks_warning(&broken).filter(|_| !flag(args, "allow_aks_node")) {
+            return Err(ActionError::refused(w).with_hint(
+                "nothing was changed; to swap the node's OS disk anyway, run again with `--input allow_aks_node=true`",
+            ));
+        }
+        if !flag(args, "force_healthy") && healthy_warning(&broken, None).is_some() {
+            let id = vm_id(azure, args, "resource_group", "vm")?;
+            let serial = azure.serial_log(&id).await;
+            if let Some(w) = healthy_warning(&broken, serial.as_deref()) {
+                let asked =
+                    tokio::task::block_in_place(|| ctx.ask(&format!("{w}. Repair it anyway?")));
+                match asked {
+                    Some(true) => {}
+                    Some(false) => {
+                        return Err(ActionError::refused(format!("{w}; not confirmed"))
+                            .with_hint("nothing was changed"))
+                    }
+                    None => {
+                        return Err(ActionError::refused(w).with_hint(
+                            "nothing was changed; there is no terminal to ask on: to repair it anyway, run again with `--input force_healthy=true`",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(located(&broken))
     }
+}
+
+/// The step's outputs: where the repair happens.
+fn located(broken: &Outputs) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("location".into(), broken["location"].clone());
+    out.insert("zone".into(), broken["zone"].clone());
+    out
 }
 
 #[cfg(test)]

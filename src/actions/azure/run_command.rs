@@ -10,6 +10,11 @@
 //! Run Command keeps only the last 4 KiB of output and its status says nothing about the
 //! script's own verdict, so scripts end with one status line (`RESCUE-STATUS {json}`) that this
 //! action parses; a verdict listed in `fail_on` fails the step.
+//!
+//! A status line that names its full log (`"log": "/var/log/rescue/..."`) gets that log read
+//! back after the verdict is journaled, by further Run Commands that only read (so they may be
+//! repeated after a crash): gzip-compressed, a slice each, under Run Command's 4 KiB of output.
+//! The run directory keeps it as `STEP.log`, checked against the VM's SHA-256 of it.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -51,7 +56,7 @@ static SPEC: ActionSpec = ActionSpec {
             ty: ParamType::List,
             required: false,
             description:
-                "verdicts that fail the step (default [failed]); a missing status line always fails",
+                "verdicts that fail the step (default [failed, incomplete]); a missing status line always fails",
         },
         P_SUBSCRIPTION,
     ],
@@ -72,6 +77,10 @@ static SPEC: ActionSpec = ActionSpec {
             name: "stderr",
             description: "the last 4 KiB of standard error",
         },
+        OutputSpec {
+            name: "log_file",
+            description: "the script's full log, read back into the run directory (empty when it names none or it could not be read)",
+        },
     ],
     mutates: true,
 };
@@ -79,6 +88,8 @@ static SPEC: ActionSpec = ActionSpec {
 /// Azure's limit on a Run Command script.
 const MAX_SCRIPT: usize = 256 * 1024;
 const DEFAULT_PREFIX: &str = "RESCUE-STATUS";
+/// Verdicts that stop the run: a disk still damaged, and one not (fully) checked.
+const DEFAULT_FAIL_ON: &[&str] = &["failed", "incomplete"];
 
 /// The JSON after the last `PREFIX ` line of stdout.
 pub(crate) fn parse_status(stdout: &str, prefix: &str) -> Option<Value> {
@@ -212,7 +223,7 @@ impl AzureStep for RunCommand {
                     .map(str::to_string)
                     .collect()
             })
-            .unwrap_or_else(|| vec!["failed".into()]);
+            .unwrap_or_else(|| DEFAULT_FAIL_ON.iter().map(|v| v.to_string()).collect());
         let (script_path, text) = read_script(&ctx.env, args)?;
         let script_name = std::path::Path::new(&script_path)
             .file_name()
@@ -225,7 +236,7 @@ impl AzureStep for RunCommand {
                 ))
             })?,
             None => {
-                let name = command_name(ctx).await?;
+                let name = command_name(ctx, NAME, "").await?;
                 let parameters = parameters(args)?
                     .into_iter()
                     .map(|p| {
@@ -261,24 +272,56 @@ impl AzureStep for RunCommand {
                 result
             }
         };
-        verdict(&result, &vm, &script_name, prefix, &fail_on)
+        let log_file = match parse_status(&result.output, prefix)
+            .and_then(|s| s.get("log").and_then(Value::as_str).map(str::to_string))
+        {
+            Some(log) if !log.is_empty() => {
+                match with_progress(ctx, fetch_log(ctx, azure, &vm, &log)).await {
+                    Ok(path) => path,
+                    Err(e) => {
+                        ctx.status(format!(
+                            "the full log stays on {} at {log}: reading it back failed: {e}",
+                            vm.name
+                        ));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut out = verdict(
+            &result,
+            &vm,
+            &script_name,
+            prefix,
+            &fail_on,
+            log_file.as_deref(),
+        )?;
+        out.insert(
+            "log_file".into(),
+            json!(log_file
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()),
+        );
+        Ok(out)
     }
 }
 
 /// Checkpoint keys: the Run Command's name (chosen before it exists) and its result.
 const NAME: &str = "run_command_name";
+const LOG_NAME: &str = "log_reader_name";
 const RESULT: &str = "run_command_result";
 /// What the script may take (fsck of a large disk), within Azure's 90-minute limit.
 const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90 * 60);
 
-/// This run of the script's Run Command name: journaled before the Run Command is created, new
-/// only when the step's checkpoints were cleared (`--from-step`).
-async fn command_name(ctx: &StepContext) -> Result<String, ActionError> {
-    if let Some(name) = ctx.checkpoints.get(NAME).and_then(Value::as_str) {
+/// This run of the script's Run Command name (checkpointed under `key`): journaled before the
+/// Run Command is created, new only when the step's checkpoints were cleared (`--from-step`).
+async fn command_name(ctx: &StepContext, key: &str, suffix: &str) -> Result<String, ActionError> {
+    if let Some(name) = ctx.checkpoints.get(key).and_then(Value::as_str) {
         return Ok(name.to_string());
     }
     let nonce = hex::encode(rand::random::<[u8; 4]>());
-    let name = format!("rescue-{}-{}-{nonce}", ctx.run_id, ctx.step_id)
+    let name = format!("rescue-{}-{}{suffix}-{nonce}", ctx.run_id, ctx.step_id)
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -289,8 +332,104 @@ async fn command_name(ctx: &StepContext) -> Result<String, ActionError> {
         })
         .take(80)
         .collect::<String>();
-    ctx.checkpoint(NAME, json!(name)).await?;
+    ctx.checkpoint(key, json!(name)).await?;
     Ok(name)
+}
+
+/// Reads a slice of a log the step's script left in /var/log/rescue (named parameters only):
+/// the whole file gzip-compressed, `RESCUE_LENGTH` bytes of it from `RESCUE_OFFSET`, in base64,
+/// with the file's size and SHA-256 so the copy can be checked. Read-only: it may run again.
+const LOG_READER: &str = r#"set -u -o pipefail
+export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
+f="${RESCUE_LOG:-}"; off="${RESCUE_OFFSET:-0}"; len="${RESCUE_LENGTH:-0}"
+fail() { printf 'RESCUE-LOG {"error":"%s"}
+' "$1"; exit 1; }
+case "$f" in /var/log/rescue/*.log) ;; *) fail "not a log rescue keeps" ;; esac
+case "$f" in *..*|*[!A-Za-z0-9/._-]*) fail "not a log rescue keeps" ;; esac
+[[ "$off" =~ ^[0-9]+$ && "$len" =~ ^[0-9]+$ ]] || fail "bad slice"
+[ -f "$f" ] || fail "no such log"
+z="$(mktemp)"; trap 'rm -f "$z"' EXIT
+gzip -9 -n -c "$f" >"$z" || fail "gzip failed"
+printf 'RESCUE-LOG {"bytes":%s,"sha256":"%s","gzip_bytes":%s,"offset":%s,"data":"%s"}
+'     "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)" "$(stat -c %s "$z")" "$off"     "$(tail -c +$((off + 1)) "$z" | head -c "$len" | base64 -w0)"
+"#;
+/// Compressed bytes per read: their base64 and the line around it stay under Run Command's
+/// 4 KiB of output (`maxTailLen = 4 * 1024` in both Linux agents).
+const LOG_SLICE: usize = 2800;
+/// A log of more than this many compressed bytes is left on the VM (a runaway script).
+const LOG_MAX_SLICES: usize = 64;
+const LOG_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Reads `log` back from `vm` into the run directory as `STEP.log`; where it was kept.
+async fn fetch_log(
+    ctx: &StepContext,
+    azure: &Azure,
+    vm: &ResourceId,
+    log: &str,
+) -> Result<Option<std::path::PathBuf>, ActionError> {
+    use base64::Engine as _;
+    let base = command_name(ctx, LOG_NAME, "-log").await?;
+    let mut gz = Vec::new();
+    let mut want = (String::new(), 0u64);
+    for slice in 0..LOG_MAX_SLICES {
+        let name = format!("{base}-{slice}");
+        let script = Script {
+            name: name.clone(),
+            label: format!(
+                "reading the full log back from {} ({} KiB so far)",
+                vm.name,
+                gz.len() / 1024
+            ),
+            text: LOG_READER.to_string(),
+            parameters: vec![
+                ("RESCUE_LOG".into(), log.to_string()),
+                ("RESCUE_OFFSET".into(), gz.len().to_string()),
+                ("RESCUE_LENGTH".into(), LOG_SLICE.to_string()),
+            ],
+            timeout: LOG_READ_TIMEOUT,
+        };
+        let result = azure.run_script_once(vm, &script).await?;
+        let _ = delete_command(azure, vm, &name).await;
+        let line = parse_status(&result.output, "RESCUE-LOG").ok_or_else(|| {
+            ActionError::fatal(format!(
+                "the log reader printed no RESCUE-LOG line: {}",
+                tail(&result.output, 3)
+            ))
+        })?;
+        if let Some(e) = line.get("error").and_then(Value::as_str) {
+            return Err(ActionError::fatal(format!("the log reader says: {e}")));
+        }
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(line["data"].as_str().unwrap_or_default())
+            .map_err(|e| ActionError::fatal(format!("the log reader's data is not base64: {e}")))?;
+        want = (
+            line["sha256"].as_str().unwrap_or_default().to_string(),
+            line["bytes"].as_u64().unwrap_or_default(),
+        );
+        gz.extend_from_slice(&data);
+        let total = line["gzip_bytes"].as_u64().unwrap_or_default() as usize;
+        if gz.len() >= total || data.is_empty() {
+            break;
+        }
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).map_err(
+        |e| {
+            ActionError::fatal(format!(
+                "the log read back does not decompress: {e} (more than {LOG_MAX_SLICES} slices?)"
+            ))
+        },
+    )?;
+    let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text));
+    if got != want.0 || text.len() as u64 != want.1 {
+        return Err(ActionError::fatal(format!(
+            "the log read back ({} bytes, sha256 {got}) differs from the VM's ({} bytes, sha256 {})",
+            text.len(),
+            want.1,
+            want.0
+        )));
+    }
+    ctx.artifact(&format!("{}.log", ctx.step_id), &text)
 }
 
 async fn delete_command(azure: &Azure, vm: &ResourceId, name: &str) -> Result<(), ActionError> {
@@ -310,6 +449,7 @@ fn verdict(
     script_name: &str,
     prefix: &str,
     fail_on: &[String],
+    log_file: Option<&std::path::Path>,
 ) -> Result<Outputs, ActionError> {
     let (stdout, stderr) = (&result.output, &result.error);
     let Some(status) = parse_status(stdout, prefix) else {
@@ -345,8 +485,11 @@ fn verdict(
             details.join("\n  ")
         ))
         .with_hint(format!(
-            "nothing was swapped: the VM keeps its original disk. The full log is on {} at {log}; `rescue rollback RUN_ID` detaches and cleans up the copy",
-            vm.name
+            "nothing was swapped: the VM keeps its original disk. The full log is {}; `rescue rollback RUN_ID` detaches and cleans up the copy",
+            match log_file {
+                Some(kept) => format!("in {} (and on {} at {log})", kept.display(), vm.name),
+                None => format!("on {} at {log}", vm.name),
+            }
         )));
     }
     let mut out = Outputs::new();

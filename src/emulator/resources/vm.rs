@@ -68,6 +68,16 @@ pub fn storage_profile(state: &State, vm: &Vm) -> Value {
     if let Some(img) = &os.creation.image_reference {
         profile["imageReference"] = json!({ "id": img });
     }
+    // The spec's StorageProfile.diskControllerType ("SCSI" or "NVMe").
+    if let Some(c) = &vm.settings.disk_controller {
+        profile["diskControllerType"] = json!(c);
+    }
+    // An ephemeral OS disk: the spec's DiffDiskSettings (`option: Local`, `placement`), as in
+    // its VirtualMachine_Create_WithDiffOsDisk examples.
+    if let Some(placement) = &vm.settings.ephemeral_os {
+        profile["osDisk"]["diffDiskSettings"] =
+            json!({ "option": "Local", "placement": placement });
+    }
     profile
 }
 
@@ -114,6 +124,26 @@ pub fn render(state: &State, vm: &Vm, expand: bool) -> Value {
     });
     if let Some(z) = &vm.zone {
         body["zones"] = json!([z]);
+    }
+    // Extensions appear in the VM's `resources` (the spec's VirtualMachine.resources, a list of
+    // VirtualMachineExtension: publisher, type, typeHandlerVersion, provisioningState).
+    if !vm.settings.extensions.is_empty() {
+        let id = state.vm_id(vm);
+        body["resources"] = json!(vm
+            .settings
+            .extensions
+            .iter()
+            .map(|e| {
+                let (publisher, ty) = e.rsplit_once('.').unwrap_or(("", e));
+                json!({
+                    "id": format!("{id}/extensions/{ty}"),
+                    "name": ty,
+                    "type": "Microsoft.Compute/virtualMachines/extensions",
+                    "location": vm.location,
+                    "properties": { "publisher": publisher, "type": ty, "typeHandlerVersion": "1.1", "autoUpgradeMinorVersion": true, "provisioningState": "Succeeded" },
+                })
+            })
+            .collect::<Vec<_>>());
     }
     body
 }

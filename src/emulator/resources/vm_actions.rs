@@ -76,6 +76,15 @@ async fn power(
             _ => "start",
         };
         rules::vm_accepts(&state, &vm, verb)?;
+        // "Stop-deallocated state: Not Supported" for ephemeral OS disks (Microsoft's
+        // "Ephemeral OS disks for Azure VMs"); Azure's ephemeral refusals carry the code
+        // NotSupported (cloudfoundry/bosh-azure-cpi-release#674); this text is inferred.
+        if target == Power::Deallocated && vm.settings.ephemeral_os.is_some() {
+            return Err(ArmError::bad_request(
+                "NotSupported",
+                format!("Operation 'deallocate' is not supported for VM '{}' because it has an ephemeral OS disk.", vm.name),
+            ));
+        }
         if restart {
             rules::running(&vm)?;
         }
@@ -100,6 +109,7 @@ async fn power(
                 *boot = Some(super::super::boot::BootOutcome {
                     ready: vm.agent_ready,
                     serial_log: vm.serial_log.clone(),
+                    ready_after: 0.0,
                 });
             }
             state.operations.insert(op.id.clone(), op.clone());
@@ -177,7 +187,13 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
             .unwrap_or_else(|e| super::super::boot::BootOutcome {
                 ready: false,
                 serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
+                ready_after: 0.0,
             });
+    // The guest boots in Azure time, like every other wait.
+    let outcome = super::super::boot::BootOutcome {
+        ready_after: outcome.ready_after * emu.time_scale,
+        ..outcome
+    };
     let mut state = emu.lock();
     if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
     {

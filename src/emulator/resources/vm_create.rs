@@ -92,6 +92,7 @@ pub async fn create(
                 tree: Tree::Os,
                 corrupt: None,
                 image_mib: 256,
+                layout: Default::default(),
             })?;
             images::copy_image(&src, &dst)
         })
@@ -181,6 +182,7 @@ fn register(
         generation: generation.into(),
         power: Power::Starting,
         agent_ready: false,
+        agent_ready_at: None,
         serial_log: String::new(),
         os_disk: String::new(),
         os_create_option: if from_image { "FromImage" } else { "Attach" }.into(),
@@ -201,6 +203,7 @@ fn register(
                 "bootDiagnostics",
                 "storageUri",
             ]),
+            ..Default::default()
         },
         run_command: None,
         run_commands: Default::default(),

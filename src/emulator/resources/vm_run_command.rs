@@ -159,6 +159,7 @@ pub async fn action(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
                     emu.scaled(RUN_COMMAND_TIMEOUT, call),
                 )),
                 disks: disks_of(emu, &state, &vm),
+                nvme: vm.settings.nvme(),
             })
         };
         emu.save(&state)?;
@@ -480,6 +481,7 @@ pub async fn put(
             launch: Launch::managed(&params),
             timeout,
             disks: disks_of(emu, &state, &vm),
+            nvme: vm.settings.nvme(),
         },
     };
     let v = state.vms.get_mut(&key).expect("found");

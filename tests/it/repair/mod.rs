@@ -3,6 +3,7 @@
 mod actions;
 mod faults;
 pub(crate) mod images;
+mod preflight;
 mod script;
 pub(crate) mod support;
 mod swap;
