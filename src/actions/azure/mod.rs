@@ -663,7 +663,7 @@ pub(crate) fn change(
 ) -> Change {
     Change {
         kind,
-        resource_type: format!("Microsoft.Compute/{}", resource.segment()),
+        resource_type: format!("{}/{}", resource.provider(), resource.segment()),
         name: id
             .map(|i| i.name.clone())
             .unwrap_or_else(|| name.to_string()),
