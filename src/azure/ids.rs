@@ -236,7 +236,8 @@ mod tests {
         assert_eq!(parsed.kind, Kind::Subnet);
         assert_eq!(parsed.to_string(), subnet);
         assert_eq!(parsed.vnet().unwrap().name, "v");
-        let nic = "/subscriptions/s/resourceGroups/rg/providers/microsoft.network/networkinterfaces/n";
+        let nic =
+            "/subscriptions/s/resourceGroups/rg/providers/microsoft.network/networkinterfaces/n";
         assert_eq!(ResourceId::parse(nic).unwrap().kind, Kind::NetworkInterface);
         assert!(ResourceId::parse(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/networkInterfaces/n"
