@@ -222,6 +222,12 @@ pub async fn build(
             .as_ref()
             .is_some_and(|c| c.decision == Decision::Skipped);
         let effect = if skipped {
+            // As in a run's journal: later expressions see it skipped, without outputs.
+            let status = "skipped".into();
+            let outputs = Default::default();
+            scope
+                .steps
+                .insert(step.id.value.clone(), StepScope { status, outputs });
             None
         } else {
             let mut ctx = PlanContext {
