@@ -3,6 +3,7 @@
 mod actions;
 mod faults;
 pub(crate) mod images;
+mod rescue_vm;
 mod script;
 pub(crate) mod support;
 mod swap;
