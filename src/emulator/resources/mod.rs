@@ -234,6 +234,30 @@ pub fn field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
+/// A tracked resource's `location`: required ("LocationRequired", ARM's own validation; inferred:
+/// no recording), and the emulated region only, as ARM lists a type's regions
+/// ("LocationNotAvailableForResourceType"). Returns the region as the state names it.
+pub fn location(state: &State, body: &Value, type_name: &str) -> ArmResult<String> {
+    let location = field(body, &["location"])
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ArmError::bad_request(
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        })?;
+    if !location
+        .replace(' ', "")
+        .eq_ignore_ascii_case(&state.location)
+    {
+        return Err(ArmError::bad_request(
+            "LocationNotAvailableForResourceType",
+            format!("The provided location '{location}' is not available for resource type '{type_name}'. List of available regions for the resource type is '{}'.", state.location),
+        ));
+    }
+    Ok(state.location.clone())
+}
+
 pub fn tags(v: &Value) -> ArmResult<Option<serde_json::Map<String, Value>>> {
     match v.get("tags") {
         None | Some(Value::Null) => Ok(None),

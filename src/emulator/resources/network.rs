@@ -501,45 +501,28 @@ pub fn render(state: &State, kind: NetKind, key: &str, subnet: Option<&str>) -> 
     }
 }
 
-/// The group's network resources for the generic resource list: (id, type, name, location, tags).
+/// The group's network resources for the generic resource list: id, name, type, location, tags.
 pub fn listed(state: &State, rg: &str) -> Vec<Value> {
     let prefix = format!("{}/", rg.to_ascii_lowercase());
-    let item = |kind: NetKind, rg: &str, name: &str, location: &str, tags: &Map<String, Value>| json!({"id": id(state, rg, kind, name), "name": name, "type": kind.type_name(), "location": location, "tags": tags});
-    let mut out = Vec::new();
-    for (k, n) in &state.nics {
-        if k.starts_with(&prefix) {
-            out.push(item(
-                NetKind::NetworkInterface,
-                &n.resource_group,
-                &n.name,
-                &n.location,
-                &n.tags,
-            ));
-        }
-    }
-    for (k, n) in &state.nsgs {
-        if k.starts_with(&prefix) {
-            out.push(item(
-                NetKind::NetworkSecurityGroup,
-                &n.resource_group,
-                &n.name,
-                &n.location,
-                &n.tags,
-            ));
-        }
-    }
-    for (k, v) in &state.vnets {
-        if k.starts_with(&prefix) {
-            out.push(item(
-                NetKind::VirtualNetwork,
-                &v.resource_group,
-                &v.name,
-                &v.location,
-                &v.tags,
-            ));
-        }
-    }
-    out
+    let nics = state.nics.iter().map(|(k, n)| {
+        let what = (&n.resource_group, &n.name, &n.location, &n.tags);
+        (k, NetKind::NetworkInterface, what)
+    });
+    let nsgs = state.nsgs.iter().map(|(k, n)| {
+        let what = (&n.resource_group, &n.name, &n.location, &n.tags);
+        (k, NetKind::NetworkSecurityGroup, what)
+    });
+    let vnets = state.vnets.iter().map(|(k, v)| {
+        let what = (&v.resource_group, &v.name, &v.location, &v.tags);
+        (k, NetKind::VirtualNetwork, what)
+    });
+    nics.chain(nsgs)
+        .chain(vnets)
+        .filter(|(k, ..)| k.starts_with(&prefix))
+        .map(|(_, kind, (rg, name, location, tags))| {
+            json!({"id": id(state, rg, kind, name), "name": name, "type": kind.type_name(), "location": location, "tags": tags})
+        })
+        .collect()
 }
 
 // ---- requests -------------------------------------------------------------------------------
@@ -629,27 +612,6 @@ fn method_not_allowed(m: &str) -> ArmError {
     )
 }
 
-fn location(state: &State, body: &Value, kind: NetKind) -> ArmResult<String> {
-    let location = field(body, &["location"])
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ArmError::bad_request(
-                "LocationRequired",
-                "The location property is required for this definition.",
-            )
-        })?;
-    if !location
-        .replace(' ', "")
-        .eq_ignore_ascii_case(&state.location)
-    {
-        return Err(ArmError::bad_request(
-            "LocationNotAvailableForResourceType",
-            format!("The provided location '{location}' is not available for resource type '{}'. List of available regions for the resource type is '{}'.", kind.type_name(), state.location),
-        ));
-    }
-    Ok(state.location.clone())
-}
-
 /// A subnet of a request body (a VNet's `subnets` entry or a subnet PUT).
 fn requested_subnet(
     state: &State,
@@ -733,7 +695,7 @@ fn put(
     };
     let created = match kind {
         NetKind::VirtualNetwork => {
-            let location = location(&state, &body, kind)?;
+            let location = super::location(&state, &body, kind.type_name())?;
             let prefixes: Vec<String> =
                 field(&body, &["properties", "addressSpace", "addressPrefixes"])
                     .and_then(Value::as_array)
@@ -801,7 +763,7 @@ fn put(
             before.is_none()
         }
         NetKind::NetworkInterface => {
-            let location = location(&state, &body, kind)?;
+            let location = super::location(&state, &body, kind.type_name())?;
             let configs = field(&body, &["properties", "ipConfigurations"])
                 .and_then(Value::as_array)
                 .filter(|c| !c.is_empty())
@@ -856,7 +818,7 @@ fn put(
             old.is_none()
         }
         NetKind::NetworkSecurityGroup => {
-            let location = location(&state, &body, kind)?;
+            let location = super::location(&state, &body, kind.type_name())?;
             let old = state.nsgs.get(&key).cloned();
             state.nsgs.insert(
                 key.clone(),

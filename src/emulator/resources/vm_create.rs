@@ -28,13 +28,7 @@ pub async fn create(
     body: &Value,
 ) -> ArmResult<Reply> {
     let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
-    // ARM's own validation of a tracked resource without a location (inferred: no recording).
-    let location = str_at(&["location"]).ok_or_else(|| {
-        ArmError::bad_request(
-            "LocationRequired",
-            "The location property is required for this definition.",
-        )
-    })?;
+    let location = super::location(&emu.lock(), body, "Microsoft.Compute/virtualMachines")?;
     let size = str_at(&["properties", "hardwareProfile", "vmSize"])
         .ok_or_else(|| rules::missing("hardwareProfile.vmSize"))?;
     let zone = match field(body, &["zones"]).and_then(Value::as_array) {
@@ -84,7 +78,7 @@ pub async fn create(
         sz.boots(&size, image.generation, image.architecture)?;
     }
     if let Some(z) = &zone {
-        zone_available(&state_location(emu), &size, z)?;
+        zone_available(&location, &size, z)?;
     }
     let image_text = image.map(|i| i.urn(body));
 
@@ -122,7 +116,6 @@ pub async fn create(
         image.map(|i| i.architecture),
         zone,
         size,
-        location,
         new_disk_file.clone(),
     )
     .inspect_err(|_| {
@@ -155,7 +148,6 @@ fn register(
     architecture: Option<&'static str>,
     zone: Option<String>,
     size: String,
-    location: String,
     new_disk_file: Option<String>,
 ) -> ArmResult<(Operation, String)> {
     let str_at = |path: &[&str]| field(body, path).and_then(Value::as_str).map(String::from);
@@ -164,15 +156,6 @@ fn register(
     let key = arm::key(&rg, name);
     if state.vms.contains_key(&key) {
         return Err(rules::concurrent_request());
-    }
-    if !location
-        .replace(' ', "")
-        .eq_ignore_ascii_case(&state.location)
-    {
-        return Err(ArmError::bad_request(
-            "LocationNotAvailableForResourceType",
-            format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/virtualMachines'. List of available regions for the resource type is '{}'.", state.location),
-        ));
     }
     let nics = requested_nics(&state, body, &state.vm_id_of(&rg, name))?;
     let generation = generation.unwrap_or("V1");
@@ -505,10 +488,6 @@ fn platform_image_id(state: &State, urn: &str) -> String {
         "/Subscriptions/{}/Providers/Microsoft.Compute/Locations/{}/Publishers/{}/ArtifactTypes/VMImage/Offers/{}/Skus/{}/Versions/{}",
         state.subscription, state.location, at(0), at(1), at(2), at(3)
     )
-}
-
-fn state_location(emu: &Emu) -> String {
-    emu.lock().location.clone()
 }
 
 /// The emulated region has zones 1, 2 and 3; a size asked elsewhere is "currently not available":

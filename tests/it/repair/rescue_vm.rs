@@ -39,16 +39,7 @@ fn group(r: &Rehearsal) -> BTreeSet<String> {
 fn repair_creating(r: &Rehearsal, extra: &[&str]) -> std::process::Output {
     let inputs = r.dir.path().join("inputs.yaml");
     std::fs::write(&inputs, format!("resource_group: {RG}\nvm: {VM}\n")).unwrap();
-    let workflow = repo("workflows/os-disk-swap.yaml");
-    let mut args = vec![
-        "run",
-        workflow.to_str().unwrap(),
-        "--inputs",
-        inputs.to_str().unwrap(),
-        "--yes",
-    ];
-    args.extend_from_slice(extra);
-    r.rescue(&args)
+    r.repair_with(&inputs, &[&["--yes"], extra].concat())
 }
 
 fn journal(r: &Rehearsal) -> Value {
@@ -77,6 +68,24 @@ fn ids_of(journal: &Value, step: &str, output: &str) -> String {
     let steps = journal["steps"].as_array().unwrap();
     let s = steps.iter().find(|s| s["id"] == step).unwrap();
     s["outputs"][output].as_str().unwrap().to_string()
+}
+
+/// PUT the NSG back with its `rescue-run` tag set to `run` (as another engineer might).
+fn tag_nsg(r: &Rehearsal, nsg: &str, run: &str) {
+    let body = json!({"location": "westeurope", "tags": {"rescue-run": run}, "properties": {"securityRules": []}});
+    let status = r.runtime.block_on(async {
+        let token = r.login.token().await;
+        let url = format!("{}{nsg}?api-version=2024-03-01", r.login.url);
+        let sent = r
+            .login
+            .http()
+            .put(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send();
+        sent.await.unwrap().status()
+    });
+    assert!(status.is_success(), "{status}");
 }
 
 #[test]
@@ -177,21 +186,7 @@ fn rollback_after_the_rescue_vm_was_created_deletes_exactly_what_the_run_created
         .find(|id| id.contains("/networksecuritygroups/"))
         .unwrap()
         .clone();
-    let retag = json!({"location": "westeurope", "tags": {"rescue-run": "someone-else"}, "properties": {"securityRules": []}});
-    let status = r.runtime.block_on(async {
-        let token = r.login.token().await;
-        let url = format!("{}{nsg}?api-version=2024-03-01", r.login.url);
-        r.login
-            .http()
-            .put(url)
-            .bearer_auth(token)
-            .json(&retag)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert!(status.is_success());
+    tag_nsg(&r, &nsg, "someone-else");
     let run = j["run_id"].as_str().unwrap().to_string();
     let out = r.rescue(&[
         "rollback",
@@ -214,19 +209,7 @@ fn rollback_after_the_rescue_vm_was_created_deletes_exactly_what_the_run_created
     );
 
     // Once it is the run's again, the rollback (resumed) finishes: the group is as it was.
-    let mine = json!({"location": "westeurope", "tags": {"rescue-run": run}, "properties": {"securityRules": []}});
-    r.runtime.block_on(async {
-        let token = r.login.token().await;
-        let url = format!("{}{nsg}?api-version=2024-03-01", r.login.url);
-        r.login
-            .http()
-            .put(url)
-            .bearer_auth(token)
-            .json(&mine)
-            .send()
-            .await
-            .unwrap();
-    });
+    tag_nsg(&r, &nsg, &run);
     let out = r.rescue(&[
         "rollback",
         &run,
