@@ -620,8 +620,15 @@ fn requested_subnet(
     by: &str,
     old: Option<&Subnet>,
 ) -> ArmResult<Subnet> {
+    // The spec's SubnetPropertiesFormat has `addressPrefix` and `addressPrefixes` (azure-cli's
+    // aaz commands send the list).
     let prefix = field(body, &["properties", "addressPrefix"])
         .and_then(Value::as_str)
+        .or_else(|| {
+            field(body, &["properties", "addressPrefixes"])
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+        })
         .ok_or_else(|| {
             // (inferred) the spec's SubnetPropertiesFormat needs an address prefix.
             ArmError::bad_request(
