@@ -413,6 +413,7 @@ impl Action for WriteFile {
         Ok(Intent {
             detail: json!({ "path": path, "append": append }),
             creates,
+            scaffolding: false,
         })
     }
 

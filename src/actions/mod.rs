@@ -200,6 +200,10 @@ pub struct Intent {
     pub detail: Value,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub creates: Vec<ResourceRef>,
+    /// What it creates serves the run only (a rescue VM and its network): its undo deletes them
+    /// without `--delete-created`, unlike copies of the user's data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scaffolding: bool,
 }
 
 /// After a crash a step found `running` has an unknown outcome.

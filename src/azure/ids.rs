@@ -4,38 +4,85 @@ use std::fmt;
 
 use super::error::{Error, Kind as ErrorKind};
 
-/// The kinds of compute resources rescue works with.
+/// The kinds of resources rescue works with: compute (the repair) and network (a rescue VM's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     VirtualMachine,
     Disk,
     Snapshot,
+    NetworkInterface,
+    NetworkSecurityGroup,
+    VirtualNetwork,
+    /// A VNet's child: its name is `VNET/subnets/SUBNET`, so the id prints as ARM's.
+    Subnet,
 }
 
 impl Kind {
+    const ALL: [Kind; 7] = [
+        Kind::VirtualMachine,
+        Kind::Disk,
+        Kind::Snapshot,
+        Kind::NetworkInterface,
+        Kind::NetworkSecurityGroup,
+        Kind::VirtualNetwork,
+        Kind::Subnet,
+    ];
+
     pub fn segment(self) -> &'static str {
         match self {
             Kind::VirtualMachine => "virtualMachines",
             Kind::Disk => "disks",
             Kind::Snapshot => "snapshots",
+            Kind::NetworkInterface => "networkInterfaces",
+            Kind::NetworkSecurityGroup => "networkSecurityGroups",
+            Kind::VirtualNetwork | Kind::Subnet => "virtualNetworks",
         }
     }
 
-    /// The api-version azure_mgmt_compute 0.21 uses for this kind.
+    pub fn provider(self) -> &'static str {
+        if self.is_network() {
+            "Microsoft.Network"
+        } else {
+            "Microsoft.Compute"
+        }
+    }
+
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Kind::NetworkInterface
+                | Kind::NetworkSecurityGroup
+                | Kind::VirtualNetwork
+                | Kind::Subnet
+        )
+    }
+
+    /// The api-version rescue sends for this kind: azure_mgmt_compute 0.21's for compute, and
+    /// for network the same family's (azure_mgmt_network 0.21, default tag package-2024-03).
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::VirtualMachine => "2024-07-01",
             Kind::Disk | Kind::Snapshot => "2024-03-02",
+            _ => "2024-03-01",
         }
     }
 
-    /// The word used in journals and messages ("disk", "snapshot", "vm").
+    /// The word used in journals and messages ("disk", "snapshot", "vm", "nic", ...).
     pub fn noun(self) -> &'static str {
         match self {
             Kind::VirtualMachine => "vm",
             Kind::Disk => "disk",
             Kind::Snapshot => "snapshot",
+            Kind::NetworkInterface => "nic",
+            Kind::NetworkSecurityGroup => "nsg",
+            Kind::VirtualNetwork => "vnet",
+            Kind::Subnet => "subnet",
         }
+    }
+
+    /// The kind a journal's noun names.
+    pub fn from_noun(noun: &str) -> Option<Kind> {
+        Self::ALL.into_iter().find(|k| k.noun() == noun)
     }
 }
 
@@ -58,6 +105,16 @@ impl ResourceId {
         }
     }
 
+    /// The subnet `name` of the VNet `vnet`.
+    pub fn subnet(vnet: &ResourceId, name: &str) -> Self {
+        Self::new(
+            &vnet.subscription,
+            &vnet.resource_group,
+            Kind::Subnet,
+            &format!("{}/subnets/{name}", vnet.name),
+        )
+    }
+
     /// Parse an ARM id (case-insensitive segment names, as ARM itself treats them).
     pub fn parse(id: &str) -> Result<Self, Error> {
         let bad = || {
@@ -65,25 +122,49 @@ impl ResourceId {
                 ErrorKind::Invalid,
                 "read a resource id",
                 format!(
-                    "`{id}` is not a Microsoft.Compute disk, snapshot or VM id (expected \
+                    "`{id}` is not a disk, snapshot, VM, NIC, NSG, VNet or subnet id (expected \
                  /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/disks/NAME)"
                 ),
             )
         };
         let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
-        if parts.len() != 8
-            || !parts[0].eq_ignore_ascii_case("subscriptions")
-            || !parts[2].eq_ignore_ascii_case("resourceGroups")
-            || !parts[4].eq_ignore_ascii_case("providers")
-            || !parts[5].eq_ignore_ascii_case("Microsoft.Compute")
+        let is = |i: usize, s: &str| parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(s));
+        if !(parts.len() == 8 || parts.len() == 10)
+            || !is(0, "subscriptions")
+            || !is(2, "resourceGroups")
+            || !is(4, "providers")
+            || parts.iter().any(|p| p.is_empty())
         {
             return Err(bad());
         }
-        let kind = [Kind::VirtualMachine, Kind::Disk, Kind::Snapshot]
+        let kind = Kind::ALL
             .into_iter()
-            .find(|k| k.segment().eq_ignore_ascii_case(parts[6]))
+            .filter(|k| *k != Kind::Subnet)
+            .find(|k| is(5, k.provider()) && is(6, k.segment()))
             .ok_or_else(bad)?;
-        Ok(Self::new(parts[1], parts[3], kind, parts[7]))
+        match (kind, parts.len()) {
+            (_, 8) => Ok(Self::new(parts[1], parts[3], kind, parts[7])),
+            (Kind::VirtualNetwork, 10) if is(8, "subnets") => Ok(Self::new(
+                parts[1],
+                parts[3],
+                Kind::Subnet,
+                &format!("{}/subnets/{}", parts[7], parts[9]),
+            )),
+            _ => Err(bad()),
+        }
+    }
+
+    /// A subnet's VNet.
+    pub fn vnet(&self) -> Option<ResourceId> {
+        let (vnet, _) = self.name.split_once("/subnets/")?;
+        (self.kind == Kind::Subnet).then(|| {
+            ResourceId::new(
+                &self.subscription,
+                &self.resource_group,
+                Kind::VirtualNetwork,
+                vnet,
+            )
+        })
     }
 
     pub fn same_as(&self, other: &str) -> bool {
@@ -96,21 +177,27 @@ impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/{}/{}",
+            "/subscriptions/{}/resourceGroups/{}/providers/{}/{}/{}",
             self.subscription,
             self.resource_group,
+            self.kind.provider(),
             self.kind.segment(),
             self.name
         )
     }
 }
 
-/// Azure's limit for disk and snapshot names.
+/// Azure's limit for disk, snapshot, NIC and NSG names.
 const MAX_NAME: usize = 80;
 
 /// A deterministic name for what a run creates: `{source}-{suffix}-{run_id}`, characters outside
 /// `[A-Za-z0-9_.-]` replaced, the source truncated (never the run id) to fit 80 characters.
 pub fn derived_name(source: &str, suffix: &str, run_id: &str) -> String {
+    derived_name_within(source, suffix, run_id, MAX_NAME)
+}
+
+/// [`derived_name`] for a kind with a shorter limit (a Linux VM's name: 64 characters).
+pub fn derived_name_within(source: &str, suffix: &str, run_id: &str, max: usize) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -123,7 +210,7 @@ pub fn derived_name(source: &str, suffix: &str, run_id: &str) -> String {
             .collect()
     };
     let tail = format!("-{}-{}", clean(suffix), clean(run_id));
-    let room = MAX_NAME.saturating_sub(tail.len());
+    let room = max.saturating_sub(tail.len());
     let mut head: String = clean(source).chars().take(room).collect();
     // A name must not end with '.' or '-' before the tail joins it: keep it tidy.
     while head.ends_with(['.', '-']) {
@@ -143,6 +230,19 @@ mod tests {
         assert_eq!(parsed.kind, Kind::Disk);
         assert_eq!(parsed.to_string(), id);
         assert!(ResourceId::parse("/subscriptions/s/resourceGroups/rg").is_err());
+        let subnet =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/default";
+        let parsed = ResourceId::parse(subnet).unwrap();
+        assert_eq!(parsed.kind, Kind::Subnet);
+        assert_eq!(parsed.to_string(), subnet);
+        assert_eq!(parsed.vnet().unwrap().name, "v");
+        let nic =
+            "/subscriptions/s/resourceGroups/rg/providers/microsoft.network/networkinterfaces/n";
+        assert_eq!(ResourceId::parse(nic).unwrap().kind, Kind::NetworkInterface);
+        assert!(ResourceId::parse(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/networkInterfaces/n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! - [`transport`]: the one door to the network (TLS roots, the throttling gate, safe retries);
 //! - [`requests`]: the calls, built by azure_mgmt_compute 0.21 and sent with `.send()`;
+//! - [`network`]: a rescue VM's VNet, NSG and NIC, typed REST on azure_core's pipeline;
 //! - [`lro`]: our long-running-operation poller (the SDK's own `.await` polling is broken for
 //!   ARM, see the wire contract);
 //! - [`converge`]: one loop that brings a resource to a desired state;
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod kill_hook;
 pub mod lro;
 pub mod model;
+pub mod network;
 pub mod progress;
 pub mod requests;
 pub mod script;

@@ -47,6 +47,8 @@ pub enum Write {
     Put(Value),
     /// PATCH a VM (tags, the OS disk).
     PatchVm(Value),
+    /// PATCH a disk (`DiskUpdate`: tags).
+    PatchDisk(Value),
     Power(VmAction),
     /// `attachDetachDataDisks`: `{"dataDisksToAttach": [...], "dataDisksToDetach": [...]}`,
     /// which changes only the disks named, whatever else is attached meanwhile.
@@ -105,12 +107,18 @@ impl Azure {
             }
             Kind::Disk => call!(c.disks_client().get(s, rg, n)),
             Kind::Snapshot => call!(c.snapshots_client().get(s, rg, n)),
+            network => unreachable!("a {} is read through `rest`", network.noun()),
         }
     }
 
     async fn read_with(&self, id: &ResourceId, instance_view: bool) -> Result<Option<Resource>> {
         let doing = format!("read {} {}", id.kind.noun(), id.name);
-        match self.send(self.get_call(id, instance_view), &doing).await {
+        let sent = if id.kind.is_network() {
+            self.rest(azure_core::Method::Get, id, None, &doing).await
+        } else {
+            self.send(self.get_call(id, instance_view), &doing).await
+        };
+        match sent {
             Ok(response) => {
                 let (_, headers, body) = collect(response, &doing).await?;
                 let etag = header(&headers, "etag").map(str::to_string);
@@ -146,7 +154,7 @@ impl Azure {
             .ok_or_else(|| not_found(id))
     }
 
-    /// Every disk or snapshot of a resource group (follows `nextLink`).
+    /// Every resource of one kind in a resource group (follows `nextLink`).
     pub async fn list(
         &self,
         subscription: &str,
@@ -155,7 +163,8 @@ impl Azure {
     ) -> Result<Vec<Resource>> {
         let mut url = self.endpoint().clone();
         url.set_path(&format!(
-            "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/{}",
+            "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/{}/{}",
+            kind.provider(),
             kind.segment()
         ));
         url.set_query(Some(&format!("api-version={}", kind.api_version())));
@@ -194,6 +203,9 @@ impl Azure {
             id.resource_group.clone(),
             id.name.clone(),
         );
+        if id.kind.is_network() {
+            return self.write_network(id, write, label).await;
+        }
         let if_match = if_match
             .filter(|_| write.takes_if_match())
             .map(str::to_string);
@@ -214,6 +226,24 @@ impl Azure {
                     rg,
                     n,
                     model::<azure_mgmt_compute::models::Disk>(body.clone(), "disk")?
+                )),
+                FinalVia::Resource,
+            ),
+            (Write::Put(body), Kind::VirtualMachine) => (
+                call!(vms().create_or_update(
+                    rg,
+                    n,
+                    model::<azure_mgmt_compute::models::VirtualMachine>(body.clone(), "VM")?,
+                    s
+                )),
+                FinalVia::Resource,
+            ),
+            (Write::PatchDisk(body), Kind::Disk) => (
+                call!(c.disks_client().update(
+                    s,
+                    rg,
+                    n,
+                    model::<azure_mgmt_compute::models::DiskUpdate>(body.clone(), "disk update")?
                 )),
                 FinalVia::Resource,
             ),
@@ -253,6 +283,9 @@ impl Azure {
             ),
             (Write::Delete, Kind::Disk) => {
                 (call!(c.disks_client().delete(s, rg, n)), FinalVia::Resource)
+            }
+            (Write::Delete, Kind::VirtualMachine) => {
+                (call!(vms().delete(rg, n, s)), FinalVia::Resource)
             }
             (other, kind) => {
                 return Err(Error::new(

@@ -13,6 +13,8 @@ pub enum Family {
     Disk,
     /// Compute RP: `.../locations/{loc}/operations/{id}` (api-version 2024-07-01).
     Compute,
+    /// Network RP: `.../Microsoft.Network/locations/{loc}/operations/{id}`.
+    Network,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,15 @@ pub enum OpKind {
     /// Deletes the VM; its disks stay (deleteOption Detach) and become Unattached.
     VmDelete {
         vm: String,
+    },
+    /// PUT of a VNet, subnet (`key|subnet`), NIC or NSG: settles it.
+    NetworkWrite {
+        kind: super::resources::network::NetKind,
+        key: String,
+    },
+    NetworkDelete {
+        kind: super::resources::network::NetKind,
+        key: String,
     },
 }
 
@@ -158,13 +169,18 @@ impl Operation {
 
     /// The operation's URL path and query, without the monitor flag.
     pub fn status_path(&self, state: &State) -> String {
-        let (segment, default) = match self.family {
-            Family::Disk => ("DiskOperations", arm::DISK_API),
-            Family::Compute => ("operations", arm::COMPUTE_API),
+        let (provider, segment, default) = match self.family {
+            Family::Disk => ("Microsoft.Compute", "DiskOperations", arm::DISK_API),
+            Family::Compute => ("Microsoft.Compute", "operations", arm::COMPUTE_API),
+            Family::Network => (
+                "Microsoft.Network",
+                "operations",
+                super::resources::network::NETWORK_API,
+            ),
         };
         let api = self.api_version.as_deref().unwrap_or(default);
         format!(
-            "/subscriptions/{}/providers/Microsoft.Compute/locations/{}/{segment}/{}?p={}&api-version={api}",
+            "/subscriptions/{}/providers/{provider}/locations/{}/{segment}/{}?p={}&api-version={api}",
             state.subscription, state.location, self.id, self.id
         )
     }
@@ -292,6 +308,12 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
             }
         }
         OpKind::ManagedRunCommand { .. } => {}
+        OpKind::NetworkWrite { kind, key } => {
+            super::resources::network::complete(state, *kind, key, false, failure.is_some())
+        }
+        OpKind::NetworkDelete { kind, key } => {
+            super::resources::network::complete(state, *kind, key, true, failure.is_some())
+        }
         OpKind::ManagedRunCommandDelete { vm, name } => {
             if let Some(v) = state.vms.get_mut(vm) {
                 v.run_commands.remove(name);

@@ -3,6 +3,7 @@
 
 use super::arm::ArmError;
 use super::operations::Family;
+use super::resources::network::NetKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -68,6 +69,22 @@ pub enum Route {
     ResourceGroup {
         rg: String,
     },
+    /// `/subscriptions/{sub}/resourceGroups/{rg}/resources`: every resource of the group.
+    GroupResources {
+        rg: String,
+    },
+    /// A VNet, NIC or NSG (`name: None`: the group's list of that type).
+    Network {
+        rg: String,
+        kind: NetKind,
+        name: Option<String>,
+    },
+    /// `.../virtualNetworks/{vnet}/subnets[/{name}]`.
+    Subnet {
+        rg: String,
+        vnet: String,
+        name: Option<String>,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -102,6 +119,10 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
             let rg = s[3].to_string();
             return Ok((Route::ResourceGroup { rg }, sub));
         }
+        5 if is(2, "resourceGroups") && is(4, "resources") => {
+            let rg = s[3].to_string();
+            return Ok((Route::GroupResources { rg }, sub));
+        }
         // /subscriptions/{sub}/providers/Microsoft.Compute/{disks|snapshots|virtualMachines}
         5 if is(2, "providers") && is(3, "Microsoft.Compute") => {
             let route = match s[4].to_ascii_lowercase().as_str() {
@@ -113,6 +134,35 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
             return Ok((route, sub));
         }
         _ => {}
+    }
+    // /subscriptions/{sub}/providers/Microsoft.Network/locations/{loc}/operations/{id}
+    if s.len() == 8
+        && is(2, "providers")
+        && is(3, "Microsoft.Network")
+        && is(4, "locations")
+        && is(6, "operations")
+    {
+        let id = s[7].to_string();
+        let family = Family::Network;
+        return Ok((Route::Operation { id, family }, sub));
+    }
+    if s.len() >= 7 && is(2, "resourceGroups") && is(4, "providers") && is(5, "Microsoft.Network") {
+        let rg = s[3].to_string();
+        let kind = NetKind::from_segment(s[6]).ok_or_else(|| unknown_network(path))?;
+        let route = match (kind, s.len()) {
+            (_, 7) | (_, 8) => Route::Network {
+                rg,
+                kind,
+                name: s.get(7).map(|n| n.to_string()),
+            },
+            (NetKind::VirtualNetwork, 9 | 10) if is(8, "subnets") => Route::Subnet {
+                rg,
+                vnet: s[7].to_string(),
+                name: s.get(9).map(|n| n.to_string()),
+            },
+            _ => return Err(unknown_network(path)),
+        };
+        return Ok((route, sub));
     }
     // /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/{DiskOperations|operations}/{id}
     if s.len() == 8 && is(2, "providers") && is(3, "Microsoft.Compute") && is(4, "locations") {
@@ -176,6 +226,14 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
     Ok((route, sub))
 }
 
+fn unknown_network(path: &str) -> ArmError {
+    ArmError::new(
+        404,
+        "InvalidResourceType",
+        format!("The resource type for '{path}' could not be found in the namespace 'Microsoft.Network'."),
+    )
+}
+
 fn unknown(path: &str) -> ArmError {
     ArmError::new(
         404,
@@ -206,7 +264,15 @@ impl Route {
                 family: Family::Compute,
                 ..
             } => Some(Api::Compute),
-            Route::ResourceGroups | Route::ResourceGroup { .. } => Some(Api::Resources),
+            Route::ResourceGroups | Route::ResourceGroup { .. } | Route::GroupResources { .. } => {
+                Some(Api::Resources)
+            }
+            Route::Network { .. }
+            | Route::Subnet { .. }
+            | Route::Operation {
+                family: Family::Network,
+                ..
+            } => Some(Api::Network),
             Route::Subscriptions | Route::Subscription | Route::Locations | Route::Tenants => {
                 Some(Api::Subscriptions)
             }
@@ -283,8 +349,28 @@ impl Route {
                 ("resourceGroups.checkExistence", "group.exists")
             }
             (Route::ResourceGroup { .. }, _) => ("resourceGroups.get", "group.get"),
+            (Route::GroupResources { .. }, _) => ("resources.listByResourceGroup", "resource.list"),
+            (Route::Network { kind, name, .. }, m) => network_operation(*kind, name.is_none(), m),
+            (Route::Subnet { name, .. }, m) => {
+                network_operation(NetKind::Subnet, name.is_none(), m)
+            }
             _ => ("unsupported", "unsupported"),
         }
+    }
+
+    /// Whether Azure reports Microsoft.Compute's `x-ms-ratelimit-remaining-resource` buckets here
+    /// (the Network RP and ARM's own types count subscription reads and writes instead).
+    pub fn compute_rates(&self) -> bool {
+        !matches!(
+            self,
+            Route::Network { .. }
+                | Route::Subnet { .. }
+                | Route::GroupResources { .. }
+                | Route::Operation {
+                    family: Family::Network,
+                    ..
+                }
+        )
     }
 
     /// The `x-ms-ratelimit-remaining-resource` bucket family Azure reports for this call.
@@ -301,6 +387,29 @@ impl Route {
     }
 }
 
+/// The SDK's names (azure-mgmt-network's operation groups) of a network call.
+fn network_operation(kind: NetKind, list: bool, method: &str) -> (&'static str, &'static str) {
+    macro_rules! names {
+        ($group:literal, $alias:literal) => {
+            match (list, method) {
+                (true, _) => (concat!($group, ".list"), concat!($alias, ".list")),
+                (_, "PUT") => (
+                    concat!($group, ".createOrUpdate"),
+                    concat!($alias, ".create"),
+                ),
+                (_, "DELETE") => (concat!($group, ".delete"), concat!($alias, ".delete")),
+                _ => (concat!($group, ".get"), concat!($alias, ".get")),
+            }
+        };
+    }
+    match kind {
+        NetKind::VirtualNetwork => names!("virtualNetworks", "vnet"),
+        NetKind::Subnet => names!("subnets", "subnet"),
+        NetKind::NetworkInterface => names!("networkInterfaces", "nic"),
+        NetKind::NetworkSecurityGroup => names!("networkSecurityGroups", "nsg"),
+    }
+}
+
 /// Which api-version table a route is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -314,6 +423,9 @@ pub enum Api {
     Subscriptions,
     /// ARM's cloud metadata.
     Metadata,
+    /// Microsoft.Network: virtualNetworks (and subnets), networkInterfaces,
+    /// networkSecurityGroups, and their operations.
+    Network,
 }
 
 /// The versions each client we are judged by sends, each with where it comes from. Found by
@@ -342,7 +454,15 @@ const COMPUTE_VERSIONS: &[(&str, &str)] = &[
 ];
 
 const RESOURCES_VERSIONS: &[(&str, &str)] = &[
-    ("2024-11-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_RESOURCES (az snapshot/disk create read the group's location)"),
+    ("2024-11-01", "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_RESOURCES (az snapshot/disk create read the group's location; az resource list)"),
+];
+
+const NETWORK_VERSIONS: &[(&str, &str)] = &[
+    ("2022-01-01", "azure-cli 2.91.0 profile latest, MGMT_NETWORK; aaz network nsg commands (command_modules/network/aaz/latest/network/nsg)"),
+    ("2023-11-01", "azure-cli 2.91.0 aaz network nic commands (aaz/latest/network/nic)"),
+    ("2024-03-01", "azure_mgmt_network 0.21 default tag package-2024-03 (rescue itself, src/azure/network.rs)"),
+    ("2024-07-01", "azure-cli 2.91.0 aaz network vnet subnet commands (aaz/latest/network/vnet/subnet)"),
+    ("2025-07-01", "azure-cli 2.91.0 aaz network vnet commands (aaz/latest/network/vnet)"),
 ];
 
 const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[(
@@ -363,6 +483,7 @@ impl Api {
             Api::Resources => RESOURCES_VERSIONS,
             Api::Subscriptions => SUBSCRIPTIONS_VERSIONS,
             Api::Metadata => METADATA_VERSIONS,
+            Api::Network => NETWORK_VERSIONS,
         }
     }
 }
@@ -378,6 +499,8 @@ impl Route {
                 ..
             } => "locations/DiskOperations",
             Route::Operation { .. } => "locations/operations",
+            Route::Network { kind, .. } => kind.segment(),
+            Route::Subnet { .. } => "virtualNetworks/subnets",
             _ => "virtualMachines",
         }
     }
@@ -415,7 +538,7 @@ pub fn check_api_version(
     let mut list: Vec<&str> = versions.iter().map(|(v, _)| *v).collect();
     list.reverse();
     Err(match api {
-        Api::Disk | Api::Compute => ArmError::bad_request(
+        Api::Disk | Api::Compute | Api::Network => ArmError::bad_request(
             "NoRegisteredProviderFound",
             format!(
                 "No registered resource provider found for location '{location}' and API version '{v}' for type '{}'. \

@@ -436,9 +436,12 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 run_commands: Default::default(),
                 scripts_run: 0,
                 run_command_seq: 0,
+                nics: Vec::new(),
             };
             state.vms.insert(arm::key(&g.name, &v.name), vm);
         }
+        let vms: Vec<String> = g.vms.iter().map(|v| v.name.clone()).collect();
+        super::resources::network::seed(&mut state, &g.name, &vms);
     }
     Ok(state)
 }

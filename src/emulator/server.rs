@@ -353,7 +353,7 @@ async fn handle(
         return (e.into(), operation, None, None);
     }
     let remaining = emu.rates.take(call.route.rate_bucket(method));
-    let rate = Some(remaining);
+    let rate = call.route.compute_rates().then_some(remaining);
     let fault = {
         let mut state = emu.lock();
         if sub

@@ -44,6 +44,13 @@ pub struct State {
     /// Items per page of a subscription-wide list.
     #[serde(default)]
     pub list_page_size: Option<usize>,
+    /// Microsoft.Network, by `arm::key` (subnets live in their VNet).
+    #[serde(default)]
+    pub vnets: BTreeMap<String, super::resources::network::VirtualNetwork>,
+    #[serde(default)]
+    pub nics: BTreeMap<String, super::resources::network::Nic>,
+    #[serde(default)]
+    pub nsgs: BTreeMap<String, super::resources::network::Nsg>,
 }
 
 pub const DEFAULT_RETENTION: f64 = 24.0 * 3600.0;
@@ -185,6 +192,9 @@ pub struct Vm {
     /// RunCommandLinux's sequence number: one per action Run Command.
     #[serde(default)]
     pub run_command_seq: u64,
+    /// Keys of its network interfaces in `State::nics`, the primary first.
+    #[serde(default)]
+    pub nics: Vec<String>,
 }
 
 /// A VM's security type, architecture and boot diagnostics storage.
@@ -239,6 +249,9 @@ impl State {
             directory: Default::default(),
             list_page_size: None,
             operation_retention: DEFAULT_RETENTION,
+            vnets: BTreeMap::new(),
+            nics: BTreeMap::new(),
+            nsgs: BTreeMap::new(),
         }
     }
 
@@ -298,6 +311,11 @@ impl State {
             "virtualMachines",
             &vm.name,
         )
+    }
+
+    /// The id a VM has (or will have, once created).
+    pub fn vm_id_of(&self, rg: &str, name: &str) -> String {
+        arm::resource_id(&self.subscription, rg, "virtualMachines", name)
     }
 
     pub fn disk_id(&self, d: &Volume) -> String {

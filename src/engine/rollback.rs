@@ -6,7 +6,8 @@
 //!
 //! Generic rules (the engine knows steps, not clouds): a step whose intent created resources has
 //! an undo that deletes them, so it runs only with `delete_created`, and a snapshot's only with
-//! `include_snapshot` as well (the safety copy is kept by default). A step that started but whose
+//! `include_snapshot` as well (the safety copy is kept by default); what an intent marks as
+//! scaffolding (a rescue VM and its network, of no use once the run is undone) is undone always. A step that started but whose
 //! outcome is unknown (running, failed) is undone too, with its intent's detail and the id of what
 //! it was to create standing in for its outputs; undos check the current state before acting.
 
@@ -113,7 +114,8 @@ pub fn plan(journal: &Journal, registry: &Registry, options: Options) -> Vec<Und
             .as_ref()
             .map(|i| i.creates.clone())
             .unwrap_or_default();
-        let kept = if creates.is_empty() {
+        let scaffolding = step.intent.as_ref().is_some_and(|i| i.scaffolding);
+        let kept = if creates.is_empty() || scaffolding {
             None
         } else if !options.delete_created {
             Some("pass --delete-created to delete it")
@@ -321,6 +323,7 @@ mod tests {
                     id: id.to_string(),
                 })
                 .collect(),
+            scaffolding: false,
         });
         s
     }

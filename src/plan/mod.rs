@@ -217,11 +217,21 @@ pub async fn build(
                 }
             }),
         };
-        let plan_args = expr::plan_args(step, &scope).map_err(|e| fail(e.message))?;
         let skipped = condition
             .as_ref()
             .is_some_and(|c| c.decision == Decision::Skipped);
+        // A skipped step's arguments may read steps that were skipped too: they are not shown.
+        let plan_args = match expr::plan_args(step, &scope) {
+            Err(_) if skipped => PlanArgs::default(),
+            other => other.map_err(|e| fail(e.message))?,
+        };
         let effect = if skipped {
+            // As in a run's journal: later expressions see it skipped, without outputs.
+            let status = "skipped".into();
+            let outputs = Default::default();
+            scope
+                .steps
+                .insert(step.id.value.clone(), StepScope { status, outputs });
             None
         } else {
             let mut ctx = PlanContext {

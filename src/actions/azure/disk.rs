@@ -127,6 +127,7 @@ impl AzureStep for CreateFromSnapshot {
         Ok(Intent {
             detail: json!({"name": disk.name, "snapshot_id": snapshot.to_string(), "source_disk_id": source.to_string()}),
             creates: vec![resource_ref(&disk)],
+            scaffolding: false,
         })
     }
 

@@ -263,6 +263,7 @@ impl AzureStep for Lock {
         Ok(Intent {
             detail: json!({"vm": args.get("vm"), "tag": Holder::tag_value(run_id, "started")}),
             creates: Vec::new(),
+            scaffolding: false,
         })
     }
 

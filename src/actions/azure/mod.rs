@@ -15,6 +15,7 @@ mod hints;
 mod inspect;
 mod lock;
 mod power;
+mod rescue_vm;
 mod run_command;
 mod snapshot;
 mod swap;
@@ -59,6 +60,8 @@ pub fn all() -> Vec<Arc<dyn Action>> {
         step(run_command::RunCommand),
         step(swap::SwapOsDisk),
         step(health::WaitHealthy),
+        step(rescue_vm::CreateRescue),
+        step(rescue_vm::DeleteRescue),
     ]
 }
 
@@ -152,6 +155,7 @@ pub(crate) trait AzureStep: Send + Sync + 'static {
         Ok(Intent {
             detail: detail_of(args, Self::INTENT),
             creates: Vec::new(),
+            scaffolding: false,
         })
     }
     async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError>;
@@ -561,6 +565,18 @@ pub(crate) async fn create(
     body: Value,
     deadline: Duration,
 ) -> Result<Option<Resource>, ActionError> {
+    create_keyed(ctx, id, body, deadline, OPERATION).await
+}
+
+/// [`create`] for a step that creates several resources: each checkpoints its operation under
+/// its own `key`.
+pub(crate) async fn create_keyed(
+    ctx: &StepContext,
+    id: &ResourceId,
+    body: Value,
+    deadline: Duration,
+    key: &str,
+) -> Result<Option<Resource>, ActionError> {
     let run_id = ctx.run_id.clone();
     let desired = Want::new(
         id,
@@ -577,12 +593,21 @@ pub(crate) async fn create(
             })
         },
     );
-    ensure(ctx, &desired, OPERATION).await
+    ensure(ctx, &desired, key).await
 }
 
 /// Delete a resource this run created (undo, cleanup); anything without this run's tag is
 /// refused (so never the original disk).
 pub(crate) async fn delete_created(ctx: &StepContext, id: &ResourceId) -> Result<(), ActionError> {
+    delete_created_keyed(ctx, id, "undo_operation").await
+}
+
+/// [`delete_created`], its operation checkpointed under `key`.
+pub(crate) async fn delete_created_keyed(
+    ctx: &StepContext,
+    id: &ResourceId,
+    key: &str,
+) -> Result<(), ActionError> {
     let run_id = ctx.run_id.clone();
     let desired = Want::new(
         id,
@@ -603,7 +628,7 @@ pub(crate) async fn delete_created(ctx: &StepContext, id: &ResourceId) -> Result
             Ok(Next::Write(Write::Delete))
         },
     );
-    ensure(ctx, &desired, "undo_operation").await.map(|_| ())
+    ensure(ctx, &desired, key).await.map(|_| ())
 }
 
 pub(crate) fn resource_ref(id: &ResourceId) -> ResourceRef {
@@ -663,7 +688,7 @@ pub(crate) fn change(
 ) -> Change {
     Change {
         kind,
-        resource_type: format!("Microsoft.Compute/{}", resource.segment()),
+        resource_type: format!("{}/{}", resource.provider(), resource.segment()),
         name: id
             .map(|i| i.name.clone())
             .unwrap_or_else(|| name.to_string()),

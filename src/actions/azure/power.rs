@@ -119,6 +119,7 @@ impl AzureStep for SetPower {
         Ok(Intent {
             detail: json!({"vm": args.get("vm"), "to": self.to.target()}),
             creates: Vec::new(),
+            scaffolding: false,
         })
     }
 

@@ -149,6 +149,7 @@ impl AzureStep for CreateSnapshot {
         Ok(Intent {
             detail: json!({"name": snap.name, "source_disk_id": source.to_string()}),
             creates: vec![resource_ref(&snap)],
+            scaffolding: false,
         })
     }
 

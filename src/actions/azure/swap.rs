@@ -132,6 +132,7 @@ impl AzureStep for SwapOsDisk {
         Ok(Intent {
             detail: json!({"vm": args.get("vm"), "original_disk_id": args.get("original_disk_id"), "new_disk_id": args.get("disk_id")}),
             creates: Vec::new(),
+            scaffolding: false,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Resource handlers: managed disks and snapshots (`volume`), virtual machines (`vm`), and the
 //! operation-status URLs.
 
+pub mod network;
 mod subscription;
 pub mod vm;
 pub mod vm_actions;
@@ -58,6 +59,13 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
             vm_run_command::delete(emu, call, rg, name, command)
         }
         (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
+        (Route::Network { rg, kind, name }, _) => {
+            network::handle(emu, call, rg, *kind, name.as_deref())
+        }
+        (Route::Subnet { rg, vnet, name }, _) => {
+            network::handle_subnet(emu, call, rg, vnet, name.as_deref())
+        }
+        (Route::GroupResources { rg }, "GET") => group_resources(emu, rg),
         // ARM's answer for a method a resource type does not have (inferred: no recording).
         _ => Err(ArmError::new(
             405,
@@ -114,6 +122,58 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
 }
 
 pub use subscription::metadata;
+
+/// ARM's list of a group's resources (Resources - List By Resource Group, 2024-11-01: the
+/// `GenericResourceExpanded` id, name, type, location, tags, and a disk's `managedBy`, `sku`,
+/// `zones`), as `az resource list -g RG` reads it.
+fn group_resources(emu: &Emu, rg: &str) -> ArmResult<Reply> {
+    let state = emu.lock();
+    let rg = group(&state, rg)?;
+    let prefix = group_prefix(&state, Some(rg))?;
+    let compute = |v: Value| {
+        let mut item = serde_json::json!({});
+        for k in [
+            "id",
+            "name",
+            "type",
+            "location",
+            "tags",
+            "zones",
+            "managedBy",
+        ] {
+            if let Some(x) = v.get(k) {
+                item[k] = x.clone();
+            }
+        }
+        if let Some(sku) = v.get("sku") {
+            item["sku"] = serde_json::json!({ "name": sku.get("name"), "tier": sku.get("tier") });
+        }
+        item
+    };
+    let mut value: Vec<Value> = Vec::new();
+    for snapshot in [false, true] {
+        let map = if snapshot {
+            &state.snapshots
+        } else {
+            &state.disks
+        };
+        value.extend(
+            map.keys()
+                .filter(|k| k.starts_with(&prefix))
+                .filter_map(|k| render_volume(&state, k, snapshot))
+                .map(compute),
+        );
+    }
+    value.extend(
+        state
+            .vms
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, vm)| compute(vm::render(&state, vm, false))),
+    );
+    value.extend(network::listed(&state, rg));
+    Ok(Reply::json(200, serde_json::json!({ "value": value })))
+}
 
 /// The key prefix of a resource group's resources (`None`: the whole subscription).
 fn group_prefix(state: &State, rg: Option<&str>) -> ArmResult<String> {
@@ -172,6 +232,30 @@ pub fn field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter()
         .try_fold(v, |v, k| v.get(k))
         .filter(|v| !v.is_null())
+}
+
+/// A tracked resource's `location`: required ("LocationRequired", ARM's own validation; inferred:
+/// no recording), and the emulated region only, as ARM lists a type's regions
+/// ("LocationNotAvailableForResourceType"). Returns the region as the state names it.
+pub fn location(state: &State, body: &Value, type_name: &str) -> ArmResult<String> {
+    let location = field(body, &["location"])
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ArmError::bad_request(
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        })?;
+    if !location
+        .replace(' ', "")
+        .eq_ignore_ascii_case(&state.location)
+    {
+        return Err(ArmError::bad_request(
+            "LocationNotAvailableForResourceType",
+            format!("The provided location '{location}' is not available for resource type '{type_name}'. List of available regions for the resource type is '{}'.", state.location),
+        ));
+    }
+    Ok(state.location.clone())
 }
 
 pub fn tags(v: &Value) -> ArmResult<Option<serde_json::Map<String, Value>>> {

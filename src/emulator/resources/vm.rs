@@ -82,10 +82,19 @@ pub fn storage_profile(state: &State, vm: &Vm) -> Value {
 }
 
 pub fn render(state: &State, vm: &Vm, expand: bool) -> Value {
-    let nic = format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{}-nic",
-        state.subscription, vm.resource_group, vm.name
-    );
+    let nics: Vec<Value> = vm
+        .nics
+        .iter()
+        .filter_map(|k| state.nics.get(k))
+        .enumerate()
+        .map(|(i, n)| {
+            let id = format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{}",
+                state.subscription, n.resource_group, n.name
+            );
+            json!({ "id": id, "properties": { "primary": i == 0 } })
+        })
+        .collect();
     let mut props = json!({
         "vmId": vm.vm_id,
         "hardwareProfile": { "vmSize": vm.size },
@@ -96,7 +105,7 @@ pub fn render(state: &State, vm: &Vm, expand: bool) -> Value {
             "linuxConfiguration": { "disablePasswordAuthentication": true, "provisionVMAgent": true },
             "allowExtensionOperations": true,
         },
-        "networkProfile": { "networkInterfaces": [ { "id": nic, "properties": { "primary": true } } ] },
+        "networkProfile": { "networkInterfaces": nics },
         "diagnosticsProfile": { "bootDiagnostics": boot_diagnostics_profile(vm) },
         "provisioningState": vm.provisioning_state,
         "timeCreated": arm::rfc3339(vm.time_created),

@@ -312,23 +312,11 @@ async fn put(
             return update_existing(emu, &mut state, call, &key, snapshot, existing, &body);
         }
         arm::check_volume_name(name)?;
-        let location = field(&body, &["location"])
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
-            })?;
-        if !location
-            .replace(' ', "")
-            .eq_ignore_ascii_case(&state.location)
-        {
-            return Err(ArmError::bad_request(
-                "LocationNotAvailableForResourceType",
-                format!("The provided location '{location}' is not available for resource type 'Microsoft.Compute/{}'. List of available regions for the resource type is '{}'.", kind(snapshot), state.location),
-            ));
-        }
+        super::location(
+            &state,
+            &body,
+            &format!("Microsoft.Compute/{}", kind(snapshot)),
+        )?;
         let cd = field(&body, &["properties", "creationData"])
             .ok_or_else(|| rules::missing("creationData"))?;
         let option = field(cd, &["createOption"])

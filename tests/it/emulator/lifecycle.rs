@@ -7,6 +7,7 @@ use super::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
     let emu = start(0.002).await;
+    let nic = emu.create_nic("repair-vm-nic", &scenario_subnet()).await;
     let body = json!({
         "location": "westeurope", "zones": ["1"],
         "properties": {
@@ -15,6 +16,8 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
                 "imageReference": {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
                 "osDisk": {"createOption": "FromImage", "managedDisk": {"storageAccountType": "Premium_LRS"}},
             },
+            "osProfile": {"computerName": "repair-vm", "adminUsername": "azureuser"},
+            "networkProfile": {"networkInterfaces": [{"id": nic}]},
         },
     });
     let r = emu
@@ -64,11 +67,13 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
     );
 
     emu.copy_disk(BROKEN_OS, "broken-copy").await;
+    let nic = emu.create_nic("clone-vm-nic", &scenario_subnet()).await;
     let body = json!({
         "location": "westeurope", "zones": ["1"],
         "properties": {
             "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
             "storageProfile": {"osDisk": {"createOption": "Attach", "osType": "Linux", "managedDisk": {"id": disk("broken-copy")}}},
+            "networkProfile": {"networkInterfaces": [{"id": nic}]},
         },
     });
     assert_eq!(

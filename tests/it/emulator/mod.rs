@@ -7,6 +7,7 @@ mod entra;
 mod faults;
 mod lifecycle;
 mod managed;
+mod network;
 mod persistence;
 mod rules;
 mod runcommand;

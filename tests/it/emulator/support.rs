@@ -75,6 +75,18 @@ pub fn snapshot(name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/snapshots/{name}")
 }
 
+pub const NET_API: &str = "api-version=2024-03-01";
+
+/// A Microsoft.Network resource of the incident's group (`virtualNetworks/NAME`, ...).
+pub fn net(kind_and_name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/{kind_and_name}")
+}
+
+/// The subnet every incident VM's NIC is in.
+pub fn scenario_subnet() -> String {
+    net(&format!("virtualNetworks/{RG}-vnet/subnets/default"))
+}
+
 pub fn vm(name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}")
 }
@@ -165,6 +177,18 @@ impl Emu {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("operation {url} never finished");
+    }
+
+    /// A NIC in `subnet`, created and settled.
+    pub async fn create_nic(&self, name: &str, subnet: &str) -> String {
+        let id = net(&format!("networkInterfaces/{name}"));
+        let body = serde_json::json!({"location": "westeurope", "properties": {"ipConfigurations": [
+            {"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}]}});
+        let done = self
+            .run("PUT", &format!("{id}?{NET_API}"), Some(body))
+            .await;
+        assert_eq!(done["status"], "Succeeded", "{done}");
+        id
     }
 
     /// Sends a mutation and waits for its operation; returns the final status body.

@@ -201,7 +201,7 @@ fn the_repair_workflow_validates_and_plans_without_azure() {
         .args(["validate", "workflows/os-disk-swap.yaml"])
         .assert()
         .code(0)
-        .stdout("workflows/os-disk-swap.yaml: valid (14 steps)\n");
+        .stdout("workflows/os-disk-swap.yaml: valid (16 steps)\n");
     let out = rescue(state.path())
         .env_remove("AZURE_SUBSCRIPTION_ID")
         .args([

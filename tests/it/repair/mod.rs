@@ -4,6 +4,7 @@ mod actions;
 mod faults;
 pub(crate) mod images;
 mod preflight;
+mod rescue_vm;
 mod script;
 pub(crate) mod support;
 mod swap;

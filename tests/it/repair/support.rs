@@ -99,8 +99,12 @@ impl Rehearsal {
 
     /// `rescue run workflows/os-disk-swap.yaml` on the incident inputs.
     pub fn repair(&self, extra: &[&str]) -> Output {
+        self.repair_with(&repo("examples/incident-inputs.yaml"), extra)
+    }
+
+    /// `rescue run workflows/os-disk-swap.yaml --inputs INPUTS`.
+    pub fn repair_with(&self, inputs: &Path, extra: &[&str]) -> Output {
         let workflow = repo("workflows/os-disk-swap.yaml");
-        let inputs = repo("examples/incident-inputs.yaml");
         let mut args = vec![
             "run",
             workflow.to_str().unwrap(),
