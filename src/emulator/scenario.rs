@@ -435,6 +435,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 run_command: None,
                 run_commands: Default::default(),
                 scripts_run: 0,
+                scripts: Vec::new(),
                 run_command_seq: 0,
                 nics: Vec::new(),
             };

@@ -189,6 +189,9 @@ pub struct Vm {
     /// Scripts this VM has executed (action and managed Run Command), for tests to count.
     #[serde(default)]
     pub scripts_run: u64,
+    /// What each executed script was: the managed Run Command's name, or `RunShellScript`.
+    #[serde(default)]
+    pub scripts: Vec<String>,
     /// RunCommandLinux's sequence number: one per action Run Command.
     #[serde(default)]
     pub run_command_seq: u64,

@@ -195,6 +195,7 @@ fn register(
         run_command: None,
         run_commands: Default::default(),
         scripts_run: 0,
+        scripts: Vec::new(),
         run_command_seq: 0,
         nics,
     };

@@ -169,7 +169,7 @@ pub async fn action(emu: &Arc<Emu>, call: &Call, rg: &str, name: &str) -> ArmRes
         let task_emu = emu.clone();
         let (op_id, vm_key) = (op.id.clone(), op.vm_key().unwrap_or_default().to_string());
         spawn(emu, async move {
-            count_run(&task_emu, &vm_key);
+            count_run(&task_emu, &vm_key, "RunShellScript");
             let result = match runcommand::execute(job).await {
                 Ok(out @ Outcome { exit: Some(_), .. }) => Ok(runcommand::action_result(
                     &runcommand::streams(&out),
@@ -225,10 +225,11 @@ fn extension_failure(extension: &str, message: &str) -> ArmError {
     )
 }
 
-fn count_run(emu: &Emu, vm_key: &str) {
+fn count_run(emu: &Emu, vm_key: &str, what: &str) {
     let mut state = emu.lock();
     if let Some(v) = state.vms.get_mut(vm_key) {
         v.scripts_run += 1;
+        v.scripts.push(what.to_string());
     }
     let _ = emu.save(&state);
 }
@@ -604,7 +605,7 @@ async fn run_managed(emu: Arc<Emu>, mut plan: Plan) {
             mark_done(state, &plan.op_id, None);
         }
     });
-    count_run(&emu, &plan.vm_key);
+    count_run(&emu, &plan.vm_key, &plan.name);
     let outcome = runcommand::execute(plan.job.clone()).await;
     match outcome {
         Ok(out) => finish(&emu, &plan, Some(out), None),

@@ -59,7 +59,7 @@ fn under_fault(rule: &str, stop_message: Option<&str>) {
     assert_ne!(&os_disk(&vm), original, "{rule}: not swapped");
     assert!(data_disks(&emulator.vm(RESCUE_VM)).is_empty(), "{rule}");
     assert_eq!(
-        emulator.scripts_run(RESCUE_VM),
+        emulator.fsck_runs(RESCUE_VM),
         1,
         "{rule}: fsck did not run exactly once"
     );

@@ -198,8 +198,9 @@ impl Served {
             .collect()
     }
 
-    /// How many scripts (Run Command, either kind) a VM has run, from the emulator's state.
-    pub fn scripts_run(&self, vm_name: &str) -> u64 {
+    /// How many times a VM ran the fsck step's script (the Run Commands that read its log back
+    /// left out), from the names the emulator's state keeps of every script it executed.
+    pub fn fsck_runs(&self, vm_name: &str) -> u64 {
         let state: Value = serde_json::from_slice(
             &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
         )
@@ -209,7 +210,16 @@ impl Served {
             RG.to_ascii_lowercase(),
             vm_name.to_ascii_lowercase()
         );
-        state["vms"][&key]["scripts_run"].as_u64().unwrap_or(0)
+        state["vms"][&key]["scripts"]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|n| n.contains("-fsck-") && !n.contains("-fsck-log-"))
+                    .count() as u64
+            })
+            .unwrap_or(0)
     }
 
     /// The image file behind a disk, from the emulator's saved state.
@@ -381,7 +391,7 @@ impl Served {
             disks: names(Kind::Disk),
             snapshots: names(Kind::Snapshot),
             os_disk_fsck: e2fsck_partitions(&self.image(&os_disk(&vm))),
-            fsck_runs: self.scripts_run(RESCUE_VM),
+            fsck_runs: self.fsck_runs(RESCUE_VM),
         }
     }
 
@@ -471,9 +481,9 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
 pub mod mutation {
     pub const LOCK: u64 = 1;
     pub const SNAPSHOT: u64 = 3;
-    /// The managed Run Command's PUT (its DELETE is 7).
+    /// The managed Run Command's PUT (its DELETE is 7; 8 and 9 read its log back).
     pub const RUN_COMMAND: u64 = 6;
-    pub const START: u64 = 10;
+    pub const START: u64 = 12;
 }
 
 /// One fresh emulator (the incident, or `scenario`) and a state dir; None (test skipped) without

@@ -103,7 +103,7 @@ async fn the_incident_vm_boots_ready_after_its_disk_is_repaired_and_swapped_in()
             .await["status"],
         "Succeeded"
     );
-    assert_eq!(emu.agent_status(BROKEN).await, "Ready");
+    assert_eq!(emu.await_ready(BROKEN).await, "Ready");
     let log = serial_log(&emu, BROKEN).await;
     assert!(log.contains(&format!("{BROKEN} login:")), "{log}");
     let new = emu

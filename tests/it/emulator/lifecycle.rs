@@ -35,7 +35,7 @@ async fn created_vms_boot_from_an_image_or_from_an_attached_disk() {
     let created: serde_json::Value = r.json().await.unwrap();
     assert_eq!(created["properties"]["provisioningState"], "Creating");
     assert_eq!(emu.wait_async(&url).await.0["status"], "Succeeded");
-    assert_eq!(emu.agent_status("repair-vm").await, "Ready");
+    assert_eq!(emu.await_ready("repair-vm").await, "Ready");
     let v = emu.get_json(&format!("{}?{VM_API}", vm("repair-vm"))).await;
     assert_eq!(v["properties"]["provisioningState"], "Succeeded");
     let os = v["properties"]["storageProfile"]["osDisk"]["name"]

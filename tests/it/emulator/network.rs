@@ -274,7 +274,7 @@ async fn vm_creation_from_a_marketplace_image_is_validated_as_azure_validates_it
         .await;
     assert_eq!(done["status"], "Succeeded", "{done}");
     assert_eq!(
-        emu.agent_status("probe").await,
+        emu.await_ready("probe").await,
         "Ready",
         "a generated healthy Ubuntu boots"
     );

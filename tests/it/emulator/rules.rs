@@ -220,7 +220,7 @@ async fn newer_operations_preempt_the_one_in_flight() {
         "Operation execution has been preempted by a more recent operation."
     );
     assert_eq!(emu.wait_async(&start).await.0["status"], "Succeeded");
-    assert_eq!(emu.agent_status(HEALTHY).await, "Ready");
+    assert_eq!(emu.await_ready(HEALTHY).await, "Ready");
 
     // A VM being deleted takes nothing but the delete.
     let r = emu
@@ -286,7 +286,7 @@ async fn a_running_vm_restarts_on_a_swapped_os_disk() {
         disk("clean-copy")
     );
     assert_eq!(
-        emu.agent_status(BROKEN).await,
+        emu.await_ready(BROKEN).await,
         "Ready",
         "booted from the clean disk"
     );

@@ -89,8 +89,14 @@ async fn corruption_lab_boots_and_repairs_as_named() {
 async fn user_images_are_imported_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("mine.img");
+    // A whole-disk root filesystem that says what it mounts, as a booting Linux needs.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    let uuid = "5e0c0de4-1b2c-4d3e-9f40-5a6b7c8d9e0f";
+    std::fs::write(tree.join("etc/fstab"), format!("UUID={uuid} / ext4 defaults 0 1\n")).unwrap();
     let out = std::process::Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4"])
+        .args(["-q", "-F", "-t", "ext4", "-U", uuid, "-d"])
+        .arg(&tree)
         .arg(&raw)
         .arg("32M")
         .output()
@@ -126,12 +132,19 @@ async fn user_images_are_imported_and_left_untouched() {
             "/subscriptions/{SUB}/resourceGroups/mine-rg/providers/Microsoft.Compute/{kind}/{name}"
         )
     };
-    let v = emu
-        .get_json(&format!(
-            "{}/instanceView?{VM_API}",
-            mine("virtualMachines", "mine-vm")
-        ))
-        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let v = emu
+            .get_json(&format!(
+                "{}/instanceView?{VM_API}",
+                mine("virtualMachines", "mine-vm")
+            ))
+            .await;
+        if v["vmAgent"]["statuses"][0]["displayStatus"] == "Ready" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(
         v["vmAgent"]["statuses"][0]["displayStatus"], "Ready",
         "a whole-disk ext4 boots clean: {v}"

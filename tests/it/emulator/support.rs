@@ -407,6 +407,19 @@ impl Emu {
         self.run_script_on(&vm(vm_name), lines, parameters).await
     }
 
+    /// The VM agent's status once the guest has had time to boot: Ready, or what it still says
+    /// after 10 s (the emulator makes the agent Ready a scaled boot time after a start).
+    pub async fn await_ready(&self, vm_name: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let now = self.agent_status(vm_name).await;
+            if now == "Ready" || std::time::Instant::now() > deadline {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn agent_status(&self, vm_name: &str) -> String {
         let v = self
             .get_json(&format!("{}/instanceView?{VM_API}", vm(vm_name)))

@@ -97,6 +97,8 @@ fn an_in_process_emulator_run_interrupted_mid_operation_resumes_to_the_end() {
         "vm=aks-nodepool1-31415926-vm2",
         "--input",
         "rescue_vm=rescue-vm",
+        "--input",
+        "allow_aks_node=true",
     ];
     let out = s
         .rescue()

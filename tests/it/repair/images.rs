@@ -51,20 +51,25 @@ pub fn no_primary_superblock_ext4(dir: &Path) -> PathBuf {
     part
 }
 
-/// An XFS whose directory inode has a wrong link count (xfs_repair -n finds it, xfs_repair fixes it).
-/// Populating XFS needs a mount, so this uses (and always detaches) one loop device.
+/// An XFS whose directory inode has a wrong link count (xfs_repair -n finds it, xfs_repair fixes it),
+/// with the /etc/fstab a boot looks for its root by. Populating XFS needs a mount, so this uses
+/// (and always detaches) one loop device.
 pub fn damaged_xfs(dir: &Path) -> PathBuf {
     let img = dir.join("root.xfs");
     let mnt = dir.join("mnt");
     sh(&format!(
-        "truncate -s 300M {i} && mkfs.xfs -q -f {i} && L=$(losetup -f --show {i}) && trap 'umount {m} 2>/dev/null || true; losetup -d $L' EXIT && \
-         mkdir -p {m} && mount $L {m} && mkdir -p {m}/var/lib/docker/overlay2/3f9a-init/diff && umount {m} && \
+        "truncate -s 300M {i} && mkfs.xfs -q -f -m uuid={XFS_ROOT_UUID} {i} && L=$(losetup -f --show {i}) && trap 'umount {m} 2>/dev/null || true; losetup -d $L' EXIT && \
+         mkdir -p {m} && mount $L {m} && mkdir -p {m}/var/lib/docker/overlay2/3f9a-init/diff {m}/etc && \
+         echo 'UUID={XFS_ROOT_UUID} / xfs defaults 0 0' > {m}/etc/fstab && umount {m} && \
          xfs_db -x -c 'path /var/lib/docker/overlay2/3f9a-init' -c 'write core.nlinkv2 9' $L >/dev/null",
         i = img.display(),
         m = mnt.display()
     ));
     img
 }
+
+/// The filesystem UUID of `damaged_xfs`, which its fstab mounts as /.
+const XFS_ROOT_UUID: &str = "5e1f2d3c-4b5a-4697-8877-665544332211";
 
 /// Where `gpt_disk` puts the root partition, in bytes.
 pub const ROOT_OFFSET: u64 = 26624 * 512;
