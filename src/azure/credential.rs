@@ -235,18 +235,100 @@ pub struct WorkloadIdentity {
 const REFRESH_MARGIN: time::Duration = time::Duration::minutes(5);
 
 impl WorkloadIdentity {
+    /// From the variables AKS's workload identity webhook injects.
     pub fn from_env(
         http: Arc<dyn HttpClient>,
         authority: url::Url,
     ) -> Result<WorkloadIdentity, Error> {
-        Ok(WorkloadIdentity {
+        Ok(WorkloadIdentity::new(
             http,
             authority,
-            tenant_id: var("AZURE_TENANT_ID")?,
-            client_id: var("AZURE_CLIENT_ID")?,
-            token_file: PathBuf::from(var("AZURE_FEDERATED_TOKEN_FILE")?),
+            var("AZURE_TENANT_ID")?,
+            var("AZURE_CLIENT_ID")?,
+            PathBuf::from(var("AZURE_FEDERATED_TOKEN_FILE")?),
+        ))
+    }
+
+    pub fn new(
+        http: Arc<dyn HttpClient>,
+        authority: url::Url,
+        tenant_id: String,
+        client_id: String,
+        token_file: PathBuf,
+    ) -> WorkloadIdentity {
+        WorkloadIdentity {
+            http,
+            authority,
+            tenant_id,
+            client_id,
+            token_file,
             cached: Mutex::new(None),
-        })
+        }
+    }
+}
+
+impl WorkloadIdentity {
+    /// The client-credentials grant with the federated token as client assertion (Entra's
+    /// "Microsoft identity platform application authentication certificate credentials", the
+    /// request azure_identity's federated flow sends). Sent here rather than through that flow
+    /// because it drops Entra's error body, and with it the AADSTS code that says which
+    /// federated credential did not match.
+    async fn exchange(&self, assertion: &str, scopes: &[&str]) -> azure_core::Result<AccessToken> {
+        use azure_core::error::{ErrorKind, ResultExt};
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.client_id)
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair(
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            )
+            .append_pair("client_assertion", assertion)
+            .append_pair("grant_type", "client_credentials")
+            .finish();
+        let url = self
+            .authority
+            .join(&format!("/{}/oauth2/v2.0/token", self.tenant_id))
+            .with_context(ErrorKind::DataConversion, || {
+                format!("tenant id {:?} does not fit in a URL", self.tenant_id)
+            })?;
+        let mut request = azure_core::Request::new(url, azure_core::Method::Post);
+        request.insert_header(
+            azure_core::headers::CONTENT_TYPE,
+            azure_core::content_type::APPLICATION_X_WWW_FORM_URLENCODED,
+        );
+        request.set_body(body);
+        let response = self.http.execute_request(&request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
+            azure_core::Error::full(
+                ErrorKind::Credential,
+                e,
+                format!("the token endpoint answered {status} with a body that is not JSON"),
+            )
+        })?;
+        match (answer.access_token, status.is_success()) {
+            (Some(token), true) => Ok(AccessToken::new(
+                token,
+                time::OffsetDateTime::now_utc()
+                    + time::Duration::seconds(answer.expires_in.unwrap_or(3599) as i64),
+            )),
+            _ => Err(azure_core::Error::message(
+                ErrorKind::Credential,
+                format!(
+                    "the federated token was refused ({status}, {}): {}",
+                    answer.error.unwrap_or_default(),
+                    answer.error_description.unwrap_or_default()
+                ),
+            )),
+        }
     }
 }
 
@@ -271,14 +353,7 @@ impl TokenCredential for WorkloadIdentity {
                 ),
             )
         })?;
-        let fresh = azure_identity::WorkloadIdentityCredential::new(
-            self.http.clone(),
-            self.authority.clone(),
-            self.tenant_id.clone(),
-            self.client_id.clone(),
-            assertion.trim().to_string(),
-        );
-        let token = fresh.get_token(scopes).await?;
+        let token = self.exchange(assertion.trim(), scopes).await?;
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((wanted, token.clone()));
         Ok(token)
     }

@@ -171,9 +171,10 @@ pub async fn connect(
             let login = match auth {
                 // Its own sign-in, the service principal it printed, unless told otherwise.
                 azure::Auth::Default => {
-                    let authority = azure::credential::authority(&cloud).map_err(emulator_login)?;
+                    let refused = |e| login_refused(e, auth, true);
+                    let authority = azure::credential::authority(&cloud).map_err(refused)?;
                     azure::Login::Secret(
-                        azure::ClientSecret::from_env(&authority).map_err(emulator_login)?,
+                        azure::ClientSecret::from_env(&authority).map_err(refused)?,
                     )
                 }
                 other => azure::Login::Auth(other),
@@ -257,28 +258,44 @@ pub async fn connect(
             if let Some(handle) = handle {
                 handle.shutdown().await;
             }
-            Err(if emulated {
-                emulator_login(e)
-            } else {
-                e.into()
-            })
+            Err(login_refused(e, auth, emulated))
         }
     }
 }
 
-/// An emulator refused the sign-in (or its CA could not be read): say how to sign in there.
-fn emulator_login(e: azure::Error) -> ActionError {
-    let auth = matches!(e.kind, azure::ErrorKind::Auth);
+/// A refused sign-in (or an unreadable CA): say how to sign in with the credential kind chosen.
+fn login_refused(e: azure::Error, auth: azure::Auth, emulated: bool) -> ActionError {
+    let refused = matches!(e.kind, azure::ErrorKind::Auth);
     let error = ActionError::from(e);
-    if auth {
-        error.with_hint(
+    if !refused {
+        return error;
+    }
+    error.with_hint(match auth {
+        azure::Auth::Default if emulated => {
             "set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST to the \
              values `rescue emulator serve` printed (`eval` its export lines), or use `--emulator` for \
-             an emulator inside rescue",
-        )
-    } else {
-        error
-    }
+             an emulator inside rescue"
+        }
+        azure::Auth::Default => {
+            "sign in with `az login`, or name the credential: --auth cli|msi|env|workload"
+        }
+        azure::Auth::Cli => "run `az login` (and `az account set --subscription ID`), then again",
+        azure::Auth::ManagedIdentity => {
+            "this machine's managed identity answered no: check that it exists and has a role on \
+             the resource group (App Service and Container Apps set IDENTITY_ENDPOINT and \
+             IDENTITY_HEADER; a VM uses IMDS), or name another credential with --auth"
+        }
+        azure::Auth::Env => {
+            "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or \
+             AZURE_FEDERATED_TOKEN_FILE) for the service principal, or name another credential \
+             with --auth"
+        }
+        azure::Auth::Workload => {
+            "the token in AZURE_FEDERATED_TOKEN_FILE must match a federated credential of the app \
+             AZURE_CLIENT_ID (issuer, subject, audience api://AzureADTokenExchange): Entra's \
+             message above names the ones it was given"
+        }
+    })
 }
 
 /// The subscription of the embedded incident scenario, for `--emulator-url` without one.

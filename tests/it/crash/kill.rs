@@ -149,14 +149,12 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
     };
     std::thread::scope(|s| {
         for _ in 0..2 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= points.len() {
-                        break;
-                    }
-                    try_point(i);
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= points.len() {
+                    break;
                 }
+                try_point(i);
             });
         }
     });

@@ -93,7 +93,11 @@ async fn user_images_are_imported_and_left_untouched() {
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(tree.join("etc")).unwrap();
     let uuid = "5e0c0de4-1b2c-4d3e-9f40-5a6b7c8d9e0f";
-    std::fs::write(tree.join("etc/fstab"), format!("UUID={uuid} / ext4 defaults 0 1\n")).unwrap();
+    std::fs::write(
+        tree.join("etc/fstab"),
+        format!("UUID={uuid} / ext4 defaults 0 1\n"),
+    )
+    .unwrap();
     let out = std::process::Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-U", uuid, "-d"])
         .arg(&tree)
@@ -140,7 +144,9 @@ async fn user_images_are_imported_and_left_untouched() {
                 mine("virtualMachines", "mine-vm")
             ))
             .await;
-        if v["vmAgent"]["statuses"][0]["displayStatus"] == "Ready" || std::time::Instant::now() > deadline {
+        if v["vmAgent"]["statuses"][0]["displayStatus"] == "Ready"
+            || std::time::Instant::now() > deadline
+        {
             break v;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -38,7 +38,11 @@ fn group(r: &Rehearsal) -> BTreeSet<String> {
 /// os-disk-swap on the incident, no `rescue_vm` given.
 fn repair_creating(r: &Rehearsal, extra: &[&str]) -> std::process::Output {
     let inputs = r.dir.path().join("inputs.yaml");
-    std::fs::write(&inputs, format!("resource_group: {RG}\nvm: {VM}\nallow_aks_node: true\n")).unwrap();
+    std::fs::write(
+        &inputs,
+        format!("resource_group: {RG}\nvm: {VM}\nallow_aks_node: true\n"),
+    )
+    .unwrap();
     r.repair_with(&inputs, &[&["--yes"], extra].concat())
 }
 
