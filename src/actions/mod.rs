@@ -291,6 +291,9 @@ pub trait StepHost: Send + Sync {
     /// Record a value durably in the step's journal entry (e.g. an operation URL just
     /// received) so that reconcile can use it after a crash.
     async fn checkpoint(&self, step_id: &str, key: &str, value: Value) -> Result<(), ActionError>;
+    /// Evidence for the run's report: a mutating Azure request the step sent and its answer
+    /// (`azure::calls::Call` as JSON). Kept with the journal's next write, not on its own.
+    fn call(&self, _step_id: &str, _call: Value) {}
 }
 
 /// The one door through which actions read the files a workflow names (parameters of type

@@ -5,15 +5,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::settings::{OutputArgs, StateArgs};
+use super::settings::StateArgs;
 use super::{Flags, Settings};
 use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
-    #[command(flatten)]
-    pub output: OutputArgs,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -22,7 +20,6 @@ impl RunsArgs {
     pub fn flags(&self) -> Flags<'_> {
         Flags {
             state: Some(&self.state),
-            output: Some(&self.output),
             ..Flags::default()
         }
     }

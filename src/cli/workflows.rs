@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::settings::OutputArgs;
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::exit;
@@ -17,8 +16,6 @@ use crate::workflow::{builtin, Origin, Workflow};
 pub struct WorkflowsArgs {
     #[command(subcommand)]
     pub command: Option<WorkflowsCommand>,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,10 +30,7 @@ pub enum WorkflowsCommand {
 
 impl WorkflowsArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags {
-            output: Some(&self.output),
-            ..Flags::default()
-        }
+        Flags { ..Flags::default() }
     }
 }
 
