@@ -136,7 +136,7 @@ fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => format!("{s}\n"),
         Value::Array(items) if items.iter().all(|v| !v.is_object() && !v.is_array()) => {
-            items.iter().map(|v| plain(v)).collect::<String>()
+            items.iter().map(plain).collect::<String>()
         }
         other => serde_json::to_string_pretty(other).expect("JSON") + "\n",
     }

@@ -68,6 +68,11 @@ pub enum Route {
     ResourceGroup {
         rg: String,
     },
+    /// `.../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions`: what the caller
+    /// may do there.
+    Permissions {
+        rg: String,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -101,6 +106,14 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
         4 if is(2, "resourceGroups") => {
             let rg = s[3].to_string();
             return Ok((Route::ResourceGroup { rg }, sub));
+        }
+        7 if is(2, "resourceGroups")
+            && is(4, "providers")
+            && is(5, "Microsoft.Authorization")
+            && is(6, "permissions") =>
+        {
+            let rg = s[3].to_string();
+            return Ok((Route::Permissions { rg }, sub));
         }
         // /subscriptions/{sub}/providers/Microsoft.Compute/{disks|snapshots|virtualMachines}
         5 if is(2, "providers") && is(3, "Microsoft.Compute") => {
@@ -211,6 +224,7 @@ impl Route {
                 Some(Api::Subscriptions)
             }
             Route::Metadata => Some(Api::Metadata),
+            Route::Permissions { .. } => Some(Api::Authorization),
             Route::SerialLog { .. } => None,
         }
     }
@@ -283,6 +297,9 @@ impl Route {
                 ("resourceGroups.checkExistence", "group.exists")
             }
             (Route::ResourceGroup { .. }, _) => ("resourceGroups.get", "group.get"),
+            (Route::Permissions { .. }, _) => {
+                ("permissions.listForResourceGroup", "permissions.list")
+            }
             _ => ("unsupported", "unsupported"),
         }
     }
@@ -314,6 +331,8 @@ pub enum Api {
     Subscriptions,
     /// ARM's cloud metadata.
     Metadata,
+    /// Microsoft.Authorization: the caller's permissions.
+    Authorization,
 }
 
 /// The versions each client we are judged by sends, each with where it comes from. Found by
@@ -350,6 +369,11 @@ const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[(
     "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_SUBSCRIPTIONS (az login lists subscriptions)",
 )];
 
+const AUTHORIZATION_VERSIONS: &[(&str, &str)] = &[(
+    "2022-04-01",
+    "azure-rest-api-specs Microsoft.Authorization stable/2022-04-01 (Permissions_ListForResourceGroup, examples/GetPermissions.json); rescue doctor",
+)];
+
 const METADATA_VERSIONS: &[(&str, &str)] = &[(
     "2022-09-01",
     "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)",
@@ -363,6 +387,7 @@ impl Api {
             Api::Resources => RESOURCES_VERSIONS,
             Api::Subscriptions => SUBSCRIPTIONS_VERSIONS,
             Api::Metadata => METADATA_VERSIONS,
+            Api::Authorization => AUTHORIZATION_VERSIONS,
         }
     }
 }
