@@ -571,7 +571,9 @@ pub(crate) fn stopped(run_id: &str, e: &anyhow::Error, next: Next) -> ExitCode {
         "stopped",
         format!("{e:#}\nrun {run_id} stopped; its journal keeps everything up to the last step recorded"),
     )
-    .with_hint(format!("after fixing the cause (e.g. freeing disk space), continue with: {command}"))
+    .with_hint(format!(
+        "after fixing the cause (e.g. freeing disk space), continue with:\n  {command}"
+    ))
     .report()
 }
 

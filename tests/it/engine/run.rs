@@ -189,7 +189,7 @@ steps:
 }
 
 #[test]
-fn confirm_step_without_a_terminal_stops_before_it_until_yes() {
+fn confirm_step_without_a_terminal_is_refused_before_the_run_starts() {
     let s = Scratch::new();
     let wf = s.workflow(
         "confirm.yaml",
@@ -205,17 +205,22 @@ steps:
     with: { path: "{dir}/swapped", content: "yes" }
 "#,
     );
+    // A run never stops midway for want of an answer: it does not start.
     let out = s.run(&["run", wf.to_str().unwrap()]);
     assert_exit(&out, 2);
-    let id = s.run_id();
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("step swap"), "{}", stderr(&out));
     assert!(
         !s.path("swapped").exists(),
         "the confirm step ran without confirmation"
     );
-    assert_eq!(s.journal(&id)["status"], "awaiting_confirmation");
+    assert!(
+        !s.state().join("runs").exists()
+            || std::fs::read_dir(s.state().join("runs")).unwrap().count() == 0,
+        "a refused run is not recorded"
+    );
 
-    assert_exit(&s.run(&["resume", &id, "--yes"]), 0);
+    assert_exit(&s.run(&["run", wf.to_str().unwrap(), "--yes"]), 0);
     assert_eq!(s.read("swapped"), "yes");
 }
 
