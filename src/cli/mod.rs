@@ -175,6 +175,13 @@ pub fn main() -> ExitCode {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or_default();
             let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            output::init(
+                output::Output::from_args(&output::GlobalArgs {
+                    output: OutputFormat::Json,
+                    ..Default::default()
+                })
+                .unwrap_or_else(|_| unreachable!("no query to check")),
+            );
             return Failure::usage(message)
                 .with_hint("`rescue --help` lists the commands and flags")
                 .report();
@@ -184,7 +191,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match output::Output::from_args(&cli.global) {
         Ok(o) => output::init(o),
-        Err(f) => return f.report(),
+        Err(f) => {
+            // The bad flag is --query: the rest of the contract (the format) still holds.
+            let global = output::GlobalArgs {
+                query: None,
+                ..cli.global.clone()
+            };
+            if let Ok(o) = output::Output::from_args(&global) {
+                output::init(o);
+            }
+            return f.report();
+        }
     }
     dispatch(cli.command, &on_command_line(&matches))
 }

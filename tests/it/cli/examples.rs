@@ -11,7 +11,6 @@ use super::support::*;
 
 /// The subcommands in the order their examples run.
 const ORDER: &[&[&str]] = &[
-    &[],
     &["workflows"],
     &["validate"],
     &["schema"],
@@ -20,6 +19,7 @@ const ORDER: &[&[&str]] = &[
     &["plan"],
     &["doctor"],
     &["run"],
+    &[],
     &["runs"],
     &["status"],
     &["report"],
@@ -31,7 +31,12 @@ const ORDER: &[&[&str]] = &[
 fn examples(dir: &Path, sub: &[&str]) -> Vec<String> {
     let mut args: Vec<&str> = sub.to_vec();
     args.push("--help");
-    let out = run(dir, &args);
+    // Wide enough that no example is wrapped (clap wraps help to COLUMNS off a terminal).
+    let out = rescue(dir)
+        .args(&args)
+        .env("COLUMNS", "400")
+        .output()
+        .expect("spawn rescue");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let help = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut found = Vec::new();
