@@ -400,7 +400,8 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         Outcome::Succeeded => {
             if !settings.json() {
                 print_summary(&evidence, settings);
-                if !journal.outputs.is_empty() && (settings.verbose() || evidence.disks.is_empty()) {
+                // The workflow's outputs are the result, on stdout for scripts (even with -q).
+                if !journal.outputs.is_empty() {
                     println!("outputs:");
                     for (key, value) in &journal.outputs {
                         println!("  {key}: {}", show(value));

@@ -455,7 +455,11 @@ impl Executor {
         // Actions write `rescue resume RUN_ID`; what the engineer reads names this run.
         let run_id = self.recorder.read().run_id.clone();
         let mut error = error.clone();
-        error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
+        // ... and `--from-step STEP` this step: a hint never leaves a placeholder to fill in.
+        error.hint = error.hint.map(|h| {
+            h.replace("RUN_ID", &run_id)
+                .replace("--from-step STEP", &format!("--from-step {}", step.id))
+        });
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;

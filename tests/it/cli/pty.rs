@@ -49,6 +49,19 @@ fn repair_args() -> Vec<&'static str> {
     args
 }
 
+/// The repair started on the emulator and waiting at its go-ahead, with what it showed before
+/// the question; None (skipped) without root, which loop devices need.
+fn at_go_ahead() -> Option<(tempfile::TempDir, Pty, String)> {
+    if !is_root() {
+        eprintln!("skipped: needs root for loop devices");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = spawn(dir.path(), &repair_args());
+    let shown = expect(&mut p, "Enter a value:");
+    Some((dir, p, shown))
+}
+
 fn expect(p: &mut Pty, needle: &str) -> String {
     let found = p
         .expect(needle)
@@ -58,12 +71,9 @@ fn expect(p: &mut Pty, needle: &str) -> String {
 
 #[test]
 fn go_ahead_answered_no_changes_nothing_and_keeps_no_run() {
-    if !is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), &repair_args());
-    let before = expect(&mut p, "Enter a value:");
+    let Some((dir, mut p, before)) = at_go_ahead() else {
+        return;
+    };
     assert!(
         before.contains("Target: the emulator inside rescue"),
         "{before}"
@@ -77,12 +87,9 @@ fn go_ahead_answered_no_changes_nothing_and_keeps_no_run() {
 
 #[test]
 fn ctrl_c_at_the_go_ahead_exits_130_at_once() {
-    if !is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), &repair_args());
-    expect(&mut p, "Enter a value:");
+    let Some((dir, mut p, _)) = at_go_ahead() else {
+        return;
+    };
     p.send(ControlCode::EndOfText).unwrap();
     assert_eq!(exit_within(&p, Duration::from_secs(5)), 130);
     assert!(runs(&dir.path().join("state")).is_empty());
@@ -90,12 +97,9 @@ fn ctrl_c_at_the_go_ahead_exits_130_at_once() {
 
 #[test]
 fn yes_then_the_swap_prompt_names_vm_and_disks_once_then_the_summary() {
-    if !is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), &repair_args());
-    expect(&mut p, "Enter a value:");
+    let Some((_dir, mut p, _)) = at_go_ahead() else {
+        return;
+    };
     p.send_line("yes").unwrap();
     // The progress display: finished steps stay on screen with their marks.
     let before = expect(&mut p, "[y/N]");
@@ -130,12 +134,9 @@ fn yes_then_the_swap_prompt_names_vm_and_disks_once_then_the_summary() {
 
 #[test]
 fn ctrl_c_at_the_swap_prompt_exits_130_at_once_and_resumes() {
-    if !is_root() {
-        return eprintln!("skipped: needs root for loop devices");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), &repair_args());
-    expect(&mut p, "Enter a value:");
+    let Some((dir, mut p, _)) = at_go_ahead() else {
+        return;
+    };
     p.send_line("yes").unwrap();
     expect(&mut p, "[y/N]");
     p.send(ControlCode::EndOfText).unwrap();

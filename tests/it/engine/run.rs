@@ -62,8 +62,13 @@ fn outputs_flow_between_steps_and_status_shows_them() {
         .collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert!(kinds.contains(&"step_skipped"), "{kinds:?}");
-    let last = events.last().unwrap();
-    assert_eq!(last["event"], "run_finished");
+    // The engine's last event; the CLI adds the run's summary (its report) after it.
+    assert_eq!(events.last().unwrap()["event"], "run_summary");
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap();
     assert_eq!(last["outputs"]["greeting"], "hello world!");
 
     let id = s.run_id();
@@ -135,7 +140,12 @@ steps:
     let id = s.run_id();
     let err = stderr(&out);
     assert!(err.contains(&format!("rescue resume {id}")), "{err}");
-    let last: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    let last: Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rev()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap();
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["status"], "failed");
     assert_eq!(last["resume_command"], format!("rescue resume {id}"));
