@@ -310,6 +310,9 @@ pub trait StepHost: Send + Sync {
     fn ask(&self, _step_id: &str, _question: &str) -> Option<bool> {
         None
     }
+    /// Evidence for the run's report: a mutating Azure request the step sent and its answer
+    /// (`azure::calls::Call` as JSON). Kept with the journal's next write, not on its own.
+    fn call(&self, _step_id: &str, _call: Value) {}
 }
 
 /// The one door through which actions read the files a workflow names (parameters of type

@@ -11,6 +11,8 @@
 //! - [`error`]: errors classified by HTTP status and ARM code;
 //! - [`model`]: typed views of what is read.
 
+pub mod account;
+pub mod calls;
 pub mod converge;
 pub mod credential;
 pub mod error;

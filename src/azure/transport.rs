@@ -106,22 +106,53 @@ impl Transport {
                 note_correlation(id);
             }
         }
+        let elapsed = started.elapsed();
+        if !matches!(request.method(), Method::Get | Method::Head) {
+            super::calls::record(call_record(request, &result, elapsed));
+        }
         if self.options.debug {
             let outcome = match &result {
                 Ok(r) => {
                     let id = header(r.headers(), "x-ms-correlation-request-id").unwrap_or("-");
-                    format!("{} correlation={id}", u16::from(r.status()))
+                    let request_id = header(r.headers(), "x-ms-request-id").unwrap_or("-");
+                    format!(
+                        "{} correlation={id} request={request_id}",
+                        u16::from(r.status())
+                    )
                 }
                 Err(e) => format!("failed: {e}"),
             };
+            // The Authorization header (the token) is never shown; query secrets are cut.
             eprintln!(
                 "debug: {} {} -> {outcome} ({} ms)",
                 request.method(),
                 redacted(request.url()),
-                started.elapsed().as_millis()
+                elapsed.as_millis()
             );
         }
         result
+    }
+}
+
+/// What a mutating request leaves as evidence (see [`super::calls`]).
+fn call_record(
+    request: &Request,
+    result: &azure_core::Result<Response>,
+    elapsed: Duration,
+) -> super::calls::Call {
+    let headers = result.as_ref().ok().map(|r| r.headers());
+    let get = |name| headers.and_then(|h| header(h, name)).map(str::to_string);
+    super::calls::Call {
+        time: time::OffsetDateTime::now_utc(),
+        method: request.method().to_string(),
+        path: request.url().path().to_string(),
+        status: result.as_ref().ok().map(|r| u16::from(r.status())),
+        correlation_id: get("x-ms-correlation-request-id"),
+        request_id: get("x-ms-request-id"),
+        operation_id: get("azure-asyncoperation")
+            .or_else(|| get("location"))
+            .and_then(|url| super::calls::operation_id(&url)),
+        duration_ms: elapsed.as_millis() as u64,
     }
 }
 

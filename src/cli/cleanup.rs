@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::run::block_on;
 use super::settings::{StateArgs, TargetArgs, YesArgs};
-use super::{Flags, Settings};
+use super::{Failure, Flags, Settings};
 use crate::actions::azure::RUN_TAG;
 use crate::azure::ids::ResourceId;
 use crate::azure::model::Resource;
@@ -130,29 +130,33 @@ async fn delete(azure: &Azure, id: &ResourceId) -> Result<(), crate::actions::Ac
 const CLEANUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
-    let (run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
+    let (run_id, run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    let refuse = |message: String, hint: Option<String>| {
+        let f = Failure::new(exit::INVALID, "not_finished", message);
+        match hint {
+            Some(h) => f.with_hint(h).report(),
+            None => f.report(),
+        }
+    };
     if journal.rollback.is_some() {
-        eprintln!(
-            "error: run {} was rolled back: cleanup is for finished repairs",
-            args.run_id
+        return refuse(
+            format!("run {run_id} was rolled back: cleanup is for finished repairs"),
+            Some(format!("`rescue rollback {run_id} --delete-created --include-snapshot --yes` deletes what the run created")),
         );
-        eprintln!("  hint: `rescue rollback {} --delete-created --include-snapshot --yes` deletes what the run created", args.run_id);
-        return ExitCode::from(exit::INVALID);
     }
     if journal.status != RunStatus::Succeeded {
-        eprintln!(
-            "error: run {} has not succeeded ({}): cleanup is for finished repairs",
-            args.run_id,
-            journal.status.as_str()
+        let next = crate::report::evidence::next_command(&journal)
+            .map(|n| format!("next: `{}` ({})", n.command, n.why));
+        return refuse(
+            format!(
+                "run {run_id} has not succeeded ({}): cleanup is for finished repairs",
+                journal.status.as_str()
+            ),
+            next,
         );
-        eprintln!(
-            "  hint: finish it with `rescue resume {id}`, or undo it with `rescue rollback {id}`",
-            id = args.run_id
-        );
-        return ExitCode::from(exit::INVALID);
     }
     if let Some(name) = &args.delete_old_disk {
         if !old_disks(&journal).iter().any(|d| {
@@ -164,12 +168,11 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
                 .iter()
                 .map(|d| d.rsplit('/').next().unwrap_or(d).to_string())
                 .collect();
-            eprintln!(
-                "error: --delete-old-disk {name}: not an OS disk run {} swapped out (that is: {})",
-                args.run_id,
+            return Failure::usage(format!(
+                "--delete-old-disk {name}: not an OS disk run {run_id} swapped out (that is: {})",
                 olds.join(", ")
-            );
-            return ExitCode::from(exit::INVALID);
+            ))
+            .report();
         }
     }
     let connected = match super::connect_recorded(&mut journal, &run_dir, settings).await {
@@ -177,41 +180,47 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
         Err(code) => return code,
     };
     let Ok(azure) = connected.env.azure().cloned() else {
-        eprintln!(
-            "error: run {} did not act on Azure: nothing to clean up",
-            args.run_id
-        );
-        return ExitCode::from(exit::INVALID);
+        return Failure::new(
+            exit::INVALID,
+            "no_azure",
+            format!("run {run_id} did not act on Azure: nothing to clean up"),
+        )
+        .report();
     };
     let found = match leftovers(&azure, &journal, args.delete_old_disk.as_deref()).await {
         Ok(found) => found,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::STEP_FAILED);
-        }
+        Err(e) => return Failure::new(exit::STEP_FAILED, "azure", e.to_string()).report(),
     };
-    println!("run {} left:", args.run_id);
-    if found.is_empty() {
-        println!("  nothing");
-    }
-    for l in &found {
-        println!(
-            "  {:<8} {}  ({}; {})",
-            l.id.kind.noun(),
-            l.id.name,
-            l.what,
-            l.kept.as_deref().unwrap_or("to delete")
-        );
+    let structured = settings.json();
+    if !structured {
+        println!("run {run_id} left:");
+        if found.is_empty() {
+            println!("  nothing");
+        }
+        for l in &found {
+            println!(
+                "  {:<8} {}  ({}; {})",
+                l.id.kind.noun(),
+                l.id.name,
+                l.what,
+                l.kept.as_deref().unwrap_or("to delete")
+            );
+        }
     }
     let deletable: Vec<&Leftover> = found.iter().filter(|l| l.kept.is_none()).collect();
-    if deletable.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    if !settings.yes && !crate::report::interactive() {
-        eprintln!("nothing was deleted: there is no terminal to confirm on. To delete what is marked `to delete`, pass --yes:\n  rescue cleanup {} --yes", args.run_id);
-        return ExitCode::from(exit::INVALID);
+    if !deletable.is_empty() && !settings.yes && !crate::report::interactive() {
+        return Failure::new(
+            exit::INVALID,
+            "needs_yes",
+            "nothing was deleted: there is no terminal to confirm on",
+        )
+        .with_hint(format!(
+            "to delete what is marked `to delete`, pass --yes: rescue cleanup {run_id} --yes"
+        ))
+        .report();
     }
     let mut failed = false;
+    let mut deleted = Vec::new();
     for l in deletable {
         if !settings.yes
             && !crate::report::ask(&format!("Delete {} {}?", l.id.kind.noun(), l.id.name))
@@ -219,15 +228,40 @@ async fn cleanup(args: &CleanupArgs, settings: &Settings) -> ExitCode {
             continue;
         }
         match delete(&azure, &l.id).await {
-            Ok(()) => eprintln!("deleted {} {}", l.id.kind.noun(), l.id.name),
+            Ok(()) => {
+                if !structured {
+                    eprintln!("deleted {} {}", l.id.kind.noun(), l.id.name);
+                }
+                deleted.push(l.id.to_string());
+            }
             Err(e) => {
-                eprintln!("error: {e}");
+                super::output::note("error", &e.to_string());
                 failed = true;
             }
         }
     }
     connected.close().await;
     drop(lock);
+    if structured {
+        let left: Vec<serde_json::Value> = found
+            .iter()
+            .map(|l| {
+                let id = l.id.to_string();
+                serde_json::json!({
+                    "kind": l.id.kind.noun(),
+                    "name": l.id.name,
+                    "id": id,
+                    "what": l.what,
+                    "kept": l.kept,
+                    "deleted": deleted.contains(&id),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({"format_version": 1, "run_id": run_id, "resources": left});
+        if let Err(f) = super::output::document(&doc, String::new, None) {
+            return f.report();
+        }
+    }
     if failed {
         ExitCode::from(exit::STEP_FAILED)
     } else {

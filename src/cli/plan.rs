@@ -1,13 +1,12 @@
 //! `rescue plan FILE`: what a workflow would do, without changing anything.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 
-use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs};
+use super::settings::{InputArgs, StateArgs, TargetArgs};
 use super::target::{self, TargetRecord};
 use super::{Flags, Settings, Target};
 use crate::actions::{Env, Files, Registry};
@@ -21,21 +20,15 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Also show each step's arguments, notes and the Azure calls it would make.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 impl PlanArgs {
     pub fn flags(&self) -> Flags<'_> {
         Flags {
             state: Some(&self.state),
-            output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
             retarget: false,
@@ -45,7 +38,7 @@ impl PlanArgs {
 }
 
 pub fn run(args: &PlanArgs, settings: &Settings) -> ExitCode {
-    show(&args.file, settings, args.verbose)
+    show(&args.file, settings, settings.verbose())
 }
 
 /// Prints the plan of `file` (also `rescue run --dry-run`). Creates nothing: no run dir.
@@ -78,9 +71,12 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
             match target::connect(&record, wf.needs_azure(), Some(files.clone()), settings).await {
                 Ok(connected) => Some(connected),
                 Err(e) => {
-                    eprintln!(
-                    "warning: cannot read current state, so the plan shows the arguments only: {e}"
-                );
+                    super::output::note(
+                        "warning",
+                        &format!(
+                            "cannot read current state, so the plan shows the arguments only: {e}"
+                        ),
+                    );
                     None
                 }
             };
@@ -108,18 +104,20 @@ pub fn show(file: &Path, settings: &Settings, verbose: bool) -> ExitCode {
     let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
-            eprintln!("error: cannot plan {}: {e}", file.display());
-            return ExitCode::from(exit::INVALID);
+            return super::Failure::new(
+                exit::INVALID,
+                "plan",
+                format!("cannot plan {}: {e}", file.display()),
+            )
+            .report()
         }
     };
-    let text = if settings.json() {
-        serde_json::to_string_pretty(&plan).expect("a plan is JSON") + "\n"
-    } else {
-        plan::render_text(&plan, &run_command(file, settings), verbose)
-    };
-    // A closed pipe (`rescue plan ... | head`) is not worth a panic.
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::from(exit::SUCCESS)
+    let value = serde_json::to_value(&plan).expect("a plan is JSON");
+    let text = || plan::render_text(&plan, &run_command(file, settings), verbose);
+    match super::output::document(&value, text, None) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(f) => f.report(),
+    }
 }
 
 /// Where the run would act, for the plan's header.
@@ -147,7 +145,7 @@ pub(crate) fn where_it_acts(target: &Target, env: &Env) -> String {
 }
 
 /// The `rescue run` command line with the same file and inputs.
-fn run_command(file: &Path, settings: &Settings) -> String {
+pub(crate) fn run_command(file: &Path, settings: &Settings) -> String {
     let mut words = vec![
         "rescue".to_string(),
         "run".to_string(),
@@ -158,6 +156,17 @@ fn run_command(file: &Path, settings: &Settings) -> String {
     }
     for pair in &settings.input_pairs {
         words.push(format!("--input {}", quote(pair)));
+    }
+    let flags = &settings.flag_inputs;
+    for (flag, value) in [
+        ("-g", &flags.resource_group),
+        ("-n", &flags.name),
+        ("--rescue-vm", &flags.rescue_vm),
+        ("--rescue-resource-group", &flags.rescue_resource_group),
+    ] {
+        if let Some(value) = value {
+            words.push(format!("{flag} {}", quote(value)));
+        }
     }
     if let Target::InProcessEmulator { scenario, .. } = &settings.target {
         words.push(match scenario {

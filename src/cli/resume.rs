@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::retarget::recorded_target;
 use super::run::{block_on, execute, fatal, Execution};
-use super::settings::{OutputArgs, StateArgs, TargetArgs, YesArgs};
-use super::{Flags, Settings};
+use super::settings::{StateArgs, TargetArgs, YesArgs};
+use super::{Failure, Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::bind;
 use crate::engine::files::FileStore;
@@ -18,7 +18,6 @@ use crate::engine::journal::{
 };
 use crate::engine::lock::RunLock;
 use crate::engine::resume::{align_steps, first_unfinished, reset_from, workflow_changes};
-use crate::engine::store::Store;
 use crate::exit;
 use crate::workflow::{Origin, Source, Workflow};
 
@@ -38,8 +37,6 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub yes: YesArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
@@ -49,7 +46,6 @@ impl ResumeArgs {
     pub fn flags(&self) -> Flags<'_> {
         Flags {
             state: Some(&self.state),
-            output: Some(&self.output),
             inputs: None,
             target: Some(&self.target),
             retarget: true,
@@ -63,15 +59,12 @@ pub fn run(args: &ResumeArgs, settings: &Settings) -> ExitCode {
 }
 
 async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
-    let (run_id, force, from_step) = (args.run_id.as_str(), args.force, args.from_step.as_deref());
-    let store = Store::new(settings.state_dir.clone());
-    let run_dir = match store.existing_run(run_id) {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::INVALID);
-        }
+    let (force, from_step) = (args.force, args.from_step.as_deref());
+    let (run_id, run_dir) = match super::find_run(settings, &args.run_id) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
+    let run_id = run_id.as_str();
     // Lock first: the journal may only be read once no other process can change it.
     let lock = match RunLock::acquire(&run_dir, run_id) {
         Ok(lock) => lock,
@@ -83,11 +76,15 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
     };
 
     if journal.rollback.is_some() {
-        eprintln!("error: run {run_id} was rolled back; it cannot be resumed");
-        eprintln!(
-            "  hint: finish the rollback with `rescue rollback {run_id} --yes`, or start a new run"
-        );
-        return ExitCode::from(exit::INVALID);
+        return Failure::new(
+            exit::INVALID,
+            "rolled_back",
+            format!("run {run_id} was rolled back; it cannot be resumed"),
+        )
+        .with_hint(format!(
+            "finish the rollback with `rescue rollback {run_id} --yes`, or start a new run"
+        ))
+        .report();
     }
     let workflow = match workflow_to_resume(&mut journal, &run_dir, force) {
         Ok(wf) => wf,
@@ -95,20 +92,33 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
     };
     if let Some(step) = from_step {
         if let Err(e) = reset_from(&mut journal, step) {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INVALID);
+            return Failure::usage(e.to_string()).report();
         }
     }
     if first_unfinished(&journal).is_none() && journal.status == RunStatus::Succeeded {
-        eprintln!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)");
+        super::output::note("note", &format!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)"));
         return ExitCode::from(exit::SUCCESS);
+    }
+    // The questions still ahead (steps not done that confirm first).
+    let asks: Vec<String> = workflow
+        .steps
+        .iter()
+        .filter(|s| s.confirm.is_some())
+        .filter(|s| {
+            !journal
+                .step(&s.id.value)
+                .is_some_and(|r| r.status.is_done())
+        })
+        .map(|s| format!("step {}", s.id.value))
+        .collect();
+    if let Err(code) =
+        super::run::refuse_unanswerable(settings, &asks, &format!("rescue resume {run_id}"))
+    {
+        return code;
     }
     let target = match recorded_target(&journal, &run_dir, settings) {
         Ok(target) => target,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INVALID);
-        }
+        Err(e) => return Failure::new(exit::INVALID, "target", e).report(),
     };
     journal.target = target.to_value();
     if let Err(e) = journal.save(&run_dir) {
@@ -123,6 +133,7 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
             lock,
             target,
             resumed: true,
+            go_ahead: false,
             force_unlock: args.force_unlock.clone(),
         },
     )

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::run::{block_on, stopped, Next};
 use super::settings::{StateArgs, TargetArgs, YesArgs};
-use super::{Flags, Settings};
+use super::{Failure, Flags, Settings};
 use crate::actions::Registry;
 use crate::engine::journal::Journal;
 use crate::engine::recorder::Recorder;
@@ -78,7 +78,7 @@ fn preview(journal: &Journal, undos: &[UndoRecord]) -> String {
 }
 
 async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
-    let (run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
+    let (run_id, run_dir, lock, mut journal) = match super::open_run(settings, &args.run_id) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -88,11 +88,31 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         include_snapshot: args.include_snapshot,
     };
     let undos = rollback::plan(&journal, &registry, options);
-    print!("{}", preview(&journal, &undos));
+    if settings.json() {
+        let steps: Vec<serde_json::Value> = undos
+            .iter()
+            .map(|u| serde_json::json!({"step": u.step, "status": u.status, "undo": u.description}))
+            .collect();
+        let doc = serde_json::json!({
+            "format_version": 1,
+            "run_id": run_id,
+            "dry_run": args.dry_run,
+            "undo": steps,
+        });
+        if args.dry_run {
+            return match super::output::document(&doc, String::new, None) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(),
+            };
+        }
+        super::output::line(&serde_json::json!({"event": "rollback_planned", "plan": doc}));
+    } else {
+        print!("{}", preview(&journal, &undos));
+    }
     if args.dry_run {
         return ExitCode::from(exit::SUCCESS);
     }
-    if !confirmed(settings.yes, &args.run_id) {
+    if !confirmed(settings.yes, &run_id) {
         return ExitCode::from(exit::INVALID);
     }
 
@@ -100,30 +120,51 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let recorder = Arc::new(Recorder::new(run_dir, journal));
-    let report: rollback::Report = Arc::new(|line| eprintln!("{line}"));
-    let outcome =
-        rollback::execute(recorder, &registry, connected.env.clone(), options, report).await;
+    let recorder = Arc::new(Recorder::new(run_dir.clone(), journal));
+    let structured = settings.json();
+    let report: rollback::Report = Arc::new(move |line| {
+        if structured {
+            super::output::line(&serde_json::json!({"event": "rollback_step", "message": line}));
+        } else {
+            eprintln!("{line}")
+        }
+    });
+    let outcome = rollback::execute(
+        recorder.clone(),
+        &registry,
+        connected.env.clone(),
+        options,
+        report,
+    )
+    .await;
     connected.close().await;
+    super::run::write_report(&recorder.read(), &run_dir);
     drop(lock);
     match outcome {
-        Err(e) => stopped(&args.run_id, &e, Next::Rollback),
+        Err(e) => stopped(&run_id, &e, Next::Rollback),
         Ok(Outcome::Succeeded) => {
-            eprintln!("run {} rolled back", args.run_id);
+            if structured {
+                super::output::line(
+                    &serde_json::json!({"event": "rollback_finished", "run_id": run_id, "status": "rolled_back"}),
+                );
+            } else {
+                eprintln!("run {run_id} rolled back");
+            }
             ExitCode::SUCCESS
         }
-        Ok(Outcome::Failed { step, error }) => {
-            eprintln!("error: undo of step {step} failed: {error}");
-            eprintln!(
-                "after fixing the cause, continue the rollback with:\n  rescue rollback {} --yes",
-                args.run_id
-            );
-            ExitCode::from(if error.locked {
+        Ok(Outcome::Failed { step, error }) => Failure::new(
+            if error.locked {
                 exit::LOCKED
             } else {
                 exit::STEP_FAILED
-            })
-        }
+            },
+            "undo_failed",
+            format!("undo of step {step} failed: {error}"),
+        )
+        .with_hint(format!(
+            "after fixing the cause, continue the rollback with: rescue rollback {run_id} --yes"
+        ))
+        .report(),
     }
 }
 
@@ -133,7 +174,15 @@ fn confirmed(yes: bool, run_id: &str) -> bool {
         return true;
     }
     if !crate::report::interactive() {
-        eprintln!("nothing was changed: there is no terminal to confirm on. To roll back, pass --yes:\n  rescue rollback {run_id} --yes");
+        Failure::new(
+            exit::INVALID,
+            "needs_yes",
+            "nothing was changed: there is no terminal to confirm on",
+        )
+        .with_hint(format!(
+            "to roll back, pass --yes: rescue rollback {run_id} --yes"
+        ))
+        .report();
         return false;
     }
     crate::report::ask("Roll back as shown?")

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::settings::{InputArgs, OutputArgs, StateArgs, TargetArgs, YesArgs};
+use super::settings::{InputArgs, StateArgs, TargetArgs, YesArgs};
 use super::status::show;
 use super::target::{self, TargetRecord};
-use super::{Flags, Settings};
+use super::{Failure, Flags, Settings};
 use crate::actions::{Files, Registry};
 use crate::engine::bind::{self, WorkflowResolver};
 use crate::engine::executor::{Executor, Options, Outcome};
@@ -22,6 +22,7 @@ use crate::engine::lock::RunLock;
 use crate::engine::recorder::Recorder;
 use crate::engine::store::Store;
 use crate::exit;
+use crate::report::evidence::Evidence;
 use crate::report::{self, Style};
 use crate::workflow::Workflow;
 
@@ -40,8 +41,6 @@ pub struct RunArgs {
     #[command(flatten)]
     pub yes: YesArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
@@ -51,7 +50,6 @@ impl RunArgs {
     pub fn flags(&self) -> Flags<'_> {
         Flags {
             state: Some(&self.state),
-            output: Some(&self.output),
             inputs: Some(&self.inputs),
             target: Some(&self.target),
             retarget: false,
@@ -62,7 +60,7 @@ impl RunArgs {
 
 pub fn run(args: &RunArgs, settings: &Settings) -> ExitCode {
     if args.dry_run {
-        return super::plan::show(&args.file, settings, false);
+        return super::plan::show(&args.file, settings, settings.verbose());
     }
     block_on(start(settings, &args.file, args.force_unlock.clone()))
 }
@@ -73,9 +71,53 @@ pub(crate) fn block_on(future: impl std::future::Future<Output = ExitCode>) -> E
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(future),
+        Ok(runtime) => {
+            let code = runtime.block_on(future);
+            // A question's reader thread may still wait on stdin after a Ctrl-C: do not wait
+            // for it (the process exits).
+            runtime.shutdown_background();
+            code
+        }
         Err(e) => fatal(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     }
+}
+
+/// Whether a person can answer here (a terminal, and not structured output).
+fn can_ask(settings: &Settings) -> bool {
+    !settings.json() && report::interactive()
+}
+
+/// The workflow changes Azure: the run asks for a go-ahead first.
+fn changes_azure(workflow: &Workflow) -> bool {
+    let registry = Registry::builtin();
+    workflow.steps.iter().any(|s| {
+        s.uses.value.starts_with("azure.")
+            && registry
+                .get(&s.uses.value)
+                .is_some_and(|a| a.spec().mutates)
+    })
+}
+
+/// A run never stops midway for want of an answer: without a terminal and without `--yes`, a
+/// run that would ask (the go-ahead, a `confirm:` step ahead) is refused before it starts.
+pub(crate) fn refuse_unanswerable(
+    settings: &Settings,
+    asks: &[String],
+    command: &str,
+) -> Result<(), ExitCode> {
+    if settings.yes || can_ask(settings) || asks.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::INVALID,
+        "needs_yes",
+        format!(
+            "this run would ask before {}, and there is no terminal to ask on (and no --yes); nothing was started or changed",
+            asks.join(" and ")
+        ),
+    )
+    .with_hint(format!("to go ahead without questions, add --yes: {command} --yes"))
+    .report())
 }
 
 async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -> ExitCode {
@@ -83,6 +125,23 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let mut asks = Vec::new();
+    if changes_azure(&loaded.workflow) {
+        asks.push("its first change to Azure".to_string());
+    }
+    asks.extend(
+        loaded
+            .workflow
+            .steps
+            .iter()
+            .filter(|s| s.confirm.is_some())
+            .map(|s| format!("step {}", s.id.value)),
+    );
+    if let Err(code) =
+        refuse_unanswerable(settings, &asks, &super::plan::run_command(file, settings))
+    {
+        return code;
+    }
 
     let store = Store::new(settings.state_dir.clone());
     let (run_id, run_dir) = match store.create_run() {
@@ -104,6 +163,7 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         Ok(record) => record,
         Err(e) => return abandon(&run_dir, e),
     };
+    let go_ahead = changes_azure(&loaded.workflow);
     let mut journal = Journal::new(run_id, record, loaded.inputs, target.to_value(), steps);
     if let Err(e) = journal.save(&run_dir) {
         return abandon(&run_dir, e);
@@ -117,6 +177,7 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
             lock,
             target,
             resumed: false,
+            go_ahead,
             force_unlock,
         },
     )
@@ -157,17 +218,79 @@ pub(crate) struct Execution {
     pub lock: RunLock,
     pub target: TargetRecord,
     pub resumed: bool,
+    /// Show the plan and ask before the first step (a new run that changes Azure).
+    pub go_ahead: bool,
     /// `--force-unlock RUN_ID`.
     pub force_unlock: Option<String>,
+}
+
+/// Where the run acts, as the go-ahead names it: the cloud, the subscription with its name and
+/// the identity, or the emulator and its URL.
+pub(crate) async fn target_words(target: &TargetRecord, env: &crate::actions::Env) -> String {
+    let Some(azure) = &env.azure else {
+        return "nothing outside this machine (the workflow has no Azure steps)".into();
+    };
+    let subscription = azure.subscription().to_string();
+    let name = match azure.subscription_details().await {
+        Ok(s) => s
+            .get("displayName")
+            .and_then(serde_json::Value::as_str)
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let identity = match azure.identity().await {
+        Ok(id) => id.to_string(),
+        Err(e) => format!("(identity unknown: {e})"),
+    };
+    let place = match target {
+        TargetRecord::Azure { .. } => format!("Azure ({})", azure.endpoint()),
+        TargetRecord::InProcessEmulator { .. } => {
+            format!("the emulator inside rescue at {}", azure.endpoint())
+        }
+        TargetRecord::Emulator { endpoint, .. } => format!("the emulator at {endpoint}"),
+    };
+    format!("{place}, subscription {subscription}{name}, as {identity}")
+}
+
+/// The go-ahead: the short plan and where it acts, then `yes`, or `--yes`. Ok(false): declined.
+async fn ask_go_ahead(
+    settings: &Settings,
+    ex: &Execution,
+    env: &crate::actions::Env,
+    interrupt: &Interrupt,
+) -> Result<Option<bool>, String> {
+    let registry = Registry::builtin();
+    let plan = crate::plan::build(
+        &ex.workflow,
+        ex.journal.inputs.clone(),
+        &registry,
+        env,
+        &ex.journal.run_id,
+    )
+    .await
+    .map_err(|e| format!("cannot plan the run: {e}"))?;
+    let target = target_words(&ex.target, env).await;
+    if settings.json() {
+        let mut value = serde_json::to_value(&plan).expect("a plan is JSON");
+        value["target"] = serde_json::json!(target);
+        super::output::line(
+            &serde_json::json!({"event": "plan", "run_id": ex.journal.run_id, "plan": value}),
+        );
+    } else if !settings.quiet() || !settings.yes {
+        eprintln!("Target: {target}");
+        eprint!("{}", crate::plan::render_short(&plan));
+    }
+    if settings.yes {
+        return Ok(Some(true));
+    }
+    Ok(report::go_ahead("Do you want rescue to make these changes?", interrupt).await)
 }
 
 /// Executes the steps not yet done and says how it ended and what to do next.
 pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     let run_id = ex.journal.run_id.clone();
     let origin = ex.journal.workflow.origin();
-    let recorder = Arc::new(Recorder::new(ex.run_dir.clone(), ex.journal));
-    // Steps read the files their workflow names from the copies stored with the run.
-    let files: Arc<dyn Files> = Arc::new(RunFiles::new(&ex.run_dir, origin, recorder.clone()));
     let interrupt = match Interrupt::install() {
         Ok(i) => i,
         Err(e) => {
@@ -178,6 +301,9 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             )
         }
     };
+    let recorder = Arc::new(Recorder::new(ex.run_dir.clone(), ex.journal.clone()));
+    // Steps read the files their workflow names from the copies stored with the run.
+    let files: Arc<dyn Files> = Arc::new(RunFiles::new(&ex.run_dir, origin, recorder.clone()));
     let needs_azure = ex
         .workflow
         .steps
@@ -196,13 +322,51 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         }
         Err(e) => {
             let _ = recorder.update(|j| j.status = RunStatus::Failed);
-            eprintln!("error: {e}");
-            print_resume(&run_id, "after fixing the cause, continue with");
-            return ExitCode::from(exit::STEP_FAILED);
+            write_report(&recorder.read(), &ex.run_dir);
+            return Failure::new(exit::STEP_FAILED, "connect", e.to_string())
+                .with_hint(format!(
+                    "{}after fixing the cause, continue with: rescue resume {run_id}",
+                    e.hint
+                        .as_deref()
+                        .map(|h| format!("{h}; "))
+                        .unwrap_or_default()
+                ))
+                .report();
         }
     };
 
-    let style = Style::detect(settings.json());
+    if ex.go_ahead {
+        let answer = ask_go_ahead(settings, &ex, &connected.env, &interrupt).await;
+        if !matches!(answer, Ok(Some(true))) {
+            connected.close().await;
+            // Nothing was done: no run is kept to be resumed (a resume would not ask again).
+            drop(ex.lock);
+            let _ = std::fs::remove_dir_all(&ex.run_dir);
+            return match answer {
+                Err(message) => Failure::new(exit::INVALID, "plan", message).report(),
+                Ok(None) => {
+                    if !settings.json() {
+                        eprintln!(
+                            "interrupted at the go-ahead: nothing was changed and no run was kept"
+                        );
+                    }
+                    ExitCode::from(exit::INTERRUPTED)
+                }
+                _ => Failure::new(
+                    exit::DECLINED,
+                    "declined",
+                    "declined at the go-ahead: nothing was changed and no run was kept",
+                )
+                .report(),
+            };
+        }
+    }
+
+    let style = if settings.quiet() && !settings.json() {
+        Style::Quiet
+    } else {
+        Style::detect(settings.json())
+    };
     let executor = Executor {
         steps: bind::steps(&ex.workflow, &Registry::builtin()),
         resolver: Arc::new(WorkflowResolver::new(ex.workflow.clone())),
@@ -210,21 +374,32 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         sink: report::reporter(style),
         options: Options {
             yes: settings.yes,
-            interactive: style != Style::Json && report::interactive(),
+            interactive: can_ask(settings),
             env: connected.env.clone(),
         },
         interrupt,
     };
     let outcome = executor.run(ex.resumed).await;
     connected.close().await;
+    let journal = recorder.read().clone();
+    let evidence = write_report(&journal, &ex.run_dir);
     drop(ex.lock);
 
+    let outcome = match outcome {
+        Err(e) => return stopped(&run_id, &e, Next::Resume),
+        Ok(outcome) => outcome,
+    };
+    if settings.json() {
+        super::output::line(
+            &serde_json::json!({"event": "run_summary", "summary": evidence.to_json()}),
+        );
+    }
+    let failed_step = |step: &str| step_error(&journal, step).cloned();
     match outcome {
-        Err(e) => stopped(&run_id, &e, Next::Resume),
-        Ok(Outcome::Succeeded) => {
+        Outcome::Succeeded => {
             if !settings.json() {
-                let journal = recorder.read();
-                eprintln!("run {run_id} succeeded");
+                print_summary(&evidence, settings);
+                // The workflow's outputs are the result, on stdout for scripts (even with -q).
                 if !journal.outputs.is_empty() {
                     println!("outputs:");
                     for (key, value) in &journal.outputs {
@@ -234,44 +409,135 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             }
             ExitCode::from(exit::SUCCESS)
         }
-        Ok(Outcome::Failed { step })
-            if step_error(&recorder.read(), &step).is_some_and(|e| e.locked) =>
-        {
-            eprintln!("step {step}: the VM is another run's (see above); this run changes nothing more. It is saved as {run_id}.");
-            eprintln!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile:\n  rescue resume {run_id}");
-            ExitCode::from(exit::LOCKED)
+        Outcome::Failed { step } if failed_step(&step).is_some_and(|e| e.locked) => Failure::new(
+            exit::LOCKED,
+            "locked",
+            format!("step {step}: the VM is another run's (see above); this run changes nothing more. It is saved as {run_id}."),
+        )
+        .with_hint(format!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile: rescue resume {run_id}"))
+        .report(),
+        Outcome::Failed { step } if failed_step(&step).is_some_and(|e| e.refused) => Failure::new(
+            exit::INVALID,
+            "refused",
+            format!("step {step} refused the run before any change to Azure: {}", failed_step(&step).map(|e| e.message).unwrap_or_default()),
+        )
+        .with_hint(format!("run {run_id} is saved; after fixing the inputs, start a new run"))
+        .report(),
+        Outcome::Failed { step } => {
+            let error = failed_step(&step);
+            stop_message(
+                &evidence,
+                exit::STEP_FAILED,
+                "step_failed",
+                format!(
+                    "step {step} failed: {}",
+                    error.map(|e| e.message).unwrap_or_else(|| "see above".into())
+                ),
+            )
         }
-        Ok(Outcome::Failed { step })
-            if step_error(&recorder.read(), &step).is_some_and(|e| e.refused) =>
-        {
-            eprintln!("step {step} refused the run before any change to Azure (see above). Run {run_id} is saved; after fixing the inputs, start a new run.");
-            ExitCode::from(exit::INVALID)
-        }
-        Ok(Outcome::Failed { step }) => {
-            eprintln!("step {step} failed; the run is saved.");
-            if advises_rollback(&recorder.read(), &step) {
-                eprintln!("undo it with:\n  rescue rollback {run_id}");
-            } else {
-                print_resume(&run_id, "after fixing the cause, continue with");
-            }
-            ExitCode::from(exit::STEP_FAILED)
-        }
-        Ok(Outcome::Interrupted) => {
-            eprintln!("interrupted; the run is saved.");
-            print_resume(&run_id, "continue with");
-            ExitCode::from(exit::INTERRUPTED)
-        }
-        Ok(Outcome::NeedsConfirmation { step }) => {
-            eprintln!("step {step} asks for confirmation and there is no terminal to ask on; it was not run.");
-            eprintln!("to confirm it, pass --yes:\n  rescue resume {run_id} --yes");
-            ExitCode::from(exit::INVALID)
-        }
-        Ok(Outcome::Declined { step }) => {
-            eprintln!("step {step} was not confirmed; it was not run. The run is saved.");
-            print_resume(&run_id, "when ready, continue with");
-            ExitCode::from(exit::INTERRUPTED)
+        Outcome::Interrupted => stop_message(
+            &evidence,
+            exit::INTERRUPTED,
+            "interrupted",
+            "interrupted; the run is saved".to_string(),
+        ),
+        Outcome::NeedsConfirmation { step } => Failure::new(
+            exit::INVALID,
+            "needs_yes",
+            format!("step {step} asks for confirmation and there is no terminal to ask on; it was not run"),
+        )
+        .with_hint(format!("to confirm it, pass --yes: rescue resume {run_id} --yes"))
+        .report(),
+        Outcome::Declined { step } => stop_message(
+            &evidence,
+            exit::DECLINED,
+            "declined",
+            format!("step {step} was not confirmed; it was not run. The run is saved"),
+        ),
+    }
+}
+
+/// A run that stopped before its end: what it leaves (the VM down, the lock held, the copy
+/// attached: from the journal) and the one command that fits.
+fn stop_message(evidence: &Evidence, code: u8, word: &'static str, message: String) -> ExitCode {
+    let mut text = message;
+    if !evidence.situation.is_empty() {
+        text.push_str("\nwhere things stand:");
+        for line in &evidence.situation {
+            text.push_str(&format!("\n  - {line}"));
         }
     }
+    text.push_str(&format!(
+        "\nreport: {}",
+        evidence
+            .journal
+            .with_file_name(crate::report::evidence::MARKDOWN)
+            .display()
+    ));
+    let failure = Failure::new(code, word, text);
+    match &evidence.next {
+        Some(next) => failure
+            .with_hint(format!("{} ({})", next.command, next.why))
+            .report(),
+        None => failure.report(),
+    }
+}
+
+/// The end of a successful run, for the person at the terminal: result, total time, the VM's
+/// downtime, which disk is which (ids with -v), where the journal and report are, what next.
+fn print_summary(e: &Evidence, settings: &Settings) {
+    let mut out = format!(
+        "run {} {} in {}\n",
+        e.run_id,
+        e.status,
+        crate::report::secs(e.total_ms)
+    );
+    if let (Some(d), Some(vm)) = (&e.downtime, &e.vm) {
+        out.push_str(&format!(
+            "  VM {vm} downtime: {}\n",
+            crate::report::evidence::downtime_text(d)
+        ));
+    }
+    if !e.disks.is_empty() {
+        out.push_str("  disks:\n");
+        let w = e.disks.iter().map(|d| d.name.len()).max().unwrap_or(0);
+        for d in &e.disks {
+            out.push_str(&format!("    {:<13} {:<w$}  {}\n", d.role, d.name, d.state));
+            if settings.verbose() {
+                out.push_str(&format!("    {:<13} {}\n", "", d.id));
+            }
+        }
+    }
+    for v in &e.verdicts {
+        out.push_str(&format!(
+            "  fsck verdict (step {}): {}\n",
+            v.step, v.verdict
+        ));
+    }
+    if let Some(log) = &e.fsck_log {
+        out.push_str(&format!("  fsck log: {}\n", log.display()));
+    }
+    out.push_str(&format!("  journal: {}\n", e.journal.display()));
+    out.push_str(&format!(
+        "  report:  {}\n",
+        e.journal
+            .with_file_name(crate::report::evidence::MARKDOWN)
+            .display()
+    ));
+    if let Some(next) = e.then.first() {
+        out.push_str(&format!("next: {}   ({})\n", next.command, next.why));
+    }
+    eprint!("{out}");
+}
+
+/// Writes the run's `report.md` and `report.json` (every run leaves them, whatever its end);
+/// a failure to write them is a warning, not the run's failure.
+pub(crate) fn write_report(journal: &Journal, run_dir: &Path) -> Evidence {
+    let evidence = super::report::evidence(journal, run_dir);
+    if let Err(e) = evidence.write(run_dir) {
+        super::output::note("warning", &format!("cannot write the run's report: {e:#}"));
+    }
+    evidence
 }
 
 /// How the step failed: held by another run (exit 3), refused up front (exit 2), or else (1).
@@ -280,19 +546,6 @@ fn step_error<'j>(
     step: &str,
 ) -> Option<&'j crate::engine::journal::StepError> {
     journal.step(step).and_then(|s| s.error.as_ref())
-}
-
-/// The failed step's own advice is to undo the run (e.g. the disk cannot be repaired).
-fn advises_rollback(journal: &Journal, step: &str) -> bool {
-    journal
-        .step(step)
-        .and_then(|s| s.error.as_ref())
-        .and_then(|e| e.hint.as_deref())
-        .is_some_and(|h| h.contains("rescue rollback"))
-}
-
-fn print_resume(run_id: &str, lead: &str) {
-    eprintln!("{lead}:\n  rescue resume {run_id}");
 }
 
 /// What continues a run that stopped on an error of rescue's own (not a step's).
@@ -306,27 +559,25 @@ pub(crate) enum Next {
 /// written: a full disk, a read-only state dir). The journal on disk is its last good write,
 /// so the run continues from there once the cause is fixed; say how, with the run id.
 pub(crate) fn stopped(run_id: &str, e: &anyhow::Error, next: Next) -> ExitCode {
-    eprintln!("error: {e:#}");
     if e.is::<DamagedJournal>() {
-        return ExitCode::from(exit::INVALID);
+        return Failure::new(exit::INVALID, "damaged_journal", format!("{e:#}")).report();
     }
     let command = match next {
         Next::Resume => format!("rescue resume {run_id}"),
         Next::Rollback => format!("rescue rollback {run_id} --yes"),
     };
-    eprintln!(
-        "run {run_id} stopped; its journal keeps everything up to the last step recorded.\nafter fixing the cause (e.g. freeing disk space), continue with:\n  {command}"
-    );
-    ExitCode::from(exit::STEP_FAILED)
+    Failure::new(
+        exit::STEP_FAILED,
+        "stopped",
+        format!("{e:#}\nrun {run_id} stopped; its journal keeps everything up to the last step recorded"),
+    )
+    .with_hint(format!(
+        "after fixing the cause (e.g. freeing disk space), continue with:\n  {command}"
+    ))
+    .report()
 }
 
 /// An error that is not a step's: the journal or the state dir failed us.
 pub(crate) fn fatal(e: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
-    let code = match e.downcast_ref::<crate::engine::lock::LockError>() {
-        Some(crate::engine::lock::LockError::Held { .. }) => exit::LOCKED,
-        _ if e.is::<DamagedJournal>() => exit::INVALID,
-        _ => exit::STEP_FAILED,
-    };
-    ExitCode::from(code)
+    Failure::from_error(e).report()
 }

@@ -2,31 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
-use url::Url;
+use clap::Args;
 
-/// How results are written to stdout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Readable text (progress on a terminal, timestamped lines otherwise).
-    #[default]
-    Text,
-    /// JSON (one event per line for run/resume).
-    Json,
-}
+pub use super::output::OutputFormat;
+use url::Url;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct StateArgs {
     /// Where runs are journaled [default: $XDG_STATE_HOME/rescue, i.e. ~/.local/state/rescue]
     #[arg(long, env = "RESCUE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-}
-
-#[derive(Args, Clone, Debug, Default)]
-pub struct OutputArgs {
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -37,6 +22,123 @@ pub struct InputArgs {
     /// A YAML file mapping input names to values.
     #[arg(long = "inputs", value_name = "FILE")]
     pub inputs: Option<PathBuf>,
+    /// The broken VM's resource group (input `resource_group`), as in azure-cli.
+    #[arg(long, short = 'g', value_name = "RG")]
+    pub resource_group: Option<String>,
+    /// The broken VM (input `vm`), as in azure-cli.
+    #[arg(long, short = 'n', value_name = "VM")]
+    pub name: Option<String>,
+    /// The VM to run fsck on (input `rescue_vm`).
+    #[arg(long, value_name = "VM")]
+    pub rescue_vm: Option<String>,
+    /// The rescue VM's resource group (input `rescue_resource_group`).
+    #[arg(long, value_name = "RG")]
+    pub rescue_resource_group: Option<String>,
+    /// Repair an AKS node in place although AKS's support policy calls IaaS changes to nodes
+    /// unsupported (input `allow_aks_node`).
+    #[arg(long)]
+    pub allow_aks_node: bool,
+    /// Repair a VM that looks healthy without being asked (input `force_healthy`).
+    #[arg(long)]
+    pub force_healthy: bool,
+    /// Keep a rescue VM this run creates (input `keep_rescue_vm`).
+    #[arg(long)]
+    pub keep_rescue_vm: bool,
+}
+
+/// The azure-cli-shaped flags and the workflow inputs they give: the one place this mapping
+/// is declared. (clap's id of the flag, the input.) `--subscription` is also the target's.
+pub const INPUT_FLAGS: &[(&str, &str)] = &[
+    ("resource_group", "resource_group"),
+    ("name", "vm"),
+    ("rescue_vm", "rescue_vm"),
+    ("rescue_resource_group", "rescue_resource_group"),
+    ("allow_aks_node", "allow_aks_node"),
+    ("force_healthy", "force_healthy"),
+    ("keep_rescue_vm", "keep_rescue_vm"),
+    ("subscription", "subscription"),
+];
+
+impl InputArgs {
+    fn flag_value(&self, id: &str) -> Option<String> {
+        let on = |set: bool| set.then(|| "true".to_string());
+        match id {
+            "resource_group" => self.resource_group.clone(),
+            "name" => self.name.clone(),
+            "rescue_vm" => self.rescue_vm.clone(),
+            "rescue_resource_group" => self.rescue_resource_group.clone(),
+            "allow_aks_node" => on(self.allow_aks_node),
+            "force_healthy" => on(self.force_healthy),
+            "keep_rescue_vm" => on(self.keep_rescue_vm),
+            _ => None,
+        }
+    }
+}
+
+/// `--flag` as typed, from clap's id.
+fn flag_name(id: &str) -> String {
+    match id {
+        "resource_group" => "-g/--resource-group".into(),
+        "name" => "-n/--name".into(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
+/// The `NAME=VALUE` inputs the azure-cli-shaped flags give `workflow`. A flag for an input the
+/// workflow does not declare, or one that `--input` contradicts, is a usage error.
+pub fn flag_inputs(
+    settings: &Settings,
+    workflow: &crate::workflow::Workflow,
+) -> Result<Vec<String>, super::Failure> {
+    let mut pairs = Vec::new();
+    for (id, input) in INPUT_FLAGS {
+        let value = match *id {
+            // The target's flag; an input only when typed (an ambient AZURE_SUBSCRIPTION_ID
+            // must not override a scenario's subscription).
+            "subscription" if settings.on_command_line.contains(*id) => {
+                match (
+                    &settings.target_args.subscription,
+                    workflow.inputs.contains_key(*input),
+                ) {
+                    (Some(v), true) => v.clone(),
+                    _ => continue,
+                }
+            }
+            "subscription" => continue,
+            _ => match settings.flag_inputs.flag_value(id) {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        if !workflow.inputs.contains_key(*input) {
+            return Err(super::Failure::usage(format!(
+                "{}: workflow `{}` has no input `{input}` (its inputs: {})",
+                flag_name(id),
+                workflow.name,
+                workflow
+                    .inputs
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint("give the workflow's own inputs with --input NAME=VALUE"));
+        }
+        let prefix = format!("{input}=");
+        if let Some(other) = settings
+            .input_pairs
+            .iter()
+            .find_map(|p| p.strip_prefix(&prefix))
+            .filter(|v| *v != value)
+        {
+            return Err(super::Failure::usage(format!(
+                "{} {value} and --input {input}={other} disagree; give one",
+                flag_name(id)
+            )));
+        }
+        pairs.push(format!("{input}={value}"));
+    }
+    Ok(pairs)
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -130,6 +232,8 @@ pub struct Settings {
     pub yes: bool,
     pub input_pairs: Vec<String>,
     pub inputs_file: Option<PathBuf>,
+    /// The azure-cli-shaped flags (see [`INPUT_FLAGS`]).
+    pub flag_inputs: InputArgs,
     pub target: Target,
     /// How requests to Azure behave (throttling limit).
     pub transport: crate::azure::TransportOptions,
@@ -146,7 +250,6 @@ pub struct Settings {
 #[derive(Default)]
 pub struct Flags<'a> {
     pub state: Option<&'a StateArgs>,
-    pub output: Option<&'a OutputArgs>,
     pub inputs: Option<&'a InputArgs>,
     pub yes: Option<&'a YesArgs>,
     pub target: Option<&'a TargetArgs>,
@@ -181,7 +284,10 @@ impl Settings {
                 return Err(format!("--inputs {}: no such file", file.display()));
             }
         }
-        let mut transport = crate::azure::TransportOptions::default();
+        let mut transport = crate::azure::TransportOptions {
+            debug: super::output::get().debug,
+            ..Default::default()
+        };
         if let Some(t) = flags.target {
             transport.max_wait = t.max_wait;
         }
@@ -189,18 +295,28 @@ impl Settings {
             transport,
             auth: flags.target.and_then(|t| t.auth).unwrap_or_default(),
             state_dir,
-            output: flags.output.map_or(OutputFormat::Text, |o| o.output),
+            output: super::output::get().format,
             yes: flags.yes.is_some_and(|y| y.yes),
-            input_pairs: inputs.input,
-            inputs_file: inputs.inputs,
+            input_pairs: inputs.input.clone(),
+            inputs_file: inputs.inputs.clone(),
+            flag_inputs: inputs,
             target,
             target_args: flags.target.cloned().unwrap_or_default(),
             on_command_line: Default::default(),
         })
     }
 
+    /// JSON or YAML: no prose on stdout.
     pub fn json(&self) -> bool {
-        self.output == OutputFormat::Json
+        matches!(self.output, OutputFormat::Json | OutputFormat::Yaml)
+    }
+
+    pub fn verbose(&self) -> bool {
+        super::output::get().verbose
+    }
+
+    pub fn quiet(&self) -> bool {
+        super::output::get().quiet
     }
 }
 

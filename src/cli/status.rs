@@ -6,18 +6,15 @@ use clap::Args;
 use serde_json::Value;
 use time::{macros::format_description, OffsetDateTime};
 
-use super::settings::{OutputArgs, StateArgs};
+use super::settings::StateArgs;
 use super::{Flags, Settings};
 use crate::engine::journal::{Journal, RunStatus, StepRecord, StepStatus};
-use crate::engine::store::Store;
 use crate::exit;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// The run to show (see `rescue runs`).
     pub run_id: String,
-    #[command(flatten)]
-    pub output: OutputArgs,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -26,42 +23,56 @@ impl StatusArgs {
     pub fn flags(&self) -> Flags<'_> {
         Flags {
             state: Some(&self.state),
-            output: Some(&self.output),
             ..Flags::default()
         }
     }
 }
 
 pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
-    let (run_id, json) = (args.run_id.as_str(), settings.json());
-    let store = Store::new(settings.state_dir.clone());
-    let journal = match store
-        .existing_run(run_id)
-        .and_then(|dir| Journal::load(&dir))
-    {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::INVALID);
-        }
+    let (_, run_dir) = match super::find_run(settings, &args.run_id) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    if json {
-        let mut journal = journal;
-        // Through the record, which has no place for secrets an older journal may hold.
-        if let Ok(Some(target)) = super::target::TargetRecord::from_value(&journal.target) {
-            journal.target = target.to_value();
-        }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&journal).expect("journal serializes")
-        );
-    } else {
-        print!("{}", render(&journal));
+    let mut journal = match Journal::load(&run_dir) {
+        Ok(j) => j,
+        Err(e) => return super::Failure::from_error(&e).report(),
+    };
+    let holder = crate::engine::lock::holder(&run_dir);
+    // Through the record, which has no place for secrets an older journal may hold.
+    if let Ok(Some(target)) = super::target::TargetRecord::from_value(&journal.target) {
+        journal.target = target.to_value();
     }
-    ExitCode::from(exit::SUCCESS)
+    let mut value = serde_json::to_value(&journal).expect("journal serializes");
+    value["running"] = serde_json::json!(holder.is_some());
+    value["held_by"] = serde_json::json!(holder);
+    value["next"] = serde_json::json!(
+        crate::report::evidence::next_command(&journal).filter(|_| holder.is_none())
+    );
+    value["situation"] = serde_json::json!(crate::report::evidence::situation(&journal));
+    match super::output::document(&value, || render(&journal, holder.as_ref()), None) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(f) => f.report(),
+    }
 }
 
-pub fn render(j: &Journal) -> String {
+/// A value under its key, indented: one line as it is, several (a script's output) below it.
+fn field(key: &str, value: &Value, indent: &str) -> String {
+    let text = show(value);
+    let mut lines = text.lines();
+    match (lines.next(), lines.next()) {
+        (Some(first), None) => format!("{indent}{key} = {first}\n"),
+        (None, _) => format!("{indent}{key} = \n"),
+        (Some(_), Some(_)) => {
+            let mut out = format!("{indent}{key}:\n");
+            for line in text.lines() {
+                out.push_str(&format!("{indent}  | {line}\n"));
+            }
+            out
+        }
+    }
+}
+
+pub fn render(j: &Journal, holder: Option<&crate::engine::lock::Holder>) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -69,17 +80,33 @@ pub fn render(j: &Journal) -> String {
     };
     line(format!("run       {}", j.run_id));
     line(format!("workflow  {}", j.workflow.path.display()));
-    line(format!("status    {}", j.status.as_str()));
+    let status = match holder {
+        Some(h) => format!(
+            "{} (running now: process {} on {} since {})",
+            j.status.as_str(),
+            h.pid,
+            h.host,
+            utc_time(h.started)
+        ),
+        None if j.status == RunStatus::Running => {
+            "stopped while running (the process died; resume reconciles the step in flight)"
+                .to_string()
+        }
+        None => j.status.as_str().to_string(),
+    };
+    line(format!("status    {status}"));
     line(format!("target    {}", target_line(&j.target)));
     if let Some(rollback) = &j.rollback {
         let status = match rollback.status {
-            crate::engine::rollback::RollbackStatus::Succeeded => "rolled back",
-            crate::engine::rollback::RollbackStatus::Running => {
-                "rollback interrupted (run `rescue rollback RUN_ID --yes` again)"
-            }
-            crate::engine::rollback::RollbackStatus::Failed => {
-                "rollback failed (fix the cause, run `rescue rollback RUN_ID --yes` again)"
-            }
+            crate::engine::rollback::RollbackStatus::Succeeded => "rolled back".to_string(),
+            crate::engine::rollback::RollbackStatus::Running => format!(
+                "rollback interrupted (run `rescue rollback {} --yes` again)",
+                j.run_id
+            ),
+            crate::engine::rollback::RollbackStatus::Failed => format!(
+                "rollback failed (fix the cause, run `rescue rollback {} --yes` again)",
+                j.run_id
+            ),
         };
         line(format!(
             "rollback  {status}, started {}",
@@ -106,10 +133,13 @@ pub fn render(j: &Journal) -> String {
             line(format!("    attempts: {}", step.attempts));
         }
         for (key, value) in &step.outputs {
-            line(format!("    {key} = {}", show(value)));
+            out_field(&mut line, key, value, "    ");
         }
         if let Some(err) = &step.error {
-            line(format!("    error: {}", err.message));
+            line(format!(
+                "    error: {}",
+                err.message.replace('\n', "\n    ")
+            ));
             if let Some(hint) = &err.hint {
                 line(format!("    hint: {hint}"));
             }
@@ -129,18 +159,40 @@ pub fn render(j: &Journal) -> String {
         line(String::new());
         line("outputs:".into());
         for (key, value) in &j.outputs {
-            line(format!("  {key} = {}", show(value)));
+            out_field(&mut line, key, value, "  ");
         }
     }
-    if j.status != RunStatus::Succeeded {
+    let situation = crate::report::evidence::situation(j);
+    if !situation.is_empty() && j.status != RunStatus::Succeeded {
         line(String::new());
-        line(format!("continue with: rescue resume {}", j.run_id));
+        line("where things stand:".into());
+        for s in situation {
+            line(format!("  - {s}"));
+        }
+    }
+    match (holder, crate::report::evidence::next_command(j)) {
+        (Some(h), _) => {
+            line(String::new());
+            line(format!(
+                "it is running in process {} on {}: wait for it (`rescue status {}` again), or stop it with Ctrl-C there",
+                h.pid, h.host, j.run_id
+            ));
+        }
+        (None, Some(next)) => {
+            line(String::new());
+            line(format!("next: {}   ({})", next.command, next.why));
+        }
+        (None, None) => {}
     }
     out
 }
 
+fn out_field(line: &mut impl FnMut(String), key: &str, value: &Value, indent: &str) {
+    line(field(key, value, indent).trim_end_matches('\n').to_string());
+}
+
 /// Where the run acts, in words.
-fn target_line(target: &Value) -> String {
+pub(crate) fn target_line(target: &Value) -> String {
     use super::target::TargetRecord;
     match TargetRecord::from_value(target) {
         Ok(None) => "not recorded".into(),

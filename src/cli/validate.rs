@@ -27,12 +27,22 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     match checked {
         Ok(wf) => {
             let n = wf.steps.len();
-            println!(
-                "{}: valid ({n} step{})",
-                args.file.display(),
-                if n == 1 { "" } else { "s" }
-            );
-            ExitCode::from(exit::SUCCESS)
+            let doc = serde_json::json!({
+                "workflow": args.file.display().to_string(),
+                "valid": true,
+                "steps": n,
+            });
+            let text = || {
+                format!(
+                    "{}: valid ({n} step{})\n",
+                    args.file.display(),
+                    if n == 1 { "" } else { "s" }
+                )
+            };
+            match super::output::document(&doc, text, None) {
+                Ok(()) => ExitCode::from(exit::SUCCESS),
+                Err(f) => f.report(),
+            }
         }
         Err(problems) => super::report_invalid(&problems),
     }

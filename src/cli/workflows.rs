@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::settings::OutputArgs;
 use super::{Flags, Settings};
 use crate::actions::Registry;
 use crate::exit;
@@ -17,8 +16,6 @@ use crate::workflow::{builtin, Origin, Workflow};
 pub struct WorkflowsArgs {
     #[command(subcommand)]
     pub command: Option<WorkflowsCommand>,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -33,10 +30,7 @@ pub enum WorkflowsCommand {
 
 impl WorkflowsArgs {
     pub fn flags(&self) -> Flags<'_> {
-        Flags {
-            output: Some(&self.output),
-            ..Flags::default()
-        }
+        Flags { ..Flags::default() }
     }
 }
 
@@ -58,7 +52,7 @@ fn show(name: &str) -> ExitCode {
     }
 }
 
-fn list(settings: &Settings) -> ExitCode {
+fn list(_settings: &Settings) -> ExitCode {
     let registry = Registry::builtin();
     let mut loaded = Vec::new();
     for b in builtin::all() {
@@ -68,11 +62,9 @@ fn list(settings: &Settings) -> ExitCode {
             Err(problems) => return super::report_invalid(&problems),
         }
     }
-    let text = if settings.json() {
-        let list: Vec<Value> = loaded.iter().map(|(b, wf)| entry(b.name, wf)).collect();
-        let doc = json!({"format_version": 1, "workflows": list});
-        serde_json::to_string_pretty(&doc).expect("JSON") + "\n"
-    } else {
+    let list: Vec<Value> = loaded.iter().map(|(b, wf)| entry(b.name, wf)).collect();
+    let doc = json!({"format_version": 1, "workflows": list});
+    let text = || {
         loaded
             .iter()
             .map(|(b, wf)| text_entry(b.name, wf))
@@ -80,8 +72,34 @@ fn list(settings: &Settings) -> ExitCode {
             .join("\n")
             + "\nrun one with `rescue run NAME --input NAME=VALUE ...`; copy one with `rescue workflows show NAME > FILE`\n"
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::from(exit::SUCCESS)
+    let table = || {
+        let w = loaded
+            .iter()
+            .map(|(b, _)| b.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut out = format!("{:<w$}  {:<40}  SUMMARY\n", "NAME", "REQUIRED INPUTS");
+        for (b, wf) in &loaded {
+            let required: Vec<&str> = wf
+                .inputs
+                .iter()
+                .filter(|(_, i)| i.required && i.default.is_none())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            out.push_str(&format!(
+                "{:<w$}  {:<40}  {}\n",
+                b.name,
+                required.join(", "),
+                summary(wf)
+            ));
+        }
+        out
+    };
+    match super::output::document(&doc, text, Some(&table)) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(f) => f.report(),
+    }
 }
 
 /// The description up to its first sentence or colon: what fits on the listing's line.

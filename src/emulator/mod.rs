@@ -156,11 +156,27 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(crate::exit::STEP_FAILED);
         }
     };
+    // Listening for the stop signals before the banner: a script that reads the banner and
+    // stops the emulator at once must still stop it cleanly.
+    // (`signal` registers its handler when called, `ctrl_c()` only when first polled.)
+    use tokio::signal::unix::{signal, SignalKind};
+    let stop = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner(&handle).as_bytes());
     let _ = out.flush();
     drop(out);
-    wait_for_stop_signal().await;
+    match stop {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => wait_for_stop_signal().await,
+    }
     handle.shutdown().await;
     ExitCode::from(crate::exit::SUCCESS)
 }

@@ -85,6 +85,11 @@ pub enum Route {
         vnet: String,
         name: Option<String>,
     },
+    /// `.../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions`: what the caller
+    /// may do there.
+    Permissions {
+        rg: String,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -122,6 +127,14 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
         5 if is(2, "resourceGroups") && is(4, "resources") => {
             let rg = s[3].to_string();
             return Ok((Route::GroupResources { rg }, sub));
+        }
+        7 if is(2, "resourceGroups")
+            && is(4, "providers")
+            && is(5, "Microsoft.Authorization")
+            && is(6, "permissions") =>
+        {
+            let rg = s[3].to_string();
+            return Ok((Route::Permissions { rg }, sub));
         }
         // /subscriptions/{sub}/providers/Microsoft.Compute/{disks|snapshots|virtualMachines}
         5 if is(2, "providers") && is(3, "Microsoft.Compute") => {
@@ -277,6 +290,7 @@ impl Route {
                 Some(Api::Subscriptions)
             }
             Route::Metadata => Some(Api::Metadata),
+            Route::Permissions { .. } => Some(Api::Authorization),
             Route::SerialLog { .. } => None,
         }
     }
@@ -354,6 +368,9 @@ impl Route {
             (Route::Subnet { name, .. }, m) => {
                 network_operation(NetKind::Subnet, name.is_none(), m)
             }
+            (Route::Permissions { .. }, _) => {
+                ("permissions.listForResourceGroup", "permissions.list")
+            }
             _ => ("unsupported", "unsupported"),
         }
     }
@@ -426,6 +443,8 @@ pub enum Api {
     /// Microsoft.Network: virtualNetworks (and subnets), networkInterfaces,
     /// networkSecurityGroups, and their operations.
     Network,
+    /// Microsoft.Authorization: the caller's permissions.
+    Authorization,
 }
 
 /// The versions each client we are judged by sends, each with where it comes from. Found by
@@ -470,6 +489,11 @@ const SUBSCRIPTIONS_VERSIONS: &[(&str, &str)] = &[(
     "azure-cli 2.91.0 profile latest, MGMT_RESOURCE_SUBSCRIPTIONS (az login lists subscriptions)",
 )];
 
+const AUTHORIZATION_VERSIONS: &[(&str, &str)] = &[(
+    "2022-04-01",
+    "azure-rest-api-specs Microsoft.Authorization stable/2022-04-01 (Permissions_ListForResourceGroup, examples/GetPermissions.json); rescue doctor",
+)];
+
 const METADATA_VERSIONS: &[(&str, &str)] = &[(
     "2022-09-01",
     "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)",
@@ -484,6 +508,7 @@ impl Api {
             Api::Subscriptions => SUBSCRIPTIONS_VERSIONS,
             Api::Metadata => METADATA_VERSIONS,
             Api::Network => NETWORK_VERSIONS,
+            Api::Authorization => AUTHORIZATION_VERSIONS,
         }
     }
 }

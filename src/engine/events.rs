@@ -55,6 +55,8 @@ pub enum Event {
     AwaitingConfirmation {
         step: String,
         prompt: String,
+        /// What the step would change and the verdicts it follows, one line each.
+        details: Vec<String>,
     },
     /// The run stopped: succeeded, failed, or waiting for a confirmation.
     RunFinished {

@@ -253,18 +253,28 @@ impl Executor {
             Err(e) => return self.fail(step, &e, Instant::now()),
         }
 
-        if let Some(prompt) = &step.confirm {
+        let resolved = {
+            let journal = self.recorder.read();
+            self.resolver.args(index, &journal)
+        };
+        if let (Some(prompt), Ok(args)) = (&step.confirm, &resolved) {
             if !self.options.yes {
+                let details = self.confirmation(step, args).await;
                 self.sink.emit(Event::AwaitingConfirmation {
                     step: step.id.clone(),
                     prompt: prompt.clone(),
+                    details: details.clone(),
                 });
                 if !self.options.interactive {
                     return Ok(Outcome::NeedsConfirmation {
                         step: step.id.clone(),
                     });
                 }
-                let question = format!("{}: {prompt}", step.id);
+                let mut question = String::new();
+                for line in &details {
+                    question.push_str(&format!("  {line}\n"));
+                }
+                question.push_str(&format!("{}: {prompt}", step.id));
                 let answered = tokio::select! {
                     yes = ask(self.sink.clone(), question) => Some(yes),
                     _ = self.interrupt.wait() => None,
@@ -281,10 +291,6 @@ impl Executor {
             }
         }
 
-        let resolved = {
-            let journal = self.recorder.read();
-            self.resolver.args(index, &journal)
-        };
         let run_id = self.recorder.read().run_id.clone();
         let prepared = resolved.and_then(|args| {
             step.action
@@ -295,6 +301,40 @@ impl Executor {
             Ok((args, intent)) => self.attempts(step, args, intent).await,
             Err(e) => self.fail(step, &e, Instant::now()),
         }
+    }
+
+    /// What a person confirming `step` must see: the changes it makes (as the plan shows them,
+    /// read now: the VM, its current OS disk, the disk it gets) and the verdicts of the steps
+    /// before it (fsck's). Reads only.
+    async fn confirmation(&self, step: &StepDef, args: &Args) -> Vec<String> {
+        let ctx = crate::actions::PlanContext {
+            run_id: self.recorder.read().run_id.clone(),
+            step_id: step.id.clone(),
+            env: self.options.env.clone(),
+            read: None,
+        };
+        let planned = crate::actions::PlanArgs {
+            known: args.clone(),
+            unknown: Default::default(),
+        };
+        let mut lines = Vec::new();
+        if let Ok(description) = step.action.describe(&ctx, &planned).await {
+            for c in &description.changes {
+                let noun = match c.resource_type.rsplit('/').next() {
+                    Some("virtualMachines") => "VM",
+                    Some("disks") => "disk",
+                    Some("snapshots") => "snapshot",
+                    _ => c.resource_type.as_str(),
+                };
+                lines.push(format!("{} {noun} {}: {}", c.kind.mark(), c.name, c.what));
+            }
+        }
+        for done in &self.recorder.read().steps {
+            if let Some(verdict) = done.outputs.get("verdict").and_then(Value::as_str) {
+                lines.push(format!("step {} verdict: {verdict}", done.id));
+            }
+        }
+        lines
     }
 
     /// Executes the step, retrying retryable failures per its policy.
@@ -415,7 +455,11 @@ impl Executor {
         // Actions write `rescue resume RUN_ID`; what the engineer reads names this run.
         let run_id = self.recorder.read().run_id.clone();
         let mut error = error.clone();
-        error.hint = error.hint.map(|h| h.replace("RUN_ID", &run_id));
+        // ... and `--from-step STEP` this step: a hint never leaves a placeholder to fill in.
+        error.hint = error.hint.map(|h| {
+            h.replace("RUN_ID", &run_id)
+                .replace("--from-step STEP", &format!("--from-step {}", step.id))
+        });
         self.recorder.update(|j| {
             let s = j.step_mut(&step.id).expect("journal has every step");
             s.status = StepStatus::Failed;
@@ -459,11 +503,15 @@ fn millis(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-/// Reading the answer blocks; keep it off the runtime so Ctrl-C is still heard.
+/// Reading the answer blocks; it runs on a thread of its own, not the runtime's blocking pool,
+/// so that Ctrl-C is heard at once and the process can exit without waiting for a line that
+/// never comes (a runtime waits for its blocking tasks when it shuts down).
 async fn ask(sink: Arc<dyn EventSink>, question: String) -> bool {
-    tokio::task::spawn_blocking(move || sink.confirm(&question))
-        .await
-        .unwrap_or(false)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(sink.confirm(&question));
+    });
+    rx.await.unwrap_or(false)
 }
 
 /// The engine's side of a running step.
@@ -515,5 +563,12 @@ impl StepHost for Host {
     fn ask(&self, step_id: &str, question: &str) -> Option<bool> {
         self.interactive
             .then(|| self.sink.confirm(&format!("{step_id}: {question}")))
+    }
+    fn call(&self, step_id: &str, call: Value) {
+        self.recorder.stage(|j| {
+            if let Some(s) = j.step_mut(step_id) {
+                s.calls.push(call);
+            }
+        });
     }
 }

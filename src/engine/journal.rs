@@ -187,6 +187,10 @@ pub struct StepRecord {
     pub outputs: Outputs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
+    /// The mutating Azure requests the step sent, with their correlation and operation ids
+    /// (`azure::calls::Call`): evidence for the report, never read to resume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<Value>,
 }
 
 impl StepRecord {
@@ -203,6 +207,7 @@ impl StepRecord {
             checkpoints: Map::new(),
             outputs: Outputs::new(),
             error: None,
+            calls: Vec::new(),
         }
     }
 
@@ -582,6 +587,7 @@ mod v1 {
                             locked: false,
                             refused: false,
                         }),
+                        calls: Vec::new(),
                     })
                     .collect(),
                 resources: Vec::new(),

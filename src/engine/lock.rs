@@ -87,6 +87,28 @@ impl RunLock {
     }
 }
 
+/// Who holds the run's lock now, if anyone: the run is running in that process. The probe
+/// takes a shared lock for an instant when it is free; a `resume` starting in that very
+/// instant is refused as it would be by any holder, and works when run again.
+pub fn holder(run_dir: &Path) -> Option<Holder> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .open(run_dir.join(FILE_NAME))
+        .ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Some(serde_json::from_str(&text).unwrap_or(Holder {
+                pid: 0,
+                host: "?".into(),
+                started: OffsetDateTime::UNIX_EPOCH,
+            }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +127,8 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(holder(dir.path()).map(|h| h.pid), Some(std::process::id()));
+        drop(_held);
+        assert!(holder(dir.path()).is_none());
     }
 }

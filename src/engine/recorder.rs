@@ -89,6 +89,12 @@ impl Recorder {
         Ok(result)
     }
 
+    /// Changes the journal in memory only: saved with the next [`Recorder::update`]. For
+    /// evidence that must not add a journal write (and a crash point) of its own.
+    pub fn stage(&self, change: impl FnOnce(&mut Journal)) {
+        change(&mut self.read());
+    }
+
     /// See the module documentation.
     pub fn crash_point(&self) {
         CRASH_POINTS.hit();

@@ -35,6 +35,9 @@ pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create directory {}", path.display()))
 }
 
+/// What a command taking a run id accepts for the most recent run.
+pub const LAST: &str = "last";
+
 pub struct Store {
     root: PathBuf,
 }
@@ -71,6 +74,30 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// The run id `given` stands for: itself, or for `last` the most recent run (ids sort by
+    /// start time).
+    pub fn resolve(&self, given: &str) -> anyhow::Result<String> {
+        if given != LAST {
+            return Ok(given.to_string());
+        }
+        let mut ids: Vec<String> = fs::read_dir(self.runs_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().join(super::journal::FILE_NAME).is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids.pop().with_context(|| {
+            format!(
+                "`last`: there are no runs in {}\n  hint: start one with `rescue run`",
+                self.runs_dir().display()
+            )
+        })
     }
 
     /// The directory of an existing run, or an error that says how to find run ids.

@@ -16,7 +16,7 @@ use crate::actions::{
 };
 use crate::workflow::{expr, Scope, StepScope, Workflow};
 
-pub use render::render_text;
+pub use render::{render_short, render_text};
 
 /// Bumped when the JSON shape changes incompatibly (2: changes per step, totals, outputs as
 /// planned values).

@@ -128,6 +128,63 @@ fn details(step: &PlannedStep, out: &mut String) {
     }
 }
 
+/// The change lines, the read-only steps folded, then the totals.
+fn body(plan: &Plan, verbose: bool, out: &mut String) {
+    let id_width = width(plan.steps.iter().map(|s| &s.id));
+    let mut reads: Vec<&str> = Vec::new();
+    let flush = |reads: &mut Vec<&str>, out: &mut String| {
+        if !reads.is_empty() {
+            let _ = writeln!(out, "  <= {} (read only)", reads.join(", "));
+            reads.clear();
+        }
+    };
+    for step in &plan.steps {
+        let read_only = !step.mutates
+            && step
+                .effect
+                .as_ref()
+                .is_some_and(|e| e.changes.is_empty() && e.warnings.is_empty());
+        if read_only && !verbose {
+            reads.push(&step.id);
+            continue;
+        }
+        flush(&mut reads, out);
+        let mut lines = Vec::new();
+        change_lines(step, id_width, &mut lines);
+        for (mark, line) in lines {
+            let _ = writeln!(out, "  {mark:<2} {line}");
+        }
+        if let Some(effect) = &step.effect {
+            for warning in &effect.warnings {
+                let _ = writeln!(out, "     ! {warning}");
+            }
+        }
+        if verbose {
+            details(step, out);
+        }
+    }
+    flush(&mut reads, out);
+
+    let t = &plan.totals;
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to change, {} to destroy, {} action{}.",
+        t.add,
+        t.change,
+        t.destroy,
+        t.actions,
+        if t.actions == 1 { "" } else { "s" }
+    );
+}
+
+/// The plan as the go-ahead shows it: the changes and the totals, nothing else.
+pub fn render_short(plan: &Plan) -> String {
+    let mut out = String::from("\n");
+    body(plan, false, &mut out);
+    out.push('\n');
+    out
+}
+
 /// `run_command` is the command that would run this plan, shown last.
 pub fn render_text(plan: &Plan, run_command: &str, verbose: bool) -> String {
     let mut out = String::new();
@@ -159,51 +216,7 @@ pub fn render_text(plan: &Plan, run_command: &str, verbose: bool) -> String {
     }
     out.push('\n');
 
-    let id_width = width(plan.steps.iter().map(|s| &s.id));
-    let mut reads: Vec<&str> = Vec::new();
-    let flush = |reads: &mut Vec<&str>, out: &mut String| {
-        if !reads.is_empty() {
-            let _ = writeln!(out, "  <= {} (read only)", reads.join(", "));
-            reads.clear();
-        }
-    };
-    for step in &plan.steps {
-        let read_only = !step.mutates
-            && step
-                .effect
-                .as_ref()
-                .is_some_and(|e| e.changes.is_empty() && e.warnings.is_empty());
-        if read_only && !verbose {
-            reads.push(&step.id);
-            continue;
-        }
-        flush(&mut reads, &mut out);
-        let mut lines = Vec::new();
-        change_lines(step, id_width, &mut lines);
-        for (mark, line) in lines {
-            let _ = writeln!(out, "  {mark:<2} {line}");
-        }
-        if let Some(effect) = &step.effect {
-            for warning in &effect.warnings {
-                let _ = writeln!(out, "     ! {warning}");
-            }
-        }
-        if verbose {
-            details(step, &mut out);
-        }
-    }
-    flush(&mut reads, &mut out);
-
-    let t = &plan.totals;
-    let _ = writeln!(
-        out,
-        "\nPlan: {} to add, {} to change, {} to destroy, {} action{}.",
-        t.add,
-        t.change,
-        t.destroy,
-        t.actions,
-        if t.actions == 1 { "" } else { "s" }
-    );
+    body(plan, verbose, &mut out);
     if !plan.outputs.is_empty() {
         let _ = writeln!(out, "\nOutputs:");
         let w = width(plan.outputs.keys());

@@ -1,7 +1,5 @@
 //! `--output json`: one JSON object per event on stdout, for scripts.
 
-use std::io::Write;
-
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -19,14 +17,13 @@ struct Line<'a> {
 
 impl EventSink for JsonReporter {
     fn emit(&self, event: Event) {
-        let line = serde_json::to_string(&Line {
+        let line = serde_json::to_value(Line {
             time: OffsetDateTime::now_utc(),
             event: &event,
         })
         .expect("events serialize");
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        // Through the output contract: `--query` applies per event, `-o yaml` gives documents.
+        crate::cli::output::line(&line);
     }
 
     /// Scripts answer with `--yes`; never block a pipe on a question.

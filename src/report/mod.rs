@@ -1,5 +1,6 @@
 //! Reporters: turn engine events into progress bars, plain lines or JSON.
 
+pub mod evidence;
 mod json;
 mod plain;
 mod progress;
@@ -23,6 +24,8 @@ pub enum Style {
     Plain,
     /// One JSON object per line on stdout.
     Json,
+    /// `-q`: only failures, as they happen.
+    Quiet,
 }
 
 impl Style {
@@ -43,6 +46,24 @@ pub fn reporter(style: Style) -> Arc<dyn EventSink> {
         Style::Progress => Arc::new(ProgressReporter::new()),
         Style::Plain => Arc::new(PlainReporter::new()),
         Style::Json => Arc::new(JsonReporter),
+        Style::Quiet => Arc::new(QuietReporter),
+    }
+}
+
+/// `-q`: a failing step's line (with its hint), nothing else; questions are still asked.
+pub struct QuietReporter;
+
+impl EventSink for QuietReporter {
+    fn emit(&self, event: Event) {
+        if let Event::StepFailed { .. } = &event {
+            if let Some(text) = describe(&event) {
+                eprintln!("{text}");
+            }
+        }
+    }
+
+    fn confirm(&self, prompt: &str) -> bool {
+        ask(prompt)
     }
 }
 
@@ -132,10 +153,10 @@ pub(crate) fn describe(event: &Event) -> Option<String> {
             )
         }
         Event::StepSkipped { step, reason } => format!("{step}: skipped ({reason})"),
-        Event::AwaitingConfirmation { step, prompt } => {
-            format!("{step}: needs confirmation: {prompt}")
-        }
-        Event::RunFinished { .. } | Event::RunInterrupted { .. } => return None,
+        // Shown once, by the question itself (or, without a terminal, by the run's end).
+        Event::AwaitingConfirmation { .. }
+        | Event::RunFinished { .. }
+        | Event::RunInterrupted { .. } => return None,
     })
 }
 
@@ -159,6 +180,29 @@ pub fn secs(ms: u64) -> String {
         format!("{:.1} s", d.as_secs_f64())
     } else {
         format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// The go-ahead, as `terraform apply` asks it: only the word `yes` goes ahead. Read on a
+/// thread of its own so that Ctrl-C (`interrupted`) ends the wait at once. None: interrupted.
+pub async fn go_ahead(
+    question: &str,
+    interrupt: &crate::engine::interrupt::Interrupt,
+) -> Option<bool> {
+    eprint!("{question}\n  Only 'yes' will be accepted.\n\n  Enter a value: ");
+    let _ = std::io::stderr().flush();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        let _ = tx.send(read.is_ok() && answer.trim() == "yes");
+    });
+    tokio::select! {
+        yes = rx => Some(yes.unwrap_or(false)),
+        _ = interrupt.wait() => {
+            eprintln!();
+            None
+        }
     }
 }
 

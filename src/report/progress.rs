@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::events::{Event, EventSink};
 
@@ -126,7 +126,14 @@ impl EventSink for ProgressReporter {
         }
     }
 
+    /// The live area is cleared and hidden while the question waits. Not `suspend`, which
+    /// holds the display's lock until the answer comes: anything printed meanwhile (the
+    /// interruption of a Ctrl-C) would wait for an answer that never comes.
     fn confirm(&self, prompt: &str) -> bool {
-        self.multi.suspend(|| super::ask(prompt))
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        let yes = super::ask(prompt);
+        self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        yes
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of the Azure layer as step errors: whether the engine may retry, and what the engineer
 //! should do next. Decided by error kind and ARM code, never by the wording of a message.
-//! `RUN_ID` in a hint is replaced with the real run id by the engine.
+//! `RUN_ID` in a hint is replaced with the real run id by the engine, `--from-step STEP` with
+//! the failing step's id.
 
 use crate::actions::ActionError;
 use crate::azure::{Error, ErrorKind};

@@ -383,10 +383,16 @@ pub(crate) fn output_id(outputs: &Outputs, name: &str) -> Result<ResourceId, Act
     )?)
 }
 
-/// Run `fut` with the Azure layer's progress (polls, throttling) going to this step's status line.
+/// Run `fut` with the Azure layer's progress (polls, throttling) going to this step's status
+/// line, and its mutating requests to the step's evidence.
 pub(crate) async fn with_progress<F: Future>(ctx: &StepContext, fut: F) -> F::Output {
-    let host = ctx.host.clone();
-    let step = ctx.step_id.clone();
+    let (host, step) = (ctx.host.clone(), ctx.step_id.clone());
+    let (calls_host, calls_step) = (host.clone(), step.clone());
+    let recorder: crate::azure::calls::Recorder = Arc::new(move |call| {
+        let value = serde_json::to_value(call).expect("a call serializes");
+        calls_host.call(&calls_step, value)
+    });
+    let fut = crate::azure::calls::scope(recorder, fut);
     progress::scope(Arc::new(move |m| host.status(&step, m)), fut).await
 }
 

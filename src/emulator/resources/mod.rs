@@ -36,6 +36,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::Locations, "GET") => Ok(subscription::locations(emu)),
         (Route::ResourceGroups, "GET") => Ok(subscription::groups(emu, call)),
         (Route::ResourceGroup { rg }, _) => subscription::group(emu, call, rg),
+        (Route::Permissions { rg }, "GET") => subscription::permissions(emu, call, rg),
         (Route::Vm { rg, name }, "GET") => vm::get(emu, call, rg, name),
         (Route::Vm { rg, name }, "PUT" | "PATCH") => vm::update(emu, call, rg, name).await,
         (Route::Vm { rg, name }, "DELETE") => vm_actions::delete(emu, call, rg, name),

@@ -217,6 +217,37 @@ pub fn metadata(emu: &Emu) -> Reply {
     )
 }
 
+/// `GET .../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions`: the caller's
+/// permissions there, as `Permissions_ListForResourceGroup` answers (azure-rest-api-specs
+/// Microsoft.Authorization stable/2022-04-01 authorization-Permissions.json, `PermissionGetResult`:
+/// `value` of `{actions, notActions, dataActions, notDataActions}`). The scenario's service
+/// principals act as Contributor on every group: Contributor's permissions as the built-in role
+/// lists them ("Azure built-in roles", Microsoft Learn: actions `*`; notActions
+/// `Microsoft.Authorization/*/Delete`, `Microsoft.Authorization/*/Write`,
+/// `Microsoft.Authorization/elevateAccess/Action`, ...). An unknown group is ARM's 404
+/// `ResourceGroupNotFound`, as for the group itself.
+pub fn permissions(emu: &Emu, _call: &Call, rg: &str) -> ArmResult<Reply> {
+    super::group(&emu.lock(), rg)?;
+    Ok(Reply::json(
+        200,
+        json!({ "value": [ {
+            "actions": ["*"],
+            "notActions": [
+                "Microsoft.Authorization/*/Delete",
+                "Microsoft.Authorization/*/Write",
+                "Microsoft.Authorization/elevateAccess/Action",
+                "Microsoft.Blueprint/blueprintAssignments/write",
+                "Microsoft.Blueprint/blueprintAssignments/delete",
+                "Microsoft.Compute/galleries/share/action",
+                "Microsoft.Purview/consents/write",
+                "Microsoft.Purview/consents/delete",
+            ],
+            "dataActions": [],
+            "notDataActions": [],
+        } ] }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -173,7 +173,7 @@ fn resume_runs_the_stored_copies_after_the_originals_changed_or_went() {
     let wf = s.workflow("wf.yaml", STORED_SCRIPT);
     std::fs::create_dir(s.path("scripts")).unwrap();
     std::fs::write(s.path("scripts/hello.sh"), script("v1")).unwrap();
-    let out = s.run(&["run", wf.to_str().unwrap(), "--emulator"]);
+    let out = s.run(&["run", wf.to_str().unwrap(), "--emulator", "--yes"]);
     assert_exit(&out, 1);
     let id = s.run_id();
 

@@ -62,8 +62,13 @@ fn outputs_flow_between_steps_and_status_shows_them() {
         .collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert!(kinds.contains(&"step_skipped"), "{kinds:?}");
-    let last = events.last().unwrap();
-    assert_eq!(last["event"], "run_finished");
+    // The engine's last event; the CLI adds the run's summary (its report) after it.
+    assert_eq!(events.last().unwrap()["event"], "run_summary");
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap();
     assert_eq!(last["outputs"]["greeting"], "hello world!");
 
     let id = s.run_id();
@@ -135,7 +140,12 @@ steps:
     let id = s.run_id();
     let err = stderr(&out);
     assert!(err.contains(&format!("rescue resume {id}")), "{err}");
-    let last: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    let last: Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rev()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap();
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["status"], "failed");
     assert_eq!(last["resume_command"], format!("rescue resume {id}"));
@@ -189,7 +199,7 @@ steps:
 }
 
 #[test]
-fn confirm_step_without_a_terminal_stops_before_it_until_yes() {
+fn confirm_step_without_a_terminal_is_refused_before_the_run_starts() {
     let s = Scratch::new();
     let wf = s.workflow(
         "confirm.yaml",
@@ -205,17 +215,22 @@ steps:
     with: { path: "{dir}/swapped", content: "yes" }
 "#,
     );
+    // A run never stops midway for want of an answer: it does not start.
     let out = s.run(&["run", wf.to_str().unwrap()]);
     assert_exit(&out, 2);
-    let id = s.run_id();
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("step swap"), "{}", stderr(&out));
     assert!(
         !s.path("swapped").exists(),
         "the confirm step ran without confirmation"
     );
-    assert_eq!(s.journal(&id)["status"], "awaiting_confirmation");
+    assert!(
+        !s.state().join("runs").exists()
+            || std::fs::read_dir(s.state().join("runs")).unwrap().count() == 0,
+        "a refused run is not recorded"
+    );
 
-    assert_exit(&s.run(&["resume", &id, "--yes"]), 0);
+    assert_exit(&s.run(&["run", wf.to_str().unwrap(), "--yes"]), 0);
     assert_eq!(s.read("swapped"), "yes");
 }
 
