@@ -59,7 +59,7 @@ const VERSION: &str = concat!(
     long_about = "Repair broken Azure VMs by running resumable YAML workflows.\n\nPreview with `rescue plan`, run with `rescue run` (it shows the plan and asks before the first change); a run that was stopped or failed continues with `rescue resume RUN_ID`. Rehearse anything on the built-in emulator with `--emulator`. RUN_ID may be `last`: the most recent run.",
     after_help = concat!(
         "Example (the incident, on the emulator):\n",
-        "  rescue run os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --emulator --yes\n",
+        "  rescue run os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --allow-aks-node --emulator --yes\n",
         "\n",
     ),
     after_long_help = None::<&str>,
@@ -80,13 +80,13 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show what a workflow would do, step by step, without changing anything.
     #[command(
-        after_help = "Examples:\n  rescue plan os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --emulator\n  rescue plan demo --input patient=vm2 -v\n  rescue plan demo --input patient=vm2 -o json --query totals"
+        after_help = "Examples:\n  rescue plan os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --allow-aks-node --emulator\n  rescue plan demo --input patient=vm2 -v\n  rescue plan demo --input patient=vm2 -o json --query totals"
     )]
     Plan(plan::PlanArgs),
     /// Run a workflow: show the plan, ask for a go-ahead, then run it step by step, journaling
     /// every step so it can be resumed.
     #[command(
-        after_help = "Examples:\n  rescue run demo --input patient=vm2 --yes\n  rescue run os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --emulator --yes"
+        after_help = "Examples:\n  rescue run demo --input patient=vm2 --yes\n  rescue run os-disk-swap -g MC_prod-rg_prod-aks_westeurope -n aks-nodepool1-31415926-vm2 --rescue-vm rescue-vm --allow-aks-node --emulator --yes"
     )]
     Run(run::RunArgs),
     /// Continue a stopped or failed run from its first unfinished step.

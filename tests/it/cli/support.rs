@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use crate::crash::support::bin;
 
-/// The incident on the emulator, with the azure-cli-shaped flags.
+/// The incident on the emulator, with the azure-cli-shaped flags (its VM is an AKS node).
 pub const INCIDENT: &[&str] = &[
     "-g",
     "MC_prod-rg_prod-aks_westeurope",
@@ -15,6 +15,7 @@ pub const INCIDENT: &[&str] = &[
     "aks-nodepool1-31415926-vm2",
     "--rescue-vm",
     "rescue-vm",
+    "--allow-aks-node",
 ];
 
 /// The incident VM's OS disk, as the scenario names it.
