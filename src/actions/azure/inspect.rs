@@ -205,18 +205,65 @@ pub(crate) async fn read_vm_and_disk(
     azure: &Azure,
     id: &ResourceId,
 ) -> Result<(Outputs, Option<Resource>), ActionError> {
-    let vm = azure.read_vm(id, true).await?.ok_or_else(|| {
-        ActionError::refused(format!(
-            "VM {} does not exist in resource group {} (subscription {})",
-            id.name, id.resource_group, id.subscription
-        ))
-        .with_hint("check the name and resource group: `az vm list -g RG -o table`")
-    })?;
+    let vm = azure
+        .read_vm(id, true)
+        .await?
+        .ok_or_else(|| match vmss_instance(&id.name) {
+            Some(scale_set) => ActionError::refused(format!(
+                "{} is not a standalone VM but an instance of the scale set {scale_set}: AKS node \
+             pools are VMSS Uniform, whose instances the VM APIs cannot read or change, and whose \
+             OS disk cannot be swapped (\"Virtual Machine Scale Sets: orchestration modes\")",
+                id.name
+            ))
+            .with_hint({
+                let (cluster_rg, cluster) =
+                    aks_cluster(&id.resource_group).unwrap_or(("CLUSTER_RG", "CLUSTER"));
+                let pool = aks_pool(scale_set).unwrap_or("POOL");
+                format!(
+                    "replace the node instead: `kubectl drain {0} --ignore-daemonsets \
+                 --delete-emptydir-data`, then `az aks nodepool delete-machines -g {cluster_rg} \
+                 --cluster-name {cluster} --nodepool-name {pool} --machine-names {0}`",
+                    id.name
+                )
+            }),
+            None => ActionError::refused(format!(
+                "VM {} does not exist in resource group {} (subscription {})",
+                id.name, id.resource_group, id.subscription
+            ))
+            .with_hint("check the name and resource group: `az vm list -g RG -o table`"),
+        })?;
     let disk = match vm.os_disk_id.as_str() {
         "" => None,
         disk_id => azure.read(&ResourceId::parse(disk_id)?).await?,
     };
     Ok((facts(id, &vm, disk.as_ref()), disk))
+}
+
+/// The scale set of a VMSS Uniform instance's computer name: the scale set's name prefix plus
+/// six base-36 digits, as AKS names its nodes (`aks-nodepool1-12345678-vmss000002`; "Virtual
+/// Machine Scale Sets: computer name prefix" in Microsoft's docs).
+fn vmss_instance(name: &str) -> Option<&str> {
+    let cut = name.len().checked_sub(6)?;
+    let (prefix, digits) = (name.get(..cut)?, name.get(cut..)?);
+    let is_b36 = |c: char| c.is_ascii_digit() || c.is_ascii_lowercase();
+    (prefix.ends_with("vmss") && digits.chars().all(is_b36)).then_some(prefix)
+}
+
+/// The cluster's resource group and name from its node resource group, which AKS names
+/// `MC_{resourceGroup}_{clusterName}_{location}` by default; None when that is ambiguous.
+fn aks_cluster(node_rg: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = node_rg.strip_prefix("MC_")?.split('_').collect();
+    match parts[..] {
+        [rg, cluster, _location] => Some((rg, cluster)),
+        _ => None,
+    }
+}
+
+/// The pool of an AKS scale set (`aks-{pool}-{8 digits}-vmss`).
+fn aks_pool(scale_set: &str) -> Option<&str> {
+    let inner = scale_set.strip_prefix("aks-")?.strip_suffix("-vmss")?;
+    let (pool, digits) = inner.rsplit_once('-')?;
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(pool)
 }
 
 pub(crate) async fn read_vm(azure: &Azure, id: &ResourceId) -> Result<Outputs, ActionError> {
@@ -404,7 +451,7 @@ fn aks_warning(broken: &Outputs) -> Option<String> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     (!tags.is_empty()).then(|| format!(
-        "this VM is an AKS node ({tags}): AKS's support policy calls changes to node VMs through IaaS APIs unsupported. The supported path is to replace the node (workflow aks-node-replace); an OS-disk swap needs `--input allow_aks_node=true`"
+        "this VM is an AKS node ({tags}): AKS's support policy calls changes to node VMs through IaaS APIs unsupported. The supported path is to replace the node (workflow aks-node-replace); an OS-disk swap needs `--allow-aks-node` (input allow_aks_node=true)"
     ))
 }
 
@@ -549,7 +596,7 @@ impl AzureStep for CheckCompatible {
         }
         if let Some(w) = aks_warning(&broken).filter(|_| !flag(args, "allow_aks_node")) {
             return Err(ActionError::refused(w).with_hint(
-                "nothing was changed; to swap the node's OS disk anyway, run again with `--input allow_aks_node=true`",
+                "nothing was changed; to swap the node's OS disk anyway, run again with `--allow-aks-node` (input allow_aks_node=true)",
             ));
         }
         if !flag(args, "force_healthy") && healthy_warning(&broken, None).is_some() {
@@ -586,6 +633,32 @@ fn located(broken: &Outputs) -> Outputs {
 
 #[cfg(test)]
 mod tests {
+    use super::{aks_cluster, aks_pool, vmss_instance};
+
+    #[test]
+    fn an_aks_node_resource_group_and_scale_set_name_the_cluster_and_pool() {
+        assert_eq!(
+            aks_cluster("MC_prod-rg_prod-aks_westeurope"),
+            Some(("prod-rg", "prod-aks"))
+        );
+        assert_eq!(aks_cluster("MC_my_rg_aks_westeurope"), None);
+        assert_eq!(aks_cluster("prod-rg"), None);
+        assert_eq!(aks_pool("aks-nodepool1-12345678-vmss"), Some("nodepool1"));
+        assert_eq!(aks_pool("web-vmss"), None);
+    }
+
+    #[test]
+    fn aks_vmss_node_names_are_recognised_and_standalone_names_are_not() {
+        assert_eq!(
+            vmss_instance("aks-nodepool1-12345678-vmss00000a"),
+            Some("aks-nodepool1-12345678-vmss")
+        );
+        assert_eq!(vmss_instance("aks-nodepool1-31415926-vm2"), None);
+        assert_eq!(vmss_instance("vmss"), None);
+        assert_eq!(vmss_instance("web-vmss0000ZZ"), None);
+        assert_eq!(vmss_instance("ünïcödé-vmss"), None);
+    }
+
     use super::*;
 
     fn vm(id: &str, loc: &str, zone: &str, power: &str) -> Outputs {

@@ -86,7 +86,10 @@ fn an_aks_node_needs_its_acknowledgement_and_a_healthy_vm_its_go_ahead() {
     );
     let (code, out, writes) = kinds(&["run"], "aks-node", "rescue");
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("allow_aks_node=true"), "{out}");
+    assert!(
+        out.contains("allow_aks_node=true") && out.contains("--allow-aks-node"),
+        "{out}"
+    );
     assert!(writes.is_empty(), "{writes:?}");
 
     let (code, out, _) = kinds(&["plan"], "healthy-node", "rescue");
