@@ -78,6 +78,27 @@ fn service_account_token(subject: &str) -> String {
     .unwrap()
 }
 
+/// `rescue plan|run` of the incident repair signed in with `--auth auth` (a run says `--yes`).
+fn repair_as(
+    served: &Served,
+    state: &std::path::Path,
+    verb: &str,
+    auth: &str,
+) -> std::process::Command {
+    let workflow = crate::crash::support::repo("workflows/os-disk-swap.yaml");
+    let inputs = crate::crash::support::repo("examples/incident-inputs.yaml");
+    let mut cmd = served.command(state);
+    cmd.arg(verb)
+        .arg(workflow)
+        .arg("--inputs")
+        .arg(inputs)
+        .args(["--auth", auth]);
+    if verb == "run" {
+        cmd.arg("--yes");
+    }
+    cmd
+}
+
 fn token_requests(served: &Served, operation: &str) -> Vec<serde_json::Value> {
     crate::support::logged_requests(&served.log)
         .into_iter()
@@ -95,23 +116,9 @@ fn workload_identity_signs_in_with_the_federated_token_file_and_a_stranger_is_re
     let token_file = dir.path().join("azure-identity-token");
     std::fs::write(&token_file, service_account_token(SERVICE_ACCOUNT)).unwrap();
     let workload = |verb: &str, auth: &str| {
-        let mut cmd = served.command(&state);
-        cmd.args([
-            verb,
-            &crate::crash::support::repo("workflows/os-disk-swap.yaml")
-                .display()
-                .to_string(),
-        ])
-        .args([
-            "--inputs",
-            &crate::crash::support::repo("examples/incident-inputs.yaml")
-                .display()
-                .to_string(),
-        ])
-        .args(["--auth", auth])
-        .args(if verb == "run" { &["--yes"][..] } else { &[] })
-        .env_remove("AZURE_CLIENT_SECRET")
-        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file);
+        let mut cmd = repair_as(&served, &state, verb, auth);
+        cmd.env_remove("AZURE_CLIENT_SECRET")
+            .env("AZURE_FEDERATED_TOKEN_FILE", &token_file);
         cmd.output().unwrap()
     };
 
@@ -226,22 +233,7 @@ fn managed_identity_takes_its_token_from_the_identity_endpoint() {
     let served = Served::start(&dir.path().join("data"), None);
     let state = dir.path().join("state");
     let msi = |verb: &str, header: &str| {
-        served
-            .command(&state)
-            .args([
-                verb,
-                &crate::crash::support::repo("workflows/os-disk-swap.yaml")
-                    .display()
-                    .to_string(),
-            ])
-            .args([
-                "--inputs",
-                &crate::crash::support::repo("examples/incident-inputs.yaml")
-                    .display()
-                    .to_string(),
-            ])
-            .args(["--auth", "msi"])
-            .args(if verb == "run" { &["--yes"][..] } else { &[] })
+        repair_as(&served, &state, verb, "msi")
             .env_remove("AZURE_CLIENT_SECRET")
             .env_remove("AZURE_CLIENT_ID")
             .env(
