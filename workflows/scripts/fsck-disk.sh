@@ -52,11 +52,23 @@ json_str() {
     printf '"%s"' "$s"
 }
 
+# A log whose gzip fits in this many base64 characters travels whole in the output, on a
+# RESCUE-LOG-GZ line above the status line (which names its size and SHA-256): within Run
+# Command's last 4 KiB, so rescue need not read it back through more Run Commands (each one
+# takes tens of seconds on Azure).
+INLINE_LOG_MAX=3000
+
 # The status line: always last, always one line.
 status() { # verdict reason partitions-json
-    local line
-    line="$(printf 'RESCUE-STATUS {"verdict":"%s","lun":%s,"reason":%s,"log":%s,"partitions":[%s]}\n' \
-        "$1" "$( [[ "$LUN" =~ ^[0-9]+$ ]] && echo "$LUN" || echo null)" "$(json_str "$2")" "$(json_str "${LOG:-}")" "$3")"
+    local line inline=""
+    local gz=""
+    [ -n "${LOG:-}" ] && gz="$(gzip -9c "$LOG" | base64 -w0)"
+    if [ -n "$gz" ] && [ "${#gz}" -le "$INLINE_LOG_MAX" ]; then
+        inline="$(printf ',"inline_log":{"bytes":%s,"sha256":"%s"}' "$(stat -c %s "$LOG")" "$(sha256sum "$LOG" | cut -d' ' -f1)")"
+        echo "RESCUE-LOG-GZ $gz"
+    fi
+    line="$(printf 'RESCUE-STATUS {"verdict":"%s","lun":%s,"reason":%s,"log":%s,"partitions":[%s]%s}\n' \
+        "$1" "$( [[ "$LUN" =~ ^[0-9]+$ ]] && echo "$LUN" || echo null)" "$(json_str "$2")" "$(json_str "${LOG:-}")" "$3" "$inline")"
     [ -n "${LOG:-}" ] && echo "$line" >>"$LOG"
     echo "$line"
 }

@@ -100,6 +100,36 @@ pub(crate) fn parse_status(stdout: &str, prefix: &str) -> Option<Value> {
         .and_then(|rest| serde_json::from_str(rest.trim()).ok())
 }
 
+/// The whole log when the script printed it inline (gzip, base64, on its RESCUE-LOG-GZ line)
+/// and it arrived intact: the size and SHA-256 the status line gives, then the status line, as
+/// the script appends it to the file on the VM.
+fn inline_log(stdout: &str, prefix: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let want = parse_status(stdout, prefix)?.get("inline_log")?.clone();
+    let encoded = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("RESCUE-LOG-GZ "))?;
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).ok()?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text));
+    if want["sha256"].as_str() != Some(sha.as_str())
+        || want["bytes"].as_u64() != Some(text.len() as u64)
+    {
+        return None;
+    }
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim().starts_with(prefix))?;
+    text.extend_from_slice(line.trim().as_bytes());
+    text.push(b'\n');
+    Some(text)
+}
+
 /// "partition 1 (ext4): failed - errors left uncorrected (exit 8)" per partition that matters.
 fn partition_lines(status: &Value) -> Vec<String> {
     status
@@ -276,7 +306,12 @@ impl AzureStep for RunCommand {
             .and_then(|s| s.get("log").and_then(Value::as_str).map(str::to_string))
         {
             Some(log) if !log.is_empty() => {
-                match with_progress(ctx, fetch_log(ctx, azure, &vm, &log)).await {
+                let inline = inline_log(&result.output, prefix);
+                let fetched = match inline {
+                    Some(text) => ctx.artifact(&format!("{}.log", ctx.step_id), &text),
+                    None => with_progress(ctx, fetch_log(ctx, azure, &vm, &log)).await,
+                };
+                match fetched {
                     Ok(path) => path,
                     Err(e) => {
                         ctx.status(format!(
