@@ -200,9 +200,10 @@ pub fn complete_due(state: &mut State, images: &std::path::Path, now: OffsetDate
     }
     let mut booted = false;
     for vm in state.vms.values_mut() {
-        if vm.agent_ready_at.is_some_and(|at| at <= now) {
+        if let Some(at) = vm.agent_ready_at.filter(|at| *at <= now) {
             vm.agent_ready_at = None;
             vm.agent_ready = vm.power == Power::Running;
+            vm.agent_ready_since = vm.agent_ready.then_some(at);
             booted = true;
         }
     }

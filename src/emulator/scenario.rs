@@ -409,6 +409,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 power,
                 agent_ready,
                 agent_ready_at: None,
+                agent_ready_since: None,
                 serial_log,
                 os_disk: os_key,
                 os_create_option: "FromImage".into(),

@@ -165,6 +165,9 @@ pub struct Vm {
     /// A booting guest's agent reports Ready from then on.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub agent_ready_at: Option<OffsetDateTime>,
+    /// When its agent last became Ready (the end of the boot), for benchmarks to measure by.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub agent_ready_since: Option<OffsetDateTime>,
     pub serial_log: String,
     /// Key of the OS disk in `State::disks`.
     pub os_disk: String,

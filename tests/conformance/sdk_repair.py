@@ -12,6 +12,7 @@ go to the token endpoint and are not counted), for comparison with rescue's coun
 
 import os
 import sys
+import time
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
@@ -130,8 +131,14 @@ def main():
     vm = vms.begin_create_or_update(RG, VM, vm).result()
     check(vm.storage_profile.os_disk.name == COPY, "OS disk swapped")
     vms.begin_start(RG, VM).result()
-    view = vms.instance_view(RG, VM)
-    check(view.vm_agent.statuses[0].display_status == "Ready", "VM agent Ready")
+    # The guest boots after the start completes; its agent reports Ready some time later.
+    for _ in range(120):
+        view = vms.instance_view(RG, VM)
+        statuses = view.vm_agent.statuses if view.vm_agent else []
+        if statuses and statuses[0].display_status == "Ready":
+            break
+        time.sleep(0.5)
+    check(statuses and statuses[0].display_status == "Ready", "VM agent Ready")
     print(f"sdk_arm_requests={counter.count}")
 
     # Beyond the repair.

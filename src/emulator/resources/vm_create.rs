@@ -170,6 +170,7 @@ fn register(
         power: Power::Starting,
         agent_ready: false,
         agent_ready_at: None,
+        agent_ready_since: None,
         serial_log: String::new(),
         os_disk: String::new(),
         os_create_option: if from_image { "FromImage" } else { "Attach" }.into(),
