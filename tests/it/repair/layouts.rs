@@ -43,6 +43,14 @@ fn case(content: Option<&str>, extra: &[&str], expect: Expect) -> Option<Ran> {
     let r = Rehearsal::start(content);
     let original = os_disk(&r.vm(VM));
     let before = sha256(&r.image("disks", &original));
+    if expect.verdict == "repaired" {
+        // The same check that must pass after the swap finds this damage before it.
+        let checks = fstab_fsck(&r.image("disks", &original));
+        assert!(
+            checks.iter().any(|c| c.exit.is_some_and(|e| e != 0)),
+            "the broken disk passes the fstab check: {checks:?}"
+        );
+    }
     let mut args = vec!["--yes"];
     args.extend_from_slice(extra);
     let out = r.repair(&args);
@@ -68,7 +76,11 @@ fn case(content: Option<&str>, extra: &[&str], expect: Expect) -> Option<Ran> {
     let vm = r.vm(VM);
     let now = os_disk(&vm);
     if !expect.swapped {
-        assert_eq!(now, original, "swapped despite verdict {}:\n{all}", expect.verdict);
+        assert_eq!(
+            now, original,
+            "swapped despite verdict {}:\n{all}",
+            expect.verdict
+        );
         return Some(Ran { r });
     }
     assert_ne!(now, original, "not swapped:\n{all}");
@@ -221,17 +233,29 @@ fn azure_ubuntu_gpt_layout_is_repaired_and_swapped() {
 
 #[test]
 fn mbr_layout_is_repaired_and_swapped() {
-    case(Some(&generated("mbr", "overlay2-init", "ext4")), &[], SWAPPED);
+    case(
+        Some(&generated("mbr", "overlay2-init", "ext4")),
+        &[],
+        SWAPPED,
+    );
 }
 
 #[test]
 fn bare_filesystem_is_repaired_and_swapped() {
-    case(Some(&generated("bare", "overlay2-init", "ext4")), &[], SWAPPED);
+    case(
+        Some(&generated("bare", "overlay2-init", "ext4")),
+        &[],
+        SWAPPED,
+    );
 }
 
 #[test]
 fn damage_on_a_separate_var_is_repaired_and_swapped() {
-    let Some(ran) = case(Some(&generated("var", "overlay2-init", "ext4")), &[], SWAPPED) else {
+    let Some(ran) = case(
+        Some(&generated("var", "overlay2-init", "ext4")),
+        &[],
+        SWAPPED,
+    ) else {
         return;
     };
     let checks = fstab_fsck(&ran.r.image("disks", &os_disk(&ran.r.vm(VM))));
@@ -313,6 +337,8 @@ fn xfs_unreplayable_log_names_xfs_repair_l_and_never_runs_it() {
 
 #[test]
 fn dirty_journal_only_is_replayed_not_repaired() {
+    // The boot replays the journal as the kernel's mount does, so the VM comes up Ready and
+    // looks healthy: the repair is forced.
     case(
         Some(&generated("", "dirty-log", "ext4")),
         &["--force-healthy"],
@@ -344,6 +370,7 @@ fn clean_disk_is_refused_as_healthy_then_forced_and_clean() {
     assert_eq!(os_disk(&r.vm(VM)), original);
     drop(r);
 
+    // Forced, the run goes through: fsck finds nothing, and the clean copy is swapped in.
     case(
         Some(&generated("", "", "ext4")),
         &["--force-healthy"],
@@ -386,11 +413,7 @@ fn a_long_fsck_log_is_kept_whole_in_the_run_directory() {
     }
     let build = tempfile::tempdir().unwrap();
     let root = images::ext4_with_many_orphans(build.path());
-    let Some(ran) = case(
-        Some(&image_content(build.path(), root)),
-        &[],
-        SWAPPED,
-    ) else {
+    let Some(ran) = case(Some(&image_content(build.path(), root)), &[], SWAPPED) else {
         return;
     };
     let logs = rescue_vm_logs(&ran.r);
