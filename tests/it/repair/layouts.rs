@@ -436,6 +436,7 @@ fn a_long_fsck_log_is_kept_whole_in_the_run_directory() {
         kept.len(),
         on_vm.len()
     );
+    eprintln!("fsck.log: {} bytes, as on the rescue VM", kept.len());
     let report: Value =
         serde_json::from_slice(&std::fs::read(runs[0].join("report.json")).unwrap()).unwrap();
     assert!(
