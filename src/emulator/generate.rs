@@ -95,6 +95,15 @@ impl Recipe {
         );
         hex::encode(&Sha256::digest(text.as_bytes())[..12])
     }
+
+    /// The cache file's name: the recipe and this file's own source. The cache is shared by
+    /// every checkout on the machine, so an image built by another revision of the generator
+    /// (a branch, a worktree, an edit that forgot to bump GENERATOR_VERSION) must never be
+    /// taken for this one's: a stale `var` image once came back undamaged.
+    fn cache_key(&self) -> String {
+        let text = format!("{}:{}", self.hash(), include_str!("generate.rs"));
+        hex::encode(&Sha256::digest(text.as_bytes())[..12])
+    }
 }
 
 /// The user-level cache of generated images.
@@ -111,7 +120,7 @@ pub fn cached(recipe: &Recipe) -> anyhow::Result<PathBuf> {
     let dir = cache_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating image cache {}", dir.display()))?;
-    let path = dir.join(format!("{}.img", recipe.hash()));
+    let path = dir.join(format!("{}.img", recipe.cache_key()));
     if path.exists() {
         return Ok(path);
     }

@@ -109,3 +109,49 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// An XFS root (with its fstab) whose directory `/var/lib/docker/volumes` (300 entries, so its
+/// entries span several directory blocks) has two bytes of its first data block flipped. The
+/// block fails its CRC; `xfs_repair` junks it, moves the orphans to lost+found and leaves
+/// lost+found's link count one short, which only a second pass corrects (found with this
+/// machine's xfsprogs: `xfs_repair -n` after the first pass says "would have reset inode ...
+/// nlinks from N to N+1").
+pub fn xfs_needing_two_passes(dir: &Path) -> PathBuf {
+    let img = dir.join("root2.xfs");
+    let mnt = dir.join("mnt2");
+    let d = "var/lib/docker/volumes";
+    sh(&format!(
+        "truncate -s 320M {i} && mkfs.xfs -q -f -m uuid={XFS_ROOT_UUID} {i} && L=$(losetup -f --show {i}) && trap 'umount {m} 2>/dev/null || true; losetup -d $L' EXIT && \
+         mkdir -p {m} && mount $L {m} && mkdir -p {m}/{d} {m}/etc && \
+         echo 'UUID={XFS_ROOT_UUID} / xfs defaults 0 0' > {m}/etc/fstab && \
+         for i in $(seq 1 300); do mkdir -p {m}/{d}/dir$i/x; echo $i > {m}/{d}/file$i; done && umount {m} && \
+         b=$(xfs_db -r -c 'path /{d}' -c bmap $L | sed -n 's/^data offset 0 startblock \\([0-9]*\\) .*/\\1/p') && \
+         at=$(xfs_db -r -c \"convert fsb $b byte\" $L | sed -n 's/.*(\\([0-9]*\\)).*/\\1/p') && \
+         printf '\\xbc' | dd of=$L bs=1 seek=$((at+1206)) conv=notrunc status=none && \
+         printf '\\x7a' | dd of=$L bs=1 seek=$((at+1294)) conv=notrunc status=none",
+        i = img.display(),
+        m = mnt.display()
+    ));
+    img
+}
+
+/// The filesystem UUID of `ext4_with_many_orphans`, which its fstab mounts as /.
+const EXT4_ROOT_UUID: &str = "0d6b1f3e-2a4c-4e5f-9a8b-7c6d5e4f3a21";
+
+/// An ext4 root (with its fstab) whose `/var/lib/docker/containers` directory of 400 entries
+/// has every block zeroed: e2fsck reconnects each of the 400 orphans to lost+found, one line
+/// each, so its log is far longer than Run Command's 4 KiB.
+pub fn ext4_with_many_orphans(dir: &Path) -> PathBuf {
+    let part = dir.join("orphans.ext4");
+    let tree = dir.join("orphans-tree");
+    let d = "var/lib/docker/containers";
+    sh(&format!(
+        "mkdir -p {t}/{d} {t}/etc && echo 'UUID={EXT4_ROOT_UUID} / ext4 defaults 0 1' > {t}/etc/fstab && \
+         for i in $(seq 1 400); do echo $i > {t}/{d}/container-log-$i; done && \
+         mke2fs -q -t ext4 -O ^metadata_csum -U {EXT4_ROOT_UUID} -d {t} -F {p} 64M && \
+         for blk in $(debugfs -R 'blocks /{d}' {p} 2>/dev/null); do debugfs -w -R \"zap_block $blk\" {p} 2>/dev/null; done",
+        t = tree.display(),
+        p = part.display()
+    ));
+    part
+}

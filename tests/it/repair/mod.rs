@@ -3,6 +3,7 @@
 mod actions;
 mod faults;
 pub(crate) mod images;
+mod layouts;
 mod preflight;
 mod rescue_vm;
 mod script;

@@ -51,7 +51,20 @@ impl Rehearsal {
             let rules: String = faults.iter().map(|f| format!("\n  - {f}")).collect();
             text = text.replace("faults: []", &format!("faults:{rules}"));
         }
-        let scenario = (content.is_some() || !faults.is_empty()).then(|| {
+        let custom = content.is_some() || !faults.is_empty();
+        Self::serve(dir, custom.then_some(text))
+    }
+
+    /// Another scenario file (e.g. examples/emulator/kinds.yaml), served in-process as `start`
+    /// serves the incident's, with its request log.
+    pub fn scenario(path: &Path) -> Rehearsal {
+        let text = std::fs::read_to_string(path).expect("the scenario file");
+        Self::serve(tempfile::tempdir().expect("tempdir"), Some(text))
+    }
+
+    /// The emulator on scenario `text` (None: the embedded incident) in `dir`.
+    fn serve(dir: tempfile::TempDir, text: Option<String>) -> Rehearsal {
+        let scenario = text.map(|text| {
             let path = dir.path().join("scenario.yaml");
             std::fs::write(&path, &text).unwrap();
             path
