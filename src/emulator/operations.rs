@@ -98,6 +98,10 @@ pub struct Operation {
     /// The api-version of the request that started it: Azure's operation URLs carry it.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// When the real work it waits for (a script, a boot check) finished, if after its due
+    /// time: it ends then, as Azure's `endTime` of a Run Command comes after the script's end.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub worked_until: Option<OffsetDateTime>,
 }
 
 impl Operation {
@@ -116,6 +120,7 @@ impl Operation {
             fail_with: None,
             output: None,
             api_version: None,
+            worked_until: None,
         }
     }
 
@@ -214,7 +219,10 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
     let Some(mut op) = state.operations.remove(id) else {
         return;
     };
-    let end = op.due.max(op.start);
+    let end = op
+        .due
+        .max(op.start)
+        .max(op.worked_until.unwrap_or(op.start));
     let failure = op.fail_with.clone();
     match &op.kind {
         OpKind::VolumeCreate { snapshot, key } => {

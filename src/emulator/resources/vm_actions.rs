@@ -195,9 +195,11 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
         ..outcome
     };
     let mut state = emu.lock();
-    if let Some(OpKind::VmPower { boot, .. }) = state.operations.get_mut(op_id).map(|o| &mut o.kind)
-    {
-        *boot = Some(outcome);
+    if let Some(op) = state.operations.get_mut(op_id) {
+        if let OpKind::VmPower { boot, .. } = &mut op.kind {
+            *boot = Some(outcome);
+            op.worked_until = Some(super::super::arm::now());
+        }
     }
     emu.save(&state)
 }

@@ -203,10 +203,11 @@ fn empty_streams() -> Value {
 }
 
 fn set_action_result(state: &mut State, op_id: &str, result: Result<Value, ArmError>) {
-    if let Some(OpKind::RunCommand { result: slot, .. }) =
-        state.operations.get_mut(op_id).map(|o| &mut o.kind)
-    {
-        *slot = Some(result);
+    if let Some(op) = state.operations.get_mut(op_id) {
+        if let OpKind::RunCommand { result: slot, .. } = &mut op.kind {
+            *slot = Some(result);
+            op.worked_until = Some(arm::now());
+        }
     }
 }
 
@@ -558,6 +559,7 @@ fn mark_done(state: &mut State, op_id: &str, failure: Option<ArmError>) {
     if let Some(op) = state.operations.get_mut(op_id) {
         if let OpKind::ManagedRunCommand { done, .. } = &mut op.kind {
             *done = true;
+            op.worked_until = Some(arm::now());
         }
         if failure.is_some() && op.fail_with.is_none() {
             op.fail_with = failure;
