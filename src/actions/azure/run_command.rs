@@ -103,9 +103,9 @@ pub(crate) fn parse_status(stdout: &str, prefix: &str) -> Option<Value> {
 /// The whole log when the script printed it inline (gzip, base64, on its RESCUE-LOG-GZ line)
 /// and it arrived intact: the size and SHA-256 the status line gives, then the status line, as
 /// the script appends it to the file on the VM.
-fn inline_log(stdout: &str, prefix: &str) -> Option<Vec<u8>> {
+fn inline_log(stdout: &str, prefix: &str, status: &Value) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    let want = parse_status(stdout, prefix)?.get("inline_log")?.clone();
+    let want = status.get("inline_log")?;
     let encoded = stdout
         .lines()
         .rev()
@@ -302,11 +302,15 @@ impl AzureStep for RunCommand {
                 result
             }
         };
-        let log_file = match parse_status(&result.output, prefix)
+        let status = parse_status(&result.output, prefix);
+        let log_file = match status
+            .as_ref()
             .and_then(|s| s.get("log").and_then(Value::as_str).map(str::to_string))
         {
             Some(log) if !log.is_empty() => {
-                let inline = inline_log(&result.output, prefix);
+                let inline = status
+                    .as_ref()
+                    .and_then(|s| inline_log(&result.output, prefix, s));
                 let fetched = match inline {
                     Some(text) => ctx.artifact(&format!("{}.log", ctx.step_id), &text),
                     None => with_progress(ctx, fetch_log(ctx, azure, &vm, &log)).await,

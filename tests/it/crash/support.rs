@@ -201,16 +201,12 @@ impl Served {
     /// How many times a VM ran the fsck step's script (the Run Commands that read its log back
     /// left out), from the names the emulator's state keeps of every script it executed.
     pub fn fsck_runs(&self, vm_name: &str) -> u64 {
-        let state: Value = serde_json::from_slice(
-            &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
-        )
-        .unwrap();
         let key = format!(
             "{}/{}",
             RG.to_ascii_lowercase(),
             vm_name.to_ascii_lowercase()
         );
-        state["vms"][&key]["scripts"]
+        self.emulator_state()["vms"][&key]["scripts"]
             .as_array()
             .map(|names| {
                 names
@@ -222,12 +218,17 @@ impl Served {
             .unwrap_or(0)
     }
 
-    /// The image file behind a disk, from the emulator's saved state.
-    pub fn image(&self, name: &str) -> PathBuf {
-        let state: Value = serde_json::from_slice(
+    /// The emulator's saved state.
+    fn emulator_state(&self) -> Value {
+        serde_json::from_slice(
             &std::fs::read(self.data_dir.join("state.json")).expect("emulator state"),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The image file behind a disk, from the emulator's saved state.
+    pub fn image(&self, name: &str) -> PathBuf {
+        let state = self.emulator_state();
         let disk = state["disks"]
             .as_object()
             .unwrap()

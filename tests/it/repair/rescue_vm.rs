@@ -47,17 +47,10 @@ fn repair_creating(r: &Rehearsal, extra: &[&str]) -> std::process::Output {
 }
 
 fn journal(r: &Rehearsal) -> Value {
-    let runs = r.dir.path().join("state/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    serde_json::from_slice(&std::fs::read(run.join("journal.json")).unwrap()).unwrap()
+    let state = r.dir.path().join("state");
+    crate::crash::support::journal(&state, &crate::crash::support::only_run(&state))
 }
 
-/// What the rescue-vm step journaled before it acted: the ids it was to create.
 fn journaled_creations(journal: &Value) -> Vec<String> {
     journal["resources"]
         .as_array()

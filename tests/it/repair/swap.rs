@@ -276,13 +276,10 @@ fn a_trusted_launch_vm_on_a_customer_key_disk_is_repaired_with_both_kept() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The in-process emulator keeps its state in the run directory.
-    let runs = state.path().join("runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = state
+        .path()
+        .join("runs")
+        .join(crate::crash::support::only_run(state.path()));
     let emulated: Value =
         serde_json::from_slice(&std::fs::read(run.join("emulator/state.json")).unwrap()).unwrap();
     let vm = &emulated["vms"]["secure-rg/tl-node"];
