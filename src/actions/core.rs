@@ -161,6 +161,7 @@ impl Action for Sleep {
                 "sleeping, {} s left",
                 left.as_secs_f64().ceil() as u64
             ));
+            ctx.env.time_passes();
             tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         }
         Ok(one_output(

@@ -344,6 +344,13 @@ pub struct Env {
 }
 
 impl Env {
+    /// Time passes (a retry delay, a prompt, a sleep step): Azure is read afresh after it.
+    pub fn time_passes(&self) {
+        if let Some(azure) = &self.azure {
+            azure.time_passes();
+        }
+    }
+
     /// A file a step names (`script:`), as the workflow gives it.
     pub fn read_file(&self, path: &str) -> Result<FileText, ActionError> {
         match &self.files {
@@ -395,7 +402,9 @@ impl StepContext {
     }
 
     pub fn ask(&self, question: &str) -> Option<bool> {
-        self.host.ask(&self.step_id, question)
+        let answer = self.host.ask(&self.step_id, question);
+        self.env.time_passes();
+        answer
     }
 }
 

@@ -114,6 +114,7 @@ where
                 // A refusal while an operation was in flight is explained by it.
                 conflicts = 0;
                 pause(
+                    azure,
                     &label,
                     &format!("{state}, waiting for it to settle"),
                     waits,
@@ -128,7 +129,7 @@ where
         match desired.next(now.as_ref())? {
             Next::Done => return Ok(now),
             Next::Wait(why) => {
-                pause(&label, &why, waits, started, deadline).await?;
+                pause(azure, &label, &why, waits, started, deadline).await?;
                 waits += 1;
             }
             Next::Write(write) => {
@@ -214,6 +215,7 @@ async fn read(
 }
 
 async fn pause(
+    azure: &Azure,
     label: &str,
     why: &str,
     waits: u32,
@@ -229,6 +231,6 @@ async fn pause(
         ));
     }
     progress::report(format!("{label}: {why} ({})", human(started.elapsed())));
-    tokio::time::sleep(delay).await;
+    azure.wait(delay).await;
     Ok(())
 }

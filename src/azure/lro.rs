@@ -126,7 +126,7 @@ impl Azure {
         if let Some(wait) = op.first_wait {
             if Instant::now() + wait <= deadline {
                 progress::report(format!("waiting for {}: accepted", op.label));
-                tokio::time::sleep(wait).await;
+                self.wait(wait).await;
             }
         }
         let mut polls = 1u32;
@@ -225,7 +225,7 @@ impl Azure {
             op.label,
             human(started.elapsed())
         ));
-        tokio::time::sleep(delay).await;
+        self.wait(delay).await;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! - [`network`]: a rescue VM's VNet, NSG and NIC, typed REST on azure_core's pipeline;
 //! - [`lro`]: our long-running-operation poller (the SDK's own `.await` polling is broken for
 //!   ARM, see the wire contract);
+//! - [`memo`]: a read is not repeated until we act or wait;
 //! - [`converge`]: one loop that brings a resource to a desired state;
 //! - [`script`]: a script run at most once (managed Run Command);
 //! - [`error`]: errors classified by HTTP status and ARM code;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod ids;
 pub mod kill_hook;
 pub mod lro;
+pub mod memo;
 pub mod model;
 pub mod network;
 pub mod progress;
@@ -179,6 +181,18 @@ impl Azure {
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.transport.requests()
+    }
+
+    /// Time passes outside this layer (a step's retry delay, a prompt): what was read before is
+    /// read again (see [`memo`]).
+    pub fn time_passes(&self) {
+        self.transport.forget_reads();
+    }
+
+    /// Sleep between polls: reads after it go to Azure again.
+    pub(crate) async fn wait(&self, d: Duration) {
+        self.time_passes();
+        tokio::time::sleep(d).await;
     }
 
     pub(crate) fn client(&self) -> &Client {

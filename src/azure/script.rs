@@ -159,7 +159,7 @@ impl Azure {
                         script.label,
                         human(started.elapsed())
                     ));
-                    tokio::time::sleep(delay).await;
+                    self.wait(delay).await;
                     looks += 1;
                 }
             }

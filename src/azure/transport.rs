@@ -8,6 +8,8 @@
 //!   reads (GET/HEAD) that failed with 5xx or a dropped connection. A mutation that failed any
 //!   other way goes back to its caller, whose converge loop re-reads the resource to find out
 //!   whether it took effect: re-sending it blindly could act twice;
+//! - answers a read again from [`super::memo`] when nothing was done or waited for since it was
+//!   last asked;
 //! - remembers the correlation id of the call in progress, for error messages;
 //! - with `--debug`, logs each request (method, URL without query secrets, status, time).
 //!
@@ -23,6 +25,7 @@ use azure_core::{HttpClient, Method, Request, Response, StatusCode};
 use rand::Rng;
 
 use super::error::{Error, Kind};
+use super::memo::Memo;
 use super::{kill_hook, progress};
 
 /// How a transport behaves; from the command line.
@@ -58,6 +61,7 @@ pub struct Transport {
     inner: reqwest::Client,
     options: TransportOptions,
     requests: AtomicU64,
+    memo: Memo,
 }
 
 impl Transport {
@@ -82,6 +86,7 @@ impl Transport {
             inner,
             options,
             requests: AtomicU64::new(0),
+            memo: Memo::default(),
         }))
     }
 
@@ -92,9 +97,14 @@ impl Transport {
         self.inner.clone()
     }
 
-    /// Requests sent so far (retries included).
+    /// Requests sent so far (retries included; answers from the memo are not requests).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Time passes (a wait, a prompt): reads go to Azure again.
+    pub fn forget_reads(&self) {
+        self.memo.forget();
     }
 
     async fn send_once(&self, request: &Request) -> azure_core::Result<Response> {
@@ -159,13 +169,44 @@ fn call_record(
 #[async_trait::async_trait]
 impl HttpClient for Transport {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<Response> {
+        let result = self.execute(request).await;
+        if *request.method() != Method::Get {
+            // Also after: a read sent while this was in flight may or may not show its effect.
+            self.memo.forget();
+        }
+        result
+    }
+}
+
+impl Transport {
+    async fn execute(&self, request: &Request) -> azure_core::Result<Response> {
         let host = request.url().origin().ascii_serialization();
         let read = matches!(request.method(), Method::Get | Method::Head);
+        let get = *request.method() == Method::Get;
+        if get {
+            if let Some(answer) = self.memo.recall(request.url()) {
+                if self.options.debug {
+                    eprintln!(
+                        "debug: GET {} -> {} (answered again: nothing done since it was read)",
+                        redacted(request.url()),
+                        u16::from(answer.status())
+                    );
+                }
+                return Ok(answer);
+            }
+        } else {
+            self.memo.forget();
+        }
+        let epoch = self.memo.now();
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            waited += gate_wait(&host, self.options.max_wait.saturating_sub(waited)).await?;
+            let gated = gate_wait(&host, self.options.max_wait.saturating_sub(waited)).await?;
+            if !gated.is_zero() {
+                self.memo.forget();
+            }
+            waited += gated;
             let result = self.send_once(request).await;
             match &result {
                 Ok(r) if r.status() == StatusCode::TooManyRequests => {
@@ -187,6 +228,7 @@ impl HttpClient for Transport {
                         u16::from(r.status()),
                         super::human(delay)
                     ));
+                    self.memo.forget();
                     tokio::time::sleep(delay).await;
                 }
                 Err(e)
@@ -199,11 +241,16 @@ impl HttpClient for Transport {
                         "connection to Azure failed, trying again in {}",
                         super::human(delay)
                     ));
+                    self.memo.forget();
                     tokio::time::sleep(delay).await;
                 }
                 Ok(r) => {
                     if !read && r.status().is_success() {
                         kill_hook::after_mutation();
+                    }
+                    if get {
+                        let response = result.expect("matched Ok");
+                        return self.memo.keep(request.url(), epoch, response).await;
                     }
                     return result;
                 }

@@ -284,7 +284,10 @@ async fn ask_go_ahead(
     if settings.yes {
         return Ok(Some(true));
     }
-    Ok(report::go_ahead("Do you want rescue to make these changes?", interrupt).await)
+    let answer = report::go_ahead("Do you want rescue to make these changes?", interrupt).await;
+    // What the person saw may have changed while they read it.
+    env.time_passes();
+    Ok(answer)
 }
 
 /// Executes the steps not yet done and says how it ended and what to do next.

@@ -279,6 +279,7 @@ impl Executor {
                     yes = ask(self.sink.clone(), question) => Some(yes),
                     _ = self.interrupt.wait() => None,
                 };
+                self.options.env.time_passes();
                 match answered {
                     None => return Ok(Outcome::Interrupted),
                     Some(false) => {
@@ -388,6 +389,7 @@ impl Executor {
                         delay_ms: delay.as_millis() as u64,
                         error: e.message.clone(),
                     });
+                    self.options.env.time_passes();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.interrupt.wait() => return Ok(Outcome::Interrupted),

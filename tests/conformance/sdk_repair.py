@@ -7,7 +7,8 @@ configuration differs from real Azure: the authority host, the ARM base URL, the
 instance discovery off (MSAL would otherwise ask login.microsoftonline.com about the authority).
 
 Prints `sdk_arm_requests=N` on one line: the ARM requests the repair procedure sent (sign-ins
-go to the token endpoint and are not counted), for comparison with rescue's count.
+go to the token endpoint and are not counted), for comparison with rescue's count, and
+`sdk_arm_polls=N`: how many of them polled an operation's status.
 """
 
 import os
@@ -42,9 +43,13 @@ class Counter(SansIOHTTPPolicy):
 
     def __init__(self):
         self.count = 0
+        self.polls = 0
 
     def on_request(self, request):
         self.count += 1
+        path = request.http_request.url.split("?")[0].lower()
+        if "/locations/" in path and "operations/" in path:
+            self.polls += 1
 
 
 def check(cond, what):
@@ -140,6 +145,7 @@ def main():
         time.sleep(0.5)
     check(statuses and statuses[0].display_status == "Ready", "VM agent Ready")
     print(f"sdk_arm_requests={counter.count}")
+    print(f"sdk_arm_polls={counter.polls}")
 
     # Beyond the repair.
     names = [v.name for v in vms.list_all()]

@@ -213,6 +213,19 @@ fn plan_reads_current_state_with_get_requests_only() {
     );
     let writes: Vec<&Value> = requests.iter().filter(|q| q["method"] != "GET").collect();
     assert!(writes.is_empty(), "plan made non-GET requests: {writes:?}");
+    // Several steps read the same VMs and disks to plan; with nothing done in between, Azure is
+    // asked once (the read memo).
+    let mut asked = std::collections::BTreeMap::new();
+    for q in &requests {
+        *asked
+            .entry(format!("{}?{}", q["path"], q["query"]))
+            .or_insert(0) += 1;
+    }
+    let repeated: Vec<_> = asked.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "the plan read these again: {repeated:?}"
+    );
     assert!(
         stdout.contains("GiB"),
         "the plan shows facts read from the emulator:\n{stdout}"
