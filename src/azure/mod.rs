@@ -189,10 +189,12 @@ impl Azure {
         self.transport.forget_reads();
     }
 
-    /// Sleep between polls: reads after it go to Azure again.
+    /// Sleep between polls: reads after it go to Azure again, in this task and in any other
+    /// that read while it slept.
     pub(crate) async fn wait(&self, d: Duration) {
         self.time_passes();
         tokio::time::sleep(d).await;
+        self.time_passes();
     }
 
     pub(crate) fn client(&self) -> &Client {
