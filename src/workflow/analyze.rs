@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::diag::{did_you_mean, Diagnostics, Problem, Span};
 use super::expr::{self, condition_source, expressions, has_expressions, mangle, references};
+use super::graph;
 use super::model::Workflow;
 use crate::actions::Registry;
 
@@ -26,6 +27,7 @@ pub fn analyze(wf: &Workflow, registry: &Registry) -> Diagnostics {
     a.unique_ids();
     for (i, step) in wf.steps.iter().enumerate() {
         a.action(i);
+        a.needs(i);
         for value in step.with.values() {
             a.expressions_in(&value.value, value.span, Reader::Step(i));
         }
@@ -79,6 +81,65 @@ impl Analyzer<'_> {
             } else {
                 seen.insert(mangle(&step.id.value), step.id.span);
             }
+        }
+    }
+
+    /// Each `needs` entry names a step above this one.
+    fn needs(&mut self, i: usize) {
+        let wf = self.wf;
+        let step = &wf.steps[i];
+        for need in step.needs.iter().flatten() {
+            let Some(j) = graph::position(wf, &need.value) else {
+                let ids = wf.steps.iter().map(|s| s.id.value.as_str());
+                let problem = self
+                    .at(
+                        need.span,
+                        format!(
+                            "step `{}` needs `{}`, which is no step of this workflow",
+                            step.id.value, need.value
+                        ),
+                    )
+                    .label("no such step")
+                    .suggest(&need.value, ids);
+                self.problems.push(problem);
+                continue;
+            };
+            if j < i {
+                continue;
+            }
+            let (message, help) = if j == i {
+                (
+                    format!("step `{}` needs itself", step.id.value),
+                    "remove it from its own `needs`".to_string(),
+                )
+            } else if let Some(cycle) = graph::path(wf, j, i) {
+                let names: Vec<&str> = std::iter::once(i)
+                    .chain(cycle)
+                    .map(|k| wf.steps[k].id.value.as_str())
+                    .collect();
+                (
+                    format!(
+                        "step `{}` needs `{}`, which needs it: a cycle ({})",
+                        step.id.value,
+                        need.value,
+                        names.join(" → ")
+                    ),
+                    "one of these steps must come first: drop its `needs` of the other".to_string(),
+                )
+            } else {
+                (
+                    format!(
+                        "step `{}` needs `{}`, which comes after it",
+                        step.id.value, need.value
+                    ),
+                    format!(
+                        "move step `{}` above `{}`: steps run, are journaled and are rolled back in the file's order, so `needs` names only steps above",
+                        need.value, step.id.value
+                    ),
+                )
+            };
+            let problem = self.at(need.span, message).label("here").help(help);
+            self.problems.push(problem);
         }
     }
 
@@ -256,6 +317,19 @@ impl Analyzer<'_> {
                         return Err((
                             format!("`{shown}` reads step `{}`, which {when}", step.id.value),
                             Some("a step can only read the outputs of steps before it".to_string()),
+                        ));
+                    }
+                    if !graph::ancestors(wf, current).contains(&index) {
+                        let reader = &wf.steps[current].id.value;
+                        return Err((
+                            format!(
+                                "`{shown}` reads step `{}`, which step `{reader}` does not need: the two may run at the same time",
+                                step.id.value
+                            ),
+                            Some(format!(
+                                "add `{}` to the `needs` of step `{reader}`",
+                                step.id.value
+                            )),
                         ));
                     }
                 }

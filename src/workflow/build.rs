@@ -30,6 +30,7 @@ const STEP_FIELDS: &[&str] = &[
     "retry",
     "timeout",
     "confirm",
+    "needs",
 ];
 const RETRY_FIELDS: &[&str] = &["max_attempts", "backoff", "max_backoff"];
 
@@ -459,6 +460,7 @@ fn step(cx: &mut Cx, node: &Node) -> Option<Step> {
             None
         }
     };
+    let needs = fields.get("needs").map(|n| needs(cx, n, &what));
     fields.finish(&what, STEP_FIELDS, cx);
     Some(Step {
         id: id?,
@@ -471,8 +473,21 @@ fn step(cx: &mut Cx, node: &Node) -> Option<Step> {
         retry,
         timeout,
         confirm,
+        needs,
         span: node.span,
     })
+}
+
+/// `needs: other` or `needs: [a, b]` (or `[]`): step ids, checked by the analyzer.
+fn needs(cx: &mut Cx, node: &Node, step: &str) -> Vec<Spanned<String>> {
+    let what = format!("`needs` of {step}");
+    match &node.kind {
+        Kind::Seq(items) => items
+            .iter()
+            .filter_map(|item| cx.string(item, &format!("an entry of {what}")))
+            .collect(),
+        _ => cx.string(node, &what).into_iter().collect(),
+    }
 }
 
 fn retry(cx: &mut Cx, node: &Node, step: &str) -> Option<Retry> {

@@ -6,6 +6,7 @@ mod build;
 pub mod builtin;
 pub mod diag;
 pub mod expr;
+pub mod graph;
 mod inputs;
 pub mod model;
 pub mod origin;

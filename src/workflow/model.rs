@@ -174,6 +174,11 @@ pub struct Step {
     /// Ask before running the step (`true`, or the question to ask); `--yes` answers.
     #[schemars(with = "Option<ConfirmSchema>")]
     pub confirm: Option<String>,
+    /// The steps that must have finished before this one, as GitHub Actions' jobs `needs:`
+    /// (a step id or a list of them; `[]` for none). Without it a step needs the one above
+    /// it, so a workflow without `needs` runs top to bottom.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub needs: Option<Vec<Spanned<String>>>,
     /// Where the step's mapping starts.
     #[schemars(skip)]
     pub span: Span,

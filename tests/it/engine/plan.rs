@@ -275,3 +275,26 @@ fn target_flags_are_checked_before_anything_runs() {
         String::from_utf8_lossy(&out.stderr).contains("--emulator-ca no/such/ca.pem: no such file")
     );
 }
+
+#[test]
+fn a_step_reads_what_its_needs_lead_to_and_branches_run() {
+    let state = tempfile::tempdir().unwrap();
+    let wf = "tests/it/engine/fixtures/valid/needs.yaml";
+    let out = rescue(state.path())
+        .args(["run", wf, "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let finished: Value = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "run_finished")
+        .expect("a run_finished event");
+    assert_eq!(finished["outputs"], json!({"sum": 13}));
+}

@@ -58,6 +58,23 @@ const CORPUS: &[(&str, &[Expected])] = &[
         ],
     ),
     (
+        "bad-needs.yaml",
+        &[
+            (11, 20, "step `left` needs `strat`, which is no step"),
+            (
+                18,
+                16,
+                "reads step `left`, which step `right` does not need: the two may run at the same time",
+            ),
+            (21, 13, "step `loop` needs itself"),
+            (
+                21,
+                19,
+                "step `loop` needs `after`, which needs it: a cycle (loop → after → loop)",
+            ),
+        ],
+    ),
+    (
         "bad-pattern.yaml",
         &[(
             5,
