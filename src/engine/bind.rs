@@ -42,7 +42,8 @@ pub fn scope(journal: &Journal) -> Scope {
 pub fn steps(wf: &Workflow, registry: &Registry) -> Vec<StepDef> {
     wf.steps
         .iter()
-        .map(|step| StepDef {
+        .enumerate()
+        .map(|(index, step)| StepDef {
             id: step.id.value.clone(),
             name: step.title().to_string(),
             uses: step.uses.value.clone(),
@@ -57,6 +58,7 @@ pub fn steps(wf: &Workflow, registry: &Registry) -> Vec<StepDef> {
                 ..Retry::default()
             }),
             timeout: step.timeout,
+            needs: workflow::graph::needs(wf, index),
         })
         .collect()
 }

@@ -1,6 +1,6 @@
-//! Runs the steps of a run in order, journaling the intent before every side effect and the
-//! result right after, so that a run killed at any point can be resumed without doing a
-//! step twice.
+//! Runs the steps of a run, each as soon as the steps it needs are done (in file order when
+//! nothing says otherwise), journaling the intent before every side effect and the result right
+//! after, so that a run killed at any point can be resumed without doing a step twice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ pub struct StepDef {
     pub confirm: Option<String>,
     pub retry: Retry,
     pub timeout: Option<Duration>,
+    /// The steps (by index, all above this one) that must be done before it starts.
+    pub needs: Vec<usize>,
 }
 
 /// Evaluates a step's expressions against what the run knows so far (inputs, run id, outputs of
@@ -126,30 +128,27 @@ impl Executor {
         });
 
         let resume = format!("rescue resume {run_id}");
-        for index in 0..self.steps.len() {
-            let outcome = self.run_step(index).await?;
-            if outcome != Outcome::Succeeded {
-                let status = match outcome {
-                    Outcome::Failed { .. } => RunStatus::Failed,
-                    Outcome::Interrupted => RunStatus::Interrupted,
-                    _ => RunStatus::AwaitingConfirmation,
-                };
-                self.recorder.update(|j| j.status = status)?;
-                self.sink.emit(match outcome {
-                    Outcome::Interrupted => Event::RunInterrupted {
-                        run_id,
-                        resume_command: resume,
-                    },
-                    _ => Event::RunFinished {
-                        run_id,
-                        status,
-                        outputs: Map::new(),
-                        error: None,
-                        resume_command: Some(resume),
-                    },
-                });
-                return Ok(outcome);
-            }
+        if let Some(outcome) = self.run_steps().await? {
+            let status = match outcome {
+                Outcome::Failed { .. } => RunStatus::Failed,
+                Outcome::Interrupted => RunStatus::Interrupted,
+                _ => RunStatus::AwaitingConfirmation,
+            };
+            self.recorder.update(|j| j.status = status)?;
+            self.sink.emit(match outcome {
+                Outcome::Interrupted => Event::RunInterrupted {
+                    run_id,
+                    resume_command: resume,
+                },
+                _ => Event::RunFinished {
+                    run_id,
+                    status,
+                    outputs: Map::new(),
+                    error: None,
+                    resume_command: Some(resume),
+                },
+            });
+            return Ok(outcome);
         }
 
         let outputs = match self.resolver.outputs(&self.recorder.read()) {
@@ -184,6 +183,53 @@ impl Executor {
             resume_command: None,
         });
         Ok(Outcome::Succeeded)
+    }
+
+    /// Runs every step once its needs are done, side by side where nothing orders them; the
+    /// first outcome that is not success, once the steps already running have ended (a step is
+    /// never abandoned mid-operation because another failed).
+    async fn run_steps(&self) -> anyhow::Result<Option<Outcome>> {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let n = self.steps.len();
+        let (mut started, mut done) = (vec![false; n], vec![false; n]);
+        let mut running = FuturesUnordered::new();
+        // A step that asks a person runs alone, so its question is not lost among other steps'
+        // progress.
+        let mut alone = false;
+        let mut stopped = None;
+        loop {
+            if stopped.is_none() && !alone {
+                for (i, step) in self.steps.iter().enumerate() {
+                    if started[i] || !step.needs.iter().all(|&j| done[j]) {
+                        continue;
+                    }
+                    if step.confirm.is_some() {
+                        if !running.is_empty() {
+                            continue;
+                        }
+                        alone = true;
+                    }
+                    started[i] = true;
+                    running.push(async move { (i, self.run_step(i).await) });
+                    if alone {
+                        break;
+                    }
+                }
+            }
+            let Some((i, outcome)) = running.next().await else {
+                break;
+            };
+            if self.steps[i].confirm.is_some() {
+                alone = false;
+            }
+            match outcome? {
+                Outcome::Succeeded => done[i] = true,
+                other => {
+                    stopped.get_or_insert(other);
+                }
+            }
+        }
+        Ok(stopped)
     }
 
     async fn run_step(&self, index: usize) -> anyhow::Result<Outcome> {

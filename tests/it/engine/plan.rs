@@ -298,3 +298,44 @@ fn a_step_reads_what_its_needs_lead_to_and_branches_run() {
         .expect("a run_finished event");
     assert_eq!(finished["outputs"], json!({"sum": 13}));
 }
+
+#[test]
+fn steps_that_nothing_orders_run_side_by_side_and_a_join_waits_for_both() {
+    let state = tempfile::tempdir().unwrap();
+    let wf = "tests/it/engine/fixtures/valid/branches.yaml";
+    let out = rescue(state.path())
+        .args(["run", wf, "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The order of events, not a clock: both waits start before either ends, and the join
+    // starts only after both.
+    let events: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|e| {
+            let step = e["step"].as_str()?.to_string();
+            Some((e["event"].as_str()?.to_string(), step))
+        })
+        .filter(|(event, _)| event == "step_started" || event == "step_succeeded")
+        .collect();
+    let at = |event: &str, step: &str| {
+        events
+            .iter()
+            .position(|(e, s)| e == event && s == step)
+            .unwrap_or_else(|| panic!("no {event} of {step} in {events:?}"))
+    };
+    let first_end = at("step_succeeded", "wait-a").min(at("step_succeeded", "wait-b"));
+    assert!(
+        at("step_started", "wait-a") < first_end && at("step_started", "wait-b") < first_end,
+        "the waits ran one after the other: {events:?}"
+    );
+    let last_end = at("step_succeeded", "wait-a").max(at("step_succeeded", "wait-b"));
+    assert!(at("step_started", "join") > last_end, "{events:?}");
+}
