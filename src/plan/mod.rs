@@ -101,6 +101,10 @@ pub struct PlannedStep {
     pub max_attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// The steps it waits for, when it says (`needs:`); otherwise it waits for the step above.
+    /// Steps whose needs are met run side by side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs: Option<Vec<String>>,
 }
 
 /// An argument: its value, or the step it waits for.
@@ -284,6 +288,10 @@ pub async fn build(
             timeout: step
                 .timeout
                 .map(|t| humantime::format_duration(t).to_string()),
+            needs: step
+                .needs
+                .as_ref()
+                .map(|n| n.iter().map(|s| s.value.clone()).collect()),
         });
     }
     let outputs = expr::plan_outputs(wf, &scope)

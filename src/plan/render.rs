@@ -154,6 +154,14 @@ fn body(plan: &Plan, verbose: bool, out: &mut String) {
         for (mark, line) in lines {
             let _ = writeln!(out, "  {mark:<2} {line}");
         }
+        if let Some(needs) = &step.needs {
+            let after = if needs.is_empty() {
+                "nothing: starts at once".to_string()
+            } else {
+                needs.join(", ")
+            };
+            let _ = writeln!(out, "     after {after} (beside any step it does not need)");
+        }
         if let Some(effect) = &step.effect {
             for warning in &effect.warnings {
                 let _ = writeln!(out, "     ! {warning}");

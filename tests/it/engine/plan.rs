@@ -303,6 +303,10 @@ fn a_step_reads_what_its_needs_lead_to_and_branches_run() {
 fn steps_that_nothing_orders_run_side_by_side_and_a_join_waits_for_both() {
     let state = tempfile::tempdir().unwrap();
     let wf = "tests/it/engine/fixtures/valid/branches.yaml";
+    let plan = plan_json(state.path(), &[wf]);
+    assert!(plan["steps"][0].get("needs").is_none(), "{plan}");
+    assert_eq!(plan["steps"][1]["needs"], json!(["start"]));
+    assert_eq!(plan["steps"][3]["needs"], json!(["wait-a", "wait-b"]));
     let out = rescue(state.path())
         .args(["run", wf, "--output", "json"])
         .output()
