@@ -189,7 +189,8 @@ pub async fn handle(emu: &Arc<Emu>, index: usize, req: Request<'_>) -> Result<Re
                 return watch::start(emu.clone(), index, kind, namespace, &req);
             }
             let mut state = emu.lock();
-            controllers::reconcile(&mut state, emu.time_scale);
+            let mut changed = controllers::reconcile(&mut state, emu.time_scale);
+            let before = state.kubernetes[index].revision;
             let c = &mut state.kubernetes[index];
             let ns = namespace.as_deref();
             let answer = match (req.method, name.as_deref(), sub.as_deref()) {
@@ -209,9 +210,12 @@ pub async fn handle(emu: &Arc<Emu>, index: usize, req: Request<'_>) -> Result<Re
                     "the server does not allow this method on the requested resource".to_string(),
                 )),
             };
-            controllers::reconcile(&mut state, emu.time_scale);
-            emu.save(&state)
-                .map_err(|e| KubeError::new(500, "InternalError", e.message))?;
+            changed |= state.kubernetes[index].revision != before;
+            changed |= controllers::reconcile(&mut state, emu.time_scale);
+            if changed {
+                emu.save(&state)
+                    .map_err(|e| KubeError::new(500, "InternalError", e.message))?;
+            }
             answer
         }
     };
@@ -504,19 +508,27 @@ fn patch_object(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mut new = patch::apply(&old, content_type, req.body)?;
-    check_resource_version(kind, &old, &new, name)?;
-    keep_server_fields(kind, &old, &mut new);
-    let key = object_key(ns, name);
-    c.update(kind, &key, |o| *o = new);
-    finish_if_finalized(c, kind, &key);
-    Ok((200, c.get(kind, &key).cloned().unwrap_or(old)))
+    let new = patch::apply(&old, content_type, req.body)?;
+    store_update(c, kind, ns, name, old, new)
 }
 
 fn replace(c: &mut Cluster, kind: Kind, ns: Option<&str>, name: &str, req: &Request) -> Answer {
     read_only(kind)?;
     let old = find(c, kind, ns, name)?;
-    let mut new = body_json(req)?;
+    let new = body_json(req)?;
+    store_update(c, kind, ns, name, old, new)
+}
+
+/// The write of an update or patch: the caller's resourceVersion precondition, the fields
+/// only the server sets, and a deletion that its last finalizer was waiting for.
+fn store_update(
+    c: &mut Cluster,
+    kind: Kind,
+    ns: Option<&str>,
+    name: &str,
+    old: Value,
+    mut new: Value,
+) -> Answer {
     check_resource_version(kind, &old, &new, name)?;
     keep_server_fields(kind, &old, &mut new);
     let key = object_key(ns, name);
@@ -597,8 +609,11 @@ fn delete_object(
 }
 
 /// `POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete through the eviction
-/// API, 201 with a Success Status (registry/core/pod/storage/eviction.go). Disruption budgets
-/// are not modelled: the slice serves none.
+/// API, 201 with a Success Status, unless a PodDisruptionBudget selecting a Ready pod has no
+/// disruption left: 429 "Cannot evict pod as it would violate the pod's disruption budget."
+/// with a DisruptionBudget cause (registry/core/pod/storage/eviction.go checkAndDecrement; a
+/// pod already terminating or not Ready may always go, as under the default
+/// unhealthyPodEvictionPolicy IfHealthyBudget).
 fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> Answer {
     let body = if req.body.is_empty() {
         json!({})
@@ -606,6 +621,11 @@ fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> An
         body_json(req)?
     };
     let old = find(c, kinds::PODS, Some(ns), name)?;
+    if !is_deleting(&old) && ready(&old) {
+        if let Some(refusal) = budget_refusal(c, ns, &old) {
+            return Err(refusal);
+        }
+    }
     let grace = body["deleteOptions"]["gracePeriodSeconds"].as_u64();
     delete_object(
         c,
@@ -619,4 +639,60 @@ fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> An
         201,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The first budget (minAvailable or maxUnavailable, as integers) that evicting this pod would
+/// break, counting the Ready pods it selects as the disruption controller does.
+fn budget_refusal(c: &Cluster, ns: &str, pod: &Value) -> Option<KubeError> {
+    for pdb in c.list(kinds::PDBS) {
+        if pdb["metadata"]["namespace"] != ns {
+            continue;
+        }
+        let Some(wanted) = pdb["spec"]["selector"]["matchLabels"].as_object() else {
+            continue;
+        };
+        let selects = |p: &Value| {
+            wanted
+                .iter()
+                .all(|(k, v)| p["metadata"]["labels"].get(k) == Some(v))
+        };
+        if !selects(pod) {
+            continue;
+        }
+        let pods: Vec<&Value> = c
+            .list(kinds::PODS)
+            .filter(|p| p["metadata"]["namespace"] == ns && selects(p))
+            .collect();
+        let healthy = pods.iter().filter(|p| ready(p) && !is_deleting(p)).count() as i64;
+        let desired = match (
+            pdb["spec"]["minAvailable"].as_i64(),
+            pdb["spec"]["maxUnavailable"].as_i64(),
+        ) {
+            (Some(min), _) => min,
+            (None, Some(max)) => pods.len() as i64 - max,
+            (None, None) => continue,
+        };
+        if healthy - 1 < desired {
+            let pdb_name = pdb["metadata"]["name"].as_str().unwrap_or_default();
+            let mut e = KubeError::new(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            e.details = Some(json!({"causes": [{
+                "reason": "DisruptionBudget",
+                "message": format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"),
+            }]}));
+            return Some(e);
+        }
+    }
+    None
 }

@@ -13,9 +13,10 @@ use super::store::{now_rfc3339, now_unix, object_key, parse_rfc3339, rfc3339_at,
 use super::workloads;
 use crate::emulator::state::State;
 
-/// `--node-monitor-grace-period`, kube-controller-manager's default: 40 s without a status
-/// from the kubelet before the node is Unknown (kube-controller-manager reference docs).
-pub const NODE_MONITOR_GRACE: f64 = 40.0;
+/// `--node-monitor-grace-period`, kube-controller-manager's default: 50 s without a status
+/// from the kubelet before the node is Unknown (40 s in the older reference docs; raised to
+/// 50 s by v1.29: kubernetes/kubernetes#127352 "a 50 second default node-monitor-grace-period").
+pub const NODE_MONITOR_GRACE: f64 = 50.0;
 /// The attach-detach controller's `reconcilerMaxWaitForUnmountDuration`: 6 minutes after the
 /// pod is gone before a volume on an unresponsive node is force-detached
 /// (pkg/controller/volume/attachdetach/attach_detach_controller.go).
@@ -137,10 +138,8 @@ impl Step {
     /// `tolerationSeconds` is deleted that long after the taint's `timeAdded`.
     fn taint_eviction(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
-        for key in c.keys(kinds::PODS) {
-            let Some(pod) = c.get(kinds::PODS, &key) else {
-                continue;
-            };
+        for (key, pod) in pods(c) {
+            let pod = &pod;
             if is_deleting(pod) {
                 continue;
             }
@@ -180,10 +179,8 @@ impl Step {
     /// pods bound to a node that no longer exists are deleted (gcOrphaned).
     fn pod_gc(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
-        for key in c.keys(kinds::PODS) {
-            let Some(pod) = c.get(kinds::PODS, &key) else {
-                continue;
-            };
+        for (key, pod) in pods(c) {
+            let pod = &pod;
             let Some(node_name) = pod["spec"]["nodeName"].as_str() else {
                 continue;
             };
@@ -208,10 +205,7 @@ impl Step {
     /// no finalizer is left) and starts bound ones whose volumes are attached.
     fn kubelet(&self, c: &mut Cluster, alive: &BTreeMap<String, bool>) -> bool {
         let mut changed = false;
-        for key in c.keys(kinds::PODS) {
-            let Some(pod) = c.get(kinds::PODS, &key).cloned() else {
-                continue;
-            };
+        for (key, pod) in pods(c) {
             let pod = &pod;
             let Some(node) = pod["spec"]["nodeName"].as_str() else {
                 continue;
@@ -334,10 +328,8 @@ impl Step {
     /// nodes that fit it takes the least requested (NodeResourcesFit's LeastAllocated score).
     fn scheduler(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
-        for key in c.keys(kinds::PODS) {
-            let Some(pod) = c.get(kinds::PODS, &key) else {
-                continue;
-            };
+        for (key, pod) in pods(c) {
+            let pod = &pod;
             if is_deleting(pod) || pod["spec"]["nodeName"].is_string() {
                 continue;
             }
@@ -523,6 +515,14 @@ impl Step {
         }
         changed
     }
+}
+
+/// The pods as they are at the start of a loop (the loop changes them as it goes).
+fn pods(c: &Cluster) -> Vec<(String, Value)> {
+    c.objects
+        .get(kinds::PODS.plural)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 fn volume_handle(c: &Cluster, pv: &str) -> String {

@@ -86,14 +86,7 @@ pub fn new_node(n: &NodeSpec, version: &str, ready: bool) -> Value {
                 "osImage": "Ubuntu 22.04.5 LTS",
                 "systemUUID": super::super::arm::guid(),
             },
-            "conditions": CONDITIONS.iter().map(|(t, reason, message)| json!({
-                "type": t,
-                "status": if *t == "Ready" { "True" } else { "False" },
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-                "reason": reason,
-                "message": message,
-            })).collect::<Vec<_>>(),
+            "conditions": kubelet_conditions(&now),
         },
     });
     if !ready {
@@ -137,8 +130,9 @@ pub fn mark_unknown(node: &mut Value, now: &str) {
 }
 
 /// A kubelet posting again: its conditions as on registration, the unreachable taints removed.
-pub fn mark_ready(node: &mut Value, now: &str) {
-    let conditions: Vec<Value> = CONDITIONS
+/// The conditions a healthy kubelet posts: no pressure, Ready.
+fn kubelet_conditions(now: &str) -> Value {
+    CONDITIONS
         .iter()
         .map(|(t, reason, message)| {
             json!({
@@ -150,8 +144,11 @@ pub fn mark_ready(node: &mut Value, now: &str) {
                 "message": message,
             })
         })
-        .collect();
-    node["status"]["conditions"] = json!(conditions);
+        .collect()
+}
+
+pub fn mark_ready(node: &mut Value, now: &str) {
+    node["status"]["conditions"] = kubelet_conditions(now);
     let taints: Vec<Value> = taints(node)
         .into_iter()
         .filter(|t| t["key"] != UNREACHABLE)

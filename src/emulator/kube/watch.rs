@@ -64,7 +64,7 @@ pub fn start(
     };
     {
         let mut state = emu.lock();
-        controllers::reconcile(&mut state, emu.time_scale);
+        let changed = controllers::reconcile(&mut state, emu.time_scale);
         let c = &state.kubernetes[index];
         match from.parse::<u64>() {
             // "0" or none: synthetic ADDED events for what exists now, then changes.
@@ -99,7 +99,9 @@ pub fn start(
                 }
             }
         }
-        let _ = emu.save(&state);
+        if changed {
+            let _ = emu.save(&state);
+        }
     }
     let stream = futures::stream::unfold(w, |mut w| async move {
         loop {

@@ -266,6 +266,39 @@ async fn kubectl_gets_describes_cordons_taints_drains_and_deletes() {
         "{va}"
     );
 
+    // A disruption budget holds the drain back, as the eviction API does. (kubectl's own
+    // generators send protobuf, which the slice does not read: the budget goes as JSON; no
+    // OpenAPI is served for client-side validation.)
+    let pdb = k.emu.dir.path().join("pdb.json");
+    std::fs::write(
+        &pdb,
+        r#"{"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"pg","namespace":"db"},"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"postgres"}}}}"#,
+    )
+    .unwrap();
+    k.ok(&["create", "--validate=false", "-f", pdb.to_str().unwrap()])
+        .await;
+    let held = k
+        .kubectl(&[
+            "drain",
+            &node(1),
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=1s",
+        ])
+        .await;
+    assert_eq!(held.code, 1, "{}\n{}", held.stdout, held.stderr);
+    assert!(
+        held.stderr
+            .contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{}",
+        held.stderr
+    );
+    assert!(
+        k.json(&["get", "pod", "-n", "db", "postgres-0"]).await["metadata"]["deletionTimestamp"]
+            .is_null()
+    );
+    k.ok(&["delete", "pdb", "pg", "-n", "db"]).await;
+
     // Draining node 1 evicts postgres-0 and a web pod; web is replaced at once, postgres-0 is
     // recreated and (fitting only on node 0) its disk moves there.
     let drained = k
@@ -442,4 +475,47 @@ async fn a_dead_nodes_statefulset_pod_and_disk_stay_until_out_of_service() {
         .unwrap()
         .iter()
         .all(|p| p["status"]["phase"] == "Running"));
+}
+
+#[test]
+fn a_bad_kubernetes_section_is_refused_naming_the_value() {
+    let good = scenario(["", "", "", ""], &web_on(&[node(0)], "500m"));
+    for (bad, says) in [
+        (
+            good.replace(
+                "cpu: \"2\", memory: 8Gi, zone: westeurope-1}",
+                "cpu: \"two\", memory: 8Gi, zone: westeurope-1}",
+            ),
+            "`two` is not a CPU quantity",
+        ),
+        (
+            good.replace(&format!("nodes: [{}]", node(0)), "nodes: [aks-ghost]"),
+            "node `aks-ghost` is not one of the cluster's nodes",
+        ),
+        (
+            good.replace("empty_dir: true", "empty_dir: true\n        colour: blue"),
+            "unknown field `colour`",
+        ),
+        (
+            good.replace("managedClusters/prod-aks", "managedClusters"),
+            "is not a managed cluster id",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, bad).unwrap();
+        let data = dir.path().join("data");
+        let out = assert_cmd::Command::cargo_bin("rescue")
+            .unwrap()
+            .args(["emulator", "serve", "--scenario"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "wanted {says:?} in: {stderr}");
+        assert!(!data.join("state.json").exists());
+    }
 }
