@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::controllers::{self, is_deleting};
+use super::controllers::{self, is_deleting, pod_ready as ready};
 use super::kinds::{self, Kind};
 use super::select::Selectors;
 use super::store::{now_unix, object_key, rfc3339_at, Cluster};
@@ -639,14 +639,6 @@ fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> An
         201,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
-}
-
-fn ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 /// The first budget (minAvailable or maxUnavailable, as integers) that evicting this pod would

@@ -138,15 +138,12 @@ impl Step {
     /// `tolerationSeconds` is deleted that long after the taint's `timeAdded`.
     fn taint_eviction(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
-        for (key, pod) in pods(c) {
+        for (key, pod, node) in bound_pods(c) {
             let pod = &pod;
             if is_deleting(pod) {
                 continue;
             }
-            let Some(node) = pod["spec"]["nodeName"]
-                .as_str()
-                .and_then(|n| c.get(kinds::NODES, n))
-            else {
+            let Some(node) = c.get(kinds::NODES, &node) else {
                 continue;
             };
             let due = nodes::taints(node)
@@ -179,12 +176,9 @@ impl Step {
     /// pods bound to a node that no longer exists are deleted (gcOrphaned).
     fn pod_gc(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
-        for (key, pod) in pods(c) {
+        for (key, pod, node_name) in bound_pods(c) {
             let pod = &pod;
-            let Some(node_name) = pod["spec"]["nodeName"].as_str() else {
-                continue;
-            };
-            let gone = match c.get(kinds::NODES, node_name) {
+            let gone = match c.get(kinds::NODES, &node_name) {
                 None => true,
                 Some(node) => {
                     is_deleting(pod)
@@ -205,15 +199,11 @@ impl Step {
     /// no finalizer is left) and starts bound ones whose volumes are attached.
     fn kubelet(&self, c: &mut Cluster, alive: &BTreeMap<String, bool>) -> bool {
         let mut changed = false;
-        for (key, pod) in pods(c) {
+        for (key, pod, node) in bound_pods(c) {
             let pod = &pod;
-            let Some(node) = pod["spec"]["nodeName"].as_str() else {
-                continue;
-            };
-            if !alive.get(node).copied().unwrap_or(false) {
+            if !alive.get(&node).copied().unwrap_or(false) {
                 continue;
             }
-            let node = node.to_string();
             if is_deleting(pod) {
                 let grace = pod["metadata"]["deletionGracePeriodSeconds"]
                     .as_f64()
@@ -525,6 +515,17 @@ fn pods(c: &Cluster) -> Vec<(String, Value)> {
         .unwrap_or_default()
 }
 
+/// Those bound to a node, with its name.
+fn bound_pods(c: &Cluster) -> Vec<(String, Value, String)> {
+    pods(c)
+        .into_iter()
+        .filter_map(|(k, p)| {
+            let node = p["spec"]["nodeName"].as_str()?.to_string();
+            Some((k, p, node))
+        })
+        .collect()
+}
+
 fn volume_handle(c: &Cluster, pv: &str) -> String {
     c.get(kinds::PVS, pv)
         .and_then(|p| p["spec"]["csi"]["volumeHandle"].as_str())
@@ -536,7 +537,7 @@ pub fn is_deleting(o: &Value) -> bool {
     o["metadata"]["deletionTimestamp"].is_string()
 }
 
-fn pod_ready(p: &Value) -> bool {
+pub fn pod_ready(p: &Value) -> bool {
     p["status"]["conditions"]
         .as_array()
         .into_iter()
