@@ -69,6 +69,12 @@ async fn start(scenario_text: String, scale: f64) -> Kube {
         ..config(d, scale)
     })
     .await;
+    with_credential(emu).await
+}
+
+/// What `az aks get-credentials --admin` does: listClusterAdminCredential, the kubeconfig
+/// decoded into a file.
+async fn with_credential(emu: Emu) -> Kube {
     let r = emu
         .send(
             "POST",
@@ -372,6 +378,23 @@ async fn kubectl_gets_describes_cordons_taints_drains_and_deletes() {
     let denied = kubectl_with(&forged, &k.home, &["get", "nodes"]).await;
     assert_eq!(denied.code, 1);
     assert!(denied.stderr.contains("Unauthorized"), "{}", denied.stderr);
+
+    // The cluster lives in the data dir: a restarted emulator (a new port) hands out the same
+    // admin token, and the cordon and taint are still there.
+    let Kube { mut emu, .. } = k;
+    emu.stop().await;
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    let k = with_credential(start_with(dir, |d| config(d, 0.002)).await).await;
+    assert!(std::fs::read_to_string(&k.kubeconfig)
+        .unwrap()
+        .contains(token));
+    let n = k.json(&["get", "node", &node(3)]).await;
+    assert_eq!(n["spec"]["unschedulable"], true);
+    assert!(n["spec"]["taints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["key"] == "node.kubernetes.io/out-of-service"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
