@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::controllers::{self, is_deleting, pod_ready as ready};
+use super::controllers::{self, is_deleting, pod_ready};
 use super::kinds::{self, Kind};
 use super::select::Selectors;
 use super::store::{now_unix, object_key, rfc3339_at, Cluster};
@@ -450,7 +450,7 @@ fn create(c: &mut Cluster, kind: Kind, ns: Option<&str>, req: &Request) -> Answe
 /// Fields an update or patch of the main resource may not change: identity and bookkeeping
 /// in metadata, and `status` (written only through `/status`, as each registry strategy's
 /// PrepareForUpdate resets it).
-fn keep_server_fields(kind: Kind, old: &Value, new: &mut Value) {
+fn keep_server_fields(old: &Value, new: &mut Value) {
     for k in [
         "name",
         "namespace",
@@ -468,10 +468,8 @@ fn keep_server_fields(kind: Kind, old: &Value, new: &mut Value) {
             }
         }
     }
-    if kind != kinds::NAMESPACES || old.get("status").is_some() {
-        if let Some(s) = old.get("status") {
-            new["status"] = s.clone();
-        }
+    if let Some(s) = old.get("status") {
+        new["status"] = s.clone();
     }
 }
 
@@ -530,7 +528,7 @@ fn store_update(
     mut new: Value,
 ) -> Answer {
     check_resource_version(kind, &old, &new, name)?;
-    keep_server_fields(kind, &old, &mut new);
+    keep_server_fields(&old, &mut new);
     let key = object_key(ns, name);
     c.update(kind, &key, |o| *o = new);
     finish_if_finalized(c, kind, &key);
@@ -609,11 +607,12 @@ fn delete_object(
 }
 
 /// `POST pods/{name}/eviction` (policy/v1 Eviction): a graceful delete through the eviction
-/// API, 201 with a Success Status, unless a PodDisruptionBudget selecting a Ready pod has no
+/// API, 201 with a Success Status, unless a PodDisruptionBudget selecting the pod has no
 /// disruption left: 429 "Cannot evict pod as it would violate the pod's disruption budget."
-/// with a DisruptionBudget cause (registry/core/pod/storage/eviction.go checkAndDecrement; a
-/// pod already terminating or not Ready may always go, as under the default
-/// unhealthyPodEvictionPolicy IfHealthyBudget).
+/// with a DisruptionBudget cause; an eviction that goes takes one of the budget's allowed
+/// disruptions (registry/core/pod/storage/eviction.go checkAndDecrement). A pod already
+/// terminating or not Ready may always go (the default unhealthyPodEvictionPolicy,
+/// IfHealthyBudget).
 fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> Answer {
     let body = if req.body.is_empty() {
         json!({})
@@ -621,10 +620,8 @@ fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> An
         body_json(req)?
     };
     let old = find(c, kinds::PODS, Some(ns), name)?;
-    if !is_deleting(&old) && ready(&old) {
-        if let Some(refusal) = budget_refusal(c, ns, &old) {
-            return Err(refusal);
-        }
+    if !is_deleting(&old) && pod_ready(&old) {
+        take_disruption(c, &old)?;
     }
     let grace = body["deleteOptions"]["gracePeriodSeconds"].as_u64();
     delete_object(
@@ -641,39 +638,21 @@ fn evict(c: &mut Cluster, ns: &str, name: &str, req: &Request, scale: f64) -> An
     ))
 }
 
-/// The first budget (minAvailable or maxUnavailable, as integers) that evicting this pod would
-/// break, counting the Ready pods it selects as the disruption controller does.
-fn budget_refusal(c: &Cluster, ns: &str, pod: &Value) -> Option<KubeError> {
-    for pdb in c.list(kinds::PDBS) {
-        if pdb["metadata"]["namespace"] != ns {
-            continue;
-        }
-        let Some(wanted) = pdb["spec"]["selector"]["matchLabels"].as_object() else {
+fn take_disruption(c: &mut Cluster, pod: &Value) -> Result<(), KubeError> {
+    let budgets: Vec<String> = c
+        .keys(kinds::PDBS)
+        .into_iter()
+        .filter(|k| {
+            c.get(kinds::PDBS, k)
+                .is_some_and(|b| controllers::budget_selects(b, pod))
+        })
+        .collect();
+    for key in budgets {
+        let Some(b) = c.get(kinds::PDBS, &key) else {
             continue;
         };
-        let selects = |p: &Value| {
-            wanted
-                .iter()
-                .all(|(k, v)| p["metadata"]["labels"].get(k) == Some(v))
-        };
-        if !selects(pod) {
-            continue;
-        }
-        let pods: Vec<&Value> = c
-            .list(kinds::PODS)
-            .filter(|p| p["metadata"]["namespace"] == ns && selects(p))
-            .collect();
-        let healthy = pods.iter().filter(|p| ready(p) && !is_deleting(p)).count() as i64;
-        let desired = match (
-            pdb["spec"]["minAvailable"].as_i64(),
-            pdb["spec"]["maxUnavailable"].as_i64(),
-        ) {
-            (Some(min), _) => min,
-            (None, Some(max)) => pods.len() as i64 - max,
-            (None, None) => continue,
-        };
-        if healthy - 1 < desired {
-            let pdb_name = pdb["metadata"]["name"].as_str().unwrap_or_default();
+        let status = &b["status"];
+        if status["disruptionsAllowed"].as_i64().unwrap_or(0) <= 0 {
             let mut e = KubeError::new(
                 429,
                 "TooManyRequests",
@@ -681,10 +660,19 @@ fn budget_refusal(c: &Cluster, ns: &str, pod: &Value) -> Option<KubeError> {
             );
             e.details = Some(json!({"causes": [{
                 "reason": "DisruptionBudget",
-                "message": format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"),
+                "message": format!(
+                    "The disruption budget {} needs {} healthy pods and has {} currently",
+                    b["metadata"]["name"].as_str().unwrap_or_default(),
+                    status["desiredHealthy"].as_i64().unwrap_or(0),
+                    status["currentHealthy"].as_i64().unwrap_or(0),
+                ),
             }]}));
-            return Some(e);
+            return Err(e);
         }
+        c.update(kinds::PDBS, &key, |b| {
+            let left = b["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) - 1;
+            b["status"]["disruptionsAllowed"] = json!(left);
+        });
     }
-    None
+    Ok(())
 }

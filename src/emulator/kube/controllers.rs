@@ -93,6 +93,7 @@ impl Step {
         changed |= self.workloads(c);
         changed |= self.scheduler(c);
         changed |= self.attach_detach(c);
+        changed |= disruption(c);
         changed
     }
 
@@ -524,6 +525,54 @@ fn bound_pods(c: &Cluster) -> Vec<(String, Value, String)> {
             Some((k, p, node))
         })
         .collect()
+}
+
+/// Whether a PodDisruptionBudget's selector (`matchLabels`) picks the pod, in its namespace.
+pub fn budget_selects(budget: &Value, pod: &Value) -> bool {
+    let Some(wanted) = budget["spec"]["selector"]["matchLabels"].as_object() else {
+        return false;
+    };
+    budget["metadata"]["namespace"] == pod["metadata"]["namespace"]
+        && wanted
+            .iter()
+            .all(|(k, v)| pod["metadata"]["labels"].get(k) == Some(v))
+}
+
+/// The disruption controller (pkg/controller/disruption): each budget's status from the Ready
+/// pods it selects; `minAvailable` or `maxUnavailable` as integers.
+fn disruption(c: &mut Cluster) -> bool {
+    let mut changed = false;
+    for key in c.keys(kinds::PDBS) {
+        let Some(b) = c.get(kinds::PDBS, &key).cloned() else {
+            continue;
+        };
+        let pods: Vec<&Value> = c
+            .list(kinds::PODS)
+            .filter(|p| budget_selects(&b, p))
+            .collect();
+        let healthy = pods
+            .iter()
+            .filter(|p| pod_ready(p) && !is_deleting(p))
+            .count() as i64;
+        let expected = pods.len() as i64;
+        let desired = match (
+            b["spec"]["minAvailable"].as_i64(),
+            b["spec"]["maxUnavailable"].as_i64(),
+        ) {
+            (Some(min), _) => min,
+            (None, Some(max)) => (expected - max).max(0),
+            (None, None) => continue,
+        };
+        let status = json!({
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "disruptionsAllowed": (healthy - desired).max(0),
+            "expectedPods": expected,
+            "observedGeneration": 1,
+        });
+        changed |= c.update(kinds::PDBS, &key, |b| b["status"] = status);
+    }
+    changed
 }
 
 fn volume_handle(c: &Cluster, pv: &str) -> String {

@@ -89,6 +89,13 @@ fn columns(kind: Kind) -> Vec<Column> {
             age,
         ],
         "namespaces" => vec![name, ("Status", "", 0), age],
+        "poddisruptionbudgets" => vec![
+            name,
+            ("Min Available", "", 0),
+            ("Max Unavailable", "", 0),
+            ("Allowed Disruptions", "", 0),
+            age,
+        ],
         _ => vec![name, age],
     }
 }
@@ -262,6 +269,20 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
             age,
         ],
         "namespaces" => vec![name, json!(s(&o["status"]["phase"])), age],
+        "poddisruptionbudgets" => {
+            let either = |v: &Value| match v {
+                Value::Null => "N/A".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![
+                name,
+                json!(either(&o["spec"]["minAvailable"])),
+                json!(either(&o["spec"]["maxUnavailable"])),
+                json!(o["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                age,
+            ]
+        }
         _ => vec![name, age],
     }
 }

@@ -283,6 +283,25 @@ async fn kubectl_gets_describes_cordons_taints_drains_and_deletes() {
     .unwrap();
     k.ok(&["create", "--validate=false", "-f", pdb.to_str().unwrap()])
         .await;
+    let pdbs = k.ok(&["get", "pdb", "-n", "db"]).await;
+    let rows: Vec<Vec<&str>> = pdbs
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "MIN",
+            "AVAILABLE",
+            "MAX",
+            "UNAVAILABLE",
+            "ALLOWED",
+            "DISRUPTIONS",
+            "AGE"
+        ]
+    );
+    assert_eq!(rows[1][..4], ["pg", "1", "N/A", "0"]);
     let held = k
         .kubectl(&[
             "drain",
