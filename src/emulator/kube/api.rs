@@ -281,6 +281,14 @@ fn resources(group: &str, version: &str) -> Answer {
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
         }
+        // The `all` category `kubectl get all` expands (kube-apiserver's registry stores give
+        // it to pods, replicasets, statefulsets and daemonsets among the kinds served here).
+        if matches!(
+            k.plural,
+            "pods" | "replicasets" | "statefulsets" | "daemonsets"
+        ) {
+            r["categories"] = json!(["all"]);
+        }
         list.push(r);
         if matches!(
             k.plural,
