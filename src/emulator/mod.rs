@@ -21,6 +21,7 @@ mod gpt;
 mod http;
 mod images;
 mod keys;
+mod kube;
 mod latency;
 mod lvm;
 mod operations;

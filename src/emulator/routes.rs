@@ -90,6 +90,11 @@ pub enum Route {
     Permissions {
         rg: String,
     },
+    /// `.../Microsoft.ContainerService/managedClusters/{cluster}/listClusterAdminCredential`.
+    ClusterAdminCredential {
+        rg: String,
+        cluster: String,
+    },
 }
 
 pub const SERIAL_LOG_PREFIX: &str = "/_emulator/bootdiagnostics/";
@@ -194,6 +199,16 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
             sub,
         ));
     }
+    if s.len() == 9
+        && is(2, "resourceGroups")
+        && is(4, "providers")
+        && is(5, "Microsoft.ContainerService")
+        && is(6, "managedClusters")
+        && is(8, "listClusterAdminCredential")
+    {
+        let (rg, cluster) = (s[3].to_string(), s[7].to_string());
+        return Ok((Route::ClusterAdminCredential { rg, cluster }, sub));
+    }
     if s.len() < 7 || !is(2, "resourceGroups") || !is(4, "providers") || !is(5, "Microsoft.Compute")
     {
         return Err(unknown(path));
@@ -291,6 +306,7 @@ impl Route {
             }
             Route::Metadata => Some(Api::Metadata),
             Route::Permissions { .. } => Some(Api::Authorization),
+            Route::ClusterAdminCredential { .. } => Some(Api::ContainerService),
             Route::SerialLog { .. } => None,
         }
     }
@@ -371,6 +387,10 @@ impl Route {
             (Route::Permissions { .. }, _) => {
                 ("permissions.listForResourceGroup", "permissions.list")
             }
+            (Route::ClusterAdminCredential { .. }, _) => (
+                "managedClusters.listClusterAdminCredentials",
+                "aks.adminCredential",
+            ),
             _ => ("unsupported", "unsupported"),
         }
     }
@@ -383,6 +403,7 @@ impl Route {
             Route::Network { .. }
                 | Route::Subnet { .. }
                 | Route::GroupResources { .. }
+                | Route::ClusterAdminCredential { .. }
                 | Route::Operation {
                     family: Family::Network,
                     ..
@@ -445,6 +466,8 @@ pub enum Api {
     Network,
     /// Microsoft.Authorization: the caller's permissions.
     Authorization,
+    /// Microsoft.ContainerService: managed clusters.
+    ContainerService,
 }
 
 /// The versions each client we are judged by sends, each with where it comes from. Found by
@@ -499,6 +522,20 @@ const METADATA_VERSIONS: &[(&str, &str)] = &[(
     "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)",
 )];
 
+/// Microsoft.ContainerService's stable versions whose spec has the listClusterAdminCredential
+/// example (azure-rest-api-specs containerservice/resource-manager/Microsoft.ContainerService/aks/
+/// stable/{version}/examples/ManagedClustersListClusterAdminCredentials.json).
+const CONTAINER_SERVICE_VERSIONS: &[(&str, &str)] = &[
+    (
+        "2023-05-01",
+        "aks/stable/2023-05-01 ManagedClustersListClusterAdminCredentials.json",
+    ),
+    (
+        "2025-10-01",
+        "aks/stable/2025-10-01 ManagedClustersListClusterAdminCredentials.json",
+    ),
+];
+
 impl Api {
     pub fn versions(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -509,6 +546,7 @@ impl Api {
             Api::Metadata => METADATA_VERSIONS,
             Api::Network => NETWORK_VERSIONS,
             Api::Authorization => AUTHORIZATION_VERSIONS,
+            Api::ContainerService => CONTAINER_SERVICE_VERSIONS,
         }
     }
 }
@@ -526,6 +564,7 @@ impl Route {
             Route::Operation { .. } => "locations/operations",
             Route::Network { kind, .. } => kind.segment(),
             Route::Subnet { .. } => "virtualNetworks/subnets",
+            Route::ClusterAdminCredential { .. } => "managedClusters",
             _ => "virtualMachines",
         }
     }
@@ -563,7 +602,7 @@ pub fn check_api_version(
     let mut list: Vec<&str> = versions.iter().map(|(v, _)| *v).collect();
     list.reverse();
     Err(match api {
-        Api::Disk | Api::Compute | Api::Network => ArmError::bad_request(
+        Api::Disk | Api::Compute | Api::Network | Api::ContainerService => ArmError::bad_request(
             "NoRegisteredProviderFound",
             format!(
                 "No registered resource provider found for location '{location}' and API version '{v}' for type '{}'. \

@@ -40,6 +40,9 @@ pub struct Scenario {
     /// scaled by the time scale like every other duration). Default 24h.
     #[serde(default)]
     pub operation_retention: Option<String>,
+    /// Kubernetes clusters: their nodes and workloads, served under `/k8s/...`.
+    #[serde(default)]
+    pub kubernetes: Vec<super::kube::ClusterSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +202,7 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
     if let Some(r) = &s.operation_retention {
         retention(r)?;
     }
+    super::kube::check_scenario(&s.kubernetes)?;
     for g in &s.resource_groups {
         let disks: BTreeMap<String, &DiskSpec> = g
             .disks
@@ -342,6 +346,7 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     if let Some(r) = &s.operation_retention {
         state.operation_retention = retention(r)?;
     }
+    state.kubernetes = super::kube::seed(&s.kubernetes);
     let created = arm::now();
     for g in &s.resource_groups {
         state

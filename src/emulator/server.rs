@@ -254,6 +254,21 @@ async fn dispatch(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
 
+    if path.starts_with(super::kube::PREFIX) {
+        let (response, operation) =
+            super::kube::handle(&emu, &method, &path, &query, &headers, &body).await;
+        emu.log.write(&Entry {
+            time: arm::rfc3339(arm::now()),
+            method: &method,
+            path: &path,
+            query: &raw_query,
+            status: response.status().as_u16(),
+            duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            operation: &operation,
+            fault: None,
+        });
+        return response;
+    }
     let (reply, operation, fault, rate) = handle(&emu, &method, &path, query, headers, body).await;
     let drop_connection = fault == Some(FaultKind::DropConnection);
     let status = reply.status;

@@ -51,6 +51,9 @@ pub struct State {
     pub nics: BTreeMap<String, super::resources::network::Nic>,
     #[serde(default)]
     pub nsgs: BTreeMap<String, super::resources::network::Nsg>,
+    /// The scenario's Kubernetes clusters, as their API servers hold them.
+    #[serde(default)]
+    pub kubernetes: Vec<super::kube::Cluster>,
 }
 
 pub const DEFAULT_RETENTION: f64 = 24.0 * 3600.0;
@@ -258,6 +261,7 @@ impl State {
             vnets: BTreeMap::new(),
             nics: BTreeMap::new(),
             nsgs: BTreeMap::new(),
+            kubernetes: Vec::new(),
         }
     }
 

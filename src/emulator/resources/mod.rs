@@ -67,6 +67,9 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
             network::handle_subnet(emu, call, rg, vnet, name.as_deref())
         }
         (Route::GroupResources { rg }, "GET") => group_resources(emu, rg),
+        (Route::ClusterAdminCredential { rg, cluster }, "POST") => {
+            super::kube::admin_credential(emu, rg, cluster)
+        }
         // ARM's answer for a method a resource type does not have (inferred: no recording).
         _ => Err(ArmError::new(
             405,

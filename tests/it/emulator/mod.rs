@@ -5,6 +5,7 @@ mod boot;
 mod client;
 mod entra;
 mod faults;
+mod kube;
 mod lifecycle;
 mod managed;
 mod network;
