@@ -1,12 +1,14 @@
 //! Resource handlers: managed disks and snapshots (`volume`), virtual machines (`vm`), and the
 //! operation-status URLs.
 
+pub mod aks;
 pub mod network;
 mod subscription;
 pub mod vm;
 pub mod vm_actions;
 mod vm_create;
 pub mod vm_run_command;
+pub mod vmss;
 pub mod volume;
 
 use std::sync::Arc;
@@ -59,7 +61,48 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::VmRunCommand { rg, name, command }, "DELETE") => {
             vm_run_command::delete(emu, call, rg, name, command)
         }
-        (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
+        (Route::Operation { id, .. }, "GET") => operation(emu, call, id, false),
+        (Route::OperationResult { id }, "GET") => operation(emu, call, id, true),
+        (Route::Clusters { rg }, "GET") => aks::list(emu, rg.as_deref()),
+        (Route::Cluster { rg, name }, "GET") => aks::get(emu, rg, name),
+        (Route::AgentPools { rg, cluster }, "GET") => aks::pools(emu, rg, cluster),
+        (Route::AgentPool { rg, cluster, pool }, "GET") => aks::pool(emu, rg, cluster, pool),
+        (Route::AgentPool { rg, cluster, pool }, "PUT") => {
+            aks::put_pool(emu, call, rg, cluster, pool).await
+        }
+        (
+            Route::AgentPoolAction {
+                rg,
+                cluster,
+                pool,
+                action,
+            },
+            "POST",
+        ) => aks::delete_machines(emu, call, rg, cluster, pool, action),
+        (Route::ScaleSets { rg }, "GET") => vmss::list(emu, rg.as_deref()),
+        (Route::ScaleSet { rg, name }, "GET") => vmss::get(emu, rg, name),
+        (Route::ScaleSetAction { rg, name, action }, "POST") => {
+            vmss::scale_set_action(emu, call, rg, name, action).await
+        }
+        (Route::ScaleSetVms { rg, scale_set }, "GET") => vmss::instances(emu, call, rg, scale_set),
+        (Route::ScaleSetVm { rg, scale_set, id }, "GET") => {
+            vmss::get_instance(emu, call, rg, scale_set, id)
+        }
+        (Route::ScaleSetVm { rg, scale_set, id }, "PUT" | "PATCH") => {
+            vmss::update_instance(emu, call, rg, scale_set, id)
+        }
+        (Route::ScaleSetVmInstanceView { rg, scale_set, id }, "GET") => {
+            vmss::instance_view_reply(emu, rg, scale_set, id)
+        }
+        (
+            Route::ScaleSetVmAction {
+                rg,
+                scale_set,
+                id,
+                action,
+            },
+            "POST",
+        ) => vmss::instance_action(emu, call, rg, scale_set, id, action).await,
         (Route::Network { rg, kind, name }, _) => {
             network::handle(emu, call, rg, *kind, name.as_deref())
         }
@@ -79,7 +122,8 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).
 /// An operation the RP no longer keeps (or never had) is a 404 (see `ArmError::entity_not_found`);
 /// finished ones are kept `operation_retention` Azure seconds, scaled.
-fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
+/// `location_url`: AKS's `operationresults` URL, which answers as a Location does.
+fn operation(emu: &Emu, call: &Call, id: &str, location_url: bool) -> ArmResult<Reply> {
     let mut state = emu.lock();
     let retention = state.operation_retention * emu.time_scale;
     super::operations::forget_expired(&mut state, retention, super::arm::now());
@@ -87,9 +131,10 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
         .operations
         .get(id)
         .ok_or_else(ArmError::entity_not_found)?;
-    let monitor = call
-        .query("monitor")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let monitor = location_url
+        || call
+            .query("monitor")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if !monitor {
         let reply = Reply::json(200, op.status_body());
         return Ok(if op.status == Status::InProgress {
@@ -169,7 +214,7 @@ fn group_resources(emu: &Emu, rg: &str) -> ArmResult<Reply> {
         state
             .vms
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, vm)| k.starts_with(&prefix) && vm.scale_set.is_none())
             .map(|(_, vm)| compute(vm::render(&state, vm, false))),
     );
     value.extend(network::listed(&state, rg));

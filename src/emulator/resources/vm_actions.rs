@@ -63,12 +63,30 @@ async fn power(
     name: &str,
     target: Power,
 ) -> ArmResult<Reply> {
+    let key = find(&emu.lock(), rg, name)?.0;
+    let op = power_of(emu, call, &key, target).await?;
+    let state = emu.lock();
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// Starts a power operation on the VM (or scale set instance) at `key` and, for a start,
+/// waits for its boot check; returns the operation.
+pub async fn power_of(
+    emu: &Arc<Emu>,
+    call: &Call,
+    key: &str,
+    target: Power,
+) -> ArmResult<super::super::operations::Operation> {
     let restart = target == Power::Starting;
     let target = if restart { Power::Running } else { target };
+    let key = key.to_string();
     let (op, key, needs_boot) = {
         let mut state = emu.lock();
-        let (key, vm) = find(&state, rg, name)?;
-        let vm = vm.clone();
+        let vm = state
+            .vms
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ArmError::internal("the VM went away while its action started"))?;
         let verb = match (target, restart) {
             (Power::Deallocated, _) => "deallocate",
             (Power::Stopped, _) => "powerOff",
@@ -129,8 +147,7 @@ async fn power(
     if needs_boot {
         boot_into(emu, &op.id, &key).await?;
     }
-    let state = emu.lock();
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+    Ok(op)
 }
 
 /// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
