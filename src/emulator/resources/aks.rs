@@ -462,13 +462,19 @@ pub fn delete_machines(
     };
     let op = begin(emu, &mut state, &ck, pool, kind, POOL_MACHINE, call);
     emu.save(&state)?;
+    Ok(in_progress(emu, &state, &op.id))
+}
+
+/// 202 with AKS's Location (`.../operationresults/{id}`): the answer to deleteMachines and to
+/// that Location while the operation runs.
+pub fn in_progress(emu: &Emu, state: &State, op_id: &str) -> Reply {
     let location = format!(
-        "{}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operationresults/{}?api-version=2017-08-31",
-        emu.base, state.subscription, state.location, op.id
+        "{}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operationresults/{op_id}?api-version=2017-08-31",
+        emu.base, state.subscription, state.location
     );
-    Ok(Reply::empty(202)
+    Reply::empty(202)
         .header("Location", location)
-        .retry_after(POOL_RETRY, emu.time_scale))
+        .retry_after(POOL_RETRY, emu.time_scale)
 }
 
 /// A pool operation ended: new nodes run (their agents Ready after booting), removed ones are

@@ -144,6 +144,7 @@ fn operation(emu: &Emu, call: &Call, id: &str, location_url: bool) -> ArmResult<
         });
     }
     match op.status {
+        Status::InProgress if location_url => Ok(aks::in_progress(emu, &state, id)),
         Status::InProgress => {
             let reply = Reply::empty(202).retry_after(10.0, emu.time_scale);
             Ok(emu.lro_headers(&state, op, reply, true))
