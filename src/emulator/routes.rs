@@ -64,7 +64,7 @@ pub enum Route {
         rg: String,
         name: String,
     },
-    /// `.../managedClusters/{c}/agentPools[/{pool}]`.
+    /// `.../managedClusters/{c}/agentPools[/{pool}[/{action}]]` (the action: deleteMachines).
     AgentPools {
         rg: String,
         cluster: String,
@@ -73,13 +73,7 @@ pub enum Route {
         rg: String,
         cluster: String,
         pool: String,
-    },
-    /// `.../agentPools/{pool}/{action}` (deleteMachines).
-    AgentPoolAction {
-        rg: String,
-        cluster: String,
-        pool: String,
-        action: String,
+        action: Option<String>,
     },
     /// Virtual machine scale sets (`rg: None`: the subscription's).
     ScaleSets {
@@ -104,17 +98,8 @@ pub enum Route {
         rg: String,
         scale_set: String,
         id: String,
-    },
-    ScaleSetVmInstanceView {
-        rg: String,
-        scale_set: String,
-        id: String,
-    },
-    ScaleSetVmAction {
-        rg: String,
-        scale_set: String,
-        id: String,
-        action: String,
+        /// `instanceView`, or an action (powerOff, start, deallocate, restart).
+        action: Option<String>,
     },
     /// A boot diagnostics blob (a SAS-style URL, no bearer token): `{vmId}/{blob name}`.
     SerialLog {
@@ -297,16 +282,11 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
             7 => Route::Clusters { rg: Some(rg) },
             8 => Route::Cluster { rg, name: at(7) },
             9 if is(8, "agentPools") => Route::AgentPools { rg, cluster: at(7) },
-            10 if is(8, "agentPools") => Route::AgentPool {
+            10 | 11 if is(8, "agentPools") => Route::AgentPool {
                 rg,
                 cluster: at(7),
                 pool: at(9),
-            },
-            11 if is(8, "agentPools") => Route::AgentPoolAction {
-                rg,
-                cluster: at(7),
-                pool: at(9),
-                action: at(10),
+                action: s.get(10).map(|a| a.to_string()),
             },
             _ => return Err(unknown_aks(path)),
         };
@@ -331,23 +311,11 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
                 name: at(7),
                 action: at(8),
             },
-            10 if is(8, "virtualMachines") => Route::ScaleSetVm {
+            10 | 11 if is(8, "virtualMachines") => Route::ScaleSetVm {
                 rg,
                 scale_set: at(7),
                 id: at(9),
-            },
-            11 if is(8, "virtualMachines") && is(10, "instanceView") => {
-                Route::ScaleSetVmInstanceView {
-                    rg,
-                    scale_set: at(7),
-                    id: at(9),
-                }
-            }
-            11 if is(8, "virtualMachines") => Route::ScaleSetVmAction {
-                rg,
-                scale_set: at(7),
-                id: at(9),
-                action: at(10),
+                action: s.get(10).map(|a| a.to_string()),
             },
             _ => return Err(unknown(path)),
         };
@@ -441,8 +409,6 @@ impl Route {
             | Route::ScaleSetAction { .. }
             | Route::ScaleSetVms { .. }
             | Route::ScaleSetVm { .. }
-            | Route::ScaleSetVmInstanceView { .. }
-            | Route::ScaleSetVmAction { .. }
             | Route::Operation {
                 family: Family::Compute,
                 ..
@@ -451,7 +417,6 @@ impl Route {
             | Route::Cluster { .. }
             | Route::AgentPools { .. }
             | Route::AgentPool { .. }
-            | Route::AgentPoolAction { .. }
             | Route::OperationResult { .. }
             | Route::Operation {
                 family: Family::ContainerService,
@@ -534,11 +499,14 @@ impl Route {
             (Route::Clusters { .. }, _) => ("managedClusters.listByResourceGroup", "aks.list"),
             (Route::Cluster { .. }, _) => ("managedClusters.get", "aks.get"),
             (Route::AgentPools { .. }, _) => ("agentPools.list", "pool.list"),
+            (
+                Route::AgentPool {
+                    action: Some(_), ..
+                },
+                _,
+            ) => ("agentPools.deleteMachines", "pool.deleteMachines"),
             (Route::AgentPool { .. }, "PUT") => ("agentPools.createOrUpdate", "pool.update"),
             (Route::AgentPool { .. }, _) => ("agentPools.get", "pool.get"),
-            (Route::AgentPoolAction { .. }, _) => {
-                ("agentPools.deleteMachines", "pool.deleteMachines")
-            }
             (Route::ScaleSets { rg: None }, _) => ("virtualMachineScaleSets.listAll", "vmss.list"),
             (Route::ScaleSets { .. }, _) => ("virtualMachineScaleSets.list", "vmss.list"),
             (Route::ScaleSet { .. }, _) => ("virtualMachineScaleSets.get", "vmss.get"),
@@ -551,21 +519,29 @@ impl Route {
                 _ => ("virtualMachineScaleSets.unknownAction", "vmss.unknown"),
             },
             (Route::ScaleSetVms { .. }, _) => ("virtualMachineScaleSetVMs.list", "vmssvm.list"),
-            (Route::ScaleSetVm { .. }, "GET") => ("virtualMachineScaleSetVMs.get", "vmssvm.get"),
-            (Route::ScaleSetVm { .. }, _) => ("virtualMachineScaleSetVMs.update", "vmssvm.update"),
-            (Route::ScaleSetVmInstanceView { .. }, _) => (
-                "virtualMachineScaleSetVMs.getInstanceView",
-                "vmssvm.instanceView",
-            ),
-            (Route::ScaleSetVmAction { action, .. }, _) => {
-                match action.to_ascii_lowercase().as_str() {
-                    "poweroff" => ("virtualMachineScaleSetVMs.powerOff", "vmssvm.powerOff"),
-                    "start" => ("virtualMachineScaleSetVMs.start", "vmssvm.start"),
-                    "deallocate" => ("virtualMachineScaleSetVMs.deallocate", "vmssvm.deallocate"),
-                    "restart" => ("virtualMachineScaleSetVMs.restart", "vmssvm.restart"),
-                    _ => ("virtualMachineScaleSetVMs.unknownAction", "vmssvm.unknown"),
-                }
+            (Route::ScaleSetVm { action: None, .. }, "GET") => {
+                ("virtualMachineScaleSetVMs.get", "vmssvm.get")
             }
+            (Route::ScaleSetVm { action: None, .. }, _) => {
+                ("virtualMachineScaleSetVMs.update", "vmssvm.update")
+            }
+            (
+                Route::ScaleSetVm {
+                    action: Some(action),
+                    ..
+                },
+                _,
+            ) => match action.to_ascii_lowercase().as_str() {
+                "instanceview" => (
+                    "virtualMachineScaleSetVMs.getInstanceView",
+                    "vmssvm.instanceView",
+                ),
+                "poweroff" => ("virtualMachineScaleSetVMs.powerOff", "vmssvm.powerOff"),
+                "start" => ("virtualMachineScaleSetVMs.start", "vmssvm.start"),
+                "deallocate" => ("virtualMachineScaleSetVMs.deallocate", "vmssvm.deallocate"),
+                "restart" => ("virtualMachineScaleSetVMs.restart", "vmssvm.restart"),
+                _ => ("virtualMachineScaleSetVMs.unknownAction", "vmssvm.unknown"),
+            },
             (Route::SerialLog { .. }, _) => ("bootDiagnostics.serialLog", "vm.serialLog"),
             (Route::Metadata, _) => ("metadata.endpoints", "metadata"),
             (Route::Tenants, _) => ("tenants.list", "tenant.list"),
@@ -604,7 +580,6 @@ impl Route {
                 | Route::Cluster { .. }
                 | Route::AgentPools { .. }
                 | Route::AgentPool { .. }
-                | Route::AgentPoolAction { .. }
                 | Route::OperationResult { .. }
                 | Route::Operation {
                     family: Family::ContainerService,
@@ -767,16 +742,13 @@ impl Route {
             Route::Subnet { .. } => "virtualNetworks/subnets",
             Route::OperationResult { .. } => "locations/operationresults",
             Route::Clusters { .. } | Route::Cluster { .. } => "managedClusters",
-            Route::AgentPools { .. } | Route::AgentPool { .. } | Route::AgentPoolAction { .. } => {
-                "managedClusters/agentPools"
-            }
+            Route::AgentPools { .. } | Route::AgentPool { .. } => "managedClusters/agentPools",
             Route::ScaleSets { .. } | Route::ScaleSet { .. } | Route::ScaleSetAction { .. } => {
                 "virtualMachineScaleSets"
             }
-            Route::ScaleSetVms { .. }
-            | Route::ScaleSetVm { .. }
-            | Route::ScaleSetVmInstanceView { .. }
-            | Route::ScaleSetVmAction { .. } => "virtualMachineScaleSets/virtualMachines",
+            Route::ScaleSetVms { .. } | Route::ScaleSetVm { .. } => {
+                "virtualMachineScaleSets/virtualMachines"
+            }
             _ => "virtualMachines",
         }
     }

@@ -2,26 +2,14 @@
 # AKS's Azure side with azure-cli, as a user drives it against Azure: show the cluster and its
 # pool, find the nodes' scale set instances, stop and start one, scale the pool out, delete a
 # machine. Run against `rescue emulator serve --scenario examples/emulator/aks-cluster.yaml`
-# (eval its export lines first); configured as az_repair.sh is.
+# (eval its export lines first); configured by az_common.sh.
 # Usage: AZ=path/to/az az_aks.sh   (exits non-zero at the first step that goes wrong)
 set -euo pipefail
-AZ=${AZ:-az}
-: "${RESCUE_EMULATOR_URL:?eval the export lines of rescue emulator serve}"
 RG=prod-rg
 CLUSTER=prod-aks
 POOL=nodepool1
-step() { printf '== %s\n' "$*"; }
-expect() { # expect WHAT EXPECTED ACTUAL
-  if [ "$2" != "$3" ]; then printf 'FAILED: %s: expected %q, got %q\n' "$1" "$2" "$3" >&2; exit 1; fi
-  printf 'ok: %s\n' "$1"
-}
-
-export AZURE_CONFIG_DIR=${AZURE_CONFIG_DIR:-$(mktemp -d)}
-export REQUESTS_CA_BUNDLE=$RESCUE_EMULATOR_CA
-export AZURE_CORE_COLLECT_TELEMETRY=false
-"$AZ" config set core.instance_discovery=false --only-show-errors
-"$AZ" cloud register --name RescueEmulator --endpoint-resource-manager "$RESCUE_EMULATOR_URL/" --only-show-errors
-"$AZ" cloud set --name RescueEmulator --only-show-errors
+# shellcheck source=tests/conformance/az_common.sh
+. "$(dirname "$0")/az_common.sh"
 "$AZ" login --service-principal -u "$AZURE_CLIENT_ID" -p "$AZURE_CLIENT_SECRET" --tenant "$AZURE_TENANT_ID" -o none
 
 step "aks show"

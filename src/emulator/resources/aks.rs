@@ -41,15 +41,7 @@ fn cluster_id(state: &State, c: &Cluster) -> String {
 }
 
 fn not_found(kind: &str, rg: &str, name: &str) -> ArmError {
-    // ARM's 404 for a tracked resource (as `ArmError::not_found`, in this provider's namespace).
-    ArmError::new(
-        404,
-        "ResourceNotFound",
-        format!(
-            "The Resource 'Microsoft.ContainerService/{kind}/{name}' under resource group '{rg}' was not found. \
-             For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-        ),
-    )
+    ArmError::not_found_in("Microsoft.ContainerService", kind, rg, name)
 }
 
 fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Cluster)> {
@@ -296,7 +288,7 @@ pub async fn put_pool(
             emu.save(&state)?;
             key
         };
-        added.push((key.clone(), boot(emu, &key).await));
+        added.push((key.clone(), super::vm_actions::boot_check(emu, &key).await));
     }
     let machines = added.len() + removed.len();
     let seconds = if machines == 0 {
@@ -305,11 +297,6 @@ pub async fn put_pool(
         POOL_MACHINE
     };
     let mut state = emu.lock();
-    for k in &removed {
-        if let Some(v) = state.vms.get_mut(k) {
-            v.provisioning_state = "Deleting".into();
-        }
-    }
     let kind = OpKind::PoolScale {
         cluster: ck.clone(),
         pool: pool.to_string(),
@@ -329,34 +316,8 @@ pub async fn put_pool(
 /// no recorded value was found, so the compute RP's 10 s is used).
 const POOL_RETRY: f64 = 10.0;
 
-/// Boots a new node's OS disk (read-only check), in Azure time.
-async fn boot(emu: &Emu, key: &str) -> BootOutcome {
-    let (name, image, dir) = {
-        let state = emu.lock();
-        let vm = &state.vms[key];
-        (
-            vm.name.clone(),
-            emu.images.join(&state.disks[&vm.os_disk].image),
-            emu.data_dir.clone(),
-        )
-    };
-    let outcome =
-        tokio::task::spawn_blocking(move || super::super::boot::boot(&name, &image, &dir))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .and_then(|r| r)
-            .unwrap_or_else(|e| BootOutcome {
-                ready: false,
-                serial_log: format!("emulator: the boot check could not run: {e:#}\n"),
-                ready_after: 0.0,
-            });
-    BootOutcome {
-        ready_after: outcome.ready_after * emu.time_scale,
-        ..outcome
-    }
-}
-
-/// Registers a pool operation: the pool is Scaling and the cluster busy until it ends.
+/// Registers a pool operation: the pool is Scaling, the machines it removes Deleting, and the
+/// cluster busy until it ends.
 fn begin(
     emu: &Emu,
     state: &mut State,
@@ -448,11 +409,6 @@ pub fn delete_machines(
             "InvalidParameter",
             "System node pools must have at least one node: deleting these machines would leave none.",
         ));
-    }
-    for k in &removed {
-        if let Some(v) = state.vms.get_mut(k) {
-            v.provisioning_state = "Deleting".into();
-        }
     }
     let kind = OpKind::PoolScale {
         cluster: ck.clone(),

@@ -66,16 +66,25 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::Clusters { rg }, "GET") => aks::list(emu, rg.as_deref()),
         (Route::Cluster { rg, name }, "GET") => aks::get(emu, rg, name),
         (Route::AgentPools { rg, cluster }, "GET") => aks::pools(emu, rg, cluster),
-        (Route::AgentPool { rg, cluster, pool }, "GET") => aks::pool(emu, rg, cluster, pool),
-        (Route::AgentPool { rg, cluster, pool }, "PUT") => {
-            aks::put_pool(emu, call, rg, cluster, pool).await
-        }
         (
-            Route::AgentPoolAction {
+            Route::AgentPool {
                 rg,
                 cluster,
                 pool,
-                action,
+                action: None,
+            },
+            m,
+        ) => match m {
+            "GET" => aks::pool(emu, rg, cluster, pool),
+            "PUT" => aks::put_pool(emu, call, rg, cluster, pool).await,
+            _ => Err(method_not_allowed(m)),
+        },
+        (
+            Route::AgentPool {
+                rg,
+                cluster,
+                pool,
+                action: Some(action),
             },
             "POST",
         ) => aks::delete_machines(emu, call, rg, cluster, pool, action),
@@ -85,24 +94,26 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
             vmss::scale_set_action(emu, call, rg, name, action).await
         }
         (Route::ScaleSetVms { rg, scale_set }, "GET") => vmss::instances(emu, call, rg, scale_set),
-        (Route::ScaleSetVm { rg, scale_set, id }, "GET") => {
-            vmss::get_instance(emu, call, rg, scale_set, id)
-        }
-        (Route::ScaleSetVm { rg, scale_set, id }, "PUT" | "PATCH") => {
-            vmss::update_instance(emu, call, rg, scale_set, id)
-        }
-        (Route::ScaleSetVmInstanceView { rg, scale_set, id }, "GET") => {
-            vmss::instance_view_reply(emu, rg, scale_set, id)
-        }
         (
-            Route::ScaleSetVmAction {
+            Route::ScaleSetVm {
                 rg,
                 scale_set,
                 id,
                 action,
             },
-            "POST",
-        ) => vmss::instance_action(emu, call, rg, scale_set, id, action).await,
+            m,
+        ) => {
+            let at = vmss::Instance { rg, scale_set, id };
+            match (action.as_deref(), m) {
+                (None, "GET") => vmss::get_instance(emu, call, &at),
+                (None, "PUT" | "PATCH") => vmss::update_instance(emu, call, &at),
+                (Some(a), "GET") if a.eq_ignore_ascii_case("instanceView") => {
+                    vmss::instance_view_reply(emu, &at)
+                }
+                (Some(a), "POST") => vmss::instance_action(emu, call, &at, a).await,
+                _ => Err(method_not_allowed(m)),
+            }
+        }
         (Route::Network { rg, kind, name }, _) => {
             network::handle(emu, call, rg, *kind, name.as_deref())
         }
@@ -110,13 +121,17 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
             network::handle_subnet(emu, call, rg, vnet, name.as_deref())
         }
         (Route::GroupResources { rg }, "GET") => group_resources(emu, rg),
-        // ARM's answer for a method a resource type does not have (inferred: no recording).
-        _ => Err(ArmError::new(
-            405,
-            "MethodNotAllowed",
-            format!("The requested resource does not support http method '{m}'."),
-        )),
+        _ => Err(method_not_allowed(m)),
     }
+}
+
+/// ARM's answer for a method a resource type does not have (inferred: no recording).
+fn method_not_allowed(m: &str) -> ArmError {
+    ArmError::new(
+        405,
+        "MethodNotAllowed",
+        format!("The requested resource does not support http method '{m}'."),
+    )
 }
 
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).

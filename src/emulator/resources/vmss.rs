@@ -22,8 +22,15 @@ use super::super::operations::{Family, OpKind};
 use super::super::rules::{self, WantedDisk};
 use super::super::server::Emu;
 use super::super::state::{Power, ScaleSet, State, Vm};
-use super::vm::{begin_vm_op, storage_profile};
+use super::vm::begin_vm_op;
 use super::{field, group};
+
+/// Where an instance is: its group, scale set and instance id, as the path names them.
+pub struct Instance<'a> {
+    pub rg: &'a str,
+    pub scale_set: &'a str,
+    pub id: &'a str,
+}
 
 fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a ScaleSet)> {
     let rg = group(state, rg)?;
@@ -37,13 +44,9 @@ fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Sc
 
 /// An instance by its id; a missing one is ARM's 404 on the instance's own type (inferred from
 /// the compute RP's ResourceNotFound on VMs).
-fn instance<'a>(
-    state: &'a State,
-    rg: &str,
-    scale_set: &str,
-    id: &str,
-) -> ArmResult<(String, &'a Vm)> {
-    let (ss_key, ss) = find(state, rg, scale_set)?;
+fn instance<'a>(state: &'a State, at: &Instance<'_>) -> ArmResult<(String, &'a Vm)> {
+    let (ss_key, ss) = find(state, at.rg, at.scale_set)?;
+    let id = at.id;
     let missing = || {
         ArmError::not_found(
             &format!("virtualMachineScaleSets/{}/virtualMachines", ss.name),
@@ -110,39 +113,18 @@ fn instance_view(state: &State, vm: &Vm) -> Value {
     view
 }
 
+/// A VM's model with what makes it an instance: its type, `instanceId`, `sku` and computer name.
 fn render_instance(state: &State, vm: &Vm, expand: bool) -> Value {
     let m = vm.scale_set.as_ref().expect("an instance");
-    let mut props = json!({
-        "latestModelApplied": true,
-        "vmId": vm.vm_id,
-        "hardwareProfile": { "vmSize": vm.size },
-        "storageProfile": storage_profile(state, vm),
-        "osProfile": {
-            "computerName": m.computer_name,
-            "adminUsername": "azureuser",
-            "linuxConfiguration": { "disablePasswordAuthentication": true, "provisionVMAgent": true },
-            "allowExtensionOperations": true,
-        },
-        "networkProfile": { "networkInterfaces": [] },
-        "provisioningState": vm.provisioning_state,
-        "timeCreated": super::super::arm::rfc3339(vm.time_created),
-    });
+    let mut body = super::vm::render(state, vm, false);
+    body["type"] = json!("Microsoft.Compute/virtualMachineScaleSets/virtualMachines");
+    body["instanceId"] = json!(m.instance_id.to_string());
+    body["sku"] = json!({ "name": vm.size, "tier": "Standard" });
+    let props = &mut body["properties"];
+    props["latestModelApplied"] = json!(true);
+    props["osProfile"]["computerName"] = json!(m.computer_name);
     if expand {
         props["instanceView"] = instance_view(state, vm);
-    }
-    let mut body = json!({
-        "id": state.vm_id(vm),
-        "name": vm.name,
-        "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
-        "location": vm.location,
-        "tags": vm.tags,
-        "instanceId": m.instance_id.to_string(),
-        "sku": { "name": vm.size, "tier": "Standard" },
-        "etag": super::vm::etag(vm),
-        "properties": props,
-    });
-    if let Some(z) = &vm.zone {
-        body["zones"] = json!([z]);
     }
     body
 }
@@ -184,22 +166,16 @@ pub fn instances(emu: &Emu, call: &Call, rg: &str, scale_set: &str) -> ArmResult
     Ok(Reply::json(200, json!({ "value": value })))
 }
 
-pub fn get_instance(
-    emu: &Emu,
-    call: &Call,
-    rg: &str,
-    scale_set: &str,
-    id: &str,
-) -> ArmResult<Reply> {
+pub fn get_instance(emu: &Emu, call: &Call, at: &Instance<'_>) -> ArmResult<Reply> {
     let state = emu.lock();
-    let (_, vm) = instance(&state, rg, scale_set, id)?;
+    let (_, vm) = instance(&state, at)?;
     Ok(Reply::json(200, render_instance(&state, vm, expand(call)))
         .header("ETag", super::vm::etag(vm)))
 }
 
-pub fn instance_view_reply(emu: &Emu, rg: &str, scale_set: &str, id: &str) -> ArmResult<Reply> {
+pub fn instance_view_reply(emu: &Emu, at: &Instance<'_>) -> ArmResult<Reply> {
     let state = emu.lock();
-    let (_, vm) = instance(&state, rg, scale_set, id)?;
+    let (_, vm) = instance(&state, at)?;
     Ok(Reply::json(200, instance_view(&state, vm)))
 }
 
@@ -225,13 +201,11 @@ fn unknown_action(action: &str) -> ArmError {
 pub async fn instance_action(
     emu: &Arc<Emu>,
     call: &Call,
-    rg: &str,
-    scale_set: &str,
-    id: &str,
+    at: &Instance<'_>,
     action: &str,
 ) -> ArmResult<Reply> {
     let power = target(action).ok_or_else(|| unknown_action(action))?;
-    let key = instance(&emu.lock(), rg, scale_set, id)?.0;
+    let key = instance(&emu.lock(), at)?.0;
     let op = super::vm_actions::power_of(emu, call, &key, power).await?;
     let state = emu.lock();
     Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
@@ -261,7 +235,12 @@ pub async fn scale_set_action(
                         .as_str()
                         .map(String::from)
                         .unwrap_or_else(|| v.to_string());
-                    instance(&state, rg, &ss.name, &id).map(|(k, _)| k)
+                    let at = Instance {
+                        rg,
+                        scale_set: &ss.name,
+                        id: &id,
+                    };
+                    instance(&state, &at).map(|(k, _)| k)
                 })
                 .collect::<ArmResult<_>>()?,
             _ => super::super::aks::members(&state, &ss_key)
@@ -299,16 +278,10 @@ pub async fn scale_set_action(
 /// `detachOption: ForceDetach` forces it ("ForceDetach is applicable only for managed data disks
 /// ... when the data disk did not detach successfully due to an unexpected failure", DataDisk
 /// .detachOption). The emulator has no failure a plain detach would hang on, so both detach.
-pub fn update_instance(
-    emu: &Emu,
-    call: &Call,
-    rg: &str,
-    scale_set: &str,
-    id: &str,
-) -> ArmResult<Reply> {
+pub fn update_instance(emu: &Emu, call: &Call, at: &Instance<'_>) -> ArmResult<Reply> {
     let body = call.json()?;
     let mut state = emu.lock();
-    let (key, vm) = instance(&state, rg, scale_set, id)?;
+    let (key, vm) = instance(&state, at)?;
     let vm = vm.clone();
     rules::vm_accepts(&state, &vm, "update")?;
     let Some(entries) =
@@ -346,21 +319,8 @@ pub fn update_instance(
         .flatten()
         .collect();
     let next = rules::data_disks(&state, &vm, wanted)?;
-    let op = begin_vm_op(
-        emu,
-        &mut state,
-        &key,
-        OpKind::VmUpdate { vm: key.clone() },
-        VM_UPDATE,
-        call,
-    );
-    if !call.lro_failed() {
-        state.set_disks(&key, None, Some(next));
-    }
-    let v = state.vms.get_mut(&key).expect("found");
-    v.etag += 1;
-    v.provisioning_state = "Updating".into();
+    let kind = OpKind::VmUpdate { vm: key.clone() };
+    let op = super::vm_actions::change_data_disks(emu, &mut state, &key, next, kind, call)?;
     let out = render_instance(&state, &state.vms[&key], false);
-    emu.save(&state)?;
     Ok(emu.lro_headers(&state, &op, Reply::json(200, out), false))
 }

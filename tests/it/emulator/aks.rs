@@ -122,29 +122,14 @@ async fn aks_routes_answer_as_arm_does() {
     assert_eq!(disk["properties"]["diskState"], "Attached");
 
     // A scale: 200, Scaling, Azure-AsyncOperation, then Succeeded with one more instance.
-    let r = emu
-        .send(
-            "PUT",
-            &cluster_path(&format!("/agentPools/nodepool1?{AKS_API}")),
-            Some(json!({ "properties": { "count": 5 } })),
-        )
-        .await;
+    let r = scale(&emu, 5).await;
     assert_eq!(r.status(), 200);
-    let op = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let op = async_operation(&r);
     assert!(op.contains("/providers/Microsoft.ContainerService/locations/westeurope/operations/"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["properties"]["provisioningState"], "Scaling");
     // One operation at a time per cluster.
-    let r = emu
-        .send(
-            "PUT",
-            &cluster_path(&format!("/agentPools/nodepool1?{AKS_API}")),
-            Some(json!({ "properties": { "count": 6 } })),
-        )
-        .await;
+    let r = scale(&emu, 6).await;
     assert_eq!(r.status(), 409);
     let (status, _) = emu.wait_async(&op).await;
     assert_eq!(status["status"], "Succeeded");
@@ -176,10 +161,7 @@ async fn aks_routes_answer_as_arm_does() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let op = r.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let op = async_operation(&r);
     let (status, _) = emu.wait_async(&op).await;
     assert_eq!(status["status"], "Succeeded");
     let pvc = emu
@@ -190,6 +172,19 @@ async fn aks_routes_answer_as_arm_does() {
         .get_json(&format!("{ss}/virtualMachines/2?{VMSS_API}"))
         .await;
     assert_eq!(inst["properties"]["storageProfile"]["dataDisks"], json!([]));
+}
+
+async fn scale(emu: &Emu, count: u64) -> reqwest::Response {
+    let pool = cluster_path(&format!("/agentPools/nodepool1?{AKS_API}"));
+    let body = json!({ "properties": { "count": count } });
+    emu.send("PUT", &pool, Some(body)).await
+}
+
+fn async_operation(r: &reqwest::Response) -> String {
+    r.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 fn disk_in_node_rg(name: &str) -> String {
