@@ -164,15 +164,32 @@ pub fn check(clusters: &[ClusterSpec], groups: &[GroupSpec], location: &str) -> 
                         d.instance
                     );
                 }
-                let declared = group
-                    .is_some_and(|g| g.disks.iter().any(|x| x.name.eq_ignore_ascii_case(&d.disk)));
-                if !declared {
+                let Some(disk) = group.and_then(|g| {
+                    g.disks
+                        .iter()
+                        .find(|x| x.name.eq_ignore_ascii_case(&d.disk))
+                }) else {
                     bail!("{what}: pool {}: disk `{}` is not a disk of the node resource group {node_rg}", p.name, d.disk);
+                };
+                let zone = instance_zone(&p.zones, d.instance);
+                if disk.zone != zone {
+                    bail!(
+                        "{what}: pool {}: disk {} is in zone {:?}, instance {} in zone {zone:?}",
+                        p.name,
+                        d.disk,
+                        disk.zone,
+                        d.instance
+                    );
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Azure spreads a zonal scale set's instances over its zones (inferred order: round robin).
+fn instance_zone(zones: &[String], id: u64) -> Option<String> {
+    (!zones.is_empty()).then(|| zones[id as usize % zones.len()].clone())
 }
 
 /// The 8 digits of a cluster's scale set names.
@@ -329,8 +346,7 @@ pub fn add_instance(
     ss.next_instance_id += 1;
     let ss = ss.clone();
     let name = format!("{}_{id}", ss.name);
-    // Azure spreads a zonal scale set's instances over its zones (inferred order: round robin).
-    let zone = (!ss.zones.is_empty()).then(|| ss.zones[id as usize % ss.zones.len()].clone());
+    let zone = instance_zone(&ss.zones, id);
     let file = format!("{}.img", arm::guid());
     super::images::copy_image(image, &images.join(&file))?;
     let disk_name = format!("{name}_OsDisk_1_{}", arm::guid().replace('-', ""));
@@ -479,6 +495,54 @@ pub fn instance_by_provider_id(state: &State, provider_id: &str) -> Option<(bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_is_found_by_its_provider_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("node.img");
+        std::fs::write(&image, vec![0u8; 4096]).unwrap();
+        let mut state = State::new("sub".into(), "westeurope".into());
+        let ss_key = arm::key("MC_rg_c_westeurope", "aks-np-12345678-vmss");
+        state.scale_sets.insert(
+            ss_key.clone(),
+            ScaleSet {
+                resource_group: "MC_rg_c_westeurope".into(),
+                name: "aks-np-12345678-vmss".into(),
+                location: "westeurope".into(),
+                size: "Standard_D4s_v3".into(),
+                zones: vec![],
+                unique_id: arm::guid(),
+                tags: Default::default(),
+                next_instance_id: 10,
+                time_created: arm::now(),
+            },
+        );
+        let key = add_instance(&mut state, &ss_key, &image, 128, dir.path()).unwrap();
+        let vm = &state.vms[&key];
+        assert_eq!(vm.name, "aks-np-12345678-vmss_10");
+        assert_eq!(
+            vm.scale_set.as_ref().unwrap().computer_name,
+            "aks-np-12345678-vmss00000a"
+        );
+        let id = "azure:///subscriptions/sub/resourceGroups/MC_rg_c_westeurope/providers/Microsoft.Compute/virtualMachineScaleSets/aks-np-12345678-vmss/virtualMachines/10";
+        assert_eq!(instance_by_provider_id(&state, id), Some((false, false)));
+        let vm = state.vms.get_mut(&key).unwrap();
+        vm.power = Power::Running;
+        vm.agent_ready = true;
+        // AKS's providerID lowercases the group (cloud-provider-azure); ARM ids match regardless.
+        assert_eq!(
+            instance_by_provider_id(&state, &id.to_ascii_lowercase()),
+            Some((true, true))
+        );
+        assert_eq!(
+            instance_by_provider_id(&state, &id.replace("/10", "/11")),
+            None
+        );
+        assert_eq!(
+            instance_by_provider_id(&state, "aks-np-12345678-vmss00000a"),
+            None
+        );
+    }
 
     #[test]
     fn computer_names_end_in_six_base36_digits() {

@@ -56,12 +56,8 @@ expect "pool scaled" "5 Succeeded" \
 expect "instance 4 added" "0 1 2 3 4" \
   "$("$AZ" vmss list-instances -g "$NODE_RG" -n "$VMSS" --query '[].instanceId' -o tsv | tr '\n' ' ' | sed 's/ $//')"
 step "vmss get-instance-view (until the new node's agent reports: the guest boots first)"
-for _ in $(seq 60); do
-  AGENT="$("$AZ" vmss get-instance-view -g "$NODE_RG" -n "$VMSS" --instance-id 4 --query 'vmAgent.statuses[0].displayStatus' -o tsv)"
-  [ "$AGENT" = Ready ] && break
-  sleep 1
-done
-expect "new node's agent Ready" Ready "$AGENT"
+expect "new node's agent Ready" Ready "$(await_value Ready \
+  "$AZ" vmss get-instance-view -g "$NODE_RG" -n "$VMSS" --instance-id 4 --query 'vmAgent.statuses[0].displayStatus' -o tsv)"
 
 step "aks nodepool delete-machines --machine-names $NODE2"
 "$AZ" aks nodepool delete-machines -g "$RG" --cluster-name "$CLUSTER" --nodepool-name "$POOL" --machine-names "$NODE2" -o none

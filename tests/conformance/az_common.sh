@@ -10,6 +10,16 @@ expect() { # expect WHAT EXPECTED ACTUAL
   if [ "$2" != "$3" ]; then printf 'FAILED: %s: expected %q, got %q\n' "$1" "$2" "$3" >&2; exit 1; fi
   printf 'ok: %s\n' "$1"
 }
+await_value() { # await_value EXPECTED COMMAND...: reruns COMMAND (60 tries, 1 s apart) until it
+  # prints EXPECTED, as a user waits for a guest to boot; prints what it printed last.
+  local want=$1 got=; shift
+  for _ in $(seq 60); do
+    got=$("$@")
+    [ "$got" = "$want" ] && break
+    sleep 1
+  done
+  printf '%s' "$got"
+}
 
 export AZURE_CONFIG_DIR=${AZURE_CONFIG_DIR:-$(mktemp -d)}
 export REQUESTS_CA_BUNDLE=$RESCUE_EMULATOR_CA

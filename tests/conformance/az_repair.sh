@@ -50,10 +50,6 @@ expect "OS disk swapped" vm2-os-fixed \
 step "vm start"
 "$AZ" vm start -g "$RG" -n "$VM"
 step "vm get-instance-view (until the agent reports, as after any start: the guest boots first)"
-for _ in $(seq 60); do
-  AGENT="$("$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.vmAgent.statuses[0].displayStatus' -o tsv)"
-  [ "$AGENT" = Ready ] && break
-  sleep 1
-done
-expect "VM agent Ready" Ready "$AGENT"
+expect "VM agent Ready" Ready "$(await_value Ready \
+  "$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.vmAgent.statuses[0].displayStatus' -o tsv)"
 echo "azure-cli repair: done"

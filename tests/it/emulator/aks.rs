@@ -214,6 +214,11 @@ fn bad_aks_scenarios_name_the_cluster_and_pool() {
             "disk `nope`",
         ),
         ("count: 4", "count: 4\n        colour: blue", "colour"),
+        (
+            "zones: [\"1\"]",
+            "zones: [\"2\"]",
+            "instance 2 in zone Some(\"2\")",
+        ),
     ] {
         assert!(base.contains(from), "{from}");
         let dir = tempfile::tempdir().unwrap();
