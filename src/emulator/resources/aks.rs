@@ -162,13 +162,20 @@ fn render(state: &State, c: &Cluster) -> Value {
 pub fn list(emu: &Emu, rg: Option<&str>) -> ArmResult<Reply> {
     let state = emu.lock();
     let prefix = super::group_prefix(&state, rg)?;
-    let value: Vec<Value> = state
+    Ok(Reply::json(
+        200,
+        json!({ "value": listed(&state, &prefix) }),
+    ))
+}
+
+/// The clusters whose key starts with `prefix` (a group's, or all with "").
+pub fn listed(state: &State, prefix: &str) -> Vec<Value> {
+    state
         .clusters
         .iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .map(|(_, c)| render(&state, c))
-        .collect();
-    Ok(Reply::json(200, json!({ "value": value })))
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, c)| render(state, c))
+        .collect()
 }
 
 pub fn get(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {

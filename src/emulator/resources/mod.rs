@@ -234,6 +234,12 @@ fn group_resources(emu: &Emu, rg: &str) -> ArmResult<Reply> {
             .map(|(_, vm)| compute(vm::render(&state, vm, false))),
     );
     value.extend(network::listed(&state, rg));
+    // A group's scale sets and clusters are among its resources too (an AKS node group lists
+    // its `virtualMachineScaleSets`, the cluster's group its `managedClusters`, as the portal
+    // and `az resource list` show them).
+    let mut tracked = vmss::listed(&state, &prefix);
+    tracked.extend(aks::listed(&state, &prefix));
+    value.extend(tracked.into_iter().map(compute));
     Ok(Reply::json(200, serde_json::json!({ "value": value })))
 }
 

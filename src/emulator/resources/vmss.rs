@@ -132,13 +132,20 @@ fn render_instance(state: &State, vm: &Vm, expand: bool) -> Value {
 pub fn list(emu: &Emu, rg: Option<&str>) -> ArmResult<Reply> {
     let state = emu.lock();
     let prefix = super::group_prefix(&state, rg)?;
-    let value: Vec<Value> = state
+    Ok(Reply::json(
+        200,
+        json!({ "value": listed(&state, &prefix) }),
+    ))
+}
+
+/// The scale sets whose key starts with `prefix` (a group's, or all with "").
+pub fn listed(state: &State, prefix: &str) -> Vec<Value> {
+    state
         .scale_sets
         .iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, ss)| render_scale_set(&state, k, ss))
-        .collect();
-    Ok(Reply::json(200, json!({ "value": value })))
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, ss)| render_scale_set(state, k, ss))
+        .collect()
 }
 
 pub fn get(emu: &Emu, rg: &str, name: &str) -> ArmResult<Reply> {

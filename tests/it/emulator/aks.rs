@@ -90,6 +90,23 @@ async fn aks_routes_answer_as_arm_does() {
             && name.len() == "aks-nodepool1-12345678-vmss".len(),
         "{name}"
     );
+    // The node group lists its scale set among its resources, and no instance as a VM.
+    let resources = emu
+        .get_json(&format!(
+            "/subscriptions/{SUB}/resourceGroups/{NODE_RG}/resources?api-version=2024-11-01"
+        ))
+        .await;
+    let types: Vec<&str> = resources["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"Microsoft.Compute/virtualMachineScaleSets")
+            && !types.contains(&"Microsoft.Compute/virtualMachines"),
+        "{types:?}"
+    );
     // The instance is no VM to the virtualMachines API.
     let r = emu
         .send(
