@@ -159,21 +159,9 @@ fn render(state: &State, c: &Cluster) -> Value {
     })
 }
 
-pub fn list(emu: &Emu, rg: Option<&str>) -> ArmResult<Reply> {
-    let state = emu.lock();
-    let prefix = super::group_prefix(&state, rg)?;
-    Ok(Reply::json(
-        200,
-        json!({ "value": listed(&state, &prefix) }),
-    ))
-}
-
 /// The clusters whose key starts with `prefix` (a group's, or all with "").
 pub fn listed(state: &State, prefix: &str) -> Vec<Value> {
-    state
-        .clusters
-        .iter()
-        .filter(|(k, _)| k.starts_with(prefix))
+    super::keyed(&state.clusters, prefix)
         .map(|(_, c)| render(state, c))
         .collect()
 }

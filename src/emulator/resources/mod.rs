@@ -63,7 +63,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         }
         (Route::Operation { id, .. }, "GET") => operation(emu, call, id, false),
         (Route::OperationResult { id }, "GET") => operation(emu, call, id, true),
-        (Route::Clusters { rg }, "GET") => aks::list(emu, rg.as_deref()),
+        (Route::Clusters { rg }, "GET") => group_list(emu, rg.as_deref(), aks::listed),
         (Route::Cluster { rg, name }, "GET") => aks::get(emu, rg, name),
         (Route::AgentPools { rg, cluster }, "GET") => aks::pools(emu, rg, cluster),
         (
@@ -88,7 +88,7 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
             },
             "POST",
         ) => aks::delete_machines(emu, call, rg, cluster, pool, action),
-        (Route::ScaleSets { rg }, "GET") => vmss::list(emu, rg.as_deref()),
+        (Route::ScaleSets { rg }, "GET") => group_list(emu, rg.as_deref(), vmss::listed),
         (Route::ScaleSet { rg, name }, "GET") => vmss::get(emu, rg, name),
         (Route::ScaleSetAction { rg, name, action }, "POST") => {
             vmss::scale_set_action(emu, call, rg, name, action).await
@@ -241,6 +241,28 @@ fn group_resources(emu: &Emu, rg: &str) -> ArmResult<Reply> {
     tracked.extend(aks::listed(&state, &prefix));
     value.extend(tracked.into_iter().map(compute));
     Ok(Reply::json(200, serde_json::json!({ "value": value })))
+}
+
+/// A group's (or, `rg: None`, the subscription's) list of one resource type, unpaged.
+fn group_list(
+    emu: &Emu,
+    rg: Option<&str>,
+    listed: fn(&State, &str) -> Vec<Value>,
+) -> ArmResult<Reply> {
+    let state = emu.lock();
+    let prefix = group_prefix(&state, rg)?;
+    Ok(Reply::json(
+        200,
+        serde_json::json!({ "value": listed(&state, &prefix) }),
+    ))
+}
+
+/// The entries of a map by `arm::key` whose key starts with `prefix`.
+pub fn keyed<'a, T>(
+    map: &'a std::collections::BTreeMap<String, T>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a T)> + 'a {
+    map.iter().filter(move |(k, _)| k.starts_with(prefix))
 }
 
 /// The key prefix of a resource group's resources (`None`: the whole subscription).

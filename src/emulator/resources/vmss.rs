@@ -129,21 +129,9 @@ fn render_instance(state: &State, vm: &Vm, expand: bool) -> Value {
     body
 }
 
-pub fn list(emu: &Emu, rg: Option<&str>) -> ArmResult<Reply> {
-    let state = emu.lock();
-    let prefix = super::group_prefix(&state, rg)?;
-    Ok(Reply::json(
-        200,
-        json!({ "value": listed(&state, &prefix) }),
-    ))
-}
-
 /// The scale sets whose key starts with `prefix` (a group's, or all with "").
 pub fn listed(state: &State, prefix: &str) -> Vec<Value> {
-    state
-        .scale_sets
-        .iter()
-        .filter(|(k, _)| k.starts_with(prefix))
+    super::keyed(&state.scale_sets, prefix)
         .map(|(k, ss)| render_scale_set(state, k, ss))
         .collect()
 }
