@@ -299,12 +299,30 @@ pub async fn put_pool(
         removed,
     };
     let op = begin(emu, &mut state, &ck, pool, kind, seconds, call);
+    set_count(&mut state, &ck, pool, count);
     let c = &state.clusters[&ck];
     let (_, p) = find_pool(c, pool)?;
     let out = render_pool(&state, c, p);
     emu.save(&state)?;
     let reply = Reply::json(200, out).retry_after(POOL_RETRY, emu.time_scale);
     Ok(emu.lro_headers(&state, &op, reply, false))
+}
+
+/// The pool's `count` is the goal from the request on, as the PUT's own answer shows it (the
+/// spec's AgentPool.count is the desired number of agents); the operation's end sets it to the
+/// instances there are.
+fn set_count(state: &mut State, ck: &str, pool: &str, count: u64) {
+    let c = state
+        .clusters
+        .get_mut(ck)
+        .expect("caller found the cluster");
+    if let Some(p) = c
+        .pools
+        .iter_mut()
+        .find(|p| p.name.eq_ignore_ascii_case(pool))
+    {
+        p.count = count;
+    }
 }
 
 /// How long AKS asks a poller to wait (inferred: the SDK reads Retry-After on these responses;
@@ -405,6 +423,7 @@ pub fn delete_machines(
             "System node pools must have at least one node: deleting these machines would leave none.",
         ));
     }
+    let removed_count = removed.len() as u64;
     let kind = OpKind::PoolScale {
         cluster: ck.clone(),
         pool: pool.to_string(),
@@ -412,6 +431,7 @@ pub fn delete_machines(
         removed,
     };
     let op = begin(emu, &mut state, &ck, pool, kind, POOL_MACHINE, call);
+    set_count(&mut state, &ck, pool, count - removed_count);
     emu.save(&state)?;
     Ok(in_progress(emu, &state, &op.id))
 }

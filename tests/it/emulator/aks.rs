@@ -145,6 +145,7 @@ async fn aks_routes_answer_as_arm_does() {
     assert!(op.contains("/providers/Microsoft.ContainerService/locations/westeurope/operations/"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["properties"]["provisioningState"], "Scaling");
+    assert_eq!(body["properties"]["count"], 5, "the answer shows the goal");
     // One operation at a time per cluster.
     let r = scale(&emu, 6).await;
     assert_eq!(r.status(), 409);
