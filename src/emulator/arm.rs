@@ -92,11 +92,16 @@ impl ArmError {
     /// "The Resource 'Microsoft.Compute/virtualMachines/rhel8-brboot' under resource group 'disks'
     /// was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix").
     pub fn not_found(kind: &str, rg: &str, name: &str) -> Self {
+        Self::not_found_in("Microsoft.Compute", kind, rg, name)
+    }
+
+    /// The same 404 for a resource of another provider's namespace (ARM's text names it).
+    pub fn not_found_in(namespace: &str, kind: &str, rg: &str, name: &str) -> Self {
         Self::new(
             404,
             "ResourceNotFound",
             format!(
-                "The Resource 'Microsoft.Compute/{kind}/{name}' under resource group '{rg}' was not found. \
+                "The Resource '{namespace}/{kind}/{name}' under resource group '{rg}' was not found. \
                  For more details please go to https://aka.ms/ARMResourceNotFoundFix"
             ),
         )

@@ -11,6 +11,7 @@
 //! operations that are due. Nothing is lost when the process dies; `start` on the same data dir
 //! carries on where it stopped.
 
+pub mod aks;
 mod arm;
 mod auth;
 mod boot;

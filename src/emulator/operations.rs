@@ -15,6 +15,9 @@ pub enum Family {
     Compute,
     /// Network RP: `.../Microsoft.Network/locations/{loc}/operations/{id}`.
     Network,
+    /// AKS: `.../Microsoft.ContainerService/locations/{loc}/operations/{id}`, Location
+    /// `.../operationresults/{id}`.
+    ContainerService,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +78,18 @@ pub enum OpKind {
     NetworkDelete {
         kind: super::resources::network::NetKind,
         key: String,
+    },
+    /// An agent pool's scale (PUT of `count`) or `deleteMachines`: `added` instances (with their
+    /// boot outcome) come up, `removed` ones are deleted with their OS disks.
+    PoolScale {
+        cluster: String,
+        pool: String,
+        added: Vec<(String, super::boot::BootOutcome)>,
+        removed: Vec<String>,
+    },
+    /// A scale-set-wide action over `instanceIds`: one operation per instance, done when they are.
+    Batch {
+        ops: Vec<String>,
     },
 }
 
@@ -181,6 +196,11 @@ impl Operation {
                 "Microsoft.Network",
                 "operations",
                 super::resources::network::NETWORK_API,
+            ),
+            Family::ContainerService => (
+                "Microsoft.ContainerService",
+                "operations",
+                super::resources::aks::AKS_API,
             ),
         };
         let api = self.api_version.as_deref().unwrap_or(default);
@@ -327,6 +347,25 @@ fn complete(state: &mut State, images: &std::path::Path, id: &str) {
             if let Some(v) = state.vms.get_mut(vm) {
                 v.run_commands.remove(name);
             }
+        }
+        OpKind::PoolScale {
+            cluster,
+            pool,
+            added,
+            removed,
+        } => super::resources::aks::scaled(
+            state,
+            images,
+            (cluster, pool),
+            (added, removed),
+            end,
+            failure.is_some(),
+        ),
+        OpKind::Batch { ops } => {
+            op.error = ops
+                .iter()
+                .filter_map(|id| state.operations.get(id))
+                .find_map(|o| o.error.clone().filter(|_| o.status == Status::Failed));
         }
     }
     let vm_level = matches!(

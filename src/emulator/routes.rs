@@ -52,6 +52,55 @@ pub enum Route {
         id: String,
         family: Family,
     },
+    /// AKS's Location URL of an operation (`.../Microsoft.ContainerService/locations/{loc}/operationresults/{id}`).
+    OperationResult {
+        id: String,
+    },
+    /// AKS managed clusters (`rg: None`: the subscription's).
+    Clusters {
+        rg: Option<String>,
+    },
+    Cluster {
+        rg: String,
+        name: String,
+    },
+    /// `.../managedClusters/{c}/agentPools[/{pool}[/{action}]]` (the action: deleteMachines).
+    AgentPools {
+        rg: String,
+        cluster: String,
+    },
+    AgentPool {
+        rg: String,
+        cluster: String,
+        pool: String,
+        action: Option<String>,
+    },
+    /// Virtual machine scale sets (`rg: None`: the subscription's).
+    ScaleSets {
+        rg: Option<String>,
+    },
+    ScaleSet {
+        rg: String,
+        name: String,
+    },
+    /// A scale-set-wide action (`powerOff`, `start`, ... with `instanceIds`).
+    ScaleSetAction {
+        rg: String,
+        name: String,
+        action: String,
+    },
+    /// `.../virtualMachineScaleSets/{ss}/virtualMachines[/{id}[/instanceView|/{action}]]`.
+    ScaleSetVms {
+        rg: String,
+        scale_set: String,
+    },
+    ScaleSetVm {
+        rg: String,
+        scale_set: String,
+        id: String,
+        /// `instanceView`, or an action (powerOff, start, deallocate, restart).
+        action: Option<String>,
+    },
     /// A boot diagnostics blob (a SAS-style URL, no bearer token): `{vmId}/{blob name}`.
     SerialLog {
         blob: String,
@@ -147,9 +196,16 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
                 "disks" => Route::Disks { rg: None },
                 "snapshots" => Route::Snapshots { rg: None },
                 "virtualmachines" => Route::Vms { rg: None },
+                "virtualmachinescalesets" => Route::ScaleSets { rg: None },
                 _ => return Err(unknown(path)),
             };
             return Ok((route, sub));
+        }
+        5 if is(2, "providers")
+            && is(3, "Microsoft.ContainerService")
+            && is(4, "managedClusters") =>
+        {
+            return Ok((Route::Clusters { rg: None }, sub));
         }
         _ => {}
     }
@@ -209,9 +265,76 @@ pub fn parse(path: &str) -> Result<(Route, Option<String>), ArmError> {
         let (rg, cluster) = (s[3].to_string(), s[7].to_string());
         return Ok((Route::ClusterAdminCredential { rg, cluster }, sub));
     }
+    if is(2, "providers") && is(3, "Microsoft.ContainerService") {
+        return match s.len() {
+            8 if is(4, "locations") && is(6, "operations") => Ok((
+                Route::Operation {
+                    id: s[7].to_string(),
+                    family: Family::ContainerService,
+                },
+                sub,
+            )),
+            8 if is(4, "locations") && is(6, "operationresults") => Ok((
+                Route::OperationResult {
+                    id: s[7].to_string(),
+                },
+                sub,
+            )),
+            _ => Err(unknown_aks(path)),
+        };
+    }
+    if s.len() >= 7
+        && is(2, "resourceGroups")
+        && is(4, "providers")
+        && is(5, "Microsoft.ContainerService")
+    {
+        let rg = s[3].to_string();
+        if !is(6, "managedClusters") {
+            return Err(unknown_aks(path));
+        }
+        let at = |i: usize| s[i].to_string();
+        let route = match s.len() {
+            7 => Route::Clusters { rg: Some(rg) },
+            8 => Route::Cluster { rg, name: at(7) },
+            9 if is(8, "agentPools") => Route::AgentPools { rg, cluster: at(7) },
+            10 | 11 if is(8, "agentPools") => Route::AgentPool {
+                rg,
+                cluster: at(7),
+                pool: at(9),
+                action: s.get(10).map(|a| a.to_string()),
+            },
+            _ => return Err(unknown_aks(path)),
+        };
+        return Ok((route, sub));
+    }
     if s.len() < 7 || !is(2, "resourceGroups") || !is(4, "providers") || !is(5, "Microsoft.Compute")
     {
         return Err(unknown(path));
+    }
+    if is(6, "virtualMachineScaleSets") {
+        let rg = s[3].to_string();
+        let at = |i: usize| s[i].to_string();
+        let route = match s.len() {
+            7 => Route::ScaleSets { rg: Some(rg) },
+            8 => Route::ScaleSet { rg, name: at(7) },
+            9 if is(8, "virtualMachines") => Route::ScaleSetVms {
+                rg,
+                scale_set: at(7),
+            },
+            9 => Route::ScaleSetAction {
+                rg,
+                name: at(7),
+                action: at(8),
+            },
+            10 | 11 if is(8, "virtualMachines") => Route::ScaleSetVm {
+                rg,
+                scale_set: at(7),
+                id: at(9),
+                action: s.get(10).map(|a| a.to_string()),
+            },
+            _ => return Err(unknown(path)),
+        };
+        return Ok((route, sub));
     }
     let rg = s[3].to_string();
     let name = s.get(7).map(|n| n.to_string());
@@ -262,6 +385,14 @@ fn unknown_network(path: &str) -> ArmError {
     )
 }
 
+fn unknown_aks(path: &str) -> ArmError {
+    ArmError::new(
+        404,
+        "InvalidResourceType",
+        format!("The resource type for '{path}' could not be found in the namespace 'Microsoft.ContainerService'."),
+    )
+}
+
 fn unknown(path: &str) -> ArmError {
     ArmError::new(
         404,
@@ -288,10 +419,25 @@ impl Route {
             | Route::VmAction { .. }
             | Route::VmRunCommands { .. }
             | Route::VmRunCommand { .. }
+            | Route::ScaleSets { .. }
+            | Route::ScaleSet { .. }
+            | Route::ScaleSetAction { .. }
+            | Route::ScaleSetVms { .. }
+            | Route::ScaleSetVm { .. }
             | Route::Operation {
                 family: Family::Compute,
                 ..
             } => Some(Api::Compute),
+            Route::Clusters { .. }
+            | Route::Cluster { .. }
+            | Route::ClusterAdminCredential { .. }
+            | Route::AgentPools { .. }
+            | Route::AgentPool { .. }
+            | Route::OperationResult { .. }
+            | Route::Operation {
+                family: Family::ContainerService,
+                ..
+            } => Some(Api::ContainerService),
             Route::ResourceGroups | Route::ResourceGroup { .. } | Route::GroupResources { .. } => {
                 Some(Api::Resources)
             }
@@ -306,7 +452,6 @@ impl Route {
             }
             Route::Metadata => Some(Api::Metadata),
             Route::Permissions { .. } => Some(Api::Authorization),
-            Route::ClusterAdminCredential { .. } => Some(Api::ContainerService),
             Route::SerialLog { .. } => None,
         }
     }
@@ -365,6 +510,54 @@ impl Route {
                 ("virtualMachineRunCommands.delete", "runCommand.delete")
             }
             (Route::Operation { .. }, _) => ("operations.get", "operation.get"),
+            (Route::OperationResult { .. }, _) => ("operationResults.get", "operation.result"),
+            (Route::Clusters { rg: None }, _) => ("managedClusters.list", "aks.list"),
+            (Route::Clusters { .. }, _) => ("managedClusters.listByResourceGroup", "aks.list"),
+            (Route::Cluster { .. }, _) => ("managedClusters.get", "aks.get"),
+            (Route::AgentPools { .. }, _) => ("agentPools.list", "pool.list"),
+            (
+                Route::AgentPool {
+                    action: Some(_), ..
+                },
+                _,
+            ) => ("agentPools.deleteMachines", "pool.deleteMachines"),
+            (Route::AgentPool { .. }, "PUT") => ("agentPools.createOrUpdate", "pool.update"),
+            (Route::AgentPool { .. }, _) => ("agentPools.get", "pool.get"),
+            (Route::ScaleSets { rg: None }, _) => ("virtualMachineScaleSets.listAll", "vmss.list"),
+            (Route::ScaleSets { .. }, _) => ("virtualMachineScaleSets.list", "vmss.list"),
+            (Route::ScaleSet { .. }, _) => ("virtualMachineScaleSets.get", "vmss.get"),
+            (Route::ScaleSetAction { action, .. }, _) => match action.to_ascii_lowercase().as_str()
+            {
+                "poweroff" => ("virtualMachineScaleSets.powerOff", "vmss.powerOff"),
+                "start" => ("virtualMachineScaleSets.start", "vmss.start"),
+                "deallocate" => ("virtualMachineScaleSets.deallocate", "vmss.deallocate"),
+                "restart" => ("virtualMachineScaleSets.restart", "vmss.restart"),
+                _ => ("virtualMachineScaleSets.unknownAction", "vmss.unknown"),
+            },
+            (Route::ScaleSetVms { .. }, _) => ("virtualMachineScaleSetVMs.list", "vmssvm.list"),
+            (Route::ScaleSetVm { action: None, .. }, "GET") => {
+                ("virtualMachineScaleSetVMs.get", "vmssvm.get")
+            }
+            (Route::ScaleSetVm { action: None, .. }, _) => {
+                ("virtualMachineScaleSetVMs.update", "vmssvm.update")
+            }
+            (
+                Route::ScaleSetVm {
+                    action: Some(action),
+                    ..
+                },
+                _,
+            ) => match action.to_ascii_lowercase().as_str() {
+                "instanceview" => (
+                    "virtualMachineScaleSetVMs.getInstanceView",
+                    "vmssvm.instanceView",
+                ),
+                "poweroff" => ("virtualMachineScaleSetVMs.powerOff", "vmssvm.powerOff"),
+                "start" => ("virtualMachineScaleSetVMs.start", "vmssvm.start"),
+                "deallocate" => ("virtualMachineScaleSetVMs.deallocate", "vmssvm.deallocate"),
+                "restart" => ("virtualMachineScaleSetVMs.restart", "vmssvm.restart"),
+                _ => ("virtualMachineScaleSetVMs.unknownAction", "vmssvm.unknown"),
+            },
             (Route::SerialLog { .. }, _) => ("bootDiagnostics.serialLog", "vm.serialLog"),
             (Route::Metadata, _) => ("metadata.endpoints", "metadata"),
             (Route::Tenants, _) => ("tenants.list", "tenant.list"),
@@ -404,6 +597,15 @@ impl Route {
                 | Route::Subnet { .. }
                 | Route::GroupResources { .. }
                 | Route::ClusterAdminCredential { .. }
+                | Route::Clusters { .. }
+                | Route::Cluster { .. }
+                | Route::AgentPools { .. }
+                | Route::AgentPool { .. }
+                | Route::OperationResult { .. }
+                | Route::Operation {
+                    family: Family::ContainerService,
+                    ..
+                }
                 | Route::Operation {
                     family: Family::Network,
                     ..
@@ -466,7 +668,8 @@ pub enum Api {
     Network,
     /// Microsoft.Authorization: the caller's permissions.
     Authorization,
-    /// Microsoft.ContainerService: managed clusters.
+    /// Microsoft.ContainerService: managedClusters (and their admin credential), agentPools, and
+    /// their operations.
     ContainerService,
 }
 
@@ -493,6 +696,16 @@ const COMPUTE_VERSIONS: &[(&str, &str)] = &[
     ("2024-11-01", "azure-cli 2.91.0 profile latest, compute (profiles/_shared.py); aaz vm run-command invoke, vm patch"),
     ("2025-11-01", "azure-cli 2.91.0 aaz vm deallocate (aaz/latest/vm/_deallocate.py)"),
     ("2026-04-01", "azure-cli 2.91.0 aaz vm show / update / list-all; azure-mgmt-compute 39.0.0 virtual_machines"),
+];
+
+const CONTAINER_SERVICE_VERSIONS: &[(&str, &str)] = &[
+    ("2016-03-30", "AKS's Azure-AsyncOperation URLs as recorded (...locations/westus2/operations/{id}?api-version=2016-03-30, an AKS support walkthrough)"),
+    ("2017-08-31", "AKS's operationresults Location URLs (azure-rest-api-specs containerservice aks/stable/2025-10-01/examples/AgentPoolsDeleteMachines.json)"),
+    ("2023-05-01", "azure-rest-api-specs containerservice aks/stable/2023-05-01 (examples/ManagedClustersListClusterAdminCredentials.json)"),
+    ("2025-09-01", "azure-rest-api-specs containerservice aks/stable/2025-09-01 (AgentPools_DeleteMachines present)"),
+    ("2025-10-01", "azure-rest-api-specs containerservice aks/stable/2025-10-01"),
+    ("2026-01-01", "azure-rest-api-specs containerservice aks/stable/2026-01-01"),
+    ("2026-06-01", "azure-cli 2.91.0 az aks: azure-mgmt-containerservice 41.6.0's default (_configuration.py), profile latest leaves MGMT_CONTAINERSERVICE unpinned"),
 ];
 
 const RESOURCES_VERSIONS: &[(&str, &str)] = &[
@@ -522,20 +735,6 @@ const METADATA_VERSIONS: &[(&str, &str)] = &[(
     "azure-cli 2.91.0 az cloud register (command_modules/cloud/custom.py METADATA_ENDPOINT_SUFFIX)",
 )];
 
-/// Microsoft.ContainerService's stable versions whose spec has the listClusterAdminCredential
-/// example (azure-rest-api-specs containerservice/resource-manager/Microsoft.ContainerService/aks/
-/// stable/{version}/examples/ManagedClustersListClusterAdminCredentials.json).
-const CONTAINER_SERVICE_VERSIONS: &[(&str, &str)] = &[
-    (
-        "2023-05-01",
-        "aks/stable/2023-05-01 ManagedClustersListClusterAdminCredentials.json",
-    ),
-    (
-        "2025-10-01",
-        "aks/stable/2025-10-01 ManagedClustersListClusterAdminCredentials.json",
-    ),
-];
-
 impl Api {
     pub fn versions(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -564,7 +763,17 @@ impl Route {
             Route::Operation { .. } => "locations/operations",
             Route::Network { kind, .. } => kind.segment(),
             Route::Subnet { .. } => "virtualNetworks/subnets",
-            Route::ClusterAdminCredential { .. } => "managedClusters",
+            Route::OperationResult { .. } => "locations/operationresults",
+            Route::Clusters { .. }
+            | Route::Cluster { .. }
+            | Route::ClusterAdminCredential { .. } => "managedClusters",
+            Route::AgentPools { .. } | Route::AgentPool { .. } => "managedClusters/agentPools",
+            Route::ScaleSets { .. } | Route::ScaleSet { .. } | Route::ScaleSetAction { .. } => {
+                "virtualMachineScaleSets"
+            }
+            Route::ScaleSetVms { .. } | Route::ScaleSetVm { .. } => {
+                "virtualMachineScaleSets/virtualMachines"
+            }
             _ => "virtualMachines",
         }
     }

@@ -36,6 +36,10 @@ pub struct Scenario {
     pub resource_groups: Vec<GroupSpec>,
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// AKS managed clusters: their pools become scale sets of booted instances in the node
+    /// resource group (created if `resource_groups` does not declare it).
+    #[serde(default)]
+    pub aks_clusters: Vec<super::aks::ClusterSpec>,
     /// How long a finished operation's status URL answers, in Azure time (e.g. `24h`, `10m`;
     /// scaled by the time scale like every other duration). Default 24h.
     #[serde(default)]
@@ -138,6 +142,24 @@ pub struct GenerateSpec {
     pub layout: Option<Layout>,
 }
 
+impl GenerateSpec {
+    /// The generator's recipe, with `tree` where the spec names none.
+    pub fn recipe(&self, tree: Tree) -> anyhow::Result<Recipe> {
+        Ok(Recipe {
+            fs: self.fs,
+            tree: self.tree.unwrap_or(tree),
+            corrupt: self.corrupt,
+            image_mib: self
+                .size
+                .as_deref()
+                .map(parse_size)
+                .transpose()?
+                .unwrap_or(256),
+            layout: self.layout.unwrap_or_default(),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmSpec {
@@ -184,7 +206,7 @@ fn default_power() -> String {
     "running".into()
 }
 
-const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Providers/Microsoft.Compute/Locations/westeurope/Publishers/microsoft-aks/ArtifactTypes/VMImage/Offers/aks/Skus/aks-ubuntu-2204gen2containerd-202411.12.0/Versions/202411.12.0";
+pub const AKS_IMAGE: &str = "/Subscriptions/109a5e88-712a-48ae-9078-9ca8b3c81345/Providers/Microsoft.Compute/Locations/westeurope/Publishers/microsoft-aks/ArtifactTypes/VMImage/Offers/aks/Skus/aks-ubuntu-2204gen2containerd-202411.12.0/Versions/202411.12.0";
 
 /// Parses and checks a scenario; errors name the file and, from serde_yaml, line and column.
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Scenario> {
@@ -203,6 +225,7 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
         retention(r)?;
     }
     super::kube::check_scenario(&s.kubernetes)?;
+    super::aks::check(&s.aks_clusters, &s.resource_groups, &s.location)?;
     for g in &s.resource_groups {
         let disks: BTreeMap<String, &DiskSpec> = g
             .disks
@@ -444,12 +467,14 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
                 scripts: Vec::new(),
                 run_command_seq: 0,
                 nics: Vec::new(),
+                scale_set: None,
             };
             state.vms.insert(arm::key(&g.name, &v.name), vm);
         }
         let vms: Vec<String> = g.vms.iter().map(|v| v.name.clone()).collect();
         super::resources::network::seed(&mut state, &g.name, &vms);
     }
+    super::aks::seed(&mut state, &s.aks_clusters, data_dir)?;
     Ok(state)
 }
 
@@ -541,19 +566,7 @@ fn write_content(d: &DiskSpec, base_dir: &Path, path: &Path) -> anyhow::Result<&
     } else {
         Tree::Data
     });
-    let recipe = Recipe {
-        fs: g.fs,
-        tree,
-        corrupt: g.corrupt,
-        image_mib: g
-            .size
-            .as_deref()
-            .map(parse_size)
-            .transpose()?
-            .unwrap_or(256),
-        layout: g.layout.unwrap_or_default(),
-    };
-    let cached = generate::cached(&recipe)?;
+    let cached = generate::cached(&g.recipe(tree)?)?;
     super::images::copy_image(&cached, path)?;
     Ok(if tree == Tree::Os {
         "FromImage"

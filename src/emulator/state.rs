@@ -54,6 +54,13 @@ pub struct State {
     /// The scenario's Kubernetes clusters, as their API servers hold them.
     #[serde(default)]
     pub kubernetes: Vec<super::kube::Cluster>,
+    /// AKS managed clusters (`Microsoft.ContainerService/managedClusters`), by `arm::key`.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Uniform scale sets (an AKS pool's nodes), by `arm::key` in the node resource group; their
+    /// instances live in `vms` with `scale_set` set.
+    #[serde(default)]
+    pub scale_sets: BTreeMap<String, ScaleSet>,
 }
 
 pub const DEFAULT_RETENTION: f64 = 24.0 * 3600.0;
@@ -204,6 +211,69 @@ pub struct Vm {
     /// Keys of its network interfaces in `State::nics`, the primary first.
     #[serde(default)]
     pub nics: Vec<String>,
+    /// Set on a scale set's instance: Azure serves it under the scale set, never as a VM.
+    #[serde(default)]
+    pub scale_set: Option<Member>,
+}
+
+/// What makes a VM a Uniform scale set's instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Key of the scale set in `State::scale_sets`.
+    pub scale_set: String,
+    pub instance_id: u64,
+    /// `osProfile.computerName`, which is also the AKS node's name.
+    pub computer_name: String,
+}
+
+/// An AKS managed cluster and its agent pools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cluster {
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub node_resource_group: String,
+    pub kubernetes_version: String,
+    pub dns_prefix: String,
+    /// The 8 digits AKS puts in every pool's scale set name (`aks-<pool>-<digits>-vmss`).
+    pub node_digits: String,
+    pub pools: Vec<Pool>,
+    pub provisioning_state: String,
+    /// The pool operation in flight (AKS runs one at a time per cluster).
+    #[serde(default)]
+    pub busy: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pool {
+    pub name: String,
+    /// System or User.
+    pub mode: String,
+    pub vm_size: String,
+    pub count: u64,
+    pub os_disk_size_gb: u64,
+    pub zones: Vec<String>,
+    pub provisioning_state: String,
+    /// Key of its scale set in `State::scale_sets`.
+    pub scale_set: String,
+    /// The clean node image file (in `images/`) a new instance's OS disk is copied from.
+    pub node_image: String,
+}
+
+/// A Uniform VMSS: what its instances share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleSet {
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub size: String,
+    pub zones: Vec<String>,
+    pub unique_id: String,
+    pub tags: serde_json::Map<String, serde_json::Value>,
+    /// Instance ids are never reused: the next one scaling out gets this.
+    pub next_instance_id: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_created: OffsetDateTime,
 }
 
 /// A VM's security type, architecture and boot diagnostics storage.
@@ -262,6 +332,8 @@ impl State {
             nics: BTreeMap::new(),
             nsgs: BTreeMap::new(),
             kubernetes: Vec::new(),
+            clusters: BTreeMap::new(),
+            scale_sets: BTreeMap::new(),
         }
     }
 
@@ -314,7 +386,21 @@ impl State {
         }
     }
 
+    /// A VM's id, or a scale set instance's (`.../virtualMachineScaleSets/{ss}/virtualMachines/{id}`).
     pub fn vm_id(&self, vm: &Vm) -> String {
+        if let Some(m) = &vm.scale_set {
+            let ss = &self.scale_sets[&m.scale_set];
+            return format!(
+                "{}/virtualMachines/{}",
+                arm::resource_id(
+                    &self.subscription,
+                    &ss.resource_group,
+                    "virtualMachineScaleSets",
+                    &ss.name
+                ),
+                m.instance_id
+            );
+        }
         arm::resource_id(
             &self.subscription,
             &vm.resource_group,

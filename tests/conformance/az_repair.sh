@@ -1,29 +1,14 @@
 #!/usr/bin/env bash
 # The manual OS-disk swap with azure-cli, command for command as a user types it against Azure,
 # run against `rescue emulator serve` (eval its export lines first). Only the configuration
-# block differs from real Azure: a registered cloud whose resource manager is the emulator
-# (azure-cli reads the rest from its /metadata/endpoints), a config dir of its own, the
-# emulator's CA, and MSAL's instance discovery off (it would ask login.microsoftonline.com).
+# (az_common.sh) differs from real Azure.
 # Usage: AZ=path/to/az az_repair.sh   (exits non-zero at the first step that goes wrong)
 set -euo pipefail
-AZ=${AZ:-az}
-: "${RESCUE_EMULATOR_URL:?eval the export lines of rescue emulator serve}"
 RG=${RG:-MC_prod-rg_prod-aks_westeurope}
 VM=${VM:-aks-nodepool1-31415926-vm2}
 RESCUE=${RESCUE_VM:-rescue-vm}
-step() { printf '== %s\n' "$*"; }
-expect() { # expect WHAT EXPECTED ACTUAL
-  if [ "$2" != "$3" ]; then printf 'FAILED: %s: expected %q, got %q\n' "$1" "$2" "$3" >&2; exit 1; fi
-  printf 'ok: %s\n' "$1"
-}
-
-# --- configuration
-export AZURE_CONFIG_DIR=${AZURE_CONFIG_DIR:-$(mktemp -d)}
-export REQUESTS_CA_BUNDLE=$RESCUE_EMULATOR_CA
-export AZURE_CORE_COLLECT_TELEMETRY=false
-"$AZ" config set core.instance_discovery=false --only-show-errors
-"$AZ" cloud register --name RescueEmulator --endpoint-resource-manager "$RESCUE_EMULATOR_URL/" --only-show-errors
-"$AZ" cloud set --name RescueEmulator --only-show-errors
+# shellcheck source=tests/conformance/az_common.sh
+. "$(dirname "$0")/az_common.sh"
 
 # --- the procedure
 step login
@@ -65,10 +50,6 @@ expect "OS disk swapped" vm2-os-fixed \
 step "vm start"
 "$AZ" vm start -g "$RG" -n "$VM"
 step "vm get-instance-view (until the agent reports, as after any start: the guest boots first)"
-for _ in $(seq 60); do
-  AGENT="$("$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.vmAgent.statuses[0].displayStatus' -o tsv)"
-  [ "$AGENT" = Ready ] && break
-  sleep 1
-done
-expect "VM agent Ready" Ready "$AGENT"
+expect "VM agent Ready" Ready "$(await_value Ready \
+  "$AZ" vm get-instance-view -g "$RG" -n "$VM" --query 'instanceView.vmAgent.statuses[0].displayStatus' -o tsv)"
 echo "azure-cli repair: done"

@@ -32,14 +32,18 @@ pub const KUBELET_STOP: f64 = 2.0;
 pub const DEFAULT_GRACE: u64 = 30;
 
 /// Whether the VM behind a node runs and its agent reports: `(running, agent_ready)`, or
-/// `None` when no VM has that provider id. For now the scenario's `ready:` / `running:` flags
-/// of the node; at merge this reads the VMSS instance (`instance_by_provider_id`).
+/// `None` when no VM has that provider id. The AKS scale-set instance with that provider id
+/// decides when the scenario has one (powering it off makes the node go NotReady, as the
+/// kubelet's heartbeats stop); a node declared only in `kubernetes:` goes by its `ready:` /
+/// `running:` flags.
 pub fn node_agent(state: &State, provider_id: &str) -> Option<(bool, bool)> {
-    state
-        .kubernetes
-        .iter()
-        .find_map(|c| c.agents.get(&provider_id.to_ascii_lowercase()))
-        .map(|a| (a.running, a.ready))
+    super::super::aks::instance_by_provider_id(state, provider_id).or_else(|| {
+        state
+            .kubernetes
+            .iter()
+            .find_map(|c| c.agents.get(&provider_id.to_ascii_lowercase()))
+            .map(|a| (a.running, a.ready))
+    })
 }
 
 /// Brings every cluster up to now; true if anything changed.

@@ -1,12 +1,14 @@
 //! Resource handlers: managed disks and snapshots (`volume`), virtual machines (`vm`), and the
 //! operation-status URLs.
 
+pub mod aks;
 pub mod network;
 mod subscription;
 pub mod vm;
 pub mod vm_actions;
 mod vm_create;
 pub mod vm_run_command;
+pub mod vmss;
 pub mod volume;
 
 use std::sync::Arc;
@@ -59,7 +61,59 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::VmRunCommand { rg, name, command }, "DELETE") => {
             vm_run_command::delete(emu, call, rg, name, command)
         }
-        (Route::Operation { id, .. }, "GET") => operation(emu, call, id),
+        (Route::Operation { id, .. }, "GET") => operation(emu, call, id, false),
+        (Route::OperationResult { id }, "GET") => operation(emu, call, id, true),
+        (Route::Clusters { rg }, "GET") => group_list(emu, rg.as_deref(), aks::listed),
+        (Route::Cluster { rg, name }, "GET") => aks::get(emu, rg, name),
+        (Route::AgentPools { rg, cluster }, "GET") => aks::pools(emu, rg, cluster),
+        (
+            Route::AgentPool {
+                rg,
+                cluster,
+                pool,
+                action: None,
+            },
+            m,
+        ) => match m {
+            "GET" => aks::pool(emu, rg, cluster, pool),
+            "PUT" => aks::put_pool(emu, call, rg, cluster, pool).await,
+            _ => Err(method_not_allowed(m)),
+        },
+        (
+            Route::AgentPool {
+                rg,
+                cluster,
+                pool,
+                action: Some(action),
+            },
+            "POST",
+        ) => aks::delete_machines(emu, call, rg, cluster, pool, action),
+        (Route::ScaleSets { rg }, "GET") => group_list(emu, rg.as_deref(), vmss::listed),
+        (Route::ScaleSet { rg, name }, "GET") => vmss::get(emu, rg, name),
+        (Route::ScaleSetAction { rg, name, action }, "POST") => {
+            vmss::scale_set_action(emu, call, rg, name, action).await
+        }
+        (Route::ScaleSetVms { rg, scale_set }, "GET") => vmss::instances(emu, call, rg, scale_set),
+        (
+            Route::ScaleSetVm {
+                rg,
+                scale_set,
+                id,
+                action,
+            },
+            m,
+        ) => {
+            let at = vmss::Instance { rg, scale_set, id };
+            match (action.as_deref(), m) {
+                (None, "GET") => vmss::get_instance(emu, call, &at),
+                (None, "PUT" | "PATCH") => vmss::update_instance(emu, call, &at),
+                (Some(a), "GET") if a.eq_ignore_ascii_case("instanceView") => {
+                    vmss::instance_view_reply(emu, &at)
+                }
+                (Some(a), "POST") => vmss::instance_action(emu, call, &at, a).await,
+                _ => Err(method_not_allowed(m)),
+            }
+        }
         (Route::Network { rg, kind, name }, _) => {
             network::handle(emu, call, rg, *kind, name.as_deref())
         }
@@ -70,19 +124,24 @@ pub async fn dispatch(emu: &Arc<Emu>, call: &Call) -> ArmResult<Reply> {
         (Route::ClusterAdminCredential { rg, cluster }, "POST") => {
             super::kube::admin_credential(emu, rg, cluster)
         }
-        // ARM's answer for a method a resource type does not have (inferred: no recording).
-        _ => Err(ArmError::new(
-            405,
-            "MethodNotAllowed",
-            format!("The requested resource does not support http method '{m}'."),
-        )),
+        _ => Err(method_not_allowed(m)),
     }
+}
+
+/// ARM's answer for a method a resource type does not have (inferred: no recording).
+fn method_not_allowed(m: &str) -> ArmError {
+    ArmError::new(
+        405,
+        "MethodNotAllowed",
+        format!("The requested resource does not support http method '{m}'."),
+    )
 }
 
 /// Azure-AsyncOperation (status body) and Location (202 until done, then the final answer).
 /// An operation the RP no longer keeps (or never had) is a 404 (see `ArmError::entity_not_found`);
 /// finished ones are kept `operation_retention` Azure seconds, scaled.
-fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
+/// `location_url`: AKS's `operationresults` URL, which answers as a Location does.
+fn operation(emu: &Emu, call: &Call, id: &str, location_url: bool) -> ArmResult<Reply> {
     let mut state = emu.lock();
     let retention = state.operation_retention * emu.time_scale;
     super::operations::forget_expired(&mut state, retention, super::arm::now());
@@ -90,9 +149,10 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
         .operations
         .get(id)
         .ok_or_else(ArmError::entity_not_found)?;
-    let monitor = call
-        .query("monitor")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let monitor = location_url
+        || call
+            .query("monitor")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if !monitor {
         let reply = Reply::json(200, op.status_body());
         return Ok(if op.status == Status::InProgress {
@@ -102,6 +162,7 @@ fn operation(emu: &Emu, call: &Call, id: &str) -> ArmResult<Reply> {
         });
     }
     match op.status {
+        Status::InProgress if location_url => Ok(aks::in_progress(emu, &state, id)),
         Status::InProgress => {
             let reply = Reply::empty(202).retry_after(10.0, emu.time_scale);
             Ok(emu.lro_headers(&state, op, reply, true))
@@ -172,11 +233,39 @@ fn group_resources(emu: &Emu, rg: &str) -> ArmResult<Reply> {
         state
             .vms
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, vm)| k.starts_with(&prefix) && vm.scale_set.is_none())
             .map(|(_, vm)| compute(vm::render(&state, vm, false))),
     );
     value.extend(network::listed(&state, rg));
+    // A group's scale sets and clusters are among its resources too (an AKS node group lists
+    // its `virtualMachineScaleSets`, the cluster's group its `managedClusters`, as the portal
+    // and `az resource list` show them).
+    let mut tracked = vmss::listed(&state, &prefix);
+    tracked.extend(aks::listed(&state, &prefix));
+    value.extend(tracked.into_iter().map(compute));
     Ok(Reply::json(200, serde_json::json!({ "value": value })))
+}
+
+/// A group's (or, `rg: None`, the subscription's) list of one resource type, unpaged.
+fn group_list(
+    emu: &Emu,
+    rg: Option<&str>,
+    listed: fn(&State, &str) -> Vec<Value>,
+) -> ArmResult<Reply> {
+    let state = emu.lock();
+    let prefix = group_prefix(&state, rg)?;
+    Ok(Reply::json(
+        200,
+        serde_json::json!({ "value": listed(&state, &prefix) }),
+    ))
+}
+
+/// The entries of a map by `arm::key` whose key starts with `prefix`.
+pub fn keyed<'a, T>(
+    map: &'a std::collections::BTreeMap<String, T>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a T)> + 'a {
+    map.iter().filter(move |(k, _)| k.starts_with(prefix))
 }
 
 /// The key prefix of a resource group's resources (`None`: the whole subscription).

@@ -17,9 +17,12 @@ use super::{field, group, tags};
 pub(super) fn find<'a>(state: &'a State, rg: &str, name: &str) -> ArmResult<(String, &'a Vm)> {
     let rg = group(state, rg)?;
     let key = arm::key(rg, name);
+    // A scale set's instance is not a VM to the virtualMachines API ("Uniform ... instances
+    // are not managed through the standalone virtualMachines API", aks-and-run-command.md).
     let vm = state
         .vms
         .get(&key)
+        .filter(|vm| vm.scale_set.is_none())
         .ok_or_else(|| ArmError::not_found("virtualMachines", rg, name))?;
     Ok((key, vm))
 }
@@ -242,7 +245,7 @@ pub fn list(emu: &Emu, call: &Call, rg: Option<&str>) -> ArmResult<Reply> {
     let value: Vec<Value> = state
         .vms
         .iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
+        .filter(|(k, vm)| k.starts_with(&prefix) && vm.scale_set.is_none())
         .map(|(_, vm)| render(&state, vm, false))
         .collect();
     Ok(super::page(emu, &state, call, rg, value))

@@ -63,12 +63,30 @@ async fn power(
     name: &str,
     target: Power,
 ) -> ArmResult<Reply> {
+    let key = find(&emu.lock(), rg, name)?.0;
+    let op = power_of(emu, call, &key, target).await?;
+    let state = emu.lock();
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// Starts a power operation on the VM (or scale set instance) at `key` and, for a start,
+/// waits for its boot check; returns the operation.
+pub async fn power_of(
+    emu: &Arc<Emu>,
+    call: &Call,
+    key: &str,
+    target: Power,
+) -> ArmResult<super::super::operations::Operation> {
     let restart = target == Power::Starting;
     let target = if restart { Power::Running } else { target };
+    let key = key.to_string();
     let (op, key, needs_boot) = {
         let mut state = emu.lock();
-        let (key, vm) = find(&state, rg, name)?;
-        let vm = vm.clone();
+        let vm = state
+            .vms
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ArmError::internal("the VM went away while its action started"))?;
         let verb = match (target, restart) {
             (Power::Deallocated, _) => "deallocate",
             (Power::Stopped, _) => "powerOff",
@@ -129,8 +147,7 @@ async fn power(
     if needs_boot {
         boot_into(emu, &op.id, &key).await?;
     }
-    let state = emu.lock();
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+    Ok(op)
 }
 
 /// DELETE of a VM: 202 and an operation; its disks are kept (and become Unattached).
@@ -170,6 +187,20 @@ pub fn delete(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> 
 /// Boots the VM's OS disk (read-only check) and hands the outcome to its start operation,
 /// which completes only once it has one.
 pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
+    let outcome = boot_check(emu, key).await;
+    let mut state = emu.lock();
+    if let Some(op) = state.operations.get_mut(op_id) {
+        if let OpKind::VmPower { boot, .. } = &mut op.kind {
+            *boot = Some(outcome);
+            op.worked_until = Some(super::super::arm::now());
+        }
+    }
+    emu.save(&state)
+}
+
+/// The boot check of the VM's (or instance's) OS disk, its waits scaled to Azure time; a check
+/// that cannot run is a boot that never reports.
+pub async fn boot_check(emu: &Emu, key: &str) -> super::super::boot::BootOutcome {
     let (name, image, dir) = {
         let state = emu.lock();
         let vm = &state.vms[key];
@@ -190,18 +221,10 @@ pub async fn boot_into(emu: &Emu, op_id: &str, key: &str) -> ArmResult<()> {
                 ready_after: 0.0,
             });
     // The guest boots in Azure time, like every other wait.
-    let outcome = super::super::boot::BootOutcome {
+    super::super::boot::BootOutcome {
         ready_after: outcome.ready_after * emu.time_scale,
         ..outcome
-    };
-    let mut state = emu.lock();
-    if let Some(op) = state.operations.get_mut(op_id) {
-        if let OpKind::VmPower { boot, .. } = &mut op.kind {
-            *boot = Some(outcome);
-            op.worked_until = Some(super::super::arm::now());
-        }
     }
-    emu.save(&state)
 }
 
 fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Reply> {
@@ -274,20 +297,28 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
         });
     }
     let next = rules::data_disks(&state, &vm, wanted)?;
-    let op = begin_vm_op(
-        emu,
-        &mut state,
-        &key,
-        OpKind::AttachDetach { vm: key.clone() },
-        VM_UPDATE,
-        call,
-    );
+    let kind = OpKind::AttachDetach { vm: key.clone() };
+    let op = change_data_disks(emu, &mut state, &key, next, kind, call)?;
+    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+}
+
+/// Starts the operation that gives the VM (or instance) `next` as its data disks; the disks it
+/// lets go stay its own until the operation ends.
+pub(super) fn change_data_disks(
+    emu: &Emu,
+    state: &mut super::super::state::State,
+    key: &str,
+    next: Vec<super::super::state::DataDiskRef>,
+    kind: OpKind,
+    call: &Call,
+) -> ArmResult<super::super::operations::Operation> {
+    let op = begin_vm_op(emu, state, key, kind, VM_UPDATE, call);
     if !call.lro_failed() {
-        state.set_disks(&key, None, Some(next));
+        state.set_disks(key, None, Some(next));
     }
-    let v = state.vms.get_mut(&key).expect("found");
+    let v = state.vms.get_mut(key).expect("caller found the VM");
     v.etag += 1;
     v.provisioning_state = "Updating".into();
-    emu.save(&state)?;
-    Ok(emu.lro_headers(&state, &op, Reply::empty(202), true))
+    emu.save(state)?;
+    Ok(op)
 }

@@ -198,6 +198,7 @@ fn register(
         scripts_run: 0,
         scripts: Vec::new(),
         run_command_seq: 0,
+        scale_set: None,
         nics,
     };
     let new_os_key = match &new_disk_file {

@@ -18,7 +18,7 @@ use crate::crash::support::{e2fsck_partitions, repo, text, Served, RG};
 /// Azure's latencies / 50: a repair takes seconds, polling still happens.
 const TIME_SCALE: &str = "0.02";
 
-fn venv(which: &str, program: &str) -> PathBuf {
+pub(crate) fn venv(which: &str, program: &str) -> PathBuf {
     let root = std::env::var_os("RESCUE_CONFORMANCE_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/opt/rescue-conformance"));
@@ -39,8 +39,19 @@ fn judge(
     args: &[PathBuf],
     extra_env: &[(&str, String)],
 ) -> (Output, Vec<Value>, tempfile::TempDir) {
+    judge_on(None, name, program, args, extra_env)
+}
+
+/// As `judge`, beside an emulator seeded from `scenario` (None: the incident).
+pub(crate) fn judge_on(
+    scenario: Option<&std::path::Path>,
+    name: &str,
+    program: PathBuf,
+    args: &[PathBuf],
+    extra_env: &[(&str, String)],
+) -> (Output, Vec<Value>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start_isolated(&dir.path().join("data"), TIME_SCALE);
+    let served = Served::start_isolated(&dir.path().join("data"), TIME_SCALE, scenario);
     let links = served
         .in_netns("ip")
         .args(["-o", "link", "show"])
@@ -77,7 +88,7 @@ fn judge(
 
 /// Every ARM request answered as on a healthy run: successes, and 404s only for reads (the
 /// clients look before they create).
-fn assert_clean(requests: &[Value], allowed_404: &[&str]) {
+pub(crate) fn assert_clean(requests: &[Value], allowed_404: &[&str]) {
     for r in requests {
         let status = r["status"].as_u64().unwrap();
         let op = r["operation"].as_str().unwrap();

@@ -62,11 +62,12 @@ impl Served {
 
     /// In a network namespace of its own with only loopback up: whatever runs beside it
     /// (`in_netns`) can reach nothing but 127.0.0.1.
-    pub fn start_isolated(data_dir: &Path, time_scale: &str) -> Served {
+    /// Seeded from `scenario` (None: the incident).
+    pub fn start_isolated(data_dir: &Path, time_scale: &str, scenario: Option<&Path>) -> Served {
         let mut cmd = Command::new("unshare");
         cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
             .arg(bin());
-        Self::start_with(cmd, time_scale, data_dir, None)
+        Self::start_with(cmd, time_scale, data_dir, scenario)
     }
 
     /// `program` run in the emulator's network namespace (its pid is the emulator's: `unshare`

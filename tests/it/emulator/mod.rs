@@ -1,6 +1,7 @@
 //! Integration tests: the ARM emulator, over HTTP, with raw requests and the real
 //! azure_mgmt_compute 0.21 client.
 
+mod aks;
 mod boot;
 mod client;
 mod entra;
