@@ -14,6 +14,33 @@ fn rescue(state_dir: &Path) -> Command {
     cmd
 }
 
+/// `rescue run WORKFLOW -o json`, which must succeed: its events, one JSON value per line.
+fn run_events(state_dir: &Path, workflow: &str) -> Vec<Value> {
+    let out = rescue(state_dir)
+        .args(["run", workflow, "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}
+
+/// The run's `run_finished` event.
+fn finished(events: &[Value]) -> &Value {
+    events
+        .iter()
+        .find(|e| e["event"] == "run_finished")
+        .expect("a run_finished event")
+}
+
 fn plan_json(state_dir: &Path, args: &[&str]) -> Value {
     let out = rescue(state_dir)
         .args(["plan", "--output", "json"])
@@ -172,24 +199,9 @@ fn expressions_with_dashed_ids_and_nested_values_plan_and_run() {
     );
     assert_eq!(plan["steps"][1]["if"]["decision"], "runs");
 
-    let out = rescue(state.path())
-        .args(["run", wf, "--output", "json"])
-        .output()
-        .unwrap();
+    let events = run_events(state.path(), wf);
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let finished: Value = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|e| e["event"] == "run_finished")
-        .expect("a run_finished event");
-    assert_eq!(
-        finished["outputs"],
+        finished(&events)["outputs"],
         json!({"five": 5, "status": "succeeded"})
     );
 }
@@ -280,23 +292,8 @@ fn target_flags_are_checked_before_anything_runs() {
 fn a_step_reads_what_its_needs_lead_to_and_branches_run() {
     let state = tempfile::tempdir().unwrap();
     let wf = "tests/it/engine/fixtures/valid/needs.yaml";
-    let out = rescue(state.path())
-        .args(["run", wf, "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let finished: Value = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|e| e["event"] == "run_finished")
-        .expect("a run_finished event");
-    assert_eq!(finished["outputs"], json!({"sum": 13}));
+    let events = run_events(state.path(), wf);
+    assert_eq!(finished(&events)["outputs"], json!({"sum": 13}));
 }
 
 #[test]
@@ -307,22 +304,10 @@ fn steps_that_nothing_orders_run_side_by_side_and_a_join_waits_for_both() {
     assert!(plan["steps"][0].get("needs").is_none(), "{plan}");
     assert_eq!(plan["steps"][1]["needs"], json!(["start"]));
     assert_eq!(plan["steps"][3]["needs"], json!(["wait-a", "wait-b"]));
-    let out = rescue(state.path())
-        .args(["run", wf, "--output", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // The order of events, not a clock: both waits start before either ends, and the join
     // starts only after both.
-    let events: Vec<(String, String)> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let events: Vec<(String, String)> = run_events(state.path(), wf)
+        .iter()
         .filter_map(|e| {
             let step = e["step"].as_str()?.to_string();
             Some((e["event"].as_str()?.to_string(), step))
