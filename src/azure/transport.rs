@@ -117,7 +117,7 @@ impl Transport {
             }
         }
         let elapsed = started.elapsed();
-        if !matches!(request.method(), Method::Get | Method::Head) {
+        if !is_read(request.method()) {
             super::calls::record(call_record(request, &result, elapsed));
         }
         if self.options.debug {
@@ -169,8 +169,12 @@ fn call_record(
 #[async_trait::async_trait]
 impl HttpClient for Transport {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<Response> {
-        let result = self.execute(request).await;
-        if *request.method() != Method::Get {
+        let read = is_read(request.method());
+        if !read {
+            self.memo.forget();
+        }
+        let result = self.execute(request, read).await;
+        if !read {
             // Also after: a read sent while this was in flight may or may not show its effect.
             self.memo.forget();
         }
@@ -179,9 +183,8 @@ impl HttpClient for Transport {
 }
 
 impl Transport {
-    async fn execute(&self, request: &Request) -> azure_core::Result<Response> {
+    async fn execute(&self, request: &Request, read: bool) -> azure_core::Result<Response> {
         let host = request.url().origin().ascii_serialization();
-        let read = matches!(request.method(), Method::Get | Method::Head);
         let get = *request.method() == Method::Get;
         if get {
             if let Some(answer) = self.memo.recall(request.url()) {
@@ -194,8 +197,6 @@ impl Transport {
                 }
                 return Ok(answer);
             }
-        } else {
-            self.memo.forget();
         }
         let epoch = self.memo.now();
         let mut waited = Duration::ZERO;
@@ -258,6 +259,11 @@ impl Transport {
             }
         }
     }
+}
+
+/// GET and HEAD change nothing: safe to retry, to answer again from the memo, and no evidence.
+fn is_read(method: &Method) -> bool {
+    matches!(method, Method::Get | Method::Head)
 }
 
 /// `retry-after-ms` (Azure services send it for sub-second hints; azure-core honours it), then

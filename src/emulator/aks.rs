@@ -431,51 +431,6 @@ pub fn members<'a>(
         .filter(move |(_, vm)| vm.scale_set.as_ref().is_some_and(|m| m.scale_set == ss_key))
 }
 
-/// An AKS node as the Kubernetes side sees its machine.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    /// Node name (the instance's computer name).
-    pub name: String,
-    /// `spec.providerID`: `azure://` + the instance's resource id.
-    pub provider_id: String,
-    /// Key of the cluster in `State::clusters`, and the pool's name.
-    pub cluster: String,
-    pub pool: String,
-    pub zone: Option<String>,
-    pub vm_size: String,
-    pub running: bool,
-    pub agent_ready: bool,
-}
-
-/// Every node of every cluster, in instance order.
-pub fn nodes(state: &State) -> Vec<Node> {
-    let mut out = Vec::new();
-    for (ck, c) in &state.clusters {
-        for p in &c.pools {
-            let mut m: Vec<&Vm> = members(state, &p.scale_set).map(|(_, v)| v).collect();
-            m.sort_by_key(|v| v.scale_set.as_ref().map(|m| m.instance_id));
-            out.extend(m.into_iter().map(|vm| {
-                Node {
-                    name: vm
-                        .scale_set
-                        .as_ref()
-                        .expect("a member")
-                        .computer_name
-                        .clone(),
-                    provider_id: format!("azure://{}", state.vm_id(vm)),
-                    cluster: ck.clone(),
-                    pool: p.name.clone(),
-                    zone: vm.zone.clone(),
-                    vm_size: vm.size.clone(),
-                    running: vm.power == Power::Running,
-                    agent_ready: vm.agent_ready && vm.power == Power::Running,
-                }
-            }));
-        }
-    }
-    out
-}
-
 /// (running, agent ready) of the scale set instance an AKS node's `spec.providerID` names
 /// (`azure:///subscriptions/.../virtualMachineScaleSets/<vmss>/virtualMachines/<id>`, the
 /// cloud provider's form); `None` when no such instance exists (any more).

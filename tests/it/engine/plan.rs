@@ -14,23 +14,27 @@ fn rescue(state_dir: &Path) -> Command {
     cmd
 }
 
-/// `rescue run WORKFLOW -o json`, which must succeed: its events, one JSON value per line.
-fn run_events(state_dir: &Path, workflow: &str) -> Vec<Value> {
-    let out = rescue(state_dir)
-        .args(["run", workflow, "--output", "json"])
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must exit 0 (else its stderr is shown); its stdout.
+fn succeeded(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect()
+    out.stdout
+}
+
+/// `rescue run WORKFLOW -o json`, which must succeed: its events, one JSON value per line.
+fn run_events(state_dir: &Path, workflow: &str) -> Vec<Value> {
+    String::from_utf8(succeeded(
+        rescue(state_dir).args(["run", workflow, "--output", "json"]),
+    ))
+    .unwrap()
+    .lines()
+    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    .collect()
 }
 
 /// The run's `run_finished` event.
@@ -42,34 +46,24 @@ fn finished(events: &[Value]) -> &Value {
 }
 
 fn plan_json(state_dir: &Path, args: &[&str]) -> Value {
-    let out = rescue(state_dir)
-        .args(["plan", "--output", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&succeeded(
+        rescue(state_dir)
+            .args(["plan", "--output", "json"])
+            .args(args),
+    ))
+    .unwrap()
 }
 
 #[test]
 fn text_plan_of_the_demo() {
     let state = tempfile::tempdir().unwrap();
-    let out = rescue(state.path())
-        .args(["plan", "workflows/demo.yaml", "--input", "patient=vm2"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+    let out = succeeded(rescue(state.path()).args([
+        "plan",
+        "workflows/demo.yaml",
+        "--input",
+        "patient=vm2",
+    ]));
+    insta::assert_snapshot!(String::from_utf8(out).unwrap());
 }
 
 #[test]
