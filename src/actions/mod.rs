@@ -5,6 +5,7 @@
 //! executes, reconciles an unknown outcome after a crash, and knows how to undo itself.
 //! The engine only ever sees this trait; it knows steps, not clouds.
 
+pub mod aks;
 pub mod azure;
 pub mod core;
 
@@ -341,6 +342,8 @@ pub struct Env {
     pub locks: Arc<azure::HeldLocks>,
     /// Where `read_file` reads: the run's stored copies, or beside the workflow for a plan.
     pub files: Option<Arc<dyn Files>>,
+    /// The Kubernetes API servers the AKS steps have connected to.
+    pub clusters: Arc<aks::Clusters>,
 }
 
 impl Env {
@@ -498,7 +501,11 @@ impl Registry {
         let mut registry = Registry {
             actions: BTreeMap::new(),
         };
-        for action in core::all().into_iter().chain(azure::all()) {
+        for action in core::all()
+            .into_iter()
+            .chain(azure::all())
+            .chain(aks::all())
+        {
             registry.register(action);
         }
         registry

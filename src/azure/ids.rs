@@ -15,10 +15,16 @@ pub enum Kind {
     VirtualNetwork,
     /// A VNet's child: its name is `VNET/subnets/SUBNET`, so the id prints as ARM's.
     Subnet,
+    /// An AKS cluster (`Microsoft.ContainerService/managedClusters`).
+    ManagedCluster,
+    /// A cluster's node pool: its name is `CLUSTER/agentPools/POOL`.
+    AgentPool,
+    /// A Uniform scale set's instance (an AKS node): its name is `VMSS/virtualMachines/ID`.
+    ScaleSetVm,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 10] = [
         Kind::VirtualMachine,
         Kind::Disk,
         Kind::Snapshot,
@@ -26,7 +32,20 @@ impl Kind {
         Kind::NetworkSecurityGroup,
         Kind::VirtualNetwork,
         Kind::Subnet,
+        Kind::ManagedCluster,
+        Kind::AgentPool,
+        Kind::ScaleSetVm,
     ];
+
+    /// A child kind's segment between its parent's name and its own (`VNET/subnets/SUBNET`).
+    fn child_segment(self) -> Option<&'static str> {
+        match self {
+            Kind::Subnet => Some("subnets"),
+            Kind::AgentPool => Some("agentPools"),
+            Kind::ScaleSetVm => Some("virtualMachines"),
+            _ => None,
+        }
+    }
 
     pub fn segment(self) -> &'static str {
         match self {
@@ -36,12 +55,16 @@ impl Kind {
             Kind::NetworkInterface => "networkInterfaces",
             Kind::NetworkSecurityGroup => "networkSecurityGroups",
             Kind::VirtualNetwork | Kind::Subnet => "virtualNetworks",
+            Kind::ManagedCluster | Kind::AgentPool => "managedClusters",
+            Kind::ScaleSetVm => "virtualMachineScaleSets",
         }
     }
 
     pub fn provider(self) -> &'static str {
         if self.is_network() {
             "Microsoft.Network"
+        } else if self.is_container_service() {
+            "Microsoft.ContainerService"
         } else {
             "Microsoft.Compute"
         }
@@ -57,12 +80,25 @@ impl Kind {
         )
     }
 
+    pub fn is_container_service(self) -> bool {
+        matches!(self, Kind::ManagedCluster | Kind::AgentPool)
+    }
+
+    /// Read and written as typed REST on azure_core's pipeline rather than through
+    /// azure_mgmt_compute (see `network` and `aks`).
+    pub fn is_rest(self) -> bool {
+        self.is_network() || self.is_container_service()
+    }
+
     /// The api-version rescue sends for this kind: azure_mgmt_compute 0.21's for compute, and
     /// for network the same family's (azure_mgmt_network 0.21, default tag package-2024-03).
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::VirtualMachine => "2024-07-01",
+            Kind::VirtualMachine | Kind::ScaleSetVm => "2024-07-01",
             Kind::Disk | Kind::Snapshot => "2024-03-02",
+            // The stable version with `deleteMachines` that hashicorp/go-azure-sdk's
+            // containerservice/2024-09-01 (agentpools, machines) is generated from.
+            Kind::ManagedCluster | Kind::AgentPool => "2024-09-01",
             _ => "2024-03-01",
         }
     }
@@ -77,6 +113,9 @@ impl Kind {
             Kind::NetworkSecurityGroup => "nsg",
             Kind::VirtualNetwork => "vnet",
             Kind::Subnet => "subnet",
+            Kind::ManagedCluster => "cluster",
+            Kind::AgentPool => "node pool",
+            Kind::ScaleSetVm => "instance",
         }
     }
 
@@ -122,7 +161,8 @@ impl ResourceId {
                 ErrorKind::Invalid,
                 "read a resource id",
                 format!(
-                    "`{id}` is not a disk, snapshot, VM, NIC, NSG, VNet or subnet id (expected \
+                    "`{id}` is not a disk, snapshot, VM, NIC, NSG, VNet, subnet, AKS cluster, node \
+                 pool or scale-set instance id (expected \
                  /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/disks/NAME)"
                 ),
             )
@@ -137,26 +177,36 @@ impl ResourceId {
         {
             return Err(bad());
         }
-        let kind = Kind::ALL
-            .into_iter()
-            .filter(|k| *k != Kind::Subnet)
-            .find(|k| is(5, k.provider()) && is(6, k.segment()))
-            .ok_or_else(bad)?;
-        match (kind, parts.len()) {
-            (_, 8) => Ok(Self::new(parts[1], parts[3], kind, parts[7])),
-            (Kind::VirtualNetwork, 10) if is(8, "subnets") => Ok(Self::new(
+        let of = |k: &Kind| is(5, k.provider()) && is(6, k.segment());
+        let kind = match parts.len() {
+            8 => Kind::ALL
+                .into_iter()
+                .find(|k| k.child_segment().is_none() && of(k)),
+            _ => Kind::ALL
+                .into_iter()
+                .find(|k| k.child_segment().is_some_and(|c| is(8, c)) && of(k)),
+        }
+        .ok_or_else(bad)?;
+        Ok(match kind.child_segment() {
+            None => Self::new(parts[1], parts[3], kind, parts[7]),
+            Some(c) => Self::new(
                 parts[1],
                 parts[3],
-                Kind::Subnet,
-                &format!("{}/subnets/{}", parts[7], parts[9]),
-            )),
-            _ => Err(bad()),
-        }
+                kind,
+                &format!("{}/{c}/{}", parts[7], parts[9]),
+            ),
+        })
+    }
+
+    /// A child's parent name and own name (`VNET`, `SUBNET`).
+    pub fn parent_and_child(&self) -> Option<(&str, &str)> {
+        let c = self.kind.child_segment()?;
+        self.name.split_once(&format!("/{c}/"))
     }
 
     /// A subnet's VNet.
     pub fn vnet(&self) -> Option<ResourceId> {
-        let (vnet, _) = self.name.split_once("/subnets/")?;
+        let (vnet, _) = self.parent_and_child()?;
         (self.kind == Kind::Subnet).then(|| {
             ResourceId::new(
                 &self.subscription,

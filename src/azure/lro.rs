@@ -67,7 +67,7 @@ pub enum FinalVia {
 const UNHINTED_FIRST: Duration = Duration::from_millis(500);
 const UNHINTED_MAX: Duration = Duration::from_secs(10);
 
-pub(crate) fn unhinted(polls: u32) -> Duration {
+pub fn unhinted(polls: u32) -> Duration {
     UNHINTED_FIRST
         .saturating_mul(1u32 << polls.min(8))
         .min(UNHINTED_MAX)

@@ -13,6 +13,7 @@
 //! - [`model`]: typed views of what is read.
 
 pub mod account;
+pub mod aks;
 pub mod calls;
 pub mod converge;
 pub mod credential;
@@ -191,7 +192,7 @@ impl Azure {
 
     /// Sleep between polls: reads after it go to Azure again, in this task and in any other
     /// that read while it slept.
-    pub(crate) async fn wait(&self, d: Duration) {
+    pub async fn wait(&self, d: Duration) {
         self.time_passes();
         tokio::time::sleep(d).await;
         self.time_passes();

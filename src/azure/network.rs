@@ -192,8 +192,20 @@ impl Azure {
         body: Option<&Value>,
         doing: &str,
     ) -> Result<azure_core::Response> {
+        self.rest_at(method, id, "", body, doing).await
+    }
+
+    /// One request to `{id}{action}` (an action such as `/deleteMachines`), with our token.
+    pub(crate) async fn rest_at(
+        &self,
+        method: Method,
+        id: &ResourceId,
+        action: &str,
+        body: Option<&Value>,
+        doing: &str,
+    ) -> Result<azure_core::Response> {
         let mut url = self.endpoint().clone();
-        url.set_path(&id.to_string());
+        url.set_path(&format!("{id}{action}"));
         url.set_query(Some(&format!("api-version={}", id.kind.api_version())));
         let mut request = Request::new(url, method);
         request.insert_header(AUTHORIZATION, format!("Bearer {}", self.token().await?));
@@ -209,17 +221,21 @@ impl Azure {
         sent.map_err(|e| Error::from_core(&e, doing).with_correlation(correlation))
     }
 
-    /// PUT or DELETE of a network resource: both are long-running (`Azure-AsyncOperation`), the
-    /// result read from the resource; a DELETE of what is gone is done.
-    pub(crate) async fn write_network(
+    /// PUT or DELETE of a network or AKS resource, or an agent pool's `deleteMachines`: all
+    /// long-running (`Azure-AsyncOperation` or `Location`), the result read from the resource;
+    /// a DELETE of what is gone is done.
+    pub(crate) async fn write_rest(
         &self,
         id: &ResourceId,
         write: &Write,
         label: &str,
     ) -> Result<Started> {
-        let (method, body) = match write {
-            Write::Put(body) => (Method::Put, Some(body)),
-            Write::Delete => (Method::Delete, None),
+        let (method, action, body) = match write {
+            Write::Put(body) => (Method::Put, "", Some(body)),
+            Write::Delete => (Method::Delete, "", None),
+            Write::DeleteMachines(body) if id.kind == super::ids::Kind::AgentPool => {
+                (Method::Post, "/deleteMachines", Some(body))
+            }
             other => {
                 return Err(Error::new(
                     ErrorKind::Invalid,
@@ -231,9 +247,11 @@ impl Azure {
                 ))
             }
         };
-        match self.rest(method, id, body, label).await {
+        match self.rest_at(method, id, action, body, label).await {
             Ok(response) => self.started(response, label, FinalVia::Resource).await,
-            Err(e) if body.is_none() && e.is_not_found() => Ok(Started::Done(Value::Null)),
+            Err(e) if method == Method::Delete && e.is_not_found() => {
+                Ok(Started::Done(Value::Null))
+            }
             Err(e) => Err(e),
         }
     }

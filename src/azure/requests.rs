@@ -53,13 +53,19 @@ pub enum Write {
     /// `attachDetachDataDisks`: `{"dataDisksToAttach": [...], "dataDisksToDetach": [...]}`,
     /// which changes only the disks named, whatever else is attached meanwhile.
     AttachDetach(Value),
+    /// An agent pool's `deleteMachines`: `{"machineNames": [...]}`.
+    DeleteMachines(Value),
     Delete,
 }
 
 impl Write {
-    /// Whether Azure takes `If-Match` on this request (ComputeRP does on VM PUT/PATCH).
-    fn takes_if_match(&self) -> bool {
-        matches!(self, Write::PatchVm(_))
+    /// Whether Azure takes `If-Match` on this request (ComputeRP does on VM PATCH and on a
+    /// scale-set instance's PUT, its only update).
+    fn takes_if_match(&self, kind: Kind) -> bool {
+        matches!(
+            (self, kind),
+            (Write::PatchVm(_), _) | (Write::Put(_), Kind::ScaleSetVm)
+        )
     }
 }
 
@@ -107,13 +113,26 @@ impl Azure {
             }
             Kind::Disk => call!(c.disks_client().get(s, rg, n)),
             Kind::Snapshot => call!(c.snapshots_client().get(s, rg, n)),
-            network => unreachable!("a {} is read through `rest`", network.noun()),
+            Kind::ScaleSetVm => {
+                let (set, instance) = id.parent_and_child().unwrap_or_default();
+                let mut req = c.virtual_machine_scale_set_v_ms_client().get(
+                    rg,
+                    set.to_string(),
+                    instance.to_string(),
+                    s,
+                );
+                if instance_view {
+                    req = req.expand("instanceView");
+                }
+                call!(req)
+            }
+            rest => unreachable!("a {} is read through `rest`", rest.noun()),
         }
     }
 
     async fn read_with(&self, id: &ResourceId, instance_view: bool) -> Result<Option<Resource>> {
         let doing = format!("read {} {}", id.kind.noun(), id.name);
-        let sent = if id.kind.is_network() {
+        let sent = if id.kind.is_rest() {
             self.rest(azure_core::Method::Get, id, None, &doing).await
         } else {
             self.send(self.get_call(id, instance_view), &doing).await
@@ -203,11 +222,11 @@ impl Azure {
             id.resource_group.clone(),
             id.name.clone(),
         );
-        if id.kind.is_network() {
-            return self.write_network(id, write, label).await;
+        if id.kind.is_rest() {
+            return self.write_rest(id, write, label).await;
         }
         let if_match = if_match
-            .filter(|_| write.takes_if_match())
+            .filter(|_| write.takes_if_match(id.kind))
             .map(str::to_string);
         let vms = || c.virtual_machines_client();
         let (call, final_via) = match (write, id.kind) {
@@ -277,6 +296,32 @@ impl Azure {
                 // Its result (the storage profile) is read from the VM anyway.
                 FinalVia::Resource,
             ),
+            (Write::Put(body), Kind::ScaleSetVm) => {
+                let (set, instance) = id.parent_and_child().unwrap_or_default();
+                let body: azure_mgmt_compute::models::VirtualMachineScaleSetVm =
+                    model(body.clone(), "scale-set instance")?;
+                let mut req = c.virtual_machine_scale_set_v_ms_client().update(
+                    rg,
+                    set.to_string(),
+                    instance.to_string(),
+                    body,
+                    s,
+                );
+                if let Some(etag) = if_match {
+                    req = req.if_match(etag);
+                }
+                (call!(req), FinalVia::Resource)
+            }
+            (Write::Power(VmAction::PowerOff), Kind::ScaleSetVm) => {
+                let (set, instance) = id.parent_and_child().unwrap_or_default();
+                let req = c.virtual_machine_scale_set_v_ms_client().power_off(
+                    rg,
+                    set.to_string(),
+                    instance.to_string(),
+                    s,
+                );
+                (call!(req), FinalVia::Resource)
+            }
             (Write::Delete, Kind::Snapshot) => (
                 call!(c.snapshots_client().delete(s, rg, n)),
                 FinalVia::Resource,

@@ -44,6 +44,12 @@ pub struct InputArgs {
     /// Keep a rescue VM this run creates (input `keep_rescue_vm`).
     #[arg(long)]
     pub keep_rescue_vm: bool,
+    /// The AKS cluster (input `cluster`), as in `az aks`.
+    #[arg(long = "cluster-name", value_name = "CLUSTER")]
+    pub cluster_name: Option<String>,
+    /// The Kubernetes node (input `node`), as `kubectl get nodes` names it.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
 }
 
 /// The azure-cli-shaped flags and the workflow inputs they give: the one place this mapping
@@ -56,6 +62,8 @@ pub const INPUT_FLAGS: &[(&str, &str)] = &[
     ("allow_aks_node", "allow_aks_node"),
     ("force_healthy", "force_healthy"),
     ("keep_rescue_vm", "keep_rescue_vm"),
+    ("cluster_name", "cluster"),
+    ("node", "node"),
     ("subscription", "subscription"),
 ];
 
@@ -70,6 +78,8 @@ impl InputArgs {
             "allow_aks_node" => on(self.allow_aks_node),
             "force_healthy" => on(self.force_healthy),
             "keep_rescue_vm" => on(self.keep_rescue_vm),
+            "cluster_name" => self.cluster_name.clone(),
+            "node" => self.node.clone(),
             _ => None,
         }
     }

@@ -53,6 +53,7 @@ pub fn all() -> Vec<Arc<dyn Action>> {
         step(power::SetPower {
             to: VmAction::Start,
         }),
+        step(power::PowerOff),
         step(snapshot::CreateSnapshot),
         step(disk::CreateFromSnapshot),
         step(data_disks::Attach),

@@ -149,3 +149,86 @@ impl AzureStep for SetPower {
             .map(|_| ())
     }
 }
+
+/// `azure.vm.power_off`: a VM or a scale-set instance (an AKS node) stopped, named by its id;
+/// its disks stay attached, unlike a deallocation, so that what holds them is visible.
+pub struct PowerOff;
+
+static POWER_OFF: ActionSpec = ActionSpec {
+    name: "azure.vm.power_off",
+    summary:
+        "power off a VM or scale-set instance (stopped, not deallocated: its disks stay attached)",
+    params: &[Param {
+        name: "vm_id",
+        ty: ParamType::String,
+        required: true,
+        description: "the VM's or scale-set instance's ARM id",
+    }],
+    outputs: &[OutputSpec {
+        name: "power_state",
+        description: "the power state afterwards (stopped, or deallocated if it already was)",
+    }],
+    mutates: true,
+};
+
+fn machine_id(args: &Args) -> Result<ResourceId, ActionError> {
+    let id = ResourceId::parse(str_arg(args, "vm_id")?)?;
+    match id.kind {
+        Kind::VirtualMachine | Kind::ScaleSetVm => Ok(id),
+        other => Err(ActionError::fatal(format!(
+            "argument `vm_id` must be a VM or scale-set instance id, got a {} id",
+            other.noun()
+        ))),
+    }
+}
+
+#[async_trait]
+impl AzureStep for PowerOff {
+    const SPEC: &'static ActionSpec = &POWER_OFF;
+    const INTENT: &'static [&'static str] = &["vm_id"];
+
+    async fn plan(&self, p: &Plan<'_>) -> Result<Description, ActionError> {
+        let id = p.args.str("vm_id").and_then(|i| ResourceId::parse(i).ok());
+        let name = id
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| p.args.display("vm_id"));
+        let kind = id.as_ref().map(|i| i.kind).unwrap_or(Kind::ScaleSetVm);
+        let mut notes = Vec::new();
+        if let (Some(id), Some(azure)) = (&id, &p.ctx.env.azure) {
+            if let Ok(Some(vm)) = azure.read_vm(id, true).await {
+                notes.push(format!(
+                    "now {}",
+                    vm.power.unwrap_or_else(|| "unknown".into())
+                ));
+            }
+        }
+        Ok(Description {
+            summary: format!("power off {name}"),
+            changes: vec![change(
+                ChangeKind::Action,
+                kind,
+                id.as_ref(),
+                &name,
+                "power off",
+            )],
+            calls: vec![
+                "GET {vm}?$expand=instanceView".into(),
+                "POST {vm}/powerOff".into(),
+                "GET <Azure-AsyncOperation> until Succeeded".into(),
+            ],
+            notes,
+            ..Default::default()
+        })
+    }
+
+    async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
+        let id = machine_id(r.args)?;
+        // Deallocated is off too: starting it only to stop it would be wrong.
+        let now = azure(r.ctx)?.read_vm(&id, true).await?;
+        if now.as_ref().and_then(|v| v.power.as_deref()) == Some("deallocated") {
+            return Ok(output("power_state", json!("deallocated")));
+        }
+        set_power(r.ctx, &id, VmAction::PowerOff, OPERATION).await
+    }
+}
