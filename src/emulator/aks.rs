@@ -214,6 +214,97 @@ pub fn base36(mut id: u64) -> String {
     String::from_utf8(out.to_vec()).expect("ascii")
 }
 
+fn scale_set_name(pool: &str, digits: &str) -> String {
+    format!("aks-{pool}-{digits}-vmss")
+}
+
+fn computer_name(scale_set: &str, id: u64) -> String {
+    format!("{scale_set}{}", base36(id))
+}
+
+/// A node a pool's instance backs, as a scenario names it before anything is seeded.
+pub struct PoolNode {
+    pub pool: String,
+    pub instance: u64,
+    /// The instance's computer name, which is the node's name.
+    pub name: String,
+}
+
+/// The nodes a cluster's pools give at the start: one per instance `0..count`.
+pub fn pool_nodes(subscription: &str, c: &ClusterSpec) -> Vec<PoolNode> {
+    let digits = node_digits(subscription, &c.resource_group, &c.name);
+    c.pools
+        .iter()
+        .flat_map(|p| {
+            let ss = scale_set_name(&p.name, &digits);
+            (0..p.count).map(move |id| PoolNode {
+                pool: p.name.clone(),
+                instance: id,
+                name: computer_name(&ss, id),
+            })
+        })
+        .collect()
+}
+
+/// The ARM id of the managed cluster a spec declares.
+pub fn cluster_id(subscription: &str, c: &ClusterSpec) -> String {
+    format!(
+        "/subscriptions/{subscription}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+        c.resource_group, c.name
+    )
+}
+
+/// (vCPUs, GiB of memory) of the VM sizes a pool's nodes may have here (Microsoft docs, the
+/// size series pages: Dsv3 "Standard_D4s_v3 | 4 | 16", Dsv5, Ddsv5, DSv2, Bs).
+pub fn vm_size_capacity(size: &str) -> Option<(u64, u64)> {
+    const SIZES: &[(&str, u64, u64)] = &[
+        ("Standard_B2s", 2, 4),
+        ("Standard_B2ms", 2, 8),
+        ("Standard_DS2_v2", 2, 7),
+        ("Standard_DS3_v2", 4, 14),
+        ("Standard_D2s_v3", 2, 8),
+        ("Standard_D4s_v3", 4, 16),
+        ("Standard_D8s_v3", 8, 32),
+        ("Standard_D16s_v3", 16, 64),
+        ("Standard_D2s_v5", 2, 8),
+        ("Standard_D4s_v5", 4, 16),
+        ("Standard_D8s_v5", 8, 32),
+        ("Standard_D2ds_v5", 2, 8),
+        ("Standard_D4ds_v5", 4, 16),
+        ("Standard_D8ds_v5", 8, 32),
+    ];
+    SIZES
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(size))
+        .map(|(_, cpu, gib)| (*cpu, *gib))
+}
+
+/// A node's `spec.providerID`: `azure://` and its instance's id with the resource group in
+/// lowercase ("for historical reasons Azure providerID has the resource group name in lower
+/// case", cloud-provider-azure pkg/provider azure_wrap.go convertResourceGroupNameToLower).
+pub fn provider_id(state: &State, vm: &Vm) -> String {
+    let rg = &vm.resource_group;
+    let id = state.vm_id(vm).replacen(
+        &format!("/resourceGroups/{rg}/"),
+        &format!("/resourceGroups/{}/", rg.to_ascii_lowercase()),
+        1,
+    );
+    format!("azure://{id}")
+}
+
+/// The key and instance a node's provider id names, if one exists.
+pub fn instance_key_by_provider_id<'a>(
+    state: &'a State,
+    provider_id: &str,
+) -> Option<(&'a String, &'a Vm)> {
+    let id = provider_id.strip_prefix("azure://")?;
+    state
+        .vms
+        .iter()
+        .filter(|(_, vm)| vm.scale_set.is_some())
+        .find(|(_, vm)| state.vm_id(vm).eq_ignore_ascii_case(id))
+}
+
 /// Seeds the clusters: their groups, scale sets and booted instances.
 pub fn seed(state: &mut State, clusters: &[ClusterSpec], data_dir: &Path) -> anyhow::Result<()> {
     let images = super::state::images_dir(data_dir);
@@ -264,7 +355,7 @@ pub fn seed(state: &mut State, clusters: &[ClusterSpec], data_dir: &Path) -> any
             .with_context(|| {
                 format!("aks cluster {} pool {}: broken node image", c.name, p.name)
             })?;
-            let ss_name = format!("aks-{}-{digits}-vmss", p.name);
+            let ss_name = scale_set_name(&p.name, &digits);
             let ss_key = arm::key(&node_rg, &ss_name);
             let mut tags = serde_json::Map::new();
             // The tags AKS puts on its scale sets (incident.yaml's nodes carry the same).
@@ -412,7 +503,7 @@ pub fn add_instance(
             scale_set: Some(Member {
                 scale_set: ss_key.to_string(),
                 instance_id: id,
-                computer_name: format!("{}{}", ss.name, base36(id)),
+                computer_name: computer_name(&ss.name, id),
             }),
         },
     );
@@ -435,12 +526,7 @@ pub fn members<'a>(
 /// (`azure:///subscriptions/.../virtualMachineScaleSets/<vmss>/virtualMachines/<id>`, the
 /// cloud provider's form); `None` when no such instance exists (any more).
 pub fn instance_by_provider_id(state: &State, provider_id: &str) -> Option<(bool, bool)> {
-    let id = provider_id.strip_prefix("azure://")?;
-    let vm = state
-        .vms
-        .values()
-        .filter(|vm| vm.scale_set.is_some())
-        .find(|vm| state.vm_id(vm).eq_ignore_ascii_case(id))?;
+    let (_, vm) = instance_key_by_provider_id(state, provider_id)?;
     Some((
         vm.power == Power::Running,
         vm.power == Power::Running && vm.agent_ready,
@@ -491,12 +577,12 @@ mod tests {
         );
         // The Kubernetes side's node lifecycle reads its node's health from this instance.
         assert_eq!(
-            super::super::kube::node_agent(&state, id),
+            super::super::kube::node_agent(&state, &Default::default(), id),
             Some((true, true))
         );
         state.vms.get_mut(&key).unwrap().power = Power::Deallocated;
         assert_eq!(
-            super::super::kube::node_agent(&state, id),
+            super::super::kube::node_agent(&state, &Default::default(), id),
             Some((false, false)),
             "a node whose instance is off is not ready"
         );

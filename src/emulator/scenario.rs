@@ -224,7 +224,7 @@ fn check(s: &Scenario) -> anyhow::Result<()> {
     if let Some(r) = &s.operation_retention {
         retention(r)?;
     }
-    super::kube::check_scenario(&s.kubernetes)?;
+    super::kube::check_scenario(&s.kubernetes, &s.subscription, &s.aks_clusters)?;
     super::aks::check(&s.aks_clusters, &s.resource_groups, &s.location)?;
     for g in &s.resource_groups {
         let disks: BTreeMap<String, &DiskSpec> = g
@@ -369,7 +369,6 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
     if let Some(r) = &s.operation_retention {
         state.operation_retention = retention(r)?;
     }
-    state.kubernetes = super::kube::seed(&s.kubernetes);
     let created = arm::now();
     for g in &s.resource_groups {
         state
@@ -475,6 +474,8 @@ pub fn seed(s: &Scenario, base_dir: &Path, data_dir: &Path) -> anyhow::Result<St
         super::resources::network::seed(&mut state, &g.name, &vms);
     }
     super::aks::seed(&mut state, &s.aks_clusters, data_dir)?;
+    // After AKS: a cluster may take its nodes from the pools' instances.
+    state.kubernetes = super::kube::seed(&s.kubernetes, &s.aks_clusters, &state);
     Ok(state)
 }
 

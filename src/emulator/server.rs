@@ -382,7 +382,8 @@ async fn handle(
             );
             return (e.into(), operation, None, rate);
         }
-        let changed = operations::complete_due(&mut state, &emu.images, arm::now());
+        // The world moves on whoever asks: ARM's operations and the Kubernetes side's loops.
+        let changed = super::kube::reconcile(&mut state, &emu.images, emu.time_scale);
         let State {
             faults: rules,
             calls,

@@ -189,7 +189,7 @@ pub async fn handle(emu: &Arc<Emu>, index: usize, req: Request<'_>) -> Result<Re
                 return watch::start(emu.clone(), index, kind, namespace, &req);
             }
             let mut state = emu.lock();
-            let mut changed = controllers::reconcile(&mut state, emu.time_scale);
+            let mut changed = controllers::reconcile(&mut state, &emu.images, emu.time_scale);
             let before = state.kubernetes[index].revision;
             let c = &mut state.kubernetes[index];
             let ns = namespace.as_deref();
@@ -211,7 +211,7 @@ pub async fn handle(emu: &Arc<Emu>, index: usize, req: Request<'_>) -> Result<Re
                 )),
             };
             changed |= state.kubernetes[index].revision != before;
-            changed |= controllers::reconcile(&mut state, emu.time_scale);
+            changed |= controllers::reconcile(&mut state, &emu.images, emu.time_scale);
             if changed {
                 emu.save(&state)
                     .map_err(|e| KubeError::new(500, "InternalError", e.message))?;

@@ -12,6 +12,8 @@ use super::quantity;
 use super::store::{now_rfc3339, now_unix, object_key, parse_rfc3339, rfc3339_at, Cluster};
 use super::workloads;
 use crate::emulator::state::State;
+use crate::emulator::{arm, operations};
+use std::path::Path;
 
 /// `--node-monitor-grace-period`, kube-controller-manager's default: 50 s without a status
 /// from the kubelet before the node is Unknown (40 s in the older reference docs; raised to
@@ -35,34 +37,40 @@ pub const DEFAULT_GRACE: u64 = 30;
 /// `None` when no VM has that provider id. The AKS scale-set instance with that provider id
 /// decides when the scenario has one (powering it off makes the node go NotReady, as the
 /// kubelet's heartbeats stop); a node declared only in `kubernetes:` goes by its `ready:` /
-/// `running:` flags.
-pub fn node_agent(state: &State, provider_id: &str) -> Option<(bool, bool)> {
+/// `running:` flags (`agents`).
+pub fn node_agent(
+    state: &State,
+    agents: &BTreeMap<String, super::store::Agent>,
+    provider_id: &str,
+) -> Option<(bool, bool)> {
     super::super::aks::instance_by_provider_id(state, provider_id).or_else(|| {
-        state
-            .kubernetes
-            .iter()
-            .find_map(|c| c.agents.get(&provider_id.to_ascii_lowercase()))
+        agents
+            .get(&provider_id.to_ascii_lowercase())
             .map(|a| (a.running, a.ready))
     })
 }
 
-/// Brings every cluster up to now; true if anything changed.
-pub fn reconcile(state: &mut State, time_scale: f64) -> bool {
+/// Brings the whole world up to now: the ARM operations that are due, then every cluster's
+/// control loops (which read and change the Azure side: nodes come and go with their
+/// instances, the CSI driver attaches disks to them); true if anything changed.
+pub fn reconcile(state: &mut State, images: &Path, time_scale: f64) -> bool {
+    let mut changed = operations::complete_due(state, images, arm::now());
     let now = now_unix();
-    let mut changed = false;
-    for i in 0..state.kubernetes.len() {
-        let alive: BTreeMap<String, bool> = state.kubernetes[i]
+    // The clusters are taken out while their loops run so those can change the Azure side.
+    let mut clusters = std::mem::take(&mut state.kubernetes);
+    for c in clusters.iter_mut() {
+        changed |= super::pools::sync(c, state);
+        let alive: BTreeMap<String, bool> = c
             .list(kinds::NODES)
             .map(|n| {
                 let name = n["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                let agent = node_agent(state, nodes::provider_id(n));
+                let agent = node_agent(state, &c.agents, nodes::provider_id(n));
                 (name, agent == Some((true, true)))
             })
             .collect();
-        let c = &mut state.kubernetes[i];
         // Each pass may enable the next (a deleted pod lets its StatefulSet recreate it, which
         // the scheduler then places); a few passes reach the fixed point.
         for _ in 0..6 {
@@ -70,12 +78,13 @@ pub fn reconcile(state: &mut State, time_scale: f64) -> bool {
                 now,
                 scale: time_scale,
             };
-            if !step.run(c, &alive) {
+            if !step.run(c, &alive, state) {
                 break;
             }
             changed = true;
         }
     }
+    state.kubernetes = clusters;
     changed
 }
 
@@ -89,14 +98,14 @@ impl Step {
         self.now + seconds * self.scale
     }
 
-    fn run(&self, c: &mut Cluster, alive: &BTreeMap<String, bool>) -> bool {
+    fn run(&self, c: &mut Cluster, alive: &BTreeMap<String, bool>, arm: &mut State) -> bool {
         let mut changed = self.node_lifecycle(c, alive);
         changed |= self.taint_eviction(c);
         changed |= self.pod_gc(c);
         changed |= self.kubelet(c, alive);
         changed |= self.workloads(c);
         changed |= self.scheduler(c);
-        changed |= self.attach_detach(c);
+        changed |= self.attach_detach(c, arm);
         changed |= disruption(c);
         changed
     }
@@ -408,8 +417,9 @@ impl Step {
     /// once from a Ready node (its kubelet has unmounted), from a NotReady node only after
     /// `MAX_WAIT_FOR_UNMOUNT`, or at once when the node is NotReady and tainted out-of-service
     /// (KEP-2268). An Azure disk attaches to one node at a time, so the next node's attachment
-    /// waits for the detach ("Multi-Attach error").
-    fn attach_detach(&self, c: &mut Cluster) -> bool {
+    /// waits for the detach ("Multi-Attach error"). On a node backed by a scale set instance
+    /// the CSI driver's attach and detach are ARM's (`csi.rs`).
+    fn attach_detach(&self, c: &mut Cluster, arm: &mut State) -> bool {
         let mut changed = false;
         let mut desired: BTreeSet<(String, String)> = BTreeSet::new();
         for pod in c.list(kinds::PODS) {
@@ -435,13 +445,19 @@ impl Step {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            let handle = volume_handle(c, &pv);
             if is_deleting(va) {
+                // A node that no longer exists, or an instance ARM shows without the disk
+                // (someone force-detached it), has nothing left to detach.
+                let gone = c.get(kinds::NODES, &node).is_none()
+                    || super::csi::held(arm, c, &handle, &node) == Some(false);
                 let due = *c
                     .timers
                     .csi_done_at
                     .entry(key.clone())
                     .or_insert(self.after(CSI_ATTACH));
-                if self.now >= due {
+                if gone || self.now >= due {
+                    super::csi::detach(arm, c, &handle, &node);
                     c.remove(kinds::VOLUMEATTACHMENTS, &key);
                     c.timers.csi_done_at.remove(&key);
                     changed = true;
@@ -455,10 +471,27 @@ impl Step {
                     .entry(key.clone())
                     .or_insert(self.after(CSI_ATTACH));
                 if self.now >= due {
-                    c.update(kinds::VOLUMEATTACHMENTS, &key, |v| {
-                        v["status"] = json!({"attached": true, "attachmentMetadata": {"LUN": "0"}});
-                    });
-                    c.timers.csi_done_at.remove(&key);
+                    match super::csi::attach(arm, c, &handle, &node) {
+                        Ok(lun) => {
+                            let lun = lun.unwrap_or(0).to_string();
+                            c.update(kinds::VOLUMEATTACHMENTS, &key, |v| {
+                                v["status"] =
+                                    json!({"attached": true, "attachmentMetadata": {"LUN": lun}});
+                            });
+                            c.timers.csi_done_at.remove(&key);
+                        }
+                        Err(message) => {
+                            // The external-attacher records the failure and retries (with
+                            // backoff; here every attach latency).
+                            let at = rfc3339_at(self.now);
+                            c.update(kinds::VOLUMEATTACHMENTS, &key, |v| {
+                                v["status"] = json!({"attached": false, "attachError": {"time": at, "message": message}});
+                            });
+                            c.timers
+                                .csi_done_at
+                                .insert(key.clone(), self.after(CSI_ATTACH));
+                        }
+                    }
                     changed = true;
                 }
             }
@@ -468,7 +501,8 @@ impl Step {
             }
             let node_obj = c.get(kinds::NODES, &node);
             let now_ok = match node_obj {
-                None => false,
+                // A deleted node mounts nothing any more.
+                None => true,
                 Some(n) => nodes::is_ready(n) || nodes::has_taint(n, OUT_OF_SERVICE),
             };
             let due = if now_ok {
@@ -579,7 +613,7 @@ fn disruption(c: &mut Cluster) -> bool {
     changed
 }
 
-fn volume_handle(c: &Cluster, pv: &str) -> String {
+pub fn volume_handle(c: &Cluster, pv: &str) -> String {
     c.get(kinds::PVS, pv)
         .and_then(|p| p["spec"]["csi"]["volumeHandle"].as_str())
         .unwrap_or(pv)

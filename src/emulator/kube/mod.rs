@@ -6,9 +6,11 @@
 
 mod api;
 mod controllers;
+mod csi;
 mod kinds;
 mod nodes;
 mod patch;
+mod pools;
 mod quantity;
 mod scenario;
 mod select;
@@ -37,12 +39,23 @@ pub use store::Cluster;
 /// Where the clusters' API servers live on the emulator's listener.
 pub const PREFIX: &str = "/k8s/";
 
-pub fn check_scenario(specs: &[ClusterSpec]) -> anyhow::Result<()> {
-    scenario::check(specs)
+pub use controllers::reconcile;
+
+pub fn check_scenario(
+    specs: &[ClusterSpec],
+    subscription: &str,
+    aks: &[super::aks::ClusterSpec],
+) -> anyhow::Result<()> {
+    scenario::check(specs, subscription, aks)
 }
 
-pub fn seed(specs: &[ClusterSpec]) -> Vec<Cluster> {
-    scenario::seed(specs)
+/// Seeds the clusters once `state` holds the AKS side.
+pub fn seed(
+    specs: &[ClusterSpec],
+    aks: &[super::aks::ClusterSpec],
+    state: &super::state::State,
+) -> Vec<Cluster> {
+    scenario::seed(specs, aks, state)
 }
 
 pub fn json_response(code: u16, body: &Value) -> Response {

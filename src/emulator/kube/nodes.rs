@@ -32,9 +32,22 @@ const CONDITIONS: &[(&str, &str, &str)] = &[
     ("Ready", "KubeletReady", "kubelet is posting ready status"),
 ];
 
-pub fn new_node(n: &NodeSpec, version: &str, ready: bool) -> Value {
+/// What a kubelet knows of its machine beside what is allocatable: its capacity (millicores,
+/// bytes) and how many pods it takes.
+pub struct Machine {
+    pub cpu: u64,
+    pub memory: u64,
+    pub pods: u64,
+}
+
+/// A node as its kubelet registers it; `machine` is `None` for a node declared only by what
+/// is allocatable.
+pub fn new_node(n: &NodeSpec, version: &str, ready: bool, machine: Option<&Machine>) -> Value {
     let cpu = quantity::cpu_millis(&n.cpu).unwrap_or(0);
     let mem = quantity::bytes(&n.memory).unwrap_or(0);
+    // The kubelet reserves part of capacity; a node declared by hand gives what is allocatable,
+    // and capacity is shown as the same figure.
+    let (cap_cpu, cap_mem, pods) = machine.map_or((cpu, mem, 110), |m| (m.cpu, m.memory, m.pods));
     // AKS names nodes aks-<pool>-<hash>-vmss<instance>; its pool label is the second part.
     let pool = n.name.split('-').nth(1).unwrap_or("nodepool1");
     let mut labels = json!({
@@ -65,10 +78,8 @@ pub fn new_node(n: &NodeSpec, version: &str, ready: bool) -> Value {
         },
         "spec": {"providerID": n.provider_id},
         "status": {
-            // The kubelet reserves part of capacity; the scenario gives what is allocatable, and
-            // capacity is shown as the same figure (inferred: the reserve is not modelled).
-            "capacity": {"cpu": quantity::format_millis(cpu), "memory": format!("{}Ki", mem / 1024), "pods": "110", "ephemeral-storage": "129886128Ki"},
-            "allocatable": {"cpu": quantity::format_millis(cpu), "memory": format!("{}Ki", mem / 1024), "pods": "110", "ephemeral-storage": "119703055367"},
+            "capacity": {"cpu": quantity::format_millis(cap_cpu), "memory": format!("{}Ki", cap_mem / 1024), "pods": pods.to_string(), "ephemeral-storage": "129886128Ki"},
+            "allocatable": {"cpu": quantity::format_millis(cpu), "memory": format!("{}Ki", mem / 1024), "pods": pods.to_string(), "ephemeral-storage": "119703055367"},
             "addresses": [
                 {"type": "InternalIP", "address": "10.224.0.4"},
                 {"type": "Hostname", "address": n.name},

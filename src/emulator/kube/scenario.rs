@@ -7,6 +7,8 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::super::aks::{ClusterSpec as AksSpec, PoolNode};
+use super::super::state::State;
 use super::kinds;
 use super::quantity;
 use super::store::{Agent, Cluster};
@@ -20,7 +22,10 @@ pub struct ClusterSpec {
     /// The Kubernetes version `/version` and the nodes report (default v1.32.4).
     #[serde(default)]
     pub version: Option<String>,
-    pub nodes: Vec<NodeSpec>,
+    /// The nodes, declared by hand; a cluster that is one of the scenario's `aks_clusters` may
+    /// leave them out and gets its pools' instances as nodes.
+    #[serde(default)]
+    pub nodes: Option<Vec<NodeSpec>>,
     #[serde(default)]
     pub workloads: Vec<WorkloadSpec>,
 }
@@ -71,7 +76,8 @@ pub struct WorkloadSpec {
     pub image: Option<String>,
     /// Per-pod requests: `{cpu: 500m, memory: 1Gi}`.
     pub requests: Requests,
-    /// The node each replica runs on now (by ordinal); replicas beyond the list start Pending.
+    /// The node each replica runs on now (by ordinal), by name or as `POOL/INSTANCE_ID` of an
+    /// AKS cluster's pool; replicas beyond the list start Pending.
     #[serde(default)]
     pub nodes: Vec<String>,
     /// A StatefulSet's volume claim, bound to an existing managed disk (Azure Disk CSI).
@@ -129,8 +135,50 @@ pub fn parse_cluster_id(id: &str) -> Option<(String, String, String)> {
     .then(|| (s[1].to_string(), s[3].to_string(), s[7].to_string()))
 }
 
+/// The scenario's AKS cluster with the same id as a `kubernetes:` cluster, if any.
+fn aks_of<'a>(spec: &ClusterSpec, subscription: &str, aks: &'a [AksSpec]) -> Option<&'a AksSpec> {
+    let (sub, rg, name) = parse_cluster_id(&spec.cluster)?;
+    aks.iter().find(|a| {
+        sub.eq_ignore_ascii_case(subscription)
+            && a.resource_group.eq_ignore_ascii_case(&rg)
+            && a.name.eq_ignore_ascii_case(&name)
+    })
+}
+
+/// A workload's `nodes:` entry as a node name: `POOL/INSTANCE_ID` names a pool's instance.
+fn resolve(entry: &str, names: &[String], pool_nodes: &[PoolNode]) -> Option<String> {
+    let name = match entry.split_once('/') {
+        Some((pool, id)) => {
+            let id: u64 = id.parse().ok()?;
+            pool_nodes
+                .iter()
+                .find(|n| n.pool == pool && n.instance == id)?
+                .name
+                .clone()
+        }
+        None => entry.to_string(),
+    };
+    names.contains(&name).then_some(name)
+}
+
+/// The node names a cluster starts with and the pool instances behind them.
+fn node_names(
+    spec: &ClusterSpec,
+    subscription: &str,
+    aks: &[AksSpec],
+) -> (Vec<String>, Vec<PoolNode>) {
+    let pool_nodes = aks_of(spec, subscription, aks)
+        .map(|a| super::super::aks::pool_nodes(subscription, a))
+        .unwrap_or_default();
+    let names = match &spec.nodes {
+        Some(nodes) => nodes.iter().map(|n| n.name.clone()).collect(),
+        None => pool_nodes.iter().map(|n| n.name.clone()).collect(),
+    };
+    (names, pool_nodes)
+}
+
 /// Checks a section before anything is seeded: every error names the cluster and the value.
-pub fn check(specs: &[ClusterSpec]) -> anyhow::Result<()> {
+pub fn check(specs: &[ClusterSpec], subscription: &str, aks: &[AksSpec]) -> anyhow::Result<()> {
     for c in specs {
         if parse_cluster_id(&c.cluster).is_none() {
             bail!(
@@ -140,8 +188,27 @@ pub fn check(specs: &[ClusterSpec]) -> anyhow::Result<()> {
             );
         }
         let ctx = || format!("kubernetes: cluster {}", c.cluster);
+        if c.nodes.is_none() {
+            let Some(a) = aks_of(c, subscription, aks) else {
+                bail!(
+                    "{}: declares no `nodes:` and is not one of the scenario's aks_clusters",
+                    ctx()
+                );
+            };
+            for p in &a.pools {
+                if super::super::aks::vm_size_capacity(&p.vm_size).is_none() {
+                    bail!(
+                        "{}: pool {} vm_size `{}` is not a size whose nodes this emulator can size",
+                        ctx(),
+                        p.name,
+                        p.vm_size
+                    );
+                }
+            }
+        }
+        let (node_names, pool_nodes) = node_names(c, subscription, aks);
         let mut names = BTreeMap::new();
-        for n in &c.nodes {
+        for n in c.nodes.iter().flatten() {
             if names.insert(n.name.as_str(), ()).is_some() {
                 bail!("{}: node `{}` is declared twice", ctx(), n.name);
             }
@@ -163,8 +230,11 @@ pub fn check(specs: &[ClusterSpec]) -> anyhow::Result<()> {
             quantity::cpu_millis(&w.requests.cpu).with_context(|| format!("{} cpu", wctx()))?;
             quantity::bytes(&w.requests.memory).with_context(|| format!("{} memory", wctx()))?;
             for n in &w.nodes {
-                if !names.contains_key(n.as_str()) {
-                    bail!("{}: node `{n}` is not one of the cluster's nodes", wctx());
+                if resolve(n, &node_names, &pool_nodes).is_none() {
+                    bail!(
+                        "{}: node `{n}` is not one of the cluster's nodes (a node name, or POOL/INSTANCE_ID of its AKS pools)",
+                        wctx()
+                    );
                 }
             }
             if w.nodes.len() > w.replicas as usize {
@@ -196,17 +266,30 @@ pub fn check(specs: &[ClusterSpec]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The clusters as the API server holds them at the scenario's start.
-pub fn seed(specs: &[ClusterSpec]) -> Vec<Cluster> {
-    specs.iter().map(seed_one).collect()
+/// The clusters as the API server holds them at the scenario's start; `state` holds the AKS
+/// side already (a cluster without `nodes:` takes its pools' instances).
+pub fn seed(specs: &[ClusterSpec], aks: &[AksSpec], state: &State) -> Vec<Cluster> {
+    specs.iter().map(|s| seed_one(s, aks, state)).collect()
 }
 
-fn seed_one(spec: &ClusterSpec) -> Cluster {
+fn seed_one(spec: &ClusterSpec, aks: &[AksSpec], state: &State) -> Cluster {
     let (subscription, resource_group, name) =
         parse_cluster_id(&spec.cluster).expect("checked by check()");
+    let derived = spec
+        .nodes
+        .is_none()
+        .then(|| aks_of(spec, &state.subscription, aks))
+        .flatten()
+        .map(|a| super::super::arm::key(&a.resource_group, &a.name));
+    // The nodes report the cluster's Kubernetes version, as AKS's own do.
+    let aks_version = derived
+        .as_ref()
+        .and_then(|k| state.clusters.get(k))
+        .map(|c| format!("v{}", c.kubernetes_version));
     let version = spec
         .version
         .clone()
+        .or(aks_version)
         .unwrap_or_else(|| DEFAULT_VERSION.into());
     let mut c = Cluster {
         arm_id: spec.cluster.clone(),
@@ -220,6 +303,7 @@ fn seed_one(spec: &ClusterSpec) -> Cluster {
         tombstones: Vec::new(),
         agents: BTreeMap::new(),
         timers: Default::default(),
+        aks: derived.clone(),
     };
     let mut namespaces: Vec<&str> =
         vec!["default", "kube-node-lease", "kube-public", "kube-system"];
@@ -238,7 +322,7 @@ fn seed_one(spec: &ClusterSpec) -> Cluster {
             }),
         );
     }
-    for n in &spec.nodes {
+    for n in spec.nodes.iter().flatten() {
         c.agents.insert(
             n.provider_id.to_ascii_lowercase(),
             Agent {
@@ -246,11 +330,22 @@ fn seed_one(spec: &ClusterSpec) -> Cluster {
                 ready: n.ready,
             },
         );
-        let node = super::nodes::new_node(n, &version, n.ready && n.running);
+        let node = super::nodes::new_node(n, &version, n.ready && n.running, None);
         c.put(kinds::NODES, node);
     }
+    if let Some(key) = &derived {
+        for (pool, vm) in super::pools::instances(state, key) {
+            c.put(kinds::NODES, super::pools::node(state, pool, vm, &version));
+        }
+    }
+    let (names, pool_nodes) = node_names(spec, &state.subscription, aks);
     for w in &spec.workloads {
-        workloads::seed(&mut c, w);
+        let nodes: Vec<String> = w
+            .nodes
+            .iter()
+            .map(|n| resolve(n, &names, &pool_nodes).expect("checked by check()"))
+            .collect();
+        workloads::seed(&mut c, w, &nodes);
     }
     c
 }

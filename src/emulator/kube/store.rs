@@ -36,6 +36,10 @@ pub struct Cluster {
     /// Pending timers of the control loops (see `controllers.rs`).
     #[serde(default)]
     pub timers: Timers,
+    /// Key (in `State::clusters`) of the AKS cluster whose pools' instances are this cluster's
+    /// nodes, when the scenario let them be derived: they register and go as the instances do.
+    #[serde(default)]
+    pub aks: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

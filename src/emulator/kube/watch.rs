@@ -64,7 +64,7 @@ pub fn start(
     };
     {
         let mut state = emu.lock();
-        let changed = controllers::reconcile(&mut state, emu.time_scale);
+        let changed = controllers::reconcile(&mut state, &emu.images, emu.time_scale);
         let c = &state.kubernetes[index];
         match from.parse::<u64>() {
             // "0" or none: synthetic ADDED events for what exists now, then changes.
@@ -156,7 +156,7 @@ impl Watch {
 
     fn poll(&mut self) {
         let mut state = self.emu.lock();
-        if controllers::reconcile(&mut state, self.emu.time_scale) {
+        if controllers::reconcile(&mut state, &self.emu.images, self.emu.time_scale) {
             let _ = self.emu.save(&state);
         }
         let Some(c) = state.kubernetes.get(self.index) else {

@@ -16,7 +16,8 @@ pub const DISK_DRIVER: &str = "disk.csi.azure.com";
 /// `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`).
 pub const DEFAULT_TOLERATION_SECONDS: u64 = 300;
 
-pub fn seed(c: &mut Cluster, w: &WorkloadSpec) {
+/// Seeds a workload whose first replicas run on `nodes` (names, by ordinal).
+pub fn seed(c: &mut Cluster, w: &WorkloadSpec, nodes: &[String]) {
     let image = w.image.clone().unwrap_or_else(|| match w.kind {
         WorkloadKind::StatefulSet => "postgres:16".into(),
         WorkloadKind::Deployment => "nginx:1.27".into(),
@@ -124,7 +125,7 @@ pub fn seed(c: &mut Cluster, w: &WorkloadSpec) {
     if let Some(v) = &w.volume {
         bind_claim(c, &owner, v);
     }
-    for (i, node) in w.nodes.iter().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
         let mut pod = new_pod(c, kind, &owner, i as u32);
         set_scheduled(&mut pod, node);
         set_running(&mut pod);

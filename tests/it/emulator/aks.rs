@@ -238,11 +238,7 @@ fn bad_aks_scenarios_name_the_cluster_and_pool() {
             "instance 2 in zone Some(\"2\")",
         ),
     ] {
-        assert!(base.contains(from), "{from}");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.yaml");
-        std::fs::write(&path, base.replacen(from, to, 1)).unwrap();
-        let err = format!("{:#}", rescue::emulator::check_scenario(&path).unwrap_err());
+        let err = scenario_error(SCENARIO, from, to);
         assert!(err.contains(says), "{says}: {err}");
     }
 }

@@ -140,6 +140,27 @@ impl Kube {
         panic!("timed out waiting for {what}");
     }
 
+    /// Non-graceful node shutdown's taint, as an operator adds it.
+    async fn out_of_service(&self, node: &str) {
+        self.ok(&[
+            "taint",
+            "nodes",
+            node,
+            "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute",
+        ])
+        .await;
+    }
+
+    /// Polls until the pod is Terminating (has a deletionTimestamp); returns it.
+    async fn until_terminating(&self, namespace: &str, pod: &str) -> Value {
+        self.until(
+            &["get", "pod", "-n", namespace, pod],
+            &format!("{pod} Terminating"),
+            |p| p["metadata"]["deletionTimestamp"].is_string(),
+        )
+        .await
+    }
+
     async fn attachments(&self) -> Vec<Value> {
         self.json(&["get", "volumeattachments"]).await["items"]
             .as_array()
@@ -440,13 +461,7 @@ async fn a_dead_nodes_statefulset_pod_and_disk_stay_until_out_of_service() {
     );
 
     // The unreachable taint's 300 s toleration runs out: Terminating, and it stays so.
-    let pg = k
-        .until(
-            &["get", "pod", "-n", "db", "postgres-0"],
-            "postgres-0 Terminating",
-            |p| p["metadata"]["deletionTimestamp"].is_string(),
-        )
-        .await;
+    let pg = k.until_terminating("db", "postgres-0").await;
     let uid = pg["metadata"]["uid"].clone();
     // Past the attach-detach controller's 6 minutes (scaled): nothing is released while the
     // pod is Terminating on the silent node.
@@ -464,13 +479,7 @@ async fn a_dead_nodes_statefulset_pod_and_disk_stay_until_out_of_service() {
 
     // Non-graceful node shutdown: the pod is force-deleted and the disk detached at once; the
     // StatefulSet recreates postgres-0, Pending because it fits nowhere.
-    k.ok(&[
-        "taint",
-        "nodes",
-        &node(2),
-        "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute",
-    ])
-    .await;
+    k.out_of_service(&node(2)).await;
     let pg = k
         .until(
             &["get", "pod", "-n", "db", "postgres-0"],
@@ -559,5 +568,264 @@ fn a_bad_kubernetes_section_is_refused_naming_the_value() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(says), "wanted {says:?} in: {stderr}");
         assert!(!data.join("state.json").exists());
+    }
+}
+
+// aks-incident.yaml: the AKS cluster declared once, its nodes the pool's instances.
+
+const AKS_INCIDENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/emulator/aks-incident.yaml"
+);
+const VMSS_API: &str = "api-version=2024-11-01";
+const AKS_API: &str = "api-version=2026-06-01";
+
+async fn start_aks_incident(scale: f64) -> Kube {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_with(dir, |d| rescue::emulator::Config {
+        scenario: Some(AKS_INCIDENT.into()),
+        ..config(d, scale)
+    })
+    .await;
+    with_credential(emu).await
+}
+
+/// The pool's scale set id and its instances, as ARM lists them.
+async fn arm_instances(emu: &Emu) -> (String, Vec<Value>) {
+    let list = emu
+        .get_json(&format!("/subscriptions/{SUB}/resourceGroups/{NODE_RG}/providers/Microsoft.Compute/virtualMachineScaleSets?{VMSS_API}"))
+        .await;
+    let ss = list["value"][0]["id"].as_str().unwrap().to_string();
+    let instances = emu
+        .get_json(&format!("{ss}/virtualMachines?{VMSS_API}"))
+        .await;
+    (ss, instances["value"].as_array().unwrap().clone())
+}
+
+fn computer_name(instance: &Value) -> String {
+    instance["properties"]["osProfile"]["computerName"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn node_ready(n: &Value) -> bool {
+    n["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn items(list: &Value) -> Vec<Value> {
+    list["items"].as_array().cloned().unwrap()
+}
+
+fn cluster_path(tail: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{CLUSTER_RG}/providers/Microsoft.ContainerService/managedClusters/{CLUSTER}{tail}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aks_clusters_nodes_are_its_instances_and_follow_its_scaling() {
+    let k = start_aks_incident(0.002).await;
+    let (_, instances) = arm_instances(&k.emu).await;
+    let nodes = items(&k.json(&["get", "nodes"]).await);
+    assert_eq!(nodes.len(), 4);
+    for (inst, n) in instances.iter().zip(&nodes) {
+        let name = computer_name(inst);
+        assert_eq!(n["metadata"]["name"], name.as_str());
+        // AKS's providerID: the instance's id with the node group in lowercase.
+        let id = inst["id"].as_str().unwrap().replace(
+            &format!("/resourceGroups/{NODE_RG}/"),
+            &format!("/resourceGroups/{}/", NODE_RG.to_ascii_lowercase()),
+        );
+        assert_eq!(n["spec"]["providerID"], format!("azure://{id}"));
+        let labels = &n["metadata"]["labels"];
+        assert_eq!(labels["agentpool"], "nodepool1");
+        assert_eq!(labels["kubernetes.azure.com/agentpool"], "nodepool1");
+        assert_eq!(labels["topology.kubernetes.io/zone"], "westeurope-1");
+        assert_eq!(
+            labels["node.kubernetes.io/instance-type"],
+            "Standard_D4s_v3"
+        );
+        assert_eq!(labels["kubernetes.io/hostname"], name.as_str());
+        assert_eq!(n["status"]["capacity"]["cpu"], "4");
+        assert_eq!(n["status"]["allocatable"]["cpu"], "3860m");
+        assert_eq!(n["status"]["allocatable"]["memory"], "16009216Ki");
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.29.9");
+        // Instance 2 boots the corrupted OS disk: its agent, so its node, is down.
+        assert_eq!(node_ready(n), inst["instanceId"] != "2", "{name}");
+    }
+
+    // A scale-out through ARM: the new instance's node registers once its agent is Ready, and
+    // the two api pods the broken node's loss left Pending run there.
+    let done = k
+        .emu
+        .run(
+            "PUT",
+            &cluster_path(&format!("/agentPools/nodepool1?{AKS_API}")),
+            Some(serde_json::json!({"properties": {"count": 5}})),
+        )
+        .await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let (_, instances) = arm_instances(&k.emu).await;
+    assert_eq!(instances.len(), 5);
+    let new = computer_name(&instances[4]);
+    let node = k
+        .until(&["get", "nodes"], "the fifth node Ready", |l| {
+            items(l)
+                .iter()
+                .any(|n| n["metadata"]["name"] == new.as_str() && node_ready(n))
+        })
+        .await;
+    assert_eq!(items(&node).len(), 5);
+    let table = k.ok(&["get", "nodes"]).await;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&new) && l.split_whitespace().nth(1) == Some("Ready")),
+        "{table}"
+    );
+    let on_new = |l: &Value| {
+        items(l)
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == new.as_str() && p["status"]["phase"] == "Running")
+            .count()
+    };
+    k.until(
+        &["get", "pods", "-n", "prod", "-l", "app=api"],
+        "two api pods running on the new node",
+        |l| on_new(l) == 2,
+    )
+    .await;
+
+    // deleteMachines removes the node; its pods go with it (orphans) and are Pending again.
+    let r = k
+        .emu
+        .send(
+            "POST",
+            &cluster_path(&format!("/agentPools/nodepool1/deleteMachines?{AKS_API}")),
+            Some(serde_json::json!({"machineNames": [new]})),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    k.emu.location_result(&location).await;
+    let nodes = k
+        .until(&["get", "nodes"], "the new node gone", |l| {
+            items(l)
+                .iter()
+                .all(|n| n["metadata"]["name"] != new.as_str())
+        })
+        .await;
+    assert_eq!(items(&nodes).len(), 4);
+    let api = k
+        .json(&["get", "pods", "-n", "prod", "-l", "app=api"])
+        .await;
+    assert_eq!(on_new(&api), 0, "{api}");
+    let pending = items(&api)
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Pending")
+        .count();
+    assert_eq!(pending, 2, "{api}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_postgres_moves_with_its_disk_in_arm_once_out_of_service() {
+    let k = start_aks_incident(0.002).await;
+    let (ss, instances) = arm_instances(&k.emu).await;
+    let broken = computer_name(&instances[2]);
+    let node = k.json(&["get", "node", &broken]).await;
+    assert!(!node_ready(&node), "{node}");
+    let pg = k.json(&["get", "pod", "-n", "prod", "postgres-0"]).await;
+    assert_eq!(pg["spec"]["nodeName"], broken.as_str());
+    let uid = pg["metadata"]["uid"].clone();
+    let disk_path = format!(
+        "/subscriptions/{SUB}/resourceGroups/{NODE_RG}/providers/Microsoft.Compute/disks/{PV}?{}",
+        super::support::DISK_API
+    );
+    let disk = k.emu.get_json(&disk_path).await;
+    assert_eq!(disk["managedBy"], instances[2]["id"]);
+    assert_eq!(disk["properties"]["diskState"], "Attached");
+    assert_eq!(
+        instances[2]["properties"]["storageProfile"]["dataDisks"][0]["lun"],
+        0
+    );
+
+    // Stopped through ARM, the node stays NotReady and postgres-0 Terminating on it, its disk
+    // on the instance.
+    let done = k
+        .emu
+        .run(
+            "POST",
+            &format!("{ss}/virtualMachines/2/powerOff?{VMSS_API}"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let pg = k.until_terminating("prod", "postgres-0").await;
+    assert_eq!(pg["metadata"]["uid"], uid);
+    assert_eq!(
+        k.emu.get_json(&disk_path).await["managedBy"],
+        instances[2]["id"]
+    );
+
+    // Out of service: the pod is force-deleted, the disk detached from instance 2 in ARM,
+    // postgres-0 recreated where its requests fit, and the disk attached to that instance.
+    k.out_of_service(&broken).await;
+    let pg = k
+        .until(
+            &["get", "pod", "-n", "prod", "postgres-0"],
+            "a new postgres-0 Running",
+            |p| p["metadata"]["uid"] != uid && p["status"]["phase"] == "Running",
+        )
+        .await;
+    let moved_to = pg["spec"]["nodeName"].as_str().unwrap().to_string();
+    assert_ne!(moved_to, broken);
+    let (_, instances) = arm_instances(&k.emu).await;
+    let target = instances
+        .iter()
+        .find(|i| computer_name(i) == moved_to)
+        .unwrap();
+    let disk = k.emu.get_json(&disk_path).await;
+    assert_eq!(disk["managedBy"], target["id"], "{disk}");
+    assert_eq!(disk["properties"]["diskState"], "Attached");
+    let data = &target["properties"]["storageProfile"]["dataDisks"];
+    assert_eq!(data[0]["lun"], 0, "{data}");
+    assert_eq!(data[0]["caching"], "ReadOnly", "{data}");
+    assert_eq!(
+        instances[2]["properties"]["storageProfile"]["dataDisks"],
+        serde_json::json!([])
+    );
+    let vas = k.attachments().await;
+    assert_eq!(vas.len(), 1, "{vas:?}");
+    assert_eq!(vas[0]["spec"]["nodeName"], moved_to.as_str());
+    assert_eq!(vas[0]["status"]["attached"], true);
+    assert_eq!(vas[0]["status"]["attachmentMetadata"]["LUN"], "0");
+}
+
+#[test]
+fn a_derived_cluster_names_the_cluster_and_the_bad_value() {
+    for (from, to, says) in [
+        (
+            "nodes: [nodepool1/2]",
+            "nodes: [nodepool1/9]",
+            "node `nodepool1/9`",
+        ),
+        ("nodes: [nodepool1/2]", "nodes: [pool9/2]", "node `pool9/2`"),
+        (
+            "vm_size: Standard_D4s_v3",
+            "vm_size: Standard_Q9",
+            "vm_size `Standard_Q9`",
+        ),
+        (
+            "managedClusters/prod-aks\n",
+            "managedClusters/other-aks\n",
+            "declares no `nodes:`",
+        ),
+    ] {
+        let err = super::support::scenario_error(AKS_INCIDENT, from, to);
+        assert!(err.contains(says), "{says}: {err}");
+        assert!(err.contains("managedClusters/"), "names the cluster: {err}");
     }
 }

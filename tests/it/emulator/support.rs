@@ -466,3 +466,13 @@ pub fn fsck_image(image: &std::path::Path) -> i32 {
         .code()
         .unwrap()
 }
+
+/// The check error of `scenario` with its first `from` replaced by `to` (which must be there).
+pub fn scenario_error(scenario: &str, from: &str, to: &str) -> String {
+    let base = std::fs::read_to_string(scenario).unwrap();
+    assert!(base.contains(from), "{from}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, base.replacen(from, to, 1)).unwrap();
+    format!("{:#}", rescue::emulator::check_scenario(&path).unwrap_err())
+}
