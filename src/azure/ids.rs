@@ -96,9 +96,10 @@ impl Kind {
         match self {
             Kind::VirtualMachine | Kind::ScaleSetVm => "2024-07-01",
             Kind::Disk | Kind::Snapshot => "2024-03-02",
-            // The stable version with `deleteMachines` that hashicorp/go-azure-sdk's
-            // containerservice/2024-09-01 (agentpools, machines) is generated from.
-            Kind::ManagedCluster | Kind::AgentPool => "2024-09-01",
+            // A stable version of the containerservice spec (aks/stable/2025-10-01) with
+            // agentPools `deleteMachines` and `listClusterAdminCredential`, both stable since
+            // 2024 (hashicorp/go-azure-sdk containerservice/2024-09-01 has them too).
+            Kind::ManagedCluster | Kind::AgentPool => "2025-10-01",
             _ => "2024-03-01",
         }
     }
@@ -196,6 +197,25 @@ impl ResourceId {
                 &format!("{}/{c}/{}", parts[7], parts[9]),
             ),
         })
+    }
+
+    /// The resource type as ARM writes it (`Microsoft.Compute/virtualMachineScaleSets/virtualMachines`).
+    pub fn resource_type(&self) -> String {
+        let base = format!("{}/{}", self.kind.provider(), self.kind.segment());
+        match self.kind.child_segment() {
+            Some(c) => format!("{base}/{c}"),
+            None => base,
+        }
+    }
+
+    /// The name a person knows it by: a child's own name, and an instance's as Azure names it
+    /// (`VMSS_ID`).
+    pub fn display_name(&self) -> String {
+        match (self.kind, self.parent_and_child()) {
+            (Kind::ScaleSetVm, Some((set, id))) => format!("{set}_{id}"),
+            (_, Some((_, child))) => child.to_string(),
+            _ => self.name.clone(),
+        }
     }
 
     /// A child's parent name and own name (`VNET`, `SUBNET`).

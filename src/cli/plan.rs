@@ -163,9 +163,20 @@ pub(crate) fn run_command(file: &Path, settings: &Settings) -> String {
         ("-n", &flags.name),
         ("--rescue-vm", &flags.rescue_vm),
         ("--rescue-resource-group", &flags.rescue_resource_group),
+        ("--cluster-name", &flags.cluster_name),
+        ("--node", &flags.node),
     ] {
         if let Some(value) = value {
             words.push(format!("{flag} {}", quote(value)));
+        }
+    }
+    for (flag, on) in [
+        ("--allow-aks-node", flags.allow_aks_node),
+        ("--force-healthy", flags.force_healthy),
+        ("--keep-rescue-vm", flags.keep_rescue_vm),
+    ] {
+        if on {
+            words.push(flag.to_string());
         }
     }
     if let Target::InProcessEmulator { scenario, .. } = &settings.target {

@@ -247,6 +247,30 @@ impl Cluster {
         })
     }
 
+    /// The pods a pod's controller wants (`StatefulSet/NAME`, `ReplicaSet/NAME`):
+    /// `spec.replicas`; None for another kind of owner, or one that is gone.
+    pub async fn replicas(&self, namespace: &str, owner: &str) -> Result<Option<u64>> {
+        use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+        let doing = format!("read {owner} in {namespace}");
+        let Some((kind, name)) = owner.split_once('/') else {
+            return Ok(None);
+        };
+        let replicas = match kind {
+            "StatefulSet" => Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(err(&doing))?
+                .map(|s| s.spec.and_then(|s| s.replicas).unwrap_or(1)),
+            "ReplicaSet" => Api::<ReplicaSet>::namespaced(self.client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(err(&doing))?
+                .map(|s| s.spec.and_then(|s| s.replicas).unwrap_or(1)),
+            _ => None,
+        };
+        Ok(replicas.map(|r| r.max(0) as u64))
+    }
+
     pub async fn attachments(&self) -> Result<Vec<Attachment>> {
         let api: Api<KAttachment> = Api::all(self.client.clone());
         let list = api

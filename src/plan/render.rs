@@ -30,8 +30,13 @@ fn width<'a>(names: impl Iterator<Item = &'a String>) -> usize {
 
 /// "VM", "disk", "snapshot": the resource type as an engineer says it.
 fn noun(resource_type: &str) -> &str {
+    if resource_type.ends_with("virtualMachineScaleSets/virtualMachines") {
+        return "instance";
+    }
     match resource_type.rsplit('/').next().unwrap_or(resource_type) {
         "virtualMachines" => "VM",
+        "agentPools" => "node pool",
+        "Node" => "node",
         "disks" => "disk",
         "snapshots" => "snapshot",
         other => other,

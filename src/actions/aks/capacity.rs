@@ -300,9 +300,16 @@ impl AzureStep for EnsureCapacity {
 }
 
 fn pool_change(cluster: &ResourceId, pool: &str, what: String) -> crate::actions::Change {
-    let id = pool_id(cluster, pool);
-    crate::actions::azure::change(ChangeKind::Update, Kind::AgentPool, Some(&id), pool, what)
+    crate::actions::Change {
+        kind: ChangeKind::Update,
+        resource_type: POOL_TYPE.into(),
+        name: pool.to_string(),
+        id: Some(pool_id(cluster, pool).to_string()),
+        what,
+    }
 }
+
+const POOL_TYPE: &str = "Microsoft.ContainerService/managedClusters/agentPools";
 
 #[async_trait]
 impl AzureStep for ScalePool {
@@ -317,7 +324,7 @@ impl AzureStep for ScalePool {
             Some(Ok(id)) => vec![pool_change(&id, &pool, format!("count -> {count}"))],
             _ => vec![crate::actions::Change {
                 kind: ChangeKind::Update,
-                resource_type: "Microsoft.ContainerService/managedClusters/agentPools".into(),
+                resource_type: POOL_TYPE.into(),
                 name: pool.clone(),
                 id: None,
                 what: format!("count -> {count}"),

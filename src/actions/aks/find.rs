@@ -108,13 +108,15 @@ async fn find_node(env: &crate::actions::Env, args: &Args) -> Result<Outputs, Ac
     let name = str_arg(args, "node")?;
     azure.read_existing(&cluster_id).await?;
     let k = connect(env, &cluster_id, args).await?;
-    let node = k.node(name).await?.ok_or_else(|| {
-        ActionError::refused(format!(
-            "node {name} does not exist in cluster {}",
-            cluster_id.name
+    let Some(node) = k.node(name).await? else {
+        let names: Vec<String> = k.nodes().await?.into_iter().map(|n| n.name).collect();
+        return Err(ActionError::refused(format!(
+            "node {name} does not exist in cluster {} (its nodes: {})",
+            cluster_id.name,
+            names.join(", ")
         ))
-        .with_hint("list the nodes with `kubectl get nodes`")
-    })?;
+        .with_hint("name one of its nodes with --node (`kubectl get nodes` lists them)"));
+    };
     let instance_id = crate::azure::aks::provider_id(&node.provider_id)?;
     if instance_id.kind != Kind::ScaleSetVm {
         return Err(ActionError::refused(format!(
@@ -148,13 +150,21 @@ async fn find_node(env: &crate::actions::Env, args: &Args) -> Result<Outputs, Ac
     let pool_count = pool_res.raw["properties"]["count"].as_u64().unwrap_or(0);
     let pods = k.pods().await?;
     let moving = displaced(&pods, name);
+    // What each workload wants running, from its controller: counting its pods would count
+    // the dead node's Terminating ones and their replacements twice.
     let mut owners: BTreeMap<String, u64> = BTreeMap::new();
-    for owner in moving.iter().filter_map(|p| p.owner.clone()) {
-        let total = pods
-            .iter()
-            .filter(|p| p.owner.as_deref() == Some(owner.as_str()) && !p.finished())
-            .count() as u64;
-        owners.insert(owner, total);
+    for p in &moving {
+        let Some(owner) = &p.owner else { continue };
+        let key = format!("{}/{owner}", p.namespace);
+        if owners.contains_key(&key) {
+            continue;
+        }
+        let wanted = match k.replicas(&p.namespace, owner).await? {
+            Some(n) => n,
+            // A bare pod or another controller's: it alone.
+            None => 1,
+        };
+        owners.insert(key, wanted);
     }
     let mut out = Outputs::new();
     out.insert("cluster_id".into(), json!(cluster_id.to_string()));

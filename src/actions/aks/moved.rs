@@ -28,7 +28,7 @@ static WAIT_MOVED: ActionSpec = ActionSpec {
             name: "owners",
             ty: ParamType::Object,
             required: true,
-            description: "owner -> pods it has in all (`aks.node.find`'s `owners`)",
+            description: "workload (`NAMESPACE/KIND/NAME`) -> pods it wants running (`aks.node.find`'s `owners`)",
         },
         P_KUBECONFIG,
     ],
@@ -59,10 +59,12 @@ async fn serving(
     let mut missing = Vec::new();
     for (owner, want) in owners {
         let mut placed = Vec::new();
-        for p in pods
-            .iter()
-            .filter(|p| p.owner.as_deref() == Some(owner.as_str()))
-        {
+        let of_owner = |p: &&crate::kubernetes::Pod| {
+            p.owner
+                .as_ref()
+                .is_some_and(|o| format!("{}/{o}", p.namespace) == *owner)
+        };
+        for p in pods.iter().filter(of_owner) {
             let Some(on) = p.node.as_deref() else {
                 continue;
             };

@@ -225,7 +225,8 @@ impl AzureStep for ReleaseNode {
                 name: p
                     .args
                     .str("instance_id")
-                    .map(short)
+                    .and_then(|i| ResourceId::parse(i).ok())
+                    .map(|i| i.display_name())
                     .unwrap_or_else(|| p.args.display("instance_id")),
                 id: p.args.str("instance_id").map(str::to_string),
                 what: "ForceDetach its data disks, only if still attached past the deadline".into(),

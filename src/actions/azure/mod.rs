@@ -695,9 +695,11 @@ pub(crate) fn change(
 ) -> Change {
     Change {
         kind,
-        resource_type: format!("{}/{}", resource.provider(), resource.segment()),
+        resource_type: id.map(ResourceId::resource_type).unwrap_or_else(|| {
+            format!("{}/{}", resource.provider(), resource.segment())
+        }),
         name: id
-            .map(|i| i.name.clone())
+            .map(ResourceId::display_name)
             .unwrap_or_else(|| name.to_string()),
         id: id.map(ResourceId::to_string),
         what: what.into(),
