@@ -147,7 +147,6 @@ pub fn attach(
 mod tests {
     use super::*;
     use crate::emulator::arm;
-    use crate::emulator::state::ScaleSet;
     use serde_json::json;
 
     const RG: &str = "MC_rg_c_westeurope";
@@ -156,24 +155,7 @@ mod tests {
     /// Two nodes backed by instances 0 and 1, a VM outside the cluster, and a PV of the disk
     /// `pvc-1` of the node group.
     fn world(dir: &std::path::Path) -> (State, Cluster, String) {
-        let image = dir.join("node.img");
-        std::fs::write(&image, vec![0u8; 4096]).unwrap();
-        let mut state = State::new("sub".into(), "westeurope".into());
-        let ss_key = arm::key(RG, "aks-np-12345678-vmss");
-        state.scale_sets.insert(
-            ss_key.clone(),
-            ScaleSet {
-                resource_group: RG.into(),
-                name: "aks-np-12345678-vmss".into(),
-                location: "westeurope".into(),
-                size: "Standard_D4s_v3".into(),
-                zones: vec![],
-                unique_id: arm::guid(),
-                tags: Default::default(),
-                next_instance_id: 0,
-                time_created: arm::now(),
-            },
-        );
+        let (mut state, ss_key, image) = aks::tests::scale_set_world(dir, 0);
         let mut c = Cluster {
             arm_id: String::new(),
             subscription: "sub".into(),
