@@ -534,13 +534,14 @@ pub fn instance_by_provider_id(state: &State, provider_id: &str) -> Option<(bool
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    #[test]
-    fn a_node_is_found_by_its_provider_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("node.img");
+    /// A state with the scale set `aks-np-12345678-vmss` of group `MC_rg_c_westeurope`, whose
+    /// next instance id is `next`, and a node image in `dir`; returns the scale set's key and
+    /// the image.
+    pub fn scale_set_world(dir: &Path, next: u64) -> (State, String, std::path::PathBuf) {
+        let image = dir.join("node.img");
         std::fs::write(&image, vec![0u8; 4096]).unwrap();
         let mut state = State::new("sub".into(), "westeurope".into());
         let ss_key = arm::key("MC_rg_c_westeurope", "aks-np-12345678-vmss");
@@ -554,10 +555,17 @@ mod tests {
                 zones: vec![],
                 unique_id: arm::guid(),
                 tags: Default::default(),
-                next_instance_id: 10,
+                next_instance_id: next,
                 time_created: arm::now(),
             },
         );
+        (state, ss_key, image)
+    }
+
+    #[test]
+    fn a_node_is_found_by_its_provider_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut state, ss_key, image) = scale_set_world(dir.path(), 10);
         let key = add_instance(&mut state, &ss_key, &image, 128, dir.path()).unwrap();
         let vm = &state.vms[&key];
         assert_eq!(vm.name, "aks-np-12345678-vmss_10");

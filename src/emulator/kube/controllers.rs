@@ -30,6 +30,8 @@ pub const CSI_ATTACH: f64 = crate::emulator::latency::VM_UPDATE;
 /// image already present, containers that exit on SIGTERM).
 pub const KUBELET_START: f64 = 5.0;
 pub const KUBELET_STOP: f64 = 2.0;
+/// The pod GC's `quarantineTime` (pkg/controller/podgc/gc_controller.go).
+pub const POD_GC_QUARANTINE: f64 = 40.0;
 /// A pod's default `terminationGracePeriodSeconds`.
 pub const DEFAULT_GRACE: u64 = 30;
 
@@ -187,13 +189,34 @@ impl Step {
 
     /// The pod garbage collector (pkg/controller/podgc gcTerminating, KEP-2268): terminating
     /// pods on a node that is not Ready and carries the out-of-service taint are force-deleted;
-    /// pods bound to a node that no longer exists are deleted (gcOrphaned).
+    /// pods bound to a node that no longer exists are deleted (gcOrphaned) once the node has
+    /// been missing for `quarantineTime`, 40 s ("how long Orphaned GC waits for nodes to show
+    /// up in an informer before issuing a GET call to check if they are truly gone",
+    /// gc_controller.go).
     fn pod_gc(&self, c: &mut Cluster) -> bool {
         let mut changed = false;
+        let missing: BTreeSet<String> = bound_pods(c)
+            .into_iter()
+            .map(|(_, _, node)| node)
+            .filter(|n| c.get(kinds::NODES, n).is_none())
+            .collect();
+        c.timers
+            .node_missing_since
+            .retain(|n, _| missing.contains(n));
+        for n in &missing {
+            c.timers
+                .node_missing_since
+                .entry(n.clone())
+                .or_insert(self.now);
+        }
         for (key, pod, node_name) in bound_pods(c) {
             let pod = &pod;
             let gone = match c.get(kinds::NODES, &node_name) {
-                None => true,
+                None => c
+                    .timers
+                    .node_missing_since
+                    .get(&node_name)
+                    .is_some_and(|since| self.now >= since + POD_GC_QUARANTINE * self.scale),
                 Some(node) => {
                     is_deleting(pod)
                         && !nodes::is_ready(node)

@@ -142,3 +142,120 @@ pub fn attach(
     set_data_disks(arm, &vm, next);
     Ok(Some(lun))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::arm;
+    use serde_json::json;
+
+    const RG: &str = "MC_rg_c_westeurope";
+    const PV: &str = "pvc-1";
+
+    /// Two nodes backed by instances 0 and 1, a VM outside the cluster, and a PV of the disk
+    /// `pvc-1` of the node group.
+    fn world(dir: &std::path::Path) -> (State, Cluster, String) {
+        let (mut state, ss_key, image) = aks::tests::scale_set_world(dir, 0);
+        let mut c = Cluster {
+            arm_id: String::new(),
+            subscription: "sub".into(),
+            resource_group: "rg".into(),
+            name: "c".into(),
+            token: String::new(),
+            version: "v1.29.9".into(),
+            revision: 0,
+            objects: Default::default(),
+            tombstones: Vec::new(),
+            agents: Default::default(),
+            timers: Default::default(),
+            aks: None,
+        };
+        for node in ["node-0", "node-1"] {
+            let key = aks::add_instance(&mut state, &ss_key, &image, 128, dir).unwrap();
+            let pid = aks::provider_id(&state, &state.vms[&key]);
+            c.put(
+                kinds::NODES,
+                json!({"metadata": {"name": node}, "spec": {"providerID": pid}}),
+            );
+        }
+        let some_instance = state.vms.values().next().unwrap().clone();
+        let mut disk = state.disks[&some_instance.os_disk].clone();
+        disk.name = PV.into();
+        let handle = state.disk_id(&disk);
+        state.disks.insert(arm::key(RG, PV), disk);
+        let outsider = crate::emulator::state::Vm {
+            name: "rescue-vm".into(),
+            resource_group: "ops-rg".into(),
+            scale_set: None,
+            ..some_instance
+        };
+        state.vms.insert(arm::key("ops-rg", "rescue-vm"), outsider);
+        c.put(
+            kinds::PVS,
+            json!({"metadata": {"name": PV}, "spec": {"csi": {"volumeHandle": handle}}}),
+        );
+        (state, c, handle)
+    }
+
+    fn hold(state: &mut State, vm: &str, lun: i32) {
+        state.vms.get_mut(vm).unwrap().data_disks = vec![DataDiskRef {
+            lun,
+            disk: arm::key(RG, PV),
+            caching: "None".into(),
+        }];
+    }
+
+    #[test]
+    fn a_disk_attaches_to_a_node_only_once_arm_lets_it_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut state, mut c, handle) = world(dir.path());
+        let rescue = arm::key("ops-rg", "rescue-vm");
+        let inst0 = arm::key(RG, "aks-np-12345678-vmss_0");
+        let inst1 = arm::key(RG, "aks-np-12345678-vmss_1");
+
+        // On a VM that is no node of the cluster: refused, and ARM is left alone.
+        hold(&mut state, &rescue, 3);
+        let err = attach(&mut state, &c, &handle, "node-1").unwrap_err();
+        let rescue_id = state.vm_id(&state.vms[&rescue]);
+        assert!(
+            err.contains(&format!(
+                "failed with disk({handle}) already attached to node({rescue_id}), could not be attached to node(node-1)"
+            )),
+            "{err}"
+        );
+        assert_eq!(held(&state, &c, &handle, "node-1"), Some(false));
+        assert_eq!(state.vms[&rescue].data_disks.len(), 1);
+
+        // On another node that still has its VolumeAttachment: refused too.
+        state.vms.get_mut(&rescue).unwrap().data_disks.clear();
+        hold(&mut state, &inst0, 0);
+        c.put(
+            kinds::VOLUMEATTACHMENTS,
+            json!({"metadata": {"name": "va-0"}, "spec": {"nodeName": "node-0", "source": {"persistentVolumeName": PV}}}),
+        );
+        let err = attach(&mut state, &c, &handle, "node-1").unwrap_err();
+        assert!(err.contains("refusing dangling detach"), "{err}");
+
+        // Without it, the driver detaches the dangling disk and attaches it at the first free
+        // LUN, read-only cached.
+        c.remove(kinds::VOLUMEATTACHMENTS, "va-0");
+        assert_eq!(attach(&mut state, &c, &handle, "node-1"), Ok(Some(0)));
+        assert!(state.vms[&inst0].data_disks.is_empty());
+        assert_eq!(state.vms[&inst1].data_disks[0].caching, "ReadOnly");
+        assert_eq!(
+            state.owner_of(&arm::key(RG, PV)).unwrap().name,
+            "aks-np-12345678-vmss_1"
+        );
+        // Attaching again is the LUN it has; a detach lets it go.
+        assert_eq!(attach(&mut state, &c, &handle, "node-1"), Ok(Some(0)));
+        detach(&mut state, &c, &handle, "node-1");
+        assert_eq!(held(&state, &c, &handle, "node-1"), Some(false));
+        assert_eq!(state.disk_state(&arm::key(RG, PV)), "Unattached");
+        // A node with no instance behind it has no ARM side.
+        c.put(
+            kinds::NODES,
+            json!({"metadata": {"name": "hand"}, "spec": {"providerID": "azure:///nowhere"}}),
+        );
+        assert_eq!(attach(&mut state, &c, &handle, "hand"), Ok(None));
+    }
+}

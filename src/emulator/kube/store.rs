@@ -71,6 +71,9 @@ pub struct Timers {
     /// Node name → when its kubelet was first seen silent.
     #[serde(default)]
     pub silent_since: BTreeMap<String, f64>,
+    /// Node name → when the pod GC first saw pods bound to it while it did not exist.
+    #[serde(default)]
+    pub node_missing_since: BTreeMap<String, f64>,
 }
 
 /// How many tombstones a cluster keeps (a watch further behind is told `410 Gone`, as etcd's

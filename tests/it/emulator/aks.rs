@@ -213,7 +213,6 @@ fn disk_in_node_rg(name: &str) -> String {
 
 #[test]
 fn bad_aks_scenarios_name_the_cluster_and_pool() {
-    let base = std::fs::read_to_string(SCENARIO).unwrap();
     for (from, to, says) in [
         (
             "broken_instances: [2]",
