@@ -250,6 +250,29 @@ async fn dispatch(
     let body = axum::body::to_bytes(req.into_body(), 8 << 20)
         .await
         .unwrap_or_default();
+    // A request that reached the server is carried out whatever the client does next, as a
+    // real service goes on with a request whose caller hung up: a client killed mid-request
+    // (the crash tests' SIGKILL) must not cancel a handler halfway, between two changes to the
+    // state (an instance added, its pool operation not yet begun).
+    let task = tokio::spawn(serve(emu, started, method, path, raw_query, headers, body));
+    task.await.unwrap_or_else(|e| {
+        let mut r = Response::new(Body::from(format!(
+            "emulator: the request's handler failed: {e}"
+        )));
+        *r.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+async fn serve(
+    emu: Arc<Emu>,
+    started: Instant,
+    method: String,
+    path: String,
+    raw_query: String,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();

@@ -126,11 +126,13 @@ pub(crate) fn free_room(nodes: &[Node], pods: &[Pod], except: &str) -> Vec<(u64,
         .collect()
 }
 
-/// "Pool `pool` has `count` nodes", by a PUT of the pool as read with its count changed.
+/// "Pool `pool` has `count` nodes" (with `at_least`, "at least `count`": a pool someone else
+/// grew further meanwhile is not shrunk), by a PUT of the pool as read with its count changed.
 pub(crate) async fn scale(
     ctx: &StepContext,
     pool: &ResourceId,
     count: u64,
+    at_least: bool,
     key: &str,
 ) -> Result<(), ActionError> {
     let (_, name) = pool.parent_and_child().unwrap_or_default();
@@ -142,7 +144,8 @@ pub(crate) async fn scale(
             let now = now.ok_or_else(|| {
                 ActionError::fatal(format!("node pool {} does not exist", pool.name))
             })?;
-            Ok(if now.raw["properties"]["count"].as_u64() == Some(count) {
+            let now_count = now.raw["properties"]["count"].as_u64().unwrap_or(0);
+            Ok(if now_count == count || (at_least && now_count > count) {
                 Next::Done
             } else {
                 Next::Write(Write::Put(scaled_pool_body(now, count)))
@@ -271,7 +274,7 @@ impl AzureStep for EnsureCapacity {
                 "the pods do not fit on the other nodes: scaling pool {pool_name} {original} -> {}",
                 original + added
             ));
-            scale(ctx, &pool, original + added, "operation").await?;
+            scale(ctx, &pool, original + added, true, "operation").await?;
             // The broken node is one of the original count and is not Ready.
             let want = (original + added - 1) as usize;
             until(
@@ -349,7 +352,7 @@ impl AzureStep for ScalePool {
             .get("count")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| ActionError::fatal("argument `count` must be a whole number"))?;
-        scale(ctx, &pool, count, "operation").await?;
+        scale(ctx, &pool, count, false, "operation").await?;
         Ok(output("count", json!(count)))
     }
 }

@@ -159,11 +159,8 @@ async fn find_node(env: &crate::actions::Env, args: &Args) -> Result<Outputs, Ac
         if owners.contains_key(&key) {
             continue;
         }
-        let wanted = match k.replicas(&p.namespace, owner).await? {
-            Some(n) => n,
-            // A bare pod or another controller's: it alone.
-            None => 1,
-        };
+        // A bare pod, or another controller's: it alone.
+        let wanted = k.replicas(&p.namespace, owner).await?.unwrap_or(1);
         owners.insert(key, wanted);
     }
     let mut out = Outputs::new();

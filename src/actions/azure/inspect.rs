@@ -218,11 +218,10 @@ pub(crate) async fn read_vm_and_disk(
             .with_hint({
                 let (cluster_rg, cluster) =
                     aks_cluster(&id.resource_group).unwrap_or(("CLUSTER_RG", "CLUSTER"));
-                let pool = aks_pool(scale_set).unwrap_or("POOL");
                 format!(
-                    "replace the node instead: `kubectl drain {0} --ignore-daemonsets \
-                 --delete-emptydir-data`, then `az aks nodepool delete-machines -g {cluster_rg} \
-                 --cluster-name {cluster} --nodepool-name {pool} --machine-names {0}`",
+                    "replace the node instead, as AKS supports: `rescue run aks-node-replace -g \
+                 {cluster_rg} --cluster-name {cluster} --node {0}` (it makes room for its pods, \
+                 keeps a snapshot of its OS disk and deletes the machine through its pool)",
                     id.name
                 )
             }),
@@ -257,13 +256,6 @@ fn aks_cluster(node_rg: &str) -> Option<(&str, &str)> {
         [rg, cluster, _location] => Some((rg, cluster)),
         _ => None,
     }
-}
-
-/// The pool of an AKS scale set (`aks-{pool}-{8 digits}-vmss`).
-fn aks_pool(scale_set: &str) -> Option<&str> {
-    let inner = scale_set.strip_prefix("aks-")?.strip_suffix("-vmss")?;
-    let (pool, digits) = inner.rsplit_once('-')?;
-    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(pool)
 }
 
 pub(crate) async fn read_vm(azure: &Azure, id: &ResourceId) -> Result<Outputs, ActionError> {
@@ -633,7 +625,7 @@ fn located(broken: &Outputs) -> Outputs {
 
 #[cfg(test)]
 mod tests {
-    use super::{aks_cluster, aks_pool, vmss_instance};
+    use super::{aks_cluster, vmss_instance};
 
     #[test]
     fn an_aks_node_resource_group_and_scale_set_name_the_cluster_and_pool() {
@@ -643,8 +635,6 @@ mod tests {
         );
         assert_eq!(aks_cluster("MC_my_rg_aks_westeurope"), None);
         assert_eq!(aks_cluster("prod-rg"), None);
-        assert_eq!(aks_pool("aks-nodepool1-12345678-vmss"), Some("nodepool1"));
-        assert_eq!(aks_pool("web-vmss"), None);
     }
 
     #[test]

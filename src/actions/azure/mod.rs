@@ -695,9 +695,9 @@ pub(crate) fn change(
 ) -> Change {
     Change {
         kind,
-        resource_type: id.map(ResourceId::resource_type).unwrap_or_else(|| {
-            format!("{}/{}", resource.provider(), resource.segment())
-        }),
+        resource_type: id
+            .map(ResourceId::resource_type)
+            .unwrap_or_else(|| format!("{}/{}", resource.provider(), resource.segment())),
         name: id
             .map(ResourceId::display_name)
             .unwrap_or_else(|| name.to_string()),
