@@ -19,6 +19,9 @@
 //! so the SDK would poll half as often as Azure asks and the request counts would compare two
 //! different polling rules rather than two clients.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +30,8 @@ use std::time::Instant;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use support::{release_binary, Emulated};
 
 const TARGET_RATIO: f64 = 1.05;
 
@@ -43,7 +48,7 @@ fn main() {
         .build()
         .expect("runtime");
 
-    let ours = Emulated::start(&runtime, scale);
+    let ours = Emulated::start(&runtime, scale, None);
     let started = Instant::now();
     let out = Command::new(&rescue)
         .arg("run")
@@ -137,58 +142,6 @@ fn verdict(ratio: f64) -> &'static str {
 }
 
 /// An emulator on a fresh data dir, its request log kept.
-struct Emulated {
-    dir: tempfile::TempDir,
-    data: PathBuf,
-    log: PathBuf,
-    handle: rescue::emulator::Handle,
-}
-
-impl Emulated {
-    fn start(runtime: &tokio::runtime::Runtime, scale: f64) -> Emulated {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (data, log) = (
-            dir.path().join("emulator"),
-            dir.path().join("requests.jsonl"),
-        );
-        let config = rescue::emulator::Config {
-            scenario: None,
-            data_dir: data.clone(),
-            port: 0,
-            time_scale: scale,
-            log: Some(log.clone()),
-            tls: true,
-        };
-        let handle = runtime
-            .block_on(rescue::emulator::start(config))
-            .expect("the emulator starts (are you root?)");
-        Emulated {
-            dir,
-            data,
-            log,
-            handle,
-        }
-    }
-
-    /// What `rescue emulator serve` prints: every client signs in with these.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        let h = &self.handle;
-        let url = h.endpoint.as_str().trim_end_matches('/').to_string();
-        vec![
-            ("RESCUE_EMULATOR_URL", url.clone()),
-            (
-                "RESCUE_EMULATOR_CA",
-                h.ca_pem.as_ref().expect("HTTPS").display().to_string(),
-            ),
-            ("AZURE_SUBSCRIPTION_ID", h.subscription_id.clone()),
-            ("AZURE_TENANT_ID", h.tenant_id.clone()),
-            ("AZURE_CLIENT_ID", h.client_id.clone()),
-            ("AZURE_CLIENT_SECRET", h.client_secret.clone()),
-            ("AZURE_AUTHORITY_HOST", url),
-        ]
-    }
-}
-
 /// What the SDK's repair cost: its ARM requests and operation polls, and its time from the first
 /// to the last repair request against the operations it waited for (the same kind of wall ÷
 /// critical path as rescue's, without the Python interpreter's start).
@@ -209,7 +162,7 @@ fn sdk_run(runtime: &tokio::runtime::Runtime, scale: f64, repo: &Path) -> Option
     if !python.is_file() {
         return None;
     }
-    let theirs = Emulated::start(runtime, scale);
+    let theirs = Emulated::start(runtime, scale, None);
     let out = Command::new(python)
         .arg(repo.join("tests/conformance/sdk_repair.py"))
         .envs(theirs.env())
@@ -356,25 +309,4 @@ fn emulated_operations(data: &Path) -> Vec<Operation> {
     ops.extend(boots);
     ops.sort_by_key(|(start, _)| *start);
     ops.into_iter().map(|(_, op)| op).collect()
-}
-
-/// The release `rescue` next to this example (built here so the figure is always current);
-/// `RESCUE_BENCH_BIN` measures another build instead.
-fn release_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RESCUE_BENCH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "rescue"])
-        .status()
-        .expect("cargo build");
-    assert!(built.success(), "cannot build the release binary");
-    let examples = std::env::current_exe().expect("current exe");
-    examples
-        .parent()
-        .and_then(Path::parent)
-        .map(|release| release.join("rescue"))
-        .filter(|b| b.is_file())
-        .expect("target/release/rescue")
 }

@@ -22,7 +22,7 @@ mod gpt;
 mod http;
 mod images;
 mod keys;
-mod kube;
+pub mod kube;
 mod latency;
 mod lvm;
 mod operations;

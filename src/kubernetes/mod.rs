@@ -65,6 +65,8 @@ pub struct Node {
     pub provider_id: String,
     /// The Ready condition is True.
     pub ready: bool,
+    /// When the Ready condition last changed (RFC 3339): for a NotReady node, since when.
+    pub ready_changed: Option<String>,
     /// Cordoned (`spec.unschedulable`).
     pub unschedulable: bool,
     /// Taints as `key=value:Effect`.
@@ -320,16 +322,18 @@ impl Cluster {
 fn node_view(n: KNode) -> Node {
     let status = n.status.unwrap_or_default();
     let spec = n.spec.unwrap_or_default();
-    let ready = status
-        .conditions
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let conditions = status.conditions.unwrap_or_default();
+    let condition = conditions.iter().find(|c| c.type_ == "Ready");
+    let ready = condition.is_some_and(|c| c.status == "True");
+    let ready_changed = condition
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0.to_string());
     let allocatable = status.allocatable.unwrap_or_default();
     Node {
         name: n.metadata.name.unwrap_or_default(),
         provider_id: spec.provider_id.unwrap_or_default(),
         ready,
+        ready_changed,
         unschedulable: spec.unschedulable.unwrap_or(false),
         taints: spec
             .taints

@@ -59,6 +59,10 @@ static FIND_NODE: ActionSpec = ActionSpec {
         out("pool_count", "the pool's node count now"),
         out("ready", "whether the node is Ready"),
         out(
+            "not_ready_since",
+            "when the node stopped being Ready (RFC 3339; empty if Ready)",
+        ),
+        out(
             "power_state",
             "the instance's power state, as Azure reports it",
         ),
@@ -174,6 +178,8 @@ async fn find_node(env: &crate::actions::Env, args: &Args) -> Result<Outputs, Ac
     out.insert("pool".into(), json!(pool));
     out.insert("pool_count".into(), json!(pool_count));
     out.insert("ready".into(), json!(node.ready));
+    let since = node.ready_changed.clone().filter(|_| !node.ready);
+    out.insert("not_ready_since".into(), json!(since.unwrap_or_default()));
     out.insert("power_state".into(), json!(power));
     out.insert(
         "pods".into(),

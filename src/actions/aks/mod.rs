@@ -171,7 +171,8 @@ pub(crate) fn duration_arg(
 
 /// Poll `check` until it says done (`Some`), with the step's status saying what it waits for
 /// and for how long; past `deadline`, fail with `check`'s last reason. Polls start fast (a
-/// cluster's controllers act within seconds) and slow down to 5 s.
+/// cluster's controllers act within seconds) and slow down to 2 s: a few GETs to the API
+/// server, cheaper than the seconds of service they could otherwise miss.
 pub(crate) async fn until<T, F, Fut>(
     ctx: &StepContext,
     what: &str,
@@ -205,7 +206,7 @@ where
             Some(azure) => azure.wait(delay).await,
             None => tokio::time::sleep(delay).await,
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

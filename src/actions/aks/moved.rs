@@ -30,6 +30,12 @@ static WAIT_MOVED: ActionSpec = ActionSpec {
             required: true,
             description: "workload (`NAMESPACE/KIND/NAME`) -> pods it wants running (`aks.node.find`'s `owners`)",
         },
+        Param {
+            name: "not_ready_since",
+            ty: ParamType::String,
+            required: false,
+            description: "when the node stopped being Ready (`aks.node.find`'s), for how long service was degraded",
+        },
         P_KUBECONFIG,
     ],
     outputs: &[
@@ -40,6 +46,10 @@ static WAIT_MOVED: ActionSpec = ActionSpec {
         OutputSpec {
             name: "restored_after_seconds",
             description: "from the run's start until every pod ran again",
+        },
+        OutputSpec {
+            name: "degraded_seconds",
+            description: "from the node's NotReady until every pod ran again (null: not known)",
         },
     ],
     mutates: false,
@@ -133,9 +143,16 @@ impl AzureStep for WaitMoved {
             async move { serving(&k, &node, &owners).await }
         })
         .await?;
-        let restored = (time::OffsetDateTime::now_utc() - ctx.run_started).whole_seconds();
+        let now = time::OffsetDateTime::now_utc();
+        let restored = (now - ctx.run_started).whole_seconds();
+        let degraded = opt_str(args, "not_ready_since")
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|since| (now - since).whole_seconds().max(0));
         let mut out = output("moves", moves);
         out.insert("restored_after_seconds".into(), json!(restored.max(0)));
+        out.insert("degraded_seconds".into(), json!(degraded));
         Ok(out)
     }
 }

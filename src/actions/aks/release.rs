@@ -202,6 +202,33 @@ async fn detach(
     ensure(ctx, &desired, key).await.map(|_| ())
 }
 
+/// Whether `node` is let go of: no pod of it left to move, no VolumeAttachment to it, and
+/// (with `machine`) no data disk on its machine in Azure; what is left, if not.
+async fn left_on(
+    k: &crate::kubernetes::Cluster,
+    machine: Option<(&crate::azure::Azure, &ResourceId)>,
+    node: &str,
+) -> Result<Result<(), String>, ActionError> {
+    let pods = displaced(&k.pods().await?, node).len();
+    let attachments = k
+        .attachments()
+        .await?
+        .into_iter()
+        .filter(|a| a.node == node)
+        .count();
+    let disks = match machine {
+        Some((azure, id)) => disks_of(azure.read_vm(id, false).await?.as_ref()).len(),
+        None => 0,
+    };
+    Ok(if pods == 0 && attachments == 0 && disks == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{pods} pod(s), {attachments} volume attachment(s), {disks} Azure disk(s) left"
+        ))
+    })
+}
+
 fn disks_of(vm: Option<&crate::azure::model::Vm>) -> Vec<String> {
     vm.map(|v| v.data_disks.iter().map(|d| d.disk_id.clone()).collect())
         .unwrap_or_default()
@@ -258,73 +285,41 @@ impl AzureStep for ReleaseNode {
         // Kubernetes releases the node on its own once it is out of service: give it until
         // the deadline, then force what Azure still shows attached.
         let what = format!("node {node} to be released");
-        let waited = until(ctx, &what, after + AGREE_DEADLINE, || {
+        let check = |in_azure: bool| {
             let (k, azure, node, instance) =
                 (k.clone(), azure.clone(), node.clone(), instance.clone());
-            let forced_now = forced.clone();
             async move {
-                let pods = displaced(&k.pods().await?, &node).len();
-                let attachments = k
-                    .attachments()
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.node == node)
-                    .count();
-                let vm = azure.read_vm(&instance, false).await?;
-                let disks = disks_of(vm.as_ref());
-                if pods == 0 && attachments == 0 && disks.is_empty() {
-                    return Ok(Ok(forced_now));
-                }
-                Ok(Err(format!(
-                    "{pods} pod(s), {attachments} volume attachment(s), {} Azure disk(s) left",
-                    disks.len()
-                )))
-            }
-        });
-        let waited = match tokio::time::timeout(remaining(started, after), waited).await {
-            Ok(done) => done?,
-            Err(_) => {
-                let vm = azure.read_vm(&instance, false).await?;
-                let disks = disks_of(vm.as_ref());
-                if !disks.is_empty() {
-                    ctx.status(format!(
-                        "still attached after {}: ForceDetach of {} (the machine is off)",
-                        crate::azure::human(after),
-                        disks
-                            .iter()
-                            .map(|d| short(d))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                    ctx.checkpoint("forced", json!(disks)).await?;
-                    detach(ctx, &instance, &disks, true, "force_operation").await?;
-                    forced = disks;
-                }
-                let forced_then = forced.clone();
-                until(ctx, &what, AGREE_DEADLINE, || {
-                    let (k, node) = (k.clone(), node.clone());
-                    let forced_now = forced_then.clone();
-                    async move {
-                        let pods = displaced(&k.pods().await?, &node).len();
-                        let attachments = k
-                            .attachments()
-                            .await?
-                            .into_iter()
-                            .filter(|a| a.node == node)
-                            .count();
-                        Ok(if pods == 0 && attachments == 0 {
-                            Ok(forced_now)
-                        } else {
-                            Err(format!(
-                                "{pods} pod(s), {attachments} volume attachment(s) left"
-                            ))
-                        })
-                    }
-                })
-                .await?
+                let machine = match in_azure {
+                    true => Some((azure.as_ref(), &instance)),
+                    false => None,
+                };
+                left_on(&k, machine, &node).await
             }
         };
-        let mut out = output("force_detached", json!(waited));
+        let released = until(ctx, &what, after + AGREE_DEADLINE, || check(true));
+        if tokio::time::timeout(remaining(started, after), released)
+            .await
+            .is_err()
+        {
+            let vm = azure.read_vm(&instance, false).await?;
+            let disks = disks_of(vm.as_ref());
+            if !disks.is_empty() {
+                ctx.status(format!(
+                    "still attached after {}: ForceDetach of {} (the machine is off)",
+                    crate::azure::human(after),
+                    disks
+                        .iter()
+                        .map(|d| short(d))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                ctx.checkpoint("forced", json!(disks)).await?;
+                detach(ctx, &instance, &disks, true, "force_operation").await?;
+                forced = disks;
+            }
+            until(ctx, &what, AGREE_DEADLINE, || check(false)).await?;
+        }
+        let mut out = output("force_detached", json!(forced));
         out.insert(
             "waited_seconds".into(),
             json!(unix_now().saturating_sub(started)),

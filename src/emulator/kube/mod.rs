@@ -5,7 +5,7 @@
 //! volumes (`controllers.rs`). Objects are JSON in the shapes of k8s.io/api.
 
 mod api;
-mod controllers;
+pub mod controllers;
 mod csi;
 mod kinds;
 mod nodes;

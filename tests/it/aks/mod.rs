@@ -29,6 +29,11 @@ pub struct Aks {
 impl Aks {
     /// The incident scenario, or `scenario` text, seeded fresh in `dir/name`.
     pub fn start(dir: &Path, name: &str, scenario: Option<&str>) -> Aks {
+        Self::start_scaled(dir, name, scenario, crate::crash::support::TIME_SCALE)
+    }
+
+    /// [`Aks::start`] on another time scale.
+    pub fn start_scaled(dir: &Path, name: &str, scenario: Option<&str>, scale: &str) -> Aks {
         let file = match scenario {
             Some(text) => {
                 let f = dir.join(format!("{name}.yaml"));
@@ -37,7 +42,11 @@ impl Aks {
             }
             None => repo("examples/emulator/aks-incident.yaml"),
         };
-        Self::attach(Served::start(&dir.join(name), Some(&file)), dir, name)
+        Self::attach(
+            Served::start_scaled(&dir.join(name), scale, Some(&file)),
+            dir,
+            name,
+        )
     }
 
     /// A fresh emulator on a copy of `pristine` (a data dir seeded and stopped earlier).
@@ -87,21 +96,25 @@ impl Aks {
 
     /// `rescue run aks-node-replace --yes` for the broken node.
     pub fn replace(&self, env: &[(&str, String)]) -> Output {
+        self.replace_with(&[], env)
+    }
+
+    /// [`Aks::replace`] with `extra` arguments.
+    pub fn replace_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
         let node = self.node_of_instance(2);
-        self.rescue(
-            &[
-                "run",
-                "aks-node-replace",
-                "-g",
-                CLUSTER_RG,
-                "--cluster-name",
-                CLUSTER,
-                "--node",
-                &node,
-                "--yes",
-            ],
-            env,
-        )
+        let mut args = vec![
+            "run",
+            "aks-node-replace",
+            "-g",
+            CLUSTER_RG,
+            "--cluster-name",
+            CLUSTER,
+            "--node",
+            &node,
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        self.rescue(&args, env)
     }
 
     pub fn run_id(&self) -> String {

@@ -95,6 +95,29 @@ fn replacing_the_dead_node_restores_service_and_keeps_the_evidence() {
 }
 
 #[test]
+fn past_its_deadline_the_release_force_detaches_in_azure_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that Kubernetes' own detach (a CSI detach, 10 s of Azure time) is still
+    // under way when the zero deadline passes.
+    let aks = Aks::start_scaled(dir.path(), "emu", None, "0.02");
+    let out = aks.replace_with(&["--input", "force_detach_after=0s"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("ForceDetach of pvc-"),
+        "the run should say it force-detached: {said}"
+    );
+    let run = aks.run_id();
+    let status = aks.rescue(&["status", &run, "-o", "json"], &[]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let forced = status["outputs"]["force_detached"]
+        .to_string()
+        .to_ascii_lowercase();
+    assert!(forced.contains(&PV_DISK.to_ascii_lowercase()), "{status:#}");
+    assert_restored(&aks.end_state(&run), "force-detached");
+}
+
+#[test]
 fn os_disk_swap_refuses_a_scale_set_node_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let aks = Aks::start(dir.path(), "emu", None);

@@ -57,7 +57,12 @@ pub struct Served {
 
 impl Served {
     pub fn start(data_dir: &Path, scenario: Option<&Path>) -> Served {
-        Self::start_with(Command::new(bin()), TIME_SCALE, data_dir, scenario)
+        Self::start_scaled(data_dir, TIME_SCALE, scenario)
+    }
+
+    /// [`Served::start`] on another time scale.
+    pub fn start_scaled(data_dir: &Path, time_scale: &str, scenario: Option<&Path>) -> Served {
+        Self::start_with(Command::new(bin()), time_scale, data_dir, scenario)
     }
 
     /// In a network namespace of its own with only loopback up: whatever runs beside it

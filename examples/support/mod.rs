@@ -1,0 +1,85 @@
+//! What the benchmarks share: an in-process emulator and the release binary they measure.
+//! (Not an example itself: `examples/support/` has no main.rs; each bench includes it with
+//! `#[path]`.)
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Emulated {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    pub handle: rescue::emulator::Handle,
+}
+
+impl Emulated {
+    /// Seeded from `scenario` (None: the incident), its latencies scaled by `scale`.
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        scale: f64,
+        scenario: Option<PathBuf>,
+    ) -> Emulated {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, log) = (
+            dir.path().join("emulator"),
+            dir.path().join("requests.jsonl"),
+        );
+        let config = rescue::emulator::Config {
+            scenario,
+            data_dir: data.clone(),
+            port: 0,
+            time_scale: scale,
+            log: Some(log.clone()),
+            tls: true,
+        };
+        let handle = runtime
+            .block_on(rescue::emulator::start(config))
+            .expect("the emulator starts (are you root?)");
+        Emulated {
+            dir,
+            data,
+            log,
+            handle,
+        }
+    }
+
+    /// What `rescue emulator serve` prints: every client signs in with these.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let h = &self.handle;
+        let url = h.endpoint.as_str().trim_end_matches('/').to_string();
+        vec![
+            ("RESCUE_EMULATOR_URL", url.clone()),
+            (
+                "RESCUE_EMULATOR_CA",
+                h.ca_pem.as_ref().expect("HTTPS").display().to_string(),
+            ),
+            ("AZURE_SUBSCRIPTION_ID", h.subscription_id.clone()),
+            ("AZURE_TENANT_ID", h.tenant_id.clone()),
+            ("AZURE_CLIENT_ID", h.client_id.clone()),
+            ("AZURE_CLIENT_SECRET", h.client_secret.clone()),
+            ("AZURE_AUTHORITY_HOST", url),
+        ]
+    }
+}
+
+/// The release `rescue` next to this example (built here so the figure is always current);
+/// `RESCUE_BENCH_BIN` measures another build instead.
+pub fn release_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("RESCUE_BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "rescue"])
+        .status()
+        .expect("cargo build");
+    assert!(built.success(), "cannot build the release binary");
+    let examples = std::env::current_exe().expect("current exe");
+    examples
+        .parent()
+        .and_then(Path::parent)
+        .map(|release| release.join("rescue"))
+        .filter(|b| b.is_file())
+        .expect("target/release/rescue")
+}
