@@ -340,14 +340,24 @@ impl Evidence {
             && journal.rollback.is_none()
             && !disks(journal).is_empty()
         {
+            // A run that swapped a disk leaves the old one and can be undone; one that only
+            // kept a copy (a replaced AKS node, gone with its disk) leaves just that copy.
+            let swapped = first_done(journal, "azure.vm.swap_os_disk").is_some();
             then.push(NextCommand {
                 command: format!("rescue cleanup {}", journal.run_id),
-                why: "once the VM is confirmed healthy: lists the snapshot and the old disk, and deletes what you confirm".into(),
+                why: if swapped {
+                    "once the VM is confirmed healthy: lists the snapshot and the old disk, and deletes what you confirm"
+                } else {
+                    "once the forensic copy is no longer needed: lists what the run left (its snapshot), and deletes what you confirm"
+                }
+                .into(),
             });
-            then.push(NextCommand {
-                command: format!("rescue rollback {} --dry-run", journal.run_id),
-                why: "if the repaired VM misbehaves: what undoing the repair would do".into(),
-            });
+            if swapped {
+                then.push(NextCommand {
+                    command: format!("rescue rollback {} --dry-run", journal.run_id),
+                    why: "if the repaired VM misbehaves: what undoing the repair would do".into(),
+                });
+            }
         }
         let status = match &journal.rollback {
             Some(r) if r.status == crate::engine::rollback::RollbackStatus::Succeeded => {

@@ -37,6 +37,12 @@ static DELETE_MACHINE: ActionSpec = ActionSpec {
             required: true,
             description: "the scale-set instance behind the node",
         },
+        Param {
+            name: "snapshot_id",
+            ty: ParamType::String,
+            required: false,
+            description: "the OS disk's snapshot, which must exist before the machine (and its OS disk with it) is deleted",
+        },
     ],
     outputs: &[OutputSpec {
         name: "deleted",
@@ -80,6 +86,18 @@ impl AzureStep for DeleteMachine {
         let pool = pool_id(&cluster, str_arg(args, "pool")?);
         let node = str_arg(args, "node")?;
         let instance = ResourceId::parse(str_arg(args, "instance_id")?)?;
+        // A Uniform instance's OS disk is deleted with it: its content must survive somewhere.
+        if let Some(snapshot) = opt_str(args, "snapshot_id") {
+            let id = ResourceId::parse(snapshot)?;
+            let kept = azure.read(&id).await?;
+            if !kept.is_some_and(|s| s.provisioning == Provisioning::Succeeded) {
+                return Err(ActionError::fatal(format!(
+                    "snapshot {} of the node's OS disk is not there (or not finished): the machine is not deleted without it",
+                    id.name
+                ))
+                .with_hint("check the snapshot step (`rescue status RUN_ID`), then `rescue resume RUN_ID`"));
+            }
+        }
         let started = Instant::now();
         let deadline = started + DELETE_DEADLINE;
         let mut pending: Option<Operation> = ctx

@@ -127,7 +127,9 @@ fn workflows_lists_the_built_ins_and_show_prints_one_to_copy() {
     let out = s.run(&["workflows", "show", "nope"]);
     assert_exit(&out, 2);
     assert!(
-        stderr(&out).contains("built-in workflows: demo, os-disk-swap"),
+        stderr(&out).contains(
+            "built-in workflows: aks-node-replace, demo, os-disk-swap, release-stuck-disk"
+        ),
         "{}",
         stderr(&out)
     );
