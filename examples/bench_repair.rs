@@ -31,22 +31,14 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use support::{release_binary, Emulated};
+use support::{release_binary, scale_and_runtime, Emulated};
 
 const TARGET_RATIO: f64 = 1.05;
 
 fn main() {
-    let scale: f64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("TIME_SCALE is a number"))
-        .unwrap_or(0.1);
+    let (scale, runtime) = scale_and_runtime();
     let rescue = release_binary();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
 
     let ours = Emulated::start(&runtime, scale, None);
     let started = Instant::now();

@@ -6,6 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The benchmark's TIME_SCALE argument (default 0.1: Azure's `Retry-After: 10` becomes one
+/// second) and a two-thread runtime, one per core of the machines the figures are taken on.
+pub fn scale_and_runtime() -> (f64, tokio::runtime::Runtime) {
+    let scale: f64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("TIME_SCALE is a number"))
+        .unwrap_or(0.1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (scale, runtime)
+}
+
 pub struct Emulated {
     pub dir: tempfile::TempDir,
     pub data: PathBuf,

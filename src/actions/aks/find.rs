@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::actions::azure::{azure, Known, Plan, Run, P_RESOURCE_GROUP, P_SUBSCRIPTION};
+use crate::actions::azure::{Known, Plan, Run, P_RESOURCE_GROUP, P_SUBSCRIPTION};
 use crate::actions::{ActionSpec, Description, OutputSpec, Outputs};
 use crate::azure::model::Vm;
 
@@ -329,7 +329,6 @@ impl AzureStep for FindHolder {
     }
 
     async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
-        let _ = azure(r.ctx)?;
         find_holder(&r.ctx.env, r.args).await
     }
 

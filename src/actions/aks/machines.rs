@@ -31,12 +31,7 @@ static DELETE_MACHINE: ActionSpec = ActionSpec {
             description: "the node pool",
         },
         P_NODE,
-        Param {
-            name: "instance_id",
-            ty: ParamType::String,
-            required: true,
-            description: "the scale-set instance behind the node",
-        },
+        P_INSTANCE,
         Param {
             name: "snapshot_id",
             ty: ParamType::String,

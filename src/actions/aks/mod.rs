@@ -77,6 +77,12 @@ pub(crate) const P_NODE: Param = Param {
     required: true,
     description: "the Kubernetes node name (`kubectl get nodes`)",
 };
+pub(crate) const P_INSTANCE: Param = Param {
+    name: "instance_id",
+    ty: ParamType::String,
+    required: true,
+    description: "the scale-set instance behind the node (`aks.node.find` outputs it)",
+};
 pub(crate) const P_KUBECONFIG: Param = Param {
     name: "kubeconfig",
     ty: ParamType::String,

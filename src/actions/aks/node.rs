@@ -31,12 +31,7 @@ static OUT_OF_SERVICE_SPEC: ActionSpec = ActionSpec {
     params: &[
         P_CLUSTER_ID,
         P_NODE,
-        Param {
-            name: "instance_id",
-            ty: ParamType::String,
-            required: true,
-            description: "the VM or scale-set instance behind the node, read to confirm it is off",
-        },
+        P_INSTANCE,
         P_KUBECONFIG,
     ],
     outputs: &[OutputSpec {

@@ -41,12 +41,7 @@ static RELEASE_NODE: ActionSpec = ActionSpec {
     params: &[
         P_CLUSTER_ID,
         P_NODE,
-        Param {
-            name: "instance_id",
-            ty: ParamType::String,
-            required: true,
-            description: "the scale-set instance behind the node",
-        },
+        P_INSTANCE,
         P_FORCE_AFTER,
         P_KUBECONFIG,
     ],

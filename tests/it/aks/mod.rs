@@ -101,9 +101,18 @@ impl Aks {
 
     /// [`Aks::replace`] with `extra` arguments.
     pub fn replace_with(&self, extra: &[&str], env: &[(&str, String)]) -> Output {
+        let mut args = self.replacement("run");
+        args.push("--yes".into());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.rescue(&args, env)
+    }
+
+    /// `rescue COMMAND aks-node-replace` for the broken node (instance 2).
+    pub fn replacement(&self, command: &str) -> Vec<String> {
         let node = self.node_of_instance(2);
-        let mut args = vec![
-            "run",
+        [
+            command,
             "aks-node-replace",
             "-g",
             CLUSTER_RG,
@@ -111,10 +120,9 @@ impl Aks {
             CLUSTER,
             "--node",
             &node,
-            "--yes",
-        ];
-        args.extend_from_slice(extra);
-        self.rescue(&args, env)
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     pub fn run_id(&self) -> String {

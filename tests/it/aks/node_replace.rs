@@ -1,11 +1,10 @@
 //! aks-node-replace: plan, run, kill anywhere and resume; and os-disk-swap's refusal of a
 //! scale-set node.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::*;
-use crate::crash::support::{is_mutation, killed};
+use crate::crash::support::{in_pairs, is_mutation, killed};
 
 /// Mutations a plan may send: none but the credential read, which ARM models as a POST
 /// (`Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action`).
@@ -33,19 +32,8 @@ fn replacing_the_dead_node_restores_service_and_keeps_the_evidence() {
         "the incident's node should be NotReady: {before:#}"
     );
 
-    let plan = aks.rescue(
-        &[
-            "plan",
-            "aks-node-replace",
-            "-g",
-            CLUSTER_RG,
-            "--cluster-name",
-            CLUSTER,
-            "--node",
-            &node,
-        ],
-        &[],
-    );
+    let args = aks.replacement("plan");
+    let plan = aks.rescue(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let shown = String::from_utf8_lossy(&plan.stdout);
     for change in [
@@ -194,8 +182,6 @@ fn killed_anywhere_the_replacement_resumes_to_the_same_end() {
             .map(|k| ("RESCUE_TEST_KILL_AFTER_POLL", k.to_string())),
     );
 
-    let same = AtomicUsize::new(0);
-    let next = AtomicUsize::new(0);
     let try_point = |i: usize| {
         let (hook, k) = &points[i];
         let label = format!("{hook}={k}");
@@ -220,20 +206,8 @@ fn killed_anywhere_the_replacement_resumes_to_the_same_end() {
         let end = aks.end_state(&run);
         assert_restored(&end, &label);
         assert_eq!(end, expected, "{label}: a different end state");
-        same.fetch_add(1, Ordering::Relaxed);
     };
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= points.len() {
-                    break;
-                }
-                try_point(i);
-            });
-        }
-    });
-    let same = same.into_inner();
+    let same = in_pairs(points.len(), try_point);
     eprintln!(
         "aks-node-replace: {} kill points, {same} resumed to the same end state ({:.0?})",
         points.len(),

@@ -4,7 +4,6 @@
 //! RESCUE_TEST_KILL_AFTER_POLL, RESCUE_TEST_KILL_AT, RESCUE_TEST_KILL_IN_WRITE), then
 //! `rescue resume RUN_ID --yes`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::support::*;
@@ -99,10 +98,6 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
             .map(|k| ("RESCUE_TEST_KILL_IN_WRITE", k.to_string())),
     );
 
-    // Two kill points at a time: each has its own emulator and state dir, and most of a point's
-    // time is the emulator's scaled waits, so the pair shares the machine's two cores well.
-    let same = AtomicUsize::new(0);
-    let next = AtomicUsize::new(0);
     let try_point = |i: usize| {
         let (hook, k) = &points[i];
         let label = format!("{hook}={k}");
@@ -145,20 +140,8 @@ fn killed_at_every_mutation_resumes_to_the_same_end_state() {
             expected,
             "{label}: a different end state"
         );
-        same.fetch_add(1, Ordering::Relaxed);
     };
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= points.len() {
-                    break;
-                }
-                try_point(i);
-            });
-        }
-    });
-    let same = same.into_inner();
+    let same = in_pairs(points.len(), try_point);
     println!(
         "{} kill points, {same} resumed to the same end state ({:.0?})",
         points.len(),

@@ -534,3 +534,24 @@ impl Fixture {
         only_run(&self.state)
     }
 }
+
+/// Runs `try_point(i)` for every i below `n`, two at a time: each kill point has its own
+/// emulator and state dir, and most of a point's time is the emulator's scaled waits, so a
+/// pair shares the machine's two cores well. How many returned.
+pub fn in_pairs(n: usize, try_point: impl Fn(usize) + Sync) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (done, next) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                try_point(i);
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    done.into_inner()
+}
