@@ -9,7 +9,7 @@ use azure_core::Method;
 use serde_json::{json, Value};
 
 use super::error::{Error, Kind as ErrorKind, Result};
-use super::ids::{Kind, ResourceId};
+use super::ids::ResourceId;
 use super::lro::collect;
 use super::model::Resource;
 use super::Azure;
@@ -80,30 +80,12 @@ impl Azure {
         String::from_utf8(bytes)
             .map_err(|_| Error::protocol(&doing, "the kubeconfig is not UTF-8 text"))
     }
-
-    /// A cluster's node pools.
-    pub async fn pools(&self, cluster: &ResourceId) -> Result<Vec<Resource>> {
-        let doing = format!("list the node pools of AKS cluster {}", cluster.name);
-        let mut url = self.endpoint().clone();
-        url.set_path(&format!("{cluster}/agentPools"));
-        url.set_query(Some(&format!(
-            "api-version={}",
-            Kind::AgentPool.api_version()
-        )));
-        let (_, _, page) = self.get_url(url.as_str(), &doing).await?;
-        Ok(page
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|v| Resource::new(v.clone(), None))
-            .collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::ids::Kind;
 
     #[test]
     fn a_provider_id_names_the_instance() {

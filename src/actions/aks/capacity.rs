@@ -170,6 +170,38 @@ fn ready_in_pool(nodes: &[Node], pool: &str, except: &str) -> usize {
         .count()
 }
 
+/// What making room for `node`'s pods takes now: the pods that must move, how many nodes the
+/// pool lacks for them (nodes like `node` itself), and the pool's count.
+struct Room {
+    moving: Vec<Pod>,
+    added: u64,
+    count: u64,
+}
+
+async fn assess(
+    env: &crate::actions::Env,
+    k: &crate::kubernetes::Cluster,
+    pool: &ResourceId,
+    node: &str,
+) -> Result<Room, ActionError> {
+    let (nodes, pods) = (k.nodes().await?, k.pods().await?);
+    let moving = displaced(&pods, node);
+    let template = nodes
+        .iter()
+        .find(|n| n.name == node)
+        .map(|n| (n.cpu_millis, n.memory_bytes))
+        .unwrap_or_default();
+    let added = shortfall(&moving, &free_room(&nodes, &pods, node), template);
+    let count = env.azure()?.read_existing(pool).await?.raw["properties"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    Ok(Room {
+        moving,
+        added,
+        count,
+    })
+}
+
 #[async_trait]
 impl AzureStep for EnsureCapacity {
     const SPEC: &'static ActionSpec = &ENSURE;
@@ -183,23 +215,12 @@ impl AzureStep for EnsureCapacity {
         if let Some(found) = plan_connect(ctx, args).await {
             match found {
                 Ok((id, k)) => {
-                    let (nodes, pods) = (k.nodes().await?, k.pods().await?);
-                    let moving = displaced(&pods, &node);
-                    let template = nodes
-                        .iter()
-                        .find(|n| n.name == node)
-                        .map(|n| (n.cpu_millis, n.memory_bytes))
-                        .unwrap_or_default();
-                    let added = shortfall(&moving, &free_room(&nodes, &pods, &node), template);
                     let pool = args.display("pool");
-                    let count = ctx
-                        .env
-                        .azure()?
-                        .read_existing(&pool_id(&id, &pool))
-                        .await?
-                        .raw["properties"]["count"]
-                        .as_u64()
-                        .unwrap_or(0);
+                    let Room {
+                        moving,
+                        added,
+                        count,
+                    } = assess(&ctx.env, &k, &pool_id(&id, &pool), &node).await?;
                     notes.push(format!(
                         "now: {} pod(s) to move ({}m CPU, {} MiB requested); {}",
                         moving.len(),
@@ -252,18 +273,8 @@ impl AzureStep for EnsureCapacity {
         ) {
             (Some(o), Some(a)) => (o, a),
             _ => {
-                let (nodes, pods) = (k.nodes().await?, k.pods().await?);
-                let moving = displaced(&pods, node);
-                let template = nodes
-                    .iter()
-                    .find(|n| n.name == node)
-                    .map(|n| (n.cpu_millis, n.memory_bytes))
-                    .unwrap_or_default();
-                let added = shortfall(&moving, &free_room(&nodes, &pods, node), template);
-                let original = ctx.env.azure()?.read_existing(&pool).await?.raw["properties"]
-                    ["count"]
-                    .as_u64()
-                    .unwrap_or(0);
+                let room = assess(&ctx.env, &k, &pool, node).await?;
+                let (original, added) = (room.count, room.added);
                 ctx.checkpoint("original_count", json!(original)).await?;
                 ctx.checkpoint("added", json!(added)).await?;
                 (original, added)

@@ -241,18 +241,16 @@ impl AzureStep for ReleaseNode {
                 "wait until node {node}'s pods are gone and its volumes detached; ForceDetach after {}",
                 p.args.str("force_detach_after").unwrap_or("10m")
             ),
-            changes: vec![Change {
-                kind: ChangeKind::Action,
-                resource_type: "Microsoft.Compute/virtualMachineScaleSets/virtualMachines".into(),
-                name: p
-                    .args
+            changes: vec![crate::actions::azure::change(
+                ChangeKind::Action,
+                Kind::ScaleSetVm,
+                p.args
                     .str("instance_id")
                     .and_then(|i| ResourceId::parse(i).ok())
-                    .map(|i| i.display_name())
-                    .unwrap_or_else(|| p.args.display("instance_id")),
-                id: p.args.str("instance_id").map(str::to_string),
-                what: "ForceDetach its data disks, only if still attached past the deadline".into(),
-            }],
+                    .as_ref(),
+                &p.args.display("instance_id"),
+                "ForceDetach its data disks, only if still attached past the deadline",
+            )],
             calls: vec![
                 "GET /api/v1/pods, GET /apis/storage.k8s.io/v1/volumeattachments".into(),
                 "GET INSTANCE?$expand=instanceView".into(),
