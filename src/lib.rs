@@ -20,4 +20,5 @@ pub mod exit;
 pub mod kubernetes;
 pub mod plan;
 pub mod report;
+pub mod shared_state;
 pub mod workflow;

@@ -37,6 +37,8 @@ pub enum Kind {
     Protocol,
     /// Could not set up the client (endpoint, TLS roots, credential configuration).
     Setup,
+    /// Not sent: this process may no longer act for its run ([`super::halt`]).
+    Halted,
 }
 
 /// A failed Azure call.

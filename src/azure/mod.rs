@@ -14,10 +14,12 @@
 
 pub mod account;
 pub mod aks;
+pub mod blob;
 pub mod calls;
 pub mod converge;
 pub mod credential;
 pub mod error;
+pub mod halt;
 pub mod ids;
 pub mod kill_hook;
 pub mod lro;

@@ -184,6 +184,13 @@ impl HttpClient for Transport {
 
 impl Transport {
     async fn execute(&self, request: &Request, read: bool) -> azure_core::Result<Response> {
+        if let Some(why) = super::halt::reason() {
+            return Err(azure_core::Error::full(
+                azure_core::error::ErrorKind::Other,
+                Error::new(Kind::Halted, "send the request", why),
+                "halted",
+            ));
+        }
         let host = request.url().origin().ascii_serialization();
         let get = *request.method() == Method::Get;
         if get {

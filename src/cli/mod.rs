@@ -305,11 +305,29 @@ pub(crate) fn find_run(
     settings: &Settings,
     given: &str,
 ) -> Result<(String, std::path::PathBuf), ExitCode> {
-    let store = crate::engine::store::Store::new(settings.state_dir.clone());
+    let store = crate::engine::store::Store::new(run_store(settings)?);
     store
         .resolve(given)
         .and_then(|id| store.existing_run(&id).map(|dir| (id, dir)))
         .map_err(|e| Failure::new(exit::INVALID, "no_such_run", format!("{e:#}")).report())
+}
+
+/// Where this process keeps runs (`--state-dir`, and `--state` when shared), opened once.
+pub(crate) fn run_store(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn crate::engine::store::RunStore>, ExitCode> {
+    static OPENED: std::sync::OnceLock<std::sync::Arc<dyn crate::engine::store::RunStore>> =
+        std::sync::OnceLock::new();
+    if let Some(store) = OPENED.get() {
+        return Ok(store.clone());
+    }
+    let store = crate::shared_state::open(
+        &settings.state_dir,
+        settings.shared_state.as_ref(),
+        settings.auth,
+    )
+    .map_err(|e| Failure::new(exit::STEP_FAILED, "state", format!("{e:#}")).report())?;
+    Ok(OPENED.get_or_init(|| store).clone())
 }
 
 /// A recorded run opened for changing: its id, directory, lock (held until dropped) and
@@ -321,14 +339,18 @@ pub(crate) fn open_run(
     (
         String,
         std::path::PathBuf,
-        crate::engine::lock::RunLock,
+        Box<dyn crate::engine::store::HeldRun>,
         crate::engine::journal::Journal,
     ),
     ExitCode,
 > {
     let (run_id, run_dir) = find_run(settings, given)?;
-    let lock = crate::engine::lock::RunLock::acquire(&run_dir, &run_id)
+    let store = run_store(settings)?;
+    let lock = store
+        .lock(&run_id, false)
         .map_err(|e| run::fatal(&anyhow::Error::new(e)))?;
+    // Read under the lock: what its previous holder saved last.
+    store.fetch(&run_id).map_err(|e| run::fatal(&e))?;
     let journal = crate::engine::journal::Journal::load(&run_dir).map_err(|e| run::fatal(&e))?;
     Ok((run_id, run_dir, lock, journal))
 }

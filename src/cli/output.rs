@@ -234,6 +234,9 @@ impl Failure {
         let text = format!("{e:#}");
         match e.downcast_ref::<LockError>() {
             Some(LockError::Held { .. }) => Failure::new(crate::exit::LOCKED, "locked", text),
+            _ if e.is::<crate::engine::store::Fenced>() => {
+                Failure::new(crate::exit::LOCKED, "fenced", text)
+            }
             _ if e.is::<crate::engine::journal::DamagedJournal>() => {
                 Failure::new(crate::exit::INVALID, "damaged_journal", text)
             }

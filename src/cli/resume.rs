@@ -16,7 +16,6 @@ use crate::engine::files::FileStore;
 use crate::engine::journal::{
     sha256_hex, DamagedJournal, Journal, RunStatus, StoredFile, WorkflowRecord,
 };
-use crate::engine::lock::RunLock;
 use crate::engine::resume::{align_steps, first_unfinished, reset_from, workflow_changes};
 use crate::exit;
 use crate::workflow::{Origin, Source, Workflow};
@@ -65,11 +64,21 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         Err(code) => return code,
     };
     let run_id = run_id.as_str();
+    let store = match super::run_store(settings) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     // Lock first: the journal may only be read once no other process can change it.
-    let lock = match RunLock::acquire(&run_dir, run_id) {
+    // `--force-unlock` naming this very run: its last holder died and will not come back.
+    let take_over = args.force_unlock.as_deref() == Some(run_id);
+    let lock = match store.lock(run_id, take_over) {
         Ok(lock) => lock,
         Err(e) => return fatal(&anyhow::Error::new(e)),
     };
+    // What the lock's previous holder saved last (a shared store's copy may be newer).
+    if let Err(e) = store.fetch(run_id) {
+        return fatal(&e);
+    }
     let mut journal = match Journal::load(&run_dir) {
         Ok(j) => j,
         Err(e) => return fatal(&e),
@@ -121,13 +130,14 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         Err(e) => return Failure::new(exit::INVALID, "target", e).report(),
     };
     journal.target = target.to_value();
-    if let Err(e) = journal.save(&run_dir) {
+    if let Err(e) = journal.save(store.as_ref()) {
         return fatal(&e);
     }
     execute(
         settings,
         Execution {
             workflow: Arc::new(workflow),
+            store,
             run_dir,
             journal,
             lock,

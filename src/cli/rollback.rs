@@ -120,7 +120,11 @@ async fn rollback(args: &RollbackArgs, settings: &Settings) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let recorder = Arc::new(Recorder::new(run_dir.clone(), journal));
+    let store = match super::run_store(settings) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let recorder = Arc::new(Recorder::new(store, journal));
     let structured = settings.json();
     let report: rollback::Report = Arc::new(move |line| {
         if structured {

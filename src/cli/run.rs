@@ -13,14 +13,13 @@ use super::{Failure, Flags, Settings};
 use crate::actions::{Files, Registry};
 use crate::engine::bind::{self, WorkflowResolver};
 use crate::engine::executor::{Executor, Options, Outcome};
-use crate::engine::files::{FileStore, RunFiles};
+use crate::engine::files::RunFiles;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::journal::{
     DamagedJournal, Journal, RunStatus, StepRecord, StoredFile, WorkflowRecord,
 };
-use crate::engine::lock::RunLock;
 use crate::engine::recorder::Recorder;
-use crate::engine::store::Store;
+use crate::engine::store::{HeldRun, RunStore};
 use crate::exit;
 use crate::report::evidence::Evidence;
 use crate::report::{self, Style};
@@ -143,14 +142,18 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         return code;
     }
 
-    let store = Store::new(settings.state_dir.clone());
-    let (run_id, run_dir) = match store.create_run() {
+    let store = match super::run_store(settings) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let run_id = match store.create_run() {
         Ok(created) => created,
         Err(e) => return fatal(&e),
     };
-    let lock = match RunLock::acquire(&run_dir, &run_id) {
+    let run_dir = store.run_dir(&run_id);
+    let lock = match store.lock(&run_id, false) {
         Ok(lock) => lock,
-        Err(e) => return abandon(&run_dir, anyhow::Error::new(e)),
+        Err(e) => return abandon(store.as_ref(), &run_id, anyhow::Error::new(e)),
     };
     let target = TargetRecord::for_new_run(&settings.target, &run_dir);
     let steps = loaded
@@ -159,19 +162,26 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         .iter()
         .map(|s| StepRecord::pending(s.id.value.clone(), s.uses.value.clone()))
         .collect();
-    let record = match store_files(&run_dir, &loaded) {
+    let record = match store_files(store.as_ref(), &run_id, &loaded) {
         Ok(record) => record,
-        Err(e) => return abandon(&run_dir, e),
+        Err(e) => return abandon(store.as_ref(), &run_id, e),
     };
     let go_ahead = changes_azure(&loaded.workflow);
-    let mut journal = Journal::new(run_id, record, loaded.inputs, target.to_value(), steps);
-    if let Err(e) = journal.save(&run_dir) {
-        return abandon(&run_dir, e);
+    let mut journal = Journal::new(
+        run_id.clone(),
+        record,
+        loaded.inputs,
+        target.to_value(),
+        steps,
+    );
+    if let Err(e) = journal.save(store.as_ref()) {
+        return abandon(store.as_ref(), &run_id, e);
     }
     execute(
         settings,
         Execution {
             workflow: Arc::new(loaded.workflow),
+            store,
             run_dir,
             journal,
             lock,
@@ -185,13 +195,16 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
 }
 
 /// The run keeps its workflow and the files its steps name, as they are now.
-fn store_files(run_dir: &Path, loaded: &super::Loaded) -> anyhow::Result<WorkflowRecord> {
-    let store = FileStore::new(run_dir);
+fn store_files(
+    store: &dyn RunStore,
+    run_id: &str,
+    loaded: &super::Loaded,
+) -> anyhow::Result<WorkflowRecord> {
     let text = &loaded.workflow.source.text;
     let mut record = WorkflowRecord::new(&loaded.origin, text);
-    store.put(text.as_bytes())?;
+    store.put_file(run_id, text.as_bytes())?;
     for file in &loaded.files {
-        let sha256 = store.put(&file.bytes)?;
+        let sha256 = store.put_file(run_id, &file.bytes)?;
         record.files.insert(
             file.given.clone(),
             StoredFile {
@@ -205,17 +218,18 @@ fn store_files(run_dir: &Path, loaded: &super::Loaded) -> anyhow::Result<Workflo
 
 /// A run that could not be recorded never started: its directory goes, so no run is listed
 /// that cannot be resumed.
-fn abandon(run_dir: &Path, e: anyhow::Error) -> ExitCode {
-    let _ = std::fs::remove_dir_all(run_dir);
+fn abandon(store: &dyn RunStore, run_id: &str, e: anyhow::Error) -> ExitCode {
+    store.discard(run_id);
     fatal(&e.context("cannot record the new run; it was not started and nothing was changed"))
 }
 
 /// A run ready to execute: journaled, locked, workflow checked.
 pub(crate) struct Execution {
     pub workflow: Arc<Workflow>,
+    pub store: Arc<dyn RunStore>,
     pub run_dir: PathBuf,
     pub journal: Journal,
-    pub lock: RunLock,
+    pub lock: Box<dyn HeldRun>,
     pub target: TargetRecord,
     pub resumed: bool,
     /// Show the plan and ask before the first step (a new run that changes Azure).
@@ -304,7 +318,7 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             )
         }
     };
-    let recorder = Arc::new(Recorder::new(ex.run_dir.clone(), ex.journal.clone()));
+    let recorder = Arc::new(Recorder::new(ex.store.clone(), ex.journal.clone()));
     // Steps read the files their workflow names from the copies stored with the run.
     let files: Arc<dyn Files> = Arc::new(RunFiles::new(&ex.run_dir, origin, recorder.clone()));
     let needs_azure = ex
@@ -344,7 +358,7 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             connected.close().await;
             // Nothing was done: no run is kept to be resumed (a resume would not ask again).
             drop(ex.lock);
-            let _ = std::fs::remove_dir_all(&ex.run_dir);
+            ex.store.discard(&run_id);
             return match answer {
                 Err(message) => Failure::new(exit::INVALID, "plan", message).report(),
                 Ok(None) => {
@@ -562,8 +576,8 @@ pub(crate) enum Next {
 /// written: a full disk, a read-only state dir). The journal on disk is its last good write,
 /// so the run continues from there once the cause is fixed; say how, with the run id.
 pub(crate) fn stopped(run_id: &str, e: &anyhow::Error, next: Next) -> ExitCode {
-    if e.is::<DamagedJournal>() {
-        return Failure::new(exit::INVALID, "damaged_journal", format!("{e:#}")).report();
+    if e.is::<DamagedJournal>() || e.is::<crate::engine::store::Fenced>() {
+        return Failure::from_error(e).report();
     }
     let command = match next {
         Next::Resume => format!("rescue resume {run_id}"),

@@ -26,8 +26,15 @@ impl RunsArgs {
 }
 
 pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
-    let store = Store::new(settings.state_dir.clone());
-    let runs = store.list();
+    let opened = match super::run_store(settings) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let location = opened.location();
+    let runs = match Store::new(opened).list() {
+        Ok(runs) => runs,
+        Err(e) => return super::Failure::from_error(&e).report(),
+    };
     let list: Vec<_> = runs
         .iter()
         .map(|(id, journal)| match journal {
@@ -44,7 +51,7 @@ pub fn run(_args: &RunsArgs, settings: &Settings) -> ExitCode {
     let doc = json!({ "format_version": 1, "runs": list });
     let table = || {
         if runs.is_empty() {
-            return format!("no runs in {}\n", store.root().display());
+            return format!("no runs in {location}\n");
         }
         let mut out = format!(
             "{:<22} {:<21} {:<22} WORKFLOW\n",

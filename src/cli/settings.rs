@@ -12,6 +12,13 @@ pub struct StateArgs {
     /// Where runs are journaled [default: $XDG_STATE_HOME/rescue, i.e. ~/.local/state/rescue]
     #[arg(long, env = "RESCUE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Share runs with the team in Azure Blob Storage: azblob://ACCOUNT/CONTAINER. The journal,
+    /// the run's lock (a lease) and its workflow and scripts live there, so anyone with access
+    /// resumes the run from anywhere; --state-dir keeps the local working copy. Signs in with
+    /// AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_KEY if set,
+    /// else the Azure credential (--auth).
+    #[arg(long, env = "RESCUE_STATE", value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -238,6 +245,8 @@ pub enum Target {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub state_dir: PathBuf,
+    /// `--state azblob://...`: the shared store; None: runs live in `state_dir` only.
+    pub shared_state: Option<crate::azure::blob::Location>,
     pub output: OutputFormat,
     pub yes: bool,
     pub input_pairs: Vec<String>,
@@ -274,6 +283,10 @@ impl Settings {
             Some(dir) => dir,
             None => default_state_dir()?,
         };
+        let shared_state = match flags.state.and_then(|s| s.state.as_deref()) {
+            None | Some("") => None,
+            Some(url) => Some(crate::shared_state::parse(url)?),
+        };
         let target = match flags.target {
             Some(t) if !flags.retarget => target(t)?,
             Some(t) => {
@@ -305,6 +318,7 @@ impl Settings {
             transport,
             auth: flags.target.and_then(|t| t.auth).unwrap_or_default(),
             state_dir,
+            shared_state,
             output: super::output::get().format,
             yes: flags.yes.is_some_and(|y| y.yes),
             input_pairs: inputs.input.clone(),

@@ -37,7 +37,10 @@ pub fn run(args: &StatusArgs, settings: &Settings) -> ExitCode {
         Ok(j) => j,
         Err(e) => return super::Failure::from_error(&e).report(),
     };
-    let holder = crate::engine::lock::holder(&run_dir);
+    let holder = match super::run_store(settings) {
+        Ok(store) => store.holder(&journal.run_id),
+        Err(code) => return code,
+    };
     // Through the record, which has no place for secrets an older journal may hold.
     if let Ok(Some(target)) = super::target::TargetRecord::from_value(&journal.target) {
         journal.target = target.to_value();

@@ -602,8 +602,11 @@ impl StepHost for Host {
                 "`{name}` is not a file name for the run directory"
             )));
         }
-        let path = self.recorder.dir().join(name);
-        super::journal::write_file_durably(&path, bytes)
+        let run_id = self.recorder.read().run_id.clone();
+        let path = self
+            .recorder
+            .store()
+            .keep(&run_id, name, bytes)
             .map_err(|e| ActionError::fatal(format!("cannot keep {name}: {e:#}")))?;
         Ok(Some(path))
     }

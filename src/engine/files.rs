@@ -27,7 +27,8 @@ impl FileStore {
         }
     }
 
-    /// Stores `bytes` (once: the same content is the same file) and returns their hash.
+    /// Stores `bytes` (once: the same content is the same file) and returns their hash. Runs
+    /// store through their [`super::store::RunStore`], which may keep them elsewhere too.
     pub fn put(&self, bytes: &[u8]) -> anyhow::Result<String> {
         let sha = sha256_hex(bytes);
         let path = self.dir.join(&sha);
@@ -99,7 +100,12 @@ impl Files for RunFiles {
                     ActionError::fatal(e)
                         .with_hint("a relative path is read beside the workflow file")
                 })?;
-                let sha256 = self.store.put(&bytes).map_err(fatal)?;
+                let run_id = self.recorder.read().run_id.clone();
+                let sha256 = self
+                    .recorder
+                    .store()
+                    .put_file(&run_id, &bytes)
+                    .map_err(fatal)?;
                 let record = StoredFile {
                     sha256,
                     origin: origin.clone(),

@@ -443,11 +443,12 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes the journal durably: temp file in the same directory, fsync, rename, fsync dir.
-    pub fn save(&mut self, run_dir: &Path) -> anyhow::Result<()> {
+    /// Saves the journal in its store, durably (locally: temp file in the same directory,
+    /// fsync, rename, fsync dir).
+    pub fn save(&mut self, store: &dyn super::store::RunStore) -> anyhow::Result<()> {
         self.updated = OffsetDateTime::now_utc();
         let bytes = serde_json::to_vec_pretty(self)?;
-        write_durably(&Self::path(run_dir), &bytes)
+        store.save_journal(&self.run_id, &bytes)
     }
 }
 
@@ -618,9 +619,10 @@ mod tests {
     fn saves_owner_only_and_round_trips() {
         let root = tempfile::tempdir().unwrap();
         let mut journal = sample();
-        let dir = root.path().join(&journal.run_id);
-        fs::create_dir(&dir).unwrap();
-        journal.save(&dir).unwrap();
+        let store = super::super::store::LocalStore::new(root.path().to_path_buf());
+        let dir = root.path().join("runs").join(&journal.run_id);
+        fs::create_dir_all(&dir).unwrap();
+        journal.save(&store).unwrap();
         let mode = fs::metadata(Journal::path(&dir))
             .unwrap()
             .permissions()
@@ -633,7 +635,7 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
 
         // The same journal in another run's directory is refused.
-        let other = root.path().join("20261126-120000-ffff");
+        let other = root.path().join("runs").join("20261126-120000-ffff");
         fs::create_dir(&other).unwrap();
         fs::copy(Journal::path(&dir), Journal::path(&other)).unwrap();
         let err = Journal::load(&other).unwrap_err();

@@ -12,20 +12,64 @@ use time::OffsetDateTime;
 
 pub const FILE_NAME: &str = "lock";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub pid: u32,
     pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
 }
 
+impl Holder {
+    /// This process, now.
+    pub fn me() -> Holder {
+        Holder {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .ok()
+                .filter(|u| !u.is_empty()),
+            started: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// A process on this machine that has exited: it holds nothing any more.
+    pub fn is_gone_from_here(&self) -> bool {
+        let here = gethostname::gethostname().to_string_lossy().into_owned();
+        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+        self.host == here
+            && self.pid != 0
+            && unsafe { libc::kill(self.pid as i32, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "process {} on {}", self.pid, self.host)?;
+        if let Some(user) = &self.user {
+            write!(f, " (user {user})")?;
+        }
+        write!(f, " since {}", self.started)
+    }
+}
+
+/// The hint when the local lock is held.
+const LOCAL_HINT: &str =
+    "wait for it to finish, or stop that process; the lock is released when it exits";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("run {run_id} is in use by process {pid} on {host} since {started}\n  hint: wait for it to finish, or stop that process; the lock is released when it exits", pid = .holder.as_ref().map_or("?".into(), |h| h.pid.to_string()), host = .holder.as_ref().map_or("?", |h| h.host.as_str()), started = .holder.as_ref().map_or("?".into(), |h| h.started.to_string()))]
+    #[error("run {run_id} is in use by {}\n  hint: {hint}", .holder.as_ref().map_or("another process".into(), |h| h.to_string()))]
     Held {
         run_id: String,
         holder: Option<Holder>,
+        hint: String,
     },
     #[error("cannot lock run {run_id}: {source}")]
     Io {
@@ -63,17 +107,12 @@ impl RunLock {
                 return Err(LockError::Held {
                     run_id: run_id.to_string(),
                     holder,
+                    hint: LOCAL_HINT.into(),
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let holder = Holder {
-            pid: std::process::id(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            started: OffsetDateTime::now_utc()
-                .replace_nanosecond(0)
-                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
-        };
+        let holder = Holder::me();
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         file.write_all(
@@ -103,6 +142,7 @@ pub fn holder(run_dir: &Path) -> Option<Holder> {
             Some(serde_json::from_str(&text).unwrap_or(Holder {
                 pid: 0,
                 host: "?".into(),
+                user: None,
                 started: OffsetDateTime::UNIX_EPOCH,
             }))
         }

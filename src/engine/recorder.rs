@@ -11,9 +11,10 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::journal::Journal;
+use super::store::RunStore;
 
 pub const KILL_AT_ENV: &str = "RESCUE_TEST_KILL_AT";
 pub const SIGNAL_ENV: &str = "RESCUE_TEST_SIGNAL";
@@ -53,14 +54,16 @@ impl KillSwitch {
 static CRASH_POINTS: KillSwitch = KillSwitch::new(KILL_AT_ENV);
 
 pub struct Recorder {
+    store: Arc<dyn RunStore>,
     dir: PathBuf,
     journal: Mutex<Journal>,
 }
 
 impl Recorder {
-    pub fn new(dir: PathBuf, journal: Journal) -> Self {
+    pub fn new(store: Arc<dyn RunStore>, journal: Journal) -> Self {
         Recorder {
-            dir,
+            dir: store.run_dir(&journal.run_id),
+            store,
             journal: Mutex::new(journal),
         }
     }
@@ -69,9 +72,13 @@ impl Recorder {
         Journal::path(&self.dir)
     }
 
-    /// The run directory: the journal's, and the files steps keep (`fsck.log`).
+    /// The run's local directory: the journal's working copy, and the reports.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
+    }
+
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.store
     }
 
     /// Read access; never hold it across an await.
@@ -83,7 +90,7 @@ impl Recorder {
     pub fn update<T>(&self, change: impl FnOnce(&mut Journal) -> T) -> anyhow::Result<T> {
         let mut journal = self.read();
         let result = change(&mut journal);
-        journal.save(&self.dir)?;
+        journal.save(self.store.as_ref())?;
         drop(journal);
         self.crash_point();
         Ok(result)
