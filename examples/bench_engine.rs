@@ -8,6 +8,9 @@
 //!   `target/`; target p99 < 5 ms. Printed next to the floor any durable write pays on that
 //!   disk: one append + fdatasync.
 //!
+//! - journal save latency through the Blob store (`--state azblob://`) on a local Azurite,
+//!   when `azurite-blob` is installed.
+//!
 //! `RESCUE_TEST_BIN=PATH` measures that binary instead of building the release one (worktrees
 //! sharing a target dir overwrite each other's `target/release/rescue`).
 
@@ -16,6 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rescue::engine::journal::{Journal, StepRecord, StepStatus, WorkflowRecord};
+use rescue::engine::store::{LocalStore, RunStore};
 use rescue::workflow::Origin;
 use serde_json::{json, Map};
 
@@ -59,14 +63,16 @@ fn main() {
     );
 
     let dir = tempfile::tempdir_in(&work).expect("journal dir");
+    let local = LocalStore::new(dir.path().to_path_buf());
     let mut journal = sample_journal();
+    std::fs::create_dir_all(local.run_dir(&journal.run_id)).expect("run dir");
     let mut i = 0;
     let writes = measure(JOURNAL_WRITES, || {
         i += 1;
         journal.steps[i % 12]
             .checkpoints
             .insert("n".into(), json!(i));
-        journal.save(dir.path()).expect("save journal");
+        journal.save(&local).expect("save journal");
     });
     report(
         "journal write with fsync",
@@ -92,6 +98,72 @@ fn main() {
         Duration::from_millis(5),
         0.99,
     );
+
+    match shared_journal_saves(&work) {
+        Some(saves) => report(
+            "journal save to Azurite (--state azblob://: If-Match + lease, then the local copy)",
+            &saves,
+            Duration::from_millis(50),
+            0.99,
+        ),
+        None => println!(
+            "journal save to Azurite: azurite-blob not installed (bash .ci/setup installs it)"
+        ),
+    }
+}
+
+/// Journal saves through the Blob store on a local Azurite: what every step pays with
+/// team-shared state (Azurite on loopback: the storage service's own latency is not in it).
+fn shared_journal_saves(work: &Path) -> Option<Vec<Duration>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let data = tempfile::tempdir_in(work).expect("azurite dir");
+    let mut azurite = Command::new("azurite-blob")
+        .args([
+            "--silent",
+            "--skipApiVersionCheck",
+            "--blobHost",
+            "127.0.0.1",
+        ])
+        .arg("--blobPort")
+        .arg(port.to_string())
+        .arg("--location")
+        .arg(data.path())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "Azurite did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Azurite's documented development account.
+    std::env::set_var(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"),
+    );
+    let dir = tempfile::tempdir_in(work).expect("state dir");
+    let location = rescue::shared_state::parse("azblob://devstoreaccount1/bench").expect("url");
+    let store = rescue::shared_state::open(dir.path(), Some(&location), Default::default())
+        .expect("open the blob store");
+    let run_id = store.create_run().expect("create run");
+    let _lease = store.lock(&run_id, false).expect("lease");
+    let mut journal = sample_journal();
+    journal.run_id = run_id;
+    let mut i = 0;
+    let saves = measure(JOURNAL_WRITES, || {
+        i += 1;
+        journal.steps[i % 12]
+            .checkpoints
+            .insert("n".into(), json!(i));
+        journal.save(store.as_ref()).expect("save journal");
+    });
+    drop(_lease);
+    let _ = azurite.kill();
+    let _ = azurite.wait();
+    Some(saves)
 }
 
 /// The release binary next to this example, built if needed.

@@ -38,10 +38,6 @@ use crate::engine::store::{is_valid_run_id, Fenced, HeldRun, LocalStore, RunStor
 pub const LEASE: Duration = Duration::from_secs(15);
 /// Renewed three times per lease: two renewals may fail before the lease lapses.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// How long a lease naming a holder gone from this machine is watched before it is taken
-/// over: the moment between a new holder's lease and its metadata naming it.
-const SETTLE: Duration = Duration::from_millis(1500);
-
 pub struct BlobStore {
     inner: Arc<Inner>,
 }
@@ -223,66 +219,65 @@ impl Inner {
         };
         let container = self.container().map_err(io)?;
         let name = journal_blob(run_id);
-        let try_lease = |c: Container, name: String| {
-            self.block(async move { c.acquire_lease(&name, LEASE).await })
-        };
-        let mut attempt = try_lease(container.clone(), name.clone());
-        if matches!(&attempt, Err(e) if e.kind == ErrorKind::Conflict) {
-            let c = container.clone();
-            let n = name.clone();
-            let props = self
-                .block(async move { c.properties(&n).await })
-                .map_err(io)?
-                .unwrap_or_default();
-            let holder = holder_of(&props.metadata);
-            let gone = holder.as_ref().is_some_and(|h| h.is_gone_from_here())
-                && self.still_named(&container, &name, holder.as_ref());
-            if take_over || gone {
-                let c = container.clone();
-                let n = name.clone();
-                self.block(async move { c.break_lease(&n).await })
-                    .map_err(io)?;
-                eprintln!(
-                    "note: took run {run_id} over from {}, {}",
-                    holder
-                        .as_ref()
-                        .map_or("its last holder".into(), |h| h.to_string()),
-                    if take_over {
-                        "as --force-unlock asked"
-                    } else {
-                        "which has exited"
-                    }
-                );
-                attempt = try_lease(container.clone(), name.clone());
-            } else {
-                return Err(LockError::Held {
-                    run_id: run_id.to_string(),
-                    holder,
-                    hint: format!(
-                        "wait for it to finish; if that process is gone for good, its lease on {}/{name} lapses within {} s, or take the run over now: rescue resume {run_id} --force-unlock {run_id}",
-                        container.location(),
-                        LEASE.as_secs()
-                    ),
-                });
-            }
-        }
-        let (lease, _) = match attempt {
-            Ok(leased) => leased,
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                return Err(LockError::Held {
-                    run_id: run_id.to_string(),
-                    holder: self.holder_now(run_id),
-                    hint: "another process took it first; wait for it to finish".into(),
-                })
-            }
-            Err(e) if e.is_not_found() => {
+        let (mut take_over, mut waiting) = (take_over, false);
+        let lapsed_by = std::time::Instant::now() + LEASE + RENEW_EVERY;
+        let lease = loop {
+            let (c, n) = (container.clone(), name.clone());
+            let e = match self.block(async move { c.acquire_lease(&n, LEASE).await }) {
+                Ok((lease, _)) => break lease,
+                Err(e) => e,
+            };
+            if e.is_not_found() {
                 return Err(io(Error::new(
                     ErrorKind::NotFound,
                     format!("lock run {run_id}"),
                     format!("no run `{run_id}` in {}", container.location()),
-                )))
+                )));
             }
-            Err(e) => return Err(io(e)),
+            if e.kind != ErrorKind::Conflict {
+                return Err(io(e));
+            }
+            let (c, n) = (container.clone(), name.clone());
+            let holder = self
+                .block(async move { c.properties(&n).await })
+                .map_err(io)?
+                .and_then(|p| holder_of(&p.metadata));
+            let named = holder
+                .as_ref()
+                .map_or("its last holder".into(), |h| h.to_string());
+            if take_over {
+                // Breaking is never automatic: two processes that both broke a lease would
+                // each take the run from the other.
+                let (c, n) = (container.clone(), name.clone());
+                self.block(async move { c.break_lease(&n).await })
+                    .map_err(io)?;
+                eprintln!("note: took run {run_id} over from {named}, as --force-unlock asked");
+                take_over = false;
+                continue;
+            }
+            // A holder gone from this machine renews no more: its lease lapses by itself.
+            if holder.as_ref().is_some_and(Holder::is_gone_from_here)
+                && std::time::Instant::now() < lapsed_by
+            {
+                if !waiting {
+                    eprintln!(
+                        "note: run {run_id} is leased to {named}, which has exited; waiting up to {} s for the lease to lapse",
+                        LEASE.as_secs()
+                    );
+                    waiting = true;
+                }
+                self.block(tokio::time::sleep(Duration::from_millis(500)));
+                continue;
+            }
+            return Err(LockError::Held {
+                run_id: run_id.to_string(),
+                holder,
+                hint: format!(
+                    "wait for it to finish; if that process is gone for good, its lease on {}/{name} lapses within {} s, or take the run over now: rescue resume {run_id} --force-unlock {run_id}",
+                    container.location(),
+                    LEASE.as_secs()
+                ),
+            });
         };
         let me = Holder::me();
         let c = container.clone();
@@ -302,17 +297,6 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .insert(run_id.to_string(), held.clone());
         Ok(held)
-    }
-
-    /// Whether the lease still names `holder` after [`SETTLE`]: a holder that just took the
-    /// lease names itself within it.
-    fn still_named(&self, container: &Container, name: &str, holder: Option<&Holder>) -> bool {
-        let (c, n) = (container.clone(), name.to_string());
-        let later = self.block(async move {
-            tokio::time::sleep(SETTLE).await;
-            c.properties(&n).await
-        });
-        matches!(later, Ok(Some(p)) if p.leased && holder_of(&p.metadata).as_ref() == holder)
     }
 
     fn renew_in_background(self: &Arc<Self>, run_id: String, held: Arc<Held>) {

@@ -7,4 +7,5 @@ mod crash;
 mod emulator;
 mod engine;
 mod repair;
+mod shared_state;
 mod support;

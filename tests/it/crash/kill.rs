@@ -10,7 +10,7 @@ use super::support::*;
 
 /// Crash points after journal writes tried (every step writes at least three; these land on
 /// different steps, among them intent written / execute returned / result written).
-const JOURNAL_POINTS: [u64; 4] = [4, 13, 24, 37];
+pub(crate) const JOURNAL_POINTS: [u64; 4] = [4, 13, 24, 37];
 /// Journal writes killed midway (new content in the temporary file, not yet renamed).
 const IN_WRITE_POINTS: [u64; 3] = [7, 19, 31];
 /// Poll kills tried. How often an operation is polled depends on timing, but every

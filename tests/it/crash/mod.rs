@@ -3,7 +3,7 @@
 mod cleanup;
 mod faults;
 mod fencing;
-mod kill;
+pub(crate) mod kill;
 mod lock;
 mod rollback;
 pub(crate) mod support;
