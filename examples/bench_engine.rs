@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "support/azurite.rs"]
+mod azurite;
+#[path = "support/mod.rs"]
+mod support;
+
 use rescue::engine::journal::{Journal, StepRecord, StepStatus, WorkflowRecord};
 use rescue::engine::store::{LocalStore, RunStore};
 use rescue::workflow::Origin;
@@ -27,7 +32,7 @@ const PLAN_RUNS: usize = 30;
 const JOURNAL_WRITES: usize = 300;
 
 fn main() {
-    let rescue = release_binary();
+    let rescue = support::release_binary();
     let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-engine");
     std::fs::create_dir_all(&work).expect("bench dir");
 
@@ -115,34 +120,10 @@ fn main() {
 /// Journal saves through the Blob store on a local Azurite: what every step pays with
 /// team-shared state (Azurite on loopback: the storage service's own latency is not in it).
 fn shared_journal_saves(work: &Path) -> Option<Vec<Duration>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let data = tempfile::tempdir_in(work).expect("azurite dir");
-    let mut azurite = Command::new("azurite-blob")
-        .args([
-            "--silent",
-            "--skipApiVersionCheck",
-            "--blobHost",
-            "127.0.0.1",
-        ])
-        .arg("--blobPort")
-        .arg(port.to_string())
-        .arg("--location")
-        .arg(data.path())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "Azurite did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Azurite's documented development account.
+    let azurite = azurite::Azurite::start()?;
     std::env::set_var(
         "AZURE_STORAGE_CONNECTION_STRING",
-        format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"),
+        azurite.connection_string(),
     );
     let dir = tempfile::tempdir_in(work).expect("state dir");
     let location = rescue::shared_state::parse("azblob://devstoreaccount1/bench").expect("url");
@@ -161,30 +142,7 @@ fn shared_journal_saves(work: &Path) -> Option<Vec<Duration>> {
         journal.save(store.as_ref()).expect("save journal");
     });
     drop(_lease);
-    let _ = azurite.kill();
-    let _ = azurite.wait();
     Some(saves)
-}
-
-/// The release binary next to this example, built if needed.
-fn release_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RESCUE_TEST_BIN") {
-        return PathBuf::from(bin);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "rescue"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building the release binary failed");
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/release")
-        .join("rescue");
-    assert!(bin.is_file(), "no release binary at {}", bin.display());
-    bin
 }
 
 fn expect_exit(cmd: &mut Command, code: i32, what: &str) {

@@ -68,8 +68,9 @@ fn main() {
     let journal = only_journal(&ours.dir.path().join("state"));
     let serial: f64 = operations.iter().map(|o| o.seconds).sum();
     let critical = longest_chain(&workflow, &journal, &operations, |o| o.seconds);
-    let with_polling =
-        longest_chain(&workflow, &journal, &operations, |o| o.seconds + o.seen_late(&entries));
+    let with_polling = longest_chain(&workflow, &journal, &operations, |o| {
+        o.seconds + o.seen_late(&entries)
+    });
     let detection = with_polling - critical;
     let mut by_method: BTreeMap<String, usize> = BTreeMap::new();
     for e in &entries {
@@ -248,9 +249,8 @@ fn longest_chain(
     };
     let mut by_step: BTreeMap<String, f64> = BTreeMap::new();
     for op in operations {
-        let step = step_of(op).unwrap_or_else(|| {
-            panic!("operation {} ({}) is in no step's calls", op.id, op.kind)
-        });
+        let step = step_of(op)
+            .unwrap_or_else(|| panic!("operation {} ({}) is in no step's calls", op.id, op.kind));
         *by_step.entry(step).or_default() += weight(op);
     }
     let mut chain = vec![0.0f64; wf.steps.len()];

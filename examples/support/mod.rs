@@ -79,20 +79,36 @@ impl Emulated {
 }
 
 /// The release `rescue` next to this example (built here so the figure is always current);
-/// `RESCUE_BENCH_BIN` measures another build instead.
+/// `RESCUE_BENCH_BIN` (or `RESCUE_TEST_BIN`) measures another build instead. Built together
+/// with this example: `--bin rescue` alone resolves the dependencies' features without the
+/// dev-dependencies, and the two builds would rebuild each other's whole tree every time.
 pub fn release_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RESCUE_BENCH_BIN") {
+    if let Some(bin) =
+        std::env::var_os("RESCUE_BENCH_BIN").or_else(|| std::env::var_os("RESCUE_TEST_BIN"))
+    {
         return PathBuf::from(bin);
     }
+    let this = std::env::current_exe().expect("current exe");
+    let example = this
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("the example's name")
+        .to_string();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "rescue"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "rescue",
+            "--example",
+            &example,
+        ])
         .status()
         .expect("cargo build");
     assert!(built.success(), "cannot build the release binary");
-    let examples = std::env::current_exe().expect("current exe");
-    examples
-        .parent()
+    this.parent()
         .and_then(Path::parent)
         .map(|release| release.join("rescue"))
         .filter(|b| b.is_file())

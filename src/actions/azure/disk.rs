@@ -1,4 +1,7 @@
-//! `azure.disk.create_from_snapshot`: the working copy that gets repaired and swapped in.
+//! `azure.disk.create_from_snapshot`: the working copy that gets repaired and swapped in, copied
+//! from a snapshot, or straight from the source disk while its VM is deallocated (Azure copies a
+//! managed disk with `createOption: Copy` from either; the latter runs beside the snapshot
+//! rather than after it).
 
 use async_trait::async_trait;
 use serde_json::{json, Map};
@@ -11,10 +14,10 @@ pub struct CreateFromSnapshot;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "azure.disk.create_from_snapshot",
-    summary: "create a disk from a snapshot, with the source disk's zone, SKU, generation and OS type",
+    summary: "create a disk from a snapshot or a deallocated VM's disk, with the source disk's zone, SKU, generation and OS type",
     params: &[
-        Param { name: "snapshot_id", ty: ParamType::String, required: true, description: "ARM id of the snapshot" },
-        Param { name: "source_disk_id", ty: ParamType::String, required: true, description: "the disk the snapshot was taken of (zone, SKU, generation and OS type are copied from it)" },
+        Param { name: "snapshot_id", ty: ParamType::String, required: false, description: "ARM id of the snapshot to copy (default: copy source_disk_id itself, whose VM must be deallocated)" },
+        Param { name: "source_disk_id", ty: ParamType::String, required: true, description: "the disk copied, or the snapshot was taken of (zone, SKU, generation and OS type are copied from it)" },
         Param { name: "resource_group", ty: ParamType::String, required: false, description: "where to create it (default: the source disk's)" },
         Param { name: "name", ty: ParamType::String, required: false, description: "disk name (default: SOURCE-fixed-RUN_ID)" },
     ],
@@ -26,9 +29,13 @@ static SPEC: ActionSpec = ActionSpec {
     mutates: true,
 };
 
+/// What is copied (the snapshot, or the source disk), the source disk, and the new disk.
 fn target(args: &Args, run_id: &str) -> Result<(ResourceId, ResourceId, ResourceId), ActionError> {
-    let snapshot = id_arg(args, "snapshot_id", Kind::Snapshot)?;
     let source = id_arg(args, "source_disk_id", Kind::Disk)?;
+    let snapshot = match opt_str(args, "snapshot_id") {
+        Some(_) => id_arg(args, "snapshot_id", Kind::Snapshot)?,
+        None => source.clone(),
+    };
     let rg = opt_str(args, "resource_group")
         .unwrap_or(&source.resource_group)
         .to_string();
@@ -84,10 +91,18 @@ impl AzureStep for CreateFromSnapshot {
                     .unwrap_or_else(|| derived_name(&s.name, "fixed", &ctx.run_id))
             })
             .unwrap_or_else(|| "SOURCE-fixed-RUN".into());
+        let from =
+            if args.known.contains_key("snapshot_id") || args.unknown.contains_key("snapshot_id") {
+                format!("snapshot {}", args.display("snapshot_id"))
+            } else {
+                format!(
+                    "disk {} (its VM deallocated)",
+                    args.display("source_disk_id")
+                )
+            };
         Ok(Description {
             summary: format!(
-                "create disk {name} from snapshot {} (same zone, SKU, generation and OS type as the source; tagged {RUN_TAG}={})",
-                args.display("snapshot_id"),
+                "create disk {name} from {from} (same zone, SKU, generation and OS type as the source; tagged {RUN_TAG}={})",
                 ctx.run_id
             ),
             changes: vec![change(
@@ -95,7 +110,7 @@ impl AzureStep for CreateFromSnapshot {
                 Kind::Disk,
                 known.as_ref().map(|(_, _, disk)| disk),
                 &name,
-                "from the snapshot, with the source disk's zone, SKU, generation, encryption and security",
+                "a copy, with the source disk's zone, SKU, generation, encryption and security",
             )],
             calls: vec![
                 format!("GET {}", source.as_ref().map(|s| s.to_string()).unwrap_or(".../disks/SOURCE".into())),

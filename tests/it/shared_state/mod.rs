@@ -6,75 +6,29 @@
 mod kill;
 mod lease;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use rescue::azure::blob::{Container, Location};
 
-/// Azurite's well-known development account and key (documented, not a secret):
-/// https://learn.microsoft.com/azure/storage/common/storage-use-azurite#well-known-storage-account-and-key
-pub const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+#[path = "../../../examples/support/azurite.rs"]
+mod launcher;
+pub use launcher::ACCOUNT;
+
 pub const CONTAINER: &str = "rescue-runs";
 
-/// `azurite-blob` on 127.0.0.1, stopped when dropped.
-pub struct Azurite {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
+/// Azurite for one test.
+pub struct Azurite(launcher::Azurite);
 
 impl Azurite {
     pub fn start() -> Azurite {
-        let program = which("azurite-blob").unwrap_or_else(|| {
+        Azurite(launcher::Azurite::start().unwrap_or_else(|| {
             panic!("azurite-blob is not installed: run `bash .ci/setup` (it installs the pinned Azurite from npm)")
-        });
-        let data = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(program)
-            .args([
-                "--silent",
-                "--skipApiVersionCheck",
-                "--blobHost",
-                "127.0.0.1",
-            ])
-            .arg("--blobPort")
-            .arg(port.to_string())
-            .arg("--location")
-            .arg(data.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn azurite-blob");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Azurite {
-            child,
-            port,
-            _data: data,
-        }
+        }))
     }
 
-    /// What rescue (and any Azure Storage client) reaches it with.
     pub fn connection_string(&self) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint=http://127.0.0.1:{}/{ACCOUNT};",
-            self.port
-        )
+        self.0.connection_string()
     }
 
     pub fn state_url(&self) -> String {
@@ -89,7 +43,7 @@ impl Azurite {
 
     /// A client of our own on the container, for what another team member would do to it.
     pub fn container(&self) -> Container {
-        // SAFETY: tests in this binary that read this variable set the same value.
+        // Each test runs in a process of its own (nextest): this sets it for this test only.
         std::env::set_var("AZURE_STORAGE_CONNECTION_STRING", self.connection_string());
         Container::connect(
             Location {
@@ -100,21 +54,6 @@ impl Azurite {
         )
         .unwrap()
     }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
 
 /// The workflows directory copied to `dir` (the run stores what it reads; the copy can go).
