@@ -10,7 +10,7 @@ use anyhow::Context;
 use rand::Rng;
 use time::{macros::format_description, OffsetDateTime};
 
-use super::journal::Journal;
+use super::journal::{DamagedJournal, Journal};
 use super::lock::{Holder, LockError};
 
 /// A new run id: `YYYYMMDD-HHMMSS-xxxx` (UTC, 4 random hex digits), sortable by start time.
@@ -65,6 +65,8 @@ pub trait RunStore: Send + Sync {
     fn fetch(&self, run_id: &str) -> anyhow::Result<bool>;
     /// The run's journal as stored (None: no such run), without fetching the rest.
     fn journal_text(&self, run_id: &str) -> anyhow::Result<Option<String>>;
+    /// Where the run's journal is stored, for messages.
+    fn journal_place(&self, run_id: &str) -> PathBuf;
     /// One process per run. `take_over`: the holder is known to be gone (`--force-unlock`).
     fn lock(&self, run_id: &str, take_over: bool) -> Result<Box<dyn HeldRun>, LockError>;
     /// Replaces the journal durably.
@@ -160,6 +162,10 @@ impl RunStore for LocalStore {
         }
     }
 
+    fn journal_place(&self, run_id: &str) -> PathBuf {
+        Journal::path(&self.run_dir(run_id))
+    }
+
     fn lock(&self, run_id: &str, _take_over: bool) -> Result<Box<dyn HeldRun>, LockError> {
         // The OS releases a dead holder's file lock: there is never anything to take over.
         super::lock::RunLock::acquire(&self.run_dir(run_id), run_id)
@@ -233,12 +239,18 @@ impl Store {
             .map(|id| {
                 let journal = self.inner.journal_text(&id).and_then(|text| {
                     let text = text.with_context(|| format!("run {id} has no journal"))?;
-                    let journal = Journal::parse(&text)?;
-                    anyhow::ensure!(
-                        journal.run_id == id,
-                        "its journal records run `{}` (copied or edited?)",
-                        journal.run_id
-                    );
+                    let damaged = |problem: String| DamagedJournal {
+                        path: self.inner.journal_place(&id),
+                        problem,
+                    };
+                    let journal = Journal::parse(&text).map_err(|e| damaged(format!("{e:#}")))?;
+                    if journal.run_id != id {
+                        return Err(damaged(format!(
+                            "it records run `{}`, but is stored as run `{id}` (copied or edited?)",
+                            journal.run_id
+                        ))
+                        .into());
+                    }
                     Ok(journal)
                 });
                 (id, journal)

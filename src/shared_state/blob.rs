@@ -439,6 +439,10 @@ impl RunStore for BlobStore {
             .transpose()
     }
 
+    fn journal_place(&self, run_id: &str) -> std::path::PathBuf {
+        format!("{}/{}", self.location(), journal_blob(run_id)).into()
+    }
+
     fn fetch(&self, run_id: &str) -> anyhow::Result<bool> {
         if !is_valid_run_id(run_id) {
             return Ok(false);
@@ -450,7 +454,7 @@ impl RunStore for BlobStore {
         crate::engine::store::create_private_dir(&dir)?;
         journal::write_durably(&Journal::path(&dir), text.as_bytes())?;
         let journal = Journal::parse(&text).map_err(|e| journal::DamagedJournal {
-            path: format!("{}/{}", self.location(), journal_blob(run_id)).into(),
+            path: self.journal_place(run_id),
             problem: format!("{e:#}"),
         })?;
         let files = FileStore::new(&dir);

@@ -161,12 +161,13 @@ async fn failures_timeouts_and_long_output_show_in_the_instance_view() {
     assert_eq!(out.len(), 4096, "the last 4 KiB");
     assert!(out.ends_with("2999\n3000\n"));
 
-    // timeoutInSeconds is Azure time: 60 s at time scale 0.01 is 0.6 s.
+    // timeoutInSeconds is Azure time: 300 s at time scale 0.01 is 3 s (room for the script to
+    // start on a loaded machine).
     let timed = emu
         .run_rc(
             RESCUE,
             "slow",
-            json!({"source": {"script": "echo started; sleep 30"}, "timeoutInSeconds": 60}),
+            json!({"source": {"script": "echo started; sleep 30"}, "timeoutInSeconds": 300}),
         )
         .await;
     let view = &timed["properties"]["instanceView"];
