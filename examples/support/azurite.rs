@@ -30,12 +30,10 @@ impl Azurite {
             .expect("a free port")
             .port();
         let child = Command::new(program)
-            .args([
-                "--silent",
-                "--skipApiVersionCheck",
-                "--blobHost",
-                "127.0.0.1",
-            ])
+            // Telemetry off: Azurite otherwise reports to Application Insights, and nothing
+            // may leave loopback.
+            .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
+            .args(["--blobHost", "127.0.0.1"])
             .arg("--blobPort")
             .arg(port.to_string())
             .arg("--location")
