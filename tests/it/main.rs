@@ -6,5 +6,6 @@ mod conformance;
 mod crash;
 mod emulator;
 mod engine;
+mod fleet;
 mod repair;
 mod support;
