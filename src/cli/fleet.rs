@@ -360,6 +360,7 @@ async fn go(
         azure: connected.env.azure.clone(),
         sink: None,
         interrupt: Some(interrupt.clone()),
+        places: None,
     };
     let each = Each {
         settings,
@@ -397,26 +398,25 @@ struct Each<'a> {
 
 impl Each<'_> {
     async fn run(&self, work: Work) {
-        let (id, wanted, mut inputs) = match &work {
-            Work::New { id, inputs } => (id.clone(), pool_key(inputs), Some(inputs.clone())),
-            Work::Resume { id, ex } => (id.clone(), pool_key(&ex.journal.inputs), None),
-        };
-        // A place on a shared rescue VM, held for the whole run: never more copies attached
-        // to it at once than it has free LUNs.
-        let place: Option<Place> = match (&wanted, &inputs) {
-            (Some(key), _) => self.pool.take(Some(key)).await,
-            (None, Some(_)) if self.share_out => self.pool.take(None).await,
-            _ => None,
+        let (id, mut inputs) = match &work {
+            Work::New { id, inputs } => (id.clone(), Some(inputs.clone())),
+            Work::Resume { id, .. } => (id.clone(), None),
         };
         if self.interrupt.is_set() {
             // Not started: `rescue fleet resume` starts it.
             return;
         }
-        if let (Some(place), Some(inputs), None) = (&place, inputs.as_mut(), &wanted) {
-            let (rg, vm) = place.vm.split_once('/').expect("pool keys are RG/NAME");
-            inputs.insert("rescue_vm".into(), json!(vm));
-            inputs.insert("rescue_resource_group".into(), json!(rg));
-        }
+        // A new run without a rescue VM of its own goes to the pool's least loaded one.
+        let assigned = match inputs.as_mut() {
+            Some(inputs) if self.share_out && pool_key(inputs).is_none() => {
+                self.pool.assign().inspect(|key| {
+                    let (rg, vm) = key.split_once('/').expect("pool keys are RG/NAME");
+                    inputs.insert("rescue_vm".into(), json!(vm));
+                    inputs.insert("rescue_resource_group".into(), json!(rg));
+                })
+            }
+            _ => None,
+        };
         let sink = self.reporter.target(&id);
         let ex = match work {
             Work::Resume { ex, .. } => *ex,
@@ -451,10 +451,16 @@ impl Each<'_> {
         }
         let shared = Shared {
             sink: Some(sink),
+            places: Some(Arc::new(RunPlaces {
+                pool: self.pool.clone(),
+                held: Default::default(),
+            })),
             ..self.shared.clone()
         };
         let ended = run::execute_shared(self.settings, ex, shared).await;
-        drop(place);
+        if let Some(vm) = assigned {
+            self.pool.unassign(&vm);
+        }
         if let (true, Ended::Finished { evidence, .. }) = (self.settings.json(), &ended) {
             super::output::line(
                 &json!({"event": "run_summary", "target": id, "summary": evidence.to_json()}),
@@ -510,8 +516,7 @@ impl Each<'_> {
     }
 }
 
-/// The pool key (`rg/name`, lowercase as ARM compares names) of the rescue VM a target's
-/// inputs name; None when they name none.
+/// The pool key of the rescue VM a target's inputs name; None when they name none.
 fn pool_key(inputs: &Map<String, Value>) -> Option<String> {
     let text = |k: &str| {
         inputs
@@ -521,12 +526,44 @@ fn pool_key(inputs: &Map<String, Value>) -> Option<String> {
     };
     let vm = text("rescue_vm")?;
     let rg = text("rescue_resource_group").or_else(|| text("resource_group"))?;
-    Some(format!("{rg}/{vm}").to_ascii_lowercase())
+    Some(crate::actions::place_key(rg, vm))
 }
 
-/// The rescue VMs the fleet shares: `--rescue-vm` and those targets name, each with room for
-/// as many runs as it has free data-disk slots (its size's maximum, less the disks attached
-/// now). Read once, before any run starts.
+/// One run's places on the fleet's rescue VMs.
+struct RunPlaces {
+    pool: Pool,
+    held: std::sync::Mutex<std::collections::HashMap<String, Place>>,
+}
+
+#[async_trait::async_trait]
+impl crate::actions::Places for RunPlaces {
+    async fn enter(&self, vm: &str) {
+        if !self.pool.contains(vm) || self.held().contains_key(vm) {
+            return;
+        }
+        if let Some(place) = self.pool.take(vm).await {
+            self.held().insert(vm.to_string(), place);
+        }
+    }
+
+    fn leave(&self, vm: &str) {
+        // A copy attached before this process (a resumed run's) held no place: its slot, counted
+        // as taken when the pool was read, is free now.
+        if self.held().remove(vm).is_none() && self.pool.contains(vm) {
+            self.pool.give_back(vm);
+        }
+    }
+}
+
+impl RunPlaces {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Place>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The rescue VMs the fleet shares: `--rescue-vm` and those targets name, each with as many
+/// places as it has free data-disk slots (its size's maximum, less the disks attached now).
+/// Read once, before any run starts.
 async fn pool(
     connected: &target::Connected,
     record: &FleetRecord,
@@ -571,6 +608,12 @@ async fn pool(
         .env
         .azure()
         .map_err(|e| Failure::new(exit::INVALID, "rescue_vm", e.to_string()))?;
+    // The fleet's runs name their copies after themselves (`...-fixed-RUN_ID`).
+    let ours: Vec<String> = record
+        .targets
+        .iter()
+        .filter_map(|t| t.run_id.clone())
+        .collect();
     let mut room = Vec::new();
     for key in keys {
         let (rg, name) = key.split_once('/').expect("RG/NAME");
@@ -587,9 +630,9 @@ async fn pool(
                 format!("cannot read rescue VM {name}: {e}"),
             )
         })?;
-        let places = match vm {
+        let (free, size) = match vm {
             // Its runs find out and fail with the inspection's words; one place is enough.
-            None => 1,
+            None => (1, 1),
             Some(vm) => {
                 let size = vm
                     .resource
@@ -599,12 +642,20 @@ async fn pool(
                     .unwrap_or_default()
                     .to_string();
                 let max = crate::azure::model::max_data_disks(&size).unwrap_or(1) as usize;
-                // The copies this fleet's own runs left attached are theirs to detach: a
-                // resumed run takes its place back.
-                max.saturating_sub(vm.data_disks.len()).max(1)
+                // Copies of this fleet's earlier runs, still attached, give their slot back
+                // when their resumed runs detach them.
+                let ours = vm
+                    .data_disks
+                    .iter()
+                    .filter(|d| ours.iter().any(|run| d.disk_id.contains(run.as_str())))
+                    .count();
+                (
+                    max.saturating_sub(vm.data_disks.len()),
+                    max.saturating_sub(vm.data_disks.len() - ours),
+                )
             }
         };
-        room.push((key, places));
+        room.push((key, free, size));
     }
     Ok(Pool::new(room))
 }

@@ -312,6 +312,8 @@ pub(crate) struct Shared {
     pub azure: Option<Arc<crate::azure::Azure>>,
     pub sink: Option<Arc<dyn crate::engine::events::EventSink>>,
     pub interrupt: Option<Interrupt>,
+    /// The rescue VMs it shares with the others.
+    pub places: Option<Arc<dyn crate::actions::Places>>,
 }
 
 /// How an execution ended, before anything is said about it.
@@ -404,6 +406,7 @@ pub(crate) async fn execute_shared(settings: &Settings, ex: Execution, shared: S
     let connected = match connected {
         Ok(mut c) => {
             c.env.force_unlock = ex.force_unlock.clone();
+            c.env.places = shared.places.clone();
             // Before any step: the port goes to the journal, so a restart can bind it again.
             let record = ex.target.clone().connected(&c).to_value();
             if let Err(e) = recorder.update(|j| j.target = record) {

@@ -26,7 +26,7 @@ pub mod kube;
 mod latency;
 mod lvm;
 mod operations;
-mod ratelimit;
+pub mod ratelimit;
 mod reqlog;
 mod resources;
 mod routes;

@@ -3,8 +3,8 @@
 //! which run is whose, so `rescue fleet status` and `rescue fleet resume` find them again. The
 //! runs' journals stay the truth about each run: the record's status is a summary.
 //!
-//! Also the rescue-VM pool: targets that share rescue VMs take a place on one for the whole of
-//! their run, never more places than the VM has room for data disks.
+//! Also the rescue-VM pool: runs that share rescue VMs hold a place on one while their copy is
+//! attached, never more places than the VM has room for data disks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -198,9 +198,10 @@ impl FleetLog {
     }
 }
 
-/// Rescue VMs shared by the fleet's runs: each has room for so many runs at once (its free
-/// data-disk slots); a run takes a place on the VM with the most room and gives it back when
-/// it ends (the guard's drop).
+/// Rescue VMs shared by the fleet's runs. Each has so many places (its free data-disk slots):
+/// a run holds one from its copy's attach to its detach ([`Pool::take`], the guard's drop), so
+/// the runs together never attach more than it takes. Runs are also spread over the VMs when
+/// they start ([`Pool::assign`]), so that they queue evenly.
 #[derive(Clone, Default)]
 pub struct Pool {
     inner: Arc<PoolInner>,
@@ -208,9 +209,18 @@ pub struct Pool {
 
 #[derive(Default)]
 struct PoolInner {
-    /// Free places by VM name.
-    free: Mutex<BTreeMap<String, usize>>,
+    vms: Mutex<BTreeMap<String, Room>>,
     freed: Notify,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Room {
+    free: usize,
+    /// Its places when no copy of this fleet is attached: the slots free when it was read, plus
+    /// what copies of the fleet's own earlier runs held then.
+    size: usize,
+    /// Runs sent to it and not ended.
+    assigned: usize,
 }
 
 pub struct Place {
@@ -219,73 +229,89 @@ pub struct Place {
 }
 
 impl Pool {
-    /// VMs and how many runs each takes at once.
-    pub fn new(room: impl IntoIterator<Item = (String, usize)>) -> Pool {
+    /// VMs and their places: (free now, at most).
+    pub fn new(room: impl IntoIterator<Item = (String, usize, usize)>) -> Pool {
         Pool {
             inner: Arc::new(PoolInner {
-                free: Mutex::new(room.into_iter().collect()),
+                vms: Mutex::new(
+                    room.into_iter()
+                        .map(|(vm, free, size)| {
+                            (
+                                vm,
+                                Room {
+                                    free,
+                                    size: size.max(free),
+                                    assigned: 0,
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
                 freed: Notify::new(),
             }),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.free().is_empty()
+    fn vms(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Room>> {
+        self.inner.vms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn free(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, usize>> {
-        self.inner.free.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn contains(&self, vm: &str) -> bool {
+        self.vms().contains_key(vm)
     }
 
-    /// The places left, by VM.
-    pub fn room(&self) -> BTreeMap<String, usize> {
-        self.free().clone()
+    /// The VM a new run goes to: the one with the fewest runs per place (the first name among
+    /// equals). None: the pool is empty.
+    pub fn assign(&self) -> Option<String> {
+        let mut vms = self.vms();
+        let (vm, room) = vms.iter_mut().min_by(|(_, a), (_, b)| {
+            let load = |r: &Room| r.assigned as f64 / r.size.max(1) as f64;
+            load(a).total_cmp(&load(b))
+        })?;
+        room.assigned += 1;
+        Some(vm.clone())
     }
 
-    /// A place on `wanted` (a run resumed on the VM it started on), else on the VM with the
-    /// most room; waits while there is none. None: no VM of the pool can ever take it (all
-    /// have no room at all, or `wanted` is not in the pool).
-    pub async fn take(&self, wanted: Option<&str>) -> Option<Place> {
+    /// A run sent to `vm` ended.
+    pub fn unassign(&self, vm: &str) {
+        if let Some(room) = self.vms().get_mut(vm) {
+            room.assigned = room.assigned.saturating_sub(1);
+        }
+    }
+
+    /// A place on `vm`, waiting while it has none free. None: `vm` is not in the pool.
+    pub async fn take(&self, vm: &str) -> Option<Place> {
         loop {
             // Registered before looking: a place given back in between is not missed.
             let freed = self.inner.freed.notified();
             {
-                let mut free = self.free();
-                let chosen = match wanted {
-                    Some(vm) => {
-                        let room = *free.get(vm)?;
-                        (room > 0).then(|| vm.to_string())
-                    }
-                    None => {
-                        let best = free.iter().max_by_key(|(name, room)| {
-                            // The most room; among equals, the first name.
-                            (**room, std::cmp::Reverse((*name).clone()))
-                        });
-                        match best {
-                            None => return None,
-                            Some((vm, room)) => (*room > 0).then(|| vm.clone()),
-                        }
-                    }
-                };
-                if let Some(vm) = chosen {
-                    *free.get_mut(&vm).expect("chosen from the map") -= 1;
+                let mut vms = self.vms();
+                let room = vms.get_mut(vm)?;
+                if room.free > 0 {
+                    room.free -= 1;
                     return Some(Place {
                         pool: self.clone(),
-                        vm,
+                        vm: vm.to_string(),
                     });
                 }
             }
             freed.await;
         }
     }
+
+    /// A copy attached before the fleet started (a resumed run's) was detached: its slot is
+    /// free again.
+    pub fn give_back(&self, vm: &str) {
+        if let Some(room) = self.vms().get_mut(vm) {
+            room.free = (room.free + 1).min(room.size);
+        }
+        self.inner.freed.notify_waiters();
+    }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        if let Some(room) = self.pool.free().get_mut(&self.vm) {
-            *room += 1;
-        }
-        self.pool.inner.freed.notify_waiters();
+        self.pool.give_back(&self.vm);
     }
 }
 
@@ -294,23 +320,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn places_go_to_the_vm_with_most_room_and_wait_when_none_is_left() {
-        let pool = Pool::new([("a".to_string(), 1), ("b".to_string(), 2)]);
-        let first = pool.take(None).await.unwrap();
-        assert_eq!(first.vm, "b");
-        let second = pool.take(None).await.unwrap();
-        assert_eq!(second.vm, "a");
-        let third = pool.take(None).await.unwrap();
-        assert_eq!(third.vm, "b");
+    async fn runs_are_spread_over_the_vms_and_wait_for_a_free_place() {
+        let pool = Pool::new([("a".to_string(), 1, 1), ("b".to_string(), 2, 2)]);
+        // b has twice a's places: it gets two runs of three.
+        let assigned: Vec<String> = (0..3).map(|_| pool.assign().unwrap()).collect();
+        assert_eq!(assigned, ["a", "b", "b"]);
+        let first = pool.take("a").await.unwrap();
         let waiting = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.take(None).await.map(|p| p.vm.clone()) }
+            async move { pool.take("a").await.map(|p| p.vm.clone()) }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        drop(second);
+        drop(first);
         assert_eq!(waiting.await.unwrap().as_deref(), Some("a"));
-        assert!(pool.take(Some("c")).await.is_none());
+        assert!(pool.take("c").await.is_none());
+        // A slot given back never makes more places than the VM has.
+        pool.give_back("a");
+        pool.give_back("a");
+        let _only = pool.take("a").await.unwrap();
+        assert_eq!(pool.vms()["a"].free, 0);
     }
 
     #[test]
