@@ -12,9 +12,9 @@
 //! then this prints
 //! - the wall time ÷ its lower bound, with the failed targets (target: ≤ 1.2, none). The lower
 //!   bound is the largest of: the shortest run alone (no fleet ends before one run does); the
-//!   rescue-VM pool (every copy holds a place from its attach to its detach: the shortest time
-//!   before an attach, plus the places' total occupancy spread over the 20 places, plus the
-//!   shortest time after a detach); and the throttle budgets (each read bucket's calls beyond
+//!   rescue-VM pool (every copy holds a place from its attach request to its detach's end: the
+//!   shortest time before an attach, plus the places' total occupancy spread over the 20
+//!   places, plus the shortest time after a detach); and the throttle budgets (each read bucket's calls beyond
 //!   one window's budget need that many more windows);
 //! - the 429s Azure (the emulator) answered, from its request log;
 //! - the p99 of journal saves: the fleet's own journals saved again 20 at once in its state dir,
@@ -111,9 +111,17 @@ fn main() {
             .max()
             .expect("an ended step");
         run_min = run_min.min((end - created).as_seconds_f64());
-        if let (Some(attach), Some(detach)) =
-            (step(j, "attach", "started"), step(j, "detach", "ended"))
-        {
+        // A copy holds its place from its attach request (the step may have waited for a place
+        // before it) to its detach's end.
+        let attach_sent = j["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == "attach"))
+            .and_then(|s| s["calls"].as_array())
+            .and_then(|calls| calls.iter().filter_map(|c| at(&c["time"])).min());
+        if let (Some(attach), Some(detach)) = (
+            attach_sent.or_else(|| step(j, "attach", "started")),
+            step(j, "detach", "ended"),
+        ) {
             pre_min = pre_min.min((attach - created).as_seconds_f64());
             post_min = post_min.min((end - detach).as_seconds_f64());
             occupied += (detach - attach).as_seconds_f64();
