@@ -344,6 +344,27 @@ pub struct Env {
     pub files: Option<Arc<dyn Files>>,
     /// The Kubernetes API servers the AKS steps have connected to.
     pub clusters: Arc<aks::Clusters>,
+    /// Rescue VMs this run shares with others (a fleet's): a copy is attached only while the
+    /// run holds a place on its VM.
+    pub places: Option<Arc<dyn Places>>,
+}
+
+/// How a shared rescue VM is named among [`Places`]: `rg/name`, lowercase, as ARM compares
+/// names.
+pub fn place_key(resource_group: &str, vm: &str) -> String {
+    format!("{resource_group}/{vm}").to_ascii_lowercase()
+}
+
+/// Rescue VMs shared by runs side by side: each takes so many copies at once (its data-disk
+/// slots). `azure.vm.attach_disk` enters before it attaches, `azure.vm.detach_disk` leaves once
+/// the copy is detached.
+#[async_trait]
+pub trait Places: Send + Sync {
+    /// Waits for a place on the VM `rg/name` (lowercase); nothing to wait for on a VM that is
+    /// not shared, or when this run holds its place already.
+    async fn enter(&self, vm: &str);
+    /// This run's copy left the VM `rg/name`: its place is free.
+    fn leave(&self, vm: &str);
 }
 
 impl Env {

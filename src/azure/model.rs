@@ -217,3 +217,59 @@ mod tests {
         assert!(vm.data_disks[0].to_be_detached);
     }
 }
+
+/// The most data disks a VM of `size` takes, from Microsoft's size pages ("Max data disks":
+/// Dv3/Dsv3 learn.microsoft.com/azure/virtual-machines/dv3-dsv3-series, Dv5/Dsv5
+/// .../dv5-dsv5-series, Dpsv5 .../dpsv5-dpdsv5-series, Dadsv6 .../dadsv6-series: 2 vCPUs 4,
+/// 4 vCPUs 8, 8 vCPUs 16, 16 and more 32; Dv2 .../dv2-dsv2-series: D1_v2 4, D2_v2 8, D3_v2
+/// 16, D4_v2 32; B-series .../sizes-b-series-burstable: B1s 2, B2s 4, B2ms 4, B4ms 8).
+/// None for a size this table does not know.
+pub fn max_data_disks(size: &str) -> Option<u32> {
+    let size = size.to_ascii_lowercase();
+    let name = size.strip_prefix("standard_")?;
+    match name {
+        "b1s" | "b1ms" => return Some(2),
+        "b2s" | "b2ms" => return Some(4),
+        "b4ms" => return Some(8),
+        "d1_v2" => return Some(4),
+        "d2_v2" => return Some(8),
+        "d3_v2" => return Some(16),
+        "d4_v2" => return Some(32),
+        _ => {}
+    }
+    // D{vCPUs}{features}_v{3,5,6}: the count after `d`, then letters, then the version.
+    let rest = name.strip_prefix('d')?;
+    let (vcpus, tail) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit())?);
+    let version = tail.rsplit_once("_v")?.1;
+    if !matches!(version, "3" | "5" | "6")
+        || !tail[..tail.len() - version.len() - 2]
+            .chars()
+            .all(|c| "adlps".contains(c))
+    {
+        return None;
+    }
+    Some(match vcpus.parse::<u32>().ok()? {
+        0 | 1 => return None,
+        2 => 4,
+        4 => 8,
+        8 => 16,
+        _ => 32,
+    })
+}
+
+#[cfg(test)]
+mod max_data_disks_tests {
+    use super::max_data_disks;
+
+    #[test]
+    fn sizes_take_what_their_pages_say() {
+        assert_eq!(max_data_disks("Standard_D2s_v3"), Some(4));
+        assert_eq!(max_data_disks("Standard_D4s_v3"), Some(8));
+        assert_eq!(max_data_disks("standard_d8ps_v5"), Some(16));
+        assert_eq!(max_data_disks("Standard_D64s_v5"), Some(32));
+        assert_eq!(max_data_disks("Standard_D2_v2"), Some(8));
+        assert_eq!(max_data_disks("Standard_B2s"), Some(4));
+        assert_eq!(max_data_disks("Standard_M128s"), None);
+        assert_eq!(max_data_disks("Standard_D2s_v4x"), None);
+    }
+}

@@ -4,6 +4,8 @@
 //!   Hub's or the emulator's: added, never replacing verification);
 //! - keeps one process-wide throttling gate per host: a 429 closes it for as long as Azure asks
 //!   (`retry-after-ms`, then `Retry-After`), so concurrent operations back off together;
+//! - paces requests by the budgets Azure reports on every answer (the governor, below), so that
+//!   many runs in one process (a fleet) slow down before Azure answers 429 at all;
 //! - retries what is safe to repeat: any request refused with 429 (Azure did not act on it), and
 //!   reads (GET/HEAD) that failed with 5xx or a dropped connection. A mutation that failed any
 //!   other way goes back to its caller, whose converge loop re-reads the resource to find out
@@ -208,14 +210,22 @@ impl Transport {
         let epoch = self.memo.now();
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
+        let class = if read { Class::Read } else { Class::Write };
         loop {
             attempt += 1;
             let gated = gate_wait(&host, self.options.max_wait.saturating_sub(waited)).await?;
-            if !gated.is_zero() {
+            let paced = governor().pace(&host, class, Instant::now());
+            if !paced.is_zero() {
+                tokio::time::sleep(paced).await;
+            }
+            if !(gated + paced).is_zero() {
                 self.memo.forget();
             }
-            waited += gated;
+            waited += gated + paced;
             let result = self.send_once(request).await;
+            if let Ok(r) = &result {
+                governor().observe(&host, class, r.headers(), Instant::now());
+            }
             match &result {
                 Ok(r) if r.status() == StatusCode::TooManyRequests => {
                     let asked = retry_after(r.headers()).unwrap_or(Duration::from_secs(10));
@@ -380,6 +390,187 @@ async fn gate_wait(host: &str, budget: Duration) -> azure_core::Result<Duration>
     Ok(wait)
 }
 
+/// Which of Azure's budgets a request draws from: reads (GET, HEAD) or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Class {
+    Read,
+    Write,
+}
+
+/// Below this share of a bucket's size, requests are spaced at the bucket's refill pace.
+const LOW_WATER: f64 = 0.25;
+
+/// One of Azure's throttling buckets as its last answer reported it.
+#[derive(Clone, Debug)]
+struct Budget {
+    /// Calls Azure said were left.
+    remaining: f64,
+    seen: Instant,
+    /// Calls of this class sent since (each may have drawn from it).
+    sent: f64,
+    /// The most ever reported left: its size, as far as we can tell.
+    size: f64,
+    /// Calls per second it gets back.
+    refill: f64,
+}
+
+impl Budget {
+    /// What is left at `now`: what Azure said, less what was sent since, plus what came back.
+    fn left(&self, now: Instant) -> f64 {
+        let back = self.refill * now.saturating_duration_since(self.seen).as_secs_f64();
+        (self.remaining - self.sent + back).min(self.size)
+    }
+
+    /// How long to keep between two calls drawing from it: nothing while more than a quarter
+    /// is left; then its refill pace, so that the runs together never empty it; and with
+    /// nothing left, until one call's worth has come back.
+    fn spacing(&self, now: Instant) -> Duration {
+        if self.refill <= 0.0 || self.size <= 0.0 {
+            return Duration::ZERO;
+        }
+        let left = self.left(now);
+        if left > self.size * LOW_WATER {
+            Duration::ZERO
+        } else if left >= 1.0 {
+            Duration::from_secs_f64(1.0 / self.refill)
+        } else {
+            Duration::from_secs_f64((1.0 - left) / self.refill)
+        }
+    }
+}
+
+/// A bucket an answer reports: its name, what is left, and how fast it refills (calls/s).
+///
+/// - `x-ms-ratelimit-remaining-subscription-reads` / `-writes` / `-deletes`: ARM's regional
+///   token buckets per subscription, which refill 25 reads, 10 writes and 10 deletes a second
+///   ("Understand how Azure Resource Manager throttles requests", Microsoft Learn,
+///   azure-resource-manager/management/request-limits-and-throttling, the token bucket
+///   algorithm's table: bucket sizes 250 / 200 / 200).
+/// - `x-ms-ratelimit-remaining-resource: Microsoft.Compute/LowCostGet3Min;3998,...`: a resource
+///   provider's sliding windows ("Troubleshooting API throttling errors", Microsoft Learn,
+///   virtual-machines/troubleshooting/troubleshooting-throttling-errors): a window of W minutes
+///   gives its calls back at most as fast as its whole count per W.
+fn budgets(headers: &Headers) -> Vec<(String, f64, Refill)> {
+    let mut found = Vec::new();
+    for (name, refill) in [
+        ("x-ms-ratelimit-remaining-subscription-reads", 25.0),
+        ("x-ms-ratelimit-remaining-subscription-writes", 10.0),
+        ("x-ms-ratelimit-remaining-subscription-deletes", 10.0),
+    ] {
+        if let Some(n) = header_named(headers, name).and_then(|v| v.trim().parse::<f64>().ok()) {
+            found.push((name.to_string(), n, Refill::PerSecond(refill)));
+        }
+    }
+    if let Some(list) = header(headers, "x-ms-ratelimit-remaining-resource") {
+        for item in list.split(',') {
+            let Some((bucket, left)) = item.trim().split_once(';') else {
+                continue;
+            };
+            let Ok(left) = left.trim().parse::<f64>() else {
+                continue;
+            };
+            let minutes = bucket
+                .strip_suffix("Min")
+                .map(|b| {
+                    let digits = b.len() - b.chars().rev().take_while(char::is_ascii_digit).count();
+                    &b[digits..]
+                })
+                .and_then(|m| m.parse::<f64>().ok());
+            if let Some(minutes) = minutes.filter(|m| *m > 0.0) {
+                found.push((bucket.to_string(), left, Refill::Window(minutes * 60.0)));
+            }
+        }
+    }
+    found
+}
+
+/// How a bucket fills again.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Refill {
+    PerSecond(f64),
+    /// A sliding window of so many seconds: its size back per window.
+    Window(f64),
+}
+
+fn header_named<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The process-wide governor: per host and class, the buckets Azure reported and when the
+/// last request left.
+#[derive(Default)]
+struct Governor {
+    state: Mutex<HashMap<(String, Class), Paced>>,
+}
+
+#[derive(Default)]
+struct Paced {
+    budgets: HashMap<String, Budget>,
+    /// When the next request of this class may leave.
+    next: Option<Instant>,
+}
+
+fn governor() -> &'static Governor {
+    static GOVERNOR: OnceLock<Governor> = OnceLock::new();
+    GOVERNOR.get_or_init(Default::default)
+}
+
+impl Governor {
+    /// How long the request about to leave waits; it is counted as sent at its turn.
+    fn pace(&self, host: &str, class: Class, now: Instant) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let paced = state.entry((host.to_string(), class)).or_default();
+        let spacing = paced
+            .budgets
+            .values()
+            .map(|b| b.spacing(now))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        if spacing.is_zero() {
+            paced.next = None;
+        }
+        let turn = match paced.next {
+            Some(next) if next > now => next,
+            _ => now,
+        };
+        paced.next = Some(turn + spacing).filter(|_| !spacing.is_zero());
+        for b in paced.budgets.values_mut() {
+            b.sent += 1.0;
+        }
+        turn - now
+    }
+
+    /// An answer's budgets replace what was known of them.
+    fn observe(&self, host: &str, class: Class, headers: &Headers, now: Instant) {
+        let reported = budgets(headers);
+        if reported.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let paced = state.entry((host.to_string(), class)).or_default();
+        for (name, left, refill) in reported {
+            let size = paced.budgets.get(&name).map_or(left, |b| b.size.max(left));
+            let refill = match refill {
+                Refill::PerSecond(r) => r,
+                Refill::Window(seconds) => size / seconds,
+            };
+            paced.budgets.insert(
+                name,
+                Budget {
+                    remaining: left,
+                    seen: now,
+                    sent: 0.0,
+                    size,
+                    refill,
+                },
+            );
+        }
+    }
+}
+
 /// The URL for a log line: SAS signatures and other query secrets are cut.
 fn redacted(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -465,6 +656,119 @@ mod tests {
         let ours = find_error(&e).expect("our error inside");
         assert_eq!(ours.kind, Kind::Throttled);
         assert!(ours.message.contains("--max-wait"), "{}", ours.message);
+    }
+
+    fn answer(pairs: &[(&'static str, &str)]) -> Headers {
+        let mut h = Headers::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.to_string());
+        }
+        h
+    }
+
+    #[test]
+    fn budgets_are_read_from_the_subscription_and_resource_headers() {
+        let h = answer(&[
+            ("x-ms-ratelimit-remaining-subscription-reads", "249"),
+            (
+                "x-ms-ratelimit-remaining-resource",
+                "Microsoft.Compute/LowCostGet3Min;3998,Microsoft.Compute/LowCostGet30Min;31990",
+            ),
+        ]);
+        let found = budgets(&h);
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "x-ms-ratelimit-remaining-subscription-reads".to_string(),
+                    249.0,
+                    Refill::PerSecond(25.0)
+                ),
+                (
+                    "Microsoft.Compute/LowCostGet3Min".to_string(),
+                    3998.0,
+                    Refill::Window(180.0)
+                ),
+                (
+                    "Microsoft.Compute/LowCostGet30Min".to_string(),
+                    31990.0,
+                    Refill::Window(1800.0)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bucket_paces_calls_only_once_it_runs_low() {
+        let now = Instant::now();
+        let bucket = |remaining: f64, sent: f64| Budget {
+            remaining,
+            seen: now,
+            sent,
+            size: 200.0,
+            refill: 10.0,
+        };
+        // More than a quarter left: no wait.
+        assert_eq!(bucket(60.0, 0.0).spacing(now), Duration::ZERO);
+        // A quarter or less: the refill pace, 1/10 s.
+        assert_eq!(bucket(50.0, 0.0).spacing(now), Duration::from_millis(100));
+        // Sent since, counted: 60 reported, 20 sent, 40 left.
+        assert_eq!(bucket(60.0, 20.0).spacing(now), Duration::from_millis(100));
+        // Empty: until one call's worth came back; 2 s later 20 came back.
+        assert_eq!(bucket(0.0, 1.0).spacing(now), Duration::from_millis(200));
+        assert_eq!(
+            bucket(0.0, 1.0).spacing(now + Duration::from_secs(2)),
+            Duration::from_millis(100)
+        );
+        assert!(bucket(0.0, 0.0).left(now + Duration::from_secs(3600)) <= 200.0);
+    }
+
+    #[test]
+    fn the_governor_spaces_a_class_by_its_lowest_bucket_and_leaves_the_other_alone() {
+        let g = Governor::default();
+        let now = Instant::now();
+        // Plenty left: nothing waits.
+        g.observe(
+            "h",
+            Class::Write,
+            &answer(&[("x-ms-ratelimit-remaining-subscription-writes", "199")]),
+            now,
+        );
+        assert_eq!(g.pace("h", Class::Write, now), Duration::ZERO);
+        // Low (10 writes left of a 199 seen): one write per 1/10 s, the next one's turn after it.
+        g.observe(
+            "h",
+            Class::Write,
+            &answer(&[("x-ms-ratelimit-remaining-subscription-writes", "10")]),
+            now,
+        );
+        assert_eq!(g.pace("h", Class::Write, now), Duration::ZERO);
+        assert_eq!(g.pace("h", Class::Write, now), Duration::from_millis(100));
+        assert_eq!(g.pace("h", Class::Write, now), Duration::from_millis(200));
+        // Reads have their own budget.
+        assert_eq!(g.pace("h", Class::Read, now), Duration::ZERO);
+        // A window bucket: 30 left of 4000 in 3 minutes gives back 4000/180 a second.
+        g.observe(
+            "h",
+            Class::Read,
+            &answer(&[(
+                "x-ms-ratelimit-remaining-resource",
+                "Microsoft.Compute/LowCostGet3Min;4000",
+            )]),
+            now,
+        );
+        g.observe(
+            "h",
+            Class::Read,
+            &answer(&[(
+                "x-ms-ratelimit-remaining-resource",
+                "Microsoft.Compute/LowCostGet3Min;30",
+            )]),
+            now,
+        );
+        assert_eq!(g.pace("h", Class::Read, now), Duration::ZERO);
+        let second = g.pace("h", Class::Read, now);
+        assert_eq!(second, Duration::from_secs_f64(180.0 / 4000.0));
     }
 
     fn find_error(e: &azure_core::Error) -> Option<&Error> {

@@ -4,6 +4,7 @@
 mod cleanup;
 mod docs;
 mod doctor;
+mod fleet;
 pub mod output;
 mod plan;
 mod report;
@@ -137,6 +138,10 @@ pub enum Command {
     /// Write man pages (rescue.1 and one per subcommand) into a directory.
     #[command(after_help = "Example:\n  rescue man ./man")]
     Man(docs::ManArgs),
+    /// Repair many VMs at once: one run per target of a targets file, in one process, a few at a
+    /// time, sharing one Azure connection and a pool of rescue VMs.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// The loopback Azure emulator (real disk images), for rehearsals and tests.
     #[command(subcommand)]
     Emulator(EmulatorCommand),
@@ -244,6 +249,7 @@ fn dispatch(command: Command, explicit: &std::collections::BTreeSet<String>) -> 
         Command::Report(args) => settings(args.flags()).map(|s| report::run(args, &s)),
         Command::Workflows(args) => settings(args.flags()).map(|s| workflows::run(args, &s)),
         Command::Doctor(args) => settings(args.flags()).map(|s| doctor::run(args, &s)),
+        Command::Fleet(fleet) => settings(fleet.flags()).map(|s| fleet::run(fleet, &s)),
         Command::Schema(args) => Ok(schema::run(args)),
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => Ok(docs::man(args)),
@@ -283,13 +289,32 @@ pub(crate) fn load_with_inputs(
     settings: &Settings,
     registry: &crate::actions::Registry,
 ) -> Result<Loaded, ExitCode> {
-    let origin = crate::workflow::Origin::resolve(given).map_err(|p| report_invalid(&p))?;
-    let workflow = crate::workflow::load(&origin, registry).map_err(|p| report_invalid(&p))?;
+    let (origin, workflow) = load_workflow(given, registry)?;
     let mut pairs = settings.input_pairs.clone();
     pairs.extend(settings::flag_inputs(settings, &workflow).map_err(|f| f.report())?);
     let inputs =
         crate::workflow::resolve_inputs(&workflow, &pairs, settings.inputs_file.as_deref())
             .map_err(|p| report_invalid(&p))?;
+    with_files(origin, workflow, inputs, registry)
+}
+
+/// Finds `given` (a file, or a built-in's name) and checks it; exit 2 on problems.
+pub(crate) fn load_workflow(
+    given: &std::path::Path,
+    registry: &crate::actions::Registry,
+) -> Result<(crate::workflow::Origin, crate::workflow::Workflow), ExitCode> {
+    let origin = crate::workflow::Origin::resolve(given).map_err(|p| report_invalid(&p))?;
+    let workflow = crate::workflow::load(&origin, registry).map_err(|p| report_invalid(&p))?;
+    Ok((origin, workflow))
+}
+
+/// A checked workflow with its inputs, and the files its steps name read; exit 2 on problems.
+pub(crate) fn with_files(
+    origin: crate::workflow::Origin,
+    workflow: crate::workflow::Workflow,
+    inputs: serde_json::Map<String, serde_json::Value>,
+    registry: &crate::actions::Registry,
+) -> Result<Loaded, ExitCode> {
     let files = crate::workflow::referenced_files(&workflow, &origin, &inputs, registry)
         .map_err(|p| report_invalid(&p))?;
     Ok(Loaded {
@@ -313,9 +338,9 @@ pub(crate) fn find_run(
 }
 
 /// Where this process keeps runs (`--state-dir`, and `--state` when shared), opened once.
-pub(crate) fn run_store(
+pub(crate) fn state_store(
     settings: &Settings,
-) -> Result<std::sync::Arc<dyn crate::engine::store::RunStore>, ExitCode> {
+) -> anyhow::Result<std::sync::Arc<dyn crate::engine::store::RunStore>> {
     static OPENED: std::sync::OnceLock<std::sync::Arc<dyn crate::engine::store::RunStore>> =
         std::sync::OnceLock::new();
     if let Some(store) = OPENED.get() {
@@ -325,9 +350,16 @@ pub(crate) fn run_store(
         &settings.state_dir,
         settings.shared_state.as_ref(),
         settings.auth,
-    )
-    .map_err(|e| Failure::new(exit::STEP_FAILED, "state", format!("{e:#}")).report())?;
+    )?;
     Ok(OPENED.get_or_init(|| store).clone())
+}
+
+/// [`state_store`], its failure reported (exit 1).
+pub(crate) fn run_store(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn crate::engine::store::RunStore>, ExitCode> {
+    state_store(settings)
+        .map_err(|e| Failure::new(exit::STEP_FAILED, "state", format!("{e:#}")).report())
 }
 
 /// A recorded run opened for changing: its id, directory, lock (held until dropped) and

@@ -58,34 +58,45 @@ pub fn run(args: &ResumeArgs, settings: &Settings) -> ExitCode {
 }
 
 async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
-    let (force, from_step) = (args.force, args.from_step.as_deref());
-    let (run_id, run_dir) = match super::find_run(settings, &args.run_id) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
+    let ex = prepare(
+        settings,
+        &args.run_id,
+        args.force,
+        args.from_step.as_deref(),
+        args.force_unlock.clone(),
+    );
+    match ex {
+        Ok(Some(ex)) => execute(settings, ex).await,
+        Ok(None) => ExitCode::from(exit::SUCCESS),
+        Err(code) => code,
+    }
+}
+
+/// The run `given` names, locked and checked, ready to continue from its first step not done.
+/// None: it has already succeeded (and that was said). On problems, prints them and gives the
+/// exit code.
+pub(crate) fn prepare(
+    settings: &Settings,
+    given: &str,
+    force: bool,
+    from_step: Option<&str>,
+    force_unlock: Option<String>,
+) -> Result<Option<Execution>, ExitCode> {
+    let (run_id, run_dir) = super::find_run(settings, given)?;
     let run_id = run_id.as_str();
-    let store = match super::run_store(settings) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = super::run_store(settings)?;
     // Lock first: the journal may only be read once no other process can change it.
     // `--force-unlock` naming this very run: its last holder died and will not come back.
-    let take_over = args.force_unlock.as_deref() == Some(run_id);
-    let lock = match store.lock(run_id, take_over) {
-        Ok(lock) => lock,
-        Err(e) => return fatal(&anyhow::Error::new(e)),
-    };
+    let take_over = force_unlock.as_deref() == Some(run_id);
+    let lock = store
+        .lock(run_id, take_over)
+        .map_err(|e| fatal(&anyhow::Error::new(e)))?;
     // What the lock's previous holder saved last (a shared store's copy may be newer).
-    if let Err(e) = store.fetch(run_id) {
-        return fatal(&e);
-    }
-    let mut journal = match Journal::load(&run_dir) {
-        Ok(j) => j,
-        Err(e) => return fatal(&e),
-    };
+    store.fetch(run_id).map_err(|e| fatal(&e))?;
+    let mut journal = Journal::load(&run_dir).map_err(|e| fatal(&e))?;
 
     if journal.rollback.is_some() {
-        return Failure::new(
+        return Err(Failure::new(
             exit::INVALID,
             "rolled_back",
             format!("run {run_id} was rolled back; it cannot be resumed"),
@@ -93,20 +104,15 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         .with_hint(format!(
             "finish the rollback with `rescue rollback {run_id} --yes`, or start a new run"
         ))
-        .report();
+        .report());
     }
-    let workflow = match workflow_to_resume(&mut journal, &run_dir, force) {
-        Ok(wf) => wf,
-        Err(code) => return code,
-    };
+    let workflow = workflow_to_resume(&mut journal, &run_dir, force)?;
     if let Some(step) = from_step {
-        if let Err(e) = reset_from(&mut journal, step) {
-            return Failure::usage(e.to_string()).report();
-        }
+        reset_from(&mut journal, step).map_err(|e| Failure::usage(e.to_string()).report())?;
     }
     if first_unfinished(&journal).is_none() && journal.status == RunStatus::Succeeded {
         super::output::note("note", &format!("run {run_id} has already succeeded; nothing to do (use --from-step ID to run steps again)"));
-        return ExitCode::from(exit::SUCCESS);
+        return Ok(None);
     }
     // The questions still ahead (steps not done that confirm first).
     let asks: Vec<String> = workflow
@@ -120,34 +126,22 @@ async fn resume(settings: &Settings, args: &ResumeArgs) -> ExitCode {
         })
         .map(|s| format!("step {}", s.id.value))
         .collect();
-    if let Err(code) =
-        super::run::refuse_unanswerable(settings, &asks, &format!("rescue resume {run_id}"))
-    {
-        return code;
-    }
-    let target = match recorded_target(&journal, &run_dir, settings) {
-        Ok(target) => target,
-        Err(e) => return Failure::new(exit::INVALID, "target", e).report(),
-    };
+    super::run::refuse_unanswerable(settings, &asks, &format!("rescue resume {run_id}"))?;
+    let target = recorded_target(&journal, &run_dir, settings)
+        .map_err(|e| Failure::new(exit::INVALID, "target", e).report())?;
     journal.target = target.to_value();
-    if let Err(e) = journal.save(store.as_ref()) {
-        return fatal(&e);
-    }
-    execute(
-        settings,
-        Execution {
-            workflow: Arc::new(workflow),
-            store,
-            run_dir,
-            journal,
-            lock,
-            target,
-            resumed: true,
-            go_ahead: false,
-            force_unlock: args.force_unlock.clone(),
-        },
-    )
-    .await
+    journal.save(store.as_ref()).map_err(|e| fatal(&e))?;
+    Ok(Some(Execution {
+        workflow: Arc::new(workflow),
+        store,
+        run_dir,
+        journal,
+        lock,
+        target,
+        resumed: true,
+        go_ahead: false,
+        force_unlock,
+    }))
 }
 
 /// The workflow a resume runs: the text the run started with, from its file store (or, for old

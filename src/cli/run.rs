@@ -124,49 +124,73 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Err(code) = refuse_unanswerable(
+        settings,
+        &questions(&loaded.workflow),
+        &super::plan::run_command(file, settings),
+    ) {
+        return code;
+    }
+    let go_ahead = changes_azure(&loaded.workflow);
+    let ex = match record_new(settings, loaded, |run_dir| {
+        TargetRecord::for_new_run(&settings.target, run_dir)
+    }) {
+        Ok(ex) => ex,
+        Err(e) => return fatal(&e),
+    };
+    execute(
+        settings,
+        Execution {
+            go_ahead,
+            force_unlock,
+            ..ex
+        },
+    )
+    .await
+}
+
+/// What a new run of `workflow` would ask before it ends: the go-ahead when it changes Azure,
+/// then each `confirm:` step.
+pub(crate) fn questions(workflow: &Workflow) -> Vec<String> {
     let mut asks = Vec::new();
-    if changes_azure(&loaded.workflow) {
+    if changes_azure(workflow) {
         asks.push("its first change to Azure".to_string());
     }
     asks.extend(
-        loaded
-            .workflow
+        workflow
             .steps
             .iter()
             .filter(|s| s.confirm.is_some())
             .map(|s| format!("step {}", s.id.value)),
     );
-    if let Err(code) =
-        refuse_unanswerable(settings, &asks, &super::plan::run_command(file, settings))
-    {
-        return code;
-    }
+    asks
+}
 
-    let store = match super::run_store(settings) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let run_id = match store.create_run() {
-        Ok(created) => created,
-        Err(e) => return fatal(&e),
-    };
+/// A new run recorded in its store: its directory, lock, stored files and first journal,
+/// acting where `target` says (given the run's directory). An error leaves no run behind.
+pub(crate) fn record_new(
+    settings: &Settings,
+    loaded: super::Loaded,
+    target: impl FnOnce(&Path) -> TargetRecord,
+) -> anyhow::Result<Execution> {
+    let store = super::state_store(settings)?;
+    let run_id = store.create_run()?;
     let run_dir = store.run_dir(&run_id);
-    let lock = match store.lock(&run_id, false) {
-        Ok(lock) => lock,
-        Err(e) => return abandon(store.as_ref(), &run_id, anyhow::Error::new(e)),
+    let abandon = |e: anyhow::Error| {
+        // A run that could not be recorded never started: it goes, so no run is listed that
+        // cannot be resumed.
+        store.discard(&run_id);
+        e.context("cannot record the new run; it was not started and nothing was changed")
     };
-    let target = TargetRecord::for_new_run(&settings.target, &run_dir);
+    let lock = store.lock(&run_id, false).map_err(|e| abandon(e.into()))?;
+    let target = target(&run_dir);
     let steps = loaded
         .workflow
         .steps
         .iter()
         .map(|s| StepRecord::pending(s.id.value.clone(), s.uses.value.clone()))
         .collect();
-    let record = match store_files(store.as_ref(), &run_id, &loaded) {
-        Ok(record) => record,
-        Err(e) => return abandon(store.as_ref(), &run_id, e),
-    };
-    let go_ahead = changes_azure(&loaded.workflow);
+    let record = store_files(store.as_ref(), &run_id, &loaded).map_err(abandon)?;
     let mut journal = Journal::new(
         run_id.clone(),
         record,
@@ -174,24 +198,18 @@ async fn start(settings: &Settings, file: &Path, force_unlock: Option<String>) -
         target.to_value(),
         steps,
     );
-    if let Err(e) = journal.save(store.as_ref()) {
-        return abandon(store.as_ref(), &run_id, e);
-    }
-    execute(
-        settings,
-        Execution {
-            workflow: Arc::new(loaded.workflow),
-            store,
-            run_dir,
-            journal,
-            lock,
-            target,
-            resumed: false,
-            go_ahead,
-            force_unlock,
-        },
-    )
-    .await
+    journal.save(store.as_ref()).map_err(abandon)?;
+    Ok(Execution {
+        workflow: Arc::new(loaded.workflow),
+        store: store.clone(),
+        run_dir,
+        journal,
+        lock,
+        target,
+        resumed: false,
+        go_ahead: false,
+        force_unlock: None,
+    })
 }
 
 /// The run keeps its workflow and the files its steps name, as they are now.
@@ -214,13 +232,6 @@ fn store_files(
         );
     }
     Ok(record)
-}
-
-/// A run that could not be recorded never started: its directory goes, so no run is listed
-/// that cannot be resumed.
-fn abandon(store: &dyn RunStore, run_id: &str, e: anyhow::Error) -> ExitCode {
-    store.discard(run_id);
-    fatal(&e.context("cannot record the new run; it was not started and nothing was changed"))
 }
 
 /// A run ready to execute: journaled, locked, workflow checked.
@@ -304,19 +315,92 @@ async fn ask_go_ahead(
     Ok(answer)
 }
 
+/// What a run executed alongside others (a fleet) shares with them instead of making its own:
+/// the connection to Azure (one token cache, one connection pool, one throttling gate), the
+/// reporter, and Ctrl-C. Default: a run of its own.
+#[derive(Clone, Default)]
+pub(crate) struct Shared {
+    pub azure: Option<Arc<crate::azure::Azure>>,
+    pub sink: Option<Arc<dyn crate::engine::events::EventSink>>,
+    pub interrupt: Option<Interrupt>,
+    /// The rescue VMs it shares with the others.
+    pub places: Option<Arc<dyn crate::actions::Places>>,
+}
+
+/// How an execution ended, before anything is said about it.
+pub(crate) enum Ended {
+    /// Ctrl-C could not be taken over: nothing ran.
+    NoInterrupt(anyhow::Error),
+    /// Could not connect to the target; the run is saved as failed.
+    Unconnected(crate::actions::ActionError),
+    /// Not gone ahead at the go-ahead: nothing was done and no run was kept.
+    NotGoneAhead(Result<Option<bool>, String>),
+    /// rescue itself failed (the journal could not be written).
+    Stopped(anyhow::Error),
+    Finished {
+        outcome: Outcome,
+        journal: Box<Journal>,
+        evidence: Box<Evidence>,
+    },
+}
+
 /// Executes the steps not yet done and says how it ended and what to do next.
 pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     let run_id = ex.journal.run_id.clone();
-    let origin = ex.journal.workflow.origin();
-    let interrupt = match Interrupt::install() {
-        Ok(i) => i,
-        Err(e) => {
-            return stopped(
-                &run_id,
-                &anyhow::anyhow!("cannot handle Ctrl-C: {e}"),
-                Next::Resume,
-            )
+    let ended = execute_shared(settings, ex, Shared::default()).await;
+    if let (true, Ended::Finished { evidence, .. }) = (settings.json(), &ended) {
+        super::output::line(
+            &serde_json::json!({"event": "run_summary", "summary": evidence.to_json()}),
+        );
+    }
+    match verdict(&run_id, &ended) {
+        Ok(()) => {
+            if let (
+                false,
+                Ended::Finished {
+                    evidence, journal, ..
+                },
+            ) = (settings.json(), &ended)
+            {
+                print_summary(evidence, settings);
+                // The workflow's outputs are the result, on stdout for scripts (even with -q).
+                if !journal.outputs.is_empty() {
+                    println!("outputs:");
+                    for (key, value) in &journal.outputs {
+                        println!("  {key}: {}", show(value));
+                    }
+                }
+            }
+            ExitCode::from(exit::SUCCESS)
         }
+        Err(End::Interrupted) => {
+            if !settings.json() {
+                eprintln!("interrupted at the go-ahead: nothing was changed and no run was kept");
+            }
+            ExitCode::from(exit::INTERRUPTED)
+        }
+        Err(End::Failed(failure)) => failure.report(),
+    }
+}
+
+/// How an execution's end is told: a failure with its exit code, message and next command.
+pub(crate) enum End {
+    /// Ctrl-C at the go-ahead: said in a line of its own.
+    Interrupted,
+    Failed(Failure),
+}
+
+/// [`execute`] without saying anything about the end.
+pub(crate) async fn execute_shared(settings: &Settings, ex: Execution, shared: Shared) -> Ended {
+    let origin = ex.journal.workflow.origin();
+    let interrupt = match shared
+        .interrupt
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(Interrupt::install)
+    {
+        Ok(i) => i,
+        Err(e) => return Ended::NoInterrupt(anyhow::anyhow!("cannot handle Ctrl-C: {e}")),
     };
     let recorder = Arc::new(Recorder::new(ex.store.clone(), ex.journal.clone()));
     // Steps read the files their workflow names from the copies stored with the run.
@@ -326,29 +410,26 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         .steps
         .iter()
         .any(|s| s.uses.value.starts_with("azure."));
-    let connected = match target::connect(&ex.target, needs_azure, Some(files), settings).await {
+    let connected = match &shared.azure {
+        Some(azure) if needs_azure => Ok(target::Connected::with(azure.clone(), files)),
+        _ => target::connect(&ex.target, needs_azure, Some(files), settings).await,
+    };
+    let connected = match connected {
         Ok(mut c) => {
             c.env.force_unlock = ex.force_unlock.clone();
+            c.env.places = shared.places.clone();
             // Before any step: the port goes to the journal, so a restart can bind it again.
             let record = ex.target.clone().connected(&c).to_value();
             if let Err(e) = recorder.update(|j| j.target = record) {
                 c.close().await;
-                return stopped(&run_id, &e, Next::Resume);
+                return Ended::Stopped(e);
             }
             c
         }
         Err(e) => {
             let _ = recorder.update(|j| j.status = RunStatus::Failed);
             write_report(&recorder.read(), &ex.run_dir);
-            return Failure::new(exit::STEP_FAILED, "connect", e.to_string())
-                .with_hint(format!(
-                    "{}after fixing the cause, continue with: rescue resume {run_id}",
-                    e.hint
-                        .as_deref()
-                        .map(|h| format!("{h}; "))
-                        .unwrap_or_default()
-                ))
-                .report();
+            return Ended::Unconnected(e);
         }
     };
 
@@ -358,24 +439,8 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             connected.close().await;
             // Nothing was done: no run is kept to be resumed (a resume would not ask again).
             drop(ex.lock);
-            ex.store.discard(&run_id);
-            return match answer {
-                Err(message) => Failure::new(exit::INVALID, "plan", message).report(),
-                Ok(None) => {
-                    if !settings.json() {
-                        eprintln!(
-                            "interrupted at the go-ahead: nothing was changed and no run was kept"
-                        );
-                    }
-                    ExitCode::from(exit::INTERRUPTED)
-                }
-                _ => Failure::new(
-                    exit::DECLINED,
-                    "declined",
-                    "declined at the go-ahead: nothing was changed and no run was kept",
-                )
-                .report(),
-            };
+            ex.store.discard(&ex.journal.run_id);
+            return Ended::NotGoneAhead(answer);
         }
     }
 
@@ -388,7 +453,7 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
         steps: bind::steps(&ex.workflow, &Registry::builtin()),
         resolver: Arc::new(WorkflowResolver::new(ex.workflow.clone())),
         recorder: recorder.clone(),
-        sink: report::reporter(style),
+        sink: shared.sink.unwrap_or_else(|| report::reporter(style)),
         options: Options {
             yes: settings.yes,
             interactive: can_ask(settings),
@@ -401,49 +466,70 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
     let journal = recorder.read().clone();
     let evidence = write_report(&journal, &ex.run_dir);
     drop(ex.lock);
-
-    let outcome = match outcome {
-        Err(e) => return stopped(&run_id, &e, Next::Resume),
-        Ok(outcome) => outcome,
-    };
-    if settings.json() {
-        super::output::line(
-            &serde_json::json!({"event": "run_summary", "summary": evidence.to_json()}),
-        );
-    }
-    let failed_step = |step: &str| step_error(&journal, step).cloned();
     match outcome {
-        Outcome::Succeeded => {
-            if !settings.json() {
-                print_summary(&evidence, settings);
-                // The workflow's outputs are the result, on stdout for scripts (even with -q).
-                if !journal.outputs.is_empty() {
-                    println!("outputs:");
-                    for (key, value) in &journal.outputs {
-                        println!("  {key}: {}", show(value));
-                    }
-                }
-            }
-            ExitCode::from(exit::SUCCESS)
+        Err(e) => Ended::Stopped(e),
+        Ok(outcome) => Ended::Finished {
+            outcome,
+            journal: Box::new(journal),
+            evidence: Box::new(evidence),
+        },
+    }
+}
+
+/// Whether the run `run_id` ended well, and if not, what is said: the exit code, what happened,
+/// where things stand and the one command that continues it.
+pub(crate) fn verdict(run_id: &str, ended: &Ended) -> Result<(), End> {
+    let (outcome, journal, evidence) = match ended {
+        Ended::NoInterrupt(e) | Ended::Stopped(e) => {
+            return Err(End::Failed(stopped_failure(run_id, e, Next::Resume)))
         }
-        Outcome::Failed { step } if failed_step(&step).is_some_and(|e| e.locked) => Failure::new(
+        Ended::Unconnected(e) => {
+            return Err(End::Failed(
+                Failure::new(exit::STEP_FAILED, "connect", e.to_string()).with_hint(format!(
+                    "{}after fixing the cause, continue with: rescue resume {run_id}",
+                    e.hint
+                        .as_deref()
+                        .map(|h| format!("{h}; "))
+                        .unwrap_or_default()
+                )),
+            ))
+        }
+        Ended::NotGoneAhead(answer) => {
+            return Err(match answer {
+                Err(message) => End::Failed(Failure::new(exit::INVALID, "plan", message.clone())),
+                Ok(None) => End::Interrupted,
+                _ => End::Failed(Failure::new(
+                    exit::DECLINED,
+                    "declined",
+                    "declined at the go-ahead: nothing was changed and no run was kept",
+                )),
+            })
+        }
+        Ended::Finished {
+            outcome,
+            journal,
+            evidence,
+        } => (outcome, journal, evidence),
+    };
+    let failed_step = |step: &str| step_error(journal, step).cloned();
+    Err(End::Failed(match outcome {
+        Outcome::Succeeded => return Ok(()),
+        Outcome::Failed { step } if failed_step(step).is_some_and(|e| e.locked) => Failure::new(
             exit::LOCKED,
             "locked",
             format!("step {step}: the VM is another run's (see above); this run changes nothing more. It is saved as {run_id}."),
         )
-        .with_hint(format!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile: rescue resume {run_id}"))
-        .report(),
-        Outcome::Failed { step } if failed_step(&step).is_some_and(|e| e.refused) => Failure::new(
+        .with_hint(format!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile: rescue resume {run_id}")),
+        Outcome::Failed { step } if failed_step(step).is_some_and(|e| e.refused) => Failure::new(
             exit::INVALID,
             "refused",
-            format!("step {step} refused the run before any change to Azure: {}", failed_step(&step).map(|e| e.message).unwrap_or_default()),
+            format!("step {step} refused the run before any change to Azure: {}", failed_step(step).map(|e| e.message).unwrap_or_default()),
         )
-        .with_hint(format!("run {run_id} is saved; after fixing the inputs, start a new run"))
-        .report(),
+        .with_hint(format!("run {run_id} is saved; after fixing the inputs, start a new run")),
         Outcome::Failed { step } => {
-            let error = failed_step(&step);
+            let error = failed_step(step);
             stop_message(
-                &evidence,
+                evidence,
                 exit::STEP_FAILED,
                 "step_failed",
                 format!(
@@ -453,7 +539,7 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             )
         }
         Outcome::Interrupted => stop_message(
-            &evidence,
+            evidence,
             exit::INTERRUPTED,
             "interrupted",
             "interrupted; the run is saved".to_string(),
@@ -463,20 +549,19 @@ pub(crate) async fn execute(settings: &Settings, ex: Execution) -> ExitCode {
             "needs_yes",
             format!("step {step} asks for confirmation and there is no terminal to ask on; it was not run"),
         )
-        .with_hint(format!("to confirm it, pass --yes: rescue resume {run_id} --yes"))
-        .report(),
+        .with_hint(format!("to confirm it, pass --yes: rescue resume {run_id} --yes")),
         Outcome::Declined { step } => stop_message(
-            &evidence,
+            evidence,
             exit::DECLINED,
             "declined",
             format!("step {step} was not confirmed; it was not run. The run is saved"),
         ),
-    }
+    }))
 }
 
 /// A run that stopped before its end: what it leaves (the VM down, the lock held, the copy
 /// attached: from the journal) and the one command that fits.
-fn stop_message(evidence: &Evidence, code: u8, word: &'static str, message: String) -> ExitCode {
+fn stop_message(evidence: &Evidence, code: u8, word: &'static str, message: String) -> Failure {
     let mut text = message;
     if !evidence.situation.is_empty() {
         text.push_str("\nwhere things stand:");
@@ -493,10 +578,8 @@ fn stop_message(evidence: &Evidence, code: u8, word: &'static str, message: Stri
     ));
     let failure = Failure::new(code, word, text);
     match &evidence.next {
-        Some(next) => failure
-            .with_hint(format!("{} ({})", next.command, next.why))
-            .report(),
-        None => failure.report(),
+        Some(next) => failure.with_hint(format!("{} ({})", next.command, next.why)),
+        None => failure,
     }
 }
 
@@ -576,8 +659,13 @@ pub(crate) enum Next {
 /// written: a full disk, a read-only state dir). The journal on disk is its last good write,
 /// so the run continues from there once the cause is fixed; say how, with the run id.
 pub(crate) fn stopped(run_id: &str, e: &anyhow::Error, next: Next) -> ExitCode {
+    stopped_failure(run_id, e, next).report()
+}
+
+/// [`stopped`]'s failure, unsaid.
+fn stopped_failure(run_id: &str, e: &anyhow::Error, next: Next) -> Failure {
     if e.is::<DamagedJournal>() || e.is::<crate::engine::store::Fenced>() {
-        return Failure::from_error(e).report();
+        return Failure::from_error(e);
     }
     let command = match next {
         Next::Resume => format!("rescue resume {run_id}"),
@@ -591,7 +679,6 @@ pub(crate) fn stopped(run_id: &str, e: &anyhow::Error, next: Next) -> ExitCode {
     .with_hint(format!(
         "after fixing the cause (e.g. freeing disk space), continue with:\n  {command}"
     ))
-    .report()
 }
 
 /// An error that is not a step's: the journal or the state dir failed us.

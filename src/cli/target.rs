@@ -75,19 +75,20 @@ impl TargetRecord {
         }
     }
 
-    /// The record once connected: an in-process emulator's port, for the next restart.
+    /// The record once connected: an in-process emulator's port, for the next restart (a
+    /// connection shared with other runs keeps the port its emulator's owner recorded).
     pub fn connected(self, connected: &Connected) -> TargetRecord {
         match self {
             TargetRecord::InProcessEmulator {
                 scenario,
                 time_scale,
                 data_dir,
-                ..
+                port,
             } => TargetRecord::InProcessEmulator {
                 scenario,
                 time_scale,
                 data_dir,
-                port: connected.emulator_port(),
+                port: connected.emulator_port().or(port),
             },
             other => other,
         }
@@ -116,6 +117,19 @@ pub struct Connected {
 }
 
 impl Connected {
+    /// A run on a connection made for several (a fleet's): their one token cache, connection
+    /// pool and throttling gate, and this run's files.
+    pub fn with(azure: Arc<Azure>, files: Arc<dyn Files>) -> Connected {
+        Connected {
+            env: Env {
+                azure: Some(azure),
+                files: Some(files),
+                ..Env::default()
+            },
+            emulator: None,
+        }
+    }
+
     /// The port the in-process emulator listens on, if there is one.
     pub fn emulator_port(&self) -> Option<u16> {
         self.emulator.as_ref().and_then(|h| h.endpoint.port())

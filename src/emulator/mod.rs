@@ -26,7 +26,7 @@ pub mod kube;
 mod latency;
 mod lvm;
 mod operations;
-mod ratelimit;
+pub mod ratelimit;
 mod reqlog;
 mod resources;
 mod routes;
@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use generate::Corruption;
-pub use scenario::{check_file as check_scenario, INCIDENT_SCENARIO};
+pub use scenario::{check_file as check_scenario, fleet as fleet_scenario, INCIDENT_SCENARIO};
 
 /// How to start an emulator.
 #[derive(Debug, Clone)]

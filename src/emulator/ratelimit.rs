@@ -12,10 +12,10 @@ use serde_json::json;
 use super::arm::{self, ArmError};
 use super::http::Reply;
 
-const LIMIT_3: u64 = 4000;
-const LIMIT_30: u64 = 32000;
-const WINDOW_3: f64 = 180.0;
-const WINDOW_30: f64 = 1800.0;
+pub const LIMIT_3: u64 = 4000;
+pub const LIMIT_30: u64 = 32000;
+pub const WINDOW_3: f64 = 180.0;
+pub const WINDOW_30: f64 = 1800.0;
 
 pub struct RateLimits {
     time_scale: f64,

@@ -576,6 +576,36 @@ fn write_content(d: &DiskSpec, base_dir: &Path, path: &Path) -> anyhow::Result<&
     })
 }
 
+/// A generated scenario for fleets: `broken` VMs `vm-1`... with the incident's damage on their
+/// OS disk, and `rescue` healthy rescue VMs `rescue-1`... of `rescue_size`, all in resource
+/// group `fleet-rg`, zone 1. Every disk shares one recipe, so its image is generated once.
+pub fn fleet(broken: usize, rescue: usize, rescue_size: &str) -> String {
+    let mut disks = String::new();
+    let mut vms = String::new();
+    let mut vm = |name: &str, size: &str, corrupt: bool| {
+        let content = if corrupt {
+            "{ generate: { fs: ext4, corrupt: overlay2-init } }"
+        } else {
+            "{ generate: { fs: ext4 } }"
+        };
+        disks.push_str(&format!(
+            "      - {{ name: {name}_OsDisk, size_gb: 30, zone: \"1\", generation: V2, os_type: Linux, content: {content} }}\n"
+        ));
+        vms.push_str(&format!(
+            "      - {{ name: {name}, size: {size}, zone: \"1\", generation: V2, power: running, os_disk: {name}_OsDisk }}\n"
+        ));
+    };
+    for n in 1..=broken {
+        vm(&format!("vm-{n}"), "Standard_D2s_v3", true);
+    }
+    for n in 1..=rescue {
+        vm(&format!("rescue-{n}"), rescue_size, false);
+    }
+    format!(
+        "subscription: 00000000-0000-0000-0000-000000000001\nlocation: westeurope\nresource_groups:\n  - name: fleet-rg\n    disks:\n{disks}    vms:\n{vms}faults: []\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

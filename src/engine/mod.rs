@@ -4,6 +4,7 @@ pub mod bind;
 pub mod events;
 pub mod executor;
 pub mod files;
+pub mod fleet;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;

@@ -1,6 +1,7 @@
 //! Reporters: turn engine events into progress bars, plain lines or JSON.
 
 pub mod evidence;
+pub mod fleet;
 mod json;
 mod plain;
 mod progress;

@@ -9,7 +9,7 @@ use time::{macros::format_description, OffsetDateTime};
 use crate::engine::events::{Event, EventSink};
 
 /// Sub-status updates of one step are shown at most this often.
-const STATUS_EVERY: Duration = Duration::from_secs(5);
+pub(super) const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 pub struct PlainReporter {
     last_status: Mutex<HashMap<String, Instant>>,
@@ -49,14 +49,18 @@ impl EventSink for PlainReporter {
             }
         }
         if let Some(text) = super::describe(&event) {
-            let stamp = OffsetDateTime::now_utc()
-                .format(format_description!("[hour]:[minute]:[second]"))
-                .expect("static format");
-            eprintln!("{stamp} {text}");
+            eprintln!("{} {text}", stamp());
         }
     }
 
     fn confirm(&self, prompt: &str) -> bool {
         super::ask(prompt)
     }
+}
+
+/// "14:03:27", the time a line is written.
+pub(super) fn stamp() -> String {
+    OffsetDateTime::now_utc()
+        .format(format_description!("[hour]:[minute]:[second]"))
+        .expect("static format")
 }

@@ -15,7 +15,7 @@ pub mod yaml;
 
 pub use diag::{Diagnostics, Problem, Source, Span};
 pub use expr::{eval_args, eval_condition, eval_outputs, plan_args, EvalError, Scope, StepScope};
-pub use inputs::resolve_inputs;
+pub use inputs::{resolve_inputs, resolve_targets};
 pub use model::{Input, InputType, Retry, Spanned, Step, Workflow};
 pub use origin::{referenced_files, FileRead, Origin};
 

@@ -6,6 +6,7 @@ mod conformance;
 mod crash;
 mod emulator;
 mod engine;
+mod fleet;
 mod repair;
 mod shared_state;
 mod support;

@@ -119,6 +119,25 @@ impl Login {
         b.build().unwrap()
     }
 
+    /// A plain ARM GET's JSON body (path and query after the emulator's URL), signed in with
+    /// `token` (from [`Login::token`]) through `http` (from [`Login::http`]).
+    pub async fn get_json(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        path: &str,
+    ) -> serde_json::Value {
+        http.get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A token from the emulator's Entra endpoint (client credentials, as the SDKs ask).
     pub async fn token(&self) -> String {
         let r = self

@@ -53,6 +53,10 @@ static DETACH: ActionSpec = ActionSpec {
     mutates: true,
 };
 
+fn place_key(vm: &ResourceId) -> String {
+    crate::actions::place_key(&vm.resource_group, &vm.name)
+}
+
 /// Azure's maximum LUN.
 const MAX_LUN: u64 = 63;
 
@@ -210,6 +214,10 @@ impl AzureStep for Attach {
             other => other.map(|l| l as u32),
         };
         with_progress(ctx, async {
+            if let Some(places) = &ctx.env.places {
+                ctx.status(format!("waiting for a free data-disk slot on {}", vm.name));
+                places.enter(&place_key(&vm)).await;
+            }
             let desired = Want::new(
                 &vm,
                 format!("attach {} to {}", disk.name, vm.name),
@@ -277,6 +285,9 @@ impl AzureStep for Detach {
         let vm = vm_id(azure, args, "resource_group", "vm")?;
         let disk = id_arg(args, "disk_id", Kind::Disk)?;
         let detached = detach(ctx, &vm, &disk, OPERATION).await?;
+        if let Some(places) = &ctx.env.places {
+            places.leave(&place_key(&vm));
+        }
         Ok(output("detached", json!(detached)))
     }
 }

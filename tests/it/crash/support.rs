@@ -187,7 +187,12 @@ impl Served {
     }
 
     pub fn vm(&self, name: &str) -> Value {
-        let id = ResourceId::new(&self.subscription, RG, Kind::VirtualMachine, name);
+        self.vm_in(RG, name)
+    }
+
+    /// A VM of resource group `rg`, with its instance view.
+    pub fn vm_in(&self, rg: &str, name: &str) -> Value {
+        let id = ResourceId::new(&self.subscription, rg, Kind::VirtualMachine, name);
         self.runtime
             .block_on(self.azure().read_existing_vm(&id, true))
             .expect("GET vm")

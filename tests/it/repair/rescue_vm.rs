@@ -10,22 +10,13 @@ use super::support::*;
 
 /// Every resource id of the incident's group, as `az resource list -g RG` lists them.
 fn group(r: &Rehearsal) -> BTreeSet<String> {
-    let url = format!(
-        "{}/subscriptions/{}/resourceGroups/{RG}/resources?api-version=2024-11-01",
-        r.login.url, r.subscription
+    let path = format!(
+        "/subscriptions/{}/resourceGroups/{RG}/resources?api-version=2024-11-01",
+        r.subscription
     );
     let body: Value = r.runtime.block_on(async {
         let token = r.login.token().await;
-        r.login
-            .http()
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        r.login.get_json(&r.login.http(), &token, &path).await
     });
     body["value"]
         .as_array()

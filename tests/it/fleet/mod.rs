@@ -1,0 +1,294 @@
+//! `rescue fleet`: many repairs in one process against a served emulator, judged by plain ARM
+//! GETs, the emulator's request log, and the runs' own journals.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::crash::support::{is_mutation, repo, Served};
+
+const RG: &str = "fleet-rg";
+
+/// A served emulator seeded with `broken` broken VMs and `rescue` rescue VMs of `size`.
+struct World {
+    dir: tempfile::TempDir,
+    served: Served,
+}
+
+impl World {
+    fn new(broken: usize, rescue: usize, size: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("fleet.yaml");
+        std::fs::write(
+            &scenario,
+            rescue::emulator::fleet_scenario(broken, rescue, size),
+        )
+        .unwrap();
+        let served = Served::start(&dir.path().join("emu"), Some(&scenario));
+        World { dir, served }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn targets(&self, text: &str) -> PathBuf {
+        let path = self.dir.path().join("targets.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn rescue(&self, args: &[&str]) -> Output {
+        self.served.rescue(&self.state(), args, &[])
+    }
+
+    /// `rescue fleet run os-disk-swap --targets FILE --yes ARGS`.
+    fn fleet(&self, targets: &Path, args: &[&str]) -> Output {
+        let workflow = repo("workflows/os-disk-swap.yaml");
+        let mut all = vec![
+            "fleet",
+            "run",
+            workflow.to_str().unwrap(),
+            "--targets",
+            targets.to_str().unwrap(),
+            "--yes",
+        ];
+        all.extend_from_slice(args);
+        self.rescue(&all)
+    }
+
+    fn vm(&self, name: &str) -> Value {
+        self.served.vm_in(RG, name)
+    }
+
+    fn fleet_status(&self) -> Value {
+        let out = self.rescue(&["fleet", "status", "last", "-o", "json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn os_disk(vm: &Value) -> String {
+    crate::crash::support::os_disk(vm)
+}
+
+fn journal_status(state: &Path, run_id: &str) -> String {
+    crate::crash::support::journal(state, run_id)["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The repaired VM runs on a copy of its disk, and its agent is Ready.
+fn assert_repaired(world: &World, vm: &str) {
+    let v = world.vm(vm);
+    assert_ne!(
+        os_disk(&v),
+        format!("{vm}_OsDisk"),
+        "{vm} kept its broken disk"
+    );
+    assert_eq!(crate::crash::support::power(&v), "running", "{vm}");
+    assert_eq!(crate::crash::support::agent(&v), "Ready", "{vm}");
+}
+
+#[test]
+fn fleet_repairs_three_vms_and_its_status_lists_them() {
+    let world = World::new(3, 1, "Standard_D2s_v3");
+    let targets = world.targets(
+        "defaults: { resource_group: fleet-rg, rescue_vm: rescue-1 }\ntargets:\n  - vm: vm-1\n  - vm: vm-2\n  - { id: third, vm: vm-3 }\n",
+    );
+    let out = world.fleet(&targets, &["--concurrency", "3", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every run's event names its target.
+    let step_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"].as_str().unwrap().starts_with("step_"))
+        .collect();
+    assert!(step_events.len() > 30, "{}", step_events.len());
+    for e in &step_events {
+        assert!(
+            ["vm-1", "vm-2", "third"].contains(&e["target"].as_str().unwrap_or("")),
+            "{e}"
+        );
+    }
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "target_finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    assert!(
+        finished.iter().all(|e| e["status"] == "succeeded"),
+        "{finished:?}"
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "fleet_summary");
+    assert_eq!(summary["exit_code"], 0);
+
+    for vm in ["vm-1", "vm-2", "vm-3"] {
+        assert_repaired(&world, vm);
+    }
+    assert!(crate::crash::support::data_disks(&world.vm("rescue-1")).is_empty());
+
+    let status = world.fleet_status();
+    let listed: Vec<&Value> = status["targets"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["vm-1", "vm-2", "third"]
+    );
+    for t in listed {
+        assert_eq!(t["status"], "succeeded", "{t}");
+        let run_id = t["run_id"].as_str().unwrap();
+        assert_eq!(journal_status(&world.state(), run_id), "succeeded");
+        // Each is an ordinary run: `rescue status` knows it.
+        let one = world.rescue(&["status", run_id, "-o", "json"]);
+        assert!(one.status.success(), "{}", text(&one.stderr));
+    }
+    let shown = world.rescue(&["fleet", "status", "last"]);
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains("third") && shown.contains("succeeded"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn fleet_a_failing_target_does_not_stop_the_others() {
+    let world = World::new(2, 1, "Standard_D2s_v3");
+    let targets = world.targets(
+        "defaults: { resource_group: fleet-rg, rescue_vm: rescue-1 }\ntargets:\n  - vm: vm-1\n  - vm: vm-404\n  - vm: vm-2\n",
+    );
+    let out = world.fleet(&targets, &["--concurrency", "2"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_repaired(&world, "vm-1");
+    assert_repaired(&world, "vm-2");
+    let status = world.fleet_status();
+    let failed = &status["targets"][1];
+    assert_eq!(failed["id"], "vm-404");
+    assert_eq!(failed["status"], "failed");
+    let run_id = failed["run_id"].as_str().unwrap();
+    assert_eq!(journal_status(&world.state(), run_id), "failed");
+    // The summary names the failed target, the command that continues it, and the fleet's.
+    let fleet_id = status["fleet_id"].as_str().unwrap();
+    assert!(stderr.contains("failed vm-404"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("rescue resume {run_id}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("rescue fleet resume {fleet_id}")),
+        "{stderr}"
+    );
+
+    // Resumed, the fleet goes on with the failed run only: still failing, nothing new started.
+    let runs = || {
+        std::fs::read_dir(world.state().join("runs"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(runs(), 3);
+    let again = world.rescue(&["fleet", "resume", fleet_id, "--yes"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("failed vm-404"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(runs(), 3);
+    assert_eq!(world.fleet_status()["targets"][0]["status"], "succeeded");
+}
+
+#[test]
+fn fleet_a_bad_targets_file_is_a_located_error_and_changes_nothing() {
+    let world = World::new(1, 1, "Standard_D2s_v3");
+    let targets = world.targets(
+        "defaults: { resource_group: fleet-rg }\ntargets:\n  - vm: vm-1\n  - { vm: vm-2, rescue_vn: rescue-1 }\n",
+    );
+    let out = world.fleet(&targets, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4:", targets.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rescue_vn") && stderr.contains("rescue_vm"),
+        "{stderr}"
+    );
+    assert!(!world.state().join("runs").exists());
+    assert!(!world.state().join("fleets").exists());
+    assert!(
+        !world.served.requests().iter().any(is_mutation),
+        "{:?}",
+        world.served.requests()
+    );
+}
+
+#[test]
+fn fleet_pool_never_attaches_more_copies_than_the_rescue_vm_takes() {
+    // Standard_B1s takes 2 data disks; 3 targets at once share it.
+    let world = World::new(3, 1, "Standard_B1s");
+    let targets = world.targets(
+        "defaults: { resource_group: fleet-rg }\ntargets:\n  - vm: vm-1\n  - vm: vm-2\n  - vm: vm-3\n",
+    );
+    // Watch the rescue VM through ARM while the fleet runs.
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (most, done) = (most.clone(), done.clone());
+        let login = world.served.login.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let token = runtime.block_on(login.token());
+            let http = login.http();
+            let path = format!(
+                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/rescue-1?api-version=2024-07-01",
+                login.subscription
+            );
+            let mut looks = 0;
+            while !done.load(Ordering::SeqCst) {
+                let vm = runtime.block_on(login.get_json(&http, &token, &path));
+                most.fetch_max(
+                    crate::crash::support::data_disks(&vm).len(),
+                    Ordering::SeqCst,
+                );
+                looks += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            looks
+        })
+    };
+    let out = world.fleet(&targets, &["--concurrency", "3", "--rescue-vm", "rescue-1"]);
+    done.store(true, Ordering::SeqCst);
+    let looks = watcher.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(looks > 10, "{looks}");
+    for vm in ["vm-1", "vm-2", "vm-3"] {
+        assert_repaired(&world, vm);
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "{most} copies attached at once");
+    // Every run used the pool's VM.
+    let status = world.fleet_status();
+    for t in status["targets"].as_array().unwrap() {
+        let j = crate::crash::support::journal(&world.state(), t["run_id"].as_str().unwrap());
+        assert_eq!(j["inputs"]["rescue_vm"], "rescue-1", "{t}");
+    }
+}
