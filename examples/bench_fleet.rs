@@ -17,9 +17,13 @@
 //!   places, plus the shortest time after a detach); and the throttle budgets (each read bucket's calls beyond
 //!   one window's budget need that many more windows);
 //! - the 429s Azure (the emulator) answered, from its request log;
-//! - the p99 of journal saves: the fleet's own journals saved again 20 at once in its state dir,
-//!   on this machine's disk (the local store: the Blob store is not wired yet).
+//! - the p99 of journal saves to Azurite: the fleet keeps its runs in the Blob store
+//!   (`--state azblob://` on a local Azurite, as a team would), and its journals are then saved
+//!   again, 20 times each, `PLACES` at once, each under its run's lease as a run saves them
+//!   (the local store when Azurite is not installed).
 
+#[path = "support/azurite.rs"]
+mod azurite;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -59,8 +63,17 @@ fn main() {
     .expect("write the targets");
     let pool: Vec<String> = (1..=RESCUE_VMS).map(|n| format!("rescue-{n}")).collect();
     let state_dir = dir.path().join("state");
+    let azurite = azurite::Azurite::start();
+    let shared = azurite.as_ref().map(|a| {
+        std::env::set_var("AZURE_STORAGE_CONNECTION_STRING", a.connection_string());
+        format!("azblob://{}/fleet", azurite::ACCOUNT)
+    });
     let started = Instant::now();
-    let out = Command::new(&rescue)
+    let mut fleet = Command::new(&rescue);
+    if let Some(url) = &shared {
+        fleet.env("RESCUE_STATE", url);
+    }
+    let out = fleet
         .args(["fleet", "run", "os-disk-swap", "--targets"])
         .arg(&targets)
         .args(["--rescue-vm", &pool.join(",")])
@@ -147,7 +160,7 @@ fn main() {
     let throttle_bound = windows(polls).max(windows(gets));
     let bound = run_min.max(pool_bound).max(throttle_bound);
 
-    let saves = journal_saves(&state_dir, &journals);
+    let saves = journal_saves(&dir.path().join("saver"), shared.as_deref(), &journals);
 
     println!(
         "fleet of {BROKEN} broken VMs, {RESCUE_VMS} rescue VMs ({RESCUE_SIZE}, {PLACES} places), time scale {scale}"
@@ -167,9 +180,13 @@ fn main() {
     println!("  wall / lower bound               {:>8.3}", wall / bound);
     println!("  429s received                    {throttled:>8}");
     println!(
-        "  journal saves, p99               {:>8.2} ms over {} saves {PLACES} at once (local store; the Blob store is not wired yet)",
+        "  journal saves, p99               {:>8.2} ms over {} saves {PLACES} at once ({})",
         saves.as_secs_f64() * 1000.0,
-        journals.len() * 20
+        journals.len() * 20,
+        match &shared {
+            Some(url) => format!("{url} on Azurite, under each run's lease"),
+            None => "the local store: azurite-blob is not installed".into(),
+        }
     );
 }
 
@@ -199,15 +216,26 @@ fn requests(log: &PathBuf) -> Vec<Value> {
         .collect()
 }
 
-/// The p99 of saving the fleet's journals again, as the runs save them (durably, beside
-/// themselves), 20 times each, `PLACES` at once.
-fn journal_saves(state: &Path, journals: &[Value]) -> Duration {
-    let dirs: Vec<PathBuf> = journals
+/// The p99 of saving the fleet's journals again through the store the fleet used (`shared`,
+/// else a local one in `local`), 20 times each, `PLACES` at once, each run under its lock.
+fn journal_saves(local: &Path, shared: Option<&str>, journals: &[Value]) -> Duration {
+    let location = shared.map(|u| rescue::shared_state::parse(u).expect("a state URL"));
+    let store = rescue::shared_state::open(local, location.as_ref(), Default::default())
+        .expect("open the store");
+    let ids: Vec<String> = journals
         .iter()
-        .filter_map(|j| j["run_id"].as_str())
-        .flat_map(|id| std::iter::repeat_n(state.join("runs").join(id), 20))
+        .filter_map(|j| j["run_id"].as_str().map(str::to_string))
         .collect();
-    let store = rescue::engine::store::LocalStore::new(state.to_path_buf());
+    if shared.is_none() {
+        // The local store saves where the runs are: copy them in.
+        for j in journals {
+            let id = j["run_id"].as_str().expect("a run id");
+            std::fs::create_dir_all(store.run_dir(id)).expect("run dir");
+            let mut journal =
+                rescue::engine::journal::Journal::parse(&j.to_string()).expect("a journal");
+            journal.save(store.as_ref()).expect("a copy");
+        }
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut times: Vec<Duration> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..PLACES)
@@ -216,12 +244,17 @@ fn journal_saves(state: &Path, journals: &[Value]) -> Duration {
                     let mut mine = Vec::new();
                     loop {
                         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(dir) = dirs.get(n) else { break mine };
+                        let Some(id) = ids.get(n) else { break mine };
+                        let _lock = store.lock(id, false).expect("the run's lock");
+                        assert!(store.fetch(id).expect("fetch"), "run {id} is in the store");
                         let mut journal =
-                            rescue::engine::journal::Journal::load(dir).expect("a journal");
-                        let t = Instant::now();
-                        journal.save(&store).expect("a save");
-                        mine.push(t.elapsed());
+                            rescue::engine::journal::Journal::load(&store.run_dir(id))
+                                .expect("a journal");
+                        for _ in 0..20 {
+                            let t = Instant::now();
+                            journal.save(store.as_ref()).expect("a save");
+                            mine.push(t.elapsed());
+                        }
                     }
                 })
             })
