@@ -153,32 +153,21 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
     // nothing after: every ARM request it made is older than that.
     let noticed_by = broke_at + Duration::from_secs(6);
     let requests = emulator.requests();
-    let late: Vec<&Value> = requests
-        .iter()
-        .filter(|r| {
-            time::OffsetDateTime::parse(
-                r["time"].as_str().unwrap(),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap()
-                > noticed_by
-        })
-        .collect();
+    let sent_after = |t: time::OffsetDateTime| -> Vec<&Value> {
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        requests
+            .iter()
+            .filter(|r| {
+                time::OffsetDateTime::parse(r["time"].as_str().unwrap(), rfc3339).unwrap() > t
+            })
+            .collect()
+    };
+    let late = sent_after(noticed_by);
     assert!(
         late.is_empty(),
         "requests after it lost the lease: {late:#?}"
     );
-    let after_break = requests
-        .iter()
-        .filter(|r| {
-            time::OffsetDateTime::parse(
-                r["time"].as_str().unwrap(),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap()
-                > broke_at
-        })
-        .count();
+    let after_break = sent_after(broke_at).len();
     eprintln!("requests between the break and the holder noticing it: {after_break}");
     let vm = emulator.vm(crate::crash::support::VM);
     assert!(
