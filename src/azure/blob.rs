@@ -33,7 +33,6 @@ pub struct Location {
 /// The blob's state besides its content.
 #[derive(Clone, Debug, Default)]
 pub struct Properties {
-    pub etag: String,
     /// `leased` while someone holds a lease (Blob Storage's `x-ms-lease-state`).
     pub leased: bool,
     pub metadata: HashMap<String, String>,
@@ -184,7 +183,6 @@ impl Container {
     pub async fn properties(&self, name: &str) -> Result<Option<Properties>, Error> {
         match self.client.blob_client(name).get_properties().await {
             Ok(r) => Ok(Some(Properties {
-                etag: r.blob.properties.etag.to_string(),
                 leased: matches!(
                     r.blob.properties.lease_state,
                     Some(azure_core::LeaseState::Leased)
@@ -198,13 +196,8 @@ impl Container {
         }
     }
 
-    /// A lease of `duration` on the blob, and the blob's version. 409 while someone else holds
-    /// one.
-    pub async fn acquire_lease(
-        &self,
-        name: &str,
-        duration: Duration,
-    ) -> Result<(LeaseId, String), Error> {
+    /// A lease of `duration` on the blob; 409 while someone else holds one.
+    pub async fn acquire_lease(&self, name: &str, duration: Duration) -> Result<LeaseId, Error> {
         let seconds = duration.as_secs().clamp(15, 60) as u8;
         let r = self
             .client
@@ -212,7 +205,7 @@ impl Container {
             .acquire_lease(LeaseDuration::Seconds(seconds))
             .await
             .map_err(self.fail("lease", name))?;
-        Ok((r.lease_id, r.etag))
+        Ok(r.lease_id)
     }
 
     pub async fn renew_lease(&self, name: &str, lease: &LeaseId) -> Result<(), Error> {

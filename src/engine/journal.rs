@@ -316,17 +316,22 @@ impl Journal {
         let path = Self::path(run_dir);
         let text = fs::read_to_string(&path)
             .with_context(|| format!("cannot read journal {}", path.display()))?;
+        let dir_name = run_dir.file_name().map(|n| n.to_string_lossy());
+        Self::parse_stored(&text, dir_name.as_deref().unwrap_or_default(), &path)
+    }
+
+    /// [`Journal::parse`] of the journal stored for run `run_id` at `place`: any problem, and
+    /// another run's id inside, is a [`DamagedJournal`] naming the place.
+    pub fn parse_stored(text: &str, run_id: &str, place: &Path) -> anyhow::Result<Journal> {
         let damaged = |problem: String| DamagedJournal {
-            path: path.clone(),
+            path: place.to_path_buf(),
             problem,
         };
-        let journal = Self::parse(&text).map_err(|e| damaged(format!("{e:#}")))?;
-        let dir_name = run_dir.file_name().map(|n| n.to_string_lossy());
-        if dir_name.as_deref() != Some(journal.run_id.as_str()) {
+        let journal = Self::parse(text).map_err(|e| damaged(format!("{e:#}")))?;
+        if journal.run_id != run_id {
             return Err(damaged(format!(
-                "it records run `{}`, but lies in the directory of run `{}` (copied or edited?)",
-                journal.run_id,
-                dir_name.unwrap_or_default()
+                "it records run `{}`, but lies in the directory of run `{run_id}` (copied or edited?)",
+                journal.run_id
             ))
             .into());
         }

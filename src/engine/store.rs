@@ -10,7 +10,7 @@ use anyhow::Context;
 use rand::Rng;
 use time::{macros::format_description, OffsetDateTime};
 
-use super::journal::{DamagedJournal, Journal};
+use super::journal::Journal;
 use super::lock::{Holder, LockError};
 
 /// A new run id: `YYYYMMDD-HHMMSS-xxxx` (UTC, 4 random hex digits), sortable by start time.
@@ -239,19 +239,7 @@ impl Store {
             .map(|id| {
                 let journal = self.inner.journal_text(&id).and_then(|text| {
                     let text = text.with_context(|| format!("run {id} has no journal"))?;
-                    let damaged = |problem: String| DamagedJournal {
-                        path: self.inner.journal_place(&id),
-                        problem,
-                    };
-                    let journal = Journal::parse(&text).map_err(|e| damaged(format!("{e:#}")))?;
-                    if journal.run_id != id {
-                        return Err(damaged(format!(
-                            "it records run `{}`, but is stored as run `{id}` (copied or edited?)",
-                            journal.run_id
-                        ))
-                        .into());
-                    }
-                    Ok(journal)
+                    Journal::parse_stored(&text, &id, &self.inner.journal_place(&id))
                 });
                 (id, journal)
             })

@@ -224,7 +224,7 @@ impl Inner {
         let lease = loop {
             let (c, n) = (container.clone(), name.clone());
             let e = match self.block(async move { c.acquire_lease(&n, LEASE).await }) {
-                Ok((lease, _)) => break lease,
+                Ok(lease) => break lease,
                 Err(e) => e,
             };
             if e.is_not_found() {
@@ -453,10 +453,7 @@ impl RunStore for BlobStore {
         let dir = self.run_dir(run_id);
         crate::engine::store::create_private_dir(&dir)?;
         journal::write_durably(&Journal::path(&dir), text.as_bytes())?;
-        let journal = Journal::parse(&text).map_err(|e| journal::DamagedJournal {
-            path: self.journal_place(run_id),
-            problem: format!("{e:#}"),
-        })?;
+        let journal = Journal::parse_stored(&text, run_id, &self.journal_place(run_id))?;
         let files = FileStore::new(&dir);
         let wanted = std::iter::once(journal.workflow.sha256.clone())
             .chain(journal.workflow.files.values().map(|f| f.sha256.clone()));

@@ -119,7 +119,7 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
     let broke_at = time::OffsetDateTime::now_utc();
     let lease = runtime.block_on(async {
         container.break_lease(&blob).await.unwrap();
-        let (lease, _) = container
+        let lease = container
             .acquire_lease(&blob, Duration::from_secs(60))
             .await
             .unwrap();
