@@ -256,6 +256,21 @@ impl Served {
         crate::support::arm_requests(&self.log)
     }
 
+    /// Waits until the request log stops growing: a request a killed client had in flight
+    /// (a parallel step's) is still carried out and logged, as Azure carries it out.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = self.requests().len();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.requests().len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
     /// Stops it; its data dir is then a pristine copy source.
     pub fn stop(mut self) {
         self.interrupt();
@@ -486,6 +501,7 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
         "not killed after mutation {k}: {}",
         text(&out)
     );
+    emulator.settle();
     only_run(state)
 }
 
