@@ -75,7 +75,7 @@ fn a_holder_whose_lock_was_taken_over_stops_before_its_next_change() {
     let Some(f) = Fixture::new(None) else { return };
     let dir = f.dir.path();
     // A holds the VM, deallocated it and took the snapshot, then its machine went away.
-    let a = killed_after_mutation(&f.emulator, &dir.join("a"), mutation::SNAPSHOT);
+    let a = killed_after_mutation(&f.emulator, &dir.join("a"), mutation::SNAPSHOT_AND_COPY);
     // B takes the VM over and is itself interrupted right after claiming it.
     let b_state = dir.join("b");
     let out = f.emulator.repair(

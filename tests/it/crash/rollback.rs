@@ -128,7 +128,7 @@ impl Case {
 
 #[test]
 fn rollback_after_the_snapshot_keeps_the_snapshot_by_default() {
-    let Some(c) = case(Some(mutation::SNAPSHOT)) else {
+    let Some(c) = case(Some(mutation::SNAPSHOT_AND_COPY)) else {
         return;
     };
     let before = c.emulator.requests().len();

@@ -508,7 +508,9 @@ pub fn killed_after_mutation(emulator: &Served, state: &Path, k: u64) -> String 
 /// Mutating requests of os-disk-swap, in order (1-based), for killing it at a given step.
 pub mod mutation {
     pub const LOCK: u64 = 1;
-    pub const SNAPSHOT: u64 = 3;
+    /// The snapshot's and the copy's PUTs are 3 and 4 in either order: both read the deallocated
+    /// disk side by side. Only after the 4th is the snapshot sure to exist.
+    pub const SNAPSHOT_AND_COPY: u64 = 4;
     /// The managed Run Command's PUT (its DELETE is 7; a log too long to travel in its output
     /// is read back by more Run Commands after it).
     pub const RUN_COMMAND: u64 = 6;
