@@ -11,7 +11,8 @@ use super::entra::token::{self, Rejection};
 use super::http::Reply;
 use super::server::Emu;
 
-pub fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<(), Reply> {
+/// The caller's object id, or ARM's 401.
+pub fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<String, Reply> {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return Err(unauthorized(
             emu,
@@ -27,7 +28,7 @@ pub fn authenticate(emu: &Emu, headers: &HeaderMap) -> Result<(), Reply> {
         presented,
         &audiences,
     ) {
-        Ok(_) => Ok(()),
+        Ok(oid) => Ok(oid),
         Err(Rejection::Invalid) => Err(unauthorized(
             emu,
             "InvalidAuthenticationToken",

@@ -144,3 +144,165 @@ impl Remaining {
         Reply::from(e).retry_after(self.reset_in, time_scale)
     }
 }
+
+/// ARM's own throttling, before any resource provider sees the call: since 2024 a token bucket
+/// per region, subscription, principal and operation type ("Understand how Azure Resource
+/// Manager throttles requests", Microsoft Learn,
+/// azure-resource-manager/management/request-limits-and-throttling, "Regional throttling and
+/// token bucket algorithm": reads 250 tokens refilled at 25 a second, deletes and writes 200 at
+/// 10). Its "Remaining requests" table names the headers that report them. The refill, an
+/// Azure rate, runs faster by the time scale.
+pub struct ArmBuckets {
+    time_scale: f64,
+    /// (subscription, principal, class) → tokens left, when last counted.
+    buckets: Mutex<HashMap<BucketKey, (f64, Instant)>>,
+}
+
+type BucketKey = (String, String, ArmClass);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArmClass {
+    Reads,
+    Writes,
+    Deletes,
+}
+
+impl ArmClass {
+    pub fn of(method: &str) -> ArmClass {
+        match method {
+            "GET" | "HEAD" => ArmClass::Reads,
+            "DELETE" => ArmClass::Deletes,
+            _ => ArmClass::Writes,
+        }
+    }
+
+    /// (bucket size, tokens per Azure second).
+    pub fn budget(self) -> (f64, f64) {
+        match self {
+            ArmClass::Reads => (250.0, 25.0),
+            ArmClass::Writes | ArmClass::Deletes => (200.0, 10.0),
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            ArmClass::Reads => "read",
+            ArmClass::Writes => "write",
+            ArmClass::Deletes => "delete",
+        }
+    }
+}
+
+/// A call's take from its ARM bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct ArmTake {
+    pub class: ArmClass,
+    /// Whole tokens left after this call (None: the bucket was empty and the call refused).
+    pub left: Option<u64>,
+    /// Azure seconds until the next token, when refused.
+    pub wait: f64,
+}
+
+impl ArmBuckets {
+    pub fn new(time_scale: f64) -> Self {
+        ArmBuckets {
+            time_scale,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn take(&self, subscription: &str, principal: &str, class: ArmClass) -> ArmTake {
+        let (size, refill) = class.budget();
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("arm bucket lock");
+        let key = (
+            subscription.to_ascii_lowercase(),
+            principal.to_string(),
+            class,
+        );
+        let (tokens, at) = buckets.entry(key).or_insert((size, now));
+        let azure_seconds = now.duration_since(*at).as_secs_f64() / self.time_scale;
+        *tokens = (*tokens + azure_seconds * refill).min(size);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            ArmTake {
+                class,
+                left: Some(tokens.floor() as u64),
+                wait: 0.0,
+            }
+        } else {
+            ArmTake {
+                class,
+                left: None,
+                wait: (1.0 - *tokens) / refill,
+            }
+        }
+    }
+}
+
+impl ArmTake {
+    /// `x-ms-ratelimit-remaining-subscription-reads` / `-writes` / `-deletes`.
+    pub fn header(&self) -> (String, String) {
+        let suffix = match self.class {
+            ArmClass::Reads => "reads",
+            ArmClass::Writes => "writes",
+            ArmClass::Deletes => "deletes",
+        };
+        (
+            format!("x-ms-ratelimit-remaining-subscription-{suffix}"),
+            self.left.unwrap_or(0).to_string(),
+        )
+    }
+
+    /// ARM's 429 for an empty bucket, as Azure sends it (`SubscriptionRequestsThrottled`; the
+    /// text as a 2025 deployment failure recorded it: "Number of 'read' requests for
+    /// subscription '…' actor '…' exceeded. Please try again after '10' seconds after additional
+    /// tokens are available. Refer to https://aka.ms/arm-throttling for additional
+    /// information."), with `Retry-After` the wait for the next token, scaled.
+    pub fn throttled(&self, subscription: &str, principal: &str, time_scale: f64) -> Reply {
+        let seconds = self.wait.ceil().max(1.0);
+        let e = ArmError::new(
+            429,
+            "SubscriptionRequestsThrottled",
+            format!(
+                "Number of '{}' requests for subscription '{subscription}' actor '{principal}' \
+                 exceeded. Please try again after '{seconds}' seconds after additional tokens are \
+                 available. Refer to https://aka.ms/arm-throttling for additional information.",
+                self.class.word()
+            ),
+        );
+        let (name, value) = self.header();
+        Reply::from(e)
+            .retry_after(seconds, time_scale)
+            .header(&name, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arm_bucket_empties_then_refills_at_its_scaled_rate() {
+        // Unscaled, 250 reads in a row leave the 251st refused: a token is 40 ms away.
+        let b = ArmBuckets::new(1.0);
+        let left: Vec<Option<u64>> = (0..250)
+            .map(|_| b.take("S", "p", ArmClass::Reads).left)
+            .collect();
+        assert_eq!((left[0], left[249]), (Some(249), Some(0)));
+        let refused = b.take("S", "p", ArmClass::Reads);
+        assert_eq!(refused.left, None);
+        assert!(refused.wait > 0.0 && refused.wait <= 0.04, "{refused:?}");
+        // Other classes, principals and subscriptions have buckets of their own.
+        assert_eq!(b.take("S", "p", ArmClass::Writes).left, Some(199));
+        assert_eq!(b.take("S", "q", ArmClass::Reads).left, Some(249));
+        // Scaled 1000 times, 10 ms refill 250 reads.
+        let b = ArmBuckets::new(0.001);
+        for _ in 0..250 {
+            b.take("S", "p", ArmClass::Reads);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(b.take("S", "p", ArmClass::Reads).left, Some(249));
+    }
+}

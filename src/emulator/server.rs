@@ -15,7 +15,7 @@ use super::arm::{self, ArmError};
 use super::faults::{self, FaultKind};
 use super::http::{to_response, Call, Reply};
 use super::operations::{self, Family, OpKind, Operation};
-use super::ratelimit::{RateLimits, Remaining};
+use super::ratelimit::{ArmBuckets, ArmClass, RateLimits, Remaining};
 use super::reqlog::{Entry, RequestLog};
 use super::routes::{self, Route};
 use super::state::{self, State};
@@ -37,6 +37,7 @@ pub struct Emu {
     pub base: String,
     log: RequestLog,
     rates: RateLimits,
+    arm_rates: ArmBuckets,
     /// Running Run Command tasks, aborted (and awaited) on shutdown.
     pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -182,6 +183,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         base: base.clone(),
         log: RequestLog::open(config.log.as_deref())?,
         rates: RateLimits::new(config.time_scale),
+        arm_rates: ArmBuckets::new(config.time_scale),
         tasks: Mutex::new(Vec::new()),
     });
     // A start interrupted before its boot check had run gets its boot check now.
@@ -375,9 +377,10 @@ async fn handle(
         }
         _ => {}
     }
-    if let Err(reply) = super::auth::authenticate(emu, &headers) {
-        return (reply, operation, None, None);
-    }
+    let principal = match super::auth::authenticate(emu, &headers) {
+        Ok(oid) => oid,
+        Err(reply) => return (reply, operation, None, None),
+    };
     let call = Call {
         method: method.to_string(),
         route,
@@ -390,20 +393,53 @@ async fn handle(
     if let Err(e) = routes::check_api_version(&call.route, api_version.as_deref(), &location) {
         return (e.into(), operation, None, None);
     }
+    // ARM counts a call against its subscription's bucket before routing it to the resource
+    // provider, whose own windows never see a call ARM refused.
+    let arm_take = sub
+        .as_deref()
+        .map(|s| (s, emu.arm_rates.take(s, &principal, ArmClass::of(method))));
+    if let Some((s, t)) = arm_take.filter(|(_, t)| t.left.is_none()) {
+        return (
+            t.throttled(s, &principal, emu.time_scale),
+            operation,
+            None,
+            None,
+        );
+    }
+    let (reply, fault, rate) = routed(emu, call, operation, alias, sub.as_deref()).await;
+    let reply = match arm_take {
+        Some((_, t)) => {
+            let (name, value) = t.header();
+            reply.header(&name, value)
+        }
+        None => reply,
+    };
+    (reply, operation, fault, rate)
+}
+
+/// The call once ARM let it through: the resource provider's windows, faults, the handler.
+async fn routed(
+    emu: &Arc<Emu>,
+    call: Call,
+    operation: &'static str,
+    alias: &'static str,
+    sub: Option<&str>,
+) -> (Reply, Option<FaultKind>, Rate) {
+    let method = call.method.as_str();
     let remaining = emu.rates.take(call.route.rate_bucket(method));
     let rate = call.route.compute_rates().then_some(remaining);
     let fault = {
         let mut state = emu.lock();
-        if sub
-            .as_deref()
-            .is_some_and(|s| !s.eq_ignore_ascii_case(&state.subscription))
-        {
+        if sub.is_some_and(|s| !s.eq_ignore_ascii_case(&state.subscription)) {
             let e = ArmError::new(
                 404,
                 "SubscriptionNotFound",
-                format!("The subscription '{}' could not be found.", sub.unwrap()),
+                format!(
+                    "The subscription '{}' could not be found.",
+                    sub.unwrap_or_default()
+                ),
             );
-            return (e.into(), operation, None, rate);
+            return (e.into(), None, rate);
         }
         // The world moves on whoever asks: ARM's operations and the Kubernetes side's loops.
         let changed = super::kube::reconcile(&mut state, &emu.images, emu.time_scale);
@@ -415,18 +451,18 @@ async fn handle(
         let fault = faults::pick(rules, calls, operation, alias);
         if changed || fault.is_some() || !state.faults.is_empty() {
             if let Err(e) = emu.save(&state) {
-                return (e.into(), operation, None, rate);
+                return (e.into(), None, rate);
             }
         }
         fault
     };
     let subscription = emu.lock().subscription.clone();
     if let Some((reply, rate)) = faults::refusal(fault, remaining, &subscription, emu.time_scale) {
-        return (reply, operation, fault, Some(rate));
+        return (reply, fault, Some(rate));
     }
     let call = Call { fault, ..call };
     let reply = super::resources::dispatch(emu, &call)
         .await
         .unwrap_or_else(Reply::from);
-    (reply, operation, fault, rate)
+    (reply, fault, rate)
 }

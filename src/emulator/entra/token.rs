@@ -80,15 +80,19 @@ pub enum Rejection {
 struct Checked {
     aud: String,
     exp: i64,
+    /// The principal ARM counts the call against (its throttling buckets are per principal).
+    #[serde(default)]
+    oid: String,
 }
 
-/// Checks signature, issuer, audience and expiry, as ARM does before anything else.
+/// Checks signature, issuer, audience and expiry, as ARM does before anything else. Returns the
+/// caller's object id.
 pub fn verify(
     key: &[u8],
     tenant: &str,
     token: &str,
     audiences: &[String],
-) -> Result<(), Rejection> {
+) -> Result<String, Rejection> {
     let mut v = Validation::new(Algorithm::HS256);
     // Audience and expiry are checked below, to answer with ARM's distinct codes.
     v.validate_aud = false;
@@ -108,5 +112,5 @@ pub fn verify(
     {
         return Err(Rejection::WrongAudience { aud: claims.aud });
     }
-    Ok(())
+    Ok(claims.oid)
 }

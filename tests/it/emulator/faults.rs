@@ -131,3 +131,55 @@ async fn a_long_throttle_asks_its_whole_wait_scaled() {
         serde_json::from_str(body["error"]["details"][0]["message"].as_str().unwrap()).unwrap();
     assert_eq!(detail["operationGroup"], "LowCostGet3Min");
 }
+
+/// ARM's subscription token bucket (250 reads, 25 a second back) empties under a burst and
+/// answers as ARM does; writes have a bucket of their own. Unscaled, so the burst outruns the
+/// refill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_reads_empties_arms_subscription_bucket() {
+    let emu = start(1.0).await;
+    let get = format!("{}?{DISK_API}", disk(PVC));
+    let first = emu.send("GET", &get, None).await;
+    assert_eq!(
+        first.headers()["x-ms-ratelimit-remaining-subscription-reads"],
+        "249"
+    );
+    let mut throttled = None;
+    for _ in 0..400 {
+        let r = emu.send("GET", &get, None).await;
+        if r.status() == 429 {
+            throttled = Some(r);
+            break;
+        }
+    }
+    let r = throttled.expect("400 reads in a burst outran 25 a second");
+    assert_eq!(
+        r.headers()["x-ms-ratelimit-remaining-subscription-reads"],
+        "0"
+    );
+    assert_eq!(
+        r.headers()["retry-after"],
+        "1",
+        "the next token is under a second away"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SubscriptionRequestsThrottled");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Number of 'read' requests for subscription ")
+            && message.contains("https://aka.ms/arm-throttling"),
+        "{message}"
+    );
+    // A write is counted apart: its bucket is full.
+    let tag = emu
+        .send(
+            "PATCH",
+            &format!("{}?{DISK_API}", disk(PVC)),
+            Some(json!({"tags": {"a": "b"}})),
+        )
+        .await;
+    assert_eq!(
+        tag.headers()["x-ms-ratelimit-remaining-subscription-writes"],
+        "199"
+    );
+}
