@@ -280,10 +280,19 @@ fn attach_detach(emu: &Emu, call: &Call, rg: &str, name: &str) -> ArmResult<Repl
             .and_then(Value::as_str)
             .ok_or_else(|| rules::missing("dataDisksToAttach.diskId"))?;
         let disk = disk_by_id(&state, id)?;
+        // (inferred) an auto-assigned LUN is one no disk holds, the disks this request detaches
+        // included: they hold theirs until the operation ends, and `rules::data_disks` refuses
+        // a LUN the VM has now for another disk.
+        let free = |l: &i32, with_leaving: bool| {
+            let held = wanted.iter().any(|w| w.lun == *l);
+            let leaving = with_leaving && vm.data_disks.iter().any(|d| d.lun == *l);
+            !held && !leaving
+        };
         let lun = match field(a, &["lun"]).and_then(Value::as_i64) {
             Some(l) => l as i32,
             None => (0..64)
-                .find(|l| !wanted.iter().any(|w| w.lun == *l))
+                .find(|l| free(l, true))
+                .or_else(|| (0..64).find(|l| free(l, false)))
                 .unwrap_or(64),
         };
         let caching = field(a, &["caching"])
