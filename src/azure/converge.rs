@@ -83,7 +83,6 @@ where
     let started = Instant::now();
     let deadline = started + desired.deadline();
     let mut writes = 0u32;
-    let mut waits = 0u32;
     let mut failed: Option<Error> = None;
     let mut conflicts = 0u32;
     if let Some(op) = hooks.pending() {
@@ -117,20 +116,17 @@ where
                     azure,
                     &label,
                     &format!("{state}, waiting for it to settle"),
-                    waits,
                     started,
                     deadline,
                 )
                 .await?;
-                waits += 1;
                 continue;
             }
         }
         match desired.next(now.as_ref())? {
             Next::Done => return Ok(now),
             Next::Wait(why) => {
-                pause(azure, &label, &why, waits, started, deadline).await?;
-                waits += 1;
+                pause(azure, &label, &why, started, deadline).await?;
             }
             Next::Write(write) => {
                 // The operation we sent failed and the resource is still not as wanted: that
@@ -218,11 +214,10 @@ async fn pause(
     azure: &Azure,
     label: &str,
     why: &str,
-    waits: u32,
     started: Instant,
     deadline: Instant,
 ) -> Result<(), Error> {
-    let delay = unhinted(waits);
+    let delay = unhinted(started.elapsed());
     if Instant::now() + delay > deadline {
         return Err(Error::new(
             Kind::Deadline,

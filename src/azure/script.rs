@@ -79,7 +79,6 @@ impl Azure {
         // Azure's own limit, plus time for the agent to pick it up and report.
         let deadline = started + script.timeout + Duration::from_secs(10 * 60);
         let mut created = false;
-        let mut looks = 0u32;
         loop {
             match self.read_run_command(vm, &script.name).await? {
                 None if created => {
@@ -146,7 +145,7 @@ impl Azure {
                             "the Run Command failed to provision and reports no execution",
                         ));
                     }
-                    let delay = unhinted(looks);
+                    let delay = unhinted(started.elapsed());
                     if Instant::now() + delay > deadline {
                         return Err(Error::new(
                             Kind::Deadline,
@@ -160,7 +159,6 @@ impl Azure {
                         human(started.elapsed())
                     ));
                     self.wait(delay).await;
-                    looks += 1;
                 }
             }
         }

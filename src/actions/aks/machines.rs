@@ -99,7 +99,6 @@ impl AzureStep for DeleteMachine {
             .checkpoints
             .get("operation")
             .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let mut waits = 0u32;
         loop {
             // An operation sent by an earlier attempt is followed, never sent again.
             if let Some(op) = pending.take() {
@@ -142,8 +141,9 @@ impl AzureStep for DeleteMachine {
                 ))
                 .with_hint("`rescue resume` to try again"));
             }
-            azure.wait(crate::azure::lro::unhinted(waits)).await;
-            waits += 1;
+            azure
+                .wait(crate::azure::lro::unhinted(started.elapsed()))
+                .await;
         }
         Ok(output("deleted", json!(node)))
     }
