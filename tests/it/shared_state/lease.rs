@@ -83,7 +83,7 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
         .spawn()
         .unwrap();
 
-    // Once the snapshot is being made, someone else breaks the lease and takes it.
+    // Once the snapshot and the copy are being made, someone else breaks the lease and takes it.
     let container = store.container();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,11 +104,16 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default();
-            let snapshot = journal["steps"]
-                .as_array()
-                .and_then(|s| s.iter().find(|s| s["id"] == "snapshot"))
-                .map(|s| s["status"].clone());
-            if snapshot.is_some_and(|s| s == "running") {
+            let running = |id: &str| {
+                journal["steps"]
+                    .as_array()
+                    .and_then(|s| s.iter().find(|s| s["id"] == id))
+                    .is_some_and(|s| s["status"] == "running")
+            };
+            // Both side-by-side steps started (their saves are done): the run's next save is
+            // seconds away, not inside the few milliseconds between the break and the new
+            // lease, where it would rightly find that nobody holds the run.
+            if running("snapshot") && running("copy") {
                 break run;
             }
         }
