@@ -244,13 +244,11 @@ impl ArmBuckets {
 impl ArmTake {
     /// `x-ms-ratelimit-remaining-subscription-reads` / `-writes` / `-deletes`.
     pub fn header(&self) -> (String, String) {
-        let suffix = match self.class {
-            ArmClass::Reads => "reads",
-            ArmClass::Writes => "writes",
-            ArmClass::Deletes => "deletes",
-        };
         (
-            format!("x-ms-ratelimit-remaining-subscription-{suffix}"),
+            format!(
+                "x-ms-ratelimit-remaining-subscription-{}s",
+                self.class.word()
+            ),
             self.left.unwrap_or(0).to_string(),
         )
     }
