@@ -141,7 +141,20 @@ impl FleetRecord {
                         .collect()
                 })
                 .unwrap_or_default();
+            // Ids name the second a fleet started; within one second, its recorded start tells.
+            let started = |id: &String| {
+                std::fs::read_to_string(Self::path(state_dir, id))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<FleetRecord>(&t).ok())
+                    .map(|r| r.started)
+            };
             ids.sort();
+            if let Some(newest) = ids.last().and_then(|id| id.get(..15)).map(str::to_string) {
+                let mut same: Vec<String> =
+                    ids.extract_if(.., |id| id.starts_with(&newest)).collect();
+                same.sort_by_cached_key(|id| (started(id), id.clone()));
+                ids.extend(same);
+            }
             ids.pop().with_context(|| {
                 format!(
                     "`last`: there are no fleets in {}\n  hint: start one with `rescue fleet run`",
@@ -357,5 +370,21 @@ mod tests {
         assert_eq!(loaded.fleet_id, record.fleet_id);
         assert_eq!(loaded.targets[0].status, TargetStatus::Pending);
         assert!(FleetRecord::load(dir.path(), "../x").is_err());
+    }
+
+    #[test]
+    fn of_two_fleets_started_in_one_second_last_is_the_later_whatever_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = |id: &str, at_ms: i64| {
+            let mut r = FleetRecord::new("w".into(), 1, vec![], Value::Null, vec![]);
+            r.fleet_id = id.into();
+            r.started = OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(at_ms);
+            r.save(dir.path()).unwrap();
+        };
+        fleet("20261202-120106-ffff", 100);
+        fleet("20261202-120106-0001", 900);
+        fleet("20261202-120105-ffff", 5000);
+        let last = FleetRecord::load(dir.path(), LAST).unwrap();
+        assert_eq!(last.fleet_id, "20261202-120106-0001");
     }
 }
