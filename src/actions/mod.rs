@@ -336,8 +336,12 @@ pub struct FileText {
 pub struct Env {
     /// Present when the workflow targets Azure or the emulator.
     pub azure: Option<Arc<crate::azure::Azure>>,
-    /// `--force-unlock RUN_ID`: a VM lock held by this (dead) run may be taken over.
+    /// `--force-unlock ID`: a VM lock held by this (dead) run, or a rescue VM claimed by this
+    /// (dead) fleet, may be taken over.
     pub force_unlock: Option<String>,
+    /// The fleet this run is one of: the rescue VMs it claimed ([`azure::pool`]) are this
+    /// run's to use.
+    pub fleet: Option<String>,
     /// The VM locks this run holds; every Azure write checks them first.
     pub locks: Arc<azure::HeldLocks>,
     /// Where `read_file` reads: the run's stored copies, or beside the workflow for a plan.

@@ -60,11 +60,23 @@ pub struct FleetRunArgs {
     #[arg(long = "rescue-vm", value_name = "VM", value_delimiter = ',')]
     pub rescue_vm: Vec<String>,
     #[command(flatten)]
+    pub take_over: TakeOverArgs,
+    #[command(flatten)]
     pub yes: YesArgs,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// A fleet claims its rescue VMs in Azure (a `rescue-pool` tag) before any run starts, and
+/// lets go at its end; an interrupted one keeps them for its resume.
+#[derive(Args, Debug)]
+pub struct TakeOverArgs {
+    /// Take the rescue VMs over from fleet FLEET_ID, which claimed them and died (check with
+    /// `rescue fleet status FLEET_ID` on its host first).
+    #[arg(long = "force-unlock", value_name = "FLEET_ID")]
+    pub force_unlock: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +95,8 @@ pub struct FleetResumeArgs {
     /// How many runs at once [default: the fleet's]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
+    #[command(flatten)]
+    pub take_over: TakeOverArgs,
     #[command(flatten)]
     pub yes: YesArgs,
     #[command(flatten)]
@@ -199,6 +213,7 @@ async fn start(args: &FleetRunArgs, settings: &Settings) -> ExitCode {
     let plan = Plan {
         workflow: Arc::new((origin, workflow)),
         resumed: Vec::new(),
+        take_over: args.take_over.force_unlock.clone(),
     };
     go(settings, record, target, plan).await
 }
@@ -255,6 +270,7 @@ async fn resume(args: &FleetResumeArgs, settings: &Settings) -> ExitCode {
     let plan = Plan {
         workflow: Arc::new((origin, workflow)),
         resumed,
+        take_over: args.take_over.force_unlock.clone(),
     };
     go(settings, record, target, plan).await
 }
@@ -264,6 +280,8 @@ async fn resume(args: &FleetResumeArgs, settings: &Settings) -> ExitCode {
 struct Plan {
     workflow: Arc<(Origin, Workflow)>,
     resumed: Vec<(String, Execution)>,
+    /// `--force-unlock FLEET_ID`: the dead fleet whose rescue VMs this one takes over.
+    take_over: Option<String>,
 }
 
 /// One target's turn.
@@ -361,6 +379,7 @@ async fn go(
         sink: None,
         interrupt: Some(interrupt.clone()),
         places: None,
+        fleet: Some(fleet_id.clone()),
     };
     let each = Each {
         settings,
@@ -378,6 +397,11 @@ async fn go(
         .buffer_unordered(record.concurrency.max(1))
         .collect::<Vec<()>>()
         .await;
+    // An interrupted fleet keeps its rescue VMs: its copies may still be attached, and its
+    // resume counts their slots as its own again.
+    if !interrupt.is_set() {
+        release_pool(&connected, &pool, &fleet_id, &reporter).await;
+    }
     connected.close().await;
     summary(settings, &log.read(), &reporter, began)
 }
@@ -614,15 +638,11 @@ async fn pool(
         .iter()
         .filter_map(|t| t.run_id.clone())
         .collect();
+    let ids: Vec<_> = keys.iter().map(|k| vm_id(azure, k)).collect();
+    claim_pool(azure, &ids, record, plan.take_over.as_deref()).await?;
     let mut room = Vec::new();
-    for key in keys {
-        let (rg, name) = key.split_once('/').expect("RG/NAME");
-        let id = crate::azure::ids::ResourceId::new(
-            azure.subscription(),
-            rg,
-            crate::azure::ids::Kind::VirtualMachine,
-            name,
-        );
+    for (key, id) in keys.into_iter().zip(ids) {
+        let name = &id.name;
         let vm = azure.read_vm(&id, false).await.map_err(|e| {
             Failure::new(
                 exit::STEP_FAILED,
@@ -658,6 +678,88 @@ async fn pool(
         room.push((key, free, size));
     }
     Ok(Pool::new(room))
+}
+
+fn vm_id(azure: &crate::azure::Azure, key: &str) -> crate::azure::ids::ResourceId {
+    let (rg, name) = key.split_once('/').expect("pool keys are RG/NAME");
+    crate::azure::ids::ResourceId::new(
+        azure.subscription(),
+        rg,
+        crate::azure::ids::Kind::VirtualMachine,
+        name,
+    )
+}
+
+/// Claims every rescue VM of the pool for this fleet, all at once, before any run starts. One
+/// that another fleet holds refuses the fleet (exit 3); the claims made meanwhile are let go.
+async fn claim_pool(
+    azure: &crate::azure::Azure,
+    ids: &[crate::azure::ids::ResourceId],
+    record: &FleetRecord,
+    take_over: Option<&str>,
+) -> Result<(), Failure> {
+    use crate::actions::azure::pool;
+    let fleet_id = record.fleet_id.as_str();
+    let claims = futures::future::join_all(
+        ids.iter()
+            .map(|id| pool::claim(azure, id, fleet_id, take_over)),
+    )
+    .await;
+    let Some(e) = claims.iter().find_map(|c| c.as_ref().err()).cloned() else {
+        return Ok(());
+    };
+    // A VM another fleet holds stays its; ours were taken only now and go back.
+    futures::future::join_all(
+        ids.iter()
+            .zip(&claims)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(id, _)| pool::release(azure, id, fleet_id)),
+    )
+    .await;
+    let code = if e.locked {
+        exit::LOCKED
+    } else {
+        exit::STEP_FAILED
+    };
+    let hint = e.hint.clone().unwrap_or_default();
+    Err(Failure::new(code, "rescue_vm", e.message.clone()).with_hint(format!(
+        "no run was started and nothing was changed; {hint} (this fleet, {fleet_id}, goes on with `rescue fleet resume {fleet_id}`)"
+    )))
+}
+
+/// Lets go of the fleet's rescue VMs at its end. A claim that cannot be released is said, with
+/// the one command that removes it.
+async fn release_pool(
+    connected: &target::Connected,
+    pool: &Pool,
+    fleet_id: &str,
+    reporter: &FleetReporter,
+) {
+    let Ok(azure) = connected.env.azure() else {
+        return;
+    };
+    let names = pool.names();
+    let released = futures::future::join_all(names.iter().map(|key| async move {
+        let id = vm_id(azure, key);
+        (
+            crate::actions::azure::pool::release(azure, &id, fleet_id).await,
+            id,
+        )
+    }))
+    .await;
+    for (result, id) in released {
+        if let Err(e) = result {
+            reporter.say(&format!(
+                "warning: cannot let go of rescue VM {} ({}): {}\n  hint: az vm update -g {} -n {} --remove tags.{}",
+                id.name,
+                fleet_id,
+                e.message,
+                id.resource_group,
+                id.name,
+                crate::actions::azure::pool::POOL_TAG
+            ));
+        }
+    }
 }
 
 /// The fleet's exit code from its targets' (as `rescue run` would have exited for each): an

@@ -32,8 +32,9 @@ pub struct RunArgs {
     /// Only show the plan (same as `rescue plan`); change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Take over a VM lock held by this run, which died and will not be resumed.
-    #[arg(long, value_name = "RUN_ID")]
+    /// Take over a VM lock held by run ID, or a rescue VM claimed by fleet ID, which died and
+    /// will not be resumed.
+    #[arg(long, value_name = "ID")]
     pub force_unlock: Option<String>,
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -325,6 +326,8 @@ pub(crate) struct Shared {
     pub interrupt: Option<Interrupt>,
     /// The rescue VMs it shares with the others.
     pub places: Option<Arc<dyn crate::actions::Places>>,
+    /// The fleet it is one of: the rescue VMs that fleet claimed are its to use.
+    pub fleet: Option<String>,
 }
 
 /// How an execution ended, before anything is said about it.
@@ -418,6 +421,7 @@ pub(crate) async fn execute_shared(settings: &Settings, ex: Execution, shared: S
         Ok(mut c) => {
             c.env.force_unlock = ex.force_unlock.clone();
             c.env.places = shared.places.clone();
+            c.env.fleet = shared.fleet.clone();
             // Before any step: the port goes to the journal, so a restart can bind it again.
             let record = ex.target.clone().connected(&c).to_value();
             if let Err(e) = recorder.update(|j| j.target = record) {
@@ -517,7 +521,7 @@ pub(crate) fn verdict(run_id: &str, ended: &Ended) -> Result<(), End> {
         Outcome::Failed { step } if failed_step(step).is_some_and(|e| e.locked) => Failure::new(
             exit::LOCKED,
             "locked",
-            format!("step {step}: the VM is another run's (see above); this run changes nothing more. It is saved as {run_id}."),
+            format!("step {step}: someone else holds what it needs (see above); this run changes nothing more. It is saved as {run_id}."),
         )
         .with_hint(format!("a resumed run checks the VM again and stops by itself if it was repaired meanwhile: rescue resume {run_id}")),
         Outcome::Failed { step } if failed_step(step).is_some_and(|e| e.refused) => Failure::new(

@@ -273,6 +273,11 @@ impl Pool {
         self.vms().contains_key(vm)
     }
 
+    /// The pool's VMs, `rg/name`.
+    pub fn names(&self) -> Vec<String> {
+        self.vms().keys().cloned().collect()
+    }
+
     /// The VM a new run goes to: the one with the fewest runs per place (the first name among
     /// equals). None: the pool is empty.
     pub fn assign(&self) -> Option<String> {

@@ -72,8 +72,11 @@ fn lun_output(lun: u32) -> Outputs {
 
 /// "Disk `disk` is a data disk of VM `vm`" (at `lun` when given, else where Azure puts it).
 /// Through `attachDetachDataDisks`, which changes only this disk: other runs' disks on a
-/// shared rescue VM are never rewritten.
+/// shared rescue VM are never rewritten. A VM another fleet claimed for its pool is refused
+/// here, in the state the attach is decided on, whenever the claim came ([`super::pool`]);
+/// detaching from it stays allowed, since that only gives a slot back.
 fn attached(
+    ctx: &StepContext,
     now: Option<&Resource>,
     vm_id: &ResourceId,
     disk: &ResourceId,
@@ -83,6 +86,12 @@ fn attached(
     if vm.lun_of(&disk.to_string()).is_some() {
         return Ok(Next::Done);
     }
+    super::pool::may_use(
+        vm.resource.tag(super::pool::POOL_TAG),
+        &vm_id.name,
+        ctx.env.fleet.as_deref(),
+        ctx.env.force_unlock.as_deref(),
+    )?;
     if let Some(l) = lun {
         if vm.data_disks.iter().any(|d| d.lun == l) {
             return Err(ActionError::fatal(format!(
@@ -222,7 +231,7 @@ impl AzureStep for Attach {
                 &vm,
                 format!("attach {} to {}", disk.name, vm.name),
                 VM_UPDATE_DEADLINE,
-                |now| attached(now, &vm, &disk, lun),
+                |now| attached(ctx, now, &vm, &disk, lun),
             );
             let now = ensure(ctx, &desired, OPERATION).await?;
             let lun = now

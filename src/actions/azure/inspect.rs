@@ -197,6 +197,10 @@ pub(crate) fn facts(vm_id: &ResourceId, vm: &Vm, os_disk: Option<&Resource>) -> 
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
     out.insert("aks_node".into(), json!(aks.join(", ")));
+    out.insert(
+        "rescue_pool".into(),
+        json!(vm.resource.tag(super::pool::POOL_TAG).unwrap_or_default()),
+    );
     out
 }
 
@@ -481,8 +485,13 @@ fn flag(args: &Args, name: &str) -> bool {
     args.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// Reads both VMs and finds what refuses the run; the broken VM's facts.
-async fn preflight(azure: &Azure, args: &Args) -> Result<(Outputs, Vec<String>), ActionError> {
+/// Reads both VMs and finds what refuses the run; the broken VM's facts. A rescue VM that
+/// another fleet shares out is an error of its own (exit 3: someone else holds it).
+async fn preflight(
+    env: &Env,
+    azure: &Azure,
+    args: &Args,
+) -> Result<(Outputs, Vec<String>), ActionError> {
     let broken_id = vm_id(azure, args, "resource_group", "vm")?;
     let (broken, disk) = read_vm_and_disk(azure, &broken_id).await?;
     let mut problems = unswappable(&broken);
@@ -490,6 +499,12 @@ async fn preflight(azure: &Azure, args: &Args) -> Result<(Outputs, Vec<String>),
         let rg = opt_str(args, "rescue_resource_group").unwrap_or(&broken_id.resource_group);
         let rescue_id = ResourceId::new(&broken_id.subscription, rg, Kind::VirtualMachine, rescue);
         let rescue = read_vm(azure, &rescue_id).await?;
+        super::pool::may_use(
+            rescue.get("rescue_pool").and_then(Value::as_str),
+            &rescue_id.name,
+            env.fleet.as_deref(),
+            env.force_unlock.as_deref(),
+        )?;
         problems.extend(incompatibilities(&broken, &rescue));
     }
     problems.extend(disk.as_ref().and_then(copy::refusal));
@@ -514,7 +529,7 @@ impl AzureStep for CheckCompatible {
         let rescue = plan_vm_id(ctx, args, "rescue_resource_group", "rescue_vm");
         let (mut notes, mut warnings) = (Vec::new(), Vec::new());
         if let (Some(azure), true) = (&ctx.env.azure, args.unknown.is_empty()) {
-            match preflight(azure, &args.known).await {
+            match preflight(&ctx.env, azure, &args.known).await {
                 Ok((broken, problems)) => {
                     if problems.is_empty() {
                         notes.push("compatible now".into());
@@ -534,6 +549,9 @@ impl AzureStep for CheckCompatible {
                     {
                         warnings.push(format!("{w}: the run asks before going on, even with --yes (`--input force_healthy=true` does not ask)"));
                     }
+                }
+                Err(e) if e.locked => {
+                    warnings.push(format!("the run would stop here (exit 3): {}", e.message))
                 }
                 Err(e) => notes.push(format!("cannot read it now: {}", e.message)),
             }
@@ -569,7 +587,7 @@ impl AzureStep for CheckCompatible {
     async fn read_now(&self, k: &Known<'_>) -> Option<Result<Outputs, ActionError>> {
         let Known { ctx, args } = *k;
         let azure = ctx.env.azure.as_ref()?;
-        Some(match preflight(azure, args).await {
+        Some(match preflight(&ctx.env, azure, args).await {
             Ok((broken, problems)) if problems.is_empty() => Ok(located(&broken)),
             Ok((broken, problems)) => {
                 Err(refusal(broken["name"].as_str().unwrap_or("?"), &problems))
@@ -581,7 +599,7 @@ impl AzureStep for CheckCompatible {
     async fn run(&self, r: &Run<'_>) -> Result<Outputs, ActionError> {
         let Run { ctx, args, .. } = *r;
         let azure = azure(ctx)?;
-        let (broken, problems) = with_progress(ctx, preflight(azure, args)).await?;
+        let (broken, problems) = with_progress(ctx, preflight(&ctx.env, azure, args)).await?;
         let name = broken["name"].as_str().unwrap_or("?").to_string();
         if !problems.is_empty() {
             return Err(refusal(&name, &problems));

@@ -55,7 +55,7 @@ impl Holder {
         holder
     }
 
-    fn tag_value(run_id: &str, word: &str) -> String {
+    pub(crate) fn tag_value(run_id: &str, word: &str) -> String {
         let host = gethostname::gethostname()
             .to_string_lossy()
             .replace(char::is_whitespace, "_");

@@ -14,6 +14,7 @@ mod health;
 mod hints;
 mod inspect;
 mod lock;
+pub mod pool;
 mod power;
 mod rescue_vm;
 mod run_command;

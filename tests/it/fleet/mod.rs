@@ -292,3 +292,136 @@ fn fleet_pool_never_attaches_more_copies_than_the_rescue_vm_takes() {
         assert_eq!(j["inputs"]["rescue_vm"], "rescue-1", "{t}");
     }
 }
+
+/// Tags rescue VM `name` as another fleet's pool, through a plain ARM PATCH (as `az vm update
+/// --set tags.rescue-pool=...` would).
+fn claim_as_another_fleet(world: &World, name: &str, value: &str) {
+    let login = world.served.login.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let token = login.token().await;
+        let r = login
+            .http()
+            .patch(format!(
+                "{}/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}?api-version=2024-07-01",
+                login.url, login.subscription
+            ))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"tags": {"rescue-pool": value}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+    // The PATCH's operation settles before anyone else looks.
+    world.served.settle();
+}
+
+fn pool_tag(world: &World, name: &str) -> Option<String> {
+    world.vm(name)["tags"]["rescue-pool"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn fleet_claims_its_rescue_vms_and_refuses_those_another_fleet_holds() {
+    let world = World::new(1, 1, "Standard_D2s_v3");
+    let targets = world.targets("defaults: { resource_group: fleet-rg }\ntargets:\n  - vm: vm-1\n");
+    claim_as_another_fleet(
+        &world,
+        "rescue-1",
+        "F-dead host=laptop-7 started=2026-12-02T03:00:00Z",
+    );
+    let before = world.served.requests().len();
+
+    // A second fleet: refused before any run, nothing changed.
+    let out = world.fleet(&targets, &["--rescue-vm", "rescue-1"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("fleet F-dead on laptop-7"), "{err}");
+    assert!(err.contains("--force-unlock F-dead"), "{err}");
+    // A single run beside it: refused at pre-flight, nothing changed.
+    let single = world.rescue(&[
+        "run",
+        "os-disk-swap",
+        "-g",
+        RG,
+        "-n",
+        "vm-1",
+        "--rescue-vm",
+        "rescue-1",
+        "--yes",
+    ]);
+    let single_err = text(&single.stderr);
+    assert_eq!(single.status.code(), Some(3), "{single_err}");
+    assert!(
+        single_err.contains("shared out by fleet F-dead"),
+        "{single_err}"
+    );
+    let mutations: Vec<Value> = world.served.requests()[before..]
+        .iter()
+        .filter(|r| is_mutation(r))
+        .cloned()
+        .collect();
+    assert!(mutations.is_empty(), "{mutations:?}");
+    assert_eq!(os_disk(&world.vm("vm-1")), "vm-1_OsDisk");
+
+    // Taking the dead fleet's VMs over: the fleet holds them while it runs, lets go at its end.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (seen, done) = (seen.clone(), done.clone());
+        let login = world.served.login.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let token = runtime.block_on(login.token());
+            let http = login.http();
+            let path = format!(
+                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/rescue-1?api-version=2024-07-01",
+                login.subscription
+            );
+            while !done.load(Ordering::SeqCst) {
+                let vm = runtime.block_on(login.get_json(&http, &token, &path));
+                let tag = vm["tags"]["rescue-pool"].as_str().unwrap_or("").to_string();
+                // While a copy is attached, the pool is the fleet's.
+                if !crate::crash::support::data_disks(&vm).is_empty() {
+                    seen.lock().unwrap().push(tag);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let out = world.fleet(
+        &targets,
+        &[
+            "--rescue-vm",
+            "rescue-1",
+            "--force-unlock",
+            "F-dead",
+            "-o",
+            "json",
+        ],
+    );
+    done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_repaired(&world, "vm-1");
+    // Not `fleet status last`: the refused fleet above may have been recorded in the same second.
+    let started: Value = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(started["event"], "fleet_started", "{started}");
+    let fleet_id = started["fleet_id"].as_str().unwrap().to_string();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "the watcher never saw the copy attached");
+    assert!(
+        seen.iter()
+            .all(|t| t.starts_with(&format!("{fleet_id} host="))),
+        "{seen:?}"
+    );
+    assert_eq!(pool_tag(&world, "rescue-1"), None);
+}
