@@ -114,6 +114,15 @@ fn main() {
     };
     let mut run_min = f64::MAX;
     let (mut pre_min, mut post_min, mut occupied) = (f64::MAX, f64::MAX, 0.0);
+    // Where a copy's time on its rescue VM goes: attach, fsck, detach (seconds, per copy).
+    let mut phases: [Vec<f64>; 3] = Default::default();
+    let sent = |j: &Value, id: &str| {
+        j["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == id))
+            .and_then(|s| s["calls"].as_array())
+            .and_then(|calls| calls.iter().filter_map(|c| at(&c["time"])).min())
+    };
     for j in &journals {
         let created = at(&j["created"]).expect("created");
         let end = j["steps"]
@@ -126,11 +135,17 @@ fn main() {
         run_min = run_min.min((end - created).as_seconds_f64());
         // A copy holds its place from its attach request (the step may have waited for a place
         // before it) to its detach's end.
-        let attach_sent = j["steps"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["id"] == "attach"))
-            .and_then(|s| s["calls"].as_array())
-            .and_then(|calls| calls.iter().filter_map(|c| at(&c["time"])).min());
+        let attach_sent = sent(j, "attach");
+        let edges = [
+            (attach_sent, step(j, "attach", "ended")),
+            (step(j, "attach", "ended"), step(j, "fsck", "ended")),
+            (sent(j, "detach"), step(j, "detach", "ended")),
+        ];
+        for (phase, edge) in phases.iter_mut().zip(edges) {
+            if let (Some(from), Some(to)) = edge {
+                phase.push((to - from).as_seconds_f64());
+            }
+        }
         if let (Some(attach), Some(detach)) = (
             attach_sent.or_else(|| step(j, "attach", "started")),
             step(j, "detach", "ended"),
@@ -178,6 +193,17 @@ fn main() {
         "  lower bound                      {bound:>8.2} s = max(shortest run {run_min:.2}, rescue-VM pool {pool_bound:.2} = {pre_min:.2} before an attach + {occupied:.1} s of copies attached / {PLACES} + {post_min:.2} after a detach, throttle budgets {throttle_bound:.2} for {gets:.0} reads and {polls:.0} operation polls)"
     );
     println!("  wall / lower bound               {:>8.3}", wall / bound);
+    let spread = |v: &[f64]| {
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let max = v.iter().copied().fold(0.0, f64::max);
+        format!("mean {mean:.2} s, max {max:.2} s")
+    };
+    println!(
+        "  a copy on its rescue VM          attach {}; fsck {}; detach {} (a VM's operations wait for each other's, and preempt)",
+        spread(&phases[0]),
+        spread(&phases[1]),
+        spread(&phases[2])
+    );
     println!("  429s received                    {throttled:>8}");
     println!(
         "  journal saves, p99               {:>8.2} ms over {} saves {PLACES} at once ({})",
