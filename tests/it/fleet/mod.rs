@@ -425,3 +425,40 @@ fn fleet_claims_its_rescue_vms_and_refuses_those_another_fleet_holds() {
     );
     assert_eq!(pool_tag(&world, "rescue-1"), None);
 }
+
+#[test]
+fn a_killed_fleet_keeps_its_rescue_vms_and_its_resume_lets_go_of_them() {
+    let world = World::new(1, 1, "Standard_D2s_v3");
+    let targets = world.targets("defaults: { resource_group: fleet-rg }\ntargets:\n  - vm: vm-1\n");
+    let workflow = repo("workflows/os-disk-swap.yaml");
+    // Killed after its 4th change to Azure: the claim, then the run's lock, deallocation and a
+    // snapshot or copy.
+    let out = world.served.rescue(
+        &world.state(),
+        &[
+            "fleet",
+            "run",
+            workflow.to_str().unwrap(),
+            "--targets",
+            targets.to_str().unwrap(),
+            "--rescue-vm",
+            "rescue-1",
+            "--yes",
+        ],
+        &[("RESCUE_TEST_KILL_AFTER_MUTATION", "4".to_string())],
+    );
+    assert!(crate::crash::support::killed(&out), "{}", text(&out.stderr));
+    world.served.settle();
+    let fleet_id = world.fleet_status()["fleet_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claim = pool_tag(&world, "rescue-1").expect("the killed fleet's claim stays");
+    assert!(claim.starts_with(&format!("{fleet_id} host=")), "{claim}");
+
+    // Its resume finds the claim its own, repairs the VM and lets go.
+    let again = world.rescue(&["fleet", "resume", &fleet_id, "--yes"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_repaired(&world, "vm-1");
+    assert_eq!(pool_tag(&world, "rescue-1"), None);
+}
