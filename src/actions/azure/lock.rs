@@ -157,14 +157,25 @@ fn claimed(
             )));
         }
     }
+    set_claim(vm, vm_id, RUN_TAG, value)
+}
+
+/// The write that puts claim `tag` = `value` on the VM as read, conditional on its ETag: of two
+/// claimants that read the same state, Azure takes one and answers the other 412.
+pub(crate) fn set_claim(
+    vm: &Resource,
+    vm_id: &ResourceId,
+    tag: &str,
+    value: &str,
+) -> Result<Next, ActionError> {
     if vm.etag.is_none() {
         return Err(ActionError::fatal(format!(
-            "Azure returned VM {} without an ETag: rescue cannot lock it safely, and does not try",
+            "Azure returned VM {} without an ETag: rescue cannot claim it safely, and does not try",
             vm_id.name
         )));
     }
     let mut tags = vm.tags();
-    tags.insert(RUN_TAG.into(), json!(value));
+    tags.insert(tag.into(), json!(value));
     Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
 }
 

@@ -98,15 +98,7 @@ pub async fn claim(
                 Some(h) => return Err(in_another_pool(&id.name, &h)),
                 None => {}
             }
-            if vm.etag.is_none() {
-                return Err(ActionError::fatal(format!(
-                    "Azure returned VM {} without an ETag: rescue cannot claim it safely, and does not try",
-                    id.name
-                )));
-            }
-            let mut tags = vm.tags();
-            tags.insert(POOL_TAG.into(), json!(value));
-            Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
+            super::lock::set_claim(vm, id, POOL_TAG, &value)
         },
     );
     converge::converge(azure, &desired, &FleetHooks).await?;

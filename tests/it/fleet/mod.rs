@@ -71,6 +71,43 @@ impl World {
     }
 }
 
+/// Reads VM `name` through a plain ARM GET every 10 ms, handing each read to `look`, until
+/// the returned stop is called; the stop says how many reads there were.
+fn watch(
+    world: &World,
+    name: &str,
+    mut look: impl FnMut(&Value) + Send + 'static,
+) -> impl FnOnce() -> usize {
+    let done = Arc::new(AtomicBool::new(false));
+    let login = world.served.login.clone();
+    let path = format!(
+        "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}?api-version=2024-07-01",
+        login.subscription
+    );
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let token = runtime.block_on(login.token());
+            let http = login.http();
+            let mut looks = 0;
+            while !done.load(Ordering::SeqCst) {
+                look(&runtime.block_on(login.get_json(&http, &token, &path)));
+                looks += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            looks
+        })
+    };
+    move || {
+        done.store(true, Ordering::SeqCst);
+        watcher.join().unwrap()
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -247,37 +284,17 @@ fn fleet_pool_never_attaches_more_copies_than_the_rescue_vm_takes() {
     );
     // Watch the rescue VM through ARM while the fleet runs.
     let most = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (most, done) = (most.clone(), done.clone());
-        let login = world.served.login.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let token = runtime.block_on(login.token());
-            let http = login.http();
-            let path = format!(
-                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/rescue-1?api-version=2024-07-01",
-                login.subscription
+    let stop = {
+        let most = most.clone();
+        watch(&world, "rescue-1", move |vm| {
+            most.fetch_max(
+                crate::crash::support::data_disks(vm).len(),
+                Ordering::SeqCst,
             );
-            let mut looks = 0;
-            while !done.load(Ordering::SeqCst) {
-                let vm = runtime.block_on(login.get_json(&http, &token, &path));
-                most.fetch_max(
-                    crate::crash::support::data_disks(&vm).len(),
-                    Ordering::SeqCst,
-                );
-                looks += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            looks
         })
     };
     let out = world.fleet(&targets, &["--concurrency", "3", "--rescue-vm", "rescue-1"]);
-    done.store(true, Ordering::SeqCst);
-    let looks = watcher.join().unwrap();
+    let looks = stop();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(looks > 10, "{looks}");
     for vm in ["vm-1", "vm-2", "vm-3"] {
@@ -371,29 +388,13 @@ fn fleet_claims_its_rescue_vms_and_refuses_those_another_fleet_holds() {
 
     // Taking the dead fleet's VMs over: the fleet holds them while it runs, lets go at its end.
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (seen, done) = (seen.clone(), done.clone());
-        let login = world.served.login.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let token = runtime.block_on(login.token());
-            let http = login.http();
-            let path = format!(
-                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/rescue-1?api-version=2024-07-01",
-                login.subscription
-            );
-            while !done.load(Ordering::SeqCst) {
-                let vm = runtime.block_on(login.get_json(&http, &token, &path));
-                let tag = vm["tags"]["rescue-pool"].as_str().unwrap_or("").to_string();
-                // While a copy is attached, the pool is the fleet's.
-                if !crate::crash::support::data_disks(&vm).is_empty() {
-                    seen.lock().unwrap().push(tag);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
+    let stop = {
+        let seen = seen.clone();
+        watch(&world, "rescue-1", move |vm| {
+            // While a copy is attached, the pool is the fleet's.
+            if !crate::crash::support::data_disks(vm).is_empty() {
+                let tag = vm["tags"]["rescue-pool"].as_str().unwrap_or("");
+                seen.lock().unwrap().push(tag.to_string());
             }
         })
     };
@@ -408,8 +409,7 @@ fn fleet_claims_its_rescue_vms_and_refuses_those_another_fleet_holds() {
             "json",
         ],
     );
-    done.store(true, Ordering::SeqCst);
-    watcher.join().unwrap();
+    stop();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_repaired(&world, "vm-1");
     // Not `fleet status last`: the refused fleet above may have been recorded in the same second.
