@@ -128,7 +128,7 @@ impl FleetRecord {
     /// The fleet `given` names (`last`: the most recent one).
     pub fn load(state_dir: &Path, given: &str) -> anyhow::Result<FleetRecord> {
         let id = if given == LAST {
-            let mut ids: Vec<String> = std::fs::read_dir(Self::dir(state_dir))
+            let ids: Vec<String> = std::fs::read_dir(Self::dir(state_dir))
                 .map(|entries| {
                     entries
                         .filter_map(Result::ok)
@@ -141,21 +141,13 @@ impl FleetRecord {
                         .collect()
                 })
                 .unwrap_or_default();
-            // Ids name the second a fleet started; within one second, its recorded start tells.
-            let started = |id: &String| {
+            let started = |id: &str| {
                 std::fs::read_to_string(Self::path(state_dir, id))
                     .ok()
                     .and_then(|t| serde_json::from_str::<FleetRecord>(&t).ok())
                     .map(|r| r.started)
             };
-            ids.sort();
-            if let Some(newest) = ids.last().and_then(|id| id.get(..15)).map(str::to_string) {
-                let mut same: Vec<String> =
-                    ids.extract_if(.., |id| id.starts_with(&newest)).collect();
-                same.sort_by_cached_key(|id| (started(id), id.clone()));
-                ids.extend(same);
-            }
-            ids.pop().with_context(|| {
+            super::store::newest(ids, started).with_context(|| {
                 format!(
                     "`last`: there are no fleets in {}\n  hint: start one with `rescue fleet run`",
                     Self::dir(state_dir).display()

@@ -24,6 +24,19 @@ pub fn new_run_id() -> String {
     format!("{stamp}-{:04x}", rand::thread_rng().gen::<u16>())
 }
 
+/// The newest of `ids` (run or fleet ids, which name the second they started in): the last
+/// in order, or among those of that same second the one `started` says began last (the random
+/// suffix says nothing). Only that second's are looked at.
+pub fn newest(
+    mut ids: Vec<String>,
+    started: impl Fn(&str) -> Option<OffsetDateTime>,
+) -> Option<String> {
+    ids.sort();
+    let second = ids.last()?.get(..15)?.to_string();
+    ids.retain(|id| id.starts_with(&second));
+    ids.into_iter().max_by_key(|id| (started(id), id.clone()))
+}
+
 /// Run ids are also directory names: refuse anything that could escape the runs directory.
 pub fn is_valid_run_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -211,7 +224,16 @@ impl Store {
         if given != LAST {
             return Ok(given.to_string());
         }
-        self.inner.run_ids()?.pop().with_context(|| {
+        let created = |id: &str| {
+            let text = self.inner.journal_text(id).ok()??;
+            let journal: serde_json::Value = serde_json::from_str(&text).ok()?;
+            OffsetDateTime::parse(
+                journal["created"].as_str()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+        };
+        newest(self.inner.run_ids()?, created).with_context(|| {
             format!(
                 "`last`: there are no runs in {}\n  hint: start one with `rescue run`",
                 self.inner.location()
@@ -257,5 +279,26 @@ mod tests {
         assert_eq!(id.len(), "YYYYMMDD-HHMMSS-xxxx".len(), "{id}");
         assert!(is_valid_run_id(&id));
         assert!(!is_valid_run_id("../etc"));
+    }
+
+    #[test]
+    fn last_is_the_run_created_last_even_within_one_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        for (id, created) in [
+            ("20261202-120106-ffff", "2026-12-02T12:01:06.100Z"),
+            ("20261202-120106-0001", "2026-12-02T12:01:06.900Z"),
+            ("20261202-120105-ffff", "2026-12-02T12:01:05.950Z"),
+        ] {
+            std::fs::create_dir_all(runs.join(id)).unwrap();
+            std::fs::write(
+                runs.join(id).join(super::super::journal::FILE_NAME),
+                format!(r#"{{"created": "{created}"}}"#),
+            )
+            .unwrap();
+        }
+        let store = Store::new(Arc::new(LocalStore::new(dir.path().to_path_buf())));
+        assert_eq!(store.resolve(LAST).unwrap(), "20261202-120106-0001");
+        assert_eq!(store.resolve("x").unwrap(), "x");
     }
 }
