@@ -639,42 +639,30 @@ async fn pool(
         .filter_map(|t| t.run_id.clone())
         .collect();
     let ids: Vec<_> = keys.iter().map(|k| vm_id(azure, k)).collect();
-    claim_pool(azure, &ids, record, plan.take_over.as_deref()).await?;
+    // The claims' own reads count the slots: the VMs are this fleet's from then on.
+    let claimed = claim_pool(azure, &ids, &record.fleet_id, plan.take_over.as_deref()).await?;
     let mut room = Vec::new();
-    for (key, id) in keys.into_iter().zip(ids) {
-        let name = &id.name;
-        let vm = azure.read_vm(&id, false).await.map_err(|e| {
-            Failure::new(
-                exit::STEP_FAILED,
-                "rescue_vm",
-                format!("cannot read rescue VM {name}: {e}"),
-            )
-        })?;
-        let (free, size) = match vm {
-            // Its runs find out and fail with the inspection's words; one place is enough.
-            None => (1, 1),
-            Some(vm) => {
-                let size = vm
-                    .resource
-                    .raw
-                    .pointer("/properties/hardwareProfile/vmSize")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let max = crate::azure::model::max_data_disks(&size).unwrap_or(1) as usize;
-                // Copies of this fleet's earlier runs, still attached, give their slot back
-                // when their resumed runs detach them.
-                let ours = vm
-                    .data_disks
-                    .iter()
-                    .filter(|d| ours.iter().any(|run| d.disk_id.contains(run.as_str())))
-                    .count();
-                (
-                    max.saturating_sub(vm.data_disks.len()),
-                    max.saturating_sub(vm.data_disks.len() - ours),
-                )
-            }
-        };
+    for (key, vm) in keys.into_iter().zip(claimed) {
+        let vm = crate::azure::model::Vm::parse(vm);
+        let size = vm
+            .resource
+            .raw
+            .pointer("/properties/hardwareProfile/vmSize")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let max = crate::azure::model::max_data_disks(&size).unwrap_or(1) as usize;
+        // Copies of this fleet's earlier runs, still attached, give their slot back when their
+        // resumed runs detach them.
+        let ours = vm
+            .data_disks
+            .iter()
+            .filter(|d| ours.iter().any(|run| d.disk_id.contains(run.as_str())))
+            .count();
+        let (free, size) = (
+            max.saturating_sub(vm.data_disks.len()),
+            max.saturating_sub(vm.data_disks.len() - ours),
+        );
         room.push((key, free, size));
     }
     Ok(Pool::new(room))
@@ -695,18 +683,17 @@ fn vm_id(azure: &crate::azure::Azure, key: &str) -> crate::azure::ids::ResourceI
 async fn claim_pool(
     azure: &crate::azure::Azure,
     ids: &[crate::azure::ids::ResourceId],
-    record: &FleetRecord,
+    fleet_id: &str,
     take_over: Option<&str>,
-) -> Result<(), Failure> {
+) -> Result<Vec<crate::azure::model::Resource>, Failure> {
     use crate::actions::azure::pool;
-    let fleet_id = record.fleet_id.as_str();
     let claims = futures::future::join_all(
         ids.iter()
             .map(|id| pool::claim(azure, id, fleet_id, take_over)),
     )
     .await;
     let Some(e) = claims.iter().find_map(|c| c.as_ref().err()).cloned() else {
-        return Ok(());
+        return Ok(claims.into_iter().flatten().collect());
     };
     // A VM another fleet holds stays its; ours were taken only now and go back.
     futures::future::join_all(

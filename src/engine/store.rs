@@ -34,6 +34,9 @@ pub fn newest(
     ids.sort();
     let second = ids.last()?.get(..15)?.to_string();
     ids.retain(|id| id.starts_with(&second));
+    if ids.len() == 1 {
+        return ids.pop();
+    }
     ids.into_iter().max_by_key(|id| (started(id), id.clone()))
 }
 

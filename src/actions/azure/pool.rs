@@ -75,40 +75,38 @@ impl Hooks<ActionError> for FleetHooks {
 }
 
 /// Claim rescue VM `id` for fleet `fleet_id`; `take_over` names a (dead) fleet whose claim may
-/// be replaced. Returns the fleet it was taken from, if any.
+/// be replaced. The VM as claimed.
 pub async fn claim(
     azure: &Azure,
     id: &ResourceId,
     fleet_id: &str,
     take_over: Option<&str>,
-) -> Result<Option<String>, ActionError> {
+) -> Result<Resource, ActionError> {
     let value = Holder::tag_value(fleet_id, "started");
-    let taken = Mutex::new(None);
+    let not_found = || ActionError::from(crate::azure::requests::not_found(id));
     let desired = Want::new(
         id,
         format!("pool claim of rescue VM {}", id.name),
         VM_UPDATE_DEADLINE,
         |now| {
-            let vm = now.ok_or_else(|| ActionError::from(crate::azure::requests::not_found(id)))?;
+            let vm = now.ok_or_else(not_found)?;
             match pool_holder(vm) {
                 Some(h) if h.run_id == fleet_id => return Ok(Next::Done),
-                Some(h) if take_over == Some(h.run_id.as_str()) => {
-                    *taken.lock().unwrap_or_else(|e| e.into_inner()) = Some(h.run_id);
+                Some(h) if take_over != Some(h.run_id.as_str()) => {
+                    return Err(in_another_pool(&id.name, &h))
                 }
-                Some(h) => return Err(in_another_pool(&id.name, &h)),
-                None => {}
+                _ => {}
             }
             super::lock::set_claim(vm, id, POOL_TAG, &value)
         },
     );
-    converge::converge(azure, &desired, &FleetHooks).await?;
-    Ok(taken.into_inner().unwrap_or_else(|e| e.into_inner()))
+    converge::converge(azure, &desired, &FleetHooks)
+        .await?
+        .ok_or_else(not_found)
 }
 
-/// Release fleet `fleet_id`'s claim on rescue VM `id` (another fleet's is left alone); true
-/// when it held one.
-pub async fn release(azure: &Azure, id: &ResourceId, fleet_id: &str) -> Result<bool, ActionError> {
-    let held = Mutex::new(false);
+/// Release fleet `fleet_id`'s claim on rescue VM `id`; another fleet's is left alone.
+pub async fn release(azure: &Azure, id: &ResourceId, fleet_id: &str) -> Result<(), ActionError> {
     let desired = Want::new(
         id,
         format!("pool release of rescue VM {}", id.name),
@@ -118,14 +116,13 @@ pub async fn release(azure: &Azure, id: &ResourceId, fleet_id: &str) -> Result<b
             if pool_holder(vm).is_none_or(|h| h.run_id != fleet_id) {
                 return Ok(Next::Done);
             }
-            *held.lock().unwrap_or_else(|e| e.into_inner()) = true;
             let mut tags = vm.tags();
             tags.remove(POOL_TAG);
             Ok(Next::Write(Write::PatchVm(json!({"tags": tags}))))
         },
     );
     converge::converge(azure, &desired, &FleetHooks).await?;
-    Ok(held.into_inner().unwrap_or_else(|e| e.into_inner()))
+    Ok(())
 }
 
 #[cfg(test)]
