@@ -17,19 +17,43 @@ const KEY: &str =
 pub struct Azurite {
     child: Child,
     pub port: u16,
+    https: bool,
     _data: tempfile::TempDir,
+}
+
+/// How Azurite is reached: plain HTTP with the account key, or HTTPS taking Entra tokens.
+pub enum Access<'a> {
+    SharedKey,
+    /// `--oauth basic` (Azurite checks a bearer token's issuer, audience and lifetime, not
+    /// its signature) over HTTPS, which it requires for bearer tokens: its certificate and key.
+    Entra {
+        cert: &'a Path,
+        key: &'a Path,
+    },
 }
 
 impl Azurite {
     /// None when `azurite-blob` is not installed (`bash .ci/setup` installs it).
     pub fn start() -> Option<Azurite> {
+        Self::start_with(Access::SharedKey)
+    }
+
+    pub fn start_with(access: Access<'_>) -> Option<Azurite> {
         let program = which("azurite-blob")?;
         let data = tempfile::tempdir().expect("Azurite's data dir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(program)
+        let mut cmd = Command::new(program);
+        let https = matches!(access, Access::Entra { .. });
+        if let Access::Entra { cert, key } = access {
+            cmd.args(["--oauth", "basic", "--cert"])
+                .arg(cert)
+                .arg("--key")
+                .arg(key);
+        }
+        let child = cmd
             // Telemetry off: Azurite otherwise reports to Application Insights, and nothing
             // may leave loopback.
             .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
@@ -54,15 +78,23 @@ impl Azurite {
         Some(Azurite {
             child,
             port,
+            https,
             _data: data,
         })
     }
 
-    /// What rescue (and any Azure Storage client) reaches it with.
+    /// The account's blob endpoint.
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// What rescue (and any Azure Storage client) reaches it with by the account key.
     pub fn connection_string(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
         format!(
-            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint=http://127.0.0.1:{}/{ACCOUNT};",
-            self.port
+            "DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+            self.endpoint()
         )
     }
 }

@@ -6,7 +6,8 @@
 //! Access, as azure-cli's `az storage` takes it: `AZURE_STORAGE_CONNECTION_STRING` (an account
 //! key or SAS, and the endpoint; what Azurite is reached with), `AZURE_STORAGE_SAS_TOKEN`,
 //! `AZURE_STORAGE_KEY`, else an Entra token for `https://storage.azure.com` from the same
-//! credential chain as ARM's (the identity needs *Storage Blob Data Contributor*).
+//! credential chain as ARM's (the identity needs *Storage Blob Data Contributor*). Without a
+//! connection string, `AZURE_STORAGE_SERVICE_ENDPOINT` names the account's blob endpoint.
 //!
 //! Every request is sent once: azure_core's retry policy would re-send a conditional write
 //! whose first attempt may have landed, and then read its own success as a conflict.
@@ -109,7 +110,24 @@ impl Container {
             } else {
                 StorageCredentials::token_credential(credential()?)
             };
-            ClientBuilder::new(location.account.clone(), credentials)
+            let builder = ClientBuilder::new(location.account.clone(), credentials);
+            // The account's blob endpoint when it is not ACCOUNT.blob.core.windows.net (a
+            // national cloud, Azure Stack Hub, a local Azurite): azure-cli's
+            // `--blob-endpoint`, from the same variable.
+            match env("AZURE_STORAGE_SERVICE_ENDPOINT") {
+                Some(endpoint) => {
+                    let uri = url::Url::parse(&endpoint).map_err(|e| {
+                        setup(format!(
+                            "AZURE_STORAGE_SERVICE_ENDPOINT {endpoint:?} is not a URL: {e}"
+                        ))
+                    })?;
+                    builder.cloud_location(azure_storage::CloudLocation::Custom {
+                        account: location.account.clone(),
+                        uri: uri.as_str().trim_end_matches('/').to_string(),
+                    })
+                }
+                None => builder,
+            }
         };
         let client = builder
             .retry(RetryOptions::none())

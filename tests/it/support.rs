@@ -138,8 +138,14 @@ impl Login {
             .unwrap()
     }
 
-    /// A token from the emulator's Entra endpoint (client credentials, as the SDKs ask).
+    /// An ARM token from the emulator's Entra endpoint (client credentials, as the SDKs ask).
     pub async fn token(&self) -> String {
+        self.token_for("https://management.azure.com/.default")
+            .await
+    }
+
+    /// A token for `scope` (`RESOURCE/.default`).
+    pub async fn token_for(&self, scope: &str) -> String {
         let r = self
             .http()
             .post(format!("{}/{}/oauth2/v2.0/token", self.url, self.tenant))
@@ -147,7 +153,7 @@ impl Login {
                 ("grant_type", "client_credentials"),
                 ("client_id", &self.client_id),
                 ("client_secret", &self.secret),
-                ("scope", "https://management.azure.com/.default"),
+                ("scope", scope),
             ])
             .send()
             .await

@@ -342,9 +342,17 @@ fn token_request(
 /// RFC 7523's client assertion type, which Entra takes for certificates and federated tokens.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// Azure Storage, a first-party resource every tenant has: clients ask for
+/// `https://storage.azure.com/.default` ("Authorize access to blobs using Microsoft Entra ID",
+/// Microsoft Learn; azure_storage's `STORAGE_TOKEN_SCOPE`) and Blob Storage takes tokens whose
+/// `aud` is it. Entra issues them; ARM refuses them (not one of [`audiences`]).
+pub const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
+
 fn known_resource(issuer: &Issuer<'_>, resource: &str) -> bool {
     audiences(issuer.base)
         .iter()
+        .map(String::as_str)
+        .chain([STORAGE_RESOURCE])
         .any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/'))
 }
 

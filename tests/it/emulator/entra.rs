@@ -114,6 +114,29 @@ async fn token_errors_have_entra_s_codes_and_shape() {
     assert_eq!(status, 200);
     assert_eq!(ok["token_type"], "Bearer");
     assert!(ok["expires_in"].as_i64().unwrap() > 3000);
+
+    // Storage is a resource of every tenant: its token is issued, and ARM refuses it.
+    let (status, storage) = token_request(
+        &emu,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", "https://storage.azure.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{storage}");
+    let r = emu
+        .http
+        .get(emu.url(&format!("{}?{VM_API}", vm(BROKEN))))
+        .bearer_auth(storage["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "InvalidAuthenticationTokenAudience");
 }
 
 /// A token with these claims signed with `key`.

@@ -3,6 +3,7 @@
 //! working directory) and resumed on another, two resumes racing for one run, a holder that
 //! lost its lease, and the kill harness.
 
+mod entra;
 mod kill;
 mod lease;
 
@@ -27,8 +28,25 @@ impl Azurite {
         }))
     }
 
+    /// On HTTPS, taking Entra tokens, with the certificate `emulator` serves (for 127.0.0.1,
+    /// issued by the CA its clients trust): one lab CA for both.
+    pub fn start_entra(emulator: &crate::crash::support::Served) -> Azurite {
+        let tls = emulator.data_dir.join("tls");
+        let access = launcher::Access::Entra {
+            cert: &tls.join("server.pem"),
+            key: &tls.join("server.key"),
+        };
+        Azurite(launcher::Azurite::start_with(access).unwrap_or_else(|| {
+            panic!("azurite-blob is not installed: run `bash .ci/setup` (it installs the pinned Azurite from npm)")
+        }))
+    }
+
     pub fn connection_string(&self) -> String {
         self.0.connection_string()
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.0.endpoint()
     }
 
     pub fn state_url(&self) -> String {
