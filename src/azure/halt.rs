@@ -1,18 +1,73 @@
-//! The process's stop for Azure: once it may no longer act (the run it works for is held by
-//! someone else now: its shared lease was lost), no request leaves it, whatever was in flight
-//! above. One switch for the process, closed once and never reopened: the transport checks it
-//! before every request, so a step that was polling or about to write gets an error instead.
+//! Stops for Azure: once a run may no longer act (someone else holds it now: its shared lease
+//! was lost), no request for it leaves the process, whatever was in flight above. The transport
+//! checks before every request, so a step that was polling or about to write gets an error
+//! instead.
+//!
+//! A process may work for several runs at once (a fleet): each run's requests are sent inside
+//! [`scope`] with the run's key, and [`close`] stops only that key, so the fleet's other runs go
+//! on. A request sent outside every scope belongs to no run in particular and is stopped once
+//! any run's is: nothing can tell it is not the lost run's. Closed once, never reopened.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, OnceLock};
 
-static HALTED: OnceLock<String> = OnceLock::new();
-
-/// From now on every request fails with [`super::ErrorKind::Halted`] and `why` as its message.
-pub fn close(why: impl Into<String>) {
-    let _ = HALTED.set(why.into());
+fn closed() -> std::sync::MutexGuard<'static, HashMap<String, String>> {
+    static CLOSED: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    CLOSED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Why requests are stopped, once they are.
-pub fn reason() -> Option<&'static str> {
-    HALTED.get().map(String::as_str)
+tokio::task_local! {
+    static KEY: String;
+}
+
+/// Run `fut` with its requests stopped when `key` is closed.
+pub async fn scope<F: Future>(key: String, fut: F) -> F::Output {
+    KEY.scope(key, fut).await
+}
+
+/// From now on every request under `key` (and every one outside a scope) fails with
+/// [`super::ErrorKind::Halted`] and `why` as its message.
+pub fn close(key: &str, why: impl Into<String>) {
+    closed()
+        .entry(key.to_string())
+        .or_insert_with(|| why.into());
+}
+
+/// Why the current task's requests are stopped, once they are.
+pub fn reason() -> Option<String> {
+    let closed = closed();
+    if closed.is_empty() {
+        return None;
+    }
+    match KEY.try_with(Clone::clone) {
+        Ok(key) => closed.get(&key).cloned(),
+        Err(_) => closed.values().next().cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn closing_one_run_stops_its_requests_and_unscoped_ones_only() {
+        assert_eq!(scope("a".into(), async { reason() }).await, None);
+        close("a", "a is held elsewhere");
+        assert_eq!(
+            scope("a".into(), async { reason() }).await.as_deref(),
+            Some("a is held elsewhere")
+        );
+        assert_eq!(scope("b".into(), async { reason() }).await, None);
+        assert_eq!(reason().as_deref(), Some("a is held elsewhere"));
+        close("a", "again");
+        assert_eq!(
+            scope("a".into(), async { reason() }).await.as_deref(),
+            Some("a is held elsewhere"),
+            "closed once"
+        );
+    }
 }

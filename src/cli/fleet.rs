@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::run::{self, End, Ended, Execution, Shared};
@@ -302,6 +301,18 @@ async fn go(
     settings: &Settings,
     record: FleetRecord,
     target: TargetRecord,
+    plan: Plan,
+) -> ExitCode {
+    // The fleet's own requests (its claim on the rescue VMs) are no run's: a run taken over by
+    // someone else stops its own requests only, and the fleet still lets go of its pool.
+    let key = format!("fleet {}", record.fleet_id);
+    crate::azure::halt::scope(key, drive(settings, record, target, plan)).await
+}
+
+async fn drive(
+    settings: &Settings,
+    record: FleetRecord,
+    target: TargetRecord,
     mut plan: Plan,
 ) -> ExitCode {
     let began = Instant::now();
@@ -381,22 +392,36 @@ async fn go(
         places: None,
         fleet: Some(fleet_id.clone()),
     };
-    let each = Each {
-        settings,
-        log: &log,
-        pool: &pool,
+    let each = Arc::new(Each {
+        settings: settings.clone(),
+        log: log.clone(),
+        pool: pool.clone(),
         shared,
-        reporter: &reporter,
+        reporter: reporter.clone(),
         workflow: plan.workflow.clone(),
-        target: &target,
-        interrupt: &interrupt,
+        target: target.clone(),
+        interrupt: interrupt.clone(),
         share_out: !record.rescue_vms.is_empty(),
-    };
-    futures::stream::iter(work)
-        .map(|w| each.run(w))
-        .buffer_unordered(record.concurrency.max(1))
-        .collect::<Vec<()>>()
-        .await;
+    });
+    // A task per run, not one task polling them all: a run that blocks its thread (a journal
+    // saved to disk or to Blob Storage) would otherwise hold up every other run meanwhile.
+    // The semaphore is fair, so runs start in the targets' order.
+    let gate = Arc::new(tokio::sync::Semaphore::new(record.concurrency.max(1)));
+    let mut runs = tokio::task::JoinSet::new();
+    for w in work {
+        let (each, gate) = (each.clone(), gate.clone());
+        runs.spawn(async move {
+            let _turn = gate.acquire_owned().await;
+            each.run(w).await
+        });
+    }
+    while let Some(ended) = runs.join_next().await {
+        if let Err(e) = ended {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
     // An interrupted fleet keeps its rescue VMs: its copies may still be attached, and its
     // resume counts their slots as its own again.
     if !interrupt.is_set() {
@@ -407,20 +432,20 @@ async fn go(
 }
 
 /// What every target's turn shares.
-struct Each<'a> {
-    settings: &'a Settings,
-    log: &'a FleetLog,
-    pool: &'a Pool,
+struct Each {
+    settings: Settings,
+    log: FleetLog,
+    pool: Pool,
     shared: Shared,
-    reporter: &'a Arc<FleetReporter>,
+    reporter: Arc<FleetReporter>,
     workflow: Arc<(Origin, Workflow)>,
-    target: &'a TargetRecord,
-    interrupt: &'a Interrupt,
+    target: TargetRecord,
+    interrupt: Interrupt,
     /// `--rescue-vm` was given: targets that name no rescue VM get one of the pool's.
     share_out: bool,
 }
 
-impl Each<'_> {
+impl Each {
     async fn run(&self, work: Work) {
         let (id, mut inputs) = match &work {
             Work::New { id, inputs } => (id.clone(), Some(inputs.clone())),
@@ -450,7 +475,7 @@ impl Each<'_> {
                 let loaded = super::with_files(origin, workflow, inputs, &Registry::builtin())
                     .map_err(|_| anyhow::anyhow!("cannot read the workflow's files (see above)"))
                     .and_then(|loaded| {
-                        run::record_new(self.settings, loaded, |_| self.target.clone())
+                        run::record_new(&self.settings, loaded, |_| self.target.clone())
                     });
                 match loaded {
                     Ok(ex) => ex,
@@ -481,7 +506,7 @@ impl Each<'_> {
             })),
             ..self.shared.clone()
         };
-        let ended = run::execute_shared(self.settings, ex, shared).await;
+        let ended = run::execute_shared(&self.settings, ex, shared).await;
         if let Some(vm) = assigned {
             self.pool.unassign(&vm);
         }

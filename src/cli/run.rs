@@ -395,6 +395,12 @@ pub(crate) enum End {
 
 /// [`execute`] without saying anything about the end.
 pub(crate) async fn execute_shared(settings: &Settings, ex: Execution, shared: Shared) -> Ended {
+    // Its requests stop if its lease is lost, and only its own (a fleet's other runs go on).
+    let run_id = ex.journal.run_id.clone();
+    crate::azure::halt::scope(run_id, execute_held(settings, ex, shared)).await
+}
+
+async fn execute_held(settings: &Settings, ex: Execution, shared: Shared) -> Ended {
     let origin = ex.journal.workflow.origin();
     let interrupt = match shared
         .interrupt

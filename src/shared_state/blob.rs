@@ -195,16 +195,23 @@ impl Inner {
         props.leased.then(|| holder_of(&props.metadata)).flatten()
     }
 
-    /// The lease is gone: no more Azure requests from this process, and the run's next save
-    /// says who has it.
+    /// The lease is gone: no more Azure requests for this run, and its next save says who has
+    /// it.
     fn lose(self: &Arc<Self>, run_id: &str, held: &Held, why: String) -> Fenced {
-        let holder = self.holder_now(run_id).filter(|h| *h != held.me);
-        let fenced = Fenced {
+        let holder = || self.holder_now(run_id).filter(|h| *h != held.me);
+        let mut fenced = Fenced {
             run_id: run_id.to_string(),
             why,
-            holder,
+            holder: holder(),
         };
-        crate::azure::halt::close(fenced.to_string());
+        crate::azure::halt::close(run_id, fenced.to_string());
+        // Whoever took the run writes their name just after their lease (two requests, as this
+        // store's own `acquire` does): a moment later, the run's end can name them.
+        let named_by = std::time::Instant::now() + Duration::from_secs(1);
+        while fenced.holder.is_none() && std::time::Instant::now() < named_by {
+            std::thread::sleep(Duration::from_millis(100));
+            fenced.holder = holder();
+        }
         let mut lost = held.lost.lock().unwrap_or_else(|e| e.into_inner());
         if lost.is_none() {
             *lost = Some(fenced.clone());

@@ -4,8 +4,51 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use rescue::azure::blob::Container;
+use rescue::engine::lock::Holder;
+
 use super::*;
 use crate::crash::support::{text, Fixture, Served};
+
+/// What another engineer's `--force-unlock` does to a run's journal blob: breaks its lease,
+/// takes a new one and writes their name as the holder.
+async fn take_over(container: &Container, blob: &str, me: &Holder) -> azure_core::prelude::LeaseId {
+    container.break_lease(blob).await.unwrap();
+    let lease = container
+        .acquire_lease(blob, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let metadata = [
+        ("holderpid", me.pid.to_string()),
+        ("holderhost", me.host.clone()),
+        (
+            "holderstarted",
+            me.started
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    container
+        .set_metadata(blob, &lease, &metadata)
+        .await
+        .unwrap();
+    lease
+}
+
+/// A journal read from a local state dir (None while it is being replaced or not there yet).
+fn local_journal(dir: &Path) -> Option<Value> {
+    std::fs::read(dir.join("journal.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn step_running(journal: &Value, id: &str) -> bool {
+    journal["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == id))
+        .is_some_and(|s| s["status"] == "running")
+}
 
 /// Two resumes of one run start together on two machines: exactly one holds the lease and
 /// repairs; the other exits 3 naming the winner's process.
@@ -100,20 +143,11 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
             .unwrap_or_default();
         if let Some(entry) = runs.first() {
             let run = entry.file_name().to_string_lossy().into_owned();
-            let journal: Value = std::fs::read(entry.path().join("journal.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let running = |id: &str| {
-                journal["steps"]
-                    .as_array()
-                    .and_then(|s| s.iter().find(|s| s["id"] == id))
-                    .is_some_and(|s| s["status"] == "running")
-            };
+            let journal = local_journal(&entry.path()).unwrap_or_default();
             // Both side-by-side steps started (their saves are done): the run's next save is
             // seconds away, not inside the few milliseconds between the break and the new
             // lease, where it would rightly find that nobody holds the run.
-            if running("snapshot") && running("copy") {
+            if step_running(&journal, "snapshot") && step_running(&journal, "copy") {
                 break run;
             }
         }
@@ -122,29 +156,7 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
     let blob = format!("runs/{run}/journal.json");
     let me = rescue::engine::lock::Holder::me();
     let broke_at = time::OffsetDateTime::now_utc();
-    let lease = runtime.block_on(async {
-        container.break_lease(&blob).await.unwrap();
-        let lease = container
-            .acquire_lease(&blob, Duration::from_secs(60))
-            .await
-            .unwrap();
-        let metadata = [
-            ("holderpid", me.pid.to_string()),
-            ("holderhost", me.host.clone()),
-            (
-                "holderstarted",
-                me.started
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap(),
-            ),
-        ]
-        .map(|(k, v)| (k.to_string(), v));
-        container
-            .set_metadata(&blob, &lease, &metadata)
-            .await
-            .unwrap();
-        lease
-    });
+    let lease = runtime.block_on(take_over(&container, &blob, &me));
 
     let out = child.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr).to_string();
@@ -193,5 +205,126 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
     assert!(
         crate::crash::support::os_disk(&vm).contains("-fixed-"),
         "resumed elsewhere, the run swapped in the repaired copy"
+    );
+}
+
+/// In a fleet, a run taken over by someone else stops alone: its target fails with exit 3
+/// naming the new holder, and the fleet's other run repairs its VM.
+#[test]
+fn a_fleet_run_taken_over_stops_alone_and_the_others_go_on() {
+    if !crate::repair::images::is_root() {
+        return eprintln!("skipped: needs root for loop devices");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &scenario,
+        rescue::emulator::fleet_scenario(2, 1, "Standard_D2s_v3"),
+    )
+    .unwrap();
+    let emulator = Served::start_scaled(&dir.path().join("emulator"), "0.1", Some(&scenario));
+    let store = Azurite::start();
+    let a = Machine::new(dir.path(), "a");
+    let targets = a.cwd.join("targets.yaml");
+    std::fs::write(
+        &targets,
+        "defaults: { resource_group: fleet-rg }\ntargets:\n  - vm: vm-1\n  - vm: vm-2\n",
+    )
+    .unwrap();
+    let workflow = workflow_copy(&a.cwd);
+    let fleet = rescue_on(
+        &emulator,
+        &store,
+        &a,
+        &["fleet", "run", workflow.to_str().unwrap(), "--targets"],
+    )
+    .arg(&targets)
+    .args(["--rescue-vm", "rescue-1", "--yes"])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+
+    // vm-1's run, once its snapshot and copy are under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        assert!(
+            Instant::now() < deadline,
+            "vm-1's run did not reach its snapshot"
+        );
+        let found = std::fs::read_dir(a.state.join("runs"))
+            .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|e| {
+                let j = local_journal(&e.path())?;
+                (j["inputs"]["vm"] == "vm-1"
+                    && step_running(&j, "snapshot")
+                    && step_running(&j, "copy"))
+                .then(|| e.file_name().to_string_lossy().into_owned())
+            });
+        if let Some(run) = found {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let container = store.container();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let me = Holder::me();
+    runtime.block_on(take_over(
+        &container,
+        &format!("runs/{run}/journal.json"),
+        &me,
+    ));
+
+    // Exit 3, as vm-1's run alone would: someone else holds what it needs.
+    let out = fleet.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !said.contains("rescue-pool"),
+        "the fleet let go of its rescue VM:\n{said}"
+    );
+    assert!(
+        said.contains(&format!("held by process {} on ", me.pid)),
+        "vm-1's failure names who holds its run now:\n{said}"
+    );
+    let disk = |vm: &str| crate::crash::support::os_disk(&emulator.vm_in("fleet-rg", vm));
+    assert!(
+        disk("vm-2").contains("-fixed-"),
+        "vm-2's run went on to the swap:\n{said}"
+    );
+    assert!(
+        !disk("vm-1").contains("-fixed-"),
+        "vm-1's run stopped before it"
+    );
+    let status: Value = serde_json::from_slice(
+        &rescue_on(
+            &emulator,
+            &store,
+            &a,
+            &["fleet", "status", "last", "-o", "json"],
+        )
+        .output()
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    let exits: Vec<(Value, Value)> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].clone(), t["exit"].clone()))
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            (Value::from("vm-1"), Value::from(3)),
+            (Value::from("vm-2"), Value::from(0))
+        ],
+        "{status}"
     );
 }
