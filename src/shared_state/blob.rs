@@ -49,6 +49,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     ensured: tokio::sync::OnceCell<()>,
     held: Mutex<HashMap<String, Arc<Held>>>,
+    /// The files (by hash) this process has put or found in the container.
+    files: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
 }
 
 /// A lease this process holds on a run.
@@ -132,6 +134,7 @@ impl BlobStore {
                 runtime: Mutex::new(Some(runtime)),
                 ensured: tokio::sync::OnceCell::new(),
                 held: Mutex::new(HashMap::new()),
+                files: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -551,16 +554,32 @@ impl RunStore for BlobStore {
     fn put_file(&self, run_id: &str, bytes: &[u8]) -> anyhow::Result<String> {
         let sha = self.inner.local.put_file(run_id, bytes)?;
         let c = self.inner.container().map_err(anyhow_of)?;
-        let (name, body) = (file_blob(&sha), bytes.to_vec());
-        match self
+        // Content-addressed and never deleted: once this process has put a file (or found it
+        // there), its other runs need not send it again, and runs recorded together (a fleet's)
+        // wait for the one put.
+        let put = self
             .inner
-            .block(async move { c.put(&name, body, Condition::Absent, None, &[]).await })
-        {
-            // Content-addressed: a blob already there holds these very bytes.
-            Ok(_) => Ok(sha),
-            Err(e) if e.kind == ErrorKind::Conflict || is_fencing(&e) => Ok(sha),
-            Err(e) => Err(anyhow_of(e)),
-        }
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(sha.clone())
+            .or_default()
+            .clone();
+        let (name, body) = (file_blob(&sha), bytes.to_vec());
+        self.inner
+            .block(async move {
+                put.get_or_try_init(|| async move {
+                    match c.put(&name, body, Condition::Absent, None, &[]).await {
+                        // A blob already there holds these very bytes.
+                        Err(e) if e.kind == ErrorKind::Conflict || is_fencing(&e) => Ok(()),
+                        other => other.map(|_| ()),
+                    }
+                })
+                .await
+                .copied()
+            })
+            .map_err(anyhow_of)?;
+        Ok(sha)
     }
 
     fn keep(&self, run_id: &str, name: &str, bytes: &[u8]) -> anyhow::Result<std::path::PathBuf> {
