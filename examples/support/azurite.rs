@@ -83,17 +83,24 @@ impl Azurite {
         })
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The account's blob endpoint.
     pub fn endpoint(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}/{ACCOUNT}", self.port)
+        format!("{}://127.0.0.1:{}/{ACCOUNT}", self.scheme(), self.port)
     }
 
     /// What rescue (and any Azure Storage client) reaches it with by the account key.
     pub fn connection_string(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
         format!(
-            "DefaultEndpointsProtocol={scheme};AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+            "DefaultEndpointsProtocol={};AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+            self.scheme(),
             self.endpoint()
         )
     }

@@ -346,7 +346,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 /// `https://storage.azure.com/.default` ("Authorize access to blobs using Microsoft Entra ID",
 /// Microsoft Learn; azure_storage's `STORAGE_TOKEN_SCOPE`) and Blob Storage takes tokens whose
 /// `aud` is it. Entra issues them; ARM refuses them (not one of [`audiences`]).
-pub const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
+const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 
 fn known_resource(issuer: &Issuer<'_>, resource: &str) -> bool {
     audiences(issuer.base)

@@ -36,18 +36,42 @@ async fn take_over(container: &Container, blob: &str, me: &Holder) -> azure_core
     lease
 }
 
-/// A journal read from a local state dir (None while it is being replaced or not there yet).
-fn local_journal(dir: &Path) -> Option<Value> {
-    std::fs::read(dir.join("journal.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-fn step_running(journal: &Value, id: &str) -> bool {
-    journal["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["id"] == id))
-        .is_some_and(|s| s["status"] == "running")
+/// The run of VM `vm` in a local state dir once its snapshot and copy are both being made:
+/// both side-by-side steps started (their saves are done), so the run's next save is seconds
+/// away, not inside the few milliseconds between a break and a new lease, where it would
+/// rightly find that nobody holds the run.
+fn copying(state: &Path, vm: &str) -> String {
+    let running = |journal: &Value, id: &str| {
+        journal["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == id))
+            .is_some_and(|s| s["status"] == "running")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run of {vm} did not reach its snapshot"
+        );
+        let found = std::fs::read_dir(state.join("runs"))
+            .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|e| {
+                // None while it is being replaced or not there yet.
+                let journal: Value = std::fs::read(e.path().join("journal.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())?;
+                (journal["inputs"]["vm"] == vm
+                    && running(&journal, "snapshot")
+                    && running(&journal, "copy"))
+                .then(|| e.file_name().to_string_lossy().into_owned())
+            });
+        if let Some(run) = found {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Two resumes of one run start together on two machines: exactly one holds the lease and
@@ -132,27 +156,7 @@ fn a_holder_that_lost_its_lease_sends_no_further_azure_request() {
         .enable_all()
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let run = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not reach its snapshot"
-        );
-        let runs = std::fs::read_dir(a.state.join("runs"))
-            .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
-            .unwrap_or_default();
-        if let Some(entry) = runs.first() {
-            let run = entry.file_name().to_string_lossy().into_owned();
-            let journal = local_journal(&entry.path()).unwrap_or_default();
-            // Both side-by-side steps started (their saves are done): the run's next save is
-            // seconds away, not inside the few milliseconds between the break and the new
-            // lease, where it would rightly find that nobody holds the run.
-            if step_running(&journal, "snapshot") && step_running(&journal, "copy") {
-                break run;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = copying(&a.state, crate::crash::support::VM);
     let blob = format!("runs/{run}/journal.json");
     let me = rescue::engine::lock::Holder::me();
     let broke_at = time::OffsetDateTime::now_utc();
@@ -245,29 +249,7 @@ fn a_fleet_run_taken_over_stops_alone_and_the_others_go_on() {
     .spawn()
     .unwrap();
 
-    // vm-1's run, once its snapshot and copy are under way.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let run = loop {
-        assert!(
-            Instant::now() < deadline,
-            "vm-1's run did not reach its snapshot"
-        );
-        let found = std::fs::read_dir(a.state.join("runs"))
-            .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|e| {
-                let j = local_journal(&e.path())?;
-                (j["inputs"]["vm"] == "vm-1"
-                    && step_running(&j, "snapshot")
-                    && step_running(&j, "copy"))
-                .then(|| e.file_name().to_string_lossy().into_owned())
-            });
-        if let Some(run) = found {
-            break run;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = copying(&a.state, "vm-1");
     let container = store.container();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -23,19 +23,20 @@ pub struct Azurite(launcher::Azurite);
 
 impl Azurite {
     pub fn start() -> Azurite {
-        Azurite(launcher::Azurite::start().unwrap_or_else(|| {
-            panic!("azurite-blob is not installed: run `bash .ci/setup` (it installs the pinned Azurite from npm)")
-        }))
+        Self::start_with(launcher::Access::SharedKey)
     }
 
     /// On HTTPS, taking Entra tokens, with the certificate `emulator` serves (for 127.0.0.1,
     /// issued by the CA its clients trust): one lab CA for both.
     pub fn start_entra(emulator: &crate::crash::support::Served) -> Azurite {
         let tls = emulator.data_dir.join("tls");
-        let access = launcher::Access::Entra {
+        Self::start_with(launcher::Access::Entra {
             cert: &tls.join("server.pem"),
             key: &tls.join("server.key"),
-        };
+        })
+    }
+
+    fn start_with(access: launcher::Access<'_>) -> Azurite {
         Azurite(launcher::Azurite::start_with(access).unwrap_or_else(|| {
             panic!("azurite-blob is not installed: run `bash .ci/setup` (it installs the pinned Azurite from npm)")
         }))
