@@ -46,6 +46,11 @@ pub async fn scope<F: Future>(recorder: Recorder, fut: F) -> F::Output {
     RECORDER.scope(recorder, fut).await
 }
 
+/// The current task's recorder: for a request sent on its behalf by another task.
+pub(crate) fn current() -> Option<Recorder> {
+    RECORDER.try_with(Clone::clone).ok()
+}
+
 /// Hand a call to the current recorder, if any.
 pub(crate) fn record(call: Call) {
     let _ = RECORDER.try_with(|r| r(call));

@@ -26,7 +26,7 @@ use super::ids::ResourceId;
 use super::lro::{unhinted, Ended, Operation, Started};
 use super::model::Resource;
 use super::requests::Write;
-use super::{human, progress, Azure};
+use super::{disk_batch, human, progress, Azure};
 
 /// What comes next for the resource as it is now.
 #[derive(Debug)]
@@ -85,10 +85,18 @@ where
     let mut writes = 0u32;
     let mut failed: Option<Error> = None;
     let mut conflicts = 0u32;
+    // A VM's attach/detach changes share requests with other loops' (see `disk_batch`).
+    let mut member = azure.disk_batch_member(id);
+    let mut ticket: Option<disk_batch::Ticket> = None;
+    // A shared request failed: whose change failed it is unknown, so ours goes alone.
+    let mut alone = false;
     if let Some(op) = hooks.pending() {
         progress::report(format!("resuming: polling {} again", op.label));
     }
     loop {
+        if let Some(m) = &mut member {
+            m.deciding(true);
+        }
         // The resource as the finished operation returned it (DiskRP's `properties.output`):
         // as good as a read, and one request fewer.
         let mut returned = None;
@@ -100,8 +108,17 @@ where
                 Ended::Gone => progress::report(format!(
                     "{label}: its operation has expired; reading the resource instead"
                 )),
+                Ended::Failed(e) if ticket.as_ref().is_some_and(disk_batch::Ticket::shared) => {
+                    progress::report(format!(
+                        "{label}: the request it shared failed ({}); sending it alone",
+                        e.code
+                    ));
+                    alone = true;
+                }
                 Ended::Failed(e) => failed = Some(e),
             }
+            // Our operation is over: the VM's next batch may go.
+            ticket = None;
             hooks.checkpoint(None).await?;
         }
         let now = match returned {
@@ -112,6 +129,17 @@ where
             if let super::model::Provisioning::InProgress(state) = &r.provisioning {
                 // A refusal while an operation was in flight is explained by it.
                 conflicts = 0;
+                if let Some(ours) = member.as_ref().and_then(disk_batch::Member::ours_running) {
+                    // Our own request's operation: its end is known here, no need to poll.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if tokio::time::timeout(left, ours).await.is_ok() {
+                        azure.time_passes();
+                        continue;
+                    }
+                }
+                if let Some(m) = &mut member {
+                    m.deciding(false);
+                }
                 pause(
                     azure,
                     &label,
@@ -126,6 +154,9 @@ where
         match desired.next(now.as_ref())? {
             Next::Done => return Ok(now),
             Next::Wait(why) => {
+                if let Some(m) = &mut member {
+                    m.deciding(false);
+                }
                 pause(azure, &label, &why, started, deadline).await?;
             }
             Next::Write(write) => {
@@ -145,7 +176,27 @@ where
                 hooks.before_write(now.as_ref()).await?;
                 writes += 1;
                 let etag = now.as_ref().and_then(|r| r.etag.as_deref());
-                match azure.write(id, &write, etag, &label).await {
+                let sent = match (&write, &mut member) {
+                    (Write::AttachDetach(change), Some(m)) => {
+                        match azure.attach_detach(m, id, change, alone, &label).await {
+                            Ok((started, t)) => {
+                                ticket = t;
+                                Ok(started)
+                            }
+                            Err(refused) if refused.shared && !refused.error.is_transient() => {
+                                progress::report(format!(
+                                    "{label}: Azure refused the request it shared ({}); sending it alone",
+                                    answer(&refused.error)
+                                ));
+                                alone = true;
+                                continue;
+                            }
+                            Err(refused) => Err(*refused.error),
+                        }
+                    }
+                    _ => azure.write(id, &write, etag, &label).await,
+                };
+                match sent {
                     Ok(Started::Done(_)) => conflicts = 0,
                     Ok(Started::Pending(op)) => {
                         conflicts = 0;

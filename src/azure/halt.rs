@@ -39,13 +39,21 @@ pub fn close(key: &str, why: impl Into<String>) {
 
 /// Why the current task's requests are stopped, once they are.
 pub fn reason() -> Option<String> {
+    reason_for(key().as_deref())
+}
+
+/// The current task's key, if it runs in a [`scope`].
+pub fn key() -> Option<String> {
+    KEY.try_with(Clone::clone).ok()
+}
+
+/// Why requests under `key` (None: outside every scope) are stopped, once they are: for a
+/// request sent on a run's behalf by another task.
+pub fn reason_for(key: Option<&str>) -> Option<String> {
     let closed = closed();
-    if closed.is_empty() {
-        return None;
-    }
-    match KEY.try_with(Clone::clone) {
-        Ok(key) => closed.get(&key).cloned(),
-        Err(_) => closed.values().next().cloned(),
+    match key {
+        Some(key) => closed.get(key).cloned(),
+        None => closed.values().next().cloned(),
     }
 }
 

@@ -8,6 +8,7 @@
 //!   ARM, see the wire contract);
 //! - [`memo`]: a read is not repeated until we act or wait;
 //! - [`converge`]: one loop that brings a resource to a desired state;
+//! - [`disk_batch`]: attach/detach changes to one VM merged into one request;
 //! - [`script`]: a script run at most once (managed Run Command);
 //! - [`error`]: errors classified by HTTP status and ARM code;
 //! - [`model`]: typed views of what is read.
@@ -18,6 +19,7 @@ pub mod blob;
 pub mod calls;
 pub mod converge;
 pub mod credential;
+pub mod disk_batch;
 pub mod error;
 pub mod halt;
 pub mod ids;
@@ -68,6 +70,8 @@ pub struct Azure {
     /// Endpoints this target had before (an emulator restarted on another port): operation URLs
     /// checkpointed there are polled here.
     previous_endpoints: Vec<url::Url>,
+    /// Attach/detach changes waiting for, or sharing, one request per VM.
+    disk_batches: disk_batch::Batches,
 }
 
 impl std::fmt::Debug for Azure {
@@ -149,6 +153,7 @@ impl Azure {
             scopes: vec![scope],
             endpoint,
             previous_endpoints: Vec::new(),
+            disk_batches: Default::default(),
         })
     }
 
@@ -210,6 +215,11 @@ impl Azure {
 
     pub(crate) fn transport(&self) -> &Arc<transport::Transport> {
         &self.transport
+    }
+
+    /// A converge loop's place at VM `id`'s attach/detach gate (None: not a VM).
+    pub fn disk_batch_member(&self, id: &ids::ResourceId) -> Option<disk_batch::Member> {
+        self.disk_batches.member(id)
     }
 
     pub(crate) fn previous_endpoints(&self) -> &[url::Url] {

@@ -307,6 +307,29 @@ fn fleet_pool_never_attaches_more_copies_than_the_rescue_vm_takes() {
     for t in status["targets"].as_array().unwrap() {
         let j = crate::crash::support::journal(&world.state(), t["run_id"].as_str().unwrap());
         assert_eq!(j["inputs"]["rescue_vm"], "rescue-1", "{t}");
+        // Runs on one VM may share an attachDetachDataDisks request; each run's journal still
+        // holds it as the evidence of its own attach and detach.
+        for step in ["attach", "detach"] {
+            let calls = &j["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == step)
+                .unwrap()["calls"];
+            assert!(
+                calls
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["method"] == "POST"
+                        && c["path"]
+                            .as_str()
+                            .unwrap()
+                            .ends_with("/rescue-1/attachDetachDataDisks")),
+                "{step} of {}: {calls}",
+                t["id"]
+            );
+        }
     }
 }
 
