@@ -224,7 +224,7 @@ fn main() {
         format!("mean {mean:.2} s, max {max:.2} s")
     };
     println!(
-        "  a copy on its rescue VM          attach {}; fsck {}; detach {} (a VM's operations wait for each other's, and preempt)",
+        "  a copy on its rescue VM          attach {}; fsck {}; detach {} (changes meeting on a VM go as one request)",
         spread(&phases[0]),
         spread(&phases[1]),
         spread(&phases[2])
